@@ -1,0 +1,68 @@
+"""The one exception tree imagebot raises; every message names the thing it is about."""
+
+from __future__ import annotations
+
+
+class ImagebotError(Exception):
+    """Base of every error imagebot raises on purpose."""
+
+
+class PolicyError(ImagebotError):
+    """A policy file is invalid. Carries every problem found, each with file:line and field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class InvalidReference(ImagebotError):
+    """An image reference cannot be parsed."""
+
+
+class RegistryError(ImagebotError):
+    """A registry call failed. The message names registry and repository."""
+
+    def __init__(self, message: str, *, registry: str = "", repository: str = "") -> None:
+        self.registry = registry
+        self.repository = repository
+        where = "/".join(p for p in (registry, repository) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class AuthError(RegistryError):
+    """Credentials were refused or could not be obtained."""
+
+
+class NotFound(RegistryError):
+    """The repository, tag or manifest does not exist."""
+
+
+class RateLimited(RegistryError):
+    """The registry asked us to slow down and retries ran out."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        registry: str = "",
+        repository: str = "",
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, registry=registry, repository=repository)
+
+
+class GitError(ImagebotError):
+    """A git operation on an environment repo failed."""
+
+
+class ForgeError(ImagebotError):
+    """A forge (GitHub, GitLab, Gitea) API call failed."""
+
+
+class EditError(ImagebotError):
+    """A file cannot be edited safely; it is left untouched."""
+
+
+class SelectionError(ImagebotError):
+    """A selection rule (range, regex, template) is itself invalid."""
