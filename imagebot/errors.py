@@ -65,4 +65,8 @@ class EditError(ImagebotError):
 
 
 class SelectionError(ImagebotError):
-    """A selection rule (range, regex, template) is itself invalid."""
+    """A selection rule (range, regex, template) is itself invalid; ``field`` names the rule field."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        self.field = field
+        super().__init__(message)

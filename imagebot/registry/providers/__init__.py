@@ -1,0 +1,1 @@
+"""Credential sources: Docker config, env vars, files, and cloud token exchanges."""
