@@ -56,8 +56,8 @@ def filter_pass(names: list[str], compiled: CompiledRule, reasons: Reasons) -> l
         exclude_memo.clear()
     r_duplicate = "rejected: duplicate of an earlier tag"
     r_ignored = "rejected: listed in ignore"
-    r_include = f"rejected: does not match include {rule.include!r}"
-    r_exclude = {p.text: f"rejected: matches exclude {p.text!r}" for p in exclude}
+    r_include = f"rejected: does not match include '{rule.include}'"
+    r_exclude = {p.text: f"rejected: matches exclude '{p.text}'" for p in exclude}
     values: list[str | None] = []
     seen: set[str] = set()
     for i, name in enumerate(names):
