@@ -22,12 +22,14 @@ from imagebot.registry.providers.dockerconfig import (
     config_hostname,
     default_config_path,
 )
+from imagebot.registry.providers.ecr import EcrProvider
 from imagebot.registry.providers.env import Environment
 from imagebot.registry.providers.files import SecretDirectoryProvider
 from imagebot.registry.providers.spec import (
     BasicSource,
     CredentialSource,
     DockerConfigSource,
+    EcrSource,
     SecretSource,
 )
 
@@ -79,6 +81,8 @@ def _build(
         return DockerConfigProvider.from_file(path, environment)
     if isinstance(source, SecretSource):
         return SecretDirectoryProvider(environment.path(source.path), environment)
+    if isinstance(source, EcrSource):
+        return EcrProvider(source, environment)
     raise AssertionError(f"unhandled credential source {source!r}")
 
 
