@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+import jwt
+
 
 @dataclass
 class Request:
@@ -370,3 +372,222 @@ class FakeImds(FakeServer):
             }
             return Response.json(200, doc)
         return Response.text(404, "")
+
+
+# ---------------------------------------------------------------- Google
+
+
+class FakeGoogleOAuth(FakeServer):
+    """Google's OAuth 2.0 token endpoint: the JWT bearer grant for service-account keys
+    (RS256 assertion verified against the key's public half) and the refresh-token grant."""
+
+    def __init__(self, *, public_key_pem: bytes, client_email: str, refresh_token: str) -> None:
+        super().__init__()
+        self.public_key_pem = public_key_pem
+        self.client_email = client_email
+        self.refresh_token = refresh_token
+        self.issued: list[str] = []
+
+    @property
+    def token_uri(self) -> str:
+        return f"{self.url}/token"
+
+    def handle(self, request: Request) -> Response:
+        if request.method != "POST" or request.path != "/token":
+            return Response.json(404, {"error": "not_found"})
+        form = request.form()
+        grant = form.get("grant_type")
+        if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            try:
+                claims = jwt.decode(
+                    form.get("assertion", ""),
+                    self.public_key_pem,
+                    algorithms=["RS256"],
+                    audience=self.token_uri,
+                    options={"require": ["iss", "aud", "iat", "exp", "scope"]},
+                )
+            except jwt.InvalidSignatureError:
+                return self._error("invalid_grant", "Invalid JWT Signature.")
+            except jwt.PyJWTError as exc:
+                return self._error("invalid_grant", f"Invalid JWT: {exc}")
+            if claims["iss"] != self.client_email:
+                return self._error("invalid_grant", "Invalid grant: account not found")
+            if claims["exp"] - claims["iat"] > 3600:
+                return self._error("invalid_grant", "Invalid JWT: exp too far in the future")
+        elif grant == "refresh_token":
+            if form.get("refresh_token") != self.refresh_token:
+                return self._error("invalid_grant", "Bad Request")
+        else:
+            return self._error("unsupported_grant_type", "Invalid grant_type: " + str(grant))
+        token = f"ya29.access-token-{len(self.issued) + 1}"
+        self.issued.append(token)
+        return Response.json(
+            200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+        )
+
+    @staticmethod
+    def _error(error: str, description: str) -> Response:
+        return Response.json(400, {"error": error, "error_description": description})
+
+
+class FakeGceMetadata(FakeServer):
+    """The GCE/GKE metadata server's default service-account token."""
+
+    PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.issued: list[str] = []
+
+    def handle(self, request: Request) -> Response:
+        if request.header("metadata-flavor") != "Google":
+            return Response.text(403, "Missing Metadata-Flavor:Google header.", "text/html")
+        if request.path != self.PATH:
+            return Response.text(404, "Not Found", "text/html")
+        token = f"ya29.metadata-token-{len(self.issued) + 1}"
+        self.issued.append(token)
+        response = Response.json(
+            200, {"access_token": token, "expires_in": 3387, "token_type": "Bearer"}
+        )
+        response.headers["Metadata-Flavor"] = "Google"
+        return response
+
+
+# ---------------------------------------------------------------- Azure
+
+
+class FakeEntraId(FakeServer):
+    """Microsoft Entra ID's v2.0 token endpoint, client-credentials grant with a secret or
+    a federated client assertion, answering AADSTS errors as Entra does."""
+
+    def __init__(self, *, tenant: str, client_id: str, secret: str, federated_token: str) -> None:
+        super().__init__()
+        self.tenant, self.client_id = tenant, client_id
+        self.secret, self.federated_token = secret, federated_token
+        self.issued: list[str] = []
+
+    def handle(self, request: Request) -> Response:
+        if request.path != f"/{self.tenant}/oauth2/v2.0/token":
+            return self._error(400, "invalid_request", "AADSTS90002: Tenant not found.")
+        form = request.form()
+        if form.get("grant_type") != "client_credentials":
+            return self._error(400, "unsupported_grant_type", "AADSTS70003: unsupported grant")
+        if form.get("client_id") != self.client_id:
+            return self._error(400, "unauthorized_client", "AADSTS700016: Application not found")
+        if not form.get("scope", "").endswith("/.default"):
+            return self._error(400, "invalid_scope", "AADSTS1002012: invalid scope")
+        if "client_secret" in form:
+            if form["client_secret"] != self.secret:
+                return self._error(
+                    401, "invalid_client", "AADSTS7000215: Invalid client secret provided."
+                )
+        elif form.get("client_assertion_type") == (
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        ):
+            if form.get("client_assertion") != self.federated_token:
+                return self._error(
+                    400, "invalid_client", "AADSTS700024: Client assertion is not valid."
+                )
+        else:
+            return self._error(
+                401, "invalid_client", "AADSTS7000218: client_assertion or client_secret required"
+            )
+        token = f"entra-access-{len(self.issued) + 1}"
+        self.issued.append(token)
+        return Response.json(
+            200,
+            {
+                "token_type": "Bearer",
+                "expires_in": 3599,
+                "ext_expires_in": 3599,
+                "access_token": token,
+            },
+        )
+
+    @staticmethod
+    def _error(status: int, error: str, description: str) -> Response:
+        return Response.json(
+            status,
+            {
+                "error": error,
+                "error_description": description,
+                "error_codes": [0],
+                "timestamp": _iso(datetime.now(UTC)),
+                "trace_id": "t",
+                "correlation_id": "c",
+            },
+        )
+
+
+class FakeAzureImds(FakeServer):
+    """Azure IMDS managed-identity tokens (``Metadata: true``, ``expires_in`` as a string)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.issued: list[str] = []
+
+    def handle(self, request: Request) -> Response:
+        if request.header("metadata") != "true":
+            return Response.json(
+                400,
+                {
+                    "error": "invalid_request",
+                    "error_description": "Required metadata header not specified",
+                },
+            )
+        if request.path != "/metadata/identity/oauth2/token" or "resource" not in request.query:
+            return Response.json(400, {"error": "invalid_request", "error_description": "bad"})
+        token = f"imds-access-{len(self.issued) + 1}"
+        self.issued.append(token)
+        now = int(time.time())
+        return Response.json(
+            200,
+            {
+                "access_token": token,
+                "expires_in": "86399",
+                "expires_on": str(now + 86399),
+                "resource": request.query["resource"][0],
+                "token_type": "Bearer",
+            },
+        )
+
+
+class FakeAcrExchange(FakeServer):
+    """ACR's ``/oauth2/exchange``: an Entra token from the tenant for a refresh token (a JWT)."""
+
+    def __init__(self, *, accepted_tokens: list[str], service: str, lifetime: timedelta) -> None:
+        super().__init__()
+        self.accepted_tokens = accepted_tokens  # shared with the Entra fake's issued list
+        self.service = service
+        self.lifetime = lifetime
+        self.issued: list[str] = []
+
+    def handle(self, request: Request) -> Response:
+        if request.method != "POST" or request.path != "/oauth2/exchange":
+            return Response.json(404, {"errors": [{"code": "NOT_FOUND", "message": "not found"}]})
+        form = request.form()
+        if form.get("grant_type") != "access_token":
+            return self._unauthorized("grant type not supported")
+        if form.get("service") != self.service:
+            return self._unauthorized("service does not match")
+        if form.get("access_token") not in self.accepted_tokens:
+            return self._unauthorized("failed to validate the AAD access token")
+        exp = int(time.time() + self.lifetime.total_seconds())
+        refresh = jwt.encode(
+            {
+                "jti": str(len(self.issued) + 1),
+                "sub": "sp",
+                "exp": exp,
+                "grant_type": "refresh_token",
+                "aud": self.service,
+                "tenant": form.get("tenant", ""),
+            },
+            "acr-signing-key-for-tests-only-32b",
+            algorithm="HS256",
+        )
+        self.issued.append(refresh)
+        return Response.json(200, {"refresh_token": refresh})
+
+    @staticmethod
+    def _unauthorized(message: str) -> Response:
+        return Response.json(401, {"errors": [{"code": "UNAUTHORIZED", "message": message}]})

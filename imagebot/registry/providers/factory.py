@@ -6,10 +6,12 @@ import fnmatch
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import assert_never
 
 import httpx
 
 from imagebot.registry.credentials import CredentialProvider, Credentials
+from imagebot.registry.providers.acr import AcrProvider
 from imagebot.registry.providers.basic import BasicProvider
 from imagebot.registry.providers.chain import (
     DEFAULT_REFRESH_MARGIN,
@@ -25,11 +27,14 @@ from imagebot.registry.providers.dockerconfig import (
 from imagebot.registry.providers.ecr import EcrProvider
 from imagebot.registry.providers.env import Environment
 from imagebot.registry.providers.files import SecretDirectoryProvider
+from imagebot.registry.providers.gar import GarProvider
 from imagebot.registry.providers.spec import (
+    AcrSource,
     BasicSource,
     CredentialSource,
     DockerConfigSource,
     EcrSource,
+    GarSource,
     SecretSource,
 )
 
@@ -83,7 +88,11 @@ def _build(
         return SecretDirectoryProvider(environment.path(source.path), environment)
     if isinstance(source, EcrSource):
         return EcrProvider(source, environment)
-    raise AssertionError(f"unhandled credential source {source!r}")
+    if isinstance(source, GarSource):
+        return GarProvider(source, environment, http)
+    if isinstance(source, AcrSource):
+        return AcrProvider(source, environment, http)
+    assert_never(source)
 
 
 class _RegistryRouter:
