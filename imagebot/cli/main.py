@@ -15,7 +15,7 @@ import imagebot
 from imagebot import logs
 
 #: Subcommand modules under imagebot.cli, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("check", "plan", "apply", "schema")
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -278,3 +278,12 @@ __all__ = [
     "TagFilter",
     "parse_policy",
 ]
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a policy file, as published in imagebot/schema/."""
+    schema = EnvironmentPolicy.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://imagebot.dev/schema/policy.schema.json"
+    schema["title"] = "imagebot environment policy"
+    return schema
