@@ -138,7 +138,9 @@ def print_result(result: CycleResult, *, output: str, published: bool) -> None:
             out.write(f"{c.summary()}\n")
         for image, current, d in plan.decisions:
             if d.tag is None or d.tag == current:
-                out.write(f"{plan.environment}: {image} stays at {current or '(none)'}: {d.reason}\n")
+                out.write(
+                    f"{plan.environment}: {image} stays at {current or '(none)'}: {d.reason}\n"
+                )
         for problem in plan.problems:
             out.write(f"error: {problem}\n")
         if r.error:
