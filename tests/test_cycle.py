@@ -204,3 +204,48 @@ def test_push_race_is_retried_on_the_new_head(setup: Setup) -> None:
     assert show(setup.remote, "envs/dev/notes.yaml") == b"note: human\n"
     assert f"{setup.image}:1.1.0".encode() in show(setup.remote, "envs/dev/app.yaml")
     assert len(commits(setup.remote)) == 3
+
+
+MULTI_DOC = (
+    "# Two workloads, CRLF line endings, quoted and unquoted images\r\n"
+    "---\r\n"
+    "apiVersion: apps/v1\r\n"
+    "kind: Deployment\r\n"
+    "metadata: {name: web}   # flow style stays\r\n"
+    "spec:\r\n"
+    "  template:\r\n"
+    "    spec:\r\n"
+    "      containers:\r\n"
+    "      - name: web\r\n"
+    "        image: '{image}:1.0.0'  # single-quoted\r\n"
+    "      initContainers:\r\n"
+    "      - name: init\r\n"
+    "        image: {image}:1.0.0\r\n"
+    "---\r\n"
+    "# second document\r\n"
+    "apiVersion: batch/v1\r\n"
+    "kind: CronJob\r\n"
+    "spec:\r\n"
+    "  jobTemplate:\r\n"
+    "    spec:\r\n"
+    "      template:\r\n"
+    "        spec:\r\n"
+    "          containers:\r\n"
+    '            - image: "{image}:1.0.0"\r\n'
+    "              args: [\"run {image}:1.0.0\"]\r\n"
+)
+
+
+def test_multi_document_crlf_manifest_changes_only_version_bytes(setup: Setup) -> None:
+    """Comments, quoting styles, CRLF and several documents survive; only versions change."""
+    original = MULTI_DOC.replace("{image}", setup.image).encode()
+    push_files(setup.remote, {"envs/dev/multi.yaml": original}, message="multi")
+    code, out = setup.cli("apply")
+    assert code == 0, out
+    expected = (
+        MULTI_DOC.replace("{image}:1.0.0", "{image}:1.1.0")
+        .replace('["run {image}:1.1.0"]', '["run {image}:1.0.0"]')
+        .replace("{image}", setup.image)
+        .encode()
+    )
+    assert show(setup.remote, "envs/dev/multi.yaml") == expected
