@@ -15,7 +15,7 @@ import imagebot
 from imagebot import logs
 
 #: Subcommand modules under imagebot.cli, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("set_image",)
 
 EXIT_OK = 0
 EXIT_ERROR = 1
