@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import anyio
 import httpx
@@ -115,7 +116,7 @@ def test_token_registry_is_scanned_with_one_token_per_repository(
     ]
 
 
-def test_token_expiring_mid_scan_is_refreshed_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_token_expiring_mid_scan_is_refreshed_once(tmp_path: Path) -> None:
     """When the token's expires_in passes mid-scan, concurrent requests share one refresh."""
     clock = FakeClock(datetime(2025, 3, 1, tzinfo=UTC))
     with run_token_registry(tmp_path, users=TOKEN_USERS, expires_in=300) as (reg, tokens):
@@ -155,9 +156,9 @@ def test_token_expiring_mid_scan_is_refreshed_once(tmp_path) -> None:  # type: i
     assert len(statuses) == 1
 
 
-def test_401_after_token_refresh_is_auth_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_401_after_token_refresh_is_auth_error(tmp_path: Path) -> None:
     """A token that the registry still refuses gives AuthError; other repositories still scan."""
-    with run_token_registry(tmp_path, users=TOKEN_USERS, deny={"acme/locked"}) as (reg, tokens):
+    with run_token_registry(tmp_path, users=TOKEN_USERS, deny={"acme/locked"}) as (reg, _tokens):
         auth = ChallengeAuth(TOKEN_USER, TOKEN_PASSWORD)
         push_image(reg, "acme/open", "1", auth=auth)
         creds = StaticProvider({reg.host: Credentials(TOKEN_USER, TOKEN_PASSWORD)})

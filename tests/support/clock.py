@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-import anyio
+import anyio.lowlevel
 
 
 class FakeClock:
@@ -28,4 +28,4 @@ class FakeClock:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.advance(seconds)
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
