@@ -10,6 +10,7 @@ type). Every request is recorded so tests can count calls.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
@@ -70,6 +72,39 @@ class Rewrite:
 
 Action = Respond | Delay | Drop | Truncate | Rewrite | None
 Rule = Callable[[Seen], Action]
+
+
+def paginate(seen: Seen, *, order: Callable[[list[str]], list[str]] = sorted) -> Action:
+    """For a tags/list request, page the registry's answer as the distribution spec says.
+
+    Distribution 2.8 ignores ``n``/``last`` on tags/list (paging arrived in 3.0), so this
+    applies them on top of the real answer: tags in ``order`` (lexical by default), those
+    after ``last``, at most ``n``, and ``Link: <…?n=N&last=T>; rel="next"`` while more remain.
+    """
+    url = urlsplit(seen.path)
+    if not url.path.endswith("/tags/list"):
+        return None
+    query = parse_qs(url.query)
+
+    def change(
+        status: int, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        if status != 200:
+            return status, headers, body
+        doc = json.loads(body)
+        tags = order(list(doc.get("tags") or []))
+        if "last" in query:
+            last = query["last"][0]
+            tags = tags[tags.index(last) + 1 :] if last in tags else []
+        n = int(query["n"][0]) if "n" in query else len(tags)
+        page, more = tags[:n], len(tags) > n
+        headers = {k: v for k, v in headers.items() if k.lower() != "link"}
+        if more:
+            nxt = urlencode({"n": n, "last": page[-1]})
+            headers["Link"] = f'<{url.path}?{nxt}>; rel="next"'
+        return status, headers, json.dumps({"name": doc.get("name"), "tags": page}).encode()
+
+    return Rewrite(change)
 
 
 def every_nth(n: int, action: Action) -> Rule:
