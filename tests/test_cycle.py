@@ -156,8 +156,7 @@ def test_failing_image_does_not_stop_the_others(setup: Setup) -> None:
     )
     policy = setup.policies / "dev.yaml"
     policy.write_text(
-        policy.read_text()
-        + f'  - name: missing\n    repository: {missing}\n    range: "^1.0"\n'
+        policy.read_text() + f'  - name: missing\n    repository: {missing}\n    range: "^1.0"\n'
     )
     code, out = setup.cli("apply")
     assert code == 1
@@ -232,7 +231,7 @@ MULTI_DOC = (
     "        spec:\r\n"
     "          containers:\r\n"
     '            - image: "{image}:1.0.0"\r\n'
-    "              args: [\"run {image}:1.0.0\"]\r\n"
+    '              args: ["run {image}:1.0.0"]\r\n'
 )
 
 

@@ -36,7 +36,9 @@ def test_commit_and_push_keep_bytes_exactly(tmp_path: Path) -> None:
     assert show(remote, "envs/dev/pod.yaml") == new
     assert show(remote, "envs/dev/other.yml") == b"a: 1"
     assert message(remote).strip() == "bump"
-    assert git("log", "-1", "--format=%aI %an", cwd=remote).strip() == "2026-01-02T03:04:05+00:00 bot"
+    assert (
+        git("log", "-1", "--format=%aI %an", cwd=remote).strip() == "2026-01-02T03:04:05+00:00 bot"
+    )
     assert repo.head() == sha
 
 

@@ -6,14 +6,21 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 
 from imagebot import config, engine
 from imagebot.core.plan import Change, EnvironmentPlan
 from imagebot.engine import CycleResult
+from imagebot.registry.cache import TagCache
+from imagebot.registry.client import RegistryClient
+from imagebot.registry.providers import provider_for
+from imagebot.registry.settings import RegistriesSettings, load_registries
 
 
 def default_cache_dir() -> Path:
@@ -171,3 +178,39 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
     result = anyio.run(cycle)
     print_result(result, output=args.output, published=publish)
     return 0 if result.ok else 1
+
+
+def registry_settings(args: argparse.Namespace) -> RegistriesSettings:
+    """registries.yaml (given, or beside the policies) plus --insecure-registry hosts."""
+    path: Path | None = args.registries
+    if path is None:
+        beside = getattr(args, "policies", None)
+        if beside is not None and (beside / "registries.yaml").is_file():
+            path = beside / "registries.yaml"
+    settings = load_registries(path) if path is not None else RegistriesSettings()
+    return settings.with_insecure(frozenset(args.insecure_registry))
+
+
+@asynccontextmanager
+async def registry_client(
+    args: argparse.Namespace, *, cache_dir: Path
+) -> AsyncIterator[RegistryClient]:
+    """The full registry client: settings, credentials, and the SQLite tag cache."""
+    settings = registry_settings(args)
+    sources = {h: s.credentials for h, s in settings.registries.items() if s.credentials}
+    if settings.defaults.credentials is not None:
+        sources["*"] = settings.defaults.credentials
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache = TagCache(cache_dir / "registry.sqlite")
+    try:
+        async with (
+            httpx.AsyncClient(timeout=30) as http,
+            RegistryClient(
+                settings=settings,
+                credentials=provider_for(sources, http=http),
+                cache=cache,
+            ) as client,
+        ):
+            yield client
+    finally:
+        cache.close()
