@@ -81,7 +81,7 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
 
 
 def test_one_cycle_makes_one_commit_then_none(setup: Setup) -> None:
-    """With 1.0.0…2.0.0 pushed and ^1.0, apply commits 1.0.0 → 1.1.0 once; a rerun commits nothing."""
+    """With 1.0.0…2.0.0 pushed and ^1.0, apply commits 1.0.0 → 1.1.0 once; a rerun, nothing."""
     before = show(setup.remote, "envs/dev/app.yaml")
     code, out = setup.cli("apply")
     assert code == 0, out

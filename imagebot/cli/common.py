@@ -17,6 +17,7 @@ import httpx
 from imagebot import config, engine
 from imagebot.core.plan import Change, EnvironmentPlan
 from imagebot.engine import CycleResult
+from imagebot.errors import PolicyError
 from imagebot.registry.cache import TagCache
 from imagebot.registry.client import RegistryClient
 from imagebot.registry.providers import provider_for
@@ -163,10 +164,17 @@ def print_result(result: CycleResult, *, output: str, published: bool) -> None:
 def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
     """Load policies, run one cycle, print the result; 0 when everything went through."""
     policies = load(args)
-    cache_dir = args.cache_dir or default_cache_dir()
+    try:
+        settings = registry_settings(args)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}")
+        return 1
+    cache_dir: Path = args.cache_dir or default_cache_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
 
     async def cycle() -> CycleResult:
-        async with registry_client(args, cache_dir=cache_dir) as registry:
+        async with registry_client(settings, cache_dir=cache_dir) as registry:
             return await engine.run_cycle(
                 policies.environments,
                 registry=registry,
@@ -193,14 +201,15 @@ def registry_settings(args: argparse.Namespace) -> RegistriesSettings:
 
 @asynccontextmanager
 async def registry_client(
-    args: argparse.Namespace, *, cache_dir: Path
+    settings: RegistriesSettings, *, cache_dir: Path
 ) -> AsyncIterator[RegistryClient]:
-    """The full registry client: settings, credentials, and the SQLite tag cache."""
-    settings = registry_settings(args)
+    """The full registry client: settings, credentials, and the SQLite tag cache.
+
+    ``cache_dir`` must exist (the caller creates it, outside the event loop).
+    """
     sources = {h: s.credentials for h, s in settings.registries.items() if s.credentials}
     if settings.defaults.credentials is not None:
         sources["*"] = settings.defaults.credentials
-    cache_dir.mkdir(parents=True, exist_ok=True)
     cache = TagCache(cache_dir / "registry.sqlite")
     try:
         async with (
