@@ -145,7 +145,7 @@ def semver_pass(
         if base is not None
         else "rejected: has a variant suffix (set include or variant: any to choose one)"
     )
-    r_range = f"rejected: outside range {rule.range!r}"
+    r_range = f"rejected: outside range '{rule.range}'"
     r_allow = f"rejected: beyond allow: {allow} from the running {current}"
     r_downgrade = f"rejected: older than the running {current} (downgrade not allowed)"
 

@@ -1,9 +1,10 @@
 """``select``: choose one tag for a rule, with a reason for every tag it did not choose.
 
-Every tag passes the same gates in the same order, and the first gate it fails is its reason:
-duplicate, ignore list, include, exclude, build tags (``latest``, ``sha-…``), strategy reading,
-prerelease, variant, range, allow, minimum age, downgrade. Tags that pass all gates are
-candidates; the strategy's order picks one and a fixed tie-break settles equals.
+Every tag passes the same gates in the same order (see ``gates``), and the first gate it fails
+is its reason: duplicate, ignore list, include, exclude, build tags (``latest``, ``sha-…``),
+strategy reading, partial, prerelease, variant, range, allow, downgrade, minimum age. Tags that
+pass all gates are candidates; the strategy's order picks one and a fixed tie-break settles
+equals. Verdicts are built only when someone reads them.
 """
 
 from __future__ import annotations
