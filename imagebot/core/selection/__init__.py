@@ -7,6 +7,8 @@ loader can report a bad range or regex against its file and line.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .compiled import clear_caches, validate_rule
 from .rule import (
     STRATEGIES,
@@ -20,6 +22,14 @@ from .rule import (
 from .select import select
 from .semver_range import SemverRange, parse_range
 from .semver_tags import SemverTag, parse_tag
+from .semver_tags import remember as _remember
+
+
+def read_ahead(tags: Iterable[str]) -> None:
+    """Read tags as versions ahead of ``select`` (e.g. while the next page of a tag list
+    downloads): the readings are remembered, so selection later only looks them up."""
+    _remember(tags)
+
 
 __all__ = [
     "STRATEGIES",
@@ -34,6 +44,7 @@ __all__ = [
     "explain_lines",
     "parse_range",
     "parse_tag",
+    "read_ahead",
     "select",
     "validate_rule",
 ]
