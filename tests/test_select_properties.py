@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,6 +26,8 @@ versions = st.builds(
 )
 junk = st.sampled_from(["latest", "main", "sha-abc1234", "deadbeef12", "1.2.3.4", "nightly-7"])
 tags_lists = st.lists(st.one_of(versions, versions, versions, junk), max_size=25)
+# Registries list each tag once; duplicates take a different path through the gates.
+unique_tags = st.lists(st.one_of(versions, versions, versions, junk), max_size=25, unique=True)
 
 rules = st.builds(
     SelectionRule,
@@ -39,7 +44,7 @@ currents = st.one_of(st.none(), versions, junk)
 
 
 @settings(max_examples=300, deadline=None)
-@given(tags=tags_lists, rule=rules, current=currents, data=st.data())
+@given(tags=st.one_of(unique_tags, tags_lists), rule=rules, current=currents, data=st.data())
 def test_choice_does_not_depend_on_tag_order(
     tags: list[str], rule: SelectionRule, current: str | None, data: st.DataObject
 ) -> None:
@@ -88,12 +93,13 @@ def test_choice_satisfies_range_and_filters(
         assert rule.partial
 
 
-@settings(max_examples=200, deadline=None)
-@given(tags=tags_lists, rule=rules, current=currents)
+@settings(max_examples=400, deadline=None)
+@given(tags=st.one_of(unique_tags, tags_lists), rule=rules, current=currents)
 def test_verdicts_agree_with_the_choice(
     tags: list[str], rule: SelectionRule, current: str | None
 ) -> None:
-    """One verdict per tag; the chosen tag is accepted and no accepted tag ranks above it."""
+    """One verdict per tag; the chosen tag is accepted, no accepted tag ranks above it, and the
+    summary's count of qualifying tags is the number of accepted verdicts."""
     decision = select(tags, rule, current=current)
     assert [v.tag for v in decision.verdicts] == tags
     accepted = [v.tag for v in decision.verdicts if v.accepted]
@@ -101,6 +107,9 @@ def test_verdicts_agree_with_the_choice(
         assert accepted == []
         return
     assert decision.tag in accepted
+    qualify = re.search(r"\((\d+) of (\d+) tags qualify\)", decision.reason)
+    assert qualify is not None
+    assert (int(qualify[1]), int(qualify[2])) == (len(accepted), len(tags))
     best = parse_tag(decision.tag)
     assert best is not None
     for tag in accepted:
@@ -123,3 +132,36 @@ def test_numeric_and_lexical_are_order_independent(
     rule = SelectionRule(strategy=strategy, order=order)  # type: ignore[arg-type]
     shuffled = data.draw(st.permutations(tags))
     assert select(tags, rule).tag == select(shuffled, rule).tag
+
+
+def test_choice_matches_explanation_on_a_large_list() -> None:
+    """On 3,000 mixed tags and many rules, the choice is the best tag the verdicts accept."""
+    rng = random.Random(7)
+    tags = sorted(
+        {
+            f"{rng.choice(['', 'v'])}{rng.randint(0, 6)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}"
+            + rng.choice(["", "", "-rc.1", "-rc.2", "-alpine", "-beta.3-alpine", "_b2"])
+            for _ in range(3000)
+        }
+        | {"latest", "sha-abc1234", "1.2", "3"}
+    )
+    rules = [
+        SelectionRule(range=r, prerelease=p, partial=q, variant=v, allow=a)
+        for r in (None, "^2", "~3.4", ">=1.2 <5", "1.x || 4.x", "!=6.9.9")
+        for p in (False, True)
+        for q in (False, True)
+        for v in ("match", "any")
+        for a in ("major", "minor")
+    ]
+    for rule in rules:
+        for current in (None, "3.4.5", "4.0.0-rc.1", "2.2.2-alpine", "v1.0.0"):
+            decision = select(tags, rule, current=current)
+            accepted = [v.tag for v in decision.verdicts if v.accepted]
+            if decision.tag is None:
+                assert accepted == [], (rule, current)
+                continue
+            chosen = parse_tag(decision.tag)
+            assert chosen is not None
+            assert decision.tag in accepted, (rule, current)
+            assert all(parse_tag(t).key <= chosen.key for t in accepted), (rule, current)  # type: ignore[union-attr]
+            assert f"({len(accepted)} of {len(tags)} tags qualify)" in decision.reason
