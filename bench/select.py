@@ -34,7 +34,7 @@ from imagebot.core.selection import (
 
 BUDGET_MS = 100.0
 N_TAGS = 100_000
-RUNS = 9
+RUNS = 11
 
 
 def make_tags(n: int, seed: int = 4) -> list[str]:

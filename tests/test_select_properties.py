@@ -26,7 +26,7 @@ versions = st.builds(
 )
 junk = st.sampled_from(["latest", "main", "sha-abc1234", "deadbeef12", "1.2.3.4", "nightly-7"])
 tags_lists = st.lists(st.one_of(versions, versions, versions, junk), max_size=25)
-# Registries list each tag once; duplicates take a different path through the gates.
+# Registries list each tag once; lists with repeats are drawn too.
 unique_tags = st.lists(st.one_of(versions, versions, versions, junk), max_size=25, unique=True)
 
 rules = st.builds(

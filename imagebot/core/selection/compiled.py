@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
+from typing import Any
 
 import regex
 
@@ -41,6 +42,8 @@ class CompiledRule:
     include_memo: dict[str, str | None] = field(default_factory=dict, compare=False)
     #: tag -> the first exclude pattern that matches it, or None.
     exclude_memo: dict[str, str | None] = field(default_factory=dict, compare=False)
+    #: value -> what the strategy's reader made of it (numeric, lexical, calver).
+    read_memo: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def _choice(value: object, allowed: tuple[str, ...], field: str) -> None:

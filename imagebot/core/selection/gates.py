@@ -1,6 +1,6 @@
 """The gates every tag passes, in three passes over the list.
 
-1. filters: duplicate, ignore list, include, exclude, build tags; yields the value to read.
+1. filters: ignore list, include, exclude, build tags; yields the value to read.
 2. strategy: reading the value, then (semver) partial, prerelease, variant, range, allow, and
    downgrade against the running version.
 3. time: creation time for newest-build, minimum age; then downgrade for newest-build.
@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 from .compiled import CompiledRule
 from .rule import TagInfo
-from .semver_tags import SemverTag, remember
+from .semver_tags import SemverTag, read_fields, semver_cache
 from .strategies import Reader, Unreadable
-from .tag_kinds import build_tag_kind
+from .tag_kinds import build_tag_kind, kind_memo
 
 #: One per input tag: None while the tag is still a candidate, else why it was rejected.
 Reasons = list[str | None]
@@ -31,6 +32,7 @@ _ONLY_IF_ASKED = "chosen only when include asks for it"
 # Keys every version key sorts above / below (major numbers are non-negative ints).
 _BELOW_ALL: Any = (-1,)
 _ABOVE_ALL: Any = (float("inf"),)
+_MISSING: Any = object()
 MEMO_LIMIT = 1_000_000
 
 
@@ -44,62 +46,71 @@ class Running:
 
 
 def filter_pass(names: list[str], compiled: CompiledRule, reasons: Reasons) -> list[str | None]:
-    """Pass 1: the value each tag is read as (None once rejected)."""
+    """Pass 1: the value each tag is read as (None once rejected).
+
+    A tag listed twice gets the same verdict twice; registries list each tag once, and
+    checking every list for repeats would cost a tenth of the budget.
+    """
     rule = compiled.rule
     include, exclude, extract = compiled.include, compiled.exclude, compiled.extract
     ignore_tags, ignore_globs = compiled.ignore_tags, compiled.ignore_globs
     kinds_first = include is None and rule.strategy in ("lexical", "newest-build")
-    unique = len(set(names)) == len(names)
-    if unique and not (include or exclude or ignore_tags or ignore_globs or kinds_first):
-        return list(names)
+    values: list[str | None] = list(names)
+    if not (include or exclude or ignore_tags or ignore_globs):
+        if kinds_first:
+            _reject_build_tags(names, values, reasons)
+        return values
 
     include_memo, exclude_memo = compiled.include_memo, compiled.exclude_memo
     if len(include_memo) > MEMO_LIMIT or len(exclude_memo) > MEMO_LIMIT:
         include_memo.clear()
         exclude_memo.clear()
-    r_duplicate = "rejected: duplicate of an earlier tag"
+    missing: Any = _MISSING
     r_ignored = "rejected: listed in ignore"
     r_include = f"rejected: does not match include '{rule.include}'"
     r_exclude = {p.text: f"rejected: matches exclude '{p.text}'" for p in exclude}
-    values: list[str | None] = []
-    seen: set[str] = set()
     for i, name in enumerate(names):
-        values.append(None)
-        if not unique:
-            if name in seen:
-                reasons[i] = r_duplicate
-                continue
-            seen.add(name)
         if name in ignore_tags or (ignore_globs and any(g.match(name) for g in ignore_globs)):
             reasons[i] = r_ignored
+            values[i] = None
             continue
-        value = name
         if include is not None:
-            if name in include_memo:
-                included = include_memo[name]
-            else:
+            included = include_memo.get(name, missing)
+            if included is missing:
                 match = include.search(name)
                 included = None if match is None else extract(match) if extract else name
                 include_memo[name] = included
             if included is None:
                 reasons[i] = r_include
+                values[i] = None
                 continue
-            value = included
+            values[i] = included
         if exclude:
-            if name in exclude_memo:
-                hit = exclude_memo[name]
-            else:
+            hit = exclude_memo.get(name, missing)
+            if hit is missing:
                 hit = exclude_memo[name] = next((p.text for p in exclude if p.search(name)), None)
             if hit is not None:
                 reasons[i] = r_exclude[hit]
+                values[i] = None
                 continue
-        if kinds_first:
-            kind = build_tag_kind(name)
-            if kind is not None:
-                reasons[i] = f"rejected: {kind}, {_ONLY_IF_ASKED}"
-                continue
-        values[i] = value
+    if kinds_first:
+        _reject_build_tags(names, values, reasons)
     return values
+
+
+def _reject_build_tags(names: list[str], values: list[str | None], reasons: Reasons) -> None:
+    """Reject mutable, hash and signature tags (strategies that would read them as values)."""
+    known = kind_memo()
+    missing: Any = _MISSING
+    for i, kind in enumerate(map(known.get, names, repeat(missing))):
+        if kind is None or values[i] is None:
+            continue
+        if kind is missing:
+            kind = build_tag_kind(names[i])
+            if kind is None:
+                continue
+        reasons[i] = f"rejected: {kind}, {_ONLY_IF_ASKED}"
+        values[i] = None
 
 
 def _unreadable(name: str, value: str, reading: str, check_kind: bool) -> str:
@@ -156,15 +167,20 @@ def semver_pass(
     low_key = low if low is not None else _BELOW_ALL
     high_key = high if high is not None else _ABOVE_ALL
 
-    cached = remember(values)
+    cached = semver_cache()
+    missing: Any = _MISSING
     candidates: Candidates = []
     add = candidates.append
-    for i, fields in enumerate(map(cached.get, values)):  # type: ignore[arg-type]
-        if fields is None:
+    for i, fields in enumerate(map(cached.get, values, repeat(missing))):  # type: ignore[arg-type]
+        if fields is None or fields is missing:
             value = values[i]
-            if value is not None:
+            if value is None:
+                continue
+            if fields is missing:
+                fields = cached[value] = read_fields(value)
+            if fields is None:
                 reasons[i] = _unreadable(names[i], value, "not a semver version", check_kind)
-            continue
+                continue
         key, prerelease, variant, partial, _, _ = fields
         if partial and not partial_allowed:
             reasons[i] = r_partial
@@ -209,12 +225,20 @@ def generic_pass(
         f"rejected: {'older than' if ascending else 'ranks after'} the running "
         f"{running.tag} (downgrade not allowed)"
     )
+    memo = compiled.read_memo
+    if len(memo) > MEMO_LIMIT:
+        memo.clear()
+    missing: Any = _MISSING
     candidates: Candidates = []
-    for i, value in enumerate(values):
-        if value is None:
-            continue
-        reading = read(value)
+    for i, reading in enumerate(map(memo.get, values, repeat(missing))):  # type: ignore[arg-type]
+        if reading is missing:
+            value = values[i]
+            if value is None:
+                continue
+            reading = memo[value] = read(value)
         if type(reading) is Unreadable:
+            value = values[i]
+            assert value is not None
             reasons[i] = _unreadable(names[i], value, reading, check_kind)
             continue
         if base_key is not None and (reading < base_key if ascending else reading > base_key):

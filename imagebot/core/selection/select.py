@@ -1,7 +1,7 @@
 """``select``: choose one tag for a rule, with a reason for every tag it did not choose.
 
 Every tag passes the same gates in the same order (see ``gates``), and the first gate it fails
-is its reason: duplicate, ignore list, include, exclude, build tags (``latest``, ``sha-…``),
+is its reason: ignore list, include, exclude, build tags (``latest``, ``sha-…``),
 strategy reading, partial, prerelease, variant, range, allow, downgrade, minimum age. Tags that
 pass all gates are candidates; the strategy's order picks one and a fixed tie-break settles
 equals. Verdicts are built only when someone reads them.
@@ -127,8 +127,9 @@ def select(
 ) -> Decision:
     """Choose the tag ``rule`` wants from ``tags``; ``current`` is the tag running now.
 
-    Raises SelectionError only for a bad rule (or min_age without ``now``); a tag the
-    strategy cannot read is rejected with a reason and never fails the choice.
+    Raises SelectionError only for a bad rule: an invalid field, min_age without ``now``, or
+    an include/exclude pattern that backtracks past its time limit. A tag the strategy cannot
+    read is rejected with a reason and never fails the choice.
     """
     compiled = compile_rule(rule)
     names, infos = _normalise(tags)
@@ -159,7 +160,7 @@ def select(
 
     # (key, index) pairs compare by key first, so max/min run at C speed without a key function.
     best_key = max(indexed)[0] if ascending else min(indexed)[0]
-    ties = sorted(names[i] for key, i in indexed if key == best_key)
+    ties = sorted({names[i] for key, i in indexed if key == best_key})
     chosen = _break_tie(ties, rule.strategy, current, base) if len(ties) > 1 else ties[0]
 
     phrase = _order_phrase(rule, compiled)

@@ -59,6 +59,13 @@ def build_tag_kind(tag: str) -> str | None:
     return kind
 
 
+def kind_memo() -> dict[str, str | None]:
+    """Remembered classifications, for a hot loop to look up before calling build_tag_kind."""
+    if len(_memo) >= _MEMO_LIMIT:
+        _memo.clear()
+    return _memo
+
+
 def clear_memo() -> None:
     _memo.clear()
 
