@@ -22,7 +22,7 @@ _TAG = re.compile(
     r"(?P<v>[vV])?"
     r"(?P<major>0|[1-9]\d*)"
     r"(?:\.(?P<minor>0|[1-9]\d*)(?:\.(?P<patch>0|[1-9]\d*))?)?"
-    r"(?:-(?P<suffix>[0-9A-Za-z][0-9A-Za-z.-]*?))?"
+    r"(?:-(?P<suffix>[0-9A-Za-z][0-9A-Za-z.-]*))?"
     r"(?:[+_](?P<build>[0-9A-Za-z][0-9A-Za-z._-]*))?"
 )
 
