@@ -6,6 +6,7 @@ import json
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -13,7 +14,9 @@ import pytest
 
 from imagebot.config import load_policies
 from imagebot.engine import run_cycle
+from imagebot.registry.cache import TagCache
 from imagebot.registry.client import RegistryClient
+from imagebot.registry.manifests import ImageInfo
 from tests.support.cli import run_cli
 from tests.support.gitenv import commits, make_remote, push_files, show, trailers
 from tests.support.registry import Registry, push_image, run_registry
@@ -184,6 +187,14 @@ def test_push_race_is_retried_on_the_new_head(setup: Setup) -> None:
         async def digest(self, repository: str, tag: str) -> str:
             return await self.inner.digest(repository, tag)
 
+        async def first_seen(self, repository: str) -> dict[str, datetime]:
+            return await self.inner.first_seen(repository)
+
+        async def image_info(
+            self, repository: str, tag: str, *, created: bool = False, platform: str | None = None
+        ) -> ImageInfo:
+            return await self.inner.image_info(repository, tag, created=created, platform=platform)
+
     async def cycle() -> None:
         policies = load_policies(setup.policies)
         async with RegistryClient() as client:
@@ -248,3 +259,67 @@ def test_multi_document_crlf_manifest_changes_only_version_bytes(setup: Setup) -
         .encode()
     )
     assert show(setup.remote, "envs/dev/multi.yaml") == expected
+
+
+class FakeClock:
+    """Time that moves only when the test says so."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def cycle_at(setup: Setup, clock: FakeClock) -> list[str]:
+    """Run one publishing cycle at the clock's time; return the problems it reported."""
+
+    async def run() -> list[str]:
+        policies = load_policies(setup.policies)
+        cache = TagCache(setup.cache / "tags.sqlite")
+        try:
+            async with RegistryClient(cache=cache, clock=clock) as client:
+                result = await run_cycle(
+                    policies.environments,
+                    registry=client,
+                    repos_dir=setup.cache,
+                    publish=True,
+                    clock=clock,
+                )
+        finally:
+            cache.close()
+        return [p for r in result.environments for p in r.plan.problems]
+
+    setup.cache.mkdir(parents=True, exist_ok=True)
+    return anyio.run(run)
+
+
+def test_min_age_waits_for_first_seen_time(setup: Setup) -> None:
+    """With min_age 1h, a tag first seen now is not taken; an hour later (by clock) it is."""
+    policy = setup.policies / "dev.yaml"
+    policy.write_text(policy.read_text() + "    min_age: 1h\n")
+    clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    assert cycle_at(setup, clock) == []
+    assert len(commits(setup.remote)) == 1, "every tag is seen for the first time: all too new"
+    clock.now += timedelta(minutes=59)
+    cycle_at(setup, clock)
+    assert len(commits(setup.remote)) == 1
+    clock.now += timedelta(minutes=2)
+    cycle_at(setup, clock)
+    assert len(commits(setup.remote)) == 2
+    assert ("Imagebot-To", "1.1.0") in trailers(setup.remote)
+
+
+def test_newest_build_uses_image_creation_time(setup: Setup) -> None:
+    """newest-build picks the tag whose image was built last, whatever its name sorts as."""
+    base = datetime(2026, 2, 1, tzinfo=UTC)
+    for tag, hours in (("build-b", 3), ("build-c", 1), ("build-a", 2)):
+        push_image(setup.registry, "acme/app", tag, created=base + timedelta(hours=hours))
+    policy = setup.policies / "dev.yaml"
+    policy.write_text(
+        policy.read_text().replace('range: "^1.0"', "strategy: newest-build")
+        + "    tags: {include: '^build-'}\n"
+    )
+    code, out = setup.cli("apply")
+    assert code == 0, out
+    assert f"{setup.image}:build-b".encode() in show(setup.remote, "envs/dev/app.yaml")
