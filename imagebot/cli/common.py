@@ -16,6 +16,7 @@ import httpx
 
 from imagebot import config, engine
 from imagebot.core.plan import Change, EnvironmentPlan
+from imagebot.core.selection import explain_lines
 from imagebot.engine import CycleResult
 from imagebot.errors import PolicyError
 from imagebot.registry.cache import TagCache
@@ -72,6 +73,11 @@ def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
         help="talk plain HTTP to this registry host (repeatable); loopback hosts always may",
     )
     parser.add_argument("--output", "-o", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print every tag of every image with the rule that accepted or rejected it",
+    )
 
 
 def load(args: argparse.Namespace) -> config.PolicySet:
@@ -104,7 +110,8 @@ def change_json(c: Change) -> dict[str, Any]:
     }
 
 
-def plan_json(plan: EnvironmentPlan) -> dict[str, Any]:
+def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]:
+    """A plan as JSON; with ``explain``, every tag's verdict under each decision."""
     return {
         "environment": plan.environment,
         "policy": plan.source,
@@ -115,6 +122,16 @@ def plan_json(plan: EnvironmentPlan) -> dict[str, Any]:
                 "current": current,
                 "chosen": d.tag,
                 "reason": d.reason,
+                **(
+                    {
+                        "verdicts": [
+                            {"tag": v.tag, "accepted": v.accepted, "reason": v.reason}
+                            for v in d.verdicts
+                        ]
+                    }
+                    if explain
+                    else {}
+                ),
             }
             for image, current, d in plan.decisions
         ],
@@ -123,13 +140,15 @@ def plan_json(plan: EnvironmentPlan) -> dict[str, Any]:
     }
 
 
-def print_result(result: CycleResult, *, output: str, published: bool) -> None:
+def print_result(
+    result: CycleResult, *, output: str, published: bool, explain: bool = False
+) -> None:
     if output == "json":
         doc = {
             "ok": result.ok,
             "problems": list(result.problems),
             "environments": [
-                {**plan_json(r.plan), "commit": r.commit, "error": r.error}
+                {**plan_json(r.plan, explain=explain), "commit": r.commit, "error": r.error}
                 for r in result.environments
             ],
         }
@@ -143,7 +162,11 @@ def print_result(result: CycleResult, *, output: str, published: bool) -> None:
         plan = r.plan
         out.write(plan.diff())
         for c in plan.changes:
-            out.write(f"{c.summary()}\n")
+            out.write(f"{c.summary()}\n    why: {c.reason}\n")
+        if explain:
+            for image, current, d in plan.decisions:
+                out.write(f"{plan.environment}: {image} (running {current or 'no tag'}):\n")
+                out.writelines(f"    {line}\n" for line in explain_lines(d))
         for image, current, d in plan.decisions:
             if d.tag is None or d.tag == current:
                 out.write(
@@ -184,7 +207,7 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
             )
 
     result = anyio.run(cycle)
-    print_result(result, output=args.output, published=publish)
+    print_result(result, output=args.output, published=publish, explain=args.explain)
     return 0 if result.ok else 1
 
 
