@@ -7,7 +7,7 @@ loader can report a bad range or regex against its file and line.
 
 from __future__ import annotations
 
-from .compiled import validate_rule
+from .compiled import clear_caches, validate_rule
 from .rule import (
     STRATEGIES,
     Decision,
@@ -30,6 +30,7 @@ __all__ = [
     "Strategy",
     "TagInfo",
     "Verdict",
+    "clear_caches",
     "explain_lines",
     "parse_range",
     "parse_tag",

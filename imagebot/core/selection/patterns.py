@@ -40,7 +40,7 @@ class UserPattern:
             return self.compiled.search(tag, timeout=MATCH_TIMEOUT)
         except TimeoutError as exc:
             raise SelectionError(
-                f"{self.field} pattern {self.text!r} took longer than {MATCH_TIMEOUT}s on tag "
+                f"{self.field} pattern '{self.text}' took longer than {MATCH_TIMEOUT}s on tag "
                 f"{tag!r}: it backtracks catastrophically (nested repetition such as '(a+)+'); "
                 "rewrite it",
                 field=self.field,
@@ -53,7 +53,7 @@ def compile_pattern(text: str, field: str) -> UserPattern:
         compiled = regex.compile(text)
     except regex.error as exc:
         raise SelectionError(
-            f"{field} pattern {text!r} is not a valid regex: {exc}", field=field
+            f"{field} pattern '{text}' is not a valid regex: {exc}", field=field
         ) from None
     return UserPattern(text=text, field=field, compiled=compiled)
 
@@ -81,7 +81,7 @@ def compile_template(
     for name in names:
         if name not in groups and not (name.isdigit() and int(name) <= include.compiled.groups):
             raise SelectionError(
-                f"extract {template!r} uses ${name}, which include {include.text!r} does not "
+                f"extract {template!r} uses ${name}, which include '{include.text}' does not "
                 f"define (groups: {', '.join(sorted(groups)) or 'none'})",
                 field="extract",
             )

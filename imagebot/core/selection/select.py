@@ -16,62 +16,53 @@ from typing import Any
 from imagebot.errors import SelectionError
 
 from .compiled import CompiledRule, compile_rule
+from .gates import Running, filter_pass, generic_pass, semver_pass, time_pass
 from .rule import Decision, SelectionRule, TagInfo, Verdicts
 from .semver_tags import SemverTag, parse_tag
-from .strategies import read_semver, reader, tiebreak_version
-from .tag_kinds import MUTABLE_TAGS, build_tag_kind
+from .strategies import reader, tiebreak_version
+from .tag_kinds import MUTABLE_TAGS
 
 _SUMMARY_REASONS = 3
 
 
-def _age(delta_seconds: float) -> str:
-    hours = delta_seconds / 3600
-    return f"{hours / 24:.1f}d" if hours >= 48 else f"{hours:.1f}h"
-
-
-class _Running:
-    """The running tag as the rule reads it: the base for downgrade, allow and variant."""
-
-    def __init__(
-        self,
-        compiled: CompiledRule,
-        current: str | None,
-        infos: dict[str, TagInfo],
-        read: Callable[[str], Any],
-    ) -> None:
-        self.tag = current
-        self.key: Any = None
-        self.semver: SemverTag | None = None
-        self.note = ""
-        if current is None:
-            return
-        rule = compiled.rule
-        value = current
-        if compiled.include is not None and compiled.extract is not None:
-            match = compiled.include.search(current)
-            if match is not None:
-                value = compiled.extract(match)
-        if rule.strategy == "newest-build":
-            info = infos.get(current)
-            self.key = info.created if info is not None else None
-            if self.key is None:
-                self.note = f"; the running {current} has no known creation time"
-            return
-        reading = read_semver(value, True) if rule.strategy == "semver" else read(value)
-        if isinstance(reading, str):
-            self.note = f"; the running {current} cannot be read ({reading})"
-            return
-        self.key, self.semver = reading
+def _running(
+    compiled: CompiledRule,
+    current: str | None,
+    infos: dict[str, TagInfo],
+    read: Callable[[str], Any],
+) -> tuple[Running, str]:
+    """Read the running tag like any other; the note says when it cannot be compared."""
+    if current is None:
+        return Running(None, None, None), ""
+    rule = compiled.rule
+    value = current
+    if compiled.include is not None and compiled.extract is not None:
+        match = compiled.include.search(current)
+        if match is not None:
+            value = compiled.extract(match)
+    if rule.strategy == "newest-build":
+        info = infos.get(current)
+        created = info.created if info is not None else None
+        note = "" if created else f"; the running {current} has no known creation time"
+        return Running(current, created, None), note
+    if rule.strategy == "semver":
+        parsed = parse_tag(value)
+        if parsed is None:
+            return Running(current, None, None), f"; the running {current} is not a version"
+        return Running(current, parsed.key, parsed), ""
+    reading = read(value)
+    if isinstance(reading, str):
+        return Running(current, None, None), f"; the running {current} cannot be read ({reading})"
+    return Running(current, reading, None), ""
 
 
 def _normalise(tags: Sequence[str | TagInfo]) -> tuple[list[str], dict[str, TagInfo]]:
-    names: list[str] = []
+    if set(map(type, tags)) <= {str}:  # plain names: skip the per-tag isinstance
+        return list(tags), {}  # type: ignore[arg-type]
+    names = [t if isinstance(t, str) else t.name for t in tags]
     infos: dict[str, TagInfo] = {}
     for tag in tags:
-        if isinstance(tag, str):
-            names.append(tag)
-        else:
-            names.append(tag.name)
+        if not isinstance(tag, str):
             infos.setdefault(tag.name, tag)
     return names, infos
 
@@ -146,142 +137,17 @@ def select(
         raise SelectionError("min_age needs the current time to judge tag ages", field="min_age")
 
     read = reader(compiled)
-    running = _Running(compiled, current, infos, read)
-    strategy = rule.strategy
-    semver = strategy == "semver"
-    ascending = rule.order == "asc" or strategy in ("semver", "newest-build")
-    include, exclude, extract = compiled.include, compiled.exclude, compiled.extract
-    semver_range = compiled.range
-    ignore_tags, ignore_ranges, ignore_globs = (
-        compiled.ignore_tags,
-        compiled.ignore_ranges,
-        compiled.ignore_globs,
-    )
-    kinds_first = include is None and strategy in ("lexical", "newest-build")
-    kinds_after = include is None and not kinds_first
-
-    # Reasons shared by many tags are built once: formatting one per tag would dominate.
-    r_duplicate = "rejected: duplicate of an earlier tag"
-    r_ignored = "rejected: listed in ignore"
-    r_include = f"rejected: does not match include {rule.include!r}"
-    r_prerelease = "rejected: prerelease (set prerelease: true to allow)"
-    r_range = f"rejected: outside range {rule.range!r}"
-    r_no_created = "rejected: creation time unknown"
-    r_no_age = "rejected: age unknown (no creation or first-seen time)"
-    r_downgrade = f"rejected: older than the running {current} (downgrade not allowed)"
-    if not ascending:
-        r_downgrade = f"rejected: ranks after the running {current} (downgrade not allowed)"
-    exclude_reasons = {p.text: f"rejected: matches exclude {p.text!r}" for p in exclude}
-
+    running, note = _running(compiled, current, infos, read)
+    reasons: list[str | None] = [None] * len(names)
+    values = filter_pass(names, compiled, reasons)
+    if rule.strategy == "semver":
+        indexed = semver_pass(names, values, compiled, running, reasons)
+    else:
+        indexed = generic_pass(names, values, compiled, running, read, reasons)
+    indexed = time_pass(names, indexed, compiled, running, infos, now, reasons)
+    candidates = [(key, names[i]) for key, i in indexed]
+    ascending = rule.order == "asc" or rule.strategy in ("semver", "newest-build")
     base = running.semver
-    variant_ref: str | None = None
-    if semver and rule.variant == "match":
-        if base is not None:
-            variant_ref = base.variant
-        elif include is None:
-            variant_ref = ""
-    r_variant = (
-        f"rejected: variant differs from the running {current}"
-        if base is not None
-        else "rejected: has a variant suffix (set include or variant: any to choose one)"
-    )
-    base_key = running.key
-    pre_line = base.core if base is not None and base.prerelease else None
-    allow = rule.allow if base is not None else "major"
-    r_allow = f"rejected: beyond allow: {allow} from the running {current}"
-    min_age = rule.min_age.total_seconds() if rule.min_age is not None else None
-
-    reasons: list[str | None] = []
-    candidates: list[tuple[Any, str]] = []
-    seen: set[str] = set()
-    keep = reasons.append
-    for name in names:
-        if name in seen:
-            keep(r_duplicate)
-            continue
-        seen.add(name)
-        if name in ignore_tags or (ignore_globs and any(g.match(name) for g in ignore_globs)):
-            keep(r_ignored)
-            continue
-        value = name
-        if include is not None:
-            match = include.search(name)
-            if match is None:
-                keep(r_include)
-                continue
-            if extract is not None:
-                value = extract(match)
-        hit = next((p for p in exclude if p.search(name)), None) if exclude else None
-        if hit is not None:
-            keep(exclude_reasons[hit.text])
-            continue
-        if kinds_first:
-            kind = build_tag_kind(name)
-            if kind is not None:
-                keep(f"rejected: {kind}, chosen only when include asks for it")
-                continue
-        reading = read(value)
-        if isinstance(reading, str):
-            kind = build_tag_kind(name) if kinds_after else None
-            if kind is not None:
-                keep(f"rejected: {kind}, chosen only when include asks for it")
-            else:
-                keep(
-                    f"rejected: {reading}" if value == name else f"rejected: {value!r} is {reading}"
-                )
-            continue
-        key, version = reading
-        if version is not None:
-            vkey = version.key
-            if ignore_ranges and any(r.contains(vkey) for r in ignore_ranges):
-                keep(r_ignored)
-                continue
-            if (
-                version.prerelease
-                and not rule.prerelease
-                and version.core != pre_line
-                and not (semver_range is not None and semver_range.names_prerelease_of(vkey))
-            ):
-                keep(r_prerelease)
-                continue
-            if variant_ref is not None and version.variant != variant_ref:
-                keep(r_variant)
-                continue
-            if semver_range is not None and not semver_range.contains(vkey):
-                keep(r_range)
-                continue
-            if (
-                allow != "major"
-                and base is not None
-                and (vkey[0] != base.key[0] or (allow == "patch" and vkey[1] != base.key[1]))
-            ):
-                keep(r_allow)
-                continue
-        info = infos.get(name) if infos else None
-        if strategy == "newest-build":
-            key = info.created if info is not None else None
-            if key is None:
-                keep(r_no_created)
-                continue
-        if min_age is not None:
-            assert now is not None
-            stamp = (info.created or info.first_seen) if info is not None else None
-            if stamp is None:
-                keep(r_no_age)
-                continue
-            age = (now - stamp).total_seconds()
-            if age < min_age:
-                keep(f"rejected: too new ({_age(age)} old, min_age {_age(min_age)})")
-                continue
-        if (
-            base_key is not None
-            and not rule.downgrade
-            and (key < base_key if ascending else key > base_key)
-        ):
-            keep(r_downgrade)
-            continue
-        keep(None)
-        candidates.append((key, name))
 
     if not candidates:
         counts = Counter(r for r in reasons if r is not None)
@@ -289,9 +155,7 @@ def select(
             f"{n} {r.removeprefix('rejected: ')}" for r, n in counts.most_common(_SUMMARY_REASONS)
         )
         summary = f"no tag qualifies among {len(names)}" + (f": {top}" if top else "")
-        return Decision(
-            tag=None, reason=summary + running.note, verdicts=Verdicts(names, reasons, {})
-        )
+        return Decision(tag=None, reason=summary + note, verdicts=Verdicts(names, reasons, {}))
 
     best_key = (
         max(candidates, key=lambda c: c[0])[0]
@@ -299,7 +163,7 @@ def select(
         else min(candidates, key=lambda c: c[0])[0]
     )
     ties = sorted(name for key, name in candidates if key == best_key)
-    chosen = _break_tie(ties, strategy, current, base) if len(ties) > 1 else ties[0]
+    chosen = _break_tie(ties, rule.strategy, current, base) if len(ties) > 1 else ties[0]
 
     phrase = _order_phrase(rule, compiled)
     if chosen == current:
@@ -314,8 +178,7 @@ def select(
     info = infos.get(chosen)
     return Decision(
         tag=chosen,
-        reason=f"{chosen}: {phrase} ({len(candidates)} of {len(names)} tags qualify)"
-        + running.note,
+        reason=f"{chosen}: {phrase} ({len(candidates)} of {len(names)} tags qualify)" + note,
         verdicts=Verdicts(names, reasons, accepted),
         digest=info.digest if info is not None else None,
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imagebot.errors import SelectionError
 
@@ -68,24 +68,52 @@ class Comparator:
         return _OPS[self.op](key, self.key)
 
 
+def _all_of(alt: tuple[Comparator, ...]) -> Callable[[Key], bool]:
+    # Selection tests up to 100,000 keys against one range: closures over the operator
+    # functions run several times faster than looping over comparator objects.
+    if not alt:
+        return lambda key: True
+    if len(alt) == 1:
+        op, bound = _OPS[alt[0].op], alt[0].key
+        return lambda key: op(key, bound)
+    if len(alt) == 2:
+        op1, bound1, op2, bound2 = _OPS[alt[0].op], alt[0].key, _OPS[alt[1].op], alt[1].key
+        return lambda key: op1(key, bound1) and op2(key, bound2)
+    tests = [(_OPS[c.op], c.key) for c in alt]
+    return lambda key: all(op(key, bound) for op, bound in tests)
+
+
+def _any_of(alternatives: tuple[tuple[Comparator, ...], ...]) -> Callable[[Key], bool]:
+    if len(alternatives) == 1:
+        return _all_of(alternatives[0])
+    tests = [_all_of(alt) for alt in alternatives]
+    return lambda key: any(test(key) for test in tests)
+
+
 @dataclass(frozen=True)
 class SemverRange:
     """A parsed range: any alternative whose comparators all hold."""
 
     text: str
     alternatives: tuple[tuple[Comparator, ...], ...]
+    #: ``contains`` compiled; built by ``parse_range``.
+    test: Callable[[Key], bool] = field(compare=False, repr=False, default=lambda key: True)
 
     def contains(self, key: Key) -> bool:
         """True when the version with precedence ``key`` satisfies the range."""
-        return any(all(c.test(key) for c in alt) for alt in self.alternatives)
+        return self.test(key)
 
-    def names_prerelease_of(self, key: Key) -> bool:
-        """True when a comparator spells out a prerelease of ``key``'s release (node's rule)."""
-        core = key[:3]
-        return any(
-            c.key[3] == 0 and c.key[4] and c.key[:3] == core
+    def prerelease_cores(self) -> frozenset[tuple[int, int, int]]:
+        """Releases whose prereleases a comparator spells out (``>=2.0.0-rc.1``: 2.0.0).
+
+        node-semver lets such a range match prereleases of that release even when
+        prereleases are otherwise off; so does selection.
+        """
+        return frozenset(
+            (c.key[0], c.key[1], c.key[2])
             for alt in self.alternatives
             for c in alt
+            if c.key[3] == 0 and c.key[4]
         )
 
 
@@ -231,4 +259,4 @@ def parse_range(text: str) -> SemverRange:
     if not text.strip():
         raise SelectionError("range is empty (use '*' for any version)", field="range")
     alternatives = tuple(_alternative(part, text) for part in text.split("||"))
-    return SemverRange(text=text, alternatives=alternatives)
+    return SemverRange(text=text, alternatives=alternatives, test=_any_of(alternatives))

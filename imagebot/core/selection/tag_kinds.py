@@ -43,8 +43,27 @@ _PREFIXED_HASH = re.compile(r"(?:sha|git|commit|rev|g)[-_][0-9a-f]{7,64}")
 _BARE_HASH = re.compile(r"[0-9a-f]{7,64}")
 
 
+_memo: dict[str, str | None] = {}
+_MEMO_LIMIT = 1_000_000
+
+
 def build_tag_kind(tag: str) -> str | None:
     """Why ``tag`` names a build rather than a version, or None when it may be a version."""
+    try:
+        return _memo[tag]
+    except KeyError:
+        pass
+    if len(_memo) >= _MEMO_LIMIT:
+        _memo.clear()
+    kind = _memo[tag] = _classify(tag)
+    return kind
+
+
+def clear_memo() -> None:
+    _memo.clear()
+
+
+def _classify(tag: str) -> str | None:
     if tag.lower() in MUTABLE_TAGS:
         return f"'{tag}' is a mutable tag"
     if _SIGNATURE.fullmatch(tag):
