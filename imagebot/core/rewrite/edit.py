@@ -138,7 +138,10 @@ def _verify_chunk(
         edited = {e.path for e in expects}
         reason = exc.detail
         if exc.path not in edited:
-            reason = f"{format_path(exc.path)} would change too ({exc.detail}); shared alias?"
+            reason = (
+                f"{format_path(exc.path)} would change too ({exc.detail}): "
+                "the value is shared through a YAML alias"
+            )
         else:
             reason = f"{format_path(exc.path)} {exc.detail}"
         raise EditError(f"{source}:{line}: unsafe edit, file left untouched: {reason}") from exc
