@@ -230,6 +230,14 @@ async def _run_environment(
 ) -> EnvironmentResult:
     env = loaded.name
     bound = log.bind(environment=env)
+    if publish and ws.repo.head() != ws.head:
+        # An environment earlier in this cycle pushed to the same repo: start from its
+        # commit instead of losing a push race against ourselves.
+        try:
+            ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+        except GitError as err:
+            empty = EnvironmentPlan(environment=env, source=loaded.source)
+            return EnvironmentResult(plan=empty, error=str(err))
     for attempt in range(1, push_attempts + 1):
         plan = _plan(loaded, ws, scans, clock)
         if await _resolve_digests(registry, plan, scans):

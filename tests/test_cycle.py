@@ -363,5 +363,6 @@ def test_environments_sharing_a_repo_each_get_their_commit(setup: Setup) -> None
     code, out = setup.cli("apply")
     assert code == 0, out
     assert len(commits(setup.remote)) == 3
+    assert "push_race" not in out, "the second environment starts from the first one's commit"
     for env in ("dev", "prod"):
         assert f"{setup.image}:1.1.0".encode() in show(setup.remote, f"envs/{env}/app.yaml")
