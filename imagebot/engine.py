@@ -28,7 +28,7 @@ from imagebot.core.plan import (
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selection import TagInfo
 from imagebot.errors import EditError, GitError, RegistryError
-from imagebot.gitrepo import EnvRepo, PushRejected
+from imagebot.gitrepo import EnvRepo, PushRejected, redact
 from imagebot.registry.manifests import ImageInfo
 
 log = logs.get_logger("imagebot.engine")
@@ -303,7 +303,13 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
     files: dict[str, str] = {}
     targets: dict[str, list[rewrite.Target]] = {}
     problems: list[str] = []
-    for entry in repo.files(spec.path):
+    entries = repo.files(spec.path)
+    if not entries:
+        problems.append(
+            f"{loaded.name}: {loaded.source}: repo.path {spec.path!r} holds no YAML files"
+            f" on branch {spec.branch!r} of {redact(url)}"
+        )
+    for entry in entries:
         data = repo.read(entry)
         try:
             text = data.decode("utf-8")
@@ -320,6 +326,15 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
         if found:
             files[entry.path] = text
             targets[entry.path] = found
+    for image in loaded.policy.images:
+        if not any(targets_for(image, ts) for ts in targets.values()):
+            log.warning(
+                "image_unreferenced",
+                environment=loaded.name,
+                image=image.name,
+                repository=image.repository,
+                path=spec.path,
+            )
     log.info(
         "repo_read",
         environment=loaded.name,

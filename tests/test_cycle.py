@@ -366,3 +366,12 @@ def test_environments_sharing_a_repo_each_get_their_commit(setup: Setup) -> None
     assert "push_race" not in out, "the second environment starts from the first one's commit"
     for env in ("dev", "prod"):
         assert f"{setup.image}:1.1.0".encode() in show(setup.remote, f"envs/{env}/app.yaml")
+
+
+def test_wrong_repo_path_is_reported(setup: Setup) -> None:
+    """A repo.path with no YAML files is an error naming the path, not a silent no-op."""
+    policy = setup.policies / "dev.yaml"
+    policy.write_text(policy.read_text().replace("envs/dev", "envs/typo"))
+    code, out = setup.cli("plan")
+    assert code == 1
+    assert "repo.path 'envs/typo' holds no YAML files on branch 'main'" in out
