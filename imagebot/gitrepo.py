@@ -70,6 +70,8 @@ class EnvRepo:
                 self._repo.create_remote("origin", url)
         except git.GitError as exc:
             raise GitError(f"{redact(url)}: cannot prepare clone in {cache_dir}: {exc}") from exc
+        # A daemon must never hang on a credential prompt.
+        self._repo.git.update_environment(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true")
 
     def fetch(self) -> str:
         """Fetch the branch; return the sha it points at."""
@@ -141,7 +143,7 @@ class EnvRepo:
         index.add(entries, write=False)
         tree = index.write_tree()
         actor = git.Actor(author_name, author_email)
-        stamp = when.isoformat()
+        stamp = _git_date(when)
         commit = git.Commit.create_from_tree(
             self._repo,
             tree,
@@ -181,6 +183,15 @@ class EnvRepo:
         except git.GitCommandError as exc:
             raise GitError(f"{redact(self.url)}: cannot {what}: {_stderr(exc)}") from None
         return out
+
+
+def _git_date(when: datetime) -> str:
+    """Git's internal date format, ``<unix seconds> <+hhmm>``, which GitPython passes through."""
+    offset = when.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "-" if minutes < 0 else "+"
+    hours, mins = divmod(abs(minutes), 60)
+    return f"{int(when.timestamp())} {sign}{hours:02d}{mins:02d}"
 
 
 def _stderr(exc: git.GitCommandError) -> str:

@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from imagebot.core import rewrite
 from imagebot.core.policy import EnvironmentPolicy, ImagePolicy
+from imagebot.core.rewrite import Edit, Target
+from imagebot.core.rewrite import apply as apply_edits
 from imagebot.core.selection import Decision, TagInfo, select
 from imagebot.errors import EditError
 
@@ -99,7 +100,7 @@ def version_text(tag: str | None, digest: str | None) -> str:
     return tag or digest or "(none)"
 
 
-def targets_for(image: ImagePolicy, targets: Sequence[rewrite.Target]) -> list[rewrite.Target]:
+def targets_for(image: ImagePolicy, targets: Sequence[Target]) -> list[Target]:
     """The targets an image policy governs: same repository, or a marker naming the policy."""
     repo = image.normalized_repository
     out = []
@@ -112,7 +113,7 @@ def targets_for(image: ImagePolicy, targets: Sequence[rewrite.Target]) -> list[r
     return out
 
 
-def needs_digest(image: ImagePolicy, target: rewrite.Target) -> bool:
+def needs_digest(image: ImagePolicy, target: Target) -> bool:
     """Pin when the policy says so, follows digests, or the file already pins (a tag moved
     without its digest would keep running the old image)."""
     return image.digest == "pin" or image.strategy == "digest" or target.digest is not None
@@ -123,7 +124,7 @@ def plan_environment(
     *,
     source: str,
     files: Mapping[str, str],
-    targets: Mapping[str, Sequence[rewrite.Target]],
+    targets: Mapping[str, Sequence[Target]],
     scans: Mapping[str, ImageScan],
     now: datetime,
     problems: Sequence[str] = (),
@@ -132,7 +133,7 @@ def plan_environment(
     env = policy.environment
     all_problems = list(problems)
     decisions: list[tuple[str, str | None, Decision]] = []
-    edits: dict[str, list[rewrite.Edit]] = {}
+    edits: dict[str, list[Edit]] = {}
     changes: dict[str, list[Change]] = {}
     needed: set[tuple[str, str]] = set()
     for image in policy.images:
@@ -169,7 +170,7 @@ def plan_environment(
             if (decision.tag, new_digest) == (target.tag, target.digest):
                 continue
             edits.setdefault(path, []).append(
-                rewrite.Edit(target=target, tag=decision.tag, digest=new_digest)
+                Edit(target=target, tag=decision.tag, digest=new_digest)
             )
             changes.setdefault(path, []).append(
                 Change(
@@ -192,7 +193,7 @@ def plan_environment(
     kept: list[Change] = []
     for path in sorted(edits):
         try:
-            new_files[path] = rewrite.apply(files[path], edits[path], source=path)
+            new_files[path] = apply_edits(files[path], edits[path], source=path)
         except EditError as exc:
             all_problems.append(f"{env}: {exc}; file left untouched")
             continue

@@ -205,7 +205,8 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     try:
         model = EnvironmentPolicy.model_validate(_plain(doc))
     except ValidationError as exc:
-        raise PolicyError([_pydantic_problem(source, doc, err) for err in exc.errors()]) from None
+        errors = _root_causes(exc.errors())
+        raise PolicyError([_pydantic_problem(source, doc, err) for err in errors]) from None
     problems = [
         f"{source}:{_line(doc, loc)}: {_dotted(loc)}: {message}"
         for loc, message in _rule_problems(model)
@@ -226,6 +227,20 @@ def _rule_problems(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], 
         except SelectionError as exc:
             field = _RULE_FIELD_PATH.get(exc.field, (exc.field,) if exc.field else ())
             yield ("images", i, *field), str(exc)
+
+
+def _root_causes(errors: list[Any]) -> list[Any]:
+    """Drop "too short" errors that only echo an invalid item below them (pydantic reports
+    both the bad item and that the list, without it, is empty)."""
+    locs = [tuple(e["loc"]) for e in errors]
+    return [
+        e
+        for e in errors
+        if not (
+            e["type"] == "too_short"
+            and any(len(o) > len(e["loc"]) and o[: len(e["loc"])] == tuple(e["loc"]) for o in locs)
+        )
+    ]
 
 
 def _plain(node: Any) -> Any:
@@ -278,3 +293,12 @@ __all__ = [
     "TagFilter",
     "parse_policy",
 ]
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a policy file, as published in imagebot/schema/."""
+    schema = EnvironmentPolicy.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://imagebot.dev/schema/policy.schema.json"
+    schema["title"] = "imagebot environment policy"
+    return schema

@@ -1,0 +1,147 @@
+"""Apply edits: splice every change into the original text, then verify by re-parsing."""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+
+from imagebot.core.rewrite import documents, splice, verify
+from imagebot.core.rewrite.documents import Chunk
+from imagebot.core.rewrite.kinds import format_path
+from imagebot.core.rewrite.scalars import check_version
+from imagebot.core.rewrite.splice import Change, Expect
+from imagebot.core.rewrite.targets import Edit, Target
+from imagebot.errors import EditError, InvalidReference
+
+# An anchor (&name) anywhere in a chunk: aliases may carry an edit to other paths, so
+# verification then compares whole documents. "&" inside a scalar only costs speed.
+_ANCHOR = re.compile(r"&[^\s,\[\]{}]")
+
+
+def apply(text: str, edits: Sequence[Edit], *, source: str = "<text>") -> str:
+    """``text`` with every edit spliced in; raise :class:`EditError` and change nothing if
+    any edit cannot be made exactly.
+
+    ``text`` must be the file's raw bytes decoded as UTF-8 without newline translation
+    (``data.decode("utf-8")``; a BOM stays in the string as ``"\\ufeff"``), and the result is
+    encoded back the same way, so CRLF, a BOM and a missing final newline round-trip. The
+    edits' targets must come from :func:`locate` on this same text.
+    """
+    changes: list[Change] = []
+    expects: list[Expect] = []
+    for edit in edits:
+        _check(text, edit.target, source)
+        try:
+            check_version(edit.tag, edit.digest)
+        except InvalidReference as exc:
+            raise EditError(f"{source}:{edit.target.line}: {exc}") from exc
+        planned = splice.plan(text, edit.target, edit.tag, edit.digest)
+        changes.extend(planned.changes)
+        expects.extend(planned.expects)
+    changes = _merge(changes, source)
+    if not changes:
+        return text
+    new_text = _splice(text, changes)
+    _verify(text, new_text, changes, _merge_expects(expects), source)
+    return new_text
+
+
+def _check(text: str, target: Target, source: str) -> None:
+    if target.problem:
+        raise EditError(f"{source}:{target.line}: cannot edit {target.field}: {target.problem}")
+    for slot in target.slots:
+        if text[slot.start : slot.end] != slot.raw:
+            raise EditError(f"{source}:{slot.line}: the file changed since it was read")
+    removal = target.removal
+    if removal is not None and text[removal.start : removal.end] != removal.raw:
+        raise EditError(f"{source}:{target.line}: the file changed since it was read")
+
+
+def _merge(changes: list[Change], source: str) -> list[Change]:
+    """Sorted, without duplicates (one anchored scalar edited through two aliases)."""
+    merged: list[Change] = []
+    for change in sorted(set(changes), key=lambda c: (c.start, c.end)):
+        if merged and change.start < merged[-1].end:
+            other = merged[-1]
+            raise EditError(
+                f"{source}:{change.line}: edits of lines {other.line} and {change.line} "
+                "write different values into the same text (an alias shared by two images?)"
+            )
+        if merged and change.start == change.end == merged[-1].start == merged[-1].end:
+            # Two keys added at one place (a newTag and a digest): keep their order.
+            merged[-1] = Change(change.start, change.end, merged[-1].new + change.new, change.line)
+            continue
+        merged.append(change)
+    return merged
+
+
+def _merge_expects(expects: list[Expect]) -> list[Expect]:
+    seen: dict[tuple[int, int, tuple[object, ...], str], Expect] = {}
+    for e in expects:
+        seen.setdefault((e.offset, e.document, e.path, e.action), e)
+    return list(seen.values())
+
+
+def _splice(text: str, changes: list[Change]) -> str:
+    parts: list[str] = []
+    pos = 0
+    for change in changes:
+        parts.append(text[pos : change.start])
+        parts.append(change.new)
+        pos = change.end
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def _verify(
+    text: str, new_text: str, changes: list[Change], expects: list[Expect], source: str
+) -> None:
+    chunks = documents.split(text)
+    new_chunks = documents.split(new_text)
+    if len(chunks) != len(new_chunks):
+        raise EditError(f"{source}:{changes[0].line}: the edit would change document markers")
+    starts = [c.start for c in chunks]
+    touched: dict[int, list[Expect]] = {}
+    for e in expects:
+        touched.setdefault(bisect.bisect_right(starts, e.offset) - 1, []).append(e)
+    offsets: dict[int, list[int]] = {}
+    for change in changes:
+        index = bisect.bisect_right(starts, change.start) - 1
+        offsets.setdefault(index, []).extend((change.start, change.end))
+    for index in sorted(touched):
+        chunk, new_chunk = chunks[index], new_chunks[index]
+        changed = None
+        if not _ANCHOR.search(text, chunk.start, chunk.end):
+            changed = sorted(o - chunk.start for o in offsets.get(index, []))
+        _verify_chunk(text, chunk, new_text, new_chunk, touched[index], source, changed)
+
+
+def _verify_chunk(
+    text: str,
+    chunk: Chunk,
+    new_text: str,
+    new_chunk: Chunk,
+    expects: list[Expect],
+    source: str,
+    changed: list[int] | None,
+) -> None:
+    line = min(e.line for e in expects)
+    old_docs = documents.compose(text, chunk, source=source)
+    try:
+        new_docs = documents.compose(new_text, new_chunk, source=source)
+    except EditError as exc:
+        raise EditError(f"{source}:{line}: the edit would not parse as YAML ({exc})") from exc
+    try:
+        verify.compare(old_docs, new_docs, expects, changed=changed)
+    except verify.Mismatch as exc:
+        edited = {e.path for e in expects}
+        reason = exc.detail
+        if exc.path not in edited:
+            reason = (
+                f"{format_path(exc.path)} would change too ({exc.detail}): "
+                "the value is shared through a YAML alias"
+            )
+        else:
+            reason = f"{format_path(exc.path)} {exc.detail}"
+        raise EditError(f"{source}:{line}: unsafe edit, file left untouched: {reason}") from exc

@@ -1,0 +1,398 @@
+"""Recognise the image fields of each file kind in a composed YAML document.
+
+Only these fields are image references: ``image`` (and ``*Image``) keys holding a string,
+Helm-style ``{registry, repository, tag, digest}`` blocks, kustomize ``images:`` entries and
+Argo CD Helm ``parameters``. A reference written inside a block-scalar script or an env var
+``value`` is text to us and stays untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from imagebot.core.reference import parse
+from imagebot.core.rewrite import spans
+from imagebot.core.rewrite.documents import MappingNode, Node, ScalarNode, SequenceNode, is_str
+from imagebot.core.rewrite.scalars import is_templated, split_reference
+from imagebot.core.rewrite.targets import KeyInsert, KeyRemoval, Slot, Target, YamlPath
+from imagebot.errors import InvalidReference
+
+REPOSITORY_KEYS = ("repository", "repo")
+DIGEST_KEYS = ("digest", "sha")
+KUSTOMIZE_KEYS = frozenset(
+    (
+        "resources",
+        "bases",
+        "components",
+        "patches",
+        "patchesStrategicMerge",
+        "patchesJson6902",
+        "namePrefix",
+        "nameSuffix",
+        "namespace",
+        "commonLabels",
+        "labels",
+        "configMapGenerator",
+        "secretGenerator",
+        "helmCharts",
+        "replicas",
+    )
+)
+
+
+def format_path(path: YamlPath) -> str:
+    out = ""
+    for step in path:
+        if isinstance(step, int):
+            out += f"[{step}]"
+        else:
+            out += f".{step}" if out else step
+    return out or "<document>"
+
+
+def is_image_key(key: str) -> bool:
+    """``image``, ``initImage``, ``sidecar_image``: keys that hold a whole reference."""
+    return key == "image" or key.endswith(("Image", "_image"))
+
+
+def normalised(name: str) -> str | None:
+    """The normalised repository of ``name`` (which may carry a tag), or None if invalid."""
+    try:
+        return parse(name).repository
+    except InvalidReference:
+        return None
+
+
+@dataclass
+class Found:
+    """A target under construction, with the nodes markers may point at."""
+
+    target: Target
+    nodes: list[int] = field(default_factory=list)
+    """ids of the scalar nodes that belong to this reference (slots and names)."""
+
+
+@dataclass
+class Context:
+    """Where in the file a document lies."""
+
+    text: str
+    source: str
+    base: int
+    base_line: int
+    document: int = 0
+
+    def line(self, node: Node) -> int:
+        return self.base_line + node.start_mark.line + 1
+
+    def slot(
+        self, node: ScalarNode, role: str, path: YamlPath, *, hex_digest: bool = False
+    ) -> Slot:
+        return spans.slot(
+            self.text,
+            self.base,
+            self.base_line,
+            node,
+            role,
+            path,
+            hex_digest=hex_digest,
+            document=self.document,
+        )
+
+
+def pairs(mapping: MappingNode) -> Iterator[tuple[str | None, Node, Node]]:
+    for key, value in mapping.value:
+        yield (str(key.value) if isinstance(key, ScalarNode) else None), key, value
+
+
+def first(mapping: MappingNode, name: str) -> tuple[Node, Node] | None:
+    for key, value in mapping.value:
+        if isinstance(key, ScalarNode) and key.value == name:
+            return key, value
+    return None
+
+
+def image_string(ctx: Context, node: ScalarNode, path: YamlPath, kind: str) -> Found | None:
+    """A ``repo:tag@digest`` string under an image key; None if it is not a reference."""
+    if not is_str(node) or not node.value:
+        return None
+    value = str(node.value)
+    slot = ctx.slot(node, "ref", path)
+    name, tag, digest = split_reference(value)
+    problem = None
+    if is_templated(value):
+        if is_templated(name):
+            return None
+        problem = "templated value"
+        tag = digest = None
+    repository = normalised(name)
+    if repository is None:
+        return None
+    target = Target(
+        source=ctx.source,
+        line=slot.line,
+        kind=kind,
+        field=format_path(path),
+        repository=repository,
+        policy=None,
+        tag=tag,
+        digest=digest,
+        problem=problem,
+        slots=(slot,),
+    )
+    return Found(target, [id(node)])
+
+
+def _tag_slot(ctx: Context, node: Node, path: YamlPath) -> tuple[Slot | None, bool]:
+    """(slot, ok): ok is False when the node cannot be a tag at all (a mapping, a list)."""
+    if not isinstance(node, ScalarNode):
+        return None, False
+    return ctx.slot(node, "tag", path), True
+
+
+def image_block(ctx: Context, mapping: MappingNode, path: YamlPath, kind: str) -> Found | None:
+    """A Helm values ``{registry, repository, tag, digest|sha}`` block, or None."""
+    entries = {key: (k, v) for key, k, v in pairs(mapping) if key is not None}
+    repo_entry = next((entries[k] for k in REPOSITORY_KEYS if k in entries), None)
+    if repo_entry is None or not is_str(repo_entry[1]) or not repo_entry[1].value:
+        return None
+    has_version = "tag" in entries or any(k in entries for k in DIGEST_KEYS)
+    parent = path[-1] if path and isinstance(path[-1], str) else ""
+    if not has_version and "image" not in parent.lower():
+        return None
+    repo_node = repo_entry[1]
+    name = str(repo_node.value)
+    registry = entries.get("registry")
+    if registry and is_str(registry[1]) and registry[1].value:
+        name = f"{registry[1].value}/{name}"
+    problem = None
+    if is_templated(name):
+        return None
+    repository = normalised(name)
+    if repository is None:
+        return None
+    slots: list[Slot] = []
+    nodes = [id(repo_node)]
+    tag = digest = None
+    if "tag" in entries:
+        tag_slot, ok = _tag_slot(ctx, entries["tag"][1], (*path, "tag"))
+        if not ok or tag_slot is None:
+            return None
+        slots.append(tag_slot)
+        nodes.append(id(entries["tag"][1]))
+        tag, _, in_tag = tag_slot.value.partition("@")
+        digest = in_tag or None
+        tag = tag or None
+    for key in DIGEST_KEYS:
+        node = entries[key][1] if key in entries else None
+        if isinstance(node, ScalarNode):
+            digest_slot = ctx.slot(node, "digest", (*path, key), hex_digest=key == "sha")
+            slots.append(digest_slot)
+            nodes.append(id(node))
+            if digest_slot.value:
+                prefix = "sha256:" if key == "sha" else ""
+                digest = prefix + digest_slot.value
+            break
+    inserts: tuple[KeyInsert, ...] = ()
+    if "tag" not in entries:
+        insert = spans.key_insert(
+            ctx.text,
+            ctx.base,
+            mapping,
+            *repo_entry,
+            role="tag",
+            key="tag",
+            mapping_path=path,
+            document=ctx.document,
+        )
+        inserts = (insert,) if insert else ()
+    if any(is_templated(s.value) for s in slots):
+        problem = "templated value"
+    first_slot = slots[0] if slots else None
+    target = Target(
+        source=ctx.source,
+        line=first_slot.line if first_slot else ctx.line(repo_node),
+        kind=kind,
+        field=format_path(path),
+        repository=repository,
+        policy=None,
+        tag=tag,
+        digest=digest,
+        problem=problem,
+        slots=tuple(slots),
+        inserts=inserts,
+    )
+    return Found(target, nodes)
+
+
+def is_kustomize_images(seq: SequenceNode, document: MappingNode | None) -> bool:
+    """Top-level ``images:`` of a kustomization that has no apiVersion/kind."""
+    items = [i for i in seq.value if isinstance(i, MappingNode)]
+    if not items or not all(first(i, "name") for i in items):
+        return False
+    if any(first(i, k) for i in items for k in ("newName", "newTag", "digest")):
+        return True
+    keys = {key for key, _, _ in pairs(document)} if document else set()
+    return bool(keys & KUSTOMIZE_KEYS)
+
+
+def kustomize_images(ctx: Context, seq: SequenceNode, path: YamlPath) -> Iterator[Found]:
+    """kustomize ``images:`` entries (``name``/``newName``/``newTag``/``digest``)."""
+    for index, item in enumerate(seq.value):
+        if isinstance(item, MappingNode):
+            found = _kustomize_entry(ctx, item, (*path, index))
+            if found:
+                yield found
+
+
+def _kustomize_entry(ctx: Context, item: MappingNode, path: YamlPath) -> Found | None:
+    entries = {key: (k, v) for key, k, v in pairs(item) if key is not None}
+    name_entry = entries.get("newName") or entries.get("name")
+    if name_entry is None or not is_str(name_entry[1]) or is_templated(str(name_entry[1].value)):
+        return None
+    repository = normalised(str(name_entry[1].value))
+    if repository is None:
+        return None
+    slots: list[Slot] = []
+    nodes = [id(name_entry[1])]
+    if "name" in entries:
+        nodes.append(id(entries["name"][1]))
+    tag = digest = None
+    anchor = max(
+        (entries[k] for k in ("name", "newName") if k in entries),
+        key=lambda kv: kv[1].end_mark.index,
+    )
+    inserts: list[KeyInsert] = []
+    removal: KeyRemoval | None = None
+    if "newTag" in entries:
+        tag_slot, ok = _tag_slot(ctx, entries["newTag"][1], (*path, "newTag"))
+        if not ok or tag_slot is None:
+            return None
+        slots.append(tag_slot)
+        nodes.append(id(entries["newTag"][1]))
+        tag = tag_slot.value or None
+        anchor = entries["newTag"]
+    else:
+        insert = spans.key_insert(
+            ctx.text,
+            ctx.base,
+            item,
+            *anchor,
+            role="tag",
+            key="newTag",
+            mapping_path=path,
+            document=ctx.document,
+        )
+        if insert:
+            inserts.append(insert)
+    if "digest" in entries and isinstance(entries["digest"][1], ScalarNode):
+        digest_slot = ctx.slot(entries["digest"][1], "digest", (*path, "digest"))
+        slots.append(digest_slot)
+        nodes.append(id(entries["digest"][1]))
+        digest = digest_slot.value or None
+        removal = spans.key_removal(
+            ctx.text,
+            ctx.base,
+            item,
+            *entries["digest"],
+            key="digest",
+            mapping_path=path,
+            document=ctx.document,
+        )
+    else:
+        insert = spans.key_insert(
+            ctx.text,
+            ctx.base,
+            item,
+            *anchor,
+            role="digest",
+            key="digest",
+            mapping_path=path,
+            document=ctx.document,
+        )
+        if insert:
+            inserts.append(insert)
+    problem = "templated value" if any(is_templated(s.value) for s in slots) else None
+    target = Target(
+        source=ctx.source,
+        line=slots[0].line if slots else ctx.line(name_entry[1]),
+        kind="kustomization",
+        field=format_path(path),
+        repository=repository,
+        policy=None,
+        tag=tag,
+        digest=digest,
+        problem=problem,
+        slots=tuple(slots),
+        inserts=tuple(inserts),
+        removal=removal,
+    )
+    return Found(target, nodes)
+
+
+_PARAM_ROLES = {
+    "repository": "name",
+    "repo": "name",
+    "name": "name",
+    "registry": "registry",
+    "tag": "tag",
+    "digest": "digest",
+}
+
+
+def argocd_parameters(ctx: Context, seq: SequenceNode, path: YamlPath) -> Iterator[Found]:
+    """Argo CD ``helm.parameters``: ``<prefix>.repository`` + ``<prefix>.tag`` groups, or
+    ``<prefix>.image`` holding a whole reference."""
+    groups: dict[str, dict[str, tuple[int, ScalarNode]]] = {}
+    for index, item in enumerate(seq.value):
+        if not isinstance(item, MappingNode):
+            continue
+        name_kv, value_kv = first(item, "name"), first(item, "value")
+        if not name_kv or not value_kv or not isinstance(value_kv[1], ScalarNode):
+            continue
+        param = str(name_kv[1].value)
+        value_node = value_kv[1]
+        prefix, _, last = param.rpartition(".")
+        if is_image_key(last):
+            found = image_string(ctx, value_node, (*path, index, "value"), "argocd-application")
+            if found:
+                labelled = replace(found.target, field=f"{format_path(path)}[{param}]")
+                yield Found(labelled, found.nodes)
+        elif last in _PARAM_ROLES:
+            groups.setdefault(prefix, {})[_PARAM_ROLES[last]] = (index, value_node)
+    for prefix, group in groups.items():
+        if "name" not in group or "tag" not in group or not is_str(group["name"][1]):
+            continue
+        name = str(group["name"][1].value)
+        if "registry" in group and group["registry"][1].value:
+            name = f"{group['registry'][1].value}/{name}"
+        repository = None if is_templated(name) else normalised(name)
+        if repository is None:
+            continue
+        tag_index, tag_node = group["tag"]
+        tag_slot = ctx.slot(tag_node, "tag", (*path, tag_index, "value"))
+        slots = [tag_slot]
+        nodes = [id(group["name"][1]), id(tag_node)]
+        tag, _, in_tag = tag_slot.value.partition("@")
+        digest = in_tag or None
+        if "digest" in group:
+            digest_index, digest_node = group["digest"]
+            slots.append(ctx.slot(digest_node, "digest", (*path, digest_index, "value")))
+            nodes.append(id(digest_node))
+            digest = slots[-1].value or None
+        problem = "templated value" if any(is_templated(s.value) for s in slots) else None
+        label = f"{prefix}.tag" if prefix else "tag"
+        target = Target(
+            source=ctx.source,
+            line=tag_slot.line,
+            kind="argocd-application",
+            field=f"{format_path(path)}[{label}]",
+            repository=repository,
+            policy=None,
+            tag=tag or None,
+            digest=digest,
+            problem=problem,
+            slots=tuple(slots),
+        )
+        yield Found(target, nodes)

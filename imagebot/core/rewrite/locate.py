@@ -1,0 +1,267 @@
+"""Walk each document once and collect its image references and markers."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import replace
+
+from imagebot.core.reference import parse
+from imagebot.core.rewrite import documents, kinds, markers, prefilter
+from imagebot.core.rewrite.documents import Chunk, MappingNode, Node, ScalarNode, SequenceNode
+from imagebot.core.rewrite.kinds import Context, Found, format_path, pairs
+from imagebot.core.rewrite.scalars import is_templated, split_reference
+from imagebot.core.rewrite.spans import scalar_value
+from imagebot.core.rewrite.targets import Slot, Target, YamlPath
+from imagebot.errors import EditError, InvalidReference
+
+#: An alias bomb ("billion laughs") must not make locate or verify run for ever.
+MAX_VISITS = 200_000
+
+_SKIPPED_KINDS = frozenset(("CustomResourceDefinition",))
+
+
+def locate(
+    text: str, *, source: str = "<text>", repositories: Collection[str] | None = None
+) -> list[Target]:
+    """All image references and markers in ``text``, in file order.
+
+    With ``repositories`` (normalised or short names), only documents that mention one of
+    them or hold a marker are parsed, and only their references (plus every marker) are
+    returned. Raises :class:`EditError` naming ``source`` and line if a parsed document is not
+    YAML.
+    """
+    wanted = None if repositories is None else _normalise_all(repositories)
+    needles = None if wanted is None else prefilter.matcher(wanted)
+    found: list[Target] = []
+    for chunk in documents.split(text):
+        if needles is not None and not (
+            needles.search(text, chunk.start, chunk.end)
+            or markers.has_markers(text[chunk.start : chunk.end])
+        ):
+            continue
+        for ordinal, document in enumerate(documents.compose(text, chunk, source=source)):
+            found.extend(_Walker(text, source, chunk, ordinal).document(document))
+    if wanted is not None:
+        found = [t for t in found if t.policy is not None or t.repository in wanted]
+    return found
+
+
+def _normalise_all(repositories: Collection[str]) -> frozenset[str]:
+    out = set()
+    for name in repositories:
+        try:
+            out.add(parse(name).repository)
+        except InvalidReference as exc:
+            raise EditError(f"cannot match repository {name!r}: {exc}") from exc
+    return frozenset(out)
+
+
+class _Walker:
+    def __init__(self, text: str, source: str, chunk: Chunk, ordinal: int) -> None:
+        self.ctx = Context(text, source, chunk.start, chunk.line, ordinal)
+        self.chunk = chunk
+        self.found: list[Found] = []
+        self.visits = 0
+
+    def document(self, root: Node) -> list[Target]:
+        kind, api = self._identity(root)
+        if kind in _SKIPPED_KINDS:
+            return []
+        if isinstance(root, MappingNode) and kind is None and api is None:
+            services = kinds.first(root, "services")
+            if services and isinstance(services[1], MappingNode):
+                self._visit(root, (), "compose", None, kind, api)
+                return self._finish(root)
+        area = "workload" if kind else "helm-values"
+        self._visit(root, (), area, None, kind, api)
+        return self._finish(root)
+
+    @staticmethod
+    def _identity(root: Node) -> tuple[str | None, str | None]:
+        if not isinstance(root, MappingNode):
+            return None, None
+        kind = kinds.first(root, "kind")
+        api = kinds.first(root, "apiVersion")
+        return (
+            str(kind[1].value) if kind and isinstance(kind[1], ScalarNode) else None,
+            str(api[1].value) if api and isinstance(api[1], ScalarNode) else None,
+        )
+
+    def _visit(
+        self,
+        node: Node,
+        path: YamlPath,
+        area: str,
+        problem: str | None,
+        kind: str | None,
+        api: str | None,
+    ) -> None:
+        self.visits += 1
+        if self.visits > MAX_VISITS:
+            raise EditError(
+                f"{self.ctx.source}:{self.ctx.line(node)}: too many aliases to expand safely"
+            )
+        if isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                self._visit(item, (*path, index), area, problem, kind, api)
+            return
+        if not isinstance(node, MappingNode):
+            return
+        keys = [key for key, _, _ in pairs(node)]
+        named = [k for k in keys if k is not None]
+        if len(set(named)) != len(named):
+            dup = next(k for k in named if named.count(k) > 1)
+            problem = problem or f"duplicate key {dup!r} in {format_path(path)}"
+        if area != "compose":
+            block = kinds.image_block(self.ctx, node, path, area)
+            if block is not None:
+                self._add(block, problem)
+                return
+        for key, _, value in pairs(node):
+            if key is None:
+                continue
+            child = (*path, key)
+            if isinstance(value, ScalarNode):
+                if kinds.is_image_key(key):
+                    found = kinds.image_string(self.ctx, value, child, area)
+                    if found:
+                        self._add(found, problem)
+                continue
+            if isinstance(value, SequenceNode):
+                if key == "images" and self._kustomize_images(path, node, value, kind, api):
+                    for entry in kinds.kustomize_images(self.ctx, value, child):
+                        self._add(entry, problem)
+                    continue
+                if key == "parameters" and path[-1:] == ("helm",):
+                    for param in kinds.argocd_parameters(self.ctx, value, child):
+                        self._add(param, problem)
+                    continue
+            child_area = area
+            if kind == "HelmRelease" and path == ("spec",) and key == "values":
+                child_area = "helmrelease"
+            elif key == "valuesObject" and path[-1:] == ("helm",):
+                child_area = "argocd-application"
+            self._visit(value, child, child_area, problem, kind, api)
+
+    def _kustomize_images(
+        self,
+        path: YamlPath,
+        parent: MappingNode,
+        value: SequenceNode,
+        kind: str | None,
+        api: str | None,
+    ) -> bool:
+        if path == ():
+            if kind in ("Kustomization", "Component") and (api or "").startswith("kustomize."):
+                return True
+            return kind is None and kinds.is_kustomize_images(value, parent)
+        if path == ("spec",) and kind == "Kustomization":
+            return True  # Flux Kustomization spec.images
+        return path[-1:] == ("kustomize",)  # HelmRelease postRenderers[].kustomize.images
+
+    def _add(self, found: Found, problem: str | None) -> None:
+        if problem and not found.target.problem:
+            found = Found(replace(found.target, problem=problem), found.nodes)
+        self.found.append(found)
+
+    def _finish(self, root: Node) -> list[Target]:
+        chunk_text = self.ctx.text[self.chunk.start : self.chunk.end]
+        if markers.has_markers(chunk_text):
+            self._apply_markers(root)
+        return [f.target for f in self.found]
+
+    def _apply_markers(self, root: Node) -> None:
+        text = self.ctx.text
+        found_markers = [
+            m for m in markers.find(text, self.chunk.start, self.chunk.end) if m.line >= 0
+        ]
+        if not found_markers:
+            return
+        lines = {m.line - self.chunk.line for m in found_markers}
+        on_line: dict[int, list[tuple[ScalarNode, YamlPath, int]]] = {}
+        self._scalars_on(root, (), lines, on_line, 0)
+        owner = {node_id: i for i, f in enumerate(self.found) for node_id in f.nodes}
+        groups: dict[tuple[int, str], list[tuple[markers.Marker, ScalarNode, YamlPath]]] = {}
+        for marker in found_markers:
+            candidates = [
+                c
+                for c in on_line.get(marker.line - self.chunk.line, [])
+                if self.chunk.start + c[0].end_mark.index <= marker.offset
+            ]
+            if not candidates:
+                continue
+            node, path, parent = max(candidates, key=lambda c: c[0].end_mark.index)
+            if id(node) in owner:
+                index = owner[id(node)]
+                found = self.found[index]
+                self.found[index] = Found(
+                    replace(found.target, policy=marker.policy, marker=marker.raw), found.nodes
+                )
+                continue
+            groups.setdefault((parent, marker.policy), []).append((marker, node, path))
+        for members in groups.values():
+            target = self._marker_target(members)
+            if target is not None:
+                self.found.append(Found(target))
+        self.found.sort(key=lambda f: f.target.line)
+
+    def _scalars_on(
+        self,
+        node: Node,
+        path: YamlPath,
+        lines: set[int],
+        out: dict[int, list[tuple[ScalarNode, YamlPath, int]]],
+        parent: int,
+    ) -> None:
+        if isinstance(node, ScalarNode):
+            if node.end_mark.line in lines:
+                out.setdefault(node.end_mark.line, []).append((node, path, parent))
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                self._scalars_on(item, (*path, index), lines, out, id(node))
+        elif isinstance(node, MappingNode):
+            for key, _, value in pairs(node):
+                if key is not None:
+                    self._scalars_on(value, (*path, key), lines, out, id(node))
+
+    def _marker_target(
+        self, members: list[tuple[markers.Marker, ScalarNode, YamlPath]]
+    ) -> Target | None:
+        slots: list[Slot] = []
+        repository = tag = digest = None
+        problem = None
+        for marker, node, path in members:
+            value = scalar_value(node)
+            if marker.part == "name":
+                repository = kinds.normalised(value) if not is_templated(value) else None
+                continue
+            role = "ref" if marker.part == "ref" else marker.part
+            slots.append(self.ctx.slot(node, role, path))
+            if is_templated(value):
+                problem = "templated value"
+            elif role == "ref":
+                name, tag, digest = split_reference(value)
+                repository = kinds.normalised(name)
+                if repository is None:
+                    problem = f"{value!r} is not an image reference"
+            elif role == "tag":
+                tag = value or None
+            else:
+                digest = value or None
+        if not slots and repository is None:
+            return None
+        first_marker, first_node, first_path = members[0]
+        line = slots[0].line if slots else self.ctx.line(first_node)
+        return Target(
+            source=self.ctx.source,
+            line=line,
+            kind="flux-setter" if first_marker.flux else "marker",
+            field=format_path(slots[0].path if slots else first_path),
+            repository=repository,
+            policy=first_marker.policy,
+            tag=tag,
+            digest=digest,
+            problem=problem,
+            marker=first_marker.raw,
+            slots=tuple(slots),
+        )
