@@ -16,7 +16,7 @@ import imagebot
 from imagebot import logs
 
 #: Subcommand modules under imagebot.cli, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("check", "plan", "apply", "select", "set_image", "schema")
+COMMANDS: tuple[str, ...] = ("check", "plan", "apply", "select", "set_image", "schema", "tags")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
