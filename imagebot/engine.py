@@ -28,7 +28,7 @@ from imagebot.core.plan import (
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selection import TagInfo
 from imagebot.errors import EditError, GitError, RegistryError
-from imagebot.gitrepo import EnvRepo, PushRejected
+from imagebot.gitrepo import EnvRepo, PushRejected, redact
 from imagebot.registry.manifests import ImageInfo
 
 log = logs.get_logger("imagebot.engine")
@@ -230,6 +230,14 @@ async def _run_environment(
 ) -> EnvironmentResult:
     env = loaded.name
     bound = log.bind(environment=env)
+    if publish and ws.repo.head() != ws.head:
+        # An environment earlier in this cycle pushed to the same repo: start from its
+        # commit instead of losing a push race against ourselves.
+        try:
+            ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+        except GitError as err:
+            empty = EnvironmentPlan(environment=env, source=loaded.source)
+            return EnvironmentResult(plan=empty, error=str(err))
     for attempt in range(1, push_attempts + 1):
         plan = _plan(loaded, ws, scans, clock)
         if await _resolve_digests(registry, plan, scans):
@@ -295,7 +303,13 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
     files: dict[str, str] = {}
     targets: dict[str, list[rewrite.Target]] = {}
     problems: list[str] = []
-    for entry in repo.files(spec.path):
+    entries = repo.files(spec.path)
+    if not entries:
+        problems.append(
+            f"{loaded.name}: {loaded.source}: repo.path {spec.path!r} holds no YAML files"
+            f" on branch {spec.branch!r} of {redact(url)}"
+        )
+    for entry in entries:
         data = repo.read(entry)
         try:
             text = data.decode("utf-8")
@@ -312,6 +326,15 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
         if found:
             files[entry.path] = text
             targets[entry.path] = found
+    for image in loaded.policy.images:
+        if not any(targets_for(image, ts) for ts in targets.values()):
+            log.warning(
+                "image_unreferenced",
+                environment=loaded.name,
+                image=image.name,
+                repository=image.repository,
+                path=spec.path,
+            )
     log.info(
         "repo_read",
         environment=loaded.name,

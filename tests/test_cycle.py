@@ -327,3 +327,51 @@ def test_newest_build_uses_image_creation_time(setup: Setup) -> None:
     code, out = setup.cli("apply")
     assert code == 0, out
     assert f"{setup.image}:build-b".encode() in show(setup.remote, "envs/dev/app.yaml")
+
+
+def test_unsafe_file_is_left_untouched_and_reported(setup: Setup) -> None:
+    """A file with a duplicate key is reported by name and kept byte for byte; others move."""
+    unsafe = DEPLOYMENT.format(image=setup.image) + "          image: other:1\n"
+    push_files(setup.remote, {"envs/dev/unsafe.yaml": unsafe.encode()}, message="unsafe")
+    code, out = setup.cli("apply")
+    assert code == 1
+    assert "envs/dev/unsafe.yaml" in out and "left untouched" in out
+    assert show(setup.remote, "envs/dev/unsafe.yaml") == unsafe.encode()
+    assert f"{setup.image}:1.1.0".encode() in show(setup.remote, "envs/dev/app.yaml")
+
+
+def test_broken_policy_stops_only_its_environment(setup: Setup) -> None:
+    """An invalid policy file is reported with file:line while valid environments still move."""
+    (setup.policies / "prod.yaml").write_text(
+        f"environment: prod\nrepo: {{url: {setup.remote}, path: envs/prod}}\nimages: 3\n"
+    )
+    code, out = setup.cli("apply")
+    assert code == 1
+    assert f"error: {setup.policies / 'prod.yaml'}:3: images: " in out
+    assert f"{setup.image}:1.1.0".encode() in show(setup.remote, "envs/dev/app.yaml")
+    assert f"{setup.image}:1.0.0".encode() in show(setup.remote, "envs/prod/app.yaml")
+
+
+def test_environments_sharing_a_repo_each_get_their_commit(setup: Setup) -> None:
+    """dev and prod in one repo: each environment lands its own commit in the same cycle."""
+    (setup.policies / "prod.yaml").write_text(
+        (setup.policies / "dev.yaml")
+        .read_text()
+        .replace("environment: dev", "environment: prod")
+        .replace("envs/dev", "envs/prod")
+    )
+    code, out = setup.cli("apply")
+    assert code == 0, out
+    assert len(commits(setup.remote)) == 3
+    assert "push_race" not in out, "the second environment starts from the first one's commit"
+    for env in ("dev", "prod"):
+        assert f"{setup.image}:1.1.0".encode() in show(setup.remote, f"envs/{env}/app.yaml")
+
+
+def test_wrong_repo_path_is_reported(setup: Setup) -> None:
+    """A repo.path with no YAML files is an error naming the path, not a silent no-op."""
+    policy = setup.policies / "dev.yaml"
+    policy.write_text(policy.read_text().replace("envs/dev", "envs/typo"))
+    code, out = setup.cli("plan")
+    assert code == 1
+    assert "repo.path 'envs/typo' holds no YAML files on branch 'main'" in out

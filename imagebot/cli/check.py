@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from imagebot.cli import common
-from imagebot.errors import PolicyError
 
 NAME = "check"
 HELP = "validate the policy files and report every problem with file:line"
@@ -17,12 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        policies = common.load(args)
-    except PolicyError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}")
-        return 1
+    policies = common.load(args)
     for problem in policies.problems:
         print(f"error: {problem}")
     for loaded in policies.environments:

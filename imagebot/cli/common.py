@@ -18,7 +18,6 @@ from imagebot import config, engine
 from imagebot.core.plan import Change, EnvironmentPlan
 from imagebot.core.selection import explain_lines
 from imagebot.engine import CycleResult
-from imagebot.errors import PolicyError
 from imagebot.registry.cache import TagCache
 from imagebot.registry.client import RegistryClient
 from imagebot.registry.providers import provider_for
@@ -187,12 +186,7 @@ def print_result(
 def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
     """Load policies, run one cycle, print the result; 0 when everything went through."""
     policies = load(args)
-    try:
-        settings = registry_settings(args)
-    except PolicyError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}")
-        return 1
+    settings = registry_settings(args)
     cache_dir: Path = args.cache_dir or default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
 
