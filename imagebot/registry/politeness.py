@@ -58,15 +58,16 @@ class TokenBucket:
     async def acquire(self) -> None:
         # Waiters queue on the lock, so tokens are handed out first come, first served.
         async with self._lock:
-            while True:
-                now = self._clock().timestamp()
-                if self._updated is not None:
-                    self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-                self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await self._sleep((1 - self._tokens) / self.rate)
+            now = self._clock().timestamp()
+            if self._updated is not None:
+                self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            wait = (1 - self._tokens) / self.rate
+            self._tokens -= 1
+            if wait > 0:
+                # Take the token on credit and sleep until it is earned: re-checking after
+                # the sleep could spin when a clock cannot represent a tiny remainder.
+                await self._sleep(wait)
 
 
 @dataclass
