@@ -65,7 +65,7 @@ class EditError(ImagebotError):
 
 
 class SelectionError(ImagebotError):
-    """A selection rule (range, regex, template) is itself invalid; ``field`` names the rule field."""
+    """A selection rule (range, regex, template) is invalid; ``field`` names the rule field."""
 
     def __init__(self, message: str, *, field: str = "") -> None:
         self.field = field

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 import imagebot
 from imagebot import logs
+from imagebot.errors import ImagebotError, PolicyError
 
 #: Subcommand modules under imagebot.cli, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("set_image",)
+COMMANDS: tuple[str, ...] = ("check", "plan", "apply", "select", "set_image", "schema", "tags")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -33,13 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"imagebot {imagebot.__version__}")
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--log-level",
+        default=os.environ.get("IMAGEBOT_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="default: $IMAGEBOT_LOG_LEVEL or info",
     )
     parser.add_argument(
         "--log-format",
-        default="auto",
+        default=os.environ.get("IMAGEBOT_LOG_FORMAT", "auto"),
         choices=["auto", "console", "json"],
-        help="console on a terminal, JSON otherwise (default: auto)",
+        help="auto: console on a terminal, JSON otherwise (default: $IMAGEBOT_LOG_FORMAT or auto)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -57,5 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     logs.configure(level=args.log_level, fmt=args.log_format)
-    code: int = args._run(args)
+    try:
+        code: int = args._run(args)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}")
+        return EXIT_ERROR
+    except ImagebotError as exc:
+        print(f"error: {exc}")
+        return EXIT_ERROR
     return code

@@ -1,0 +1,25 @@
+"""Registry I/O: the OCI Distribution client, its auth, politeness, cache and settings."""
+
+from __future__ import annotations
+
+from imagebot.registry.cache import TagCache
+from imagebot.registry.client import RegistryClient
+from imagebot.registry.manifests import ImageInfo
+from imagebot.registry.politeness import RetryPolicy
+from imagebot.registry.settings import (
+    RegistriesSettings,
+    RegistryConfig,
+    RegistrySettings,
+    load_registries,
+)
+
+__all__ = [
+    "ImageInfo",
+    "RegistriesSettings",
+    "RegistryClient",
+    "RegistryConfig",
+    "RegistrySettings",
+    "RetryPolicy",
+    "TagCache",
+    "load_registries",
+]

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+IDENTITY_TOKEN_USERNAME = "<token>"
+"""Docker's marker username: the password is an OAuth2 refresh token ("identity token") to
+send as ``grant_type=refresh_token`` to the registry's token endpoint, not a Basic password."""
+
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
@@ -23,6 +27,10 @@ class Credentials:
     username: str
     password: str = field(repr=False)
     expires_at: datetime | None = None
+
+    @property
+    def is_identity_token(self) -> bool:
+        return self.username == IDENTITY_TOKEN_USERNAME
 
     def expired(self, now: datetime, *, margin_seconds: float = 0) -> bool:
         if self.expires_at is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Source(BaseModel):
@@ -26,6 +26,21 @@ class BasicSource(_Source):
     password_env: str | None = None
     password_file: str | None = None
 
+    @model_validator(mode="after")
+    def _one_of_each(self) -> BasicSource:
+        for name in ("username", "password"):
+            given = [
+                f"{name}{suffix}"
+                for suffix in ("", "_env", "_file")
+                if getattr(self, f"{name}{suffix}") is not None
+            ]
+            if len(given) != 1:
+                raise ValueError(
+                    f"give exactly one of {name}, {name}_env, {name}_file"
+                    + (f" (got {', '.join(given)})" if given else "")
+                )
+        return self
+
 
 class DockerConfigSource(_Source):
     """A Docker ``config.json`` (``auths``, ``credHelpers``, ``credsStore``) or a
@@ -35,6 +50,21 @@ class DockerConfigSource(_Source):
     path: str | None = Field(
         default=None, description="default: $DOCKER_CONFIG/config.json, ~/.docker/config.json"
     )
+    env: str | None = Field(
+        default=None,
+        description="an environment variable holding the config JSON itself "
+        "(GitLab CI's DOCKER_AUTH_CONFIG); used instead of path",
+    )
+
+
+class SecretSource(_Source):
+    """A mounted Kubernetes secret directory: ``.dockerconfigjson`` (type
+    ``kubernetes.io/dockerconfigjson``), ``.dockercfg`` (``kubernetes.io/dockercfg``) or
+    ``username`` + ``password`` files (``kubernetes.io/basic-auth``). Re-read on every lookup
+    so a rotated secret is picked up without a restart."""
+
+    type: Literal["secret"]
+    path: str
 
 
 class EcrSource(_Source):
@@ -63,11 +93,28 @@ class AcrSource(_Source):
     tenant_id: str | None = None
     client_id: str | None = None
     client_secret_env: str | None = None
-    federated_token_file: str | None = None
-    authority_host: str | None = None
+    client_secret_file: str | None = None
+    federated_token_file: str | None = Field(
+        default=None, description="default: $AZURE_FEDERATED_TOKEN_FILE (workload identity)"
+    )
+    authority_host: str | None = Field(
+        default=None, description="default: $AZURE_AUTHORITY_HOST, login.microsoftonline.com"
+    )
+    scope: str = Field(
+        default="https://containerregistry.azure.net/.default",
+        description="Entra ID scope of the token exchanged at the registry",
+    )
+    managed_identity: bool = Field(
+        default=True,
+        description="with neither a client secret nor a federated token, ask the instance "
+        "metadata service (IMDS) for a managed-identity token",
+    )
+    exchange_url: str | None = Field(
+        default=None, description="default: https://<registry>/oauth2/exchange"
+    )
 
 
 CredentialSource = Annotated[
-    BasicSource | DockerConfigSource | EcrSource | GarSource | AcrSource,
+    BasicSource | DockerConfigSource | SecretSource | EcrSource | GarSource | AcrSource,
     Field(discriminator="type"),
 ]

@@ -1,0 +1,18 @@
+"""``imagebot apply``: run one cycle and publish every environment's changes."""
+
+from __future__ import annotations
+
+import argparse
+
+from imagebot.cli import common
+
+NAME = "apply"
+HELP = "run one cycle: scan, plan, edit, commit and push"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common.add_cycle_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    return common.run_cycle_command(args, publish=True)

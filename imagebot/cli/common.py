@@ -1,0 +1,242 @@
+"""Options and output shared by the cycle commands (check, plan, apply)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+from imagebot import config, engine
+from imagebot.core.plan import Change, EnvironmentPlan
+from imagebot.core.selection import explain_lines
+from imagebot.engine import CycleResult
+from imagebot.registry.cache import TagCache
+from imagebot.registry.client import RegistryClient
+from imagebot.registry.providers import provider_for
+from imagebot.registry.settings import RegistriesSettings, load_registries
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(os.environ.get("IMAGEBOT_CACHE_DIR") or Path(base) / "imagebot")
+
+
+def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policies",
+        type=Path,
+        default=Path(os.environ.get("IMAGEBOT_POLICIES", "policies")),
+        metavar="DIR",
+        help="directory of policy files, one per environment (default: ./policies)",
+    )
+    parser.add_argument(
+        "--environment",
+        "-e",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this environment (repeatable; default: all)",
+    )
+
+
+def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
+    add_policy_arguments(parser)
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where clones and the registry cache live (default: $IMAGEBOT_CACHE_DIR or"
+        " ~/.cache/imagebot)",
+    )
+    parser.add_argument(
+        "--registries",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="registry settings (default: registries.yaml in the policies directory, if any)",
+    )
+    parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="talk plain HTTP to this registry host (repeatable); loopback hosts always may",
+    )
+    parser.add_argument("--output", "-o", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print every tag of every image with the rule that accepted or rejected it",
+    )
+
+
+def load(args: argparse.Namespace) -> config.PolicySet:
+    """Load the policy set, keeping only the environments asked for."""
+    policies = config.load_policies(args.policies)
+    wanted = set(args.environment)
+    if not wanted:
+        return policies
+    known = {p.name for p in policies.environments}
+    missing = [f"{args.policies}: no environment named {n!r}" for n in sorted(wanted - known)]
+    return config.PolicySet(
+        environments=tuple(p for p in policies.environments if p.name in wanted),
+        problems=policies.problems + tuple(missing),
+    )
+
+
+def change_json(c: Change) -> dict[str, Any]:
+    return {
+        "environment": c.environment,
+        "image": c.image,
+        "repository": c.repository,
+        "file": c.file,
+        "line": c.line,
+        "field": c.field,
+        "kind": c.kind,
+        "from": {"tag": c.old_tag, "digest": c.old_digest},
+        "to": {"tag": c.new_tag, "digest": c.new_digest},
+        "image_digest": c.image_digest,
+        "reason": c.reason,
+    }
+
+
+def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]:
+    """A plan as JSON; with ``explain``, every tag's verdict under each decision."""
+    return {
+        "environment": plan.environment,
+        "policy": plan.source,
+        "changes": [change_json(c) for c in plan.changes],
+        "decisions": [
+            {
+                "image": image,
+                "current": current,
+                "chosen": d.tag,
+                "reason": d.reason,
+                **(
+                    {
+                        "verdicts": [
+                            {"tag": v.tag, "accepted": v.accepted, "reason": v.reason}
+                            for v in d.verdicts
+                        ]
+                    }
+                    if explain
+                    else {}
+                ),
+            }
+            for image, current, d in plan.decisions
+        ],
+        "problems": list(plan.problems),
+        "diff": plan.diff(),
+    }
+
+
+def print_result(
+    result: CycleResult, *, output: str, published: bool, explain: bool = False
+) -> None:
+    if output == "json":
+        doc = {
+            "ok": result.ok,
+            "problems": list(result.problems),
+            "environments": [
+                {**plan_json(r.plan, explain=explain), "commit": r.commit, "error": r.error}
+                for r in result.environments
+            ],
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    out = sys.stdout
+    for problem in result.problems:
+        out.write(f"error: {problem}\n")
+    for r in result.environments:
+        plan = r.plan
+        out.write(plan.diff())
+        for c in plan.changes:
+            out.write(f"{c.summary()}\n    why: {c.reason}\n")
+        if explain:
+            for image, current, d in plan.decisions:
+                out.write(f"{plan.environment}: {image} (running {current or 'no tag'}):\n")
+                out.writelines(f"    {line}\n" for line in explain_lines(d))
+        for image, current, d in plan.decisions:
+            if d.tag is None or d.tag == current:
+                out.write(
+                    f"{plan.environment}: {image} stays at {current or '(none)'}: {d.reason}\n"
+                )
+        for problem in plan.problems:
+            out.write(f"error: {problem}\n")
+        if r.error:
+            out.write(f"error: {r.error}\n")
+        if r.commit:
+            out.write(f"{plan.environment}: pushed {r.commit}\n")
+        elif not plan.changes and not r.error:
+            out.write(f"{plan.environment}: up to date\n")
+        elif plan.changes and not published and not r.error:
+            out.write(f"{plan.environment}: {len(plan.changes)} change(s) planned\n")
+
+
+def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
+    """Load policies, run one cycle, print the result; 0 when everything went through."""
+    policies = load(args)
+    settings = registry_settings(args)
+    cache_dir: Path = args.cache_dir or default_cache_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+
+    async def cycle() -> CycleResult:
+        async with registry_client(settings, cache_dir=cache_dir) as registry:
+            return await engine.run_cycle(
+                policies.environments,
+                registry=registry,
+                repos_dir=cache_dir / "repos",
+                publish=publish,
+                problems=policies.problems,
+            )
+
+    result = anyio.run(cycle)
+    print_result(result, output=args.output, published=publish, explain=args.explain)
+    return 0 if result.ok else 1
+
+
+def registry_settings(args: argparse.Namespace) -> RegistriesSettings:
+    """registries.yaml (given, or beside the policies) plus --insecure-registry hosts."""
+    path: Path | None = args.registries
+    if path is None:
+        beside = getattr(args, "policies", None)
+        if beside is not None and (beside / "registries.yaml").is_file():
+            path = beside / "registries.yaml"
+    settings = load_registries(path) if path is not None else RegistriesSettings()
+    return settings.with_insecure(frozenset(args.insecure_registry))
+
+
+@asynccontextmanager
+async def registry_client(
+    settings: RegistriesSettings, *, cache_dir: Path
+) -> AsyncIterator[RegistryClient]:
+    """The full registry client: settings, credentials, and the SQLite tag cache.
+
+    ``cache_dir`` must exist (the caller creates it, outside the event loop).
+    """
+    sources = {h: s.credentials for h, s in settings.registries.items() if s.credentials}
+    if settings.defaults.credentials is not None:
+        sources["*"] = settings.defaults.credentials
+    cache = TagCache(cache_dir / "registry.sqlite")
+    try:
+        async with (
+            httpx.AsyncClient(timeout=30) as http,
+            RegistryClient(
+                settings=settings,
+                credentials=provider_for(sources, http=http),
+                cache=cache,
+            ) as client,
+        ):
+            yield client
+    finally:
+        cache.close()

@@ -1,0 +1,68 @@
+"""Reading policy files from disk; validation itself is pure (imagebot.core.policy)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagebot.core.policy import LoadedPolicy, parse_policy
+from imagebot.errors import PolicyError
+
+#: Files in a policies directory that are configuration, not environments.
+NOT_ENVIRONMENTS = frozenset({"registries.yaml", "registries.yml"})
+
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_SCP_LIKE = re.compile(r"^[^/]+@[^/:]+:")
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Every environment that loaded, and every problem with the files that did not."""
+
+    environments: tuple[LoadedPolicy, ...]
+    problems: tuple[str, ...]
+
+
+def policy_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise PolicyError([f"{directory}: policies directory not found"])
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix in (".yaml", ".yml") and p.name not in NOT_ENVIRONMENTS and p.is_file()
+    )
+
+
+def load_policies(directory: Path) -> PolicySet:
+    """Load every environment file; a bad file stops only its own environment."""
+    loaded: list[LoadedPolicy] = []
+    problems: list[str] = []
+    by_name: dict[str, str] = {}
+    for path in policy_files(directory):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}:1: cannot read: {exc}")
+            continue
+        try:
+            policy = parse_policy(text, source=str(path))
+        except PolicyError as exc:
+            problems.extend(exc.problems)
+            continue
+        if policy.name in by_name:
+            first = by_name[policy.name]
+            problems.append(f"{path}:1: environment: {policy.name!r} is already defined in {first}")
+            continue
+        by_name[policy.name] = str(path)
+        loaded.append(policy)
+    if not loaded and not problems:
+        problems.append(f"{directory}: no policy files (*.yaml) found")
+    return PolicySet(environments=tuple(loaded), problems=tuple(problems))
+
+
+def resolve_repo_url(url: str, policy_file: str) -> str:
+    """A URL as git takes it; a plain relative path is relative to the policy file."""
+    if _SCHEME.match(url) or _SCP_LIKE.match(url) or Path(url).is_absolute():
+        return url
+    return str((Path(policy_file).resolve().parent / url).resolve())

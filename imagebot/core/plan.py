@@ -1,0 +1,237 @@
+"""A plan: the changes one cycle would make, as plain data — printable, testable, pure.
+
+``plan_environment`` takes an environment's policy, its files' text, and what the
+registries said, and returns the edits, the new file texts and every problem found; it
+never does I/O. The engine feeds it and publishes the result.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from imagebot.core.policy import EnvironmentPolicy, ImagePolicy
+from imagebot.core.rewrite import Edit, Target
+from imagebot.core.rewrite import apply as apply_edits
+from imagebot.core.selection import Decision, TagInfo, select
+from imagebot.errors import EditError
+
+TRAILER_ENVIRONMENT = "Imagebot-Environment"
+TRAILER_IMAGE = "Imagebot-Image"
+TRAILER_FROM = "Imagebot-From"
+TRAILER_TO = "Imagebot-To"
+TRAILER_DIGEST = "Imagebot-Digest"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One target moving from one version to another."""
+
+    environment: str
+    image: str  # image policy name
+    repository: str  # normalised
+    file: str
+    line: int
+    field: str
+    kind: str
+    old_tag: str | None
+    old_digest: str | None
+    new_tag: str | None
+    new_digest: str | None  # the digest written into the file, if any
+    image_digest: str | None  # the digest of the new version, written or not (for trailers)
+    reason: str
+
+    @property
+    def old(self) -> str:
+        return version_text(self.old_tag, self.old_digest)
+
+    @property
+    def new(self) -> str:
+        return version_text(self.new_tag, self.new_digest)
+
+    def summary(self) -> str:
+        return (
+            f"{self.environment}: {self.image} ({self.repository}) {self.old} -> {self.new}"
+            f"  [{self.file}:{self.line}]"
+        )
+
+
+@dataclass(frozen=True)
+class ImageScan:
+    """What the registry said about one repository in this cycle."""
+
+    tags: tuple[TagInfo, ...] = ()
+    digests: Mapping[str, str] = field(default_factory=dict)  # tag -> digest
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class EnvironmentPlan:
+    environment: str
+    source: str  # policy file
+    changes: tuple[Change, ...] = ()
+    problems: tuple[str, ...] = ()
+    decisions: tuple[tuple[str, str | None, Decision], ...] = ()  # (image, current, decision)
+    old_files: Mapping[str, str] = field(default_factory=dict)
+    new_files: Mapping[str, str] = field(default_factory=dict)
+    #: (repository, tag) of chosen versions whose digest the scan did not hold yet
+    digests_needed: frozenset[tuple[str, str]] = frozenset()
+
+    def diff(self) -> str:
+        """A unified diff of every changed file, with a/ and b/ prefixes like git's."""
+        out: list[str] = []
+        for path in sorted(self.new_files):
+            out.extend(
+                difflib.unified_diff(
+                    self.old_files[path].splitlines(keepends=True),
+                    self.new_files[path].splitlines(keepends=True),
+                    fromfile=f"a/{path}",
+                    tofile=f"b/{path}",
+                )
+            )
+        return "".join(line if line.endswith("\n") else line + "\n" for line in out)
+
+
+def version_text(tag: str | None, digest: str | None) -> str:
+    if tag and digest:
+        return f"{tag}@{digest}"
+    return tag or digest or "(none)"
+
+
+def targets_for(image: ImagePolicy, targets: Sequence[Target]) -> list[Target]:
+    """The targets an image policy governs: same repository, or a marker naming the policy."""
+    repo = image.normalized_repository
+    out = []
+    for t in targets:
+        if t.policy is not None:
+            if image.name in (t.policy, t.policy.rsplit(":", 1)[-1]):
+                out.append(t)
+        elif t.repository == repo:
+            out.append(t)
+    return out
+
+
+def needs_digest(image: ImagePolicy, target: Target) -> bool:
+    """Pin when the policy says so, follows digests, or the file already pins (a tag moved
+    without its digest would keep running the old image)."""
+    return image.digest == "pin" or image.strategy == "digest" or target.digest is not None
+
+
+def plan_environment(
+    policy: EnvironmentPolicy,
+    *,
+    source: str,
+    files: Mapping[str, str],
+    targets: Mapping[str, Sequence[Target]],
+    scans: Mapping[str, ImageScan],
+    now: datetime,
+    problems: Sequence[str] = (),
+) -> EnvironmentPlan:
+    """Decide every target's version and splice the edits into the files' text."""
+    env = policy.environment
+    all_problems = list(problems)
+    decisions: list[tuple[str, str | None, Decision]] = []
+    edits: dict[str, list[Edit]] = {}
+    changes: dict[str, list[Change]] = {}
+    needed: set[tuple[str, str]] = set()
+    for image in policy.images:
+        matched = [(path, t) for path, ts in targets.items() for t in targets_for(image, ts)]
+        if not matched:
+            continue
+        scan = scans.get(image.normalized_repository)
+        if scan is None or scan.error is not None:
+            reason = scan.error if scan else "not scanned"
+            all_problems.append(f"{env}: image {image.name} ({image.repository}): {reason}")
+            continue
+        rule = image.rule()
+        by_current: dict[str | None, Decision] = {}
+        for path, target in matched:
+            if target.tag not in by_current:
+                decision = select(scan.tags, rule, current=target.tag, now=now)
+                by_current[target.tag] = decision
+                decisions.append((image.name, target.tag, decision))
+            decision = by_current[target.tag]
+            if decision.tag is None:
+                continue
+            moving = decision.tag != target.tag or needs_digest(image, target)
+            if moving and decision.tag not in scan.digests:
+                needed.add((image.normalized_repository, decision.tag))
+            new_digest = None
+            if needs_digest(image, target):
+                new_digest = scan.digests.get(decision.tag)
+                if new_digest is None:
+                    all_problems.append(
+                        f"{env}: {path}:{target.line}: no digest known for"
+                        f" {image.repository}:{decision.tag}; left unchanged"
+                    )
+                    continue
+            if (decision.tag, new_digest) == (target.tag, target.digest):
+                continue
+            edits.setdefault(path, []).append(
+                Edit(target=target, tag=decision.tag, digest=new_digest)
+            )
+            changes.setdefault(path, []).append(
+                Change(
+                    environment=env,
+                    image=image.name,
+                    repository=image.normalized_repository,
+                    file=path,
+                    line=target.line,
+                    field=target.field,
+                    kind=target.kind,
+                    old_tag=target.tag,
+                    old_digest=target.digest,
+                    new_tag=decision.tag,
+                    new_digest=new_digest,
+                    image_digest=new_digest or scan.digests.get(decision.tag),
+                    reason=decision.reason,
+                )
+            )
+    new_files: dict[str, str] = {}
+    kept: list[Change] = []
+    for path in sorted(edits):
+        try:
+            new_files[path] = apply_edits(files[path], edits[path], source=path)
+        except EditError as exc:
+            all_problems.append(f"{env}: {exc}; file left untouched")
+            continue
+        kept.extend(changes[path])
+    return EnvironmentPlan(
+        environment=env,
+        source=source,
+        changes=tuple(kept),
+        problems=tuple(all_problems),
+        decisions=tuple(decisions),
+        old_files={p: files[p] for p in new_files},
+        new_files=new_files,
+        digests_needed=frozenset(needed),
+    )
+
+
+def commit_message(plan: EnvironmentPlan) -> str:
+    """Subject, a readable body, and trailers that record every transition."""
+    env = plan.environment
+    transitions: dict[tuple[str, str, str, str | None], list[Change]] = {}
+    for c in plan.changes:
+        transitions.setdefault((c.image, c.old, c.new, c.image_digest), []).append(c)
+    if len(transitions) == 1:
+        image, old, new, _ = next(iter(transitions))
+        subject = f"imagebot({env}): update {image} {old} -> {new}"
+    else:
+        names = sorted({key[0] for key in transitions})
+        subject = f"imagebot({env}): update {len(names)} images: {', '.join(names)}"
+    body = [f"imagebot updated environment {env} (policy {plan.source}):", ""]
+    trailers = [f"{TRAILER_ENVIRONMENT}: {env}"]
+    for (image, old, new, digest), group in transitions.items():
+        first = group[0]
+        body.append(f"- {image} ({first.repository}): {old} -> {new}")
+        body.append(f"  why: {first.reason}")
+        body.extend(f"  {c.file}:{c.line} {c.field}" for c in group)
+        trailers.append(f"{TRAILER_IMAGE}: {first.repository}")
+        trailers.append(f"{TRAILER_FROM}: {old}")
+        trailers.append(f"{TRAILER_TO}: {new}")
+        if digest:
+            trailers.append(f"{TRAILER_DIGEST}: {digest}")
+    return "\n".join([subject, "", *body, "", *trailers]) + "\n"

@@ -1,0 +1,304 @@
+"""Policy files: one YAML document per environment, validated into immutable models.
+
+Parsing keeps ruamel.yaml's line information so that every problem — invalid YAML, an
+unknown key, a wrong type, a bad range — is reported as ``file:line: field: message``.
+Pure: the caller reads the file and passes its text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from imagebot.core import reference
+from imagebot.core.durations import parse_duration
+from imagebot.core.selection import SelectionRule, validate_rule
+from imagebot.errors import InvalidReference, PolicyError, SelectionError
+
+_NAME_RE = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class TagFilter(_Model):
+    """Which tags an image policy considers at all."""
+
+    include: str | None = Field(default=None, description="regex a tag must match")
+    exclude: tuple[str, ...] = Field(default=(), description="regexes that reject a tag")
+    extract: str | None = Field(
+        default=None,
+        description="template over include's named groups giving the value to order by,"
+        " e.g. '$version'",
+    )
+
+    @field_validator("exclude", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+
+class ImagePolicy(_Model):
+    """How one environment picks a version of one repository."""
+
+    name: str = Field(
+        pattern=_NAME_RE,
+        description="name of this image policy; `# imagebot: <name>` markers refer to it",
+    )
+    repository: str = Field(description="image repository, e.g. ghcr.io/acme/backend or nginx")
+    strategy: Literal["semver", "numeric", "lexical", "calver", "newest-build", "digest"] = "semver"
+    range: str | None = Field(default=None, description="semver range: ^1.2, ~1.2.3, >=1 <2, 1.x")
+    prerelease: bool = Field(default=False, description="allow prereleases (1.2.0-rc.1)")
+    partial: bool = Field(default=False, description="accept partial versions such as 1.2")
+    tags: TagFilter = Field(default_factory=TagFilter)
+    order: Literal["asc", "desc"] = "asc"
+    calver: str | None = Field(default=None, description="calver format, e.g. YYYY.MM.DD")
+    variant: Literal["match", "any"] = Field(
+        default="match", description="match: 1.2.3-alpine only moves to another *-alpine"
+    )
+    allow: Literal["major", "minor", "patch"] = Field(
+        default="major", description="how far one update may move"
+    )
+    downgrade: bool = Field(default=False, description="allow moving to a lower version")
+    min_age: str | None = Field(
+        default=None, description="minimum age of a tag before it is chosen, e.g. 1h, 2d"
+    )
+    ignore: tuple[str, ...] = Field(default=(), description="versions never chosen")
+    follow: str | None = Field(
+        default=None, description="strategy digest: the mutable tag to follow, e.g. latest"
+    )
+    digest: Literal["pin", "none"] = Field(
+        default="none", description="pin: write tag@sha256:… so the image cannot move under it"
+    )
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str) -> str:
+        try:
+            ref = reference.parse(value)
+        except InvalidReference as exc:
+            raise ValueError(str(exc)) from None
+        if ref.tag or ref.digest:
+            raise ValueError(
+                f"{value!r} has a tag or digest; give the repository only (e.g. {ref.familiar})"
+            )
+        return value
+
+    @field_validator("min_age")
+    @classmethod
+    def _min_age(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @property
+    def normalized_repository(self) -> str:
+        return reference.normalize_repository(self.repository)
+
+    def rule(self) -> SelectionRule:
+        """The selection rule this policy stands for."""
+        return SelectionRule(
+            strategy=self.strategy,
+            range=self.range,
+            prerelease=self.prerelease,
+            partial=self.partial,
+            include=self.tags.include,
+            exclude=self.tags.exclude,
+            extract=self.tags.extract,
+            order=self.order,
+            calver=self.calver,
+            variant=self.variant,
+            allow=self.allow,
+            downgrade=self.downgrade,
+            min_age=parse_duration(self.min_age) if self.min_age else None,
+            ignore=self.ignore,
+            follow=self.follow,
+        )
+
+
+class Author(_Model):
+    name: str = "imagebot"
+    email: str = "imagebot@localhost"
+
+
+class RepoSpec(_Model):
+    """The environment repo: where the manifests live."""
+
+    url: str = Field(
+        description="git URL or path of the environment repo; a relative path is resolved"
+        " against the policy file's directory"
+    )
+    branch: str = Field(default="main", description="branch to read and push")
+    path: str = Field(default=".", description="directory of this environment inside the repo")
+    author: Author = Field(default_factory=Author, description="author and committer of commits")
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        parts = value.replace("\\", "/").split("/")
+        if value.startswith("/") or ".." in parts:
+            raise ValueError(f"{value!r} must be a relative path inside the repo")
+        return value
+
+
+class EnvironmentPolicy(_Model):
+    """One environment: its repo, how changes are published, and its image policies."""
+
+    environment: str = Field(pattern=_NAME_RE, description="environment name, e.g. dev")
+    repo: RepoSpec
+    publish: Literal["commit"] = Field(
+        default="commit", description="commit: commit and push to the branch"
+    )
+    images: tuple[ImagePolicy, ...] = Field(min_length=1)
+
+    @field_validator("images")
+    @classmethod
+    def _unique_names(cls, images: tuple[ImagePolicy, ...]) -> tuple[ImagePolicy, ...]:
+        seen: set[str] = set()
+        for image in images:
+            if image.name in seen:
+                raise ValueError(f"image policy name {image.name!r} is used twice")
+            seen.add(image.name)
+        return images
+
+    def image(self, name: str) -> ImagePolicy | None:
+        return next((i for i in self.images if i.name == name), None)
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A validated environment policy and the file it came from."""
+
+    source: str
+    policy: EnvironmentPolicy
+
+    @property
+    def name(self) -> str:
+        return self.policy.environment
+
+
+def parse_policy(text: str, *, source: str) -> LoadedPolicy:
+    """Validate one policy file's text; raise PolicyError listing every problem found."""
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        docs = [d for d in yaml.load_all(text) if d is not None]
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = (exc.problem or exc.context or "invalid YAML").strip()
+        raise PolicyError([f"{source}:{line}: invalid YAML: {problem}"]) from None
+    except Exception as exc:  # ruamel raises a few non-marked errors (e.g. bad characters)
+        raise PolicyError([f"{source}:1: invalid YAML: {exc}"]) from None
+    if len(docs) != 1:
+        raise PolicyError([f"{source}:1: expected exactly one YAML document, found {len(docs)}"])
+    doc = docs[0]
+    if not isinstance(doc, CommentedMap):
+        raise PolicyError([f"{source}:1: a policy file must be a mapping of fields"])
+    try:
+        model = EnvironmentPolicy.model_validate(_plain(doc))
+    except ValidationError as exc:
+        errors = _root_causes(exc.errors())
+        raise PolicyError([_pydantic_problem(source, doc, err) for err in errors]) from None
+    problems = [
+        f"{source}:{_line(doc, loc)}: {_dotted(loc)}: {message}"
+        for loc, message in _rule_problems(model)
+    ]
+    if problems:
+        raise PolicyError(problems)
+    return LoadedPolicy(source=source, policy=model)
+
+
+# SelectionRule flattens the `tags:` block; map its field names back to where users wrote them.
+_RULE_FIELD_PATH = {f: ("tags", f) for f in ("include", "exclude", "extract")}
+
+
+def _rule_problems(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
+    for i, image in enumerate(model.images):
+        try:
+            validate_rule(image.rule())
+        except SelectionError as exc:
+            field = _RULE_FIELD_PATH.get(exc.field, (exc.field,) if exc.field else ())
+            yield ("images", i, *field), str(exc)
+
+
+def _root_causes(errors: list[Any]) -> list[Any]:
+    """Drop "too short" errors that only echo an invalid item below them (pydantic reports
+    both the bad item and that the list, without it, is empty)."""
+    locs = [tuple(e["loc"]) for e in errors]
+    return [
+        e
+        for e in errors
+        if not (
+            e["type"] == "too_short"
+            and any(len(o) > len(e["loc"]) and o[: len(e["loc"])] == tuple(e["loc"]) for o in locs)
+        )
+    ]
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, CommentedMap):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _pydantic_problem(source: str, doc: CommentedMap, err: Any) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    else:
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] in ("literal_error", "enum"):
+            message += f" (got {err.get('input')!r})"
+    return f"{source}:{_line(doc, loc)}: {_dotted(loc) or '(top level)'}: {message}"
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line(doc: Any, loc: tuple[Any, ...]) -> int:
+    """The 1-based line of the deepest node of ``loc`` that exists in the document."""
+    line = doc.lc.line + 1 if hasattr(doc, "lc") else 1
+    node = doc
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    return line
+
+
+__all__ = [
+    "EnvironmentPolicy",
+    "ImagePolicy",
+    "LoadedPolicy",
+    "RepoSpec",
+    "TagFilter",
+    "parse_policy",
+]
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a policy file, as published in imagebot/schema/."""
+    schema = EnvironmentPolicy.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://imagebot.dev/schema/policy.schema.json"
+    schema["title"] = "imagebot environment policy"
+    return schema

@@ -1,0 +1,97 @@
+"""User regexes (include, exclude) and the ``extract`` template over include's named groups.
+
+Policy authors write these patterns and registries supply the text, so a pattern like
+``(\\w+-?)*$`` could backtrack for hours on a 128-character tag and stall every image in the
+cycle. Patterns run on the ``regex`` package with a per-match timeout: it speaks the syntax
+users copy from Flux and Argo CD (``(?P<ts>...)`` and Go's ``(?<ts>...)``) and stops a runaway
+match, where RE2 bindings would refuse lookarounds and cost ten times more per match, and a
+static "dangerous pattern" check would reject sound patterns such as ``^(\\d+\\.)+\\d+$``. A
+sound pattern needs microseconds on a tag (at most 128 characters by the OCI distribution
+spec), so the limit only ever fires on a pattern that would never finish; the policy then fails
+with a message naming the pattern and the tag, rather than picking from a partial list.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import regex
+
+from imagebot.errors import SelectionError
+
+#: Seconds one match may take. Sound patterns need microseconds.
+MATCH_TIMEOUT = 0.25
+
+_TEMPLATE_REF = re.compile(r"\$(?:\{(?P<braced>\w+)\}|(?P<bare>\w+))")
+
+
+@dataclass(frozen=True)
+class UserPattern:
+    """A compiled user regex that cannot run away."""
+
+    text: str
+    field: str
+    compiled: regex.Pattern[str]
+
+    def search(self, tag: str) -> regex.Match[str] | None:
+        try:
+            return self.compiled.search(tag, timeout=MATCH_TIMEOUT)
+        except TimeoutError as exc:
+            raise SelectionError(
+                f"{self.field} pattern '{self.text}' took longer than {MATCH_TIMEOUT}s on tag "
+                f"{tag!r}: it backtracks catastrophically (nested repetition such as '(a+)+'); "
+                "rewrite it",
+                field=self.field,
+            ) from exc
+
+
+def compile_pattern(text: str, field: str) -> UserPattern:
+    """Compile a user regex; SelectionError(field=...) says what is wrong with it."""
+    try:
+        compiled = regex.compile(text)
+    except regex.error as exc:
+        raise SelectionError(
+            f"{field} pattern '{text}' is not a valid regex: {exc}", field=field
+        ) from None
+    return UserPattern(text=text, field=field, compiled=compiled)
+
+
+def template_names(template: str) -> list[str]:
+    """The group names a template refers to (``$version``, ``${ts}``)."""
+    return [m["braced"] or m["bare"] for m in _TEMPLATE_REF.finditer(template)]
+
+
+def compile_template(
+    template: str, include: UserPattern | None
+) -> Callable[[regex.Match[str]], str]:
+    """Turn ``extract`` into a function of include's match; checks every name it uses exists."""
+    if include is None:
+        raise SelectionError(
+            "extract needs an include pattern whose named groups it can use", field="extract"
+        )
+    names = template_names(template)
+    if not names:
+        raise SelectionError(
+            f"extract {template!r} names no group (write e.g. '$version' or '${{ts}}')",
+            field="extract",
+        )
+    groups = include.compiled.groupindex
+    for name in names:
+        if name not in groups and not (name.isdigit() and int(name) <= include.compiled.groups):
+            raise SelectionError(
+                f"extract {template!r} uses ${name}, which include '{include.text}' does not "
+                f"define (groups: {', '.join(sorted(groups)) or 'none'})",
+                field="extract",
+            )
+
+    def expand(match: regex.Match[str]) -> str:
+        def ref(m: re.Match[str]) -> str:
+            name = m["braced"] or m["bare"]
+            value = match.group(int(name) if name.isdigit() else name)
+            return value or ""
+
+        return _TEMPLATE_REF.sub(ref, template)
+
+    return expand

@@ -1,0 +1,282 @@
+"""SemVer ranges as npm's node-semver writes them, plus the commas Flux users bring along.
+
+Grammar: alternatives joined by ``||``; each is a hyphen range (``1.2 - 2.3.4``) or comparators
+separated by spaces or commas. A comparator is ``<``, ``<=``, ``>``, ``>=``, ``=``, ``!=``, ``^``,
+``~`` (``~>`` reads as ``~``) or nothing, before a version that may be partial or use ``x``,
+``X`` or ``*`` wildcards (``1.x``, ``1.2.*``, ``*``).
+
+Ranges are desugared the way node-semver does with ``includePrerelease``: an upper bound that
+comes from a wildcard or ``^``/``~`` excludes the prereleases of that bound (``^1`` is
+``>=1.0.0-0 <2.0.0-0``, so ``2.0.0-rc.1`` is outside). Whether prereleases are wanted at all is
+the rule's ``prerelease`` switch, decided before the range is consulted.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from imagebot.errors import SelectionError
+
+from .semver_tags import Key, prerelease_key
+
+_Compare = Callable[[Key, Key], bool]
+_OPS: dict[str, _Compare] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "=": operator.eq,
+    "!=": operator.ne,
+}
+
+_X = r"(?:0|[1-9]\d*|[xX*])"
+_PARTIAL = (
+    rf"[vV]?(?P<major>{_X})(?:\.(?P<minor>{_X})(?:\.(?P<patch>{_X})"
+    r"(?:-(?P<pre>[0-9A-Za-z][0-9A-Za-z.-]*))?(?:\+[0-9A-Za-z.-]+)?)?)?"
+)
+_PARTIAL_RE = re.compile(_PARTIAL)
+_COMPARATOR_RE = re.compile(rf"(?P<op>\^|~>?|>=|<=|>|<|=|!=)?\s*(?P<ver>{_PARTIAL})")
+_HYPHEN_RE = re.compile(r"^\s*(?P<lo>\S+)\s+-\s+(?P<hi>\S+)\s*$")
+
+
+def _lowest(major: int, minor: int, patch: int) -> Key:
+    """The smallest key of a release line: below every prerelease of it (node's ``-0``)."""
+    return (major, minor, patch, 0, ())
+
+
+@dataclass(frozen=True)
+class _Partial:
+    major: int | None
+    minor: int | None
+    patch: int | None
+    pre: str
+
+    def key(self) -> Key:
+        pre = prerelease_key(self.pre)
+        return (self.major or 0, self.minor or 0, self.patch or 0, 0 if pre else 1, pre)
+
+
+@dataclass(frozen=True)
+class Comparator:
+    op: str
+    key: Key
+
+    def test(self, key: Key) -> bool:
+        return _OPS[self.op](key, self.key)
+
+
+def _all_of(alt: tuple[Comparator, ...]) -> Callable[[Key], bool]:
+    # Selection tests up to 100,000 keys against one range: closures over the operator
+    # functions run several times faster than looping over comparator objects.
+    if not alt:
+        return lambda key: True
+    if len(alt) == 1:
+        op, bound = _OPS[alt[0].op], alt[0].key
+        return lambda key: op(key, bound)
+    if len(alt) == 2:
+        op1, bound1, op2, bound2 = _OPS[alt[0].op], alt[0].key, _OPS[alt[1].op], alt[1].key
+        return lambda key: op1(key, bound1) and op2(key, bound2)
+    tests = [(_OPS[c.op], c.key) for c in alt]
+    return lambda key: all(op(key, bound) for op, bound in tests)
+
+
+def _any_of(alternatives: tuple[tuple[Comparator, ...], ...]) -> Callable[[Key], bool]:
+    if len(alternatives) == 1:
+        return _all_of(alternatives[0])
+    tests = [_all_of(alt) for alt in alternatives]
+    return lambda key: any(test(key) for test in tests)
+
+
+@dataclass(frozen=True)
+class SemverRange:
+    """A parsed range: any alternative whose comparators all hold."""
+
+    text: str
+    alternatives: tuple[tuple[Comparator, ...], ...]
+    #: ``contains`` compiled; built by ``parse_range``.
+    test: Callable[[Key], bool] = field(compare=False, repr=False, default=lambda key: True)
+
+    def contains(self, key: Key) -> bool:
+        """True when the version with precedence ``key`` satisfies the range."""
+        return self.test(key)
+
+    def bounds(self) -> tuple[Key | None, Key | None]:
+        """(low, high) when the range is exactly ``>=low <high`` (either may be absent).
+
+        That is what ``^``, ``~``, x-ranges and most hand-written ranges become; selection
+        tests it inline instead of calling ``contains`` 100,000 times. (None, None) for any
+        other shape, which then needs ``contains``.
+        """
+        if len(self.alternatives) != 1:
+            return None, None
+        low: Key | None = None
+        high: Key | None = None
+        for c in self.alternatives[0]:
+            if c.op == ">=" and low is None:
+                low = c.key
+            elif c.op == "<" and high is None:
+                high = c.key
+            else:
+                return None, None
+        return low, high
+
+    def prerelease_cores(self) -> frozenset[tuple[int, int, int]]:
+        """Releases whose prereleases a comparator spells out (``>=2.0.0-rc.1``: 2.0.0).
+
+        node-semver lets such a range match prereleases of that release even when
+        prereleases are otherwise off; so does selection.
+        """
+        return frozenset(
+            (c.key[0], c.key[1], c.key[2])
+            for alt in self.alternatives
+            for c in alt
+            if c.key[3] == 0 and c.key[4]
+        )
+
+
+def _number(text: str | None) -> int | None:
+    if text is None or text in ("x", "X", "*"):
+        return None
+    return int(text)
+
+
+def _read_partial(text: str, whole: str) -> _Partial:
+    m = _PARTIAL_RE.fullmatch(text)
+    if m is None:
+        raise SelectionError(f"range {whole!r}: {text!r} is not a version", field="range")
+    major, minor, patch = (_number(m.group(g)) for g in ("major", "minor", "patch"))
+    # "1.x.3" means "1.x": a wildcard swallows everything after it.
+    if major is None:
+        minor = patch = None
+    elif minor is None:
+        patch = None
+    return _Partial(major, minor, patch, m.group("pre") or "")
+
+
+def _wildcard(p: _Partial) -> tuple[Comparator, ...]:
+    if p.major is None:
+        return ()
+    if p.minor is None:
+        return (
+            Comparator(">=", _lowest(p.major, 0, 0)),
+            Comparator("<", _lowest(p.major + 1, 0, 0)),
+        )
+    if p.patch is None:
+        return (
+            Comparator(">=", _lowest(p.major, p.minor, 0)),
+            Comparator("<", _lowest(p.major, p.minor + 1, 0)),
+        )
+    return (Comparator("=", p.key()),)
+
+
+def _lower(p: _Partial) -> Comparator | None:
+    if p.major is None:
+        return None
+    if p.patch is None:
+        return Comparator(">=", _lowest(p.major, p.minor or 0, 0))
+    return Comparator(">=", p.key())
+
+
+def _upper_inclusive(p: _Partial) -> Comparator | None:
+    if p.major is None:
+        return None
+    if p.minor is None:
+        return Comparator("<", _lowest(p.major + 1, 0, 0))
+    if p.patch is None:
+        return Comparator("<", _lowest(p.major, p.minor + 1, 0))
+    return Comparator("<=", p.key())
+
+
+def _caret(p: _Partial) -> tuple[Comparator, ...]:
+    if p.major is None:
+        return ()
+    low = _lower(p)
+    assert low is not None
+    if p.major > 0 or p.minor is None:
+        high = _lowest(p.major + 1, 0, 0)
+    elif p.minor > 0 or p.patch is None:
+        high = _lowest(0, p.minor + 1, 0)
+    else:
+        high = _lowest(0, 0, (p.patch or 0) + 1)
+    return (low, Comparator("<", high))
+
+
+def _tilde(p: _Partial) -> tuple[Comparator, ...]:
+    if p.major is None:
+        return ()
+    low = _lower(p)
+    assert low is not None
+    if p.minor is None:
+        return (low, Comparator("<", _lowest(p.major + 1, 0, 0)))
+    return (low, Comparator("<", _lowest(p.major, p.minor + 1, 0)))
+
+
+def _comparators(op: str, p: _Partial) -> tuple[Comparator, ...]:
+    if op == "^":
+        return _caret(p)
+    if op in ("~", "~>"):
+        return _tilde(p)
+    if op in ("", "="):
+        return _wildcard(p)
+    if p.major is None:
+        # ">=*" and "<=*" match everything; "<*" and ">*" nothing.
+        return () if op in (">=", "<=") else (Comparator("<", _lowest(0, 0, 0)),)
+    if op == "!=":
+        return (Comparator("!=", p.key()),) if p.patch is not None else ()
+    if op == ">=":
+        low = _lower(p)
+        return (low,) if low else ()
+    if op == "<=":
+        high = _upper_inclusive(p)
+        return (high,) if high else ()
+    if op == ">":
+        if p.minor is None:
+            return (Comparator(">=", _lowest(p.major + 1, 0, 0)),)
+        if p.patch is None:
+            return (Comparator(">=", _lowest(p.major, p.minor + 1, 0)),)
+        return (Comparator(">", p.key()),)
+    # op == "<"
+    if p.patch is None:
+        return (Comparator("<", _lowest(p.major, p.minor or 0, 0)),)
+    return (Comparator("<", p.key()),)
+
+
+def _alternative(text: str, whole: str) -> tuple[Comparator, ...]:
+    hyphen = _HYPHEN_RE.match(text)
+    if hyphen:
+        lo = _lower(_read_partial(hyphen["lo"], whole))
+        hi = _upper_inclusive(_read_partial(hyphen["hi"], whole))
+        return tuple(c for c in (lo, hi) if c is not None)
+    out: list[Comparator] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        m = _COMPARATOR_RE.match(text, pos)
+        if m is None or m.end() == pos:
+            raise SelectionError(
+                f"range {whole!r}: cannot read {text[pos:]!r} "
+                "(expected a comparison such as '>=1.2', '^1', '~1.2.3', '1.x' or '*')",
+                field="range",
+            )
+        out.extend(_comparators(m["op"] or "", _read_partial(m["ver"], whole)))
+        pos = m.end()
+        separator = re.compile(r"\s*,\s*|\s+").match(text, pos)
+        if pos < len(text):
+            if separator is None or separator.end() == pos:
+                raise SelectionError(
+                    f"range {whole!r}: expected a space or comma after {m.group()!r}",
+                    field="range",
+                )
+            pos = separator.end()
+    return tuple(out)
+
+
+def parse_range(text: str) -> SemverRange:
+    """Parse a range; SelectionError(field="range") names the part it cannot read."""
+    if not text.strip():
+        raise SelectionError("range is empty (use '*' for any version)", field="range")
+    alternatives = tuple(_alternative(part, text) for part in text.split("||"))
+    return SemverRange(text=text, alternatives=alternatives, test=_any_of(alternatives))

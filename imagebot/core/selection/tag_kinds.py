@@ -1,0 +1,76 @@
+"""Tags that name a build, not a version: mutable tags, commit hashes, signatures.
+
+They are never chosen unless an include pattern asks for them: Argo CD Image Updater's
+newest-build strategy could pick ``latest`` when it tied with a release on creation time, and
+lexical ordering puts ``sha-f00d`` above every ``1.x`` tag.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Tags that registries and CI conventionally move from build to build.
+MUTABLE_TAGS = frozenset(
+    {
+        "latest",
+        "stable",
+        "edge",
+        "main",
+        "master",
+        "trunk",
+        "develop",
+        "development",
+        "dev",
+        "nightly",
+        "canary",
+        "next",
+        "beta",
+        "alpha",
+        "rc",
+        "head",
+        "current",
+        "release",
+        "testing",
+        "unstable",
+        "rolling",
+    }
+)
+
+# cosign/sigstore store signatures, attestations and SBOMs as sha256-<digest>.sig/.att/.sbom.
+_SIGNATURE = re.compile(r"sha256-[0-9a-f]{64}(?:\.[a-z]+)?")
+# sha-abc1234 (docker/metadata-action), git-/commit- prefixes, or a bare hex commit id.
+_PREFIXED_HASH = re.compile(r"(?:sha|git|commit|rev|g)[-_][0-9a-f]{7,64}")
+_BARE_HASH = re.compile(r"[0-9a-f]{7,64}")
+
+
+_memo: dict[str, str | None] = {}
+_MEMO_LIMIT = 1_000_000
+
+
+def build_tag_kind(tag: str) -> str | None:
+    """Why ``tag`` names a build rather than a version, or None when it may be a version."""
+    try:
+        return _memo[tag]
+    except KeyError:
+        pass
+    if len(_memo) >= _MEMO_LIMIT:
+        _memo.clear()
+    kind = _memo[tag] = _classify(tag)
+    return kind
+
+
+def clear_memo() -> None:
+    _memo.clear()
+
+
+def _classify(tag: str) -> str | None:
+    if tag.lower() in MUTABLE_TAGS:
+        return f"'{tag}' is a mutable tag"
+    if _SIGNATURE.fullmatch(tag):
+        return "a signature/attestation tag"
+    if _PREFIXED_HASH.fullmatch(tag):
+        return "a commit-hash tag"
+    # All-digit strings are numbers (build numbers, 20240105), not hashes.
+    if _BARE_HASH.fullmatch(tag) and not tag.isdigit():
+        return "a commit-hash tag"
+    return None

@@ -1,0 +1,360 @@
+"""One cycle: read env repos → scan registries → plan → edit → publish.
+
+All decisions are made by pure functions in ``imagebot.core``; this module only moves data
+between them and the outside world (git, registries, the clock).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence, Set
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+import anyio.to_thread
+
+from imagebot import config, logs
+from imagebot.core import rewrite
+from imagebot.core.plan import (
+    EnvironmentPlan,
+    ImageScan,
+    commit_message,
+    plan_environment,
+    targets_for,
+)
+from imagebot.core.policy import LoadedPolicy
+from imagebot.core.selection import TagInfo
+from imagebot.errors import EditError, GitError, RegistryError
+from imagebot.gitrepo import EnvRepo, PushRejected, redact
+from imagebot.registry.manifests import ImageInfo
+
+log = logs.get_logger("imagebot.engine")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Registry(Protocol):
+    """What the engine needs from a registry client (imagebot.registry.RegistryClient)."""
+
+    async def list_tags(self, repository: str) -> list[str]: ...
+
+    async def digest(self, repository: str, tag: str) -> str: ...
+
+    async def first_seen(self, repository: str) -> dict[str, datetime]: ...
+
+    async def image_info(
+        self, repository: str, tag: str, *, created: bool = False, platform: str | None = None
+    ) -> ImageInfo: ...
+
+
+@dataclass(frozen=True)
+class EnvironmentResult:
+    plan: EnvironmentPlan
+    commit: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.plan.problems
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    environments: tuple[EnvironmentResult, ...]
+    problems: tuple[str, ...]  # policy problems: environments that could not even start
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(r.ok for r in self.environments)
+
+
+@dataclass
+class _Workspace:
+    """An environment's files as read from git in this cycle."""
+
+    repo: EnvRepo
+    head: str
+    files: dict[str, str]
+    targets: dict[str, list[rewrite.Target]]
+    problems: list[str]
+
+
+async def run_cycle(
+    policies: Sequence[LoadedPolicy],
+    *,
+    registry: Registry,
+    repos_dir: Path,
+    publish: bool,
+    clock: Clock = utc_now,
+    problems: Sequence[str] = (),
+    push_attempts: int = 3,
+) -> CycleResult:
+    """Run one cycle over ``policies``; with ``publish`` commit and push each environment."""
+    workspaces: dict[str, _Workspace | str] = {}
+    for loaded in policies:
+        try:
+            workspaces[loaded.name] = await anyio.to_thread.run_sync(
+                _read_workspace, loaded, repos_dir
+            )
+        except GitError as exc:
+            log.error("repo_unavailable", environment=loaded.name, error=str(exc))
+            workspaces[loaded.name] = str(exc)
+    wanted = {
+        image.normalized_repository
+        for loaded in policies
+        if isinstance(ws := workspaces[loaded.name], _Workspace)
+        for image in loaded.policy.images
+        if any(targets_for(image, ts) for ts in ws.targets.values())
+    }
+    builds = {
+        image.normalized_repository
+        for loaded in policies
+        for image in loaded.policy.images
+        if image.strategy == "newest-build"
+    }
+    scans = await scan_repositories(registry, sorted(wanted), with_created=builds)
+    results = []
+    for loaded in policies:
+        ws = workspaces[loaded.name]
+        if isinstance(ws, str):
+            empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
+            results.append(EnvironmentResult(plan=empty, error=ws))
+            continue
+        results.append(
+            await _run_environment(
+                loaded,
+                ws,
+                registry=registry,
+                scans=scans,
+                repos_dir=repos_dir,
+                publish=publish,
+                clock=clock,
+                push_attempts=push_attempts,
+            )
+        )
+    return CycleResult(environments=tuple(results), problems=tuple(problems))
+
+
+async def scan_repositories(
+    registry: Registry, repositories: Sequence[str], *, with_created: Set[str] = frozenset()
+) -> dict[str, ImageScan]:
+    """List the tags of every repository concurrently, with when imagebot first saw each
+    (for min_age) and, for repositories in ``with_created``, each image's build time (for
+    newest-build). A failure is recorded in the scan, never raised."""
+    scans: dict[str, ImageScan] = {}
+
+    async def one(repository: str) -> None:
+        try:
+            tags = await registry.list_tags(repository)
+            seen = await registry.first_seen(repository)
+            infos: dict[str, ImageInfo] = {}
+            if repository in with_created:
+                async with anyio.create_task_group() as tg:
+                    for tag in tags:
+                        tg.start_soon(_image_info, registry, repository, tag, infos)
+        except RegistryError as exc:
+            log.error("scan_failed", repository=repository, error=str(exc))
+            scans[repository] = ImageScan(error=str(exc))
+            return
+        log.info("tags_listed", repository=repository, count=len(tags))
+        scans[repository] = ImageScan(
+            tags=tuple(
+                TagInfo(
+                    name=t,
+                    first_seen=seen.get(t),
+                    created=infos[t].created if t in infos else None,
+                    digest=infos[t].digest if t in infos else None,
+                )
+                for t in tags
+            ),
+            digests={t: i.digest for t, i in infos.items() if i.digest},
+        )
+
+    async with anyio.create_task_group() as tg:
+        for repository in repositories:
+            tg.start_soon(one, repository)
+    return scans
+
+
+async def _image_info(
+    registry: Registry, repository: str, tag: str, out: dict[str, ImageInfo]
+) -> None:
+    try:
+        out[tag] = await registry.image_info(repository, tag, created=True)
+    except RegistryError as exc:
+        # One unreadable tag is skipped by selection ("no creation time"), not fatal.
+        log.warning("image_info_failed", repository=repository, tag=tag, error=str(exc))
+
+
+async def _resolve_digests(
+    registry: Registry, plan: EnvironmentPlan, scans: dict[str, ImageScan]
+) -> bool:
+    """Fetch the digest of every chosen version not yet known; True if any was added."""
+    needed = plan.digests_needed
+    if not needed:
+        return False
+    found: dict[tuple[str, str], str] = {}
+
+    async def one(repository: str, tag: str) -> None:
+        try:
+            found[(repository, tag)] = await registry.digest(repository, tag)
+        except RegistryError as exc:
+            log.error("digest_failed", repository=repository, tag=tag, error=str(exc))
+
+    async with anyio.create_task_group() as tg:
+        for repository, tag in sorted(needed):
+            tg.start_soon(one, repository, tag)
+    for (repository, tag), digest in found.items():
+        scan = scans[repository]
+        scans[repository] = replace(scan, digests={**scan.digests, tag: digest})
+    return bool(found)
+
+
+async def _run_environment(
+    loaded: LoadedPolicy,
+    ws: _Workspace,
+    *,
+    registry: Registry,
+    scans: dict[str, ImageScan],
+    repos_dir: Path,
+    publish: bool,
+    clock: Clock,
+    push_attempts: int,
+) -> EnvironmentResult:
+    env = loaded.name
+    bound = log.bind(environment=env)
+    if publish and ws.repo.head() != ws.head:
+        # An environment earlier in this cycle pushed to the same repo: start from its
+        # commit instead of losing a push race against ourselves.
+        try:
+            ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+        except GitError as err:
+            empty = EnvironmentPlan(environment=env, source=loaded.source)
+            return EnvironmentResult(plan=empty, error=str(err))
+    for attempt in range(1, push_attempts + 1):
+        plan = _plan(loaded, ws, scans, clock)
+        if await _resolve_digests(registry, plan, scans):
+            plan = _plan(loaded, ws, scans, clock)
+        for problem in plan.problems:
+            bound.warning("problem", detail=problem)
+        for change in plan.changes:
+            bound.info(
+                "change_planned",
+                image=change.image,
+                file=change.file,
+                old=change.old,
+                new=change.new,
+                reason=change.reason,
+            )
+        if not publish or not plan.changes:
+            return EnvironmentResult(plan=plan)
+        try:
+            sha = await anyio.to_thread.run_sync(_commit_and_push, loaded, ws, plan, clock())
+        except PushRejected as exc:
+            bound.warning("push_race", attempt=attempt, error=str(exc))
+            try:
+                ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+            except GitError as err:
+                return EnvironmentResult(plan=plan, error=str(err))
+            continue
+        except GitError as exc:
+            bound.error("publish_failed", error=str(exc))
+            return EnvironmentResult(plan=plan, error=str(exc))
+        bound.info(
+            "pushed", commit=sha, branch=loaded.policy.repo.branch, changes=len(plan.changes)
+        )
+        return EnvironmentResult(plan=plan, commit=sha)
+    message = f"{env}: gave up after {push_attempts} push attempts: the branch kept moving"
+    bound.error("publish_failed", error=message)
+    return EnvironmentResult(plan=plan, error=message)
+
+
+def _plan(
+    loaded: LoadedPolicy, ws: _Workspace, scans: Mapping[str, ImageScan], clock: Clock
+) -> EnvironmentPlan:
+    return plan_environment(
+        loaded.policy,
+        source=loaded.source,
+        files=ws.files,
+        targets=ws.targets,
+        scans=scans,
+        now=clock(),
+        problems=ws.problems,
+    )
+
+
+def repo_cache_dir(repos_dir: Path, url: str) -> Path:
+    return repos_dir / hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
+    spec = loaded.policy.repo
+    url = config.resolve_repo_url(spec.url, loaded.source)
+    repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url))
+    head = repo.fetch()
+    repositories = {i.normalized_repository for i in loaded.policy.images}
+    files: dict[str, str] = {}
+    targets: dict[str, list[rewrite.Target]] = {}
+    problems: list[str] = []
+    entries = repo.files(spec.path)
+    if not entries:
+        problems.append(
+            f"{loaded.name}: {loaded.source}: repo.path {spec.path!r} holds no YAML files"
+            f" on branch {spec.branch!r} of {redact(url)}"
+        )
+    for entry in entries:
+        data = repo.read(entry)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(f"{loaded.name}: {entry.path}: not UTF-8; skipped")
+            continue
+        if not rewrite.mentions(text, repositories):
+            continue
+        try:
+            found = rewrite.locate(text, source=entry.path, repositories=repositories)
+        except EditError as exc:
+            problems.append(f"{loaded.name}: {exc}; file left untouched")
+            continue
+        if found:
+            files[entry.path] = text
+            targets[entry.path] = found
+    for image in loaded.policy.images:
+        if not any(targets_for(image, ts) for ts in targets.values()):
+            log.warning(
+                "image_unreferenced",
+                environment=loaded.name,
+                image=image.name,
+                repository=image.repository,
+                path=spec.path,
+            )
+    log.info(
+        "repo_read",
+        environment=loaded.name,
+        head=head,
+        files=len(files),
+        targets=sum(len(t) for t in targets.values()),
+    )
+    return _Workspace(repo=repo, head=head, files=files, targets=targets, problems=problems)
+
+
+def _commit_and_push(
+    loaded: LoadedPolicy, ws: _Workspace, plan: EnvironmentPlan, when: datetime
+) -> str:
+    author = loaded.policy.repo.author
+    sha = ws.repo.commit(
+        {path: text.encode("utf-8") for path, text in plan.new_files.items()},
+        message=commit_message(plan),
+        author_name=author.name,
+        author_email=author.email,
+        when=when,
+    )
+    ws.repo.push(sha)
+    return sha

@@ -1,0 +1,230 @@
+"""Registry authentication: ``WWW-Authenticate`` challenges, Basic, and Bearer tokens.
+
+The Bearer flow is distribution's token authentication: the registry answers 401 with
+``Bearer realm=…,service=…,scope=…``; we ask the realm for a token for the repository's
+``repository:NAME:pull`` scope (with Basic credentials if we have any) and retry. Tokens are
+cached per (registry, scope) until ``expires_in`` runs out, so a scan asks once per
+repository, and a token that expires mid-scan is fetched again once, not per request.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TypedDict
+
+import anyio
+import httpx
+
+from imagebot.errors import AuthError
+from imagebot.registry.credentials import CredentialProvider, Credentials
+
+#: The token spec: "If expires_in is not given, a default of 60 seconds should be assumed".
+DEFAULT_TOKEN_SECONDS = 60
+#: Refresh this long before expiry so a token does not run out between check and use.
+REFRESH_MARGIN = timedelta(seconds=10)
+
+_TOKEN68 = re.compile(r"\s*([A-Za-z0-9._~+/-]+=*)\s*(?:,|$)")
+_PARAM = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*')
+_SCHEME = re.compile(r"\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?:\s+|$)")
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """One challenge of a ``WWW-Authenticate`` header: ``scheme`` lower-cased."""
+
+    scheme: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def parse_challenges(header: str) -> list[Challenge]:
+    """Parse ``WWW-Authenticate`` (RFC 9110 §11.6.1): several challenges, quoted strings
+    with escapes, commas inside quotes (a scope list ``"repository:a:pull,push"``)."""
+    out: list[Challenge] = []
+    pos = 0
+    while pos < len(header):
+        if header[pos] in ", \t":
+            pos += 1
+            continue
+        m = _SCHEME.match(header, pos)
+        if not m:
+            break
+        challenge = Challenge(scheme=m.group(1).lower())
+        pos = m.end()
+        while pos < len(header):
+            p = _PARAM.match(header, pos)
+            if not p:
+                t = _TOKEN68.match(header, pos) if not challenge.params else None
+                if t and "=" not in header[pos : t.end()].rstrip("=,\t "):
+                    pos = t.end()
+                break
+            value = p.group(2) if p.group(2) is not None else p.group(3)
+            if p.group(2) is not None:
+                value = re.sub(r"\\(.)", r"\1", value)
+            challenge.params[p.group(1).lower()] = value
+            pos = p.end()
+            if pos < len(header) and header[pos] == ",":
+                pos += 1
+        out.append(challenge)
+    return out
+
+
+def pull_scope(path: str) -> str:
+    return f"repository:{path}:pull"
+
+
+def basic_header(credentials: Credentials) -> str:
+    raw = f"{credentials.username}:{credentials.password}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+class TokenResponse(TypedDict, total=False):
+    token: str
+    access_token: str
+    expires_in: int
+    issued_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    value: str = field(repr=False)
+    expires_at: datetime
+
+
+Send = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
+class RegistryAuth:
+    """What a registry wants (none, Basic or Bearer), and the tokens we hold for it."""
+
+    def __init__(
+        self, registry: str, *, credentials: CredentialProvider, clock: Callable[[], datetime]
+    ) -> None:
+        self.registry = registry
+        self._credentials = credentials
+        self._clock = clock
+        self._scheme: str | None = None  # learned from the first 401
+        self._bearer: Challenge | None = None
+        self._tokens: dict[str, Token] = {}
+        self._locks: dict[str, anyio.Lock] = {}
+        self.token_fetches = 0
+
+    async def _creds(self) -> Credentials | None:
+        try:
+            return await self._credentials.get(self.registry, now=self._clock())
+        except AuthError:
+            raise
+        except Exception as exc:  # a provider's own failure names the registry for the user
+            raise AuthError(f"cannot get credentials: {exc}", registry=self.registry) from exc
+
+    def cached_header(self, scope: str) -> str | None:
+        """The ``Authorization`` header to send up front, if we know one that is still good."""
+        if self._scheme == "bearer":
+            token = self._tokens.get(scope)
+            if token is not None and self._clock() < token.expires_at - REFRESH_MARGIN:
+                return f"Bearer {token.value}"
+        return None
+
+    async def header(self, scope: str, *, send: Send) -> str | None:
+        """The header for a request: a valid cached token, a refreshed one, or Basic."""
+        if self._scheme == "bearer":
+            cached = self.cached_header(scope)
+            if cached is not None:
+                return cached
+            # The token has expired: fetch a new one before sending, not after a 401.
+            if scope in self._tokens:
+                return await self._token(scope, stale=self._tokens[scope], send=send)
+            return None
+        if self._scheme == "basic":
+            creds = await self._creds()
+            return basic_header(creds) if creds else None
+        return None
+
+    async def answer(
+        self, response: httpx.Response, scope: str, *, sent: str | None, send: Send
+    ) -> str:
+        """Answer a 401: return the header to retry with, or raise AuthError."""
+        challenges = parse_challenges(response.headers.get("www-authenticate", ""))
+        bearer = next((c for c in challenges if c.scheme == "bearer"), None)
+        basic = next((c for c in challenges if c.scheme == "basic"), None)
+        if bearer is not None and "realm" in bearer.params:
+            self._scheme, self._bearer = "bearer", bearer
+            if sent is not None and sent.startswith("Bearer "):
+                stale = self._tokens.get(scope)
+                # Another request already refreshed it while this one was in flight.
+                if stale is not None and f"Bearer {stale.value}" != sent:
+                    return f"Bearer {stale.value}"
+            return await self._token(scope, stale=self._tokens.get(scope), send=send)
+        if basic is not None:
+            self._scheme = "basic"
+            if sent is not None and sent.startswith("Basic "):
+                raise AuthError("credentials refused (401)", registry=self.registry)
+            creds = await self._creds()
+            if creds is None:
+                raise AuthError(
+                    "the registry requires credentials (Basic) and none are configured",
+                    registry=self.registry,
+                )
+            return basic_header(creds)
+        raise AuthError(
+            f"401 with an unsupported challenge {response.headers.get('www-authenticate')!r}",
+            registry=self.registry,
+        )
+
+    async def _token(self, scope: str, *, stale: Token | None, send: Send) -> str:
+        lock = self._locks.setdefault(scope, anyio.Lock())
+        async with lock:
+            current = self._tokens.get(scope)
+            # Someone else fetched while we waited for the lock: one refresh, not one each.
+            if current is not None and current is not stale:
+                return f"Bearer {current.value}"
+            token = await self._fetch(scope, send)
+            self._tokens[scope] = token
+            return f"Bearer {token.value}"
+
+    async def _fetch(self, scope: str, send: Send) -> Token:
+        challenge = self._bearer
+        if challenge is None:
+            raise AuthError("no Bearer challenge to answer", registry=self.registry)
+        params = {k: v for k, v in (("service", challenge.params.get("service")),) if v}
+        params["scope"] = scope
+        headers = {}
+        creds = await self._creds()
+        if creds is not None:
+            headers["Authorization"] = basic_header(creds)
+        try:
+            request = httpx.Request(
+                "GET", challenge.params["realm"], params=params, headers=headers
+            )
+        except httpx.InvalidURL:
+            raise AuthError(
+                f"invalid token realm {challenge.params['realm']!r}", registry=self.registry
+            ) from None
+        self.token_fetches += 1
+        response = await send(request)
+        if response.status_code in (401, 403):
+            who = f"as {creds.username!r}" if creds else "anonymously"
+            raise AuthError(
+                f"token endpoint refused {who} (HTTP {response.status_code})",
+                registry=self.registry,
+            )
+        if response.status_code != 200:
+            raise AuthError(
+                f"token endpoint answered HTTP {response.status_code}", registry=self.registry
+            )
+        try:
+            body: TokenResponse = response.json()
+        except ValueError:
+            raise AuthError("token endpoint sent invalid JSON", registry=self.registry) from None
+        value = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
+        if not isinstance(value, str) or not value:
+            raise AuthError("token endpoint sent no token", registry=self.registry)
+        seconds = body.get("expires_in")
+        if not isinstance(seconds, int | float) or seconds <= 0:
+            seconds = DEFAULT_TOKEN_SECONDS
+        # Count from our clock, not issued_at: the two clocks may disagree, and a token
+        # that looks expired to us is only refreshed a little early.
+        return Token(value=value, expires_at=self._clock() + timedelta(seconds=seconds))

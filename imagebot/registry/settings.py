@@ -1,0 +1,273 @@
+"""Per-registry settings: the ``registries.yaml`` file, built-in defaults for public registries.
+
+```yaml
+defaults:                  # every registry not listed below
+  concurrency: 8
+registries:
+  registry.internal:5000:
+    insecure: true         # plain HTTP
+  harbor.example.com:
+    ca_file: /etc/ssl/harbor-ca.pem
+    credentials: {type: basic, username: robot, password_env: HARBOR_TOKEN}
+```
+
+Values resolve as: built-in defaults for the host (Docker Hub, GHCR, Quay, ECR, GAR, ACR…)
+← ``defaults:`` ← the host's own entry. Errors name ``file:line: field``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from imagebot.core.reference import is_loopback_host
+from imagebot.errors import PolicyError
+from imagebot.registry.providers.spec import CredentialSource
+
+TagOrder = Literal["lexical", "oldest-first", "newest-first"]
+
+_PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+
+
+class RegistrySettings(BaseModel):
+    """One registry's options as written in the file; ``None`` means "use the default"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    insecure: bool | None = Field(
+        default=None, description="plain HTTP; default: true for loopback hosts, as Docker does"
+    )
+    ca_file: str | None = Field(default=None, description="PEM bundle to verify the server")
+    client_cert: str | None = Field(default=None, description="PEM client certificate (mTLS)")
+    client_key: str | None = Field(default=None, description="PEM key of client_cert")
+    concurrency: int | None = Field(default=None, ge=1, le=1024)
+    rate: float | None = Field(default=None, gt=0, description="requests per second")
+    burst: int | None = Field(default=None, ge=1, description="token-bucket size")
+    page_size: int | None = Field(default=None, ge=1, le=100_000, description="tags/list ?n=")
+    tag_cap: int | None = Field(default=None, ge=1, description="most tags kept per repository")
+    tag_order: TagOrder | None = Field(
+        default=None, description="the order the registry lists tags in; decides what a cap keeps"
+    )
+    platform: str | None = Field(default=None, description="os/arch[/variant] of multi-arch images")
+    timeout: float | None = Field(default=None, gt=0, description="seconds per request")
+    credentials: CredentialSource | None = None
+
+    @field_validator("platform")
+    @classmethod
+    def _platform(cls, value: str | None) -> str | None:
+        if value is not None and not _PLATFORM_RE.match(value):
+            raise ValueError(f"expected os/arch[/variant] like linux/arm64/v8, got {value!r}")
+        return value
+
+    @field_validator("client_key")
+    @classmethod
+    def _key_needs_cert(cls, value: str | None, info: Any) -> str | None:
+        if value is not None and not info.data.get("client_cert"):
+            raise ValueError("client_key needs client_cert")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryConfig:
+    """The effective settings of one registry host: every value decided."""
+
+    host: str
+    insecure: bool
+    ca_file: str | None
+    client_cert: str | None
+    client_key: str | None
+    concurrency: int
+    rate: float | None
+    burst: int
+    page_size: int
+    tag_cap: int
+    tag_order: TagOrder
+    platform: str
+    timeout: float
+
+    @property
+    def base_url(self) -> str:
+        return f"{'http' if self.insecure else 'https'}://{self.host}"
+
+
+# Built-in politeness for public registries. Docker Hub counts manifest GETs against a pull
+# quota and throttles any IP at "thousands of requests per minute"; GHCR, Quay and the cloud
+# registries publish per-second quotas in the tens. These keep a large scan well inside them.
+_PUBLIC: dict[str, dict[str, Any]] = {
+    "docker.io": {"concurrency": 4, "rate": 10.0, "burst": 20},
+    "ghcr.io": {"concurrency": 8, "rate": 20.0, "burst": 40},
+    "quay.io": {"concurrency": 4, "rate": 10.0, "burst": 20},
+    "gcr.io": {"concurrency": 8, "rate": 20.0, "burst": 40},
+    "registry.k8s.io": {"concurrency": 4, "rate": 10.0, "burst": 20},
+    "mcr.microsoft.com": {"concurrency": 8, "rate": 20.0, "burst": 40},
+    "public.ecr.aws": {"concurrency": 4, "rate": 10.0, "burst": 20},
+}
+_PUBLIC_SUFFIXES: dict[str, dict[str, Any]] = {
+    ".gcr.io": _PUBLIC["gcr.io"],
+    "-docker.pkg.dev": {"concurrency": 8, "rate": 20.0, "burst": 40},
+    ".amazonaws.com": {"concurrency": 8, "rate": 20.0, "burst": 40},
+    ".azurecr.io": {"concurrency": 8, "rate": 15.0, "burst": 30},
+}
+_FALLBACK: dict[str, Any] = {
+    "ca_file": None,
+    "client_cert": None,
+    "client_key": None,
+    "concurrency": 8,
+    "rate": None,
+    "burst": 1,
+    "page_size": 1000,
+    "tag_cap": 10_000,
+    "tag_order": "lexical",
+    "platform": "linux/amd64",
+    "timeout": 30.0,
+}
+_LOOPBACK: dict[str, Any] = {"concurrency": 16}
+
+
+def builtin_defaults(host: str) -> dict[str, Any]:
+    """What imagebot assumes about ``host`` when the file says nothing."""
+    out = dict(_FALLBACK)
+    if is_loopback_host(host):
+        out.update(_LOOPBACK)
+    out.update(_PUBLIC.get(host, {}))
+    for suffix, values in _PUBLIC_SUFFIXES.items():
+        if host.split(":")[0].endswith(suffix):
+            out.update(values)
+    return out
+
+
+class RegistriesSettings(BaseModel):
+    """The whole ``registries.yaml``: ``defaults`` and per-host ``registries``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    defaults: RegistrySettings = RegistrySettings()
+    registries: dict[str, RegistrySettings] = Field(default_factory=dict)
+    insecure_registries: frozenset[str] = Field(
+        default=frozenset(), description="hosts given with --insecure-registry", exclude=True
+    )
+
+    @field_validator("registries")
+    @classmethod
+    def _hosts(cls, value: dict[str, RegistrySettings]) -> dict[str, RegistrySettings]:
+        bad = [h for h in value if "/" in h or not h]
+        if bad:
+            raise ValueError(f"registry keys are hosts[:port] without a path, got {bad[0]!r}")
+        # "index.docker.io" is Docker's alias of docker.io (distribution/reference).
+        return {("docker.io" if h == "index.docker.io" else h): s for h, s in value.items()}
+
+    def for_host(self, host: str) -> RegistryConfig:
+        values = builtin_defaults(host)
+        values["insecure"] = is_loopback_host(host)
+        for layer in (self.defaults, self.registries.get(host)):
+            if layer is not None:
+                values.update(
+                    {
+                        k: v
+                        for k, v in layer.model_dump(exclude={"credentials"}).items()
+                        if v is not None
+                    }
+                )
+        if host in self.insecure_registries:
+            values["insecure"] = True
+        return RegistryConfig(host=host, **values)
+
+    def credentials_for(self, host: str) -> CredentialSource | None:
+        own = self.registries.get(host)
+        if own is not None and own.credentials is not None:
+            return own.credentials
+        return self.defaults.credentials
+
+    def with_insecure(self, hosts: set[str] | frozenset[str]) -> RegistriesSettings:
+        return self.model_copy(update={"insecure_registries": self.insecure_registries | hosts})
+
+
+def load_registries(path: Path) -> RegistriesSettings:
+    """Read and validate ``registries.yaml``; raise PolicyError naming file:line: field."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError([f"{source}:1: cannot read: {exc}"]) from None
+    return parse_registries(text, source=source)
+
+
+def parse_registries(text: str, *, source: str) -> RegistriesSettings:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        doc = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise PolicyError(
+            [f"{source}:{line}: invalid YAML: {exc.problem or exc.context}"]
+        ) from None
+    except Exception as exc:  # ruamel raises some unmarked errors (bad characters, …)
+        raise PolicyError([f"{source}:1: invalid YAML: {exc}"]) from None
+    if doc is None:
+        return RegistriesSettings()
+    if not isinstance(doc, CommentedMap):
+        raise PolicyError([f"{source}:1: registries file must be a mapping"])
+    try:
+        return RegistriesSettings.model_validate(_plain(doc))
+    except ValidationError as exc:
+        raise PolicyError([_problem(source, doc, err) for err in exc.errors()]) from None
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, CommentedMap):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _problem(source: str, doc: CommentedMap, err: Any) -> str:
+    # pydantic adds the discriminator's tag ("basic") to the location of a union member.
+    loc = tuple(err["loc"])
+    path = tuple(p for i, p in enumerate(loc) if not _is_union_tag(doc, loc[:i], p))
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    else:
+        message = str(err["msg"]).removeprefix("Value error, ")
+    dotted = ".".join(str(p) for p in path) or "(top level)"
+    return f"{source}:{_line(doc, path)}: {dotted}: {message}"
+
+
+def _is_union_tag(doc: Any, parent: tuple[Any, ...], part: Any) -> bool:
+    node = doc
+    for p in parent:
+        if isinstance(node, CommentedMap) and p in node:
+            node = node[p]
+        else:
+            return False
+    return (
+        isinstance(node, CommentedMap)
+        and part not in node
+        and isinstance(node.get("type"), str)
+        and node.get("type") == part
+    )
+
+
+def _line(doc: Any, loc: tuple[Any, ...]) -> int:
+    """The 1-based line of the deepest node of ``loc`` present in the document."""
+    line: int = doc.lc.line + 1
+    node = doc
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    return line

@@ -1,0 +1,127 @@
+"""Tag lists: ``tags/list`` pages, ``Link`` pagination, the cap, and tags that are not images.
+
+Pure helpers; the client does the requests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+from urllib.parse import urljoin, urlsplit
+
+from imagebot.registry.settings import TagOrder
+
+# cosign stores signatures, attestations and SBOMs as tags named after the image digest
+# (sha256-<hex>.sig / .att / .sbom), and the OCI 1.1 referrers fallback uses the bare
+# sha256-<hex>; none of them is an image anyone deploys.
+_ARTIFACT_TAG = re.compile(r"^sha(256|384|512)-[0-9a-f]{64,128}(\.[A-Za-z0-9_-]+)*$")
+
+_LINK = re.compile(r"\s*<([^>]*)>\s*((?:;\s*[^;,]*)*)")
+
+
+class TagsPage(TypedDict, total=False):
+    name: str
+    tags: list[str] | None
+
+
+class BadPage(ValueError):
+    """A tags/list page that does not follow the distribution spec."""
+
+
+def is_artifact_tag(tag: str) -> bool:
+    """True for signature/attestation/SBOM tags (``sha256-….sig``), never images."""
+    return bool(_ARTIFACT_TAG.match(tag))
+
+
+def page_tags(body: Any) -> list[str]:
+    """The ``tags`` of a tags/list JSON document; ``null`` (an empty repository) is []."""
+    if not isinstance(body, dict):
+        raise BadPage("tags/list is not a JSON object")
+    tags = body.get("tags")
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise BadPage("tags/list 'tags' is not a list of strings")
+    return tags
+
+
+def next_link(header: str | None, current_url: str) -> str | None:
+    """The absolute URL of ``rel="next"`` in a ``Link`` header (RFC 8288), or None.
+
+    Distribution sends a relative URL; some registries send an absolute one. A next page on
+    another host is refused: following it would send our credentials elsewhere.
+    """
+    if not header or not header.strip():
+        return None
+    pos, found = 0, None
+    while pos < len(header):
+        m = _LINK.match(header, pos)
+        if not m or not m.group(0).strip():
+            raise BadPage(f"malformed Link header {header!r}")
+        params = [p.strip() for p in m.group(2).split(";") if p.strip()]
+        rels: list[str] = []
+        for p in params:
+            key, _, value = p.partition("=")
+            if key.strip().lower() == "rel":
+                rels.extend(value.strip().strip('"').lower().split())
+        if "next" in rels and found is None:
+            found = m.group(1).strip()
+        pos = m.end()
+        while pos < len(header) and header[pos] in ", \t":
+            pos += 1
+    if found is None:
+        return None
+    if not found:
+        raise BadPage(f"empty next URL in Link header {header!r}")
+    url: str = urljoin(current_url, found)
+    here, there = urlsplit(current_url), urlsplit(url)
+    if (here.scheme, here.netloc) != (there.scheme, there.netloc):
+        raise BadPage(f"Link header points to another server: {found!r}")
+    return url
+
+
+@dataclass
+class TagCollector:
+    """Collects tags across pages, keeping at most ``cap`` of them.
+
+    Which ones a cap keeps depends on the registry's order: the first ``cap`` when it lists
+    newest first (and then paging stops), otherwise the last ``cap`` — for registries that
+    list oldest first those are the newest, for lexical order the highest names.
+    """
+
+    cap: int
+    order: TagOrder
+    seen: int = 0
+    skipped_artifacts: int = 0
+    stopped_early: bool = False
+    """Set when paging stopped with pages left (the cap was full)."""
+    _kept: deque[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._kept = deque(maxlen=self.cap)
+
+    def add(self, tags: Iterable[str]) -> None:
+        for tag in tags:
+            if is_artifact_tag(tag):
+                self.skipped_artifacts += 1
+                continue
+            self.seen += 1
+            if self.order == "newest-first" and len(self._kept) >= self.cap:
+                continue
+            self._kept.append(tag)
+
+    @property
+    def capped(self) -> bool:
+        return self.seen > self.cap or self.stopped_early
+
+    @property
+    def done(self) -> bool:
+        """True when more pages cannot change the result."""
+        return self.order == "newest-first" and self.seen >= self.cap
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._kept)

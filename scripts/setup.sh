@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what imagebot's demo and tests need on a fresh Debian machine:
+# the CNCF Distribution registry, skopeo and git from Debian, and a venv with imagebot.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for cmd in docker-registry skopeo git; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]} from Debian" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-registry skopeo git >/dev/null
+fi
+# The Debian package starts a system registry on :5000; imagebot's demo and tests start
+# their own on free ports, so that one is not needed.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
+  systemctl stop docker-registry || true
+fi
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'

@@ -1,0 +1,73 @@
+"""Real git remotes in temp dirs: a bare repo seeded with files, and ways to look inside."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+GIT_ENV_ARGS = ("-c", "user.name=Test Human", "-c", "user.email=human@example.com")
+
+
+def git(*args: str, cwd: Path) -> str:
+    out = subprocess.run(
+        ["git", *GIT_ENV_ARGS, *args], cwd=cwd, check=True, capture_output=True
+    ).stdout
+    return out.decode("utf-8", "replace")
+
+
+def make_remote(root: Path, files: Mapping[str, bytes], *, branch: str = "main") -> Path:
+    """A bare remote whose ``branch`` holds ``files`` in one commit by a human."""
+    remote = root / "remote.git"
+    remote.mkdir(parents=True)
+    git("init", "--quiet", "--bare", f"--initial-branch={branch}", str(remote), cwd=root)
+    push_files(remote, files, message="initial", branch=branch)
+    return remote
+
+
+def push_files(
+    remote: Path, files: Mapping[str, bytes], *, message: str, branch: str = "main"
+) -> str:
+    """Commit ``files`` on top of ``branch`` as a human would, push, return the new sha."""
+    work = remote.parent / f"human-{abs(hash((str(remote), message)))}"
+    if work.exists():
+        git("fetch", "--quiet", "origin", cwd=work)
+        git("reset", "--quiet", "--hard", f"origin/{branch}", cwd=work)
+    else:
+        git("clone", "--quiet", str(remote), str(work), cwd=remote.parent)
+        git("config", "core.autocrlf", "false", cwd=work)
+        git("checkout", "--quiet", "-B", branch, cwd=work)
+    for path, data in files.items():
+        target = work / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    git("add", "-A", cwd=work)
+    git("commit", "--quiet", "--allow-empty", "-m", message, cwd=work)
+    git("push", "--quiet", "origin", f"HEAD:{branch}", cwd=work)
+    return git("rev-parse", "HEAD", cwd=work).strip()
+
+
+def show(remote: Path, path: str, *, ref: str = "main") -> bytes:
+    """The exact bytes of ``path`` at ``ref`` in the remote."""
+    return subprocess.run(
+        ["git", "show", f"{ref}:{path}"], cwd=remote, check=True, capture_output=True
+    ).stdout
+
+
+def commits(remote: Path, *, ref: str = "main") -> list[str]:
+    return git("rev-list", ref, cwd=remote).split()
+
+
+def message(remote: Path, *, ref: str = "main") -> str:
+    return git("log", "-1", "--format=%B", ref, cwd=remote)
+
+
+def trailers(remote: Path, *, ref: str = "main") -> list[tuple[str, str]]:
+    """The commit's trailers as git itself parses them."""
+    out = git("log", "-1", "--format=%(trailers:only,unfold)", ref, cwd=remote)
+    pairs = []
+    for line in out.splitlines():
+        if ": " in line:
+            key, _, value = line.partition(": ")
+            pairs.append((key, value))
+    return pairs

@@ -1,0 +1,76 @@
+"""The git layer: bare clone, byte-exact blobs, atomic push, race detection, redaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from imagebot.errors import GitError
+from imagebot.gitrepo import EnvRepo, PushRejected, redact
+from tests.support.gitenv import commits, git, make_remote, message, push_files, show
+
+WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+CRLF = b"kind: Pod\r\nspec:\r\n  containers:\r\n  - image: app:1.0\r\n"
+
+
+def test_commit_and_push_keep_bytes_exactly(tmp_path: Path) -> None:
+    """CRLF content and an executable bit survive a commit through the bare clone."""
+    remote = make_remote(tmp_path, {"envs/dev/pod.yaml": CRLF, "envs/dev/other.yml": b"a: 1"})
+    repo = EnvRepo(str(remote), "main", tmp_path / "cache")
+    repo.fetch()
+    entries = {e.path: e for e in repo.files("envs/dev")}
+    assert set(entries) == {"envs/dev/pod.yaml", "envs/dev/other.yml"}
+    assert repo.read(entries["envs/dev/pod.yaml"]) == CRLF
+    new = CRLF.replace(b"app:1.0", b"app:1.1")
+    sha = repo.commit(
+        {"envs/dev/pod.yaml": new},
+        message="bump\n",
+        author_name="bot",
+        author_email="b@x",
+        when=WHEN,
+    )
+    assert len(commits(remote)) == 1, "nothing reaches the remote before push"
+    repo.push(sha)
+    assert show(remote, "envs/dev/pod.yaml") == new
+    assert show(remote, "envs/dev/other.yml") == b"a: 1"
+    assert message(remote).strip() == "bump"
+    assert (
+        git("log", "-1", "--format=%aI %an", cwd=remote).strip() == "2026-01-02T03:04:05+00:00 bot"
+    )
+    assert repo.head() == sha
+
+
+def test_push_race_is_detected_and_leaves_remote_untouched(tmp_path: Path) -> None:
+    """When a human pushes after our fetch, our push is rejected and their commit stays."""
+    remote = make_remote(tmp_path, {"a.yaml": b"x: 1\n"})
+    repo = EnvRepo(str(remote), "main", tmp_path / "cache")
+    repo.fetch()
+    human = push_files(remote, {"b.yaml": b"y: 2\n"}, message="human change")
+    sha = repo.commit(
+        {"a.yaml": b"x: 2\n"}, message="bot", author_name="b", author_email="b@x", when=WHEN
+    )
+    with pytest.raises(PushRejected):
+        repo.push(sha)
+    assert commits(remote)[0] == human
+    assert repo.fetch() == human
+
+
+def test_missing_branch_is_a_git_error_naming_it(tmp_path: Path) -> None:
+    """Fetching a branch that does not exist names the branch and the remote."""
+    remote = make_remote(tmp_path, {"a.yaml": b"x: 1\n"})
+    repo = EnvRepo(str(remote), "release", tmp_path / "cache")
+    with pytest.raises(GitError, match="release"):
+        repo.fetch()
+
+
+def test_credentials_in_urls_are_redacted(tmp_path: Path) -> None:
+    """A token in a remote URL never appears in an error message."""
+    url = "https://bot:s3cr3t-token@127.0.0.1:1/acme/env.git"
+    assert redact(url) == "https://***@127.0.0.1:1/acme/env.git"
+    repo = EnvRepo(url, "main", tmp_path / "cache")
+    with pytest.raises(GitError) as info:
+        repo.fetch()
+    assert "s3cr3t-token" not in str(info.value)
+    assert "***@127.0.0.1:1" in str(info.value)
