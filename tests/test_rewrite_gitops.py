@@ -226,3 +226,13 @@ def test_locate_with_repositories_skips_documents_that_do_not_mention_them() -> 
     text = "a: [unclosed\n---\nimage: nginx:1.25\n"
     (target,) = locate(text, repositories=["nginx"])
     assert target.line == 3
+
+
+def test_mentions_with_many_repositories_finds_whole_names_only() -> None:
+    """With more watched repositories than the find loop handles, the trie search still
+    finds whole names, including one that starts inside a longer non-matching name."""
+    many = [f"ghcr.io/acme/svc{i}" for i in range(100)] + ["docker.io/library/nats"]
+    assert mentions("image: ghcr.io/acme/svc42:1.0\n", many)
+    assert mentions("image: nats:2.10\n", many)
+    assert not mentions("image: natsio/nats-server:2.10\n", many)
+    assert not mentions("image: ghcr.io/acme/svc420:1.0\n", many)

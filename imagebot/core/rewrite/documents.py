@@ -17,6 +17,7 @@ import contextlib
 import functools
 import gc
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -137,6 +138,19 @@ def compose(text: str, chunk: Chunk, *, source: str, cache: bool = True) -> tupl
         raise EditError(f"{source}:{line}: not valid YAML: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
         raise EditError(f"{source}:{chunk.line + 1}: not valid YAML: {exc}") from exc
+
+
+# An anchor (&name) in a chunk: an alias elsewhere shares its node, so a subtree's own text
+# no longer tells what it holds. "&" inside a scalar only costs speed.
+_ANCHOR = re.compile(r"&[^\s,\[\]{}]")
+
+
+def has_anchor(text: str, start: int, end: int) -> bool:
+    """An ``&name`` where YAML allows node properties (not ``a&b`` inside a URL)."""
+    for m in _ANCHOR.finditer(text, start, end):
+        if m.start() == start or text[m.start() - 1] in " \t\r\n[{,":
+            return True
+    return False
 
 
 def is_str(node: Node) -> bool:

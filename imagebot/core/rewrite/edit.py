@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import re
 from collections.abc import Sequence
 
 from imagebot.core.rewrite import documents, splice, verify
@@ -13,18 +12,6 @@ from imagebot.core.rewrite.scalars import check_version
 from imagebot.core.rewrite.splice import Change, Expect
 from imagebot.core.rewrite.targets import Edit, Target
 from imagebot.errors import EditError, InvalidReference
-
-# An anchor (&name) anywhere in a chunk: aliases may carry an edit to other paths, so
-# verification then compares whole documents. "&" inside a scalar only costs speed.
-_ANCHOR = re.compile(r"&[^\s,\[\]{}]")
-
-
-def _has_anchor(text: str, start: int, end: int) -> bool:
-    """An ``&name`` where YAML allows node properties (not ``a&b`` inside a URL)."""
-    for m in _ANCHOR.finditer(text, start, end):
-        if m.start() == start or text[m.start() - 1] in " \t\r\n[{,":
-            return True
-    return False
 
 
 def apply(text: str, edits: Sequence[Edit], *, source: str = "<text>") -> str:
@@ -125,7 +112,7 @@ def _verify(
     for index in sorted(touched):
         chunk, new_chunk = chunks[index], new_chunks[index]
         changed = None
-        if not _has_anchor(text, chunk.start, chunk.end):
+        if not documents.has_anchor(text, chunk.start, chunk.end):
             changed = sorted(o - chunk.start for o in offsets.get(index, []))
         _verify_chunk(text, chunk, new_text, new_chunk, touched[index], source, changed)
 

@@ -3,7 +3,8 @@
 A reference to ``ghcr.io/acme/backend`` contains its path ``acme/backend`` literally,
 whatever form it takes: the full name, a Helm block or Argo CD parameters that split
 registry and repository, a kustomize ``newName``; ``docker.io/library/nginx`` is found as
-``nginx``. Searching for that text may let through a file that does not reference the
+``nginx``, delimited by anything that cannot be part of a name (``/``, ``:``, ``@``, quotes,
+spaces). Searching for that text may let through a file that does not reference the
 repository (it is then parsed for nothing), but never turns one away — except a chart that
 puts part of the path in its registry field (``registry: ghcr.io/acme``), see docs/rewrite.md.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 
 from imagebot.core.reference import OFFICIAL_REPO_PREFIX, parse
 from imagebot.core.rewrite import markers
@@ -38,14 +39,68 @@ class Matcher:
 
     def __init__(self, needles: frozenset[str]) -> None:
         self.needles = tuple(sorted(needles))
-        ordered = sorted(needles, key=lambda n: (-len(n), n))
-        self.pattern = re.compile("|".join(re.escape(n) for n in ordered) or r"(?!)")
+        self.pattern = re.compile(_trie_pattern(sorted(needles)) or r"(?!)")
 
     def search(self, text: str, start: int = 0, end: int | None = None) -> bool:
         stop = len(text) if end is None else end
+        return next(self._whole_matches(text, start, stop), None) is not None
+
+    def positions(self, text: str, start: int, stop: int) -> list[int]:
+        """Sorted offsets of whole occurrences of the needles in ``text[start:stop]``."""
+        return sorted(self._whole_matches(text, start, stop))
+
+    def _whole_matches(self, text: str, start: int, stop: int) -> Iterator[int]:
         if len(self.needles) <= _FIND_LIMIT:
-            return any(text.find(n, start, stop) >= 0 for n in self.needles)
-        return self.pattern.search(text, start, stop) is not None
+            for needle in self.needles:
+                at = text.find(needle, start, stop)
+                while at >= 0:
+                    if _whole(text, at, at + len(needle)):
+                        yield at
+                    at = text.find(needle, at + 1, stop)
+            return
+        at = start
+        while (m := self.pattern.search(text, at, stop)) is not None:
+            if _whole(text, m.start(), m.end()):
+                yield m.start()
+                at = m.end()
+            else:
+                # Not a whole name; a shorter needle may still start inside it.
+                at = m.start() + 1
+
+
+def _trie_pattern(words: list[str]) -> str:
+    """A regex matching any of ``words``, factored by common prefixes.
+
+    ``a(?:cme/(?:api|web)|rgo)`` instead of ``acme/api|acme/web|argo``: Python's re tries an
+    alternation at every position, and a trie lets most positions fail on their first
+    character (three times faster than a flat alternation of 100 names on the corpus).
+    """
+    if not words:
+        return ""
+    branches: dict[str, list[str]] = {}
+    ends = False
+    for word in words:
+        if word:
+            branches.setdefault(word[0], []).append(word[1:])
+        else:
+            ends = True
+    if not branches:
+        return ""
+    parts = [re.escape(char) + _trie_pattern(rest) for char, rest in sorted(branches.items())]
+    body = parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+    return f"(?:{body})?" if ends else body
+
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def _whole(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is a whole repository path, not part of a longer name
+    (``nginx`` in ``ingress-nginx`` or ``nginx-exporter``); ``/``, ``:``, ``@``, quotes
+    and spaces delimit it."""
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    return before not in _NAME_CHARS and after not in _NAME_CHARS
 
 
 @functools.lru_cache(maxsize=32)
