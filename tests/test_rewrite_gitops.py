@@ -216,9 +216,17 @@ def test_mentions_short_forms_split_blocks_and_markers() -> None:
     """The prefilter lets through short names, split registry/repository and markers only."""
     assert mentions("image: nginx:1.25\n", ["docker.io/library/nginx"])
     assert mentions("registry: ghcr.io\nrepository: acme/api\n", ["ghcr.io/acme/api"])
+    assert mentions("registry: ghcr.io/acme\nrepository: api\n", ["ghcr.io/acme/api"])
     assert mentions("x: 1 # imagebot: api\n", ["ghcr.io/acme/api"])
     assert not mentions("image: redis:7\n", ["ghcr.io/acme/api", "docker.io/library/nginx"])
     assert not mentions("image: redis:7\n", [])
+
+
+def test_registry_holding_part_of_the_path_is_found_with_a_repository_filter() -> None:
+    """A chart whose registry field holds part of the path is found by a filtered locate."""
+    text = "image:\n  registry: ghcr.io/acme\n  repository: api\n  tag: '1.0'\n"
+    (target,) = locate(text, repositories=["ghcr.io/acme/api"])
+    assert (target.repository, target.tag, target.line) == ("ghcr.io/acme/api", "1.0", 4)
 
 
 def test_locate_with_repositories_skips_documents_that_do_not_mention_them() -> None:

@@ -1,12 +1,13 @@
 """Decide from raw text, without parsing, whether a file may reference a repository.
 
-A reference to ``ghcr.io/acme/backend`` contains its path ``acme/backend`` literally,
-whatever form it takes: the full name, a Helm block or Argo CD parameters that split
-registry and repository, a kustomize ``newName``; ``docker.io/library/nginx`` is found as
-``nginx``, delimited by anything that cannot be part of a name (``/``, ``:``, ``@``, quotes,
-spaces). Searching for that text may let through a file that does not reference the
-repository (it is then parsed for nothing), but never turns one away — except a chart that
-puts part of the path in its registry field (``registry: ghcr.io/acme``), see docs/rewrite.md.
+A reference to ``ghcr.io/acme/backend`` contains the last component of its path,
+``backend``, literally and as a whole name, whatever form it takes: the full name, a Helm
+block or Argo CD parameters that split registry and repository anywhere (``registry:
+ghcr.io/acme`` + ``repository: backend`` included), a kustomize ``newName``;
+``docker.io/library/nginx`` is found as ``nginx``. A whole name is delimited by anything
+that cannot be part of one (``/``, ``:``, ``@``, quotes, spaces). Searching for that text
+may let through a file that does not reference the repository (it is then parsed for
+nothing), but never turns one away.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import functools
 import re
 from collections.abc import Collection, Iterator
 
-from imagebot.core.reference import OFFICIAL_REPO_PREFIX, parse
+from imagebot.core.reference import parse
 from imagebot.core.rewrite import markers
 from imagebot.errors import InvalidReference
 
@@ -26,7 +27,7 @@ def needle(repository: str) -> str:
         ref = parse(repository)
     except InvalidReference:
         return repository
-    return ref.path.removeprefix(OFFICIAL_REPO_PREFIX)
+    return ref.path.rsplit("/", 1)[-1]
 
 
 #: Up to this many needles, one ``str.find`` each (a memchr-speed scan) beats a regex
