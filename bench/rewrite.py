@@ -30,8 +30,9 @@ from ruamel.yaml import YAML
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imagebot.core.rewrite import Edit, apply, locate, mentions
+from tests.support.corpus import corpus_dir
 
-CORPUS = Path("/work/shared/corpus/yaml")
+CORPUS = corpus_dir()
 COPIES = 10
 WANTED_REFERENCES = 2_000
 BUDGET_SECONDS = 5.0
