@@ -47,6 +47,8 @@ class CachedPage:
 class TagCache:
     """A SQLite file (or ``":memory:"``) shared by one process's registry client."""
 
+    FLUSH_ROWS = 50_000
+
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         if self.path != ":memory:":
@@ -57,8 +59,11 @@ class TagCache:
         # A crash may lose the last transactions; a cache can afford it, fsyncs it cannot.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._pending: list[tuple[str, list[str], float]] = []
+        self._pending_rows = 0
 
     def close(self) -> None:
+        self.flush()
         self._db.close()
 
     def page(self, repository: str, url: str) -> CachedPage | None:
@@ -77,24 +82,32 @@ class TagCache:
         )
 
     def record_tags(self, repository: str, tags: list[str], now: datetime) -> None:
-        """Store the repository's current tag list; stamp tags never seen before with ``now``."""
-        stamp = now.timestamp()
+        """Store the repository's current tag list; stamp tags never seen before with ``now``.
+
+        Writes are batched (one transaction per ``FLUSH_ROWS`` tags, and on every read and
+        on close): a commit per repository cost more than the registry calls of a scan.
+        """
+        self._pending.append((repository, tags, now.timestamp()))
+        self._pending_rows += len(tags) + 1
+        if self._pending_rows >= self.FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_rows = self._pending, [], 0
         db = self._db
         db.execute("BEGIN")
         try:
-            known = {
-                row[0]
-                for row in db.execute(
-                    "SELECT tag FROM first_seen WHERE repository = ?", (repository,)
+            for repository, tags, stamp in pending:
+                db.executemany(
+                    "INSERT OR IGNORE INTO first_seen VALUES (?, ?, ?)",
+                    [(repository, tag, stamp) for tag in tags],
                 )
-            }
-            new = [(repository, tag, stamp) for tag in tags if tag not in known]
-            if new:
-                db.executemany("INSERT OR IGNORE INTO first_seen VALUES (?, ?, ?)", new)
-            db.execute(
-                "INSERT OR REPLACE INTO tag_lists VALUES (?, ?, ?)",
-                (repository, json.dumps(tags), stamp),
-            )
+                db.execute(
+                    "INSERT OR REPLACE INTO tag_lists VALUES (?, ?, ?)",
+                    (repository, json.dumps(tags), stamp),
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -102,12 +115,14 @@ class TagCache:
 
     def tags(self, repository: str) -> list[str] | None:
         """The tag list stored by the last successful listing, if any."""
+        self.flush()
         row = self._db.execute(
             "SELECT tags FROM tag_lists WHERE repository = ?", (repository,)
         ).fetchone()
         return None if row is None else list(json.loads(row[0]))
 
     def first_seen(self, repository: str) -> dict[str, datetime]:
+        self.flush()
         return {
             tag: datetime.fromtimestamp(seen, UTC)
             for tag, seen in self._db.execute(
