@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import httpx
 
 from imagebot import logs
@@ -163,6 +164,9 @@ class RegistryClient:
             )
         tags = collector.tags
         self.cache.record_tags(repo.name, tags, self._clock())
+        if self.cache.pending_rows >= self.cache.FLUSH_ROWS:
+            # SQLite work in a thread: the event loop keeps the registry busy meanwhile.
+            await anyio.to_thread.run_sync(self.cache.flush)
         return tags
 
     async def digest(self, repository: str, tag: str) -> str:
@@ -280,7 +284,7 @@ class RegistryClient:
         async with anyio.create_task_group() as tg:
             for repository in dict.fromkeys(repositories):
                 tg.start_soon(one, repository)
-        self.cache.flush()
+        await anyio.to_thread.run_sync(self.cache.flush)
         return results
 
     # ----------------------------------------------------------------- internals
