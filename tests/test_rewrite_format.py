@@ -55,7 +55,10 @@ def test_bom_is_kept_and_offsets_stay_exact() -> None:
 
 def test_non_ascii_text_before_the_image_keeps_offsets() -> None:
     """Characters outside ASCII (and outside the BMP) before a reference do not shift the edit."""
-    text = "metadata:\n  annotations:\n    note: 'Grüße 🚀'\nimage:\n  repository: nginx\n  tag: '1.25'\n"
+    text = (
+        "metadata:\n  annotations:\n    note: 'Grüße 🚀'\n"
+        "image:\n  repository: nginx\n  tag: '1.25'\n"
+    )
     assert set_all(text, "nginx", "1.27") == text.replace("'1.25'", "'1.27'")
 
 

@@ -83,3 +83,33 @@ def test_min_age_uses_the_given_now() -> None:
     tags = "1.0.0 2024-05-01T00:00:00Z\n1.1.0 2024-05-09T12:00:00Z\n"
     result = run_cli("select", "--min-age", "24h", "--now", "2024-05-10T00:00:00Z", input=tags)
     assert (result.returncode, result.stdout) == (0, "1.0.0\n")
+
+
+def test_digest_strategy_reads_digest_column() -> None:
+    """--strategy digest --follow prints the followed tag when stdin gives its digest."""
+    tags = f"latest - sha256:{'a' * 64}\n1.0.0 - sha256:{'b' * 64}\n"
+    result = run_cli("select", "--strategy", "digest", "--follow", "latest", input=tags)
+    assert (result.returncode, result.stdout) == (0, "latest\n")
+
+
+def test_extract_and_numeric_from_the_command_line() -> None:
+    """--include with a named group and --extract order Flux-style tags by their number."""
+    tags = "main-abc1234-100\nmain-def5678-250\nmain-0123abc-99\nlatest\n"
+    result = run_cli(
+        "select",
+        "--strategy",
+        "numeric",
+        "--include",
+        r"^main-[a-f0-9]+-(?P<ts>\d+)$",
+        "--extract",
+        "$ts",
+        input=tags,
+    )
+    assert (result.returncode, result.stdout) == (0, "main-def5678-250\n")
+
+
+def test_bad_stdin_line_is_a_usage_error() -> None:
+    """A stdin line with an unreadable creation time exits 2 and names the line."""
+    result = run_cli("select", input="1.0.0 yesterday\n")
+    assert result.returncode == 2
+    assert "line 1" in result.stderr

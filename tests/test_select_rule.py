@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from imagebot.core.selection import SelectionRule, parse_range, parse_tag, validate_rule
+from imagebot.core.selection import SelectionRule, parse_range, parse_tag, select, validate_rule
 from imagebot.errors import SelectionError
 
 
@@ -132,3 +132,10 @@ def test_build_metadata_spelled_with_underscore() -> None:
     a, b = parse_tag("1.2.3_build.5"), parse_tag("1.2.3")
     assert a is not None and b is not None
     assert (a.build, a.key) == ("build.5", b.key)
+
+
+def test_rule_built_with_lists_still_works() -> None:
+    """A rule whose exclude/ignore are lists (not tuples) is compiled instead of failing to hash."""
+    rule = SelectionRule(exclude=[r"^2\."], ignore=["1.1.0"])  # type: ignore[arg-type]
+    validate_rule(rule)
+    assert select(["1.0.0", "1.1.0", "2.0.0"], rule).tag == "1.0.0"

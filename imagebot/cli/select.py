@@ -10,10 +10,10 @@ Exit 0: a tag was chosen; 1: none qualifies; 2: the rule itself is invalid.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from datetime import UTC, datetime, timedelta
 
+from imagebot.core.durations import parse_duration
 from imagebot.core.selection import (
     STRATEGIES,
     SelectionRule,
@@ -26,15 +26,12 @@ from imagebot.errors import SelectionError
 NAME = "select"
 HELP = "choose a tag from tags on stdin (one per line) the way an image policy would"
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
 
 def _duration(text: str) -> timedelta:
-    parts = list(_DURATION.finditer(text))
-    if not parts or "".join(m.group() for m in parts) != text:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30m, 24h or 7d")
-    return timedelta(seconds=sum(float(m[1]) * _UNIT_SECONDS[m[2]] for m in parts))
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _timestamp(text: str) -> datetime:

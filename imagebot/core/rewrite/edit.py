@@ -19,6 +19,14 @@ from imagebot.errors import EditError, InvalidReference
 _ANCHOR = re.compile(r"&[^\s,\[\]{}]")
 
 
+def _has_anchor(text: str, start: int, end: int) -> bool:
+    """An ``&name`` where YAML allows node properties (not ``a&b`` inside a URL)."""
+    for m in _ANCHOR.finditer(text, start, end):
+        if m.start() == start or text[m.start() - 1] in " \t\r\n[{,":
+            return True
+    return False
+
+
 def apply(text: str, edits: Sequence[Edit], *, source: str = "<text>") -> str:
     """``text`` with every edit spliced in; raise :class:`EditError` and change nothing if
     any edit cannot be made exactly.
@@ -28,6 +36,11 @@ def apply(text: str, edits: Sequence[Edit], *, source: str = "<text>") -> str:
     encoded back the same way, so CRLF, a BOM and a missing final newline round-trip. The
     edits' targets must come from :func:`locate` on this same text.
     """
+    with documents.gc_paused():
+        return _apply(text, edits, source)
+
+
+def _apply(text: str, edits: Sequence[Edit], source: str) -> str:
     changes: list[Change] = []
     expects: list[Expect] = []
     for edit in edits:
@@ -112,7 +125,7 @@ def _verify(
     for index in sorted(touched):
         chunk, new_chunk = chunks[index], new_chunks[index]
         changed = None
-        if not _ANCHOR.search(text, chunk.start, chunk.end):
+        if not _has_anchor(text, chunk.start, chunk.end):
             changed = sorted(o - chunk.start for o in offsets.get(index, []))
         _verify_chunk(text, chunk, new_text, new_chunk, touched[index], source, changed)
 
@@ -129,7 +142,7 @@ def _verify_chunk(
     line = min(e.line for e in expects)
     old_docs = documents.compose(text, chunk, source=source)
     try:
-        new_docs = documents.compose(new_text, new_chunk, source=source)
+        new_docs = documents.compose(new_text, new_chunk, source=source, cache=False)
     except EditError as exc:
         raise EditError(f"{source}:{line}: the edit would not parse as YAML ({exc})") from exc
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import replace
 
@@ -18,6 +19,7 @@ from imagebot.errors import EditError, InvalidReference
 MAX_VISITS = 200_000
 
 _SKIPPED_KINDS = frozenset(("CustomResourceDefinition",))
+_LOOKS_LIKE_TAG = re.compile(r"^(?:[vV]?[0-9][\w.-]*)?$")
 
 
 def locate(
@@ -30,6 +32,11 @@ def locate(
     returned. Raises :class:`EditError` naming ``source`` and line if a parsed document is not
     YAML.
     """
+    with documents.gc_paused():
+        return _locate(text, source, repositories)
+
+
+def _locate(text: str, source: str, repositories: Collection[str] | None) -> list[Target]:
     wanted = None if repositories is None else _normalise_all(repositories)
     needles = None if wanted is None else prefilter.matcher(wanted)
     found: list[Target] = []
@@ -40,7 +47,8 @@ def locate(
         ):
             continue
         for ordinal, document in enumerate(documents.compose(text, chunk, source=source)):
-            found.extend(_Walker(text, source, chunk, ordinal).document(document))
+            targets = _Walker(text, source, chunk, ordinal).document(document)
+            found.extend(sorted(targets, key=lambda t: t.line))
     if wanted is not None:
         found = [t for t in found if t.policy is not None or t.repository in wanted]
     return found
@@ -107,19 +115,19 @@ class _Walker:
             return
         if not isinstance(node, MappingNode):
             return
-        keys = [key for key, _, _ in pairs(node)]
-        named = [k for k in keys if k is not None]
+        named = [str(k.value) for k, _ in node.value if isinstance(k, ScalarNode)]
         if len(set(named)) != len(named):
             dup = next(k for k in named if named.count(k) > 1)
             problem = problem or f"duplicate key {dup!r} in {format_path(path)}"
-        if area != "compose":
+        if area != "compose" and ("repository" in named or "repo" in named):
             block = kinds.image_block(self.ctx, node, path, area)
             if block is not None:
                 self._add(block, problem)
                 return
-        for key, _, value in pairs(node):
-            if key is None:
+        for key_node, value in node.value:
+            if not isinstance(key_node, ScalarNode):
                 continue
+            key = str(key_node.value)
             child = (*path, key)
             if isinstance(value, ScalarNode):
                 if kinds.is_image_key(key):
@@ -203,7 +211,6 @@ class _Walker:
             target = self._marker_target(members)
             if target is not None:
                 self.found.append(Found(target))
-        self.found.sort(key=lambda f: f.target.line)
 
     def _scalars_on(
         self,
@@ -235,7 +242,10 @@ class _Walker:
             if marker.part == "name":
                 repository = kinds.normalised(value) if not is_templated(value) else None
                 continue
-            role = "ref" if marker.part == "ref" else marker.part
+            role = marker.part
+            if role == "ref" and _LOOKS_LIKE_TAG.match(value):
+                role = "tag"  # "# imagebot: api" on "1.4.2": a bare version is a tag
+
             slots.append(self.ctx.slot(node, role, path))
             if is_templated(value):
                 problem = "templated value"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 from collections.abc import Callable
@@ -47,8 +48,18 @@ def _choice(value: object, allowed: tuple[str, ...], field: str) -> None:
         raise SelectionError(f"{field} {value!r} is not one of {', '.join(allowed)}", field=field)
 
 
-@lru_cache(maxsize=1024)
 def compile_rule(rule: SelectionRule) -> CompiledRule:
+    """Check and compile ``rule``, once per distinct rule; SelectionError names a bad field."""
+    try:
+        return _compile(rule)
+    except TypeError:  # a caller built the rule with a list where a tuple belongs
+        return _compile(
+            dataclasses.replace(rule, exclude=tuple(rule.exclude), ignore=tuple(rule.ignore))
+        )
+
+
+@lru_cache(maxsize=1024)
+def _compile(rule: SelectionRule) -> CompiledRule:
     """Check every field of ``rule``; SelectionError(field=...) names the first bad one."""
     _choice(rule.strategy, STRATEGIES, "strategy")
     _choice(rule.order, ("asc", "desc"), "order")
@@ -109,7 +120,7 @@ def compile_rule(rule: SelectionRule) -> CompiledRule:
 
 def clear_caches() -> None:
     """Forget every remembered reading and match (benchmarks measure a cold start with it)."""
-    compile_rule.cache_clear()
+    _compile.cache_clear()
     clear_kind_memo()
     clear_parse_cache()
 

@@ -12,7 +12,6 @@ about a microsecond per tag, which leaves no room for a function call per gate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from .compiled import CompiledRule
 from .rule import TagInfo
 from .semver_tags import SemverTag, remember
+from .strategies import Reader, Unreadable
 from .tag_kinds import build_tag_kind
 
 #: One per input tag: None while the tag is still a candidate, else why it was rejected.
@@ -28,6 +28,9 @@ Reasons = list[str | None]
 Candidates = list[tuple[Any, int]]
 
 _ONLY_IF_ASKED = "chosen only when include asks for it"
+# Keys every version key sorts above / below (major numbers are non-negative ints).
+_BELOW_ALL: Any = (-1,)
+_ABOVE_ALL: Any = (float("inf"),)
 MEMO_LIMIT = 1_000_000
 
 
@@ -142,19 +145,25 @@ def semver_pass(
         if base is not None
         else "rejected: has a variant suffix (set include or variant: any to choose one)"
     )
-    r_range = f"rejected: outside range {rule.range!r}"
+    r_range = f"rejected: outside range '{rule.range}'"
     r_allow = f"rejected: beyond allow: {allow} from the running {current}"
     r_downgrade = f"rejected: older than the running {current} (downgrade not allowed)"
+
+    # The common range shape (>=low <high: every ^, ~ and x-range) is tested inline.
+    low, high = semver_range.bounds() if semver_range is not None else (None, None)
+    if low is not None or high is not None:
+        in_range = None
+    low_key = low if low is not None else _BELOW_ALL
+    high_key = high if high is not None else _ABOVE_ALL
 
     cached = remember(values)
     candidates: Candidates = []
     add = candidates.append
-    for i, value in enumerate(values):
-        if value is None:
-            continue
-        fields = cached[value]
+    for i, fields in enumerate(map(cached.get, values)):  # type: ignore[arg-type]
         if fields is None:
-            reasons[i] = _unreadable(names[i], value, "not a semver version", check_kind)
+            value = values[i]
+            if value is not None:
+                reasons[i] = _unreadable(names[i], value, "not a semver version", check_kind)
             continue
         key, prerelease, variant, partial, _, _ = fields
         if partial and not partial_allowed:
@@ -170,7 +179,7 @@ def semver_pass(
             reasons[i] = r_prerelease
         elif variant_ref is not None and variant != variant_ref:
             reasons[i] = r_variant
-        elif in_range is not None and not in_range(key):
+        elif key < low_key or key >= high_key or (in_range is not None and not in_range(key)):
             reasons[i] = r_range
         elif allow != "major" and (
             key[0] != base_core[0] or (allow == "patch" and key[1] != base_core[1])
@@ -188,7 +197,7 @@ def generic_pass(
     values: list[str | None],
     compiled: CompiledRule,
     running: Running,
-    read: Callable[[str], Any],
+    read: Reader,
     reasons: Reasons,
 ) -> Candidates:
     """Pass 2 for numeric, lexical, calver and newest-build."""
@@ -205,7 +214,7 @@ def generic_pass(
         if value is None:
             continue
         reading = read(value)
-        if isinstance(reading, str):
+        if type(reading) is Unreadable:
             reasons[i] = _unreadable(names[i], value, reading, check_kind)
             continue
         if base_key is not None and (reading < base_key if ascending else reading > base_key):

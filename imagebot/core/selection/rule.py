@@ -82,24 +82,28 @@ class Verdicts(Sequence[Verdict]):
     ``plan``).
     """
 
-    __slots__ = ("_accepted_reason", "_built", "_names", "_reasons")
+    __slots__ = ("_accepted", "_built", "_names", "_other", "_reasons")
 
     def __init__(
         self,
         names: Sequence[str],
         reasons: Sequence[str | None],
-        accepted_reason: dict[str, str],
+        accepted: dict[str, str] | None = None,
+        other_accepted: str = "accepted",
     ) -> None:
+        """``reasons[i]`` is None for an accepted tag, whose reason is ``accepted[name]``
+        (the chosen tag, ties) or else ``other_accepted``."""
         self._names = names
         self._reasons = reasons
-        self._accepted_reason = accepted_reason
+        self._accepted = accepted or {}
+        self._other = other_accepted
         self._built: tuple[Verdict, ...] | None = None
 
     def _all(self) -> tuple[Verdict, ...]:
         if self._built is None:
-            accepted = self._accepted_reason
+            accepted, other = self._accepted, self._other
             self._built = tuple(
-                Verdict(name, True, accepted[name])
+                Verdict(name, True, accepted.get(name, other))
                 if reason is None
                 else Verdict(name, False, reason)
                 for name, reason in zip(self._names, self._reasons, strict=True)

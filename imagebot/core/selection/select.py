@@ -1,9 +1,10 @@
 """``select``: choose one tag for a rule, with a reason for every tag it did not choose.
 
-Every tag passes the same gates in the same order, and the first gate it fails is its reason:
-duplicate, ignore list, include, exclude, build tags (``latest``, ``sha-…``), strategy reading,
-prerelease, variant, range, allow, minimum age, downgrade. Tags that pass all gates are
-candidates; the strategy's order picks one and a fixed tie-break settles equals.
+Every tag passes the same gates in the same order (see ``gates``), and the first gate it fails
+is its reason: duplicate, ignore list, include, exclude, build tags (``latest``, ``sha-…``),
+strategy reading, partial, prerelease, variant, range, allow, downgrade, minimum age. Tags that
+pass all gates are candidates; the strategy's order picks one and a fixed tie-break settles
+equals. Verdicts are built only when someone reads them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .compiled import CompiledRule, compile_rule
 from .gates import Running, filter_pass, generic_pass, semver_pass, time_pass
 from .rule import Decision, SelectionRule, TagInfo, Verdicts
 from .semver_tags import SemverTag, parse_tag
-from .strategies import reader, tiebreak_version
+from .strategies import Unreadable, read_lexical, reader, tiebreak_version
 from .tag_kinds import MUTABLE_TAGS
 
 _SUMMARY_REASONS = 3
@@ -51,7 +52,7 @@ def _running(
             return Running(current, None, None), f"; the running {current} is not a version"
         return Running(current, parsed.key, parsed), ""
     reading = read(value)
-    if isinstance(reading, str):
+    if isinstance(reading, Unreadable):
         return Running(current, None, None), f"; the running {current} cannot be read ({reading})"
     return Running(current, reading, None), ""
 
@@ -92,7 +93,7 @@ def _follow_digest(
         return Decision(
             tag=None,
             reason=f"no tag qualifies: followed tag {follow!r} {why}",
-            verdicts=Verdicts(names, reasons, {}),
+            verdicts=Verdicts(names, reasons),
         )
     chosen = f"chosen: follows {follow!r} at {digest}"
     return Decision(
@@ -136,7 +137,7 @@ def select(
     if rule.min_age is not None and now is None:
         raise SelectionError("min_age needs the current time to judge tag ages", field="min_age")
 
-    read = reader(compiled)
+    read = reader(compiled) if rule.strategy != "semver" else read_lexical
     running, note = _running(compiled, current, infos, read)
     reasons: list[str | None] = [None] * len(names)
     values = filter_pass(names, compiled, reasons)
@@ -145,41 +146,34 @@ def select(
     else:
         indexed = generic_pass(names, values, compiled, running, read, reasons)
     indexed = time_pass(names, indexed, compiled, running, infos, now, reasons)
-    candidates = [(key, names[i]) for key, i in indexed]
     ascending = rule.order == "asc" or rule.strategy in ("semver", "newest-build")
     base = running.semver
 
-    if not candidates:
+    if not indexed:
         counts = Counter(r for r in reasons if r is not None)
         top = "; ".join(
             f"{n} {r.removeprefix('rejected: ')}" for r, n in counts.most_common(_SUMMARY_REASONS)
         )
         summary = f"no tag qualifies among {len(names)}" + (f": {top}" if top else "")
-        return Decision(tag=None, reason=summary + note, verdicts=Verdicts(names, reasons, {}))
+        return Decision(tag=None, reason=summary + note, verdicts=Verdicts(names, reasons))
 
-    best_key = (
-        max(candidates, key=lambda c: c[0])[0]
-        if ascending
-        else min(candidates, key=lambda c: c[0])[0]
-    )
-    ties = sorted(name for key, name in candidates if key == best_key)
+    # (key, index) pairs compare by key first, so max/min run at C speed without a key function.
+    best_key = max(indexed)[0] if ascending else min(indexed)[0]
+    ties = sorted(names[i] for key, i in indexed if key == best_key)
     chosen = _break_tie(ties, rule.strategy, current, base) if len(ties) > 1 else ties[0]
 
     phrase = _order_phrase(rule, compiled)
     if chosen == current:
         phrase += ", already running"
     accepted: dict[str, str] = {chosen: f"chosen: {phrase}"}
-    below = f"accepted; ranks below the chosen {chosen}"
     for name in ties:
         if name != chosen:
             accepted[name] = f"accepted; ties with the chosen {chosen}, which wins the tie-break"
-    for _, name in candidates:
-        accepted.setdefault(name, below)
     info = infos.get(chosen)
     return Decision(
         tag=chosen,
-        reason=f"{chosen}: {phrase} ({len(candidates)} of {len(names)} tags qualify)" + note,
-        verdicts=Verdicts(names, reasons, accepted),
+        reason=f"{chosen}: {phrase} ({len(indexed)} of {len(names)} tags qualify)" + note,
+        verdicts=Verdicts(names, reasons, accepted, f"accepted; ranks below the chosen {chosen}"),
         digest=info.digest if info is not None else None,
     )
 

@@ -103,6 +103,26 @@ class SemverRange:
         """True when the version with precedence ``key`` satisfies the range."""
         return self.test(key)
 
+    def bounds(self) -> tuple[Key | None, Key | None]:
+        """(low, high) when the range is exactly ``>=low <high`` (either may be absent).
+
+        That is what ``^``, ``~``, x-ranges and most hand-written ranges become; selection
+        tests it inline instead of calling ``contains`` 100,000 times. (None, None) for any
+        other shape, which then needs ``contains``.
+        """
+        if len(self.alternatives) != 1:
+            return None, None
+        low: Key | None = None
+        high: Key | None = None
+        for c in self.alternatives[0]:
+            if c.op == ">=" and low is None:
+                low = c.key
+            elif c.op == "<" and high is None:
+                high = c.key
+            else:
+                return None, None
+        return low, high
+
     def prerelease_cores(self) -> frozenset[tuple[int, int, int]]:
         """Releases whose prereleases a comparator spells out (``>=2.0.0-rc.1``: 2.0.0).
 

@@ -1,81 +1,82 @@
-"""How each strategy reads a tag (or the value ``extract`` made of it) into an ordering key."""
+"""How numeric, lexical, calver and newest-build read a tag (or its extracted value) into a key.
+
+semver has its own reader (``semver_tags``), because its gates need more than a key.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .compiled import CompiledRule
-from .semver_tags import SemverTag, parse_tag
+from .semver_tags import parse_tag
 
-#: A strategy's reading of a value: an ordering key, or the reason it cannot be read.
-Reading = tuple[Any, SemverTag | None] | str
 
+class Unreadable(str):
+    """A reader's answer for a value it cannot order: the reason, distinguishable from a key.
+
+    Lexical keys are strings too, so a reason is marked by its type rather than by being one.
+    """
+
+    __slots__ = ()
+
+
+NOT_A_NUMBER = Unreadable("not a number")
+EMPTY_VALUE = Unreadable("extract gave an empty value")
 _NUMBER_CHARS = frozenset("0123456789.-+")
 
-
-def read_semver(value: str, partial_allowed: bool) -> Reading:
-    parsed = parse_tag(value)
-    if parsed is None:
-        return "not a semver version"
-    if parsed.partial and not partial_allowed:
-        return f"partial version {value!r} (set partial: true to read it as {parsed.version})"
-    return parsed.key, parsed
+#: value -> ordering key, or Unreadable.
+Reader = Callable[[str], Any]
 
 
-def read_numeric(value: str) -> Reading:
+def read_numeric(value: str) -> Any:
     # Flux's numerical policy fails the whole image when one tag is not a number; here an
     # unreadable tag is skipped with its own reason and the rest still compete.
     if value.isdigit():
-        return int(value), None
+        return int(value)
     if value and _NUMBER_CHARS.issuperset(value):
         try:
             number = Decimal(value)
         except InvalidOperation:
-            return "not a number"
+            return NOT_A_NUMBER
         if number.is_finite():
-            return number, None
-    return "not a number"
+            return number
+    return NOT_A_NUMBER
 
 
-def reader(compiled: CompiledRule) -> Callable[[str], Reading]:
-    """The function turning a value into a key for ``compiled``'s strategy.
+def read_lexical(value: str) -> Any:
+    return value if value else EMPTY_VALUE
 
-    newest-build orders by creation time, which is not in the value; its reader only checks
-    the value is not empty and the caller supplies the time.
-    """
+
+def read_nothing(value: str) -> Any:
+    """newest-build orders by creation time, which is not in the value; the caller adds it."""
+    return 0
+
+
+def reader(compiled: CompiledRule) -> Reader:
+    """The reader for ``compiled``'s strategy (semver excepted)."""
     strategy = compiled.rule.strategy
-    if strategy == "semver":
-        partial = compiled.rule.partial
-        return lambda value: read_semver(value, partial)
     if strategy == "numeric":
         return read_numeric
+    if strategy == "lexical":
+        return read_lexical
     if strategy == "calver":
         assert compiled.calver is not None
         read = compiled.calver.read
-        fmt = compiled.calver.text
+        off_format = Unreadable(f"does not follow calver {compiled.calver.text}")
 
-        def read_calver(value: str) -> Reading:
+        def read_calver(value: str) -> Any:
             key = read(value)
-            return (key, None) if key is not None else f"does not follow calver {fmt}"
+            return key if key is not None else off_format
 
         return read_calver
-    if strategy == "lexical":
-        return lambda value: (value, None) if value else "extract gave an empty value"
     if strategy == "newest-build":
-        return lambda value: (None, None)
-    raise AssertionError(f"no reader for strategy {strategy}")
+        return read_nothing
+    raise AssertionError(f"no generic reader for strategy {strategy}")
 
 
 def tiebreak_version(name: str) -> tuple[int, Any]:
     """newest-build ties: a higher version wins, then any version over a non-version."""
     parsed = parse_tag(name)
     return (1, parsed.key) if parsed is not None else (0, ())
-
-
-def describe_key(strategy: str, key: Any) -> str:
-    if strategy == "newest-build" and isinstance(key, datetime):
-        return key.isoformat()
-    return str(key)

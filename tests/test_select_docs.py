@@ -1,0 +1,58 @@
+"""docs/policies.md documents every selection field and strategy, each with an example."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from imagebot.core.policy import ImagePolicy
+from imagebot.core.selection import STRATEGIES, SelectionRule, validate_rule
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "policies.md"
+
+
+def _section() -> str:
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index("## Image policies: choosing a version")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_every_rule_field_has_a_heading_and_a_yaml_example() -> None:
+    """Each SelectionRule field has a ### heading and a YAML example under it setting it."""
+    section = _section()
+    parts = re.split(r"\n### ", section)
+    for f in dataclasses.fields(SelectionRule):
+        matching = [p for p in parts[1:] if f"`{f.name}`" in p.splitlines()[0]]
+        assert matching, f"no heading for {f.name}"
+        body = matching[0]
+        examples = re.findall(r"```yaml\n(.*?)```", body, flags=re.S)
+        written = rf"^\s*{f.name}:|[{{,]\s*{f.name}:"  # a key, block or flow style
+        assert any(re.search(written, ex, flags=re.M) for ex in examples), f.name
+
+
+def test_every_yaml_example_is_a_valid_image_policy() -> None:
+    """Each YAML example, placed in an image entry, loads and yields a valid selection rule."""
+    section = _section()
+    examples = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
+    assert len(examples) >= 15
+    yaml = YAML(typ="safe")
+    for text in examples:
+        data = yaml.load(text)
+        if "images" in data:
+            entries = data["images"]
+        else:
+            entries = [{"name": "example", "repository": "ghcr.io/acme/example", **data}]
+        for entry in entries:
+            validate_rule(ImagePolicy.model_validate(entry).rule())
+
+
+def test_every_strategy_is_described_with_an_example() -> None:
+    """Each strategy has a paragraph and a YAML example selecting it."""
+    section = _section()
+    for name in STRATEGIES:
+        assert f"**{name}**" in section, name
+        assert re.search(rf"^strategy: {re.escape(name)}$", section, flags=re.M), name
