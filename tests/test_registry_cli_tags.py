@@ -62,11 +62,11 @@ def test_registries_file_and_insecure_flag(registry: Registry, tmp_path: Path) -
 
 
 def test_bad_registries_file_names_file_line_and_field(tmp_path: Path) -> None:
-    """A typo in registries.yaml is reported as file:line: field and exits 2."""
+    """A typo in registries.yaml is reported as file:line: field and exits 1."""
     config = tmp_path / "registries.yaml"
     config.write_text("registries:\n  ghcr.io:\n    concurency: 4\n")
     result = run_cli("tags", "nginx", "--registries", str(config))
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert f"{config}:3: registries.ghcr.io.concurency: unknown field" in result.stderr
 
 

@@ -6,21 +6,17 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 
 from imagebot import config, engine
 from imagebot.core.plan import Change, EnvironmentPlan
 from imagebot.core.selection import explain_lines
 from imagebot.engine import CycleResult
 from imagebot.registry.cache import TagCache
-from imagebot.registry.client import RegistryClient
-from imagebot.registry.providers import provider_for
+from imagebot.registry.connect import connect
 from imagebot.registry.settings import RegistriesSettings, load_registries
 
 
@@ -190,8 +186,10 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
     cache_dir: Path = args.cache_dir or default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
 
+    cache = TagCache(cache_dir / "registry.sqlite")
+
     async def cycle() -> CycleResult:
-        async with registry_client(settings, cache_dir=cache_dir) as registry:
+        async with connect(settings, cache=cache) as registry:
             return await engine.run_cycle(
                 policies.environments,
                 registry=registry,
@@ -200,7 +198,10 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
                 problems=policies.problems,
             )
 
-    result = anyio.run(cycle)
+    try:
+        result = anyio.run(cycle)
+    finally:
+        cache.close()
     print_result(result, output=args.output, published=publish, explain=args.explain)
     return 0 if result.ok else 1
 
@@ -213,30 +214,4 @@ def registry_settings(args: argparse.Namespace) -> RegistriesSettings:
         if beside is not None and (beside / "registries.yaml").is_file():
             path = beside / "registries.yaml"
     settings = load_registries(path) if path is not None else RegistriesSettings()
-    return settings.with_insecure(frozenset(args.insecure_registry))
-
-
-@asynccontextmanager
-async def registry_client(
-    settings: RegistriesSettings, *, cache_dir: Path
-) -> AsyncIterator[RegistryClient]:
-    """The full registry client: settings, credentials, and the SQLite tag cache.
-
-    ``cache_dir`` must exist (the caller creates it, outside the event loop).
-    """
-    sources = {h: s.credentials for h, s in settings.registries.items() if s.credentials}
-    if settings.defaults.credentials is not None:
-        sources["*"] = settings.defaults.credentials
-    cache = TagCache(cache_dir / "registry.sqlite")
-    try:
-        async with (
-            httpx.AsyncClient(timeout=30) as http,
-            RegistryClient(
-                settings=settings,
-                credentials=provider_for(sources, http=http),
-                cache=cache,
-            ) as client,
-        ):
-            yield client
-    finally:
-        cache.close()
+    return settings.with_insecure(frozenset(getattr(args, "insecure_registry", ())))

@@ -66,9 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args._run(args)
     except PolicyError as exc:
         for problem in exc.problems:
-            print(f"error: {problem}")
+            print(f"error: {problem}", file=sys.stderr)
         return EXIT_ERROR
     except ImagebotError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     return code

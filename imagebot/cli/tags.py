@@ -17,13 +17,12 @@ import sys
 from pathlib import Path
 
 import anyio
-import httpx
 
+from imagebot.cli.common import default_cache_dir
 from imagebot.core.reference import parse
-from imagebot.errors import ImagebotError, PolicyError, RegistryError
+from imagebot.errors import ImagebotError, RegistryError
 from imagebot.registry.cache import TagCache
-from imagebot.registry.client import RegistryClient
-from imagebot.registry.providers import provider_for
+from imagebot.registry.connect import connect
 from imagebot.registry.settings import RegistriesSettings, load_registries
 
 NAME = "tags"
@@ -52,12 +51,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _default_cache() -> Path:
-    from imagebot.cli.common import default_cache_dir
-
-    return default_cache_dir() / "registry.sqlite"
-
-
 async def list_refs(
     refs: list[str], *, settings: RegistriesSettings, cache: TagCache
 ) -> dict[str, list[str] | ImagebotError]:
@@ -69,15 +62,7 @@ async def list_refs(
             repositories[ref] = parse(ref).repository
         except ImagebotError as exc:
             out[ref] = exc
-    sources = {h: s.credentials for h, s in settings.registries.items() if s.credentials}
-    if settings.defaults.credentials is not None:
-        sources["*"] = settings.defaults.credentials
-    async with (
-        httpx.AsyncClient(timeout=30) as http,
-        RegistryClient(
-            settings=settings, credentials=provider_for(sources, http=http), cache=cache
-        ) as client,
-    ):
+    async with connect(settings, cache=cache) as client:
         scanned = await client.scan(repositories.values())
     for ref, repository in repositories.items():
         out[ref] = scanned[repository]
@@ -85,15 +70,10 @@ async def list_refs(
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = (
-            load_registries(args.registries) if args.registries else RegistriesSettings()
-        ).with_insecure(frozenset(args.insecure_registry))
-    except PolicyError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return 2
-    cache_path: Path = args.cache or _default_cache()
+    settings = (
+        load_registries(args.registries) if args.registries else RegistriesSettings()
+    ).with_insecure(frozenset(args.insecure_registry))
+    cache_path: Path = args.cache or default_cache_dir() / "registry.sqlite"
     try:
         cache = TagCache(cache_path)
     except Exception as exc:  # sqlite3.Error, OSError: an unusable cache path
