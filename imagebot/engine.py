@@ -7,7 +7,7 @@ between them and the outside world (git, registries, the clock).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,8 @@ from imagebot.core.plan import (
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selection import TagInfo
 from imagebot.errors import EditError, GitError, RegistryError
-from imagebot.gitrepo import EnvRepo, PushRejected
+from imagebot.gitrepo import EnvRepo, PushRejected, redact
+from imagebot.registry.manifests import ImageInfo
 
 log = logs.get_logger("imagebot.engine")
 
@@ -45,6 +46,12 @@ class Registry(Protocol):
     async def list_tags(self, repository: str) -> list[str]: ...
 
     async def digest(self, repository: str, tag: str) -> str: ...
+
+    async def first_seen(self, repository: str) -> dict[str, datetime]: ...
+
+    async def image_info(
+        self, repository: str, tag: str, *, created: bool = False, platform: str | None = None
+    ) -> ImageInfo: ...
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,13 @@ async def run_cycle(
         for image in loaded.policy.images
         if any(targets_for(image, ts) for ts in ws.targets.values())
     }
-    scans = await scan_repositories(registry, sorted(wanted))
+    builds = {
+        image.normalized_repository
+        for loaded in policies
+        for image in loaded.policy.images
+        if image.strategy == "newest-build"
+    }
+    scans = await scan_repositories(registry, sorted(wanted), with_created=builds)
     results = []
     for loaded in policies:
         ws = workspaces[loaded.name]
@@ -130,25 +143,54 @@ async def run_cycle(
 
 
 async def scan_repositories(
-    registry: Registry, repositories: Sequence[str]
+    registry: Registry, repositories: Sequence[str], *, with_created: Set[str] = frozenset()
 ) -> dict[str, ImageScan]:
-    """List the tags of every repository concurrently; a failure is recorded, never raised."""
+    """List the tags of every repository concurrently, with when imagebot first saw each
+    (for min_age) and, for repositories in ``with_created``, each image's build time (for
+    newest-build). A failure is recorded in the scan, never raised."""
     scans: dict[str, ImageScan] = {}
 
     async def one(repository: str) -> None:
         try:
             tags = await registry.list_tags(repository)
+            seen = await registry.first_seen(repository)
+            infos: dict[str, ImageInfo] = {}
+            if repository in with_created:
+                async with anyio.create_task_group() as tg:
+                    for tag in tags:
+                        tg.start_soon(_image_info, registry, repository, tag, infos)
         except RegistryError as exc:
             log.error("scan_failed", repository=repository, error=str(exc))
             scans[repository] = ImageScan(error=str(exc))
             return
         log.info("tags_listed", repository=repository, count=len(tags))
-        scans[repository] = ImageScan(tags=tuple(TagInfo(name=t) for t in tags))
+        scans[repository] = ImageScan(
+            tags=tuple(
+                TagInfo(
+                    name=t,
+                    first_seen=seen.get(t),
+                    created=infos[t].created if t in infos else None,
+                    digest=infos[t].digest if t in infos else None,
+                )
+                for t in tags
+            ),
+            digests={t: i.digest for t, i in infos.items() if i.digest},
+        )
 
     async with anyio.create_task_group() as tg:
         for repository in repositories:
             tg.start_soon(one, repository)
     return scans
+
+
+async def _image_info(
+    registry: Registry, repository: str, tag: str, out: dict[str, ImageInfo]
+) -> None:
+    try:
+        out[tag] = await registry.image_info(repository, tag, created=True)
+    except RegistryError as exc:
+        # One unreadable tag is skipped by selection ("no creation time"), not fatal.
+        log.warning("image_info_failed", repository=repository, tag=tag, error=str(exc))
 
 
 async def _resolve_digests(
@@ -188,6 +230,14 @@ async def _run_environment(
 ) -> EnvironmentResult:
     env = loaded.name
     bound = log.bind(environment=env)
+    if publish and ws.repo.head() != ws.head:
+        # An environment earlier in this cycle pushed to the same repo: start from its
+        # commit instead of losing a push race against ourselves.
+        try:
+            ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+        except GitError as err:
+            empty = EnvironmentPlan(environment=env, source=loaded.source)
+            return EnvironmentResult(plan=empty, error=str(err))
     for attempt in range(1, push_attempts + 1):
         plan = _plan(loaded, ws, scans, clock)
         if await _resolve_digests(registry, plan, scans):
@@ -253,7 +303,13 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
     files: dict[str, str] = {}
     targets: dict[str, list[rewrite.Target]] = {}
     problems: list[str] = []
-    for entry in repo.files(spec.path):
+    entries = repo.files(spec.path)
+    if not entries:
+        problems.append(
+            f"{loaded.name}: {loaded.source}: repo.path {spec.path!r} holds no YAML files"
+            f" on branch {spec.branch!r} of {redact(url)}"
+        )
+    for entry in entries:
         data = repo.read(entry)
         try:
             text = data.decode("utf-8")
@@ -270,6 +326,15 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
         if found:
             files[entry.path] = text
             targets[entry.path] = found
+    for image in loaded.policy.images:
+        if not any(targets_for(image, ts) for ts in targets.values()):
+            log.warning(
+                "image_unreferenced",
+                environment=loaded.name,
+                image=image.name,
+                repository=image.repository,
+                path=spec.path,
+            )
     log.info(
         "repo_read",
         environment=loaded.name,

@@ -48,3 +48,11 @@ def test_logs_are_json_lines_off_a_terminal(tmp_path: Path) -> None:
     assert all("event" in e and "level" in e and "timestamp" in e for e in events)
     assert any(e["event"] == "repo_unavailable" and e["environment"] == "dev" for e in events)
     assert "error: " in result.stdout and "nowhere.git" in result.stdout
+
+
+def test_missing_policies_directory_is_a_clear_error(tmp_path: Path) -> None:
+    """A policies directory that does not exist is named in one error line, no traceback."""
+    for command in ("check", "plan", "apply"):
+        result = run_cli(command, "--policies", str(tmp_path / "nope"))
+        assert result.returncode == 1
+        assert result.stderr == f"error: {tmp_path / 'nope'}: policies directory not found\n"

@@ -6,6 +6,7 @@ import json
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -13,7 +14,9 @@ import pytest
 
 from imagebot.config import load_policies
 from imagebot.engine import run_cycle
+from imagebot.registry.cache import TagCache
 from imagebot.registry.client import RegistryClient
+from imagebot.registry.manifests import ImageInfo
 from tests.support.cli import run_cli
 from tests.support.gitenv import commits, make_remote, push_files, show, trailers
 from tests.support.registry import Registry, push_image, run_registry
@@ -111,6 +114,10 @@ def test_plan_prints_diff_and_summary_and_publishes_nothing(setup: Setup) -> Non
     assert f'-          image: "{setup.image}:1.0.0"   # kept by imagebot' in out
     assert f'+          image: "{setup.image}:1.1.0"   # kept by imagebot' in out
     assert f"dev: app ({setup.image}) 1.0.0 -> 1.1.0  [envs/dev/app.yaml:11]" in out
+    code, out = setup.cli("plan", "--explain")
+    explained = out[out.index("dev: app (running 1.0.0):") :].splitlines()
+    verdicts = {line.split()[1]: line.split()[0] for line in explained[2:6]}
+    assert verdicts == {"1.0.0": "+", "1.1.0": "*", "2.0.0-rc.1": "-", "2.0.0": "-"}, out
     result = run_cli(
         "plan", "--output", "json", "--policies", str(setup.policies),
         "--cache-dir", str(setup.cache),
@@ -184,6 +191,14 @@ def test_push_race_is_retried_on_the_new_head(setup: Setup) -> None:
         async def digest(self, repository: str, tag: str) -> str:
             return await self.inner.digest(repository, tag)
 
+        async def first_seen(self, repository: str) -> dict[str, datetime]:
+            return await self.inner.first_seen(repository)
+
+        async def image_info(
+            self, repository: str, tag: str, *, created: bool = False, platform: str | None = None
+        ) -> ImageInfo:
+            return await self.inner.image_info(repository, tag, created=created, platform=platform)
+
     async def cycle() -> None:
         policies = load_policies(setup.policies)
         async with RegistryClient() as client:
@@ -248,3 +263,115 @@ def test_multi_document_crlf_manifest_changes_only_version_bytes(setup: Setup) -
         .encode()
     )
     assert show(setup.remote, "envs/dev/multi.yaml") == expected
+
+
+class FakeClock:
+    """Time that moves only when the test says so."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def cycle_at(setup: Setup, clock: FakeClock) -> list[str]:
+    """Run one publishing cycle at the clock's time; return the problems it reported."""
+
+    async def run() -> list[str]:
+        policies = load_policies(setup.policies)
+        cache = TagCache(setup.cache / "tags.sqlite")
+        try:
+            async with RegistryClient(cache=cache, clock=clock) as client:
+                result = await run_cycle(
+                    policies.environments,
+                    registry=client,
+                    repos_dir=setup.cache,
+                    publish=True,
+                    clock=clock,
+                )
+        finally:
+            cache.close()
+        return [p for r in result.environments for p in r.plan.problems]
+
+    setup.cache.mkdir(parents=True, exist_ok=True)
+    return anyio.run(run)
+
+
+def test_min_age_waits_for_first_seen_time(setup: Setup) -> None:
+    """With min_age 1h, a tag first seen now is not taken; an hour later (by clock) it is."""
+    policy = setup.policies / "dev.yaml"
+    policy.write_text(policy.read_text() + "    min_age: 1h\n")
+    clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    assert cycle_at(setup, clock) == []
+    assert len(commits(setup.remote)) == 1, "every tag is seen for the first time: all too new"
+    clock.now += timedelta(minutes=59)
+    cycle_at(setup, clock)
+    assert len(commits(setup.remote)) == 1
+    clock.now += timedelta(minutes=2)
+    cycle_at(setup, clock)
+    assert len(commits(setup.remote)) == 2
+    assert ("Imagebot-To", "1.1.0") in trailers(setup.remote)
+
+
+def test_newest_build_uses_image_creation_time(setup: Setup) -> None:
+    """newest-build picks the tag whose image was built last, whatever its name sorts as."""
+    base = datetime(2026, 2, 1, tzinfo=UTC)
+    for tag, hours in (("build-b", 3), ("build-c", 1), ("build-a", 2)):
+        push_image(setup.registry, "acme/app", tag, created=base + timedelta(hours=hours))
+    policy = setup.policies / "dev.yaml"
+    policy.write_text(
+        policy.read_text().replace('range: "^1.0"', "strategy: newest-build")
+        + "    tags: {include: '^build-'}\n"
+    )
+    code, out = setup.cli("apply")
+    assert code == 0, out
+    assert f"{setup.image}:build-b".encode() in show(setup.remote, "envs/dev/app.yaml")
+
+
+def test_unsafe_file_is_left_untouched_and_reported(setup: Setup) -> None:
+    """A file with a duplicate key is reported by name and kept byte for byte; others move."""
+    unsafe = DEPLOYMENT.format(image=setup.image) + "          image: other:1\n"
+    push_files(setup.remote, {"envs/dev/unsafe.yaml": unsafe.encode()}, message="unsafe")
+    code, out = setup.cli("apply")
+    assert code == 1
+    assert "envs/dev/unsafe.yaml" in out and "left untouched" in out
+    assert show(setup.remote, "envs/dev/unsafe.yaml") == unsafe.encode()
+    assert f"{setup.image}:1.1.0".encode() in show(setup.remote, "envs/dev/app.yaml")
+
+
+def test_broken_policy_stops_only_its_environment(setup: Setup) -> None:
+    """An invalid policy file is reported with file:line while valid environments still move."""
+    (setup.policies / "prod.yaml").write_text(
+        f"environment: prod\nrepo: {{url: {setup.remote}, path: envs/prod}}\nimages: 3\n"
+    )
+    code, out = setup.cli("apply")
+    assert code == 1
+    assert f"error: {setup.policies / 'prod.yaml'}:3: images: " in out
+    assert f"{setup.image}:1.1.0".encode() in show(setup.remote, "envs/dev/app.yaml")
+    assert f"{setup.image}:1.0.0".encode() in show(setup.remote, "envs/prod/app.yaml")
+
+
+def test_environments_sharing_a_repo_each_get_their_commit(setup: Setup) -> None:
+    """dev and prod in one repo: each environment lands its own commit in the same cycle."""
+    (setup.policies / "prod.yaml").write_text(
+        (setup.policies / "dev.yaml")
+        .read_text()
+        .replace("environment: dev", "environment: prod")
+        .replace("envs/dev", "envs/prod")
+    )
+    code, out = setup.cli("apply")
+    assert code == 0, out
+    assert len(commits(setup.remote)) == 3
+    assert "push_race" not in out, "the second environment starts from the first one's commit"
+    for env in ("dev", "prod"):
+        assert f"{setup.image}:1.1.0".encode() in show(setup.remote, f"envs/{env}/app.yaml")
+
+
+def test_wrong_repo_path_is_reported(setup: Setup) -> None:
+    """A repo.path with no YAML files is an error naming the path, not a silent no-op."""
+    policy = setup.policies / "dev.yaml"
+    policy.write_text(policy.read_text().replace("envs/dev", "envs/typo"))
+    code, out = setup.cli("plan")
+    assert code == 1
+    assert "repo.path 'envs/typo' holds no YAML files on branch 'main'" in out

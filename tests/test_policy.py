@@ -172,3 +172,15 @@ def test_schema_command_prints_the_schema() -> None:
         EnvironmentPolicy.model_json_schema()["properties"].keys()
         == json.loads(result.stdout)["properties"].keys()
     )
+
+
+def test_check_validates_registries_yaml_beside_the_policies(tmp_path: Path) -> None:
+    """A typo in registries.yaml beside the policies fails `check` with file:line: field."""
+    (tmp_path / "dev.yaml").write_text(VALID)
+    (tmp_path / "registries.yaml").write_text("registries:\n  ghcr.io:\n    insecur: true\n")
+    result = run_cli("check", "--policies", str(tmp_path))
+    assert result.returncode == 1
+    assert (
+        f"error: {tmp_path / 'registries.yaml'}:3: registries.ghcr.io.insecur: unknown field"
+        in result.stdout
+    )

@@ -1,34 +1,42 @@
-"""``imagebot check``: validate every policy file; exit non-zero on any problem."""
+"""``imagebot check``: validate every policy file (and registries.yaml); exit 1 on any problem."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from imagebot.cli import common
 from imagebot.errors import PolicyError
 
 NAME = "check"
-HELP = "validate the policy files and report every problem with file:line"
+HELP = "validate the policy files and registries.yaml, reporting every problem with file:line"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_policy_arguments(parser)
+    parser.add_argument(
+        "--registries",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="registry settings (default: registries.yaml in the policies directory, if any)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    policies = common.load(args)
+    problems = list(policies.problems)
     try:
-        policies = common.load(args)
+        common.registry_settings(args)
     except PolicyError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}")
-        return 1
-    for problem in policies.problems:
+        problems.extend(exc.problems)
+    for problem in problems:
         print(f"error: {problem}")
     for loaded in policies.environments:
         images = len(loaded.policy.images)
         print(f"ok: {loaded.source}: environment {loaded.name}, {images} image(s)")
-    if policies.problems:
-        print(f"{len(policies.problems)} problem(s) found", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
     return 0

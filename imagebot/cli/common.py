@@ -6,21 +6,17 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 
 from imagebot import config, engine
 from imagebot.core.plan import Change, EnvironmentPlan
+from imagebot.core.selection import explain_lines
 from imagebot.engine import CycleResult
-from imagebot.errors import PolicyError
 from imagebot.registry.cache import TagCache
-from imagebot.registry.client import RegistryClient
-from imagebot.registry.providers import provider_for
+from imagebot.registry.connect import connect
 from imagebot.registry.settings import RegistriesSettings, load_registries
 
 
@@ -72,6 +68,11 @@ def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
         help="talk plain HTTP to this registry host (repeatable); loopback hosts always may",
     )
     parser.add_argument("--output", "-o", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print every tag of every image with the rule that accepted or rejected it",
+    )
 
 
 def load(args: argparse.Namespace) -> config.PolicySet:
@@ -104,7 +105,8 @@ def change_json(c: Change) -> dict[str, Any]:
     }
 
 
-def plan_json(plan: EnvironmentPlan) -> dict[str, Any]:
+def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]:
+    """A plan as JSON; with ``explain``, every tag's verdict under each decision."""
     return {
         "environment": plan.environment,
         "policy": plan.source,
@@ -115,6 +117,16 @@ def plan_json(plan: EnvironmentPlan) -> dict[str, Any]:
                 "current": current,
                 "chosen": d.tag,
                 "reason": d.reason,
+                **(
+                    {
+                        "verdicts": [
+                            {"tag": v.tag, "accepted": v.accepted, "reason": v.reason}
+                            for v in d.verdicts
+                        ]
+                    }
+                    if explain
+                    else {}
+                ),
             }
             for image, current, d in plan.decisions
         ],
@@ -123,13 +135,15 @@ def plan_json(plan: EnvironmentPlan) -> dict[str, Any]:
     }
 
 
-def print_result(result: CycleResult, *, output: str, published: bool) -> None:
+def print_result(
+    result: CycleResult, *, output: str, published: bool, explain: bool = False
+) -> None:
     if output == "json":
         doc = {
             "ok": result.ok,
             "problems": list(result.problems),
             "environments": [
-                {**plan_json(r.plan), "commit": r.commit, "error": r.error}
+                {**plan_json(r.plan, explain=explain), "commit": r.commit, "error": r.error}
                 for r in result.environments
             ],
         }
@@ -143,7 +157,11 @@ def print_result(result: CycleResult, *, output: str, published: bool) -> None:
         plan = r.plan
         out.write(plan.diff())
         for c in plan.changes:
-            out.write(f"{c.summary()}\n")
+            out.write(f"{c.summary()}\n    why: {c.reason}\n")
+        if explain:
+            for image, current, d in plan.decisions:
+                out.write(f"{plan.environment}: {image} (running {current or 'no tag'}):\n")
+                out.writelines(f"    {line}\n" for line in explain_lines(d))
         for image, current, d in plan.decisions:
             if d.tag is None or d.tag == current:
                 out.write(
@@ -164,17 +182,14 @@ def print_result(result: CycleResult, *, output: str, published: bool) -> None:
 def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
     """Load policies, run one cycle, print the result; 0 when everything went through."""
     policies = load(args)
-    try:
-        settings = registry_settings(args)
-    except PolicyError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}")
-        return 1
+    settings = registry_settings(args)
     cache_dir: Path = args.cache_dir or default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
 
+    cache = TagCache(cache_dir / "registry.sqlite")
+
     async def cycle() -> CycleResult:
-        async with registry_client(settings, cache_dir=cache_dir) as registry:
+        async with connect(settings, cache=cache) as registry:
             return await engine.run_cycle(
                 policies.environments,
                 registry=registry,
@@ -183,8 +198,11 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
                 problems=policies.problems,
             )
 
-    result = anyio.run(cycle)
-    print_result(result, output=args.output, published=publish)
+    try:
+        result = anyio.run(cycle)
+    finally:
+        cache.close()
+    print_result(result, output=args.output, published=publish, explain=args.explain)
     return 0 if result.ok else 1
 
 
@@ -196,30 +214,4 @@ def registry_settings(args: argparse.Namespace) -> RegistriesSettings:
         if beside is not None and (beside / "registries.yaml").is_file():
             path = beside / "registries.yaml"
     settings = load_registries(path) if path is not None else RegistriesSettings()
-    return settings.with_insecure(frozenset(args.insecure_registry))
-
-
-@asynccontextmanager
-async def registry_client(
-    settings: RegistriesSettings, *, cache_dir: Path
-) -> AsyncIterator[RegistryClient]:
-    """The full registry client: settings, credentials, and the SQLite tag cache.
-
-    ``cache_dir`` must exist (the caller creates it, outside the event loop).
-    """
-    sources = {h: s.credentials for h, s in settings.registries.items() if s.credentials}
-    if settings.defaults.credentials is not None:
-        sources["*"] = settings.defaults.credentials
-    cache = TagCache(cache_dir / "registry.sqlite")
-    try:
-        async with (
-            httpx.AsyncClient(timeout=30) as http,
-            RegistryClient(
-                settings=settings,
-                credentials=provider_for(sources, http=http),
-                cache=cache,
-            ) as client,
-        ):
-            yield client
-    finally:
-        cache.close()
+    return settings.with_insecure(frozenset(getattr(args, "insecure_registry", ())))

@@ -14,9 +14,10 @@ from types import ModuleType
 
 import imagebot
 from imagebot import logs
+from imagebot.errors import ImagebotError, PolicyError
 
 #: Subcommand modules under imagebot.cli, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("check", "plan", "apply", "select", "set_image", "schema")
+COMMANDS: tuple[str, ...] = ("check", "plan", "apply", "select", "set_image", "schema", "tags")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -61,5 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     logs.configure(level=args.log_level, fmt=args.log_format)
-    code: int = args._run(args)
+    try:
+        code: int = args._run(args)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    except ImagebotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     return code

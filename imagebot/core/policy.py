@@ -12,11 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
-from imagebot.core import reference
+from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
 from imagebot.core.selection import SelectionRule, validate_rule
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
@@ -186,30 +183,15 @@ class LoadedPolicy:
 
 def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     """Validate one policy file's text; raise PolicyError listing every problem found."""
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
+    doc = yamldoc.load_mapping(text, source=source, what="policy file")
+    if doc is None:
+        raise PolicyError([f"{source}:1: empty policy file"])
     try:
-        docs = [d for d in yaml.load_all(text) if d is not None]
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        problem = (exc.problem or exc.context or "invalid YAML").strip()
-        raise PolicyError([f"{source}:{line}: invalid YAML: {problem}"]) from None
-    except Exception as exc:  # ruamel raises a few non-marked errors (e.g. bad characters)
-        raise PolicyError([f"{source}:1: invalid YAML: {exc}"]) from None
-    if len(docs) != 1:
-        raise PolicyError([f"{source}:1: expected exactly one YAML document, found {len(docs)}"])
-    doc = docs[0]
-    if not isinstance(doc, CommentedMap):
-        raise PolicyError([f"{source}:1: a policy file must be a mapping of fields"])
-    try:
-        model = EnvironmentPolicy.model_validate(_plain(doc))
+        model = EnvironmentPolicy.model_validate(yamldoc.plain(doc))
     except ValidationError as exc:
-        errors = _root_causes(exc.errors())
-        raise PolicyError([_pydantic_problem(source, doc, err) for err in errors]) from None
+        raise PolicyError(yamldoc.validation_problems(source, doc, exc)) from None
     problems = [
-        f"{source}:{_line(doc, loc)}: {_dotted(loc)}: {message}"
-        for loc, message in _rule_problems(model)
+        yamldoc.problem_at(source, doc, loc, message) for loc, message in _rule_problems(model)
     ]
     if problems:
         raise PolicyError(problems)
@@ -227,72 +209,6 @@ def _rule_problems(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], 
         except SelectionError as exc:
             field = _RULE_FIELD_PATH.get(exc.field, (exc.field,) if exc.field else ())
             yield ("images", i, *field), str(exc)
-
-
-def _root_causes(errors: list[Any]) -> list[Any]:
-    """Drop "too short" errors that only echo an invalid item below them (pydantic reports
-    both the bad item and that the list, without it, is empty)."""
-    locs = [tuple(e["loc"]) for e in errors]
-    return [
-        e
-        for e in errors
-        if not (
-            e["type"] == "too_short"
-            and any(len(o) > len(e["loc"]) and o[: len(e["loc"])] == tuple(e["loc"]) for o in locs)
-        )
-    ]
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, CommentedMap):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, CommentedSeq):
-        return [_plain(v) for v in node]
-    return node
-
-
-def _pydantic_problem(source: str, doc: CommentedMap, err: Any) -> str:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    if err["type"] == "extra_forbidden":
-        message = "unknown field"
-    else:
-        message = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] in ("literal_error", "enum"):
-            message += f" (got {err.get('input')!r})"
-    return f"{source}:{_line(doc, loc)}: {_dotted(loc) or '(top level)'}: {message}"
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _line(doc: Any, loc: tuple[Any, ...]) -> int:
-    """The 1-based line of the deepest node of ``loc`` that exists in the document."""
-    line = doc.lc.line + 1 if hasattr(doc, "lc") else 1
-    node = doc
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            line = node.lc.item(part)[0] + 1
-            node = node[part]
-        else:
-            break
-    return line
-
-
-__all__ = [
-    "EnvironmentPolicy",
-    "ImagePolicy",
-    "LoadedPolicy",
-    "RepoSpec",
-    "TagFilter",
-    "parse_policy",
-]
 
 
 def policy_json_schema() -> dict[str, Any]:

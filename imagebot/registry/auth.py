@@ -152,12 +152,16 @@ class RegistryAuth:
         basic = next((c for c in challenges if c.scheme == "basic"), None)
         if bearer is not None and "realm" in bearer.params:
             self._scheme, self._bearer = "bearer", bearer
-            if sent is not None and sent.startswith("Bearer "):
-                stale = self._tokens.get(scope)
-                # Another request already refreshed it while this one was in flight.
-                if stale is not None and f"Bearer {stale.value}" != sent:
-                    return f"Bearer {stale.value}"
-            return await self._token(scope, stale=self._tokens.get(scope), send=send)
+            current = self._tokens.get(scope)
+            # Another request fetched a token while this one was in flight: use it, so
+            # a burst of concurrent 401s costs one token request, not one each.
+            if (
+                current is not None
+                and f"Bearer {current.value}" != sent
+                and self._clock() < current.expires_at - REFRESH_MARGIN
+            ):
+                return f"Bearer {current.value}"
+            return await self._token(scope, stale=current, send=send)
         if basic is not None:
             self._scheme = "basic"
             if sent is not None and sent.startswith("Basic "):

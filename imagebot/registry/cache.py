@@ -6,8 +6,10 @@ file costs registry calls and restarts every minimum-age clock, nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,13 +23,15 @@ CREATE TABLE IF NOT EXISTS tag_pages (
     next       TEXT,
     PRIMARY KEY (repository, url)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tag_lists (
-    repository TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS repositories (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
     tags       TEXT NOT NULL,
+    tags_hash  BLOB NOT NULL,
     fetched_at REAL NOT NULL
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS first_seen (
-    repository TEXT NOT NULL,
+    repository INTEGER NOT NULL REFERENCES repositories (id),
     tag        TEXT NOT NULL,
     seen_at    REAL NOT NULL,
     PRIMARY KEY (repository, tag)
@@ -47,6 +51,8 @@ class CachedPage:
 class TagCache:
     """A SQLite file (or ``":memory:"``) shared by one process's registry client."""
 
+    FLUSH_ROWS = 50_000
+
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         if self.path != ":memory:":
@@ -57,8 +63,23 @@ class TagCache:
         # A crash may lose the last transactions; a cache can afford it, fsyncs it cannot.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._pending: list[tuple[str, list[str], float]] = []
+        self._pending_rows = 0
+        self._flush_lock = threading.Lock()
+        # Batches are written on a second connection so a worker thread can commit them
+        # while the event loop keeps reading (WAL lets readers and a writer overlap).
+        # An in-memory database exists per connection, so it has only the one.
+        self._writer = (
+            self._db
+            if self.path == ":memory:"
+            else sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        )
+        self._writer.execute("PRAGMA synchronous=NORMAL")
 
     def close(self) -> None:
+        self.flush()
+        if self._writer is not self._db:
+            self._writer.close()
         self._db.close()
 
     def page(self, repository: str, url: str) -> CachedPage | None:
@@ -77,40 +98,75 @@ class TagCache:
         )
 
     def record_tags(self, repository: str, tags: list[str], now: datetime) -> None:
-        """Store the repository's current tag list; stamp tags never seen before with ``now``."""
-        stamp = now.timestamp()
-        db = self._db
-        db.execute("BEGIN")
-        try:
-            known = {
-                row[0]
-                for row in db.execute(
-                    "SELECT tag FROM first_seen WHERE repository = ?", (repository,)
-                )
-            }
-            new = [(repository, tag, stamp) for tag in tags if tag not in known]
-            if new:
-                db.executemany("INSERT OR IGNORE INTO first_seen VALUES (?, ?, ?)", new)
+        """Store the repository's current tag list; stamp tags never seen before with ``now``.
+
+        Writes are batched (one transaction per ``FLUSH_ROWS`` tags, and on every read and
+        on close): a commit per repository cost more than the registry calls of a scan.
+        """
+        self._pending.append((repository, tags, now.timestamp()))
+        self._pending_rows += len(tags) + 1
+        if self._pending_rows >= self.FLUSH_ROWS * 4:
+            self.flush()  # a caller that never flushes in a thread still stays bounded
+
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_rows
+
+    def flush(self) -> None:
+        """Write the batched tag lists; safe to run in a worker thread (own connection)."""
+        with self._flush_lock:
+            pending, self._pending, self._pending_rows = self._pending, [], 0
+            if not pending:
+                return
+            db = self._writer
+            db.execute("BEGIN")
+            try:
+                for repository, tags, stamp in pending:
+                    self._write(db, repository, tags, stamp)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _write(db: sqlite3.Connection, repository: str, tags: list[str], stamp: float) -> None:
+        digest = hashlib.blake2b("\n".join(tags).encode(), digest_size=16).digest()
+        row = db.execute(
+            "SELECT id, tags_hash FROM repositories WHERE name = ?", (repository,)
+        ).fetchone()
+        if row is not None and row[1] == digest:
+            return  # unchanged since the last listing: nothing new to stamp
+        if row is None:
+            repo_id = db.execute(
+                "INSERT INTO repositories (name, tags, tags_hash, fetched_at) VALUES (?, ?, ?, ?)",
+                (repository, json.dumps(tags), digest, stamp),
+            ).lastrowid
+        else:
+            repo_id = row[0]
             db.execute(
-                "INSERT OR REPLACE INTO tag_lists VALUES (?, ?, ?)",
-                (repository, json.dumps(tags), stamp),
+                "UPDATE repositories SET tags = ?, tags_hash = ?, fetched_at = ? WHERE id = ?",
+                (json.dumps(tags), digest, stamp, repo_id),
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        db.executemany(
+            "INSERT OR IGNORE INTO first_seen VALUES (?, ?, ?)",
+            [(repo_id, tag, stamp) for tag in tags],
+        )
 
     def tags(self, repository: str) -> list[str] | None:
         """The tag list stored by the last successful listing, if any."""
+        self.flush()
         row = self._db.execute(
-            "SELECT tags FROM tag_lists WHERE repository = ?", (repository,)
+            "SELECT tags FROM repositories WHERE name = ?", (repository,)
         ).fetchone()
         return None if row is None else list(json.loads(row[0]))
 
     def first_seen(self, repository: str) -> dict[str, datetime]:
+        self.flush()
         return {
             tag: datetime.fromtimestamp(seen, UTC)
             for tag, seen in self._db.execute(
-                "SELECT tag, seen_at FROM first_seen WHERE repository = ?", (repository,)
+                "SELECT tag, seen_at FROM first_seen JOIN repositories r ON r.id = repository"
+                " WHERE r.name = ?",
+                (repository,),
             )
         }

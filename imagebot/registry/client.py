@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import httpx
 
 from imagebot import logs
@@ -45,6 +46,7 @@ from imagebot.registry.politeness import (
     retry_after,
     transport_retryable,
 )
+from imagebot.registry.politeness import send as http_send
 from imagebot.registry.settings import RegistriesSettings, RegistryConfig
 from imagebot.registry.tags import BadPage, TagCollector, next_link, page_tags
 
@@ -126,6 +128,8 @@ class RegistryClient:
         self._registries.clear()
         if self._owns_cache:
             self.cache.close()
+        else:
+            self.cache.flush()
 
     # ----------------------------------------------------------------- public API
 
@@ -160,6 +164,9 @@ class RegistryClient:
             )
         tags = collector.tags
         self.cache.record_tags(repo.name, tags, self._clock())
+        if self.cache.pending_rows >= self.cache.FLUSH_ROWS:
+            # SQLite work in a thread: the event loop keeps the registry busy meanwhile.
+            await anyio.to_thread.run_sync(self.cache.flush)
         return tags
 
     async def digest(self, repository: str, tag: str) -> str:
@@ -277,6 +284,7 @@ class RegistryClient:
         async with anyio.create_task_group() as tg:
             for repository in dict.fromkeys(repositories):
                 tg.start_soon(one, repository)
+        await anyio.to_thread.run_sync(self.cache.flush)
         return results
 
     # ----------------------------------------------------------------- internals
@@ -441,7 +449,7 @@ class RegistryClient:
             if pol.bucket is not None:
                 await pol.bucket.acquire()
             self.requests += 1
-            return await reg.http.send(request)
+            return await http_send(reg.http, request)
 
     async def _send_token(
         self, reg: _Registry, repo: Repo, request: httpx.Request
@@ -451,7 +459,7 @@ class RegistryClient:
         while True:
             try:
                 self.requests += 1
-                response = await reg.http.send(request)
+                response = await http_send(reg.http, request)
             except httpx.HTTPError as exc:
                 tries += 1
                 if not transport_retryable(exc) or tries >= self.retry.attempts:

@@ -7,6 +7,7 @@ Every wait goes through an injected ``sleep`` and every reading of time through 
 from __future__ import annotations
 
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,15 +59,16 @@ class TokenBucket:
     async def acquire(self) -> None:
         # Waiters queue on the lock, so tokens are handed out first come, first served.
         async with self._lock:
-            while True:
-                now = self._clock().timestamp()
-                if self._updated is not None:
-                    self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-                self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await self._sleep((1 - self._tokens) / self.rate)
+            now = self._clock().timestamp()
+            if self._updated is not None:
+                self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            wait = (1 - self._tokens) / self.rate
+            self._tokens -= 1
+            if wait > 0:
+                # Take the token on credit and sleep until it is earned: re-checking after
+                # the sleep could spin when a clock cannot represent a tiny remainder.
+                await self._sleep(wait)
 
 
 @dataclass
@@ -128,8 +130,26 @@ def docker_hub_quota_window(response: httpx.Response) -> float | None:
     return None
 
 
+class TlsFailure(httpx.TransportError):
+    """The TLS peer refused us (bad client certificate, alert after the handshake).
+
+    httpcore maps handshake errors to ConnectError, but a TLS 1.3 server's alert about our
+    client certificate arrives on the first read as a bare ``ssl.SSLError``.
+    """
+
+
 def transport_retryable(exc: httpx.HTTPError) -> bool:
     """Network trouble worth another try: refused/reset connections, timeouts, a body cut off."""
     return isinstance(exc, httpx.TransportError) and not isinstance(
-        exc, httpx.UnsupportedProtocol | httpx.ProxyError
+        exc, httpx.UnsupportedProtocol | httpx.ProxyError | TlsFailure
     )
+
+
+async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """``client.send`` with the OS-level errors httpcore lets through turned into httpx ones."""
+    try:
+        return await client.send(request)
+    except ssl.SSLError as exc:
+        raise TlsFailure(f"TLS: {exc}", request=request) from exc
+    except OSError as exc:
+        raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc

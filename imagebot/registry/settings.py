@@ -23,10 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
+from imagebot.core import yamldoc
 from imagebot.core.reference import is_loopback_host
 from imagebot.errors import PolicyError
 from imagebot.registry.providers.spec import CredentialSource
@@ -200,74 +198,10 @@ def load_registries(path: Path) -> RegistriesSettings:
 
 
 def parse_registries(text: str, *, source: str) -> RegistriesSettings:
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
-    try:
-        doc = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise PolicyError(
-            [f"{source}:{line}: invalid YAML: {exc.problem or exc.context}"]
-        ) from None
-    except Exception as exc:  # ruamel raises some unmarked errors (bad characters, …)
-        raise PolicyError([f"{source}:1: invalid YAML: {exc}"]) from None
+    doc = yamldoc.load_mapping(text, source=source, what="registries file")
     if doc is None:
         return RegistriesSettings()
-    if not isinstance(doc, CommentedMap):
-        raise PolicyError([f"{source}:1: registries file must be a mapping"])
     try:
-        return RegistriesSettings.model_validate(_plain(doc))
+        return RegistriesSettings.model_validate(yamldoc.plain(doc))
     except ValidationError as exc:
-        raise PolicyError([_problem(source, doc, err) for err in exc.errors()]) from None
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, CommentedMap):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, CommentedSeq):
-        return [_plain(v) for v in node]
-    return node
-
-
-def _problem(source: str, doc: CommentedMap, err: Any) -> str:
-    # pydantic adds the discriminator's tag ("basic") to the location of a union member.
-    loc = tuple(err["loc"])
-    path = tuple(p for i, p in enumerate(loc) if not _is_union_tag(doc, loc[:i], p))
-    if err["type"] == "extra_forbidden":
-        message = "unknown field"
-    else:
-        message = str(err["msg"]).removeprefix("Value error, ")
-    dotted = ".".join(str(p) for p in path) or "(top level)"
-    return f"{source}:{_line(doc, path)}: {dotted}: {message}"
-
-
-def _is_union_tag(doc: Any, parent: tuple[Any, ...], part: Any) -> bool:
-    node = doc
-    for p in parent:
-        if isinstance(node, CommentedMap) and p in node:
-            node = node[p]
-        else:
-            return False
-    return (
-        isinstance(node, CommentedMap)
-        and part not in node
-        and isinstance(node.get("type"), str)
-        and node.get("type") == part
-    )
-
-
-def _line(doc: Any, loc: tuple[Any, ...]) -> int:
-    """The 1-based line of the deepest node of ``loc`` present in the document."""
-    line: int = doc.lc.line + 1
-    node = doc
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            line = node.lc.item(part)[0] + 1
-            node = node[part]
-        else:
-            break
-    return line
+        raise PolicyError(yamldoc.validation_problems(source, doc, exc)) from None

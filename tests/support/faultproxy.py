@@ -163,7 +163,12 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 return
             if isinstance(action, Delay):
                 time.sleep(action.seconds)
-            status, headers, payload = proxy.forward(seen, body)
+            try:
+                status, headers, payload = proxy.forward(seen, body)
+            except (httpx.HTTPError, RuntimeError):
+                # The upstream is gone (the test already finished with a slow request).
+                self.close_connection = True
+                return
             if isinstance(action, Rewrite):
                 status, headers, payload = action.change(status, headers, payload)
             if isinstance(action, Truncate):

@@ -53,6 +53,15 @@ class TokenAuthConfig:
     rootcertbundle: Path
 
 
+@dataclass(frozen=True)
+class Tls:
+    """Serve HTTPS with ``cert``/``key``; with ``client_ca``, demand a client certificate."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
 @dataclass
 class Registry:
     """A running registry: ``host`` is ``127.0.0.1:PORT``, ``url`` is ``http://127.0.0.1:PORT``."""
@@ -71,7 +80,11 @@ def free_port() -> int:
 
 
 def _config(
-    port: int, storage: Path, workdir: Path, auth: Htpasswd | TokenAuthConfig | None
+    port: int,
+    storage: Path,
+    workdir: Path,
+    auth: Htpasswd | TokenAuthConfig | None,
+    tls: Tls | None = None,
 ) -> str:
     cfg: dict[str, Any] = {
         "version": 0.1,
@@ -83,6 +96,10 @@ def _config(
         },
         "http": {"addr": f"127.0.0.1:{port}", "headers": {"X-Content-Type-Options": ["nosniff"]}},
     }
+    if tls is not None:
+        cfg["http"]["tls"] = {"certificate": str(tls.cert), "key": str(tls.key)}
+        if tls.client_ca is not None:
+            cfg["http"]["tls"]["clientcas"] = [str(tls.client_ca)]
     if isinstance(auth, Htpasswd):
         path = workdir / "htpasswd"
         path.write_text(
@@ -112,6 +129,7 @@ def run_registry(
     auth: Htpasswd | TokenAuthConfig | None = None,
     storage: Path | None = None,
     port: int | None = None,
+    tls: Tls | None = None,
 ) -> Iterator[Registry]:
     """Start ``docker-registry serve`` on a free loopback port; stop it on exit.
 
@@ -124,7 +142,7 @@ def run_registry(
     storage.mkdir(parents=True, exist_ok=True)
     port = port if port is not None else free_port()
     config = workdir / "config.yml"
-    config.write_text(_config(port, storage, workdir, auth))
+    config.write_text(_config(port, storage, workdir, auth, tls))
     log = workdir / "registry.log"
     with log.open("wb") as log_file:
         proc = subprocess.Popen(
@@ -133,11 +151,12 @@ def run_registry(
             stderr=subprocess.STDOUT,
             env={**os.environ, "OTEL_TRACES_EXPORTER": "none"},
         )
+    scheme = "https" if tls else "http"
     registry = Registry(
-        host=f"127.0.0.1:{port}", url=f"http://127.0.0.1:{port}", storage=storage, log=log
+        host=f"127.0.0.1:{port}", url=f"{scheme}://127.0.0.1:{port}", storage=storage, log=log
     )
     try:
-        _wait_ready(registry, proc)
+        _wait_ready(registry, proc, tls)
         yield registry
     finally:
         proc.terminate()
@@ -148,11 +167,18 @@ def run_registry(
             proc.wait()
 
 
-def _wait_ready(registry: Registry, proc: subprocess.Popen[bytes]) -> None:
+def _wait_ready(registry: Registry, proc: subprocess.Popen[bytes], tls: Tls | None) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"docker-registry exited: {registry.log.read_text()}")
+        if tls is not None:
+            # Any TLS answer (even a refused handshake without client cert) means it is up.
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", int(registry.host.rsplit(":", 1)[1]))) == 0:
+                    return
+            time.sleep(0.02)
+            continue
         try:
             r = httpx.get(f"{registry.url}/v2/", timeout=1)
             if r.status_code in (200, 401):
@@ -239,9 +265,8 @@ class _Pusher:
         self.client = httpx.Client(auth=auth, timeout=30)
 
     def blob(self, data: bytes) -> str:
+        # Distribution 2.8 has no single-POST upload: POST opens a session, PUT closes it.
         digest = _digest(data)
-        if self.client.head(f"{self.base}/blobs/{digest}").status_code == 200:
-            return digest
         start = self.client.post(f"{self.base}/blobs/uploads/")
         start.raise_for_status()
         location = urllib.parse.urljoin(self.base + "/", start.headers["location"])

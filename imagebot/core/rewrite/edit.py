@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import re
 from collections.abc import Sequence
 
 from imagebot.core.rewrite import documents, splice, verify
@@ -13,10 +12,6 @@ from imagebot.core.rewrite.scalars import check_version
 from imagebot.core.rewrite.splice import Change, Expect
 from imagebot.core.rewrite.targets import Edit, Target
 from imagebot.errors import EditError, InvalidReference
-
-# An anchor (&name) anywhere in a chunk: aliases may carry an edit to other paths, so
-# verification then compares whole documents. "&" inside a scalar only costs speed.
-_ANCHOR = re.compile(r"&[^\s,\[\]{}]")
 
 
 def apply(text: str, edits: Sequence[Edit], *, source: str = "<text>") -> str:
@@ -28,6 +23,11 @@ def apply(text: str, edits: Sequence[Edit], *, source: str = "<text>") -> str:
     encoded back the same way, so CRLF, a BOM and a missing final newline round-trip. The
     edits' targets must come from :func:`locate` on this same text.
     """
+    with documents.gc_paused():
+        return _apply(text, edits, source)
+
+
+def _apply(text: str, edits: Sequence[Edit], source: str) -> str:
     changes: list[Change] = []
     expects: list[Expect] = []
     for edit in edits:
@@ -112,7 +112,7 @@ def _verify(
     for index in sorted(touched):
         chunk, new_chunk = chunks[index], new_chunks[index]
         changed = None
-        if not _ANCHOR.search(text, chunk.start, chunk.end):
+        if not documents.has_anchor(text, chunk.start, chunk.end):
             changed = sorted(o - chunk.start for o in offsets.get(index, []))
         _verify_chunk(text, chunk, new_text, new_chunk, touched[index], source, changed)
 
@@ -129,7 +129,7 @@ def _verify_chunk(
     line = min(e.line for e in expects)
     old_docs = documents.compose(text, chunk, source=source)
     try:
-        new_docs = documents.compose(new_text, new_chunk, source=source)
+        new_docs = documents.compose(new_text, new_chunk, source=source, cache=False)
     except EditError as exc:
         raise EditError(f"{source}:{line}: the edit would not parse as YAML ({exc})") from exc
     try:
@@ -138,7 +138,10 @@ def _verify_chunk(
         edited = {e.path for e in expects}
         reason = exc.detail
         if exc.path not in edited:
-            reason = f"{format_path(exc.path)} would change too ({exc.detail}); shared alias?"
+            reason = (
+                f"{format_path(exc.path)} would change too ({exc.detail}): "
+                "the value is shared through a YAML alias"
+            )
         else:
             reason = f"{format_path(exc.path)} {exc.detail}"
         raise EditError(f"{source}:{line}: unsafe edit, file left untouched: {reason}") from exc

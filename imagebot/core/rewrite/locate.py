@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
+import functools
+import re
 from collections.abc import Collection
 from dataclasses import replace
 
@@ -18,6 +21,7 @@ from imagebot.errors import EditError, InvalidReference
 MAX_VISITS = 200_000
 
 _SKIPPED_KINDS = frozenset(("CustomResourceDefinition",))
+_LOOKS_LIKE_TAG = re.compile(r"^(?:[vV]?[0-9][\w.-]*)?$")
 
 
 def locate(
@@ -30,23 +34,36 @@ def locate(
     returned. Raises :class:`EditError` naming ``source`` and line if a parsed document is not
     YAML.
     """
-    wanted = None if repositories is None else _normalise_all(repositories)
+    with documents.gc_paused():
+        return _locate(text, source, repositories)
+
+
+def _locate(text: str, source: str, repositories: Collection[str] | None) -> list[Target]:
+    wanted = None if repositories is None else _normalise_all(frozenset(repositories))
     needles = None if wanted is None else prefilter.matcher(wanted)
     found: list[Target] = []
+    # One scan of the whole text; each chunk then looks up its share of the hits.
+    all_hits = None if needles is None else needles.positions(text, 0, len(text))
     for chunk in documents.split(text):
-        if needles is not None and not (
-            needles.search(text, chunk.start, chunk.end)
-            or markers.has_markers(text[chunk.start : chunk.end])
-        ):
-            continue
+        hits = None
+        if all_hits is not None:
+            low = bisect.bisect_left(all_hits, chunk.start)
+            high = bisect.bisect_left(all_hits, chunk.end)
+            has_markers = markers.has_markers(text, chunk.start, chunk.end)
+            if low == high and not has_markers:
+                continue
+            if not has_markers and not documents.has_anchor(text, chunk.start, chunk.end):
+                hits = [at - chunk.start for at in all_hits[low:high]]
         for ordinal, document in enumerate(documents.compose(text, chunk, source=source)):
-            found.extend(_Walker(text, source, chunk, ordinal).document(document))
+            targets = _Walker(text, source, chunk, ordinal, hits).document(document)
+            found.extend(sorted(targets, key=lambda t: t.line))
     if wanted is not None:
         found = [t for t in found if t.policy is not None or t.repository in wanted]
     return found
 
 
-def _normalise_all(repositories: Collection[str]) -> frozenset[str]:
+@functools.lru_cache(maxsize=32)
+def _normalise_all(repositories: frozenset[str]) -> frozenset[str]:
     out = set()
     for name in repositories:
         try:
@@ -57,8 +74,13 @@ def _normalise_all(repositories: Collection[str]) -> frozenset[str]:
 
 
 class _Walker:
-    def __init__(self, text: str, source: str, chunk: Chunk, ordinal: int) -> None:
+    def __init__(
+        self, text: str, source: str, chunk: Chunk, ordinal: int, hits: list[int] | None
+    ) -> None:
         self.ctx = Context(text, source, chunk.start, chunk.line, ordinal)
+        # Chunk offsets where a watched repository is named: a subtree whose text names
+        # none cannot hold one of its references, so it is not walked.
+        self.hits = hits
         self.chunk = chunk
         self.found: list[Found] = []
         self.visits = 0
@@ -101,25 +123,29 @@ class _Walker:
             raise EditError(
                 f"{self.ctx.source}:{self.ctx.line(node)}: too many aliases to expand safely"
             )
+        if self.hits is not None and isinstance(node, (MappingNode, SequenceNode)):
+            i = bisect.bisect_left(self.hits, node.start_mark.index)
+            if i == len(self.hits) or self.hits[i] > node.end_mark.index:
+                return
         if isinstance(node, SequenceNode):
             for index, item in enumerate(node.value):
                 self._visit(item, (*path, index), area, problem, kind, api)
             return
         if not isinstance(node, MappingNode):
             return
-        keys = [key for key, _, _ in pairs(node)]
-        named = [k for k in keys if k is not None]
+        named = [str(k.value) for k, _ in node.value if isinstance(k, ScalarNode)]
         if len(set(named)) != len(named):
             dup = next(k for k in named if named.count(k) > 1)
             problem = problem or f"duplicate key {dup!r} in {format_path(path)}"
-        if area != "compose":
+        if area != "compose" and ("repository" in named or "repo" in named):
             block = kinds.image_block(self.ctx, node, path, area)
             if block is not None:
                 self._add(block, problem)
                 return
-        for key, _, value in pairs(node):
-            if key is None:
+        for key_node, value in node.value:
+            if not isinstance(key_node, ScalarNode):
                 continue
+            key = str(key_node.value)
             child = (*path, key)
             if isinstance(value, ScalarNode):
                 if kinds.is_image_key(key):
@@ -165,8 +191,7 @@ class _Walker:
         self.found.append(found)
 
     def _finish(self, root: Node) -> list[Target]:
-        chunk_text = self.ctx.text[self.chunk.start : self.chunk.end]
-        if markers.has_markers(chunk_text):
+        if markers.has_markers(self.ctx.text, self.chunk.start, self.chunk.end):
             self._apply_markers(root)
         return [f.target for f in self.found]
 
@@ -203,7 +228,6 @@ class _Walker:
             target = self._marker_target(members)
             if target is not None:
                 self.found.append(Found(target))
-        self.found.sort(key=lambda f: f.target.line)
 
     def _scalars_on(
         self,
@@ -235,7 +259,10 @@ class _Walker:
             if marker.part == "name":
                 repository = kinds.normalised(value) if not is_templated(value) else None
                 continue
-            role = "ref" if marker.part == "ref" else marker.part
+            role = marker.part
+            if role == "ref" and _LOOKS_LIKE_TAG.match(value):
+                role = "tag"  # "# imagebot: api" on "1.4.2": a bare version is a tag
+
             slots.append(self.ctx.slot(node, role, path))
             if is_templated(value):
                 problem = "templated value"

@@ -34,8 +34,9 @@ class Marker:
     """The marker's value as written."""
 
 
-def has_markers(text: str) -> bool:
-    return any(needle in text for needle in NEEDLES)
+def has_markers(text: str, start: int = 0, end: int | None = None) -> bool:
+    stop = len(text) if end is None else end
+    return any(text.find(needle, start, stop) >= 0 for needle in NEEDLES)
 
 
 def _parse(raw: str, *, flux: bool) -> tuple[str, str]:

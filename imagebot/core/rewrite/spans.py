@@ -8,6 +8,7 @@ from imagebot.core.rewrite.documents import MappingNode, Node, ScalarNode, is_nu
 from imagebot.core.rewrite.targets import KeyInsert, KeyRemoval, Slot, YamlPath
 
 _REST_OF_LINE = re.compile(r"[ \t]*(?:#[^\r\n]*)?(?=\r?\n|$)")
+_PROPERTIES = re.compile(r"(?:[&!][^ \t\r\n]*[ \t\r\n]+)+")
 
 
 def scalar_value(node: ScalarNode) -> str:
@@ -29,6 +30,10 @@ def slot(
     """A slot for ``node``, whose marks are relative to the chunk starting at ``base``."""
     start = base + node.start_mark.index
     end = base + node.end_mark.index
+    # The node starts at its properties ("&anchor !!str 'v'"); the value comes after them.
+    properties = _PROPERTIES.match(text, start, end)
+    if properties:
+        start = properties.end()
     style = style_of(node)
     if style in ("|", ">"):
         # A block scalar's end mark lies past its trailing line breaks and indentation;

@@ -1,0 +1,106 @@
+"""``imagebot tags REF...``: list repositories' tags through the full registry client.
+
+Auth, pagination, the tag cap, signature-tag filtering, politeness and the SQLite cache
+all apply, so what this prints is exactly what a policy gets to choose from. Tags keep the
+registry's order. With several references they are listed concurrently.
+
+Text output: with one reference, one tag per line; with several, each reference on a line
+of its own followed by its tags indented. ``--output json`` prints one object mapping each
+reference *as given* to its list of tags. Errors go to stderr; exit 1 if any reference failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import anyio
+
+from imagebot.cli.common import default_cache_dir
+from imagebot.core.reference import parse
+from imagebot.errors import ImagebotError, RegistryError
+from imagebot.registry.cache import TagCache
+from imagebot.registry.connect import connect
+from imagebot.registry.settings import RegistriesSettings, load_registries
+
+NAME = "tags"
+HELP = "list the tags of image repositories as imagebot sees them"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("refs", nargs="+", metavar="REF", help="image reference, e.g. nginx")
+    parser.add_argument("--output", "-o", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="talk plain HTTP to this registry host (repeatable); loopback hosts always may",
+    )
+    parser.add_argument(
+        "--registries", type=Path, default=None, metavar="FILE", help="registries.yaml"
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="SQLite cache file (default: $IMAGEBOT_CACHE_DIR/registry.sqlite)",
+    )
+
+
+async def list_refs(
+    refs: list[str], *, settings: RegistriesSettings, cache: TagCache
+) -> dict[str, list[str] | ImagebotError]:
+    """Tags for each reference as given; a reference's failure is its own entry."""
+    out: dict[str, list[str] | ImagebotError] = {}
+    repositories: dict[str, str] = {}
+    for ref in refs:
+        try:
+            repositories[ref] = parse(ref).repository
+        except ImagebotError as exc:
+            out[ref] = exc
+    async with connect(settings, cache=cache) as client:
+        scanned = await client.scan(repositories.values())
+    for ref, repository in repositories.items():
+        out[ref] = scanned[repository]
+    return {ref: out[ref] for ref in refs}
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = (
+        load_registries(args.registries) if args.registries else RegistriesSettings()
+    ).with_insecure(frozenset(args.insecure_registry))
+    cache_path: Path = args.cache or default_cache_dir() / "registry.sqlite"
+    try:
+        cache = TagCache(cache_path)
+    except Exception as exc:  # sqlite3.Error, OSError: an unusable cache path
+        print(f"error: cache {cache_path}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        results = anyio.run(lambda: list_refs(args.refs, settings=settings, cache=cache))
+    finally:
+        cache.close()
+    failed = False
+    listed: dict[str, list[str]] = {}
+    for ref, result in results.items():
+        if isinstance(result, list):
+            listed[ref] = result
+        else:
+            failed = True
+            kind = "error" if isinstance(result, RegistryError) else "invalid reference"
+            print(f"{kind}: {ref}: {result}", file=sys.stderr)
+    if args.output == "json":
+        json.dump(listed, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif len(args.refs) == 1:
+        for tag in listed.get(args.refs[0], []):
+            print(tag)
+    else:
+        for ref, tags in listed.items():
+            print(ref)
+            for tag in tags:
+                print(f"  {tag}")
+    return 1 if failed else 0

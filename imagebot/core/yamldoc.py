@@ -1,0 +1,128 @@
+"""Configuration YAML with line numbers: load one mapping, turn validation errors into
+``file:line: field: message`` lines. Shared by policy files and registries.yaml."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from imagebot.errors import PolicyError
+
+
+def load_mapping(text: str, *, source: str, what: str) -> CommentedMap | None:
+    """The file's single document as a mapping with line info; None for an empty file.
+
+    Duplicate keys are errors, not last-wins. ``what`` names the file kind in messages.
+    """
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        docs = [d for d in yaml.load_all(text) if d is not None]
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        raise PolicyError([f"{source}:{line}: invalid YAML: {problem}"]) from None
+    except Exception as exc:  # ruamel raises a few unmarked errors (e.g. bad characters)
+        raise PolicyError([f"{source}:1: invalid YAML: {exc}"]) from None
+    if not docs:
+        return None
+    if len(docs) > 1:
+        raise PolicyError(
+            [f"{source}:1: expected one YAML document in a {what}, found {len(docs)}"]
+        )
+    doc = docs[0]
+    if not isinstance(doc, CommentedMap):
+        raise PolicyError([f"{source}:1: a {what} must be a mapping of fields"])
+    return doc
+
+
+def plain(node: Any) -> Any:
+    """ruamel's round-trip containers as plain dicts and lists, for validation."""
+    if isinstance(node, CommentedMap):
+        return {str(k): plain(v) for k, v in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [plain(v) for v in node]
+    return node
+
+
+def validation_problems(source: str, doc: CommentedMap, exc: ValidationError) -> list[str]:
+    """One ``file:line: field: message`` per root-cause error of a pydantic validation."""
+    return [_problem(source, doc, err) for err in _root_causes(exc.errors())]
+
+
+def problem_at(source: str, doc: CommentedMap, loc: tuple[Any, ...], message: str) -> str:
+    return f"{source}:{line_of(doc, loc)}: {dotted(loc) or '(top level)'}: {message}"
+
+
+def _root_causes(errors: list[Any]) -> list[Any]:
+    """Drop "too short" errors that only echo an invalid item below them (pydantic reports
+    both the bad item and that the list, without it, is empty)."""
+    locs = [tuple(e["loc"]) for e in errors]
+    return [
+        e
+        for e in errors
+        if not (
+            e["type"] == "too_short"
+            and any(len(o) > len(e["loc"]) and o[: len(e["loc"])] == tuple(e["loc"]) for o in locs)
+        )
+    ]
+
+
+def _problem(source: str, doc: CommentedMap, err: Any) -> str:
+    loc = tuple(err["loc"])
+    # pydantic adds validator names and a union member's discriminator ("basic") to the
+    # location; neither is something the user wrote.
+    path = tuple(
+        p
+        for i, p in enumerate(loc)
+        if not (isinstance(p, str) and p.startswith("function-"))
+        and not _is_union_tag(doc, loc[:i], p)
+    )
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    else:
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] in ("literal_error", "enum"):
+            message += f" (got {err.get('input')!r})"
+    return problem_at(source, doc, path, message)
+
+
+def _is_union_tag(doc: Any, parent: tuple[Any, ...], part: Any) -> bool:
+    node = doc
+    for p in parent:
+        if (isinstance(node, CommentedMap) and p in node) or (
+            isinstance(node, CommentedSeq) and isinstance(p, int) and p < len(node)
+        ):
+            node = node[p]
+        else:
+            return False
+    return isinstance(node, CommentedMap) and part not in node and node.get("type") == part
+
+
+def dotted(loc: tuple[Any, ...]) -> str:
+    """``images[0].tags.include`` for ("images", 0, "tags", "include")."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def line_of(doc: Any, loc: tuple[Any, ...]) -> int:
+    """The 1-based line of the deepest node of ``loc`` that exists in the document."""
+    line: int = doc.lc.line + 1
+    node = doc
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    return line

@@ -1,0 +1,38 @@
+"""One registry client wired the way every command uses it: settings, credentials, cache."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from imagebot.registry.cache import TagCache
+from imagebot.registry.client import RegistryClient
+from imagebot.registry.providers import provider_for
+from imagebot.registry.providers.spec import CredentialSource
+from imagebot.registry.settings import RegistriesSettings
+
+
+def credential_sources(settings: RegistriesSettings) -> dict[str, CredentialSource]:
+    """Per-host credential sources, with ``defaults.credentials`` as the catch-all ``*``."""
+    sources = {h: s.credentials for h, s in settings.registries.items() if s.credentials}
+    if settings.defaults.credentials is not None:
+        sources["*"] = settings.defaults.credentials
+    return sources
+
+
+@asynccontextmanager
+async def connect(
+    settings: RegistriesSettings, *, cache: TagCache
+) -> AsyncIterator[RegistryClient]:
+    """A RegistryClient with credentials from ``settings`` (and the Docker config)."""
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        RegistryClient(
+            settings=settings,
+            credentials=provider_for(credential_sources(settings), http=http),
+            cache=cache,
+        ) as client,
+    ):
+        yield client
