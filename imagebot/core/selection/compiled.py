@@ -36,12 +36,10 @@ class CompiledRule:
     ignore_tags: frozenset[str]
     ignore_ranges: tuple[SemverRange, ...]
     ignore_globs: tuple[re.Pattern[str], ...]
-    #: tag -> the value include (and extract) make of it, or None when include does not match.
+    #: tag -> the value include (and extract) make of it, or the include/exclude rejection.
     #: A pure function of the tag, remembered because every cycle filters the same tag list
     #: and guarded user patterns cost a few microseconds a tag. Bounded like the parse cache.
-    include_memo: dict[str, str | None] = field(default_factory=dict, compare=False)
-    #: tag -> the first exclude pattern that matches it, or None.
-    exclude_memo: dict[str, str | None] = field(default_factory=dict, compare=False)
+    filter_memo: dict[str, str] = field(default_factory=dict, compare=False)
     #: value -> what the strategy's reader made of it (numeric, lexical, calver).
     read_memo: dict[str, Any] = field(default_factory=dict, compare=False)
 

@@ -20,7 +20,7 @@ from typing import Any
 from .compiled import CompiledRule
 from .rule import TagInfo
 from .semver_tags import SemverTag, read_fields, semver_cache
-from .strategies import Reader, Unreadable
+from .strategies import EMPTY_VALUE, Reader, Unreadable
 from .tag_kinds import build_tag_kind, kind_memo
 
 #: One per input tag: None while the tag is still a candidate, else why it was rejected.
@@ -33,6 +33,14 @@ _ONLY_IF_ASKED = "chosen only when include asks for it"
 _BELOW_ALL: Any = (-1,)
 _ABOVE_ALL: Any = (float("inf"),)
 _MISSING: Any = object()
+
+
+class _Rejected(str):
+    """A filter outcome that is a rejection reason, told apart from a value by its type."""
+
+    __slots__ = ()
+
+
 MEMO_LIMIT = 1_000_000
 
 
@@ -61,38 +69,42 @@ def filter_pass(names: list[str], compiled: CompiledRule, reasons: Reasons) -> l
             _reject_build_tags(names, values, reasons)
         return values
 
-    include_memo, exclude_memo = compiled.include_memo, compiled.exclude_memo
-    if len(include_memo) > MEMO_LIMIT or len(exclude_memo) > MEMO_LIMIT:
-        include_memo.clear()
-        exclude_memo.clear()
     missing: Any = _MISSING
-    r_ignored = "rejected: listed in ignore"
-    r_include = f"rejected: does not match include '{rule.include}'"
-    r_exclude = {p.text: f"rejected: matches exclude '{p.text}'" for p in exclude}
-    for i, name in enumerate(names):
-        if name in ignore_tags or (ignore_globs and any(g.match(name) for g in ignore_globs)):
-            reasons[i] = r_ignored
-            values[i] = None
-            continue
-        if include is not None:
-            included = include_memo.get(name, missing)
-            if included is missing:
+    if ignore_tags or ignore_globs:
+        r_ignored = "rejected: listed in ignore"
+        for i, name in enumerate(names):
+            if name in ignore_tags or (ignore_globs and any(g.match(name) for g in ignore_globs)):
+                reasons[i] = r_ignored
+                values[i] = None
+    if include is not None or exclude:
+        memo = compiled.filter_memo
+        if len(memo) > MEMO_LIMIT:
+            memo.clear()
+        r_include = _Rejected(f"rejected: does not match include '{rule.include}'")
+        r_exclude = {p.text: _Rejected(f"rejected: matches exclude '{p.text}'") for p in exclude}
+
+        def outcome(name: str) -> str:
+            value = name
+            if include is not None:
                 match = include.search(name)
-                included = None if match is None else extract(match) if extract else name
-                include_memo[name] = included
-            if included is None:
-                reasons[i] = r_include
-                values[i] = None
+                if match is None:
+                    return r_include
+                if extract is not None:
+                    value = extract(match)
+            hit = next((p.text for p in exclude if p.search(name)), None)
+            return r_exclude[hit] if hit is not None else value
+
+        # One memo lookup per tag through map(): the patterns run once per tag ever seen.
+        for i, result in enumerate(map(memo.get, names, repeat(missing))):
+            if result is missing:
+                result = memo[names[i]] = outcome(names[i])
+            if values[i] is None:
                 continue
-            values[i] = included
-        if exclude:
-            hit = exclude_memo.get(name, missing)
-            if hit is missing:
-                hit = exclude_memo[name] = next((p.text for p in exclude if p.search(name)), None)
-            if hit is not None:
-                reasons[i] = r_exclude[hit]
+            if type(result) is _Rejected:
+                reasons[i] = result
                 values[i] = None
-                continue
+            else:
+                values[i] = result
     if kinds_first:
         _reject_build_tags(names, values, reasons)
     return values
@@ -225,11 +237,23 @@ def generic_pass(
         f"rejected: {'older than' if ascending else 'ranks after'} the running "
         f"{running.tag} (downgrade not allowed)"
     )
+    candidates: Candidates = []
+    add = candidates.append
+    if rule.strategy == "lexical":
+        # The value is its own key: no reading to look up.
+        for i, value in enumerate(values):
+            if not value:
+                if value is not None:
+                    reasons[i] = f"rejected: {EMPTY_VALUE}"
+            elif base_key is not None and (value < base_key if ascending else value > base_key):
+                reasons[i] = r_downgrade
+            else:
+                add((value, i))
+        return candidates
     memo = compiled.read_memo
     if len(memo) > MEMO_LIMIT:
         memo.clear()
     missing: Any = _MISSING
-    candidates: Candidates = []
     for i, reading in enumerate(map(memo.get, values, repeat(missing))):  # type: ignore[arg-type]
         if reading is missing:
             value = values[i]
@@ -244,7 +268,7 @@ def generic_pass(
         if base_key is not None and (reading < base_key if ascending else reading > base_key):
             reasons[i] = r_downgrade
             continue
-        candidates.append((reading, i))
+        add((reading, i))
     return candidates
 
 
