@@ -36,12 +36,13 @@ MUTABLE_TAGS = frozenset(
     }
 )
 
-# cosign/sigstore store signatures, attestations and SBOMs as sha256-<digest>.sig/.att/.sbom.
-_SIGNATURE = re.compile(r"sha256-[0-9a-f]{64}(?:\.[a-z]+)?")
-# sha-abc1234 (docker/metadata-action), git-/commit- prefixes, or a bare hex commit id.
-_PREFIXED_HASH = re.compile(r"(?:sha|git|commit|rev|g)[-_][0-9a-f]{7,64}")
-_BARE_HASH = re.compile(r"[0-9a-f]{7,64}")
-
+_BUILD_TAG = re.compile(
+    # cosign/sigstore store signatures, attestations and SBOMs as sha256-<digest>.sig/.att/.sbom.
+    r"(?P<signature>sha256-[0-9a-f]{64}(?:\.[a-z]+)?)"
+    # sha-abc1234 (docker/metadata-action), git-/commit- prefixes, or a bare hex commit id.
+    r"|(?P<hash>(?:sha|git|commit|rev|g)[-_][0-9a-f]{7,64})"
+    r"|(?P<bare>[0-9a-f]{7,64})"
+)
 
 _memo: dict[str, str | None] = {}
 _MEMO_LIMIT = 1_000_000
@@ -73,11 +74,12 @@ def clear_memo() -> None:
 def _classify(tag: str) -> str | None:
     if tag.lower() in MUTABLE_TAGS:
         return f"'{tag}' is a mutable tag"
-    if _SIGNATURE.fullmatch(tag):
+    m = _BUILD_TAG.fullmatch(tag)
+    if m is None:
+        return None
+    if m.lastgroup == "signature":
         return "a signature/attestation tag"
-    if _PREFIXED_HASH.fullmatch(tag):
-        return "a commit-hash tag"
     # All-digit strings are numbers (build numbers, 20240105), not hashes.
-    if _BARE_HASH.fullmatch(tag) and not tag.isdigit():
-        return "a commit-hash tag"
-    return None
+    if m.lastgroup == "bare" and tag.isdigit():
+        return None
+    return "a commit-hash tag"
