@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import repeat
+from operator import gt, lt
 from typing import Any
 
 from .compiled import CompiledRule
@@ -25,7 +26,9 @@ from .tag_kinds import build_tag_kind, kind_memo
 
 #: One per input tag: None while the tag is still a candidate, else why it was rejected.
 Reasons = list[str | None]
-#: (ordering key, index into the input) for each tag that passed so far.
+#: (ordering key, index into the input) of tags that passed so far. Pass 2 keeps only those
+#: tied for the best key unless pass 3 must still judge them all (min_age, newest-build):
+#: collecting every survivor of 100,000 tags cost more than the comparisons that avoid it.
 Candidates = list[tuple[Any, int]]
 
 _ONLY_IF_ASKED = "chosen only when include asks for it"
@@ -181,6 +184,8 @@ def semver_pass(
 
     cached = semver_cache()
     missing: Any = _MISSING
+    keep_all = rule.min_age is not None
+    best: Any = None
     candidates: Candidates = []
     add = candidates.append
     for i, fields in enumerate(map(cached.get, values, repeat(missing))):  # type: ignore[arg-type]
@@ -215,7 +220,14 @@ def semver_pass(
             reasons[i] = r_allow
         elif base_key is not None and key < base_key:
             reasons[i] = r_downgrade
-        else:
+        elif keep_all or not candidates:
+            best = key
+            add((key, i))
+        elif key > best:
+            best = key
+            candidates.clear()
+            add((key, i))
+        elif key == best:
             add((key, i))
     return candidates
 
@@ -237,6 +249,9 @@ def generic_pass(
         f"rejected: {'older than' if ascending else 'ranks after'} the running "
         f"{running.tag} (downgrade not allowed)"
     )
+    keep_all = rule.min_age is not None or rule.strategy == "newest-build"
+    better = gt if ascending else lt
+    best: Any = None
     candidates: Candidates = []
     add = candidates.append
     if rule.strategy == "lexical":
@@ -245,15 +260,23 @@ def generic_pass(
             if not value:
                 if value is not None:
                     reasons[i] = f"rejected: {EMPTY_VALUE}"
-            elif base_key is not None and (value < base_key if ascending else value > base_key):
+            elif base_key is not None and better(base_key, value):
                 reasons[i] = r_downgrade
-            else:
+            elif keep_all or not candidates:
+                best = value
+                add((value, i))
+            elif better(value, best):
+                best = value
+                candidates.clear()
+                add((value, i))
+            elif value == best:
                 add((value, i))
         return candidates
     memo = compiled.read_memo
     if len(memo) > MEMO_LIMIT:
         memo.clear()
     missing: Any = _MISSING
+    reading: Any
     for i, reading in enumerate(map(memo.get, values, repeat(missing))):  # type: ignore[arg-type]
         if reading is missing:
             value = values[i]
@@ -265,10 +288,17 @@ def generic_pass(
             assert value is not None
             reasons[i] = _unreadable(names[i], value, reading, check_kind)
             continue
-        if base_key is not None and (reading < base_key if ascending else reading > base_key):
+        if base_key is not None and better(base_key, reading):
             reasons[i] = r_downgrade
-            continue
-        add((reading, i))
+        elif keep_all or not candidates:
+            best = reading
+            add((reading, i))
+        elif better(reading, best):
+            best = reading
+            candidates.clear()
+            add((reading, i))
+        elif reading == best:
+            add((reading, i))
     return candidates
 
 

@@ -147,6 +147,7 @@ def select(
     else:
         indexed = generic_pass(names, values, compiled, running, read, reasons)
     indexed = time_pass(names, indexed, compiled, running, infos, now, reasons)
+    qualified = reasons.count(None)
     ascending = rule.order == "asc" or rule.strategy in ("semver", "newest-build")
     base = running.semver
 
@@ -173,7 +174,7 @@ def select(
     info = infos.get(chosen)
     return Decision(
         tag=chosen,
-        reason=f"{chosen}: {phrase} ({len(indexed)} of {len(names)} tags qualify)" + note,
+        reason=f"{chosen}: {phrase} ({qualified} of {len(names)} tags qualify)" + note,
         verdicts=Verdicts(names, reasons, accepted, f"accepted; ranks below the chosen {chosen}"),
         digest=info.digest if info is not None else None,
     )
