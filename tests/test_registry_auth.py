@@ -12,7 +12,7 @@ import pytest
 from imagebot.errors import AuthError
 from imagebot.registry import RegistryClient
 from imagebot.registry.auth import Challenge, parse_challenges
-from imagebot.registry.credentials import Credentials, StaticProvider
+from imagebot.registry.credentials import IDENTITY_TOKEN_USERNAME, Credentials, StaticProvider
 from tests.conftest import BASIC_USERS, TOKEN_USERS
 from tests.support.clock import FakeClock
 from tests.support.faultproxy import Seen, run_fault_proxy
@@ -188,3 +188,27 @@ def test_token_endpoint_refusing_credentials_is_auth_error(
     with pytest.raises(AuthError) as info:
         anyio.run(main)
     assert f"as {TOKEN_USER!r}" in str(info.value) and "wrong-secret" not in str(info.value)
+
+
+def test_identity_token_is_exchanged_with_the_oauth2_refresh_grant(
+    token_registry: tuple[Registry, TokenServer],
+) -> None:
+    """An identity token (Docker's `<token>` user) is POSTed as a refresh_token grant, not Basic."""
+    reg, tokens = token_registry
+    push_image(reg, "acme/id", "1.0", auth=ChallengeAuth(TOKEN_USER, TOKEN_PASSWORD))
+    tokens.refresh_tokens["refresh-abc"] = TOKEN_USER
+    tokens.requests.clear()
+    good = StaticProvider({reg.host: Credentials(IDENTITY_TOKEN_USERNAME, "refresh-abc")})
+    bad = StaticProvider({reg.host: Credentials(IDENTITY_TOKEN_USERNAME, "stolen")})
+
+    async def tags(creds: StaticProvider) -> list[str]:
+        async with RegistryClient(credentials=creds) as client:
+            return await client.list_tags(f"{reg.host}/acme/id")
+
+    assert anyio.run(tags, good) == ["1.0"]
+    assert [(r.username, r.grant, r.scopes) for r in tokens.requests] == [
+        (TOKEN_USER, "refresh_token", ["repository:acme/id:pull"])
+    ]
+    with pytest.raises(AuthError, match="refused the identity token") as info:
+        anyio.run(tags, bad)
+    assert "stolen" not in str(info.value)

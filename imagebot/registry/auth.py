@@ -26,6 +26,8 @@ from imagebot.registry.credentials import CredentialProvider, Credentials
 DEFAULT_TOKEN_SECONDS = 60
 #: Refresh this long before expiry so a token does not run out between check and use.
 REFRESH_MARGIN = timedelta(seconds=10)
+#: client_id sent with OAuth2 token requests, as the distribution token spec requires.
+OAUTH_CLIENT_ID = "imagebot"
 
 _TOKEN68 = re.compile(r"\s*([A-Za-z0-9._~+/-]+=*)\s*(?:,|$)")
 _PARAM = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*')
@@ -197,20 +199,38 @@ class RegistryAuth:
         params["scope"] = scope
         headers = {}
         creds = await self._creds()
-        if creds is not None:
-            headers["Authorization"] = basic_header(creds)
         try:
-            request = httpx.Request(
-                "GET", challenge.params["realm"], params=params, headers=headers
-            )
+            if creds is not None and creds.is_identity_token:
+                # An identity token (Docker config `identitytoken`, e.g. from `az acr login`
+                # or `docker login` with OAuth) is an OAuth2 refresh token: exchange it with
+                # the POST grant of the distribution token spec, never send it as Basic.
+                form = {
+                    **params,
+                    "grant_type": "refresh_token",
+                    "refresh_token": creds.password,
+                    "client_id": OAUTH_CLIENT_ID,
+                }
+                request = httpx.Request("POST", challenge.params["realm"], data=form)
+            else:
+                if creds is not None:
+                    headers["Authorization"] = basic_header(creds)
+                request = httpx.Request(
+                    "GET", challenge.params["realm"], params=params, headers=headers
+                )
         except httpx.InvalidURL:
             raise AuthError(
                 f"invalid token realm {challenge.params['realm']!r}", registry=self.registry
             ) from None
         self.token_fetches += 1
         response = await send(request)
-        if response.status_code in (401, 403):
-            who = f"as {creds.username!r}" if creds else "anonymously"
+        identity = creds is not None and creds.is_identity_token
+        # OAuth2 answers a bad refresh token with 400 invalid_grant (RFC 6749 §5.2).
+        if response.status_code in (401, 403) or (identity and response.status_code == 400):
+            who = (
+                "the identity token"
+                if creds is not None and creds.is_identity_token
+                else (f"as {creds.username!r}" if creds else "anonymously")
+            )
             raise AuthError(
                 f"token endpoint refused {who} (HTTP {response.status_code})",
                 registry=self.registry,

@@ -40,6 +40,7 @@ class TokenRequest:
     username: str | None
     scopes: list[str]
     service: str
+    grant: str = "basic"
 
 
 @dataclass
@@ -60,6 +61,8 @@ class TokenServer:
     jwt_lifetime: int = 600
     allow_anonymous: bool = False
     deny: set[str] = field(default_factory=set)
+    refresh_tokens: dict[str, str] = field(default_factory=dict)
+    """OAuth2 refresh tokens ("identity tokens") accepted by the POST grant: token -> user."""
     requests: list[TokenRequest] = field(default_factory=list)
     url: str = ""
 
@@ -141,6 +144,25 @@ def _handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
                 self._reply(401, {"errors": [{"code": "UNAUTHORIZED"}]})
                 return
             server.requests.append(TokenRequest(username, scopes, query.get("service", [""])[0]))
+            self._reply(200, server.issue(username, scopes))
+
+        def do_POST(self) -> None:
+            # The distribution token spec's OAuth2 endpoint: form-encoded POST with
+            # grant_type, client_id (required), service, scope and the refresh token.
+            length = int(self.headers.get("Content-Length", "0"))
+            form = parse_qs(self.rfile.read(length).decode())
+            first = {k: v[0] for k, v in form.items()}
+            if first.get("grant_type") != "refresh_token" or not first.get("client_id"):
+                self._reply(400, {"error": "invalid_request"})
+                return
+            username = server.refresh_tokens.get(first.get("refresh_token", ""))
+            if username is None:
+                self._reply(400, {"error": "invalid_grant"})
+                return
+            scopes = [s for value in form.get("scope", []) for s in value.split(" ") if s]
+            server.requests.append(
+                TokenRequest(username, scopes, first.get("service", ""), grant="refresh_token")
+            )
             self._reply(200, server.issue(username, scopes))
 
         def _reply(self, status: int, body: dict[str, Any]) -> None:
