@@ -17,6 +17,8 @@ The gates and reasons are the same for every tag whichever step decides it.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable
 from itertools import compress, repeat
 from operator import is_
 from typing import Any
@@ -28,6 +30,8 @@ from .semver_tags import Key
 from .tag_kinds import classify_many, kind_follows_shape
 
 _NOT_SEMVER = "not a semver version"
+#: A major version that passes every gate whatever follows it (never a rejection reason).
+PASSES = ""
 # Keys every version key sorts above / below (major numbers are non-negative ints).
 _BELOW_ALL: Any = (-1,)
 _ABOVE_ALL: Any = (float("inf"),)
@@ -125,7 +129,8 @@ class _SemverGates:
         )
 
     def major_reasons(self, majors: list[int]) -> list[str | None]:
-        """For tags whose next gate is range: the reason their major alone decides, or None."""
+        """For tags whose next gate is range: the reason their major alone decides, PASSES
+        when it says they pass every gate, or None."""
         known = self._by_major
         for major in set(majors).difference(known):
             known[major] = self._major_reason(major)
@@ -148,7 +153,7 @@ class _SemverGates:
                 return self.r_downgrade
             if major == self.base_key[0]:
                 return None
-        return None
+        return PASSES
 
     def judge(
         self,
@@ -205,6 +210,12 @@ class _SemverGates:
         return best
 
 
+def write_reasons(reasons: Reasons, positions: Iterable[int], texts: Iterable[str | None]) -> None:
+    """``reasons[i] = text`` for each pair, in one C-level loop (a Python loop over 50,000
+    rejections costs a tenth of the budget)."""
+    deque(map(reasons.__setitem__, positions, texts), maxlen=0)
+
+
 def semver_pass(
     names: list[str],
     values: list[str | None],
@@ -230,8 +241,7 @@ def semver_pass(
     if live is None:
         reasons[:] = shape_reasons  # no tag was rejected before this pass
     else:
-        for i, reason in zip(live, shape_reasons, strict=True):
-            reasons[i] = reason
+        write_reasons(reasons, live, shape_reasons)
 
     best: Any = None
     candidates: Candidates = []
@@ -246,10 +256,16 @@ def semver_pass(
             continue
         if gates.major_decides(layout):
             # 2. by major version
-            by_major = gates.major_reasons(layout.majors(group_texts))
-            for i, reason in compress(zip(positions, by_major, strict=True), by_major):
-                reasons[i] = reason
-            rest = list(compress(range(len(by_major)), map(is_, by_major, repeat(None))))
+            majors = layout.majors(group_texts)
+            by_major = gates.major_reasons(majors)
+            write_reasons(reasons, compress(positions, by_major), filter(None, by_major))
+            # Tags whose major passes every gate are accepted as they are (their reason stays
+            # None); only those of the highest such major can be the best, and need a key.
+            judged = {major for major in set(majors) if gates.major_reasons([major])[0] is None}
+            passing = list(compress(majors, map(is_, by_major, repeat(PASSES))))
+            if passing:
+                judged.update(passing if gates.keep_all else (max(passing),))
+            rest = list(compress(range(len(majors)), map(judged.__contains__, majors)))
             if len(rest) < len(by_major):
                 if not rest:
                     continue
