@@ -18,14 +18,22 @@ The gates and reasons are the same for every tag whichever step decides it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import compress, repeat
 from operator import is_
 from typing import Any
 
 from .compiled import CompiledRule
 from .gates import ONLY_IF_ASKED, Candidates, Reasons, Running, unreadable_reason
-from .semver_shapes import Layout, group_by_shape, layout_of, may_be_version, pick, shapes
+from .semver_shapes import (
+    Layout,
+    group_by_shape,
+    layout_of,
+    may_be_version,
+    pick,
+    possible_majors,
+    shapes,
+)
 from .semver_tags import Key
 from .tag_kinds import classify_many, kind_follows_shape
 
@@ -35,6 +43,8 @@ PASSES = ""
 # Keys every version key sorts above / below (major numbers are non-negative ints).
 _BELOW_ALL: Any = (-1,)
 _ABOVE_ALL: Any = (float("inf"),)
+#: What follows the major in the lowest key of a major (``N.0.0-0``).
+_FLOOR = (0, 0, 0, ())
 
 
 class _SemverGates:
@@ -115,8 +125,14 @@ class _SemverGates:
             return None
         if layout.prerelease is not None and not self.prerelease_allowed:
             return self.r_prerelease if self.prerelease_by_shape else None
-        if self.variant_ref is not None and layout.variant is not None:
-            return self.r_variant if layout.variant != self.variant_ref else None
+        if self.variant_ref is not None and layout.variant not in (None, self.variant_ref):
+            return self.r_variant
+        # ``^20`` rejects every tag whose major is one digit without reading one.
+        majors = possible_majors(layout.major_digits) if self.major_decides(layout) else None
+        if majors is not None:
+            verdicts = set(self.major_reasons(majors))
+            if len(verdicts) == 1 and (verdict := verdicts.pop()):
+                return verdict
         return None
 
     def major_decides(self, layout: Layout) -> bool:
@@ -128,7 +144,7 @@ class _SemverGates:
             and (self.variant_ref is None or layout.variant is not None)
         )
 
-    def major_reasons(self, majors: list[int]) -> list[str | None]:
+    def major_reasons(self, majors: Sequence[int]) -> list[str | None]:
         """For tags whose next gate is range: the reason their major alone decides, PASSES
         when it says they pass every gate, or None."""
         known = self._by_major
@@ -138,9 +154,11 @@ class _SemverGates:
 
     def _major_reason(self, major: int) -> str | None:
         low, high = self.low_key[0], self.high_key[0]
-        if major < low or major > high:
+        # A bound at the very bottom of its major (``<21.0.0-0`` from ``^20``) is decided by
+        # the major: no version of major 21 is below it.
+        if major < low or major > high or (major == high and self.high_key[1:] == _FLOOR):
             return self.r_range
-        if major in (low, high):
+        if (major == low and self.low_key[1:] != _FLOOR) or major == high:
             return None  # the rest of the version decides
         # Inside the range whatever follows the major; allow, then downgrade.
         if self.allow != "major":

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import repeat
+from itertools import product, repeat
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -44,6 +44,8 @@ class Layout:
     variant: str | None
     #: the variant's two parts, joined by ``-`` when both are non-empty (variants with digits).
     variant_parts: tuple[slice, slice]
+    #: the major as the shape writes it (``11``: any of 11-19, 21-29, ... 99).
+    major_digits: str
 
     @property
     def partial(self) -> bool:
@@ -111,6 +113,16 @@ def may_be_version(shape: str) -> bool:
     return shape[:1].isdigit() or (shape[:1] in "vV" and shape[1:2].isdigit())
 
 
+@lru_cache(maxsize=256)
+def possible_majors(digits: str) -> tuple[int, ...] | None:
+    """Every number a shape's major can be (``1``: 1-9, ``10``: 10, 20 ... 90), or None when
+    there are too many to list (more than three digits)."""
+    if len(digits) > 3 or not set(digits) <= {"0", "1"}:
+        return None
+    choices = ["0" if d == "0" else "123456789" for d in digits]
+    return tuple(int("".join(ds)) for ds in product(*choices))
+
+
 def _has_digit(text: str) -> bool:
     return any(c in "01" for c in text)  # a shape's digits are all 0 or 1
 
@@ -140,7 +152,7 @@ def layout_of(shape: str) -> Layout | None:
         parts = (slice(at, at + before_end), slice(at + after_start, at + after_end))
         before, after = shape[parts[0]], shape[parts[1]]
         variant = None if _has_digit(before + after) else "-".join(p for p in (before, after) if p)
-    return Layout(major, span("minor"), span("patch"), prerelease, variant, parts)
+    return Layout(major, span("minor"), span("patch"), prerelease, variant, parts, shape[major])
 
 
 def reading(layout: Layout, tag: str) -> tuple[Key, str, bool]:
