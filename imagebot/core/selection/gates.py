@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import repeat
+from itertools import compress, repeat
 from operator import gt, lt
 from typing import Any
 
@@ -22,7 +22,7 @@ from .compiled import CompiledRule
 from .rule import TagInfo
 from .semver_tags import SemverTag
 from .strategies import EMPTY_VALUE, Reader, Unreadable
-from .tag_kinds import build_tag_kind, kind_memo
+from .tag_kinds import build_tag_kind, classify_all
 
 #: One per input tag: None while the tag is still a candidate, else why it was rejected.
 Reasons = list[str | None]
@@ -112,17 +112,11 @@ def filter_pass(names: list[str], compiled: CompiledRule, reasons: Reasons) -> l
 
 def _reject_build_tags(names: list[str], values: list[str | None], reasons: Reasons) -> None:
     """Reject mutable, hash and signature tags (strategies that would read them as values)."""
-    known = kind_memo()
-    missing: Any = _MISSING
-    for i, kind in enumerate(map(known.get, names, repeat(missing))):
-        if kind is None or values[i] is None:
-            continue
-        if kind is missing:
-            kind = build_tag_kind(names[i])
-            if kind is None:
-                continue
-        reasons[i] = f"rejected: {kind}, {ONLY_IF_ASKED}"
-        values[i] = None
+    kinds = classify_all(names)
+    for i in compress(range(len(names)), kinds):
+        if values[i] is not None:
+            reasons[i] = f"rejected: {kinds[i]}, {ONLY_IF_ASKED}"
+            values[i] = None
 
 
 def unreadable_reason(name: str, value: str, reading: str, check_kind: bool) -> str:

@@ -28,8 +28,7 @@ from .gates import ONLY_IF_ASKED, Candidates, Reasons, Running, unreadable_reaso
 from .semver_shapes import (
     Layout,
     group_by_shape,
-    layout_of,
-    may_be_version,
+    layouts,
     pick,
     possible_majors,
     shapes,
@@ -253,7 +252,7 @@ def semver_pass(
 
     # 1. by shape
     shaped = shapes(texts)
-    read_as = {shape: layout_of(shape) if may_be_version(shape) else None for shape in set(shaped)}
+    read_as = layouts(set(shaped))
     decided = gates.shape_reasons(read_as)
     shape_reasons = list(map(decided.__getitem__, shaped))
     if live is None:

@@ -15,6 +15,7 @@ the definition; a test checks both agree on every tag of a large mixed list.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -107,10 +108,21 @@ def pick(positions: list[int], items: Sequence[_T]) -> list[_T]:
     return list(itemgetter(*positions)(items))
 
 
-def may_be_version(shape: str) -> bool:
-    """False for shapes the tag regex rejects at its first characters (``sha-…``,
-    ``latest``): most shapes of a busy repository, so worth telling apart without the regex."""
-    return shape[:1].isdigit() or (shape[:1] in "vV" and shape[1:2].isdigit())
+#: Lines the tag regex could match: it needs a digit first, after an optional ``v``.
+_MAY_BE_VERSION = re.compile(r"^[vV]?\d.*$", re.MULTILINE)
+
+
+def layouts(distinct: Iterable[str]) -> dict[str, Layout | None]:
+    """``layout_of`` each distinct shape. Most shapes of a busy repository are not versions
+    (``sha-…`` tags have as many shapes as hex spellings), so one regex pass over the joined
+    shapes picks out those that may be, and only those go through the tag regex."""
+    read_as: dict[str, Layout | None] = dict.fromkeys(distinct)
+    joined = "\n".join(read_as)
+    if joined.count("\n") != len(read_as) - 1:  # a shape with a newline: one at a time
+        return {shape: layout_of(shape) for shape in read_as}
+    for shape in _MAY_BE_VERSION.findall(joined):
+        read_as[shape] = layout_of(shape)
+    return read_as
 
 
 @lru_cache(maxsize=256)

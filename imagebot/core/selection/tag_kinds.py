@@ -8,6 +8,9 @@ lexical ordering puts ``sha-f00d`` above every ``1.x`` tag.
 from __future__ import annotations
 
 import re
+from itertools import compress
+
+from .semver_shapes import shapes
 
 #: Tags that registries and CI conventionally move from build to build.
 MUTABLE_TAGS = frozenset(
@@ -63,13 +66,6 @@ def build_tag_kind(tag: str) -> str | None:
     return kind
 
 
-def kind_memo() -> dict[str, str | None]:
-    """Remembered classifications, for a hot loop to look up before calling build_tag_kind."""
-    if len(_memo) >= _MEMO_LIMIT:
-        _memo.clear()
-    return _memo
-
-
 def clear_memo() -> None:
     _memo.clear()
 
@@ -112,3 +108,17 @@ def kind_follows_shape(shape: str) -> bool:
     kind ``classify(shape)`` gives: the patterns above do not tell 1 from 9, and mutable tags
     have no digits, except for the literal ``sha256`` of signature tags."""
     return not shape.startswith("sha111-")
+
+
+def classify_all(tags: list[str]) -> list[str | None]:
+    """``classify`` of each tag, worked out once per shape: 100,000 tags of a busy repository
+    have a few thousand shapes, and the first sight of them has a budget of 100 ms."""
+    shaped = shapes(tags)
+    distinct = list(set(shaped))
+    by_shape = dict(zip(distinct, classify_many(distinct), strict=True))
+    kinds = list(map(by_shape.__getitem__, shaped))
+    odd = {shape for shape in distinct if not kind_follows_shape(shape)}
+    if odd:
+        for i in compress(range(len(tags)), map(odd.__contains__, shaped)):
+            kinds[i] = classify(tags[i])
+    return kinds
