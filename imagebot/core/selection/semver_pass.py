@@ -104,14 +104,14 @@ class _SemverGates:
         """For each shape, the reason every tag of it is rejected, or None: judge each tag."""
         unread = [shape for shape, layout in read_as.items() if layout is None]
         kinds = classify_many(unread) if self.check_kind else repeat(None)
-        decided: dict[str, str | None] = {
-            shape: None
-            if not (self.by_shape_unreadable and kind_follows_shape(shape))
-            else self.r_unreadable
-            if kind is None
-            else f"rejected: {kind}, {ONLY_IF_ASKED}"
-            for shape, kind in zip(unread, kinds)  # noqa: B905 (kinds may be endless)
-        }
+        decided: dict[str, str | None] = {}
+        for shape, kind in zip(unread, kinds):  # noqa: B905 (kinds may be endless)
+            if not (self.by_shape_unreadable and kind_follows_shape(shape)):
+                decided[shape] = None  # each tag's reason differs: judged one by one
+            elif kind is None:
+                decided[shape] = self.r_unreadable
+            else:
+                decided[shape] = f"rejected: {kind}, {ONLY_IF_ASKED}"
         for shape, layout in read_as.items():
             if layout is not None:
                 decided[shape] = self._version_shape_reason(layout)
