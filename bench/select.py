@@ -4,19 +4,22 @@ The tag list imitates a busy repository: releases, ``v``-prefixed releases, rele
 candidates, ``-alpine`` variants, CI commit tags (``sha-…``), partial tags and mutable tags.
 
 Two figures per scenario, each the best of several runs (the run least disturbed by other
-processes on this shared machine):
+processes on this shared machine), in CPU time of this process (``time.process_time``):
 
-- cold: the first time these tags are seen (every tag parsed, every pattern run);
+- cold: the first time these tags are seen (``clear_caches()`` first: every tag read, every
+  pattern run) -- the figure judged against the budget;
 - warm: a later cycle over the same list, as the daemon sees it (readings remembered).
 
-A calibration line times a trivial pass over the same list so the figures can be read against
-how busy the machine was. Exit status 1 if a warm figure exceeds the budget.
+A calibration line times a trivial pass over the same list, and the load average is printed,
+so the figures can be read against how busy the machine was. Exit status 1 if a cold figure
+exceeds the budget.
 
 Run from the repository root: ``python bench/select.py``
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
@@ -64,9 +67,9 @@ def best_ms(fn: Callable[[], object], *, before: Callable[[], None] = lambda: No
     times = []
     for _ in range(RUNS):
         before()
-        start = time.perf_counter()
+        start = time.process_time()
         fn()
-        times.append((time.perf_counter() - start) * 1000)
+        times.append((time.process_time() - start) * 1000)
     return min(times)
 
 
@@ -95,10 +98,12 @@ SCENARIOS: list[tuple[str, SelectionRule, str | None]] = [
 def main() -> int:
     tags = make_tags(N_TAGS)
     calibration = best_ms(lambda: [t.startswith("sha") for t in tags])
-    print(f"choosing from {len(tags):,} tags; best of {RUNS} runs; budget {BUDGET_MS:.0f} ms")
-    print(f"  calibration: one trivial pass over the list takes {calibration:.1f} ms")
-    print(f"  {'scenario':<50} {'cold':>9} {'warm':>9}  chosen")
-    over = False
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"choosing from {len(tags):,} tags; best of {RUNS} runs, CPU time")
+    print(f"  budget {BUDGET_MS:.0f} ms, judged on the cold figure")
+    print(f"  load average {load}; one trivial pass over the list takes {calibration:.1f} ms")
+    print(f"  {'scenario':<50} {'cold':>9} {'warm':>9}  budget  chosen")
+    over = []
     for label, rule, current in SCENARIOS:
 
         def run(rule: SelectionRule = rule, current: str | None = current) -> object:
@@ -107,13 +112,15 @@ def main() -> int:
         cold = best_ms(run, before=clear_caches)
         warm = best_ms(run)
         chosen = select(tags, rule, current=current).tag
-        over |= warm > BUDGET_MS
-        print(f"  {label:<50} {cold:6.1f} ms {warm:6.1f} ms  {chosen}")
+        if cold > BUDGET_MS:
+            over.append(label)
+        verdict = "ok" if cold <= BUDGET_MS else "OVER"
+        print(f"  {label:<50} {cold:6.1f} ms {warm:6.1f} ms  {verdict:<6}  {chosen}")
 
     rule = SelectionRule(range="^20")
     explain = best_ms(lambda: explain_lines(select(tags, rule)))
     print(f"  {'semver ^20 + all 100,000 explanation lines':<50} {'':>9} {explain:6.1f} ms")
-    print("within budget" if not over else "OVER BUDGET")
+    print("cold within budget" if not over else f"COLD OVER BUDGET: {'; '.join(over)}")
     return 1 if over else 0
 
 

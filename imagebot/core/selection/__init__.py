@@ -26,8 +26,9 @@ from .semver_tags import remember as _remember
 
 
 def read_ahead(tags: Iterable[str]) -> None:
-    """Read tags as versions ahead of ``select`` (e.g. while the next page of a tag list
-    downloads): the readings are remembered, so selection later only looks them up."""
+    """Read tags as versions ahead of time (e.g. while the next page of a tag list downloads):
+    ``parse_tag`` then only looks them up. ``select`` itself reads its tags in bulk by shape
+    (see ``semver_shapes``) and gains nothing from it."""
     _remember(tags)
 
 

@@ -19,6 +19,7 @@ from .calver import CalverFormat, compile_calver
 from .patterns import UserPattern, compile_pattern, compile_template
 from .rule import STRATEGIES, SelectionRule
 from .semver_range import SemverRange, parse_range
+from .semver_shapes import layout_of
 from .semver_tags import clear_cache as clear_parse_cache
 from .tag_kinds import clear_memo as clear_kind_memo
 
@@ -124,6 +125,7 @@ def clear_caches() -> None:
     _compile.cache_clear()
     clear_kind_memo()
     clear_parse_cache()
+    layout_of.cache_clear()
 
 
 def validate_rule(rule: SelectionRule) -> None:

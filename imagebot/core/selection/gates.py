@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import repeat
+from itertools import compress, repeat
 from operator import gt, lt
 from typing import Any
 
 from .compiled import CompiledRule
 from .rule import TagInfo
-from .semver_tags import SemverTag, read_fields, semver_cache
+from .semver_tags import SemverTag
 from .strategies import EMPTY_VALUE, Reader, Unreadable
-from .tag_kinds import build_tag_kind, kind_memo
+from .tag_kinds import build_tag_kind, classify_all
 
 #: One per input tag: None while the tag is still a candidate, else why it was rejected.
 Reasons = list[str | None]
@@ -31,10 +31,7 @@ Reasons = list[str | None]
 #: collecting every survivor of 100,000 tags cost more than the comparisons that avoid it.
 Candidates = list[tuple[Any, int]]
 
-_ONLY_IF_ASKED = "chosen only when include asks for it"
-# Keys every version key sorts above / below (major numbers are non-negative ints).
-_BELOW_ALL: Any = (-1,)
-_ABOVE_ALL: Any = (float("inf"),)
+ONLY_IF_ASKED = "chosen only when include asks for it"
 _MISSING: Any = object()
 
 
@@ -115,121 +112,18 @@ def filter_pass(names: list[str], compiled: CompiledRule, reasons: Reasons) -> l
 
 def _reject_build_tags(names: list[str], values: list[str | None], reasons: Reasons) -> None:
     """Reject mutable, hash and signature tags (strategies that would read them as values)."""
-    known = kind_memo()
-    missing: Any = _MISSING
-    for i, kind in enumerate(map(known.get, names, repeat(missing))):
-        if kind is None or values[i] is None:
-            continue
-        if kind is missing:
-            kind = build_tag_kind(names[i])
-            if kind is None:
-                continue
-        reasons[i] = f"rejected: {kind}, {_ONLY_IF_ASKED}"
-        values[i] = None
+    kinds = classify_all(names)
+    for i in compress(range(len(names)), kinds):
+        if values[i] is not None:
+            reasons[i] = f"rejected: {kinds[i]}, {ONLY_IF_ASKED}"
+            values[i] = None
 
 
-def _unreadable(name: str, value: str, reading: str, check_kind: bool) -> str:
+def unreadable_reason(name: str, value: str, reading: str, check_kind: bool) -> str:
     kind = build_tag_kind(name) if check_kind else None
     if kind is not None:
-        return f"rejected: {kind}, {_ONLY_IF_ASKED}"
+        return f"rejected: {kind}, {ONLY_IF_ASKED}"
     return f"rejected: {reading}" if value == name else f"rejected: {value!r}: {reading}"
-
-
-def semver_pass(
-    names: list[str],
-    values: list[str | None],
-    compiled: CompiledRule,
-    running: Running,
-    reasons: Reasons,
-) -> Candidates:
-    """Pass 2 for strategy semver."""
-    rule = compiled.rule
-    check_kind = compiled.include is None
-    semver_range = compiled.range
-    in_range = semver_range.test if semver_range is not None else None
-    named_cores = semver_range.prerelease_cores() if semver_range is not None else frozenset()
-    ignore_ranges = compiled.ignore_ranges
-    base = running.semver
-    current = running.tag
-    variant_ref: str | None = None
-    if rule.variant == "match":
-        if base is not None:
-            variant_ref = base.variant
-        elif compiled.include is None:
-            variant_ref = ""
-    base_key = base.key if base is not None and not rule.downgrade else None
-    pre_line = base.core if base is not None and base.prerelease else None
-    allow = rule.allow if base is not None else "major"
-    base_core = base.core if base is not None else (0, 0, 0)
-    partial_allowed, prerelease_allowed = rule.partial, rule.prerelease
-
-    r_partial = "rejected: partial version (set partial: true to read 1.2 as 1.2.0)"
-    r_ignored = "rejected: listed in ignore"
-    r_prerelease = "rejected: prerelease (set prerelease: true to allow)"
-    r_variant = (
-        f"rejected: variant differs from the running {current}"
-        if base is not None
-        else "rejected: has a variant suffix (set include or variant: any to choose one)"
-    )
-    r_range = f"rejected: outside range '{rule.range}'"
-    r_allow = f"rejected: beyond allow: {allow} from the running {current}"
-    r_downgrade = f"rejected: older than the running {current} (downgrade not allowed)"
-
-    # The common range shape (>=low <high: every ^, ~ and x-range) is tested inline.
-    low, high = semver_range.bounds() if semver_range is not None else (None, None)
-    if low is not None or high is not None:
-        in_range = None
-    low_key = low if low is not None else _BELOW_ALL
-    high_key = high if high is not None else _ABOVE_ALL
-
-    cached = semver_cache()
-    missing: Any = _MISSING
-    keep_all = rule.min_age is not None
-    best: Any = None
-    candidates: Candidates = []
-    add = candidates.append
-    for i, fields in enumerate(map(cached.get, values, repeat(missing))):  # type: ignore[arg-type]
-        if fields is None or fields is missing:
-            value = values[i]
-            if value is None:
-                continue
-            if fields is missing:
-                fields = cached[value] = read_fields(value)
-            if fields is None:
-                reasons[i] = _unreadable(names[i], value, "not a semver version", check_kind)
-                continue
-        key, prerelease, variant, partial, _, _ = fields
-        if partial and not partial_allowed:
-            reasons[i] = r_partial
-        elif ignore_ranges and any(r.test(key) for r in ignore_ranges):
-            reasons[i] = r_ignored
-        elif (
-            prerelease
-            and not prerelease_allowed
-            and key[:3] != pre_line
-            and key[:3] not in named_cores
-        ):
-            reasons[i] = r_prerelease
-        elif variant_ref is not None and variant != variant_ref:
-            reasons[i] = r_variant
-        elif key < low_key or key >= high_key or (in_range is not None and not in_range(key)):
-            reasons[i] = r_range
-        elif allow != "major" and (
-            key[0] != base_core[0] or (allow == "patch" and key[1] != base_core[1])
-        ):
-            reasons[i] = r_allow
-        elif base_key is not None and key < base_key:
-            reasons[i] = r_downgrade
-        elif keep_all or not candidates:
-            best = key
-            add((key, i))
-        elif key > best:
-            best = key
-            candidates.clear()
-            add((key, i))
-        elif key == best:
-            add((key, i))
-    return candidates
 
 
 def generic_pass(
@@ -286,7 +180,7 @@ def generic_pass(
         if type(reading) is Unreadable:
             value = values[i]
             assert value is not None
-            reasons[i] = _unreadable(names[i], value, reading, check_kind)
+            reasons[i] = unreadable_reason(names[i], value, reading, check_kind)
             continue
         if base_key is not None and better(base_key, reading):
             reasons[i] = r_downgrade

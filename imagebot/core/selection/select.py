@@ -17,8 +17,9 @@ from typing import Any
 from imagebot.errors import SelectionError
 
 from .compiled import CompiledRule, compile_rule
-from .gates import Running, filter_pass, generic_pass, semver_pass, time_pass
+from .gates import Running, filter_pass, generic_pass, time_pass
 from .rule import Decision, SelectionRule, TagInfo, Verdicts
+from .semver_pass import semver_pass
 from .semver_tags import SemverTag, parse_tag
 from .strategies import Unreadable, read_lexical, reader, tiebreak_version
 from .tag_kinds import MUTABLE_TAGS

@@ -75,13 +75,16 @@ def prerelease_key(prerelease: str) -> tuple[tuple[int, int | str], ...]:
     )
 
 
-@lru_cache(maxsize=4096)
-def split_suffix(suffix: str) -> tuple[str, str]:
-    """Split what follows ``1.2.3-`` into (prerelease, variant).
+#: Where the parts of a suffix lie: (prerelease, variant before it, variant after it), each a
+#: (start, end) span. The variant is the two outer parts joined by ``-``.
+SuffixSpans = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
-    The prerelease starts at the first prerelease word (or a leading number, as SemVer reads
-    ``1.2.3-1``) and runs over following words and numbers; everything else is the variant:
-    ``rc.1-alpine`` -> (``rc.1``, ``alpine``), ``alpine-beta2`` -> (``beta2``, ``alpine``).
+
+def suffix_spans(suffix: str) -> SuffixSpans:
+    """Where ``split_suffix`` cuts ``suffix``.
+
+    The cuts depend only on which characters are digits, letters, ``.`` or ``-`` (never on
+    which digit), so tags of one shape (see ``semver_columns``) share them.
     """
     spans = [(m.start(), m.end(), m.group()) for m in _IDENT.finditer(suffix)]
     start = next(
@@ -93,16 +96,29 @@ def split_suffix(suffix: str) -> tuple[str, str]:
         None,
     )
     if start is None:
-        return "", suffix
+        return (0, 0), (0, len(suffix)), (len(suffix), len(suffix))
     end = start + 1
     while end < len(spans) and (
         spans[end][2].isdigit() or _PRERELEASE_WORD.fullmatch(spans[end][2])
     ):
         end += 1
-    prerelease = suffix[spans[start][0] : spans[end - 1][1]]
-    before = suffix[: spans[start][0]].rstrip(".-")
-    after = suffix[spans[end - 1][1] :].lstrip(".-")
-    return prerelease, "-".join(p for p in (before, after) if p)
+    pre_start, pre_end = spans[start][0], spans[end - 1][1]
+    before_end = len(suffix[:pre_start].rstrip(".-"))
+    after_start = len(suffix) - len(suffix[pre_end:].lstrip(".-"))
+    return (pre_start, pre_end), (0, before_end), (after_start, len(suffix))
+
+
+@lru_cache(maxsize=4096)
+def split_suffix(suffix: str) -> tuple[str, str]:
+    """Split what follows ``1.2.3-`` into (prerelease, variant).
+
+    The prerelease starts at the first prerelease word (or a leading number, as SemVer reads
+    ``1.2.3-1``) and runs over following words and numbers; everything else is the variant:
+    ``rc.1-alpine`` -> (``rc.1``, ``alpine``), ``alpine-beta2`` -> (``beta2``, ``alpine``).
+    """
+    (pre_start, pre_end), (_, before_end), (after_start, _) = suffix_spans(suffix)
+    before, after = suffix[:before_end], suffix[after_start:]
+    return suffix[pre_start:pre_end], "-".join(p for p in (before, after) if p)
 
 
 #: (key, prerelease, variant, partial, build, v_prefix): SemverTag's fields as a plain tuple,
