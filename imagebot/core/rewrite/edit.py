@@ -127,9 +127,9 @@ def _verify_chunk(
     changed: list[int] | None,
 ) -> None:
     line = min(e.line for e in expects)
-    old_docs = documents.compose(text, chunk, source=source)
+    old_docs = documents.compose(text, chunk, source=source, purpose="verify")
     try:
-        new_docs = documents.compose(new_text, new_chunk, source=source, cache=False)
+        new_docs = documents.compose(new_text, new_chunk, source=source, purpose="edited")
     except EditError as exc:
         raise EditError(f"{source}:{line}: the edit would not parse as YAML ({exc})") from exc
     try:
