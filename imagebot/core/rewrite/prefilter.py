@@ -102,17 +102,19 @@ def _may_be_a_name(text: str, start: int, end: int) -> bool:
 
     Two shapes are ruled out, each taking up a whole line's head: the hit as a mapping key
     (``registry: docker.io`` for the ``registry`` image) and the hit as the plain value of a
-    key that never holds an image name (``app: nginx``, ``namespace: argocd``). Nearly half
-    the documents that name a watched repository do so only this way. Why it is exact: every
-    located repository comes from a scalar whose text up to and including the name is a
-    valid reference, so holds no blank and no ``": "``. A plain scalar cannot contain
-    ``": "``, so on a line really starting ``key: nginx`` the hit begins the value of
-    ``key``, and ``nginx:`` followed by a blank is a key; if instead the line lies inside a
-    quoted or block scalar that began earlier, that scalar's value has ``key: `` before the
-    hit, or — for a key-shaped hit — blanks, a fold, or an escaped line break (a backslash
-    ending the previous line), unless the scalar opened on the previous non-blank line, which is
-    therefore checked for ``"``, ``'``, ``|``, ``>`` and a final backslash. Markers are unaffected:
-    documents holding one are always parsed whole.
+    key that never holds an image name (``app: nginx``, ``namespace: argocd``). A third of
+    the documents that name a watched repository do so only this way.
+
+    Why it is exact: every located repository comes from a scalar whose value up to and
+    including the name is a valid reference after leading blanks, so holds no ``#``, no
+    inner blank and no ``": "``. A plain scalar cannot contain ``": "``, so on a line that
+    really starts ``key: nginx`` the hit begins the value of ``key``, and ``nginx:``
+    followed by a blank is a key. If instead the line lies inside a quoted or block scalar
+    that began earlier, that scalar's value has ``key: `` before the hit, or (for a
+    key-shaped hit) a fold, an escaped line break or only blanks before it; the last two
+    need a backslash ending, or the scalar opening on, the previous non-blank line, which
+    is therefore checked for ``"``, ``'``, ``|``, ``>`` and a final backslash. Markers are
+    unaffected: documents holding one are always parsed whole.
     """
     line_start = text.rfind("\n", 0, start) + 1
     indent = _INDENT.match(text, line_start)
