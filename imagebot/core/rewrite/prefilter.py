@@ -102,8 +102,8 @@ def _may_be_a_name(text: str, start: int, end: int) -> bool:
 
     Two shapes are ruled out, each taking up a whole line's head: the hit as a mapping key
     (``registry: docker.io`` for the ``registry`` image) and the hit as the plain value of a
-    key that never holds an image name (``app: nginx``, ``namespace: argocd``). A third of
-    the documents that name a watched repository do so only this way.
+    key that never holds an image name (``app: nginx``, ``namespace: argocd``). With 100
+    watched repositories, a third of the text parsed before was in such documents.
 
     Why it is exact: every located repository comes from a scalar whose value up to and
     including the name is a valid reference after leading blanks, so holds no ``#``, no
