@@ -237,10 +237,63 @@ def test_locate_with_repositories_skips_documents_that_do_not_mention_them() -> 
 
 
 def test_mentions_with_many_repositories_finds_whole_names_only() -> None:
-    """With more watched repositories than the find loop handles, the trie search still
-    finds whole names, including one that starts inside a longer non-matching name."""
+    """With a hundred watched repositories the one-pass search finds whole names only,
+    including one that starts inside a longer non-matching name."""
     many = [f"ghcr.io/acme/svc{i}" for i in range(100)] + ["docker.io/library/nats"]
     assert mentions("image: ghcr.io/acme/svc42:1.0\n", many)
     assert mentions("image: nats:2.10\n", many)
     assert not mentions("image: natsio/nats-server:2.10\n", many)
     assert not mentions("image: ghcr.io/acme/svc420:1.0\n", many)
+
+
+def test_mentions_skips_a_name_that_is_only_a_key_or_a_label_value() -> None:
+    """A watched name written only as a mapping key or as the plain value of a key that
+    never holds an image (labels, namespaces) does not make a file worth parsing."""
+    watched = ["docker.io/library/registry", "docker.io/library/nginx", "argoproj/argocd"]
+    assert not mentions("image:\n  registry: docker.io\n  repository: x/y\n", watched)
+    assert not mentions("- registry:\n    url: x\n", watched)
+    assert not mentions("metadata:\n  labels:\n    app: nginx\n  namespace: argocd\n", watched)
+    assert not mentions("nginx: nginx\n", watched[1:2])
+
+
+def test_mentions_keeps_every_field_a_name_can_come_from() -> None:
+    """Image keys, Helm block fields, kustomize and Argo CD parameter fields, flow style and
+    marker documents all still count as a mention."""
+    watched = ["docker.io/library/nginx"]
+    for text in (
+        "image: nginx:1.25\n",
+        "initImage: nginx\n",
+        "sidecar_image: nginx\n",
+        "repository: nginx\n",
+        "repo: nginx\n",
+        "registry: nginx\n",
+        "- name: nginx\n  newTag: '1'\n",
+        "newName: nginx\n",
+        "- name: image.repository\n  value: nginx\n",
+        "containers: [{name: web, image: nginx}]\n",
+        "app: 'nginx'\n",
+        "app: nginx # imagebot: web\n",
+    ):
+        assert mentions(text, watched), text
+
+
+def test_mentions_keeps_a_key_shaped_line_that_may_sit_in_a_multi_line_scalar() -> None:
+    """A line ``nginx: ...`` right after a line that opens a quoted or block scalar, or ends
+    in an escaped line break, may be scalar text, so it still counts."""
+    watched = ["docker.io/library/nginx"]
+    for text in (
+        "image: >-\n  nginx: 1\n",
+        "image: |\n\n  nginx: 1\n",
+        'image: "\\\n  nginx: 1"\n',
+        "image: '\n  nginx: 1'\n",
+        'image: "ghcr.io/\\\n  nginx: 1"\n',
+    ):
+        assert mentions(text, watched), text
+
+
+def test_locate_does_not_parse_a_document_naming_a_repository_only_in_labels() -> None:
+    """A document whose only mention of a watched name is a label value is skipped unparsed,
+    like one that does not mention it at all."""
+    text = "a: [unclosed\napp: nginx\n---\nimage: nginx:1.25\n"
+    (target,) = locate(text, repositories=["nginx"])
+    assert target.line == 4

@@ -14,12 +14,12 @@ which one Deployment mentions a watched image parses one document, not its CRDs.
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import yaml
 
@@ -122,22 +122,57 @@ def _compose(body: str) -> tuple[Node, ...]:
     return tuple(d for d in yaml.compose_all(body, Loader=_Loader) if d is not None)
 
 
-# locate() and then apply() on the same text parse each chunk once. Kept small: node trees
-# are big, and many cached trees make every cyclic garbage collection slower.
-_compose_cached = functools.lru_cache(maxsize=16)(_compose)
+class _LastLocated:
+    """The node trees locate() built for the last text it parsed, until apply() verifies it.
+
+    locate() and then apply() on the same text parse each chunk once. Only one text's trees
+    are kept, and apply() takes them out: trees that outlive their file survive into the
+    older garbage-collector generations, and every later collection scans their nodes again
+    (an earlier cache of 16 chunks across files cost more in collections than it saved).
+    A wrong guess only costs a parse: entries are keyed by the chunk's own text.
+    """
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.trees: dict[str, tuple[Node, ...]] = {}
+
+    def keep(self, text: str, body: str, trees: tuple[Node, ...]) -> None:
+        if text is not self.text:
+            self.text = text
+            self.trees = {}
+        self.trees[body] = trees
+
+    def take(self, text: str, body: str) -> tuple[Node, ...] | None:
+        if text is not self.text:
+            return None
+        return self.trees.pop(body, None)
 
 
-def compose(text: str, chunk: Chunk, *, source: str, cache: bool = True) -> tuple[Node, ...]:
-    """The documents of one chunk; raise :class:`EditError` naming the line if not YAML."""
+_last_located = _LastLocated()
+
+
+def compose(
+    text: str, chunk: Chunk, *, source: str, purpose: Literal["locate", "verify", "edited"]
+) -> tuple[Node, ...]:
+    """The documents of one chunk; raise :class:`EditError` naming the line if not YAML.
+
+    ``purpose``: ``"locate"`` keeps the trees for the verification of an edit of this same
+    text, ``"verify"`` takes them (or parses), ``"edited"`` parses an edited text.
+    """
+    body = text[chunk.start : chunk.end]
+    if purpose == "verify" and (kept := _last_located.take(text, body)) is not None:
+        return kept
     try:
-        body = text[chunk.start : chunk.end]
-        return _compose_cached(body) if cache else _compose(body)
+        trees = _compose(body)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = chunk.line + (mark.line + 1 if mark else 1)
         raise EditError(f"{source}:{line}: not valid YAML: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
         raise EditError(f"{source}:{chunk.line + 1}: not valid YAML: {exc}") from exc
+    if purpose == "locate":
+        _last_located.keep(text, body, trees)
+    return trees
 
 
 # An anchor (&name) in a chunk: an alias elsewhere shares its node, so a subtree's own text

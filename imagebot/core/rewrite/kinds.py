@@ -56,6 +56,18 @@ def is_image_key(key: str) -> bool:
     return key == "image" or key.endswith(("Image", "_image"))
 
 
+#: Keys whose value may hold (a part of) an image name: image strings, Helm blocks, kustomize
+#: ``name``/``newName``, Argo CD parameter ``value``. The prefilter skips a watched name
+#: written as the plain value of any other key (``app: nginx``); a new kind that takes a name
+#: from another key must add it here.
+NAME_KEYS = frozenset((*REPOSITORY_KEYS, "registry", "name", "newName", "value"))
+
+
+def may_hold_name(key: str) -> bool:
+    """Whether a scalar under ``key`` can be where a located reference's name comes from."""
+    return key in NAME_KEYS or is_image_key(key)
+
+
 def normalised(name: str) -> str | None:
     """The normalised repository of ``name`` (which may carry a tag), or None if invalid."""
     try:

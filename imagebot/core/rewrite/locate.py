@@ -54,7 +54,9 @@ def _locate(text: str, source: str, repositories: Collection[str] | None) -> lis
                 continue
             if not has_markers and not documents.has_anchor(text, chunk.start, chunk.end):
                 hits = [at - chunk.start for at in all_hits[low:high]]
-        for ordinal, document in enumerate(documents.compose(text, chunk, source=source)):
+        for ordinal, document in enumerate(
+            documents.compose(text, chunk, source=source, purpose="locate")
+        ):
             targets = _Walker(text, source, chunk, ordinal, hits).document(document)
             found.extend(sorted(targets, key=lambda t: t.line))
     if wanted is not None:
