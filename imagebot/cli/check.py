@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from imagebot.cli import common
 from imagebot.errors import PolicyError
@@ -15,13 +14,7 @@ HELP = "validate the policy files and registries.yaml, reporting every problem w
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_policy_arguments(parser)
-    parser.add_argument(
-        "--registries",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="registry settings (default: registries.yaml in the policies directory, if any)",
-    )
+    common.add_registry_arguments(parser, insecure=False)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -43,6 +43,28 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_registry_arguments(
+    parser: argparse.ArgumentParser, *, insecure: bool = True, beside_policies: bool = True
+) -> None:
+    """``--registries FILE`` and, with ``insecure``, ``--insecure-registry HOST``."""
+    where = " (default: registries.yaml in the policies directory, if any)"
+    parser.add_argument(
+        "--registries",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="registry settings" + (where if beside_policies else ""),
+    )
+    if insecure:
+        parser.add_argument(
+            "--insecure-registry",
+            action="append",
+            default=[],
+            metavar="HOST",
+            help="talk plain HTTP to this registry host (repeatable); loopback hosts always may",
+        )
+
+
 def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
     add_policy_arguments(parser)
     parser.add_argument(
@@ -53,20 +75,7 @@ def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
         help="where clones and the registry cache live (default: $IMAGEBOT_CACHE_DIR or"
         " ~/.cache/imagebot)",
     )
-    parser.add_argument(
-        "--registries",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="registry settings (default: registries.yaml in the policies directory, if any)",
-    )
-    parser.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="talk plain HTTP to this registry host (repeatable); loopback hosts always may",
-    )
+    add_registry_arguments(parser)
     parser.add_argument("--output", "-o", choices=["text", "json"], default="text")
     parser.add_argument(
         "--explain",

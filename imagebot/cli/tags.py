@@ -18,7 +18,7 @@ from pathlib import Path
 
 import anyio
 
-from imagebot.cli.common import default_cache_dir
+from imagebot.cli.common import add_registry_arguments, default_cache_dir
 from imagebot.core.reference import parse
 from imagebot.errors import ImagebotError, RegistryError
 from imagebot.registry.cache import TagCache
@@ -32,16 +32,7 @@ HELP = "list the tags of image repositories as imagebot sees them"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("refs", nargs="+", metavar="REF", help="image reference, e.g. nginx")
     parser.add_argument("--output", "-o", choices=["text", "json"], default="text")
-    parser.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="talk plain HTTP to this registry host (repeatable); loopback hosts always may",
-    )
-    parser.add_argument(
-        "--registries", type=Path, default=None, metavar="FILE", help="registries.yaml"
-    )
+    add_registry_arguments(parser, beside_policies=False)
     parser.add_argument(
         "--cache",
         type=Path,
