@@ -13,7 +13,7 @@ the engine re-fetches, re-plans on the new head and tries again.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
@@ -42,13 +42,6 @@ class FileEntry:
     path: str  # repo-relative, POSIX
     mode: int
     blob: str  # hex sha
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    sha: str
-    message: str
-    authored: datetime
 
 
 class EnvRepo:
@@ -171,11 +164,6 @@ class EnvRepo:
                 f"{redact(self.url)}: push to {self.branch!r} failed: {_stderr(exc)}"
             ) from None
         self._git("update-ref", self._remote_ref, sha, what="record pushed head")
-
-    def log(self, *, max_count: int = 200, paths: tuple[str, ...] = ()) -> Iterator[CommitInfo]:
-        """Commits reachable from the fetched head, newest first."""
-        for c in self._repo.iter_commits(self._remote_ref, max_count=max_count, paths=list(paths)):
-            yield CommitInfo(sha=c.hexsha, message=str(c.message), authored=c.authored_datetime)
 
     def _git(self, *args: str, what: str) -> str:
         try:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from imagebot.core.selection import (
     SelectionRule,
     Verdict,
-    clear_caches,
     explain_lines,
-    read_ahead,
     select,
 )
 
@@ -59,20 +57,3 @@ def test_already_running_is_said() -> None:
     decision = select(["1.0.0", "0.9.0"], SelectionRule(), current="1.0.0")
     assert decision.tag == "1.0.0"
     assert decision.verdict("1.0.0").reason == "chosen: highest version, already running"
-
-
-def test_read_ahead_does_not_change_decisions() -> None:
-    """Reading tags ahead only remembers readings: the decision is the same as a cold one."""
-    tags = ["1.0.0", "v1.2.0", "1.3.0-rc.1", "1.2", "sha-abc1234", "1.1.0-alpine"]
-    rule = SelectionRule(partial=True)
-    clear_caches()
-    cold = select(tags, rule)
-    clear_caches()
-    read_ahead(tags)
-    warm = select(tags, rule)
-    assert (cold.tag, cold.reason, tuple(cold.verdicts)) == (
-        warm.tag,
-        warm.reason,
-        tuple(warm.verdicts),
-    )
-    assert warm.tag == "v1.2.0"

@@ -19,7 +19,6 @@ from imagebot.errors import ImagebotError, PolicyError
 #: Subcommand modules under imagebot.cli, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = ("check", "plan", "apply", "select", "set_image", "schema", "tags")
 
-EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 

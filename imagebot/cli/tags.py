@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
             kind = "error" if isinstance(result, RegistryError) else "invalid reference"
             print(f"{kind}: {ref}: {result}", file=sys.stderr)
     if args.output == "json":
-        json.dump(listed, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        # No indent: the C encoder then does the work, which matters at 100,000s of tags.
+        sys.stdout.write(json.dumps(listed) + "\n")
     elif len(args.refs) == 1:
         for tag in listed.get(args.refs[0], []):
             print(tag)

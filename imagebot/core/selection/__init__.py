@@ -7,8 +7,6 @@ loader can report a bad range or regex against its file and line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from .compiled import clear_caches, validate_rule
 from .rule import (
     STRATEGIES,
@@ -22,15 +20,6 @@ from .rule import (
 from .select import select
 from .semver_range import SemverRange, parse_range
 from .semver_tags import SemverTag, parse_tag
-from .semver_tags import remember as _remember
-
-
-def read_ahead(tags: Iterable[str]) -> None:
-    """Read tags as versions ahead of time (e.g. while the next page of a tag list downloads):
-    ``parse_tag`` then only looks them up. ``select`` itself reads its tags in bulk by shape
-    (see ``semver_shapes``) and gains nothing from it."""
-    _remember(tags)
-
 
 __all__ = [
     "STRATEGIES",
@@ -45,7 +34,6 @@ __all__ = [
     "explain_lines",
     "parse_range",
     "parse_tag",
-    "read_ahead",
     "select",
     "validate_rule",
 ]

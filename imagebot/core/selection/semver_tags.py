@@ -9,10 +9,8 @@ prerelease (``-rc.1``, ``-beta2``...) from the variant (``-alpine``) so each can
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import cast
 
 #: A SemVer precedence key: (major, minor, patch, is_release, prerelease identifiers).
 #: Identifiers compare as SemVer §11 says: numbers numerically and below words.
@@ -153,47 +151,6 @@ def read_fields(tag: str) -> Fields | None:
         pre_key,
     )
     return key, prerelease, variant, patch is None, build or "", vee is not None
-
-
-def remember(values: Iterable[str | None]) -> dict[str, Fields | None]:
-    """The cache, holding a reading for every value given (None entries are skipped).
-
-    Set difference finds the unseen values without a Python-level loop over the seen ones,
-    and the regex runs through ``map``: reading 100,000 fresh tags costs about a microsecond
-    each, the whole budget, so the per-tag overhead around the regex matters.
-    """
-    cache = semver_cache()
-    todo: set[str | None] = set(values)
-    todo.difference_update(cache.keys())
-    todo.discard(None)
-    fresh = cast(set[str], todo)
-    empty = _NO_PRERELEASE
-    for tag, m in zip(fresh, map(_TAG.fullmatch, fresh), strict=True):
-        if m is None:
-            cache[tag] = None
-            continue
-        vee, major, minor, patch, suffix, build = m.groups()
-        if suffix:
-            prerelease, variant = split_suffix(suffix)
-            pre_key = prerelease_key(prerelease)
-        else:
-            prerelease = variant = ""
-            pre_key = empty
-        cache[tag] = (
-            (
-                int(major),
-                int(minor) if minor else 0,
-                int(patch) if patch else 0,
-                0 if prerelease else 1,
-                pre_key,
-            ),
-            prerelease,
-            variant,
-            patch is None,
-            build or "",
-            vee is not None,
-        )
-    return cache
 
 
 def parse_fields(tag: str) -> Fields | None:

@@ -11,7 +11,6 @@ from typing import assert_never
 import httpx
 
 from imagebot.registry.credentials import CredentialProvider, Credentials
-from imagebot.registry.providers.acr import AcrProvider
 from imagebot.registry.providers.basic import BasicProvider
 from imagebot.registry.providers.chain import (
     DEFAULT_REFRESH_MARGIN,
@@ -24,10 +23,8 @@ from imagebot.registry.providers.dockerconfig import (
     config_hostname,
     default_config_path,
 )
-from imagebot.registry.providers.ecr import EcrProvider
 from imagebot.registry.providers.env import Environment
 from imagebot.registry.providers.files import SecretDirectoryProvider
-from imagebot.registry.providers.gar import GarProvider
 from imagebot.registry.providers.spec import (
     AcrSource,
     BasicSource,
@@ -86,11 +83,19 @@ def _build(
         return DockerConfigProvider.from_file(path, environment)
     if isinstance(source, SecretSource):
         return SecretDirectoryProvider(environment.path(source.path), environment)
+    # The cloud providers are imported only when configured: botocore and the JWT signer
+    # cost a few hundred milliseconds of start-up that most deployments never need.
     if isinstance(source, EcrSource):
+        from imagebot.registry.providers.ecr import EcrProvider
+
         return EcrProvider(source, environment)
     if isinstance(source, GarSource):
+        from imagebot.registry.providers.gar import GarProvider
+
         return GarProvider(source, environment, http)
     if isinstance(source, AcrSource):
+        from imagebot.registry.providers.acr import AcrProvider
+
         return AcrProvider(source, environment, http)
     assert_never(source)
 
