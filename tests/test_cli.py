@@ -56,3 +56,19 @@ def test_missing_policies_directory_is_a_clear_error(tmp_path: Path) -> None:
         result = run_cli(command, "--policies", str(tmp_path / "nope"))
         assert result.returncode == 1
         assert result.stderr == f"error: {tmp_path / 'nope'}: policies directory not found\n"
+
+
+def test_command_names_follow_module_names() -> None:
+    """Each command's NAME is its module name with dashes, which lets main import only it."""
+    from imagebot.cli.main import COMMANDS, _load
+
+    assert {name: _load(name).NAME for name in COMMANDS} == {
+        name: name.replace("_", "-") for name in COMMANDS
+    }
+
+
+def test_global_options_before_the_command_still_work() -> None:
+    """Options given before the command word are parsed with only that command loaded."""
+    result = run_cli("--log-format", "json", "--log-level", "error", "check", "--help")
+    assert result.returncode == 0
+    assert "usage: imagebot check" in result.stdout

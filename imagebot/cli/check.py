@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from imagebot.cli import common
+from imagebot.cli.options import add_registry_arguments
 from imagebot.errors import PolicyError
 
 NAME = "check"
@@ -14,7 +15,7 @@ HELP = "validate the policy files and registries.yaml, reporting every problem w
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_policy_arguments(parser)
-    common.add_registry_arguments(parser, insecure=False)
+    add_registry_arguments(parser, insecure=False)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,17 +12,13 @@ from typing import Any
 import anyio
 
 from imagebot import config, engine
+from imagebot.cli.options import add_registry_arguments, default_cache_dir
 from imagebot.core.plan import Change, EnvironmentPlan
 from imagebot.core.selection import explain_lines
 from imagebot.engine import CycleResult
 from imagebot.registry.cache import TagCache
 from imagebot.registry.connect import connect
 from imagebot.registry.settings import RegistriesSettings, load_registries
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(os.environ.get("IMAGEBOT_CACHE_DIR") or Path(base) / "imagebot")
 
 
 def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,28 +37,6 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="only this environment (repeatable; default: all)",
     )
-
-
-def add_registry_arguments(
-    parser: argparse.ArgumentParser, *, insecure: bool = True, beside_policies: bool = True
-) -> None:
-    """``--registries FILE`` and, with ``insecure``, ``--insecure-registry HOST``."""
-    where = " (default: registries.yaml in the policies directory, if any)"
-    parser.add_argument(
-        "--registries",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="registry settings" + (where if beside_policies else ""),
-    )
-    if insecure:
-        parser.add_argument(
-            "--insecure-registry",
-            action="append",
-            default=[],
-            metavar="HOST",
-            help="talk plain HTTP to this registry host (repeatable); loopback hosts always may",
-        )
 
 
 def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:

@@ -27,7 +27,9 @@ def _load(name: str) -> ModuleType:
     return importlib.import_module(f"imagebot.cli.{name}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only`` (a module name in COMMANDS) just that subcommand is
+    imported, so a light command does not pay for importing every other one."""
     parser = argparse.ArgumentParser(
         prog="imagebot",
         description="Keep GitOps environment repos on the right container image versions.",
@@ -46,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: console on a terminal, JSON otherwise (default: $IMAGEBOT_LOG_FORMAT or auto)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in (only,) if only else COMMANDS:
         module = _load(name)
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
@@ -54,9 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The command module named on the command line, if any (the first word naming one)."""
+    by_name = {name.replace("_", "-"): name for name in COMMANDS}
+    return next((by_name[a] for a in argv if a in by_name), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_chosen(words))
+    args = parser.parse_args(words)
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import anyio
 
-from imagebot.cli.common import add_registry_arguments, default_cache_dir
+from imagebot.cli.options import add_registry_arguments, default_cache_dir
 from imagebot.core.reference import parse
 from imagebot.errors import ImagebotError, RegistryError
 from imagebot.registry.cache import TagCache
