@@ -277,6 +277,22 @@ def _kustomize_entry(ctx: Context, item: MappingNode, path: YamlPath) -> Found |
     )
     inserts: list[KeyInsert] = []
     removal: KeyRemoval | None = None
+
+    def insert_after(after: tuple[Node, Node], role: str, key: str) -> None:
+        """Where a missing ``key`` would go: a new line after the ``after`` entry."""
+        insert = spans.key_insert(
+            ctx.text,
+            ctx.base,
+            item,
+            *after,
+            role=role,
+            key=key,
+            mapping_path=path,
+            document=ctx.document,
+        )
+        if insert:
+            inserts.append(insert)
+
     if "newTag" in entries:
         tag_slot, ok = _tag_slot(ctx, entries["newTag"][1], (*path, "newTag"))
         if not ok or tag_slot is None:
@@ -286,18 +302,7 @@ def _kustomize_entry(ctx: Context, item: MappingNode, path: YamlPath) -> Found |
         tag = tag_slot.value or None
         anchor = entries["newTag"]
     else:
-        insert = spans.key_insert(
-            ctx.text,
-            ctx.base,
-            item,
-            *anchor,
-            role="tag",
-            key="newTag",
-            mapping_path=path,
-            document=ctx.document,
-        )
-        if insert:
-            inserts.append(insert)
+        insert_after(anchor, "tag", "newTag")
     if "digest" in entries and isinstance(entries["digest"][1], ScalarNode):
         digest_slot = ctx.slot(entries["digest"][1], "digest", (*path, "digest"))
         slots.append(digest_slot)
@@ -313,18 +318,7 @@ def _kustomize_entry(ctx: Context, item: MappingNode, path: YamlPath) -> Found |
             document=ctx.document,
         )
     else:
-        insert = spans.key_insert(
-            ctx.text,
-            ctx.base,
-            item,
-            *anchor,
-            role="digest",
-            key="digest",
-            mapping_path=path,
-            document=ctx.document,
-        )
-        if insert:
-            inserts.append(insert)
+        insert_after(anchor, "digest", "digest")
     problem = "templated value" if any(is_templated(s.value) for s in slots) else None
     target = Target(
         source=ctx.source,
