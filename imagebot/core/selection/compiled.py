@@ -16,7 +16,13 @@ import regex
 from imagebot.errors import SelectionError
 
 from .calver import CalverFormat, compile_calver
-from .patterns import UserPattern, compile_pattern, compile_template
+from .patterns import (
+    JoinedTags,
+    UserPattern,
+    compile_line_extract,
+    compile_pattern,
+    compile_template,
+)
 from .rule import STRATEGIES, SelectionRule
 from .semver_range import SemverRange, parse_range
 from .semver_shapes import layout_of
@@ -33,6 +39,10 @@ class CompiledRule:
     include: UserPattern | None
     exclude: tuple[UserPattern, ...]
     extract: Callable[[regex.Match[str]], str] | None
+    #: include and every exclude have line forms (``patterns``): filter the joined list.
+    lines_only: bool
+    #: extract over joined tags (``patterns.compile_line_extract``), when ``lines_only``.
+    extract_lines: Callable[[JoinedTags], list[str]] | None
     calver: CalverFormat | None
     ignore_tags: frozenset[str]
     ignore_ranges: tuple[SemverRange, ...]
@@ -94,6 +104,13 @@ def _compile(rule: SelectionRule) -> CompiledRule:
     include = compile_pattern(rule.include, "include") if rule.include is not None else None
     exclude = tuple(compile_pattern(p, "exclude") for p in rule.exclude)
     extract = compile_template(rule.extract, include) if rule.extract is not None else None
+    patterns = ([include] if include is not None else []) + list(exclude)
+    lines_only = all(p.lines is not None for p in patterns)
+    extract_lines = (
+        compile_line_extract(rule.extract, include)
+        if lines_only and include is not None and rule.extract is not None
+        else None
+    )
 
     ignore_tags = frozenset(rule.ignore)
     ignore_ranges: list[SemverRange] = []
@@ -113,6 +130,8 @@ def _compile(rule: SelectionRule) -> CompiledRule:
         include=include,
         exclude=exclude,
         extract=extract,
+        lines_only=lines_only,
+        extract_lines=extract_lines,
         calver=compile_calver(rule.calver) if rule.calver else None,
         ignore_tags=ignore_tags,
         ignore_ranges=tuple(ignore_ranges),

@@ -18,7 +18,7 @@ from imagebot.errors import SelectionError
 
 from .compiled import CompiledRule, compile_rule
 from .gates import Running, filter_pass, generic_pass, time_pass
-from .rule import Decision, SelectionRule, TagInfo, Verdicts
+from .rule import Decision, SelectionRule, TagInfo, Verdicts, reason_for
 from .semver_pass import semver_pass
 from .semver_tags import SemverTag, parse_tag
 from .strategies import Unreadable, read_lexical, reader, tiebreak_version
@@ -59,7 +59,11 @@ def _running(
 
 
 def _normalise(tags: Sequence[str | TagInfo]) -> tuple[list[str], dict[str, TagInfo]]:
-    if set(map(type, tags)) <= {str}:  # plain names: skip the per-tag isinstance
+    try:  # plain names, the common case: join() checks every item is a str at C speed
+        "".join(tags)  # type: ignore[arg-type]
+    except TypeError:
+        pass
+    else:
         return list(tags), {}  # type: ignore[arg-type]
     names = [t if isinstance(t, str) else t.name for t in tags]
     infos: dict[str, TagInfo] = {}
@@ -142,18 +146,20 @@ def select(
     read = reader(compiled) if rule.strategy != "semver" else read_lexical
     running, note = _running(compiled, current, infos, read)
     reasons: list[str | None] = [None] * len(names)
-    values = filter_pass(names, compiled, reasons)
+    survivors = filter_pass(names, compiled, reasons)
     if rule.strategy == "semver":
-        indexed = semver_pass(names, values, compiled, running, reasons)
+        indexed = semver_pass(names, survivors, compiled, running, reasons)
     else:
-        indexed = generic_pass(names, values, compiled, running, read, reasons)
+        indexed = generic_pass(names, survivors, compiled, running, read, reasons)
     indexed = time_pass(names, indexed, compiled, running, infos, now, reasons)
     qualified = reasons.count(None)
     ascending = rule.order == "asc" or rule.strategy in ("semver", "newest-build")
     base = running.semver
 
     if not indexed:
-        counts = Counter(r for r in reasons if r is not None)
+        counts = Counter(
+            reason_for(name, r) for name, r in zip(names, reasons, strict=True) if r is not None
+        )
         top = "; ".join(
             f"{n} {r.removeprefix('rejected: ')}" for r, n in counts.most_common(_SUMMARY_REASONS)
         )

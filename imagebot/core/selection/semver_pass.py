@@ -17,14 +17,21 @@ The gates and reasons are the same for every tag whichever step decides it.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from itertools import compress, repeat
 from operator import is_
 from typing import Any
 
 from .compiled import CompiledRule
-from .gates import ONLY_IF_ASKED, Candidates, Reasons, Running, unreadable_reason
+from .gates import (
+    Candidates,
+    Reasons,
+    Running,
+    Survivors,
+    unreadable_reason,
+    write_reasons,
+)
+from .rule import PerTagReason
 from .semver_shapes import (
     Layout,
     group_by_shape,
@@ -34,7 +41,6 @@ from .semver_shapes import (
     shapes,
 )
 from .semver_tags import Key
-from .tag_kinds import classify_many, kind_follows_shape
 
 _NOT_SEMVER = "not a semver version"
 #: A major version that passes every gate whatever follows it (never a rejection reason).
@@ -74,7 +80,11 @@ class _SemverGates:
         self.partial_allowed, self.prerelease_allowed = rule.partial, rule.prerelease
         self.keep_all = rule.min_age is not None
 
-        self.r_unreadable = unreadable_reason("", "", _NOT_SEMVER, False)
+        check_kind = self.check_kind
+        self.r_not_version = PerTagReason(
+            "rejected: not a semver version",
+            lambda name: unreadable_reason(name, name, _NOT_SEMVER, check_kind),
+        )
         self.r_partial = "rejected: partial version (set partial: true to read 1.2 as 1.2.0)"
         self.r_ignored = "rejected: listed in ignore"
         self.r_prerelease = "rejected: prerelease (set prerelease: true to allow)"
@@ -102,19 +112,12 @@ class _SemverGates:
 
     def shape_reasons(self, read_as: dict[str, Layout | None]) -> dict[str, str | None]:
         """For each shape, the reason every tag of it is rejected, or None: judge each tag."""
-        unread = [shape for shape, layout in read_as.items() if layout is None]
-        kinds = classify_many(unread) if self.check_kind else repeat(None)
         decided: dict[str, str | None] = {}
-        for shape, kind in zip(unread, kinds):  # noqa: B905 (kinds may be endless)
-            if not (self.by_shape_unreadable and kind_follows_shape(shape)):
-                decided[shape] = None  # each tag's reason differs: judged one by one
-            elif kind is None:
-                decided[shape] = self.r_unreadable
-            else:
-                decided[shape] = f"rejected: {kind}, {ONLY_IF_ASKED}"
         for shape, layout in read_as.items():
             if layout is not None:
                 decided[shape] = self._version_shape_reason(layout)
+            else:
+                decided[shape] = self.r_not_version if self.by_shape_unreadable else None
         return decided
 
     def _version_shape_reason(self, layout: Layout) -> str | None:
@@ -227,28 +230,18 @@ class _SemverGates:
         return best
 
 
-def write_reasons(reasons: Reasons, positions: Iterable[int], texts: Iterable[str | None]) -> None:
-    """``reasons[i] = text`` for each pair, in one C-level loop (a Python loop over 50,000
-    rejections costs a tenth of the budget)."""
-    deque(map(reasons.__setitem__, positions, texts), maxlen=0)
-
-
 def semver_pass(
     names: list[str],
-    values: list[str | None],
+    survivors: Survivors,
     compiled: CompiledRule,
     running: Running,
     reasons: Reasons,
 ) -> Candidates:
-    """Judge every tag whose value is not None (filter_pass set a reason for the others);
-    return the candidates (see ``Candidates``)."""
+    """Judge the survivors of the filters (which set a reason for every other tag); return the
+    candidates (see ``Candidates``)."""
     gates = _SemverGates(compiled, running)
     # live: positions of the values still judged, or None when all are (the common case).
-    live: list[int] | None = None
-    texts: list[str] = values  # type: ignore[assignment]
-    if any(reasons):  # filters rejected some (faster to ask than ``None in values``)
-        live = [i for i, value in enumerate(values) if value is not None]
-        texts = [values[i] for i in live]  # type: ignore[misc]
+    live, texts = survivors.positions, survivors.values
 
     # 1. by shape
     shaped = shapes(texts)
