@@ -17,8 +17,10 @@ from imagebot.core.selection.patterns import (
     compile_line_extract,
     compile_pattern,
     compile_template,
+    line_flags,
 )
 from imagebot.core.selection.regex_safety import line_safe
+from imagebot.core.selection.tag_kinds import BUILD_TAG_LINE, classify
 
 # Patterns people write in Flux, Argo CD Image Updater and Renovate policies.
 HARMLESS = [
@@ -189,3 +191,34 @@ def test_a_pattern_let_through_finishes_on_hostile_tags(pattern: str, filler: st
     hostile = [(filler * 128)[:127] + end for end in ("!", "\x7f", "a", "1")]
     flags = compile_pattern(pattern, "include").line_flags(JoinedTags(("\n".join(hostile)), 4))
     assert flags == bytes(1 if re.search(pattern, tag) else 0 for tag in hostile)
+
+
+build_like = st.one_of(
+    st.sampled_from(["latest", "LATEST", "Stable", "main", "nightly", "sha-abc1234", "g_1234567"]),
+    st.text(alphabet="0123456789abcdefABX-_.", min_size=1, max_size=20),
+    st.builds(lambda h, s: f"sha256-{h}{s}", st.just("a" * 64), st.sampled_from(["", ".sig"])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tags=st.lists(build_like, min_size=1, max_size=30))
+def test_build_tag_lines_agree_with_classify(tags: list[str]) -> None:
+    joined = JoinedTags.of(tags)
+    assert joined is not None
+    expected = bytes(1 if classify(tag) is not None else 0 for tag in tags)
+    assert line_flags(BUILD_TAG_LINE, joined) == expected
+
+
+def test_lexical_skips_build_tags_and_explains_them() -> None:
+    decision = select(
+        ["1.0", "sha-abc1234", "Latest", "2.0", "zzz"], SelectionRule(strategy="lexical")
+    )
+    assert decision.tag == "zzz"
+    reasons = {v.tag: v.reason for v in decision.verdicts}
+    assert reasons["sha-abc1234"] == (
+        "rejected: a commit-hash tag, chosen only when include asks for it"
+    )
+    assert (
+        reasons["Latest"]
+        == "rejected: 'Latest' is a mutable tag, chosen only when include asks for it"
+    )

@@ -13,19 +13,20 @@ about a microsecond per tag, which leaves no room for a function call per gate.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from itertools import compress, repeat
 from operator import gt, is_, lt, not_
 from typing import Any
 
 from .compiled import CompiledRule
-from .patterns import JoinedTags
-from .rule import TagInfo
+from .patterns import JoinedTags, line_flags
+from .rule import PerTagReason, TagInfo
 from .semver_tags import SemverTag
 from .strategies import EMPTY_VALUE, Reader, Unreadable
-from .tag_kinds import build_tag_kind, classify_all
+from .tag_kinds import BUILD_TAG_LINE, build_tag_kind, classify_all
 
 #: One per input tag: None while the tag is still a candidate, else why it was rejected.
 Reasons = list[str | None]
@@ -194,14 +195,28 @@ def write_reasons(reasons: Reasons, positions: Iterable[int], texts: Iterable[st
 
 def _reject_build_tags(survivors: Survivors, reasons: Reasons) -> Survivors:
     """Reject mutable, hash and signature tags (strategies that would read them as values)."""
-    kinds = classify_all(survivors.values)
-    if not any(kinds):
+    joined = JoinedTags.of(survivors.values)
+    if joined is None:
+        kinds = classify_all(survivors.values)
+        if not any(kinds):
+            return survivors
+        texts = {kind: f"rejected: {kind}, {ONLY_IF_ASKED}" for kind in set(kinds) if kind}
+        write_reasons(
+            reasons, compress(survivors.indexed(), kinds), map(texts.get, filter(None, kinds))
+        )
+        return survivors.keep(map(not_, kinds))
+    build = line_flags(BUILD_TAG_LINE, joined)
+    if 1 not in build:
         return survivors
-    texts = {kind: f"rejected: {kind}, {ONLY_IF_ASKED}" for kind in set(kinds) if kind}
-    write_reasons(
-        reasons, compress(survivors.indexed(), kinds), map(texts.get, filter(None, kinds))
-    )
-    return survivors.keep(map(not_, kinds))
+    write_reasons(reasons, compress(survivors.indexed(), build), repeat(_R_BUILD_TAG))
+    return survivors.keep(build.translate(_FLIP))
+
+
+def _build_tag_reason(name: str) -> str:
+    return f"rejected: {build_tag_kind(name)}, {ONLY_IF_ASKED}"
+
+
+_R_BUILD_TAG = PerTagReason(f"rejected: a build tag, {ONLY_IF_ASKED}", _build_tag_reason)
 
 
 def unreadable_reason(name: str, value: str, reading: str, check_kind: bool) -> str:
@@ -235,22 +250,7 @@ def generic_pass(
     add = candidates.append
     values = survivors.values
     if rule.strategy == "lexical":
-        # The value is its own key: no reading to look up.
-        for i, value in zip(survivors.indexed(), values, strict=True):
-            if not value:
-                reasons[i] = f"rejected: {EMPTY_VALUE}"
-            elif base_key is not None and better(base_key, value):
-                reasons[i] = r_downgrade
-            elif keep_all or not candidates:
-                best = value
-                add((value, i))
-            elif better(value, best):
-                best = value
-                candidates.clear()
-                add((value, i))
-            elif value == best:
-                add((value, i))
-        return candidates
+        return _lexical(survivors, base_key, better, keep_all, r_downgrade, reasons)
     memo = compiled.read_memo
     if len(memo) > MEMO_LIMIT:
         memo.clear()
@@ -276,6 +276,35 @@ def generic_pass(
         elif reading == best:
             add((reading, i))
     return candidates
+
+
+def _lexical(
+    survivors: Survivors,
+    base_key: Any,
+    better: Callable[[Any, Any], bool],
+    keep_all: bool,
+    r_downgrade: str,
+    reasons: Reasons,
+) -> Candidates:
+    """Pass 2 for lexical, where a value is its own key: every step a C-level pass."""
+    if "" in survivors.values:
+        empty = list(map(not_, survivors.values))
+        write_reasons(
+            reasons, compress(survivors.indexed(), empty), repeat(f"rejected: {EMPTY_VALUE}")
+        )
+        survivors = survivors.keep(survivors.values)
+    if base_key is not None:
+        behind = list(map(partial(better, base_key), survivors.values))
+        if any(behind):
+            write_reasons(reasons, compress(survivors.indexed(), behind), repeat(r_downgrade))
+            survivors = survivors.keep(map(not_, behind))
+    values = survivors.values
+    if not values:
+        return []
+    if keep_all:
+        return list(zip(values, survivors.indexed(), strict=True))
+    best = max(values) if better is gt else min(values)
+    return [(best, i) for i in compress(survivors.indexed(), map(best.__eq__, values))]
 
 
 def _age(seconds: float) -> str:

@@ -62,12 +62,9 @@ class UserPattern:
             ) from exc
 
     def line_flags(self, tags: JoinedTags) -> bytes:
-        """One byte per tag, 1 where the pattern matches it, from two passes in C: the line
-        form turns each matching line into a marker, then every other character goes."""
+        """One byte per tag, 1 where the pattern matches it (see ``line_flags``)."""
         assert self.lines is not None
-        marked = self.lines.sub(_MARK, tags.text).encode("ascii") + b"\n"
-        flags = marked.translate(None, _NOT_MARK).replace(_MARK_LINE, b"\x01")
-        return flags.replace(b"\n", b"\x00")
+        return line_flags(self.lines, tags)
 
     def matched_groups(self, tags: JoinedTags) -> list[Any]:
         """For each tag the pattern matches, in order: the tuple of ``rows``' groups."""
@@ -84,6 +81,15 @@ class UserPattern:
 _MARK = "\x01"
 _MARK_LINE = b"\x01\n"
 _NOT_MARK = bytes(c for c in range(128) if c not in (1, 10))
+
+
+def line_flags(lines: re.Pattern[str], tags: JoinedTags) -> bytes:
+    """One byte per tag, 1 where ``lines`` (a multiline pattern that matches whole lines)
+    matches it, from passes that all run in C: the pattern turns each matching line into a
+    marker, then every other character goes. ``itertools.compress`` takes the result."""
+    marked = lines.sub(_MARK, tags.text).encode("ascii") + b"\n"
+    flags = marked.translate(None, _NOT_MARK).replace(_MARK_LINE, b"\x01")
+    return flags.replace(b"\n", b"\x00")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,10 @@ equals. Verdicts are built only when someone reads them.
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -136,6 +138,36 @@ def select(
     an include/exclude pattern that backtracks past its time limit. A tag the strategy cannot
     read is rejected with a reason and never fails the choice.
     """
+    with _cyclic_gc_paused():
+        return _select(tags, rule, current, now)
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while choosing.
+
+    A choice from 100,000 tags allocates enough containers to set off several full
+    collections, and each one walks every list of 100,000 tags alive at the time: that was a
+    third of the time. Selection creates no reference cycles (reference counting frees all it
+    allocates), so nothing waits for the collector; it runs again as soon as the choice is
+    made, and stays off if the caller had turned it off.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _select(
+    tags: Sequence[str | TagInfo],
+    rule: SelectionRule,
+    current: str | None,
+    now: datetime | None,
+) -> Decision:
     compiled = compile_rule(rule)
     names, infos = _normalise(tags)
     if rule.strategy == "digest":

@@ -17,9 +17,10 @@ The gates and reasons are the same for every tag whichever step decides it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from itertools import compress, repeat
-from operator import is_
+from operator import is_, not_
 from typing import Any
 
 from .compiled import CompiledRule
@@ -43,6 +44,8 @@ from .semver_shapes import (
 from .semver_tags import Key
 
 _NOT_SEMVER = "not a semver version"
+#: The major of each line of newline-joined version tags.
+_MAJOR = re.compile(r"^[vV]?(\d+)", re.MULTILINE)
 #: A major version that passes every gate whatever follows it (never a rejection reason).
 PASSES = ""
 # Keys every version key sorts above / below (major numbers are non-negative ints).
@@ -253,10 +256,36 @@ def semver_pass(
     else:
         write_reasons(reasons, live, shape_reasons)
 
+    undecided = list(compress(range(len(shaped)), map(is_, shape_reasons, repeat(None))))
+    if not undecided:
+        return []
+    # 2. by major version, for every tag whose next gate is range (``^20`` decides most tags
+    # by their major alone): one regex pass reads the majors of all of them.
+    by_shape = {
+        shape: layout is not None and gates.major_decides(layout)
+        for shape, layout in read_as.items()
+        if decided[shape] is None
+    }
+    majors_decide = list(map(by_shape.__getitem__, pick(undecided, shaped)))
+    one_by_one = list(compress(undecided, map(not_, majors_decide)))
+    if any(majors_decide):
+        ranged = list(compress(undecided, majors_decide))
+        majors = list(map(int, _MAJOR.findall("\n".join(pick(ranged, texts)))))
+        by_major = gates.major_reasons(majors)
+        at = pick(ranged, live) if live is not None else ranged
+        write_reasons(reasons, compress(at, by_major), filter(None, by_major))
+        # Tags whose major passes every gate are accepted as they are (their reason stays
+        # None); only those of the highest such major can be the best, and need a key.
+        judged = {major for major in set(majors) if gates.major_reasons([major])[0] is None}
+        passing = list(compress(majors, map(is_, by_major, repeat(PASSES))))
+        if passing:
+            judged.update(passing if gates.keep_all else (max(passing),))
+        one_by_one += compress(ranged, map(judged.__contains__, majors))
+
+    # 3. tag by tag, a shape at a time
     best: Any = None
     candidates: Candidates = []
-    undecided = compress(range(len(shaped)), map(is_, shape_reasons, repeat(None)))
-    for shape, group in group_by_shape(shaped, undecided).items():
+    for shape, group in group_by_shape(shaped, one_by_one).items():
         group_texts = pick(group, texts)
         positions = pick(group, live) if live is not None else group
         layout = read_as[shape]
@@ -264,22 +293,5 @@ def semver_pass(
             for i, value in zip(positions, group_texts, strict=True):
                 reasons[i] = unreadable_reason(names[i], value, _NOT_SEMVER, gates.check_kind)
             continue
-        if gates.major_decides(layout):
-            # 2. by major version
-            majors = layout.majors(group_texts)
-            by_major = gates.major_reasons(majors)
-            write_reasons(reasons, compress(positions, by_major), filter(None, by_major))
-            # Tags whose major passes every gate are accepted as they are (their reason stays
-            # None); only those of the highest such major can be the best, and need a key.
-            judged = {major for major in set(majors) if gates.major_reasons([major])[0] is None}
-            passing = list(compress(majors, map(is_, by_major, repeat(PASSES))))
-            if passing:
-                judged.update(passing if gates.keep_all else (max(passing),))
-            rest = list(compress(range(len(majors)), map(judged.__contains__, majors)))
-            if len(rest) < len(by_major):
-                if not rest:
-                    continue
-                group_texts, positions = pick(rest, group_texts), pick(rest, positions)
-        # 3. tag by tag
         best = gates.judge(positions, group_texts, layout, reasons, candidates, best)
     return candidates

@@ -47,6 +47,17 @@ _BUILD_TAG_ALTERNATIVES = (
     r"|(?P<bare>[0-9a-f]{7,64})"
 )
 _BUILD_TAG = re.compile(_BUILD_TAG_ALTERNATIVES)
+#: Whole lines of newline-joined tags that ``classify`` gives a kind (all-digit strings are
+#: numbers, not hashes; mutable tags in any case, tried only on lines of letters: a
+#: case-blind alternation of 21 words at every line tripled the pass).
+BUILD_TAG_LINE = re.compile(
+    r"^(?:(?=[A-Za-z]+$)(?i:"
+    + "|".join(sorted(MUTABLE_TAGS))
+    + r")|(?:sha256-[0-9a-f]{64}(?:\.[a-z]+)?)"
+    + r"|(?:(?:sha|git|commit|rev|g)[-_][0-9a-f]{7,64})"
+    + r"|(?![0-9]+$)[0-9a-f]{7,64})$",
+    re.MULTILINE,
+)
 #: The same over a newline-joined list: one match per line, its groups say which kind.
 _BUILD_TAG_LINES = re.compile(rf"^(?:{_BUILD_TAG_ALTERNATIVES}|.*)$", re.MULTILINE)
 
