@@ -222,3 +222,42 @@ def test_lexical_skips_build_tags_and_explains_them() -> None:
         reasons["Latest"]
         == "rejected: 'Latest' is a mutable tag, chosen only when include asks for it"
     )
+
+
+FILTER_RULES = [
+    SelectionRule(include=r"^\d+\.\d+\.\d+$", exclude=(r"^0\.",)),
+    SelectionRule(include=r"-rc", prerelease=True),
+    SelectionRule(exclude=(r"rc", r"^v")),
+    SelectionRule(strategy="numeric", include=r"^(?P<major>\d+)\.\d+", extract="$major"),
+    SelectionRule(strategy="numeric", include=r"^v?(\d+)", extract="$1"),
+    SelectionRule(strategy="numeric", include=r"(?P<n>\d*)", extract="$n"),  # may be empty
+    SelectionRule(strategy="lexical", include=r"^(?P<a>\d)(?P<b>\.\d)?", extract="${a}x$b"),
+    SelectionRule(strategy="lexical", exclude=(r"\.0$",)),
+    SelectionRule(strategy="lexical"),
+]
+version_like = st.builds(
+    lambda v, a, b, c, suffix: f"{v}{a}.{b}.{c}{suffix}",
+    st.sampled_from(["", "v"]),
+    st.integers(0, 12),
+    st.integers(0, 3),
+    st.integers(0, 3),
+    st.sampled_from(["", "", "-rc.1", "-alpine"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rule=st.sampled_from(FILTER_RULES),
+    tags=st.lists(st.one_of(version_like, build_like), min_size=1, max_size=30, unique=True),
+)
+def test_line_forms_choose_and_explain_as_the_guarded_path_does(
+    rule: SelectionRule, tags: list[str]
+) -> None:
+    """A tag holding the line forms' marker character sends the same list down the guarded
+    per-tag path; it sorts below every other tag and is no version, so every other verdict
+    must be the same."""
+    odd = "\x01"
+    fast = select(tags, rule)
+    guarded = select([*tags, odd], rule)
+    assert fast.tag == (None if guarded.tag == odd else guarded.tag)
+    assert list(fast.verdicts) == list(guarded.verdicts)[:-1]

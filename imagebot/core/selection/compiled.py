@@ -22,6 +22,7 @@ from .patterns import (
     compile_line_extract,
     compile_pattern,
     compile_template,
+    template_names,
 )
 from .rule import STRATEGIES, SelectionRule
 from .semver_range import SemverRange, parse_range
@@ -43,6 +44,9 @@ class CompiledRule:
     lines_only: bool
     #: extract over joined tags (``patterns.compile_line_extract``), when ``lines_only``.
     extract_lines: Callable[[JoinedTags], list[str]] | None
+    #: include's ``every_line`` form when extract is exactly its one group: one pass gives
+    #: both which tags match and their values.
+    extract_every_line: re.Pattern[str] | None
     calver: CalverFormat | None
     ignore_tags: frozenset[str]
     ignore_ranges: tuple[SemverRange, ...]
@@ -132,11 +136,27 @@ def _compile(rule: SelectionRule) -> CompiledRule:
         extract=extract,
         lines_only=lines_only,
         extract_lines=extract_lines,
+        extract_every_line=(
+            include.every_line
+            if extract_lines is not None
+            and include is not None
+            and rule.extract is not None
+            and _names_only_group(rule.extract, include)
+            else None
+        ),
         calver=compile_calver(rule.calver) if rule.calver else None,
         ignore_tags=ignore_tags,
         ignore_ranges=tuple(ignore_ranges),
         ignore_globs=tuple(ignore_globs),
     )
+
+
+def _names_only_group(template: str, include: UserPattern) -> bool:
+    names = template_names(template)
+    if len(names) != 1 or template not in (f"${names[0]}", f"${{{names[0]}}}"):
+        return False
+    name = names[0]
+    return name == "1" or include.compiled.groupindex.get(name) == 1
 
 
 def clear_caches() -> None:

@@ -152,8 +152,13 @@ def _filter_lines(
     """include, extract and exclude through the patterns' line forms (``patterns``): each
     runs once over the joined list, in C."""
     include = compiled.include
+    every = compiled.extract_every_line
     if include is not None:
-        hit = include.line_flags(tags)
+        if every is not None:  # one pass: "" where include does not match
+            extracted = every.findall(tags.text)
+            hit = bytes(map(bool, extracted))
+        else:
+            hit = include.line_flags(tags)
         positions = survivors.indexed()
         if survivors.positions is None and hit.count(1) * 2 < len(hit):
             # Most tags fail include: give every tag that reason in one step, then clear it
@@ -165,7 +170,12 @@ def _filter_lines(
             write_reasons(reasons, compress(positions, hit.translate(_FLIP)), repeat(r_include))
             kept = list(compress(positions, hit))
         names = list(compress(survivors.values, hit))
-        values = names if compiled.extract_lines is None else compiled.extract_lines(tags)
+        if every is not None:
+            values = list(filter(None, extracted))
+        elif compiled.extract_lines is not None:
+            values = compiled.extract_lines(tags)
+        else:
+            values = names
         survivors = Survivors(kept, values)
     else:
         names = survivors.values

@@ -29,7 +29,7 @@ import regex
 
 from imagebot.errors import SelectionError
 
-from .regex_safety import anchored_at_start, line_safe
+from .regex_safety import anchored_at_start, line_safe, sre_constants, sre_parse
 
 #: Seconds one match may take. Sound patterns need microseconds.
 MATCH_TIMEOUT = 0.25
@@ -49,6 +49,9 @@ class UserPattern:
     lines: re.Pattern[str] | None = None
     #: The same with groups: 1 the tag, 2 the pattern's match, then the pattern's own groups.
     rows: re.Pattern[str] | None = None
+    #: For a pattern whose one group always takes part with a non-empty value: a form that
+    #: matches every line and gives that value, or "" where the pattern does not match.
+    every_line: re.Pattern[str] | None = None
 
     def search(self, tag: str) -> regex.Match[str] | None:
         try:
@@ -134,9 +137,33 @@ def compile_pattern(text: str, field: str) -> UserPattern:
             warnings.simplefilter("error")  # e.g. "possible nested set": regex reads it otherwise
             lines = re.compile(f"^{prefix}(?:{text}).*$", re.MULTILINE)
             rows = re.compile(f"^({prefix}((?:{text})).*)$", re.MULTILINE)
+            every = (
+                re.compile(f"^(?:{prefix}(?:{text}).*|.*)$", re.MULTILINE)
+                if _only_group_never_empty(text)
+                else None
+            )
     except (re.error, FutureWarning, DeprecationWarning):
         return UserPattern(text=text, field=field, compiled=compiled)
-    return UserPattern(text=text, field=field, compiled=compiled, lines=lines, rows=rows)
+    return UserPattern(
+        text=text, field=field, compiled=compiled, lines=lines, rows=rows, every_line=every
+    )
+
+
+def _only_group_never_empty(text: str) -> bool:
+    """Whether the pattern has one group, outside any repeat or alternative (so it takes part
+    in every match) and unable to match the empty string."""
+    parsed = sre_parse.parse(text)
+    if parsed.state.groups != 2:  # group 0 counts
+        return False
+    items = list(parsed)
+    while items:
+        op, av = items.pop()
+        if op is sre_constants.SUBPATTERN:
+            group, _add, _del, body = av
+            if group == 1:
+                return bool(body.getwidth()[0] > 0)
+            items.extend(body)
+    return False
 
 
 def template_names(template: str) -> list[str]:

@@ -34,6 +34,9 @@ from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
+__all__ = ["TAG_ALPHABET", "anchored_at_start", "line_safe", "sre_constants", "sre_parse"]
+sre_constants = sre
+
 #: Characters the analysis covers: ASCII but the newline that separates tags.
 TAG_ALPHABET = "".join(chr(c) for c in range(128) if c != ord("\n"))
 _FULL = (1 << len(TAG_ALPHABET)) - 1
