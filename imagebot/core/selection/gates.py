@@ -160,15 +160,11 @@ def _filter_lines(
         else:
             hit = include.line_flags(tags)
         positions = survivors.indexed()
-        if survivors.positions is None and hit.count(1) * 2 < len(hit):
-            # Most tags fail include: give every tag that reason in one step, then clear it
-            # for the few that pass.
-            reasons[:] = repeat(r_include, len(hit))
-            kept = list(compress(positions, hit))
-            write_reasons(reasons, kept, repeat(None))
+        if survivors.positions is None:  # every reason is still None: write them all at once
+            reasons[:] = map({0: r_include, 1: None}.__getitem__, hit)
         else:
             write_reasons(reasons, compress(positions, hit.translate(_FLIP)), repeat(r_include))
-            kept = list(compress(positions, hit))
+        kept = list(compress(positions, hit))
         names = list(compress(survivors.values, hit))
         if every is not None:
             values = list(filter(None, extracted))

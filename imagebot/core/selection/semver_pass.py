@@ -270,16 +270,19 @@ def semver_pass(
     one_by_one = list(compress(undecided, map(not_, majors_decide)))
     if any(majors_decide):
         ranged = list(compress(undecided, majors_decide))
-        majors = list(map(int, _MAJOR.findall("\n".join(pick(ranged, texts)))))
-        by_major = gates.major_reasons(majors)
+        # Majors stay text: a few dozen distinct ones are read as numbers, not 85,000.
+        majors = _MAJOR.findall("\n".join(pick(ranged, texts)))
+        number = {text: int(text) for text in set(majors)}
+        verdict = dict(zip(number, gates.major_reasons(list(number.values())), strict=True))
+        by_major = list(map(verdict.__getitem__, majors))
         at = pick(ranged, live) if live is not None else ranged
         write_reasons(reasons, compress(at, by_major), filter(None, by_major))
         # Tags whose major passes every gate are accepted as they are (their reason stays
         # None); only those of the highest such major can be the best, and need a key.
-        judged = {major for major in set(majors) if gates.major_reasons([major])[0] is None}
-        passing = list(compress(majors, map(is_, by_major, repeat(PASSES))))
+        judged = {text for text, v in verdict.items() if v is None}
+        passing = [text for text, v in verdict.items() if v is PASSES]
         if passing:
-            judged.update(passing if gates.keep_all else (max(passing),))
+            judged.update(passing if gates.keep_all else (max(passing, key=number.__getitem__),))
         one_by_one += compress(ranged, map(judged.__contains__, majors))
 
     # 3. tag by tag, a shape at a time
