@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -45,6 +46,57 @@ def test_first_seen_survives_restart_and_stamps_only_new_tags(
     clock.advance(60)
     later = T0 + timedelta(hours=1, minutes=1)
     assert anyio.run(scan_once) == {"1.0": later, "1.1": later}
+
+
+def test_first_seen_keeps_removed_and_readded_tags_at_their_first_time(tmp_path: Path) -> None:
+    cache = TagCache(tmp_path / "c.sqlite")
+    t1, t2, t3 = T0, T0 + timedelta(days=1), T0 + timedelta(days=2)
+    cache.record_tags("r", ["1.0", "1.1"], t1)
+    cache.record_tags("r", ["1.1", "1.2"], t2)  # 1.0 deleted from the registry
+    cache.record_tags("r", ["1.0", "1.1", "1.2", "1.3"], t3)  # and pushed again
+    assert cache.first_seen("r") == {"1.0": t1, "1.1": t1, "1.2": t2, "1.3": t3}
+    assert cache.tags("r") == ["1.0", "1.1", "1.2", "1.3"]
+    cache.close()
+    reopened = TagCache(tmp_path / "c.sqlite")
+    assert reopened.first_seen("r")["1.2"] == t2
+    assert reopened.first_seen("unknown") == {}
+    reopened.close()
+
+
+def test_a_cache_written_with_one_row_per_tag_is_converted_on_open(tmp_path: Path) -> None:
+    """Files from before first-seen groups (a ``first_seen`` table) keep every time."""
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE repositories (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+            tags TEXT NOT NULL, tags_hash BLOB NOT NULL, fetched_at REAL NOT NULL);
+        CREATE TABLE first_seen (repository INTEGER NOT NULL, tag TEXT NOT NULL,
+            seen_at REAL NOT NULL, PRIMARY KEY (repository, tag)) WITHOUT ROWID;
+        """
+    )
+    t1, t2 = T0.timestamp(), (T0 + timedelta(hours=5)).timestamp()
+    db.execute(
+        "INSERT INTO repositories VALUES (1, 'reg/app', '[\"1.0\", \"2.0\"]', x'00', ?)", (t2,)
+    )
+    db.executemany(
+        "INSERT INTO first_seen VALUES (1, ?, ?)", [("1.0", t1), ("2.0", t2), ("0.9", t1)]
+    )
+    db.commit()
+    db.close()
+    cache = TagCache(path)
+    assert cache.first_seen("reg/app") == {
+        "0.9": T0,
+        "1.0": T0,
+        "2.0": T0 + timedelta(hours=5),
+    }
+    assert cache.tags("reg/app") == ["1.0", "2.0"]
+    # A new listing adds to the converted times.
+    cache.record_tags("reg/app", ["1.0", "2.0", "3.0"], T0 + timedelta(days=1))
+    assert cache.first_seen("reg/app")["3.0"] == T0 + timedelta(days=1)
+    cache.close()
+    tables = {row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+    assert "first_seen" not in tables
 
 
 def test_etag_answered_304_reuses_cached_page(registry: Registry, tmp_path: Path) -> None:
