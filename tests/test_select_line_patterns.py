@@ -18,6 +18,7 @@ from imagebot.core.selection.patterns import (
     compile_pattern,
     compile_template,
     line_flags,
+    standard_syntax,
 )
 from imagebot.core.selection.regex_safety import line_safe
 from imagebot.core.selection.tag_kinds import BUILD_TAG_LINE, classify
@@ -44,6 +45,9 @@ HARMLESS = [
     r"^$",
     r"",
     r"x?",
+    r"^release-(?<version>\d+\.\d+\.\d+)-ubi$",  # Go and .NET spell named groups so
+    r"^main-[a-fA-F0-9]+-(?P<ts>.*)",  # Flux's documented example
+    r"[(?<x>]",  # a class, not a group
 ]
 
 # Exponential or high-degree backtracking, or a meaning that changes over joined lines.
@@ -75,7 +79,7 @@ NOT_PROVEN = [
 
 @pytest.mark.parametrize("pattern", HARMLESS)
 def test_common_patterns_are_proven_harmless(pattern: str) -> None:
-    assert line_safe(pattern)
+    assert line_safe(standard_syntax(pattern))
     assert compile_pattern(pattern, "include").lines is not None
 
 
@@ -105,6 +109,7 @@ EXTRACTING = [
     (r"(?P<a>a+)(?P<b>b)?", "$b"),
     (r"(?P<a>a+)(?P<b>b)?", "x${0}y"),
     (r"(\d)(\d)?", "$1"),
+    (r"^v?(?<version>\d+\.\d+)", "${version}"),
 ]
 
 
@@ -234,6 +239,7 @@ FILTER_RULES = [
     SelectionRule(strategy="lexical", include=r"^(?P<a>\d)(?P<b>\.\d)?", extract="${a}x$b"),
     SelectionRule(strategy="lexical", exclude=(r"\.0$",)),
     SelectionRule(strategy="lexical"),
+    SelectionRule(strategy="numeric", include=r"^v?(?<major>\d+)\.", extract="$major"),
 ]
 version_like = st.builds(
     lambda v, a, b, c, suffix: f"{v}{a}.{b}.{c}{suffix}",

@@ -129,24 +129,58 @@ def compile_pattern(text: str, field: str) -> UserPattern:
         raise SelectionError(
             f"{field} pattern '{text}' is not a valid regex: {exc}", field=field
         ) from None
-    if not line_safe(text):
+    std = standard_syntax(text)
+    if not line_safe(std):
         return UserPattern(text=text, field=field, compiled=compiled)
-    prefix = "" if anchored_at_start(text) else ".*?"
+    prefix = "" if anchored_at_start(std) else ".*?"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # e.g. "possible nested set": regex reads it otherwise
-            lines = re.compile(f"^{prefix}(?:{text}).*$", re.MULTILINE)
-            rows = re.compile(f"^({prefix}((?:{text})).*)$", re.MULTILINE)
+            lines = re.compile(f"^{prefix}(?:{std}).*$", re.MULTILINE)
+            rows = re.compile(f"^({prefix}((?:{std})).*)$", re.MULTILINE)
             every = (
-                re.compile(f"^(?:{prefix}(?:{text}).*|.*)$", re.MULTILINE)
-                if _only_group_never_empty(text)
+                re.compile(f"^(?:{prefix}(?:{std}).*|.*)$", re.MULTILINE)
+                if _only_group_never_empty(std)
                 else None
             )
     except (re.error, FutureWarning, DeprecationWarning):
         return UserPattern(text=text, field=field, compiled=compiled)
+    shifted = {name: number + 2 for name, number in compiled.groupindex.items()}
+    if dict(rows.groupindex) != shifted or rows.groups != compiled.groups + 2:
+        return UserPattern(text=text, field=field, compiled=compiled)
     return UserPattern(
         text=text, field=field, compiled=compiled, lines=lines, rows=rows, every_line=every
     )
+
+
+def standard_syntax(text: str) -> str:
+    """``text`` with Go's and .NET's named groups ``(?<name>...)``, which Flux and Argo CD
+    policies use and the ``regex`` package reads, spelt ``(?P<name>...)`` for ``re`` (Python
+    3.11's ``re`` reads only the latter). Escapes and character classes are left alone; the
+    caller checks that both spellings define the same groups."""
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            out.append(text[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]" or (out[-1] == "[" or out[-1] == "[^")
+        elif ch == "[":
+            in_class = True
+            if text.startswith("[^", i):
+                out.append("[^")
+                i += 2
+                continue
+        elif text.startswith("(?<", i) and text[i + 3 : i + 4] not in ("=", "!"):
+            out.append("(?P<")
+            i += 3
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 def _only_group_never_empty(text: str) -> bool:
