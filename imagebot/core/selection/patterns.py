@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import starmap
 from operator import itemgetter
 from typing import Any
 
@@ -240,33 +241,41 @@ def compile_template(
 
 
 def compile_line_extract(template: str, include: UserPattern) -> Callable[[JoinedTags], list[str]]:
-    """``extract`` over joined tags: the value of each tag include matches, in order."""
+    """``extract`` over joined tags: the value of each tag include matches, in order.
+
+    Without ``$0`` the template needs only the pattern's own groups, which ``lines`` gives
+    (fewer and smaller tuples than ``rows``: half the time at 100,000 tags)."""
     refs = list(_TEMPLATE_REF.finditer(template))
     groups = include.compiled.groups
+    names = [m["braced"] or m["bare"] for m in refs]
+    numbers = [int(n) if n.isdigit() else include.compiled.groupindex[n] for n in names]
+    lean = 0 not in numbers
+    assert include.lines is not None and include.rows is not None
+    if lean and groups == 1:  # findall gives the only group's value
+        return partial(_findall, include.lines)
+    source = include.lines if lean else include.rows
+    index = [n - 1 if lean else n + 1 for n in numbers]
     if len(refs) == 1 and refs[0].span() == (0, len(template)):
-        name = refs[0]["braced"] or refs[0]["bare"]
-        number = int(name) if name.isdigit() else include.compiled.groupindex[name]
-        assert include.lines is not None
-        if groups == 1 and number == 1:  # findall gives the only group's value
-            return partial(_findall, include.lines)
-        return partial(_map_rows, itemgetter(include.group_index(name)), include)
-    parts: list[str | int] = []
+        return partial(_map_rows, itemgetter(index[0]), source)
+    # A format string whose fields are positions in a row: itertools.starmap then fills it
+    # for every row in C, where a Python function per tag cost a microsecond and a half.
+    fields: list[str] = []
     at = 0
-    for m in refs:
-        parts.append(template[at : m.start()])
-        parts.append(include.group_index(m["braced"] or m["bare"]))
+    for m, i in zip(refs, index, strict=True):
+        fields.append(template[at : m.start()].replace("{", "{{").replace("}", "}}"))
+        fields.append(f"{{{i}}}")
         at = m.end()
-    parts.append(template[at:])
+    fields.append(template[at:].replace("{", "{{").replace("}", "}}"))
+    return partial(_format_rows, "".join(fields), source)
 
-    def expand(row: Any) -> str:
-        return "".join(row[p] if isinstance(p, int) else p for p in parts)
 
-    return partial(_map_rows, expand, include)
+def _format_rows(form: str, source: re.Pattern[str], tags: JoinedTags) -> list[str]:
+    return list(starmap(form.format, source.findall(tags.text)))
 
 
 def _findall(lines: re.Pattern[str], tags: JoinedTags) -> list[str]:
     return lines.findall(tags.text)
 
 
-def _map_rows(value: Callable[[Any], str], include: UserPattern, tags: JoinedTags) -> list[str]:
-    return list(map(value, include.matched_groups(tags)))
+def _map_rows(value: Callable[[Any], str], source: re.Pattern[str], tags: JoinedTags) -> list[str]:
+    return list(map(value, source.findall(tags.text)))
