@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from itertools import compress, repeat
-from operator import gt, is_, lt, not_
+from operator import gt, is_, itemgetter, lt, not_
 from typing import Any
 
 from .compiled import CompiledRule
 from .patterns import JoinedTags, line_flags
-from .rule import PerTagReason, TagInfo
+from .rule import PerTagReason, TagInfos
 from .semver_tags import SemverTag
 from .strategies import EMPTY_VALUE, Reader, Unreadable
 from .tag_kinds import BUILD_TAG_LINE, build_tag_kind, classify_all
@@ -242,14 +242,16 @@ def generic_pass(
 ) -> Candidates:
     """Pass 2 for numeric, lexical, calver and newest-build."""
     rule = compiled.rule
+    if rule.strategy == "newest-build":  # nothing to read: the time pass orders by creation
+        return list(zip(repeat(0), survivors.indexed()))
     check_kind = compiled.include is None and rule.strategy in ("numeric", "calver")
     ascending = rule.order == "asc"
-    base_key = running.key if not rule.downgrade and rule.strategy != "newest-build" else None
+    base_key = running.key if not rule.downgrade else None
     r_downgrade = (
         f"rejected: {'older than' if ascending else 'ranks after'} the running "
         f"{running.tag} (downgrade not allowed)"
     )
-    keep_all = rule.min_age is not None or rule.strategy == "newest-build"
+    keep_all = rule.min_age is not None
     better = gt if ascending else lt
     best: Any = None
     candidates: Candidates = []
@@ -323,37 +325,64 @@ def time_pass(
     candidates: Candidates,
     compiled: CompiledRule,
     running: Running,
-    infos: dict[str, TagInfo],
+    infos: TagInfos,
     now: datetime | None,
     reasons: Reasons,
 ) -> Candidates:
-    """Pass 3: creation time (newest-build) and minimum age, over the candidates only."""
+    """Pass 3: creation time (newest-build) and minimum age, over the candidates only, each
+    step a C-level pass over them (newest-build keeps every tag a candidate until here)."""
     rule = compiled.rule
     newest = rule.strategy == "newest-build"
-    if not newest and rule.min_age is None:
+    if not candidates or (not newest and rule.min_age is None):
         return candidates
-    min_age = rule.min_age.total_seconds() if rule.min_age is not None else None
-    base_key = running.key if newest and not rule.downgrade else None
-    kept: Candidates = []
-    for key, i in candidates:
-        info = infos.get(names[i])
-        if newest:
-            key = info.created if info is not None else None
-            if key is None:
-                reasons[i] = "rejected: creation time unknown"
-                continue
-        if min_age is not None:
-            assert now is not None
-            stamp = (info.created or info.first_seen) if info is not None else None
-            if stamp is None:
-                reasons[i] = "rejected: age unknown (no creation or first-seen time)"
-                continue
-            age = (now - stamp).total_seconds()
-            if age < min_age:
-                reasons[i] = f"rejected: too new ({_age(age)} old, min_age {_age(min_age)})"
-                continue
-        if base_key is not None and key < base_key:
-            reasons[i] = f"rejected: built before the running {running.tag} (downgrade not allowed)"
-            continue
-        kept.append((key, i))
-    return kept
+    keys = list(map(itemgetter(0), candidates))
+    positions = list(map(itemgetter(1), candidates))
+    found = infos.at(positions)
+    # Columns, one item per candidate, kept aligned as gates drop candidates.
+    cols: dict[str, list[Any]] = {
+        "key": keys,
+        "at": positions,
+        "created": list(map(getattr, found, repeat("created"), repeat(None))),
+        "seen": list(map(getattr, found, repeat("first_seen"), repeat(None))),
+    }
+
+    def drop(flags: Iterable[object], reason: str) -> None:
+        rejected = list(flags)
+        if any(rejected):
+            write_reasons(reasons, compress(cols["at"], rejected), repeat(reason))
+            keep = list(map(not_, rejected))
+            for name, items in cols.items():
+                cols[name] = list(compress(items, keep))
+
+    if newest:
+        drop(map(is_, cols["created"], repeat(None)), "rejected: creation time unknown")
+        cols["key"] = cols["created"]
+    if rule.min_age is not None:
+        assert now is not None
+        # created, else first seen: next() of filter(None, (created, seen)), all in C
+        pairs = zip(cols["created"], cols["seen"], strict=True)
+        cols["stamp"] = list(map(next, map(partial(filter, None), pairs), repeat(None)))
+        drop(
+            map(is_, cols["stamp"], repeat(None)),
+            "rejected: age unknown (no creation or first-seen time)",
+        )
+        cutoff = now - rule.min_age
+        drop(map(cutoff.__lt__, cols["stamp"]), _too_new(now, rule.min_age, infos))
+    if newest and not rule.downgrade and running.key is not None:
+        drop(
+            map(running.key.__gt__, cols["key"]),
+            f"rejected: built before the running {running.tag} (downgrade not allowed)",
+        )
+    return list(zip(cols["key"], cols["at"], strict=True))
+
+
+def _too_new(now: datetime, min_age: timedelta, infos: TagInfos) -> PerTagReason:
+    limit = _age(min_age.total_seconds())
+
+    def words(name: str) -> str:
+        info = infos.get(name)
+        stamp = info.created or info.first_seen if info is not None else None
+        assert stamp is not None
+        return f"rejected: too new ({_age((now - stamp).total_seconds())} old, min_age {limit})"
+
+    return PerTagReason(f"rejected: too new (min_age {limit})", words)

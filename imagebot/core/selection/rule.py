@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Literal, overload
 
 Strategy = Literal["semver", "numeric", "lexical", "calver", "newest-build", "digest"]
@@ -62,6 +63,39 @@ class TagInfo:
     created: datetime | None = None
     first_seen: datetime | None = None
     digest: str | None = None
+
+
+class TagInfos:
+    """What the registry scan knows of each input tag, by position; by name, the first tag
+    of that name. A dict of 100,000 names cost a fifth of the selection budget to build, and a
+    choice needs it only for the running and the chosen tag (a few ``list.index`` calls)."""
+
+    _INDEX_LOOKUPS = 8
+
+    def __init__(self, names: list[str] | None, items: list[TagInfo | None] | None) -> None:
+        self._names, self._items = names, items
+        self._lookups = 0
+        self._by_name: dict[str, TagInfo | None] | None = None
+
+    def get(self, name: str) -> TagInfo | None:
+        if self._names is None or self._items is None:
+            return None
+        if self._by_name is None:
+            self._lookups += 1
+            if self._lookups <= self._INDEX_LOOKUPS:  # a handful of lookups: no dict
+                try:
+                    return self._items[self._names.index(name)]
+                except ValueError:
+                    return None
+            self._by_name = dict(zip(reversed(self._names), reversed(self._items), strict=True))
+        return self._by_name.get(name)
+
+    def at(self, positions: list[int]) -> list[TagInfo | None]:
+        """The info of the tags at ``positions`` (None where the scan knows nothing)."""
+        if self._items is None:
+            return [None] * len(positions)
+        items = self._items
+        return [items[positions[0]]] if len(positions) == 1 else list(itemgetter(*positions)(items))
 
 
 @dataclass(frozen=True)

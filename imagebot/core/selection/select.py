@@ -14,14 +14,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import compress
+from operator import attrgetter
 from typing import Any
 
 from imagebot.errors import SelectionError
 
 from .compiled import CompiledRule, compile_rule
 from .gates import Running, filter_pass, generic_pass, time_pass
-from .rule import Decision, SelectionRule, TagInfo, Verdicts, reason_for
+from .rule import Decision, SelectionRule, TagInfo, TagInfos, Verdicts, reason_for
 from .semver_pass import semver_pass
+from .semver_shapes import pick
 from .semver_tags import SemverTag, parse_tag
 from .strategies import Unreadable, read_lexical, reader, tiebreak_version
 from .tag_kinds import MUTABLE_TAGS
@@ -32,7 +35,7 @@ _SUMMARY_REASONS = 3
 def _running(
     compiled: CompiledRule,
     current: str | None,
-    infos: dict[str, TagInfo],
+    infos: TagInfos,
     read: Callable[[str], Any],
 ) -> tuple[Running, str]:
     """Read the running tag like any other; the note says when it cannot be compared."""
@@ -60,23 +63,23 @@ def _running(
     return Running(current, reading, None), ""
 
 
-def _normalise(tags: Sequence[str | TagInfo]) -> tuple[list[str], dict[str, TagInfo]]:
+def _normalise(tags: Sequence[str | TagInfo]) -> tuple[list[str], TagInfos]:
     try:  # plain names, the common case: join() checks every item is a str at C speed
         "".join(tags)  # type: ignore[arg-type]
     except TypeError:
         pass
     else:
-        return list(tags), {}  # type: ignore[arg-type]
-    names = [t if isinstance(t, str) else t.name for t in tags]
-    infos: dict[str, TagInfo] = {}
-    for tag in tags:
-        if not isinstance(tag, str):
-            infos.setdefault(tag.name, tag)
-    return names, infos
+        return list(tags), TagInfos(None, None)  # type: ignore[arg-type]
+    try:  # all TagInfo: names read at C speed
+        names = list(map(attrgetter("name"), tags))
+        return names, TagInfos(names, list(tags))  # type: ignore[arg-type]
+    except AttributeError:  # a mix of names and TagInfo
+        names = [t if isinstance(t, str) else t.name for t in tags]
+        return names, TagInfos(names, [None if isinstance(t, str) else t for t in tags])
 
 
 def _follow_digest(
-    names: list[str], infos: dict[str, TagInfo], rule: SelectionRule, current: str | None
+    names: list[str], infos: TagInfos, rule: SelectionRule, current: str | None
 ) -> Decision:
     follow = rule.follow or current
     if follow is None:
@@ -200,7 +203,8 @@ def _select(
 
     # (key, index) pairs compare by key first, so max/min run at C speed without a key function.
     best_key = max(indexed)[0] if ascending else min(indexed)[0]
-    ties = sorted({names[i] for key, i in indexed if key == best_key})
+    keys, at = zip(*indexed, strict=True)
+    ties = sorted(set(pick(list(compress(at, map(best_key.__eq__, keys))), names)))
     chosen = _break_tie(ties, rule.strategy, current, base) if len(ties) > 1 else ties[0]
 
     phrase = _order_phrase(rule, compiled)
