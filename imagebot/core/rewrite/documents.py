@@ -13,11 +13,8 @@ which one Deployment mentions a watched image parses one document, not its CRDs.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import itertools
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -98,24 +95,6 @@ def split(text: str) -> list[Chunk]:
         chunks.append(Chunk(start, end, line))
         line += text.count("\n", start, end)
     return chunks
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause cyclic garbage collection while node trees are built and walked.
-
-    A parse allocates tens of thousands of acyclic node objects; each allocation burst
-    triggers collections that scan every live node again (a quarter of the run time in
-    bench/rewrite.py). Nothing here creates cycles, so collection can wait.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _compose(body: str) -> tuple[Node, ...]:

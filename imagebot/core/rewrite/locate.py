@@ -8,6 +8,7 @@ import re
 from collections.abc import Collection
 from dataclasses import replace
 
+from imagebot.core.gcpause import gc_paused
 from imagebot.core.reference import parse
 from imagebot.core.rewrite import documents, kinds, markers, prefilter
 from imagebot.core.rewrite.documents import Chunk, MappingNode, Node, ScalarNode, SequenceNode
@@ -34,7 +35,7 @@ def locate(
     returned. Raises :class:`EditError` naming ``source`` and line if a parsed document is not
     YAML.
     """
-    with documents.gc_paused():
+    with gc_paused():
         return _locate(text, source, repositories)
 
 
