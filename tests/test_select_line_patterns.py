@@ -240,7 +240,13 @@ FILTER_RULES = [
     SelectionRule(strategy="lexical", exclude=(r"\.0$",)),
     SelectionRule(strategy="lexical"),
     SelectionRule(strategy="numeric", include=r"^v?(?<major>\d+)\.", extract="$major"),
+    SelectionRule(strategy="calver", calver="YY.MM.DD"),
+    SelectionRule(strategy="calver", calver="YYYY", order="desc"),
+    SelectionRule(strategy="calver", calver="0Y.0M.N", exclude=(r"^1\.",)),
 ]
+calver_like = st.builds(
+    lambda a, b, c: f"{a}.{b}.{c}", st.integers(0, 30), st.integers(0, 13), st.integers(0, 32)
+)
 version_like = st.builds(
     lambda v, a, b, c, suffix: f"{v}{a}.{b}.{c}{suffix}",
     st.sampled_from(["", "v"]),
@@ -254,7 +260,9 @@ version_like = st.builds(
 @settings(max_examples=300, deadline=None)
 @given(
     rule=st.sampled_from(FILTER_RULES),
-    tags=st.lists(st.one_of(version_like, build_like), min_size=1, max_size=30, unique=True),
+    tags=st.lists(
+        st.one_of(version_like, build_like, calver_like), min_size=1, max_size=30, unique=True
+    ),
 )
 def test_line_forms_choose_and_explain_as_the_guarded_path_does(
     rule: SelectionRule, tags: list[str]
@@ -263,7 +271,8 @@ def test_line_forms_choose_and_explain_as_the_guarded_path_does(
     per-tag path; it sorts below every other tag and is no version, so every other verdict
     must be the same."""
     odd = "\x01"
-    fast = select(tags, rule)
-    guarded = select([*tags, odd], rule)
-    assert fast.tag == (None if guarded.tag == odd else guarded.tag)
-    assert list(fast.verdicts) == list(guarded.verdicts)[:-1]
+    for current in (None, tags[0]):  # the first tag also as the running one (downgrade)
+        fast = select(tags, rule, current=current)
+        guarded = select([*tags, odd], rule, current=current)
+        assert fast.tag == (None if guarded.tag == odd else guarded.tag)
+        assert list(fast.verdicts) == list(guarded.verdicts)[:-1]

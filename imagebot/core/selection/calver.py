@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from imagebot.errors import SelectionError
 
@@ -44,6 +45,16 @@ class CalverFormat:
     pattern: re.Pattern[str]
     #: for each regex group, which key slot it fills and whether it is a short year.
     slots: tuple[tuple[int, bool], ...]
+
+    @property
+    def groups(self) -> int:
+        return len(self.slots)
+
+    @cached_property
+    def every_line(self) -> re.Pattern[str]:
+        """Over newline-joined tags: every line matches, with the fields of a tag that
+        follows the format and empty groups for one that does not."""
+        return re.compile(f"^(?:(?:{self.pattern.pattern})$|.*$)", re.MULTILINE)
 
     def read(self, value: str) -> CalverKey | None:
         """The ordering key of ``value``, or None when it does not follow the format."""
