@@ -110,6 +110,7 @@ EXTRACTING = [
     (r"(?P<a>a+)(?P<b>b)?", "x${0}y"),
     (r"(\d)(\d)?", "$1"),
     (r"^v?(?<version>\d+\.\d+)", "${version}"),
+    (r"^v?(?P<n>\d+)", "v$n-x"),  # one group, with literal text around it
 ]
 
 
@@ -194,7 +195,7 @@ def test_a_pattern_let_through_finishes_on_hostile_tags(pattern: str, filler: st
     lines = compile_pattern(pattern, "include").lines
     assert lines is not None
     hostile = [(filler * 128)[:127] + end for end in ("!", "\x7f", "a", "1")]
-    flags = compile_pattern(pattern, "include").line_flags(JoinedTags(("\n".join(hostile)), 4))
+    flags = compile_pattern(pattern, "include").line_flags(JoinedTags("\n".join(hostile)))
     assert flags == bytes(1 if re.search(pattern, tag) else 0 for tag in hostile)
 
 
@@ -240,6 +241,7 @@ FILTER_RULES = [
     SelectionRule(strategy="lexical", exclude=(r"\.0$",)),
     SelectionRule(strategy="lexical"),
     SelectionRule(strategy="numeric", include=r"^v?(?<major>\d+)\.", extract="$major"),
+    SelectionRule(strategy="lexical", include=r"^v?(?P<n>\d+)", extract="n$n"),
     SelectionRule(strategy="calver", calver="YY.MM.DD"),
     SelectionRule(strategy="calver", calver="YYYY", order="desc"),
     SelectionRule(strategy="calver", calver="0Y.0M.N", exclude=(r"^1\.",)),

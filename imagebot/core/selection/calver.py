@@ -47,6 +47,11 @@ class CalverFormat:
     slots: tuple[tuple[int, bool], ...]
 
     @property
+    def off_format(self) -> str:
+        """Why a value that does not follow the format cannot be ordered."""
+        return f"does not follow calver {self.text}"
+
+    @property
     def groups(self) -> int:
         return len(self.slots)
 

@@ -22,7 +22,7 @@ from .patterns import (
     compile_line_extract,
     compile_pattern,
     compile_template,
-    template_names,
+    extracts_the_only_group,
 )
 from .rule import STRATEGIES, SelectionRule
 from .semver_range import SemverRange, parse_range
@@ -141,7 +141,7 @@ def _compile(rule: SelectionRule) -> CompiledRule:
             if extract_lines is not None
             and include is not None
             and rule.extract is not None
-            and _names_only_group(rule.extract, include)
+            and extracts_the_only_group(rule.extract, include)
             else None
         ),
         calver=compile_calver(rule.calver) if rule.calver else None,
@@ -149,14 +149,6 @@ def _compile(rule: SelectionRule) -> CompiledRule:
         ignore_ranges=tuple(ignore_ranges),
         ignore_globs=tuple(ignore_globs),
     )
-
-
-def _names_only_group(template: str, include: UserPattern) -> bool:
-    names = template_names(template)
-    if len(names) != 1 or template not in (f"${names[0]}", f"${{{names[0]}}}"):
-        return False
-    name = names[0]
-    return name == "1" or include.compiled.groupindex.get(name) == 1
 
 
 def clear_caches() -> None:

@@ -74,6 +74,14 @@ class Survivors:
         flags = list(flags)
         return Survivors(list(compress(self.indexed(), flags)), list(compress(self.values, flags)))
 
+    def reject(self, flags: Iterable[object], reason: str | None, reasons: Reasons) -> Survivors:
+        """Give the survivors whose flag is true ``reason``; the rest survive."""
+        flags = list(flags)
+        if not any(flags):
+            return self
+        write_reasons(reasons, compress(self.indexed(), flags), repeat(reason))
+        return self.keep(map(not_, flags))
+
 
 def filter_pass(names: list[str], compiled: CompiledRule, reasons: Reasons) -> Survivors:
     """Pass 1: ignore list, include (and extract), exclude, build tags; sets the reason of every
@@ -91,8 +99,7 @@ def filter_pass(names: list[str], compiled: CompiledRule, reasons: Reasons) -> S
         ignored = [
             name in ignore_tags or any(g.match(name) for g in ignore_globs) for name in names
         ]
-        write_reasons(reasons, compress(range(len(names)), ignored), repeat(r_ignored))
-        survivors = survivors.keep(map(not_, ignored))
+        survivors = survivors.reject(ignored, r_ignored, reasons)
     if include is not None or exclude:
         r_include = _Rejected(f"rejected: does not match include '{rule.include}'")
         r_exclude = {p.text: _Rejected(f"rejected: matches exclude '{p.text}'") for p in exclude}
@@ -182,11 +189,8 @@ def _filter_lines(
             break
         out = pattern.line_flags(joined)
         if 1 in out:
-            reason = r_exclude[pattern.text]
-            write_reasons(reasons, compress(survivors.indexed(), out), repeat(reason))
-            keep = out.translate(_FLIP)
-            survivors = survivors.keep(keep)
-            names = list(compress(names, keep))
+            survivors = survivors.reject(out, r_exclude[pattern.text], reasons)
+            names = list(compress(names, out.translate(_FLIP)))
     return survivors
 
 
@@ -212,11 +216,7 @@ def _reject_build_tags(survivors: Survivors, reasons: Reasons) -> Survivors:
             reasons, compress(survivors.indexed(), kinds), map(texts.get, filter(None, kinds))
         )
         return survivors.keep(map(not_, kinds))
-    build = line_flags(BUILD_TAG_LINE, joined)
-    if 1 not in build:
-        return survivors
-    write_reasons(reasons, compress(survivors.indexed(), build), repeat(_R_BUILD_TAG))
-    return survivors.keep(build.translate(_FLIP))
+    return survivors.reject(line_flags(BUILD_TAG_LINE, joined), _R_BUILD_TAG, reasons)
 
 
 def _build_tag_reason(name: str) -> str:
@@ -311,23 +311,10 @@ def _lexical(
 ) -> Candidates:
     """Pass 2 for lexical, where a value is its own key: every step a C-level pass."""
     if "" in survivors.values:
-        empty = list(map(not_, survivors.values))
-        write_reasons(
-            reasons, compress(survivors.indexed(), empty), repeat(f"rejected: {EMPTY_VALUE}")
-        )
-        survivors = survivors.keep(survivors.values)
-    if base_key is not None:
-        behind = list(map(partial(better, base_key), survivors.values))
-        if any(behind):
-            write_reasons(reasons, compress(survivors.indexed(), behind), repeat(r_downgrade))
-            survivors = survivors.keep(map(not_, behind))
-    values = survivors.values
-    if not values:
-        return []
-    if keep_all:
-        return list(zip(values, survivors.indexed(), strict=True))
-    best = max(values) if better is gt else min(values)
-    return [(best, i) for i in compress(survivors.indexed(), map(best.__eq__, values))]
+        empty = map(not_, survivors.values)
+        survivors = survivors.reject(empty, f"rejected: {EMPTY_VALUE}", reasons)
+    keys = survivors.values
+    return _rank(keys, list(survivors.indexed()), base_key, better, keep_all, r_downgrade, reasons)
 
 
 def _calver_columns(
@@ -349,28 +336,38 @@ def _calver_columns(
     # not empty.
     read = list(map(bool, columns[0]))
     if not all(read):
-        off = Unreadable(f"does not follow calver {calver.text}")
+        off = calver.off_format
         reason = PerTagReason(
             f"rejected: {off}", lambda name: unreadable_reason(name, name, off, check_kind)
         )
-        write_reasons(reasons, compress(survivors.indexed(), map(not_, read)), repeat(reason))
-        survivors = survivors.keep(read)
+        survivors = survivors.reject(map(not_, read), reason, reasons)
         columns = [list(compress(column, read)) for column in columns]
-    if not survivors.values:
-        return []
     slots: list[Any] = [repeat(0)] * 8
     for (slot, short_year), column in zip(calver.slots, columns, strict=True):
         numbers = map(int, column)
         slots[slot] = list(map(add, numbers, repeat(2000))) if short_year else list(numbers)
     # The endless repeat(0) of an unused slot stops with the real columns.
     keys = list(zip(*slots, strict=False))
-    positions = list(survivors.indexed())
+    return _rank(keys, list(survivors.indexed()), base_key, better, keep_all, r_downgrade, reasons)
+
+
+def _rank(
+    keys: list[Any],
+    positions: list[int],
+    base_key: Any,
+    better: Callable[[Any, Any], bool],
+    keep_all: bool,
+    r_downgrade: str,
+    reasons: Reasons,
+) -> Candidates:
+    """Downgrade, then the candidates from keys read in bulk: the best key's ties, or all of
+    them when a later pass still judges them (``keep_all``)."""
     if base_key is not None:
         behind = list(map(partial(better, base_key), keys))
         if any(behind):
             write_reasons(reasons, compress(positions, behind), repeat(r_downgrade))
-            keep = list(map(not_, behind))
-            keys, positions = list(compress(keys, keep)), list(compress(positions, keep))
+            ahead = list(map(not_, behind))
+            keys, positions = list(compress(keys, ahead)), list(compress(positions, ahead))
     if not keys:
         return []
     if keep_all:

@@ -70,17 +70,6 @@ class UserPattern:
         assert self.lines is not None
         return line_flags(self.lines, tags)
 
-    def matched_groups(self, tags: JoinedTags) -> list[Any]:
-        """For each tag the pattern matches, in order: the tuple of ``rows``' groups."""
-        assert self.rows is not None
-        return self.rows.findall(tags.text)
-
-    def group_index(self, name: str) -> int:
-        """Where group ``name`` (a number or a name of this pattern) is in a row."""
-        assert self.rows is not None
-        number = int(name) + 2 if name.isdigit() else self.rows.groupindex[name]
-        return number - 1
-
 
 _MARK = "\x01"
 _MARK_LINE = b"\x01\n"
@@ -101,7 +90,6 @@ class JoinedTags:
     """Tags joined by newlines, for line forms."""
 
     text: str
-    count: int
 
     @classmethod
     def of(cls, tags: Sequence[str]) -> JoinedTags | None:
@@ -119,7 +107,7 @@ class JoinedTags:
             or _MARK in text
         ):
             return None
-        return cls(text, len(tags))
+        return cls(text)
 
 
 def compile_pattern(text: str, field: str) -> UserPattern:
@@ -240,28 +228,39 @@ def compile_template(
     return expand
 
 
+def _group_numbers(template: str, include: UserPattern) -> list[int]:
+    """The numbers of the groups ``template`` refers to, in order (0: the whole match)."""
+    groupindex = include.compiled.groupindex
+    return [int(n) if n.isdigit() else groupindex[n] for n in template_names(template)]
+
+
+def extracts_the_only_group(template: str, include: UserPattern) -> bool:
+    """Whether ``template`` is just a reference to include's one and only group."""
+    whole = _TEMPLATE_REF.fullmatch(template) is not None
+    return whole and include.compiled.groups == 1 and _group_numbers(template, include) == [1]
+
+
 def compile_line_extract(template: str, include: UserPattern) -> Callable[[JoinedTags], list[str]]:
     """``extract`` over joined tags: the value of each tag include matches, in order.
 
     Without ``$0`` the template needs only the pattern's own groups, which ``lines`` gives
-    (fewer and smaller tuples than ``rows``: half the time at 100,000 tags)."""
-    refs = list(_TEMPLATE_REF.finditer(template))
-    groups = include.compiled.groups
-    names = [m["braced"] or m["bare"] for m in refs]
-    numbers = [int(n) if n.isdigit() else include.compiled.groupindex[n] for n in names]
-    lean = 0 not in numbers
+    (fewer and smaller tuples than ``rows``: half the time at 100,000 tags) when there are
+    at least two of them."""
     assert include.lines is not None and include.rows is not None
-    if lean and groups == 1:  # findall gives the only group's value
+    if extracts_the_only_group(template, include):  # findall gives the group's value
         return partial(_findall, include.lines)
+    numbers = _group_numbers(template, include)
+    # lines' findall gives tuples only with two groups or more (one group: bare strings).
+    lean = 0 not in numbers and include.compiled.groups > 1
     source = include.lines if lean else include.rows
     index = [n - 1 if lean else n + 1 for n in numbers]
-    if len(refs) == 1 and refs[0].span() == (0, len(template)):
+    if _TEMPLATE_REF.fullmatch(template):
         return partial(_map_rows, itemgetter(index[0]), source)
     # A format string whose fields are positions in a row: itertools.starmap then fills it
     # for every row in C, where a Python function per tag cost a microsecond and a half.
     fields: list[str] = []
     at = 0
-    for m, i in zip(refs, index, strict=True):
+    for m, i in zip(_TEMPLATE_REF.finditer(template), index, strict=True):
         fields.append(template[at : m.start()].replace("{", "{{").replace("}", "}}"))
         fields.append(f"{{{i}}}")
         at = m.end()

@@ -64,7 +64,7 @@ def reader(compiled: CompiledRule) -> Reader:
     if strategy == "calver":
         assert compiled.calver is not None
         read = compiled.calver.read
-        off_format = Unreadable(f"does not follow calver {compiled.calver.text}")
+        off_format = Unreadable(compiled.calver.off_format)
 
         def read_calver(value: str) -> Any:
             key = read(value)
