@@ -34,7 +34,7 @@ from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
-__all__ = ["TAG_ALPHABET", "anchored_at_start", "line_safe", "sre_constants", "sre_parse"]
+__all__ = ["anchored_at_start", "line_safe", "sre_constants", "sre_parse"]
 sre_constants = sre
 
 #: Characters the analysis covers: ASCII but the newline that separates tags.
@@ -300,7 +300,7 @@ def _degree_at_most_one(auto: _Automaton) -> bool:
             return False
     # IDA: p loops on v, q loops on v, and v also leads from p to q. Chains of two such steps
     # (over components) mean a cubic number of paths.
-    reach = {p: _reachable(follow, p) for p in looping}
+    reach = [_reachable(follow, p) for p in range(n)]
     steps: set[tuple[int, int]] = set()
     for p in looping:
         for q in looping:
@@ -315,10 +315,10 @@ def _degree_at_most_one(auto: _Automaton) -> bool:
     return not any(b == c for (_, b) in steps for (c, _) in steps)
 
 
-def _ida(auto: _Automaton, p: int, q: int, comp: list[int], reach: dict[int, set[int]]) -> bool:
+def _ida(auto: _Automaton, p: int, q: int, comp: list[int], reach: list[set[int]]) -> bool:
     """Whether (p, p, q) reaches (p, q, q) in the three-fold product on some nonempty word."""
     masks, follow = auto.masks, auto.follow
-    between = {s for s in reach[p] if q in (reach[s] if s in reach else _reachable(follow, s))}
+    between = {s for s in reach[p] if q in reach[s]}
     start = (p, p, q)
     seen: set[tuple[int, int, int]] = set()
     todo = [start]

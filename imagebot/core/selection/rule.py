@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from operator import itemgetter
 from typing import Literal, overload
+
+from .semver_shapes import pick
 
 Strategy = Literal["semver", "numeric", "lexical", "calver", "newest-build", "digest"]
 STRATEGIES: tuple[Strategy, ...] = (
@@ -94,8 +95,7 @@ class TagInfos:
         """The info of the tags at ``positions`` (None where the scan knows nothing)."""
         if self._items is None:
             return [None] * len(positions)
-        items = self._items
-        return [items[positions[0]]] if len(positions) == 1 else list(itemgetter(*positions)(items))
+        return pick(positions, self._items)
 
 
 @dataclass(frozen=True)
