@@ -17,7 +17,7 @@ import yaml
 
 from imagebot.core.rewrite import Edit, Target, apply, locate
 from imagebot.errors import EditError
-from tests.support.corpus import corpus_dir, corpus_files
+from tests.support.corpus import corpus_dir, corpus_files, require_corpus
 
 CORPUS = corpus_dir()
 FILES = corpus_files()
@@ -26,6 +26,11 @@ NEW_TAG = "10.20.30-imagebot"
 NEW_DIGEST = "sha256:" + "ab" * 32
 # ``repository[:tag][@digest]`` where the tag's colon comes after the last slash.
 REFERENCE = re.compile(r"^(?P<name>[^@]*?)(?::(?P<tag>[\w][\w.-]*))?(?:@(?P<digest>.+))?$")
+
+
+@pytest.fixture(autouse=True)
+def _corpus_present() -> None:
+    require_corpus()
 
 
 def test_the_whole_corpus_is_present() -> None:
