@@ -18,12 +18,13 @@ import anyio.to_thread
 
 from imagebot import config, logs
 from imagebot.core import rewrite
+from imagebot.core.decide import Decided, SelectionMemo, decide
+from imagebot.core.governing import Governance, govern, locate_filter
 from imagebot.core.plan import (
     EnvironmentPlan,
     ImageScan,
     commit_message,
     plan_environment,
-    targets_for,
 )
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selection import TagInfo
@@ -84,6 +85,7 @@ class _Workspace:
     files: dict[str, str]
     targets: dict[str, list[rewrite.Target]]
     problems: list[str]
+    governance: Governance
 
 
 async def run_cycle(
@@ -95,8 +97,17 @@ async def run_cycle(
     clock: Clock = utc_now,
     problems: Sequence[str] = (),
     push_attempts: int = 3,
+    memo: SelectionMemo | None = None,
+    image_digests: bool = True,
 ) -> CycleResult:
-    """Run one cycle over ``policies``; with ``publish`` commit and push each environment."""
+    """Run one cycle over ``policies``; with ``publish`` commit and push each environment.
+
+    ``memo`` carries decisions from the last cycle (a long-running process passes the same
+    one each time). Without ``image_digests`` a moving tag's digest is fetched only when the
+    file pins it, since nothing else will show it (plain-text ``plan``).
+    """
+    memo = memo or SelectionMemo()
+    memo.new_cycle()
     workspaces: dict[str, _Workspace | str] = {}
     for loaded in policies:
         try:
@@ -106,19 +117,11 @@ async def run_cycle(
         except GitError as exc:
             log.error("repo_unavailable", environment=loaded.name, error=str(exc))
             workspaces[loaded.name] = str(exc)
-    wanted = {
-        image.normalized_repository
-        for loaded in policies
-        if isinstance(ws := workspaces[loaded.name], _Workspace)
-        for image in loaded.policy.images
-        if any(targets_for(image, ts) for ts in ws.targets.values())
-    }
-    builds = {
-        image.normalized_repository
-        for loaded in policies
-        for image in loaded.policy.images
-        if image.strategy == "newest-build"
-    }
+    governed = [
+        g for ws in workspaces.values() if isinstance(ws, _Workspace) for g in ws.governance.groups
+    ]
+    wanted = {g.repository for g in governed}
+    builds = {g.repository for g in governed if g.rule.strategy == "newest-build"}
     scans = await scan_repositories(registry, sorted(wanted), with_created=builds)
     results = []
     for loaded in policies:
@@ -137,6 +140,8 @@ async def run_cycle(
                 publish=publish,
                 clock=clock,
                 push_attempts=push_attempts,
+                memo=memo,
+                image_digests=image_digests,
             )
         )
     return CycleResult(environments=tuple(results), problems=tuple(problems))
@@ -175,6 +180,7 @@ async def scan_repositories(
                 for t in tags
             ),
             digests={t: i.digest for t, i in infos.items() if i.digest},
+            fingerprint=hashlib.blake2b("\n".join(tags).encode(), digest_size=16).hexdigest(),
         )
 
     async with anyio.create_task_group() as tg:
@@ -194,10 +200,9 @@ async def _image_info(
 
 
 async def _resolve_digests(
-    registry: Registry, plan: EnvironmentPlan, scans: dict[str, ImageScan]
+    registry: Registry, needed: Set[tuple[str, str]], scans: dict[str, ImageScan]
 ) -> bool:
-    """Fetch the digest of every chosen version not yet known; True if any was added."""
-    needed = plan.digests_needed
+    """Fetch the digests of ``needed`` (repository, tag) pairs; True if any was added."""
     if not needed:
         return False
     found: dict[tuple[str, str], str] = {}
@@ -227,6 +232,8 @@ async def _run_environment(
     publish: bool,
     clock: Clock,
     push_attempts: int,
+    memo: SelectionMemo,
+    image_digests: bool,
 ) -> EnvironmentResult:
     env = loaded.name
     bound = log.bind(environment=env)
@@ -239,9 +246,11 @@ async def _run_environment(
             empty = EnvironmentPlan(environment=env, source=loaded.source)
             return EnvironmentResult(plan=empty, error=str(err))
     for attempt in range(1, push_attempts + 1):
-        plan = _plan(loaded, ws, scans, clock)
-        if await _resolve_digests(registry, plan, scans):
-            plan = _plan(loaded, ws, scans, clock)
+        now = clock()
+        decided = decide(env, ws.governance, scans, now=now, memo=memo)
+        needed = decided.digests_needed(scans, image_digests=image_digests)
+        await _resolve_digests(registry, needed, scans)
+        plan = _plan(loaded, ws, scans, now, decided)
         for problem in plan.problems:
             bound.warning("problem", detail=problem)
         for change in plan.changes:
@@ -277,7 +286,11 @@ async def _run_environment(
 
 
 def _plan(
-    loaded: LoadedPolicy, ws: _Workspace, scans: Mapping[str, ImageScan], clock: Clock
+    loaded: LoadedPolicy,
+    ws: _Workspace,
+    scans: Mapping[str, ImageScan],
+    now: datetime,
+    decided: Decided,
 ) -> EnvironmentPlan:
     return plan_environment(
         loaded.policy,
@@ -285,8 +298,9 @@ def _plan(
         files=ws.files,
         targets=ws.targets,
         scans=scans,
-        now=clock(),
+        now=now,
         problems=ws.problems,
+        decided=decided,
     )
 
 
@@ -299,7 +313,9 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
     url = config.resolve_repo_url(spec.url, loaded.source)
     repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url))
     head = repo.fetch()
-    repositories = {i.normalized_repository for i in loaded.policy.images}
+    # Only files that may name a watched repository are parsed; with a pattern entry or
+    # defaults any reference may be governed, so every file is.
+    repositories = locate_filter(loaded.policy)
     files: dict[str, str] = {}
     targets: dict[str, list[rewrite.Target]] = {}
     problems: list[str] = []
@@ -316,7 +332,7 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
         except UnicodeDecodeError:
             problems.append(f"{loaded.name}: {entry.path}: not UTF-8; skipped")
             continue
-        if not rewrite.mentions(text, repositories):
+        if repositories is not None and not rewrite.mentions(text, repositories):
             continue
         try:
             found = rewrite.locate(text, source=entry.path, repositories=repositories)
@@ -326,15 +342,15 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
         if found:
             files[entry.path] = text
             targets[entry.path] = found
-    for image in loaded.policy.images:
-        if not any(targets_for(image, ts) for ts in targets.values()):
-            log.warning(
-                "image_unreferenced",
-                environment=loaded.name,
-                image=image.name,
-                repository=image.repository,
-                path=spec.path,
-            )
+    governance = govern(loaded.policy, targets)
+    for image in governance.unreferenced:
+        log.warning(
+            "image_unreferenced",
+            environment=loaded.name,
+            image=image.name,
+            repository=image.repository,
+            path=spec.path,
+        )
     log.info(
         "repo_read",
         environment=loaded.name,
@@ -342,7 +358,14 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
         files=len(files),
         targets=sum(len(t) for t in targets.values()),
     )
-    return _Workspace(repo=repo, head=head, files=files, targets=targets, problems=problems)
+    return _Workspace(
+        repo=repo,
+        head=head,
+        files=files,
+        targets=targets,
+        problems=problems,
+        governance=governance,
+    )
 
 
 def _commit_and_push(

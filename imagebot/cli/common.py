@@ -13,6 +13,7 @@ import anyio
 
 from imagebot import config, engine
 from imagebot.cli.options import add_registry_arguments, default_cache_dir
+from imagebot.core.governing import Governed
 from imagebot.core.plan import Change, EnvironmentPlan
 from imagebot.core.selection import explain_lines
 from imagebot.engine import CycleResult
@@ -54,7 +55,8 @@ def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--explain",
         action="store_true",
-        help="print every tag of every image with the rule that accepted or rejected it",
+        help="print which policy entry governs each reference, and every tag of every image"
+        " with the rule that accepted or rejected it",
     )
 
 
@@ -115,6 +117,16 @@ def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]
         ],
         "problems": list(plan.problems),
         "diff": plan.diff(),
+        **({"governed": [governed_json(g) for g in plan.governed]} if explain else {}),
+    }
+
+
+def governed_json(g: Governed) -> dict[str, Any]:
+    return {
+        "image": g.image,
+        "repository": g.repository,
+        "entry": g.entry,
+        "targets": [{"file": path, "line": t.line, "field": t.field} for path, t in g.targets],
     }
 
 
@@ -142,6 +154,9 @@ def print_result(
         for c in plan.changes:
             out.write(f"{c.summary()}\n    why: {c.reason}\n")
         if explain:
+            for g in plan.governed:
+                out.write(f"{plan.environment}: {g.repository} governed by {g.entry}:\n")
+                out.writelines(f"    {path}:{t.line} {t.field}\n" for path, t in g.targets)
             for image, current, d in plan.decisions:
                 out.write(f"{plan.environment}: {image} (running {current or 'no tag'}):\n")
                 out.writelines(f"    {line}\n" for line in explain_lines(d))
@@ -179,6 +194,8 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
                 repos_dir=cache_dir / "repos",
                 publish=publish,
                 problems=policies.problems,
+                # Plain-text plan output shows no image digest: fetch only those pinned.
+                image_digests=publish or args.output == "json",
             )
 
     try:

@@ -12,10 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from imagebot.core.decide import Decided, decide, needs_digest
+from imagebot.core.governing import Governed, govern
 from imagebot.core.policy import EnvironmentPolicy, ImagePolicy
 from imagebot.core.rewrite import Edit, Target
 from imagebot.core.rewrite import apply as apply_edits
-from imagebot.core.selection import Decision, TagInfo, select
+from imagebot.core.scan import ImageScan as ImageScan  # re-exported: its old home
+from imagebot.core.selection import Decision
 from imagebot.errors import EditError
 
 TRAILER_ENVIRONMENT = "Imagebot-Environment"
@@ -59,15 +62,6 @@ class Change:
 
 
 @dataclass(frozen=True)
-class ImageScan:
-    """What the registry said about one repository in this cycle."""
-
-    tags: tuple[TagInfo, ...] = ()
-    digests: Mapping[str, str] = field(default_factory=dict)  # tag -> digest
-    error: str | None = None
-
-
-@dataclass(frozen=True)
 class EnvironmentPlan:
     environment: str
     source: str  # policy file
@@ -78,6 +72,8 @@ class EnvironmentPlan:
     new_files: Mapping[str, str] = field(default_factory=dict)
     #: (repository, tag) of chosen versions whose digest the scan did not hold yet
     digests_needed: frozenset[tuple[str, str]] = frozenset()
+    #: every governed repository with the entry governing it and its targets (--explain)
+    governed: tuple[Governed, ...] = ()
 
     def diff(self) -> str:
         """A unified diff of every changed file, with a/ and b/ prefixes like git's."""
@@ -113,12 +109,6 @@ def targets_for(image: ImagePolicy, targets: Sequence[Target]) -> list[Target]:
     return out
 
 
-def needs_digest(image: ImagePolicy, target: Target) -> bool:
-    """Pin when the policy says so, follows digests, or the file already pins (a tag moved
-    without its digest would keep running the old image)."""
-    return image.digest == "pin" or image.strategy == "digest" or target.digest is not None
-
-
 def plan_environment(
     policy: EnvironmentPolicy,
     *,
@@ -128,43 +118,33 @@ def plan_environment(
     scans: Mapping[str, ImageScan],
     now: datetime,
     problems: Sequence[str] = (),
+    decided: Decided | None = None,
 ) -> EnvironmentPlan:
-    """Decide every target's version and splice the edits into the files' text."""
+    """Decide every target's version and splice the edits into the files' text.
+
+    ``decided`` (from :func:`~imagebot.core.decide.decide` over the same targets) skips
+    selection: the engine decides first, fetches the digests the decisions need, then plans.
+    """
     env = policy.environment
-    all_problems = list(problems)
-    decisions: list[tuple[str, str | None, Decision]] = []
+    if decided is None:
+        decided = decide(env, govern(policy, targets), scans, now=now)
+    all_problems = [*problems, *decided.problems]
     edits: dict[str, list[Edit]] = {}
     changes: dict[str, list[Change]] = {}
-    needed: set[tuple[str, str]] = set()
-    for image in policy.images:
-        matched = [(path, t) for path, ts in targets.items() for t in targets_for(image, ts)]
-        if not matched:
-            continue
-        scan = scans.get(image.normalized_repository)
-        if scan is None or scan.error is not None:
-            reason = scan.error if scan else "not scanned"
-            all_problems.append(f"{env}: image {image.name} ({image.repository}): {reason}")
-            continue
-        rule = image.rule()
-        by_current: dict[str | None, Decision] = {}
-        for path, target in matched:
-            if target.tag not in by_current:
-                decision = select(scan.tags, rule, current=target.tag, now=now)
-                by_current[target.tag] = decision
-                decisions.append((image.name, target.tag, decision))
-            decision = by_current[target.tag]
+    for group in decided.groups:
+        g = group.governed
+        scan = scans[g.repository]
+        for path, target in g.targets:
+            decision = group.by_current[target.tag]
             if decision.tag is None:
                 continue
-            moving = decision.tag != target.tag or needs_digest(image, target)
-            if moving and decision.tag not in scan.digests:
-                needed.add((image.normalized_repository, decision.tag))
             new_digest = None
-            if needs_digest(image, target):
+            if needs_digest(g.rule, target):
                 new_digest = scan.digests.get(decision.tag)
                 if new_digest is None:
                     all_problems.append(
                         f"{env}: {path}:{target.line}: no digest known for"
-                        f" {image.repository}:{decision.tag}; left unchanged"
+                        f" {g.display}:{decision.tag}; left unchanged"
                     )
                     continue
             if (decision.tag, new_digest) == (target.tag, target.digest):
@@ -175,8 +155,8 @@ def plan_environment(
             changes.setdefault(path, []).append(
                 Change(
                     environment=env,
-                    image=image.name,
-                    repository=image.normalized_repository,
+                    image=g.image,
+                    repository=g.repository,
                     file=path,
                     line=target.line,
                     field=target.field,
@@ -203,10 +183,11 @@ def plan_environment(
         source=source,
         changes=tuple(kept),
         problems=tuple(all_problems),
-        decisions=tuple(decisions),
+        decisions=decided.decisions,
         old_files={p: files[p] for p in new_files},
         new_files=new_files,
-        digests_needed=frozenset(needed),
+        digests_needed=decided.digests_needed(scans),
+        governed=tuple(group.governed for group in decided.groups),
     )
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
+from imagebot.core.repopattern import RepositoryPattern, compile_pattern, is_pattern
 from imagebot.core.selection import SelectionRule, validate_rule
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
 
@@ -42,14 +44,9 @@ class TagFilter(_Model):
         return (value,) if isinstance(value, str) else value
 
 
-class ImagePolicy(_Model):
-    """How one environment picks a version of one repository."""
+class ImageRule(_Model):
+    """How a version is picked; an image entry's rule, or an environment's ``defaults``."""
 
-    name: str = Field(
-        pattern=_NAME_RE,
-        description="name of this image policy; `# imagebot: <name>` markers refer to it",
-    )
-    repository: str = Field(description="image repository, e.g. ghcr.io/acme/backend or nginx")
     strategy: Literal["semver", "numeric", "lexical", "calver", "newest-build", "digest"] = "semver"
     range: str | None = Field(default=None, description="semver range: ^1.2, ~1.2.3, >=1 <2, 1.x")
     prerelease: bool = Field(default=False, description="allow prereleases (1.2.0-rc.1)")
@@ -75,19 +72,6 @@ class ImagePolicy(_Model):
         default="none", description="pin: write tag@sha256:… so the image cannot move under it"
     )
 
-    @field_validator("repository")
-    @classmethod
-    def _repository(cls, value: str) -> str:
-        try:
-            ref = reference.parse(value)
-        except InvalidReference as exc:
-            raise ValueError(str(exc)) from None
-        if ref.tag or ref.digest:
-            raise ValueError(
-                f"{value!r} has a tag or digest; give the repository only (e.g. {ref.familiar})"
-            )
-        return value
-
     @field_validator("min_age")
     @classmethod
     def _min_age(cls, value: str | None) -> str | None:
@@ -95,12 +79,12 @@ class ImagePolicy(_Model):
             parse_duration(value)
         return value
 
-    @property
-    def normalized_repository(self) -> str:
-        return reference.normalize_repository(self.repository)
-
     def rule(self) -> SelectionRule:
         """The selection rule this policy stands for."""
+        return self._rule
+
+    @cached_property
+    def _rule(self) -> SelectionRule:
         return SelectionRule(
             strategy=self.strategy,
             range=self.range,
@@ -118,6 +102,49 @@ class ImagePolicy(_Model):
             ignore=self.ignore,
             follow=self.follow,
         )
+
+
+class ImagePolicy(ImageRule):
+    """How one environment picks a version of one repository, or of every repository a
+    pattern matches."""
+
+    name: str = Field(
+        pattern=_NAME_RE,
+        description="name of this image policy; `# imagebot: <name>` markers refer to it",
+    )
+    repository: str = Field(
+        description="image repository, e.g. ghcr.io/acme/backend or nginx; or a pattern where"
+        " * is any text within one path component and ** any number of components, e.g."
+        " ghcr.io/acme/* or **/redis"
+    )
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str) -> str:
+        try:
+            if is_pattern(value):
+                compile_pattern(value)
+                return value
+            ref = reference.parse(value)
+        except InvalidReference as exc:
+            raise ValueError(str(exc)) from None
+        if ref.tag or ref.digest:
+            raise ValueError(
+                f"{value!r} has a tag or digest; give the repository only (e.g. {ref.familiar})"
+            )
+        return value
+
+    @cached_property
+    def pattern(self) -> RepositoryPattern | None:
+        """The compiled pattern when ``repository`` is one, else None."""
+        return compile_pattern(self.repository) if is_pattern(self.repository) else None
+
+    @cached_property
+    def normalized_repository(self) -> str:
+        """``docker.io/library/nginx`` for ``nginx``; a pattern's normalised text."""
+        if self.pattern is not None:
+            return self.pattern.text
+        return reference.normalize_repository(self.repository)
 
 
 class Author(_Model):
@@ -153,7 +180,12 @@ class EnvironmentPolicy(_Model):
     publish: Literal["commit"] = Field(
         default="commit", description="commit: commit and push to the branch"
     )
-    images: tuple[ImagePolicy, ...] = Field(min_length=1)
+    defaults: ImageRule | None = Field(
+        default=None,
+        description="rule for every image referenced in the environment's files that no"
+        " entry of `images` governs",
+    )
+    images: tuple[ImagePolicy, ...] = Field(default=())
 
     @field_validator("images")
     @classmethod
@@ -203,12 +235,19 @@ _RULE_FIELD_PATH = {f: ("tags", f) for f in ("include", "exclude", "extract")}
 
 
 def _rule_problems(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
-    for i, image in enumerate(model.images):
+    if not model.images and model.defaults is None:
+        yield ("images",), "give at least one image entry, or `defaults`"
+    rules: list[tuple[tuple[Any, ...], ImageRule]] = [
+        (("images", i), image) for i, image in enumerate(model.images)
+    ]
+    if model.defaults is not None:
+        rules.append((("defaults",), model.defaults))
+    for loc, rule in rules:
         try:
-            validate_rule(image.rule())
+            validate_rule(rule.rule())
         except SelectionError as exc:
             field = _RULE_FIELD_PATH.get(exc.field, (exc.field,) if exc.field else ())
-            yield ("images", i, *field), str(exc)
+            yield (*loc, *field), str(exc)
 
 
 def policy_json_schema() -> dict[str, Any]:
