@@ -10,7 +10,6 @@ from imagebot.cli.options import add_registry_arguments
 from imagebot.errors import PolicyError
 
 NAME = "check"
-HELP = "validate the policy files and registries.yaml, reporting every problem with file:line"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -24,7 +24,6 @@ from imagebot.core.selection import (
 from imagebot.errors import SelectionError
 
 NAME = "select"
-HELP = "choose a tag from tags on stdin (one per line) the way an image policy would"
 
 
 def _duration(text: str) -> timedelta:
