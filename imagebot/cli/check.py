@@ -7,6 +7,8 @@ import sys
 
 from imagebot.cli import common
 from imagebot.cli.options import add_registry_arguments
+from imagebot.core.governing import overlapping_patterns
+from imagebot.core.policy import LoadedPolicy
 from imagebot.errors import PolicyError
 
 NAME = "check"
@@ -15,6 +17,24 @@ NAME = "check"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_policy_arguments(parser)
     add_registry_arguments(parser, insecure=False)
+
+
+def overlap_warnings(loaded: LoadedPolicy) -> list[str]:
+    """One line per pair of pattern entries that some repository matches both of."""
+    out = []
+    for a, b in overlapping_patterns(loaded.policy):
+        assert a.pattern is not None and b.pattern is not None
+        if a.pattern.specificity == b.pattern.specificity:
+            winner, why = a, "listed first"
+        else:
+            winner = a if a.pattern.specificity > b.pattern.specificity else b
+            why = "more specific"
+        out.append(
+            f"{loaded.source}: images[{a.name}] ({a.repository}) and images[{b.name}]"
+            f" ({b.repository}) overlap; a repository matching both follows"
+            f" images[{winner.name}] ({why})"
+        )
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"error: {problem}")
     for loaded in policies.environments:
+        for line in overlap_warnings(loaded):
+            print(f"warning: {line}")
         images = len(loaded.policy.images)
         print(f"ok: {loaded.source}: environment {loaded.name}, {images} image(s)")
     if problems:
