@@ -119,6 +119,19 @@ def version_time() -> float:
     return best
 
 
+def import_total(*args: str) -> tuple[float, int]:
+    """``python -X importtime -m imagebot ARGS``: (seconds importing, modules imported)."""
+    err = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "imagebot", *args],
+        capture_output=True,
+        check=False,
+    ).stderr.decode()
+    rows = [line.split("|") for line in err.splitlines() if line.startswith("import time:")]
+    rows = [r for r in rows if r[1].strip().isdigit()]
+    top = sum(int(r[1]) for r in rows if not r[2].startswith("  "))  # outermost imports
+    return top / 1e6, len(rows)
+
+
 def run_k(k: int, storage: Path, rounds: int) -> dict[str, tuple[float, int, int]]:
     repositories = names(k)
     populate(storage, repositories)
@@ -166,6 +179,10 @@ def main() -> int:
             )
     version = version_time()
     print(f"imagebot --version     {version:.3f} s (best of 5; budget < 0.1 s)")
+    for args in (["--version"], ["--help"], ["tags", "--help"], ["plan", "--help"]):
+        seconds, modules = import_total(*args)
+        label = "imagebot " + " ".join(args)
+        print(f"importtime {label:<24} {seconds * 1000:6.0f} ms  {modules:4d} modules")
     small, large = min(ks), max(ks)
     per_small = results[small]["cold"][0] / small
     per_large = results[large]["cold"][0] / large
