@@ -19,6 +19,7 @@ import anyio.to_thread
 from imagebot import config, logs
 from imagebot.core import rewrite
 from imagebot.core.decide import Decided, SelectionMemo, decide
+from imagebot.core.gcpause import gc_paused
 from imagebot.core.governing import Governance, govern, locate_filter
 from imagebot.core.plan import (
     EnvironmentPlan,
@@ -154,11 +155,11 @@ async def scan_repositories(
     (for min_age) and, for repositories in ``with_created``, each image's build time (for
     newest-build). A failure is recorded in the scan, never raised."""
     scans: dict[str, ImageScan] = {}
+    listed: dict[str, tuple[list[str], dict[str, ImageInfo]]] = {}
 
     async def one(repository: str) -> None:
         try:
             tags = await registry.list_tags(repository)
-            seen = await registry.first_seen(repository)
             infos: dict[str, ImageInfo] = {}
             if repository in with_created:
                 async with anyio.create_task_group() as tg:
@@ -169,23 +170,33 @@ async def scan_repositories(
             scans[repository] = ImageScan(error=str(exc))
             return
         log.info("tags_listed", repository=repository, count=len(tags))
-        scans[repository] = ImageScan(
-            tags=tuple(
-                TagInfo(
-                    name=t,
-                    first_seen=seen.get(t),
-                    created=infos[t].created if t in infos else None,
-                    digest=infos[t].digest if t in infos else None,
-                )
-                for t in tags
-            ),
-            digests={t: i.digest for t, i in infos.items() if i.digest},
-            fingerprint=hashlib.blake2b("\n".join(tags).encode(), digest_size=16).hexdigest(),
-        )
+        listed[repository] = (tags, infos)
 
     async with anyio.create_task_group() as tg:
         for repository in repositories:
             tg.start_soon(one, repository)
+    # First-seen times are read once every listing is in: the cache writes the listings in
+    # one batch then, instead of one transaction per repository.
+    for repository, (tags, infos) in listed.items():
+        try:
+            seen = await registry.first_seen(repository)
+        except RegistryError as exc:
+            scans[repository] = ImageScan(error=str(exc))
+            continue
+        with gc_paused():  # thousands of small objects, no reference cycles
+            scans[repository] = ImageScan(
+                tags=tuple(
+                    TagInfo(
+                        name=t,
+                        first_seen=seen.get(t),
+                        created=infos[t].created if t in infos else None,
+                        digest=infos[t].digest if t in infos else None,
+                    )
+                    for t in tags
+                ),
+                digests={t: i.digest for t, i in infos.items() if i.digest},
+                fingerprint=hashlib.blake2b("\n".join(tags).encode(), digest_size=16).hexdigest(),
+            )
     return scans
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from imagebot.core.gcpause import gc_paused
 from imagebot.core.governing import Governance, Governed
 from imagebot.core.policy import ImageRule
 from imagebot.core.rewrite import Target
@@ -113,18 +114,19 @@ def decide(
     groups: list[GroupDecisions] = []
     problems: list[str] = []
     decisions: list[tuple[str, str | None, Decision]] = []
-    for g in governance.groups:
-        scan = scans.get(g.repository)
-        if scan is None or scan.error is not None:
-            reason = scan.error if scan else "not scanned"
-            problems.append(f"{environment}: image {g.image} ({g.display}): {reason}")
-            continue
-        rule = g.rule.rule()
-        by_current: dict[str | None, Decision] = {}
-        for _, target in g.targets:
-            if target.tag not in by_current:
-                decision = memo.select(g.repository, scan, rule, target.tag, now)
-                by_current[target.tag] = decision
-                decisions.append((g.image, target.tag, decision))
-        groups.append(GroupDecisions(governed=g, by_current=by_current))
+    with gc_paused():  # verdicts for every tag of every image; no reference cycles
+        for g in governance.groups:
+            scan = scans.get(g.repository)
+            if scan is None or scan.error is not None:
+                reason = scan.error if scan else "not scanned"
+                problems.append(f"{environment}: image {g.image} ({g.display}): {reason}")
+                continue
+            rule = g.rule.rule()
+            by_current: dict[str | None, Decision] = {}
+            for _, target in g.targets:
+                if target.tag not in by_current:
+                    decision = memo.select(g.repository, scan, rule, target.tag, now)
+                    by_current[target.tag] = decision
+                    decisions.append((g.image, target.tag, decision))
+            groups.append(GroupDecisions(governed=g, by_current=by_current))
     return Decided(groups=tuple(groups), problems=tuple(problems), decisions=tuple(decisions))
