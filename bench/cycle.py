@@ -32,6 +32,7 @@ sys.path[0] = str(__import__("pathlib").Path(__file__).resolve().parents[1])
 
 import argparse
 import hashlib
+import os
 import subprocess
 import tempfile
 import time
@@ -39,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from bench.registry_scan import FLOOR, MANIFEST, access_count, timed
+from bench.registry_scan import FLOOR, MANIFEST, access_count
 from imagebot.registry.settings import builtin_defaults
 from tests.support.gitenv import make_remote
 from tests.support.registry import run_registry
@@ -58,6 +59,20 @@ spec:
         - name: {name}
           image: {image}:1.0.0
 """
+
+
+def timed(cmd: list[str]) -> tuple[float, int, float, bytes]:
+    """(wall seconds, peak RSS bytes, CPU seconds, stdout) of a child process. CPU time
+    (user + system) is given beside wall time: on a shared machine it varies less."""
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{cmd[:4]}... exited {os.waitstatus_to_exitcode(status)}")
+        out.seek(0)
+        return wall, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime, out.read()
 
 
 def names(k: int) -> list[str]:
@@ -87,8 +102,9 @@ def populate(storage: Path, repositories: list[str]) -> None:
     marker.write_text("done\n")
 
 
-def environment(work: Path, host: str, repositories: list[str]) -> Path:
-    """A policies directory for one environment whose repo holds one Deployment per image."""
+def environment(work: Path, host: str, repositories: list[str], *, pattern: bool = False) -> Path:
+    """A policies directory for one environment whose repo holds one Deployment per image:
+    one policy entry per image, or with ``pattern`` one entry for ``bench/*``."""
     files = {
         f"envs/dev/{name.rsplit('/', 1)[1]}.yaml": DEPLOYMENT.format(
             name=name.rsplit("/", 1)[1], image=f"{host}/{name}"
@@ -102,6 +118,8 @@ def environment(work: Path, host: str, repositories: list[str]) -> Path:
         f"  - {{name: {name.rsplit('/', 1)[1]}, repository: {host}/{name}, range: '^1.0'}}\n"
         for name in repositories
     )
+    if pattern:
+        entries = f"  - {{name: bench, repository: '{host}/bench/*', range: '^1.0'}}\n"
     (policies / "dev.yaml").write_text(
         f"environment: dev\nrepo: {{url: {remote}, path: envs/dev}}\nimages:\n{entries}"
     )
@@ -132,28 +150,39 @@ def import_total(*args: str) -> tuple[float, int]:
     return top / 1e6, len(rows)
 
 
-def run_k(k: int, storage: Path, rounds: int) -> dict[str, tuple[float, int, int]]:
+def run_k(
+    k: int, storage: Path, rounds: int, *, pattern: bool
+) -> dict[str, tuple[float, int, int, float]]:
     repositories = names(k)
     populate(storage, repositories)
     with tempfile.TemporaryDirectory() as tmp, run_registry(Path(tmp), storage=storage) as reg:
         work = Path(tmp)
-        policies = environment(work, reg.host, repositories)
+        policies = environment(work, reg.host, repositories, pattern=pattern)
         concurrency = builtin_defaults(reg.host)["concurrency"]
         floor = [sys.executable, "-c", FLOOR, reg.url, str(concurrency), *repositories]
-        runs: dict[str, list[tuple[float, int, int]]] = {"floor": [], "cold": [], "warm": []}
+        runs: dict[str, list[tuple[float, int, int, float]]] = {
+            "floor": [],
+            "cold": [],
+            "warm": [],
+        }
         for round_ in range(rounds):
             plan = [sys.executable, "-m", "imagebot", "--log-level", "warning", "plan"]
             plan += ["--policies", str(policies), "--cache-dir", str(work / f"cache-{round_}")]
             for kind, cmd in (("floor", floor), ("cold", plan), ("warm", plan)):
                 before = access_count(reg.log)
-                seconds, rss, out = timed(cmd)
-                runs[kind].append((seconds, rss, access_count(reg.log) - before))
+                seconds, rss, cpu, out = timed(cmd)
+                runs[kind].append((seconds, rss, access_count(reg.log) - before, cpu))
                 if kind == "floor":
                     assert int(out) == k * len(TAGS), out
                 else:
                     assert out.count(b" -> 1.0.99 ") == k, out[-2000:]
     return {
-        kind: (min(r[0] for r in rs), max(r[1] for r in rs), max(r[2] for r in rs))
+        kind: (
+            min(r[0] for r in rs),
+            max(r[1] for r in rs),
+            max(r[2] for r in rs),
+            min(r[3] for r in rs),
+        )
         for kind, rs in runs.items()
     }
 
@@ -163,18 +192,25 @@ def main() -> int:
     parser.add_argument("--images", default="100,1000,5000", help="comma-separated K values")
     parser.add_argument("--data", type=Path, default=ROOT / "bench" / ".data")
     parser.add_argument("--rounds", type=int, default=2, help="best time of this many runs")
+    parser.add_argument(
+        "--pattern", action="store_true", help="one `bench/*` pattern entry, not one per image"
+    )
     args = parser.parse_args()
     ks = [int(k) for k in args.images.split(",")]
     storage = args.data / "cycle-storage"
     mb = 1024 * 1024
     results = {}
-    print(f"imagebot plan, one environment, K images x {len(TAGS)} tags, best of {args.rounds}")
-    print(f"{'K':>6} {'run':<6} {'wall':>8} {'per image':>10} {'RSS':>9} {'requests':>9}")
+    policy = "one pattern entry" if args.pattern else "one entry per image"
+    print(f"imagebot plan, one environment, K images x {len(TAGS)} tags, {policy}")
+    print(f"best wall and CPU time of {args.rounds} rounds, worst RSS and request count")
+    print(
+        f"{'K':>6} {'run':<6} {'wall':>8} {'per image':>10} {'CPU':>8} {'RSS':>9} {'requests':>9}"
+    )
     for k in ks:
-        results[k] = run_k(k, storage, args.rounds)
-        for kind, (seconds, rss, requests) in results[k].items():
+        results[k] = run_k(k, storage, args.rounds, pattern=args.pattern)
+        for kind, (seconds, rss, requests, cpu) in results[k].items():
             print(
-                f"{k:>6} {kind:<6} {seconds:7.2f}s {seconds / k * 1000:8.2f}ms"
+                f"{k:>6} {kind:<6} {seconds:7.2f}s {seconds / k * 1000:8.2f}ms {cpu:7.2f}s"
                 f" {rss / mb:7.1f}MB {requests:>9}"
             )
     version = version_time()
