@@ -24,7 +24,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from imagebot.core import yamldoc
 from imagebot.core.reference import is_loopback_host
 from imagebot.errors import PolicyError
 from imagebot.registry.providers.spec import CredentialSource
@@ -198,6 +197,10 @@ def load_registries(path: Path) -> RegistriesSettings:
 
 
 def parse_registries(text: str, *, source: str) -> RegistriesSettings:
+    # Imported here: the YAML library is needed only when there is a file to read, and
+    # `imagebot tags` without one starts faster.
+    from imagebot.core import yamldoc
+
     doc = yamldoc.load_mapping(text, source=source, what="registries file")
     if doc is None:
         return RegistriesSettings()
