@@ -188,7 +188,8 @@ def test_overlapping_patterns_are_found() -> None:
 
 
 def test_check_warns_about_overlapping_patterns_naming_the_winner(tmp_path: Path) -> None:
-    """`imagebot check` prints a warning per overlapping pair and still succeeds."""
+    """`imagebot check` prints a warning per overlapping pair and still succeeds; an
+    environment with only defaults checks fine."""
     (tmp_path / "dev.yaml").write_text(
         "environment: dev\nrepo: {url: x}\nimages:\n"
         "  - {name: acme, repository: 'ghcr.io/acme/*'}\n"
@@ -200,6 +201,12 @@ def test_check_warns_about_overlapping_patterns_naming_the_winner(tmp_path: Path
         f"warning: {tmp_path / 'dev.yaml'}: images[acme] (ghcr.io/acme/*) and images[redis]"
         " (**/redis) overlap; a repository matching both follows images[acme] (more specific)"
     ) in result.stdout
+    (tmp_path / "dev.yaml").write_text("environment: dev\nrepo: {url: x}\ndefaults: {}\n")
+    result = run_cli("check", "--policies", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout == f"ok: {tmp_path / 'dev.yaml'}: environment dev, 0 image(s) and defaults\n"
+    )
 
 
 def _docs_section() -> str:

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         for line in overlap_warnings(loaded):
             print(f"warning: {line}")
         images = len(loaded.policy.images)
-        print(f"ok: {loaded.source}: environment {loaded.name}, {images} image(s)")
+        defaults = " and defaults" if loaded.policy.defaults is not None else ""
+        print(f"ok: {loaded.source}: environment {loaded.name}, {images} image(s){defaults}")
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
