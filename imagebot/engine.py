@@ -212,10 +212,10 @@ async def _image_info(
 
 async def _resolve_digests(
     registry: Registry, needed: Set[tuple[str, str]], scans: dict[str, ImageScan]
-) -> bool:
-    """Fetch the digests of ``needed`` (repository, tag) pairs; True if any was added."""
+) -> None:
+    """Fetch the digests of ``needed`` (repository, tag) pairs into ``scans``."""
     if not needed:
-        return False
+        return
     found: dict[tuple[str, str], str] = {}
 
     async def one(repository: str, tag: str) -> None:
@@ -230,7 +230,6 @@ async def _resolve_digests(
     for (repository, tag), digest in found.items():
         scan = scans[repository]
         scans[repository] = replace(scan, digests={**scan.digests, tag: digest})
-    return bool(found)
 
 
 async def _run_environment(

@@ -47,10 +47,6 @@ class Governance:
     unreferenced: tuple[ImagePolicy, ...]
     """Entries that govern no target in the environment's files."""
 
-    @property
-    def repositories(self) -> frozenset[str]:
-        return frozenset(g.repository for g in self.groups)
-
 
 def locate_filter(policy: EnvironmentPolicy) -> frozenset[str] | None:
     """The repositories worth locating in files, or None when any reference may matter
