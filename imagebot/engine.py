@@ -117,7 +117,7 @@ async def run_cycle(
         image.normalized_repository
         for loaded in policies
         for image in loaded.policy.images
-        if image.strategy == "newest-build"
+        if image.rule().needs_created
     }
     scans = await scan_repositories(registry, sorted(wanted), with_created=builds)
     results = []

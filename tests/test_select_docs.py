@@ -56,3 +56,13 @@ def test_every_strategy_is_described_with_an_example() -> None:
     for name in STRATEGIES:
         assert f"**{name}**" in section, name
         assert re.search(rf"^strategy: {re.escape(name)}$", section, flags=re.M), name
+
+
+def test_every_mutable_build_tag_is_documented() -> None:
+    """docs/policies.md lists every tag selection treats as a mutable build tag, and no other."""
+    from imagebot.core.selection.build_tags import MUTABLE_TAGS
+
+    section = _section()
+    start = section.index("- mutable tags, in any letter case:")
+    listed = section[start : section.index("\n- commit hashes", start)]
+    assert set(re.findall(r"`([a-z]+)`", listed)) == MUTABLE_TAGS

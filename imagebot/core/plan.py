@@ -116,7 +116,7 @@ def targets_for(image: ImagePolicy, targets: Sequence[Target]) -> list[Target]:
 def needs_digest(image: ImagePolicy, target: Target) -> bool:
     """Pin when the policy says so, follows digests, or the file already pins (a tag moved
     without its digest would keep running the old image)."""
-    return image.digest == "pin" or image.strategy == "digest" or target.digest is not None
+    return image.digest == "pin" or image.rule().needs_digest or target.digest is not None
 
 
 def plan_environment(

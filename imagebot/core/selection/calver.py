@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
 
 from imagebot.errors import SelectionError
 
@@ -50,16 +49,6 @@ class CalverFormat:
     def off_format(self) -> str:
         """Why a value that does not follow the format cannot be ordered."""
         return f"does not follow calver {self.text}"
-
-    @property
-    def groups(self) -> int:
-        return len(self.slots)
-
-    @cached_property
-    def every_line(self) -> re.Pattern[str]:
-        """Over newline-joined tags: every line matches, with the fields of a tag that
-        follows the format and empty groups for one that does not."""
-        return re.compile(f"^(?:(?:{self.pattern.pattern})$|.*$)", re.MULTILINE)
 
     def read(self, value: str) -> CalverKey | None:
         """The ordering key of ``value``, or None when it does not follow the format."""

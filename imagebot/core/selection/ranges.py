@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from imagebot.errors import SelectionError
 
-from .semver_tags import Key, prerelease_key
+from .versions import Key, prerelease_key
 
 _Compare = Callable[[Key, Key], bool]
 _OPS: dict[str, _Compare] = {
@@ -63,31 +63,10 @@ class _Partial:
 class Comparator:
     op: str
     key: Key
+    compare: _Compare = field(init=False, repr=False, compare=False)
 
-    def test(self, key: Key) -> bool:
-        return _OPS[self.op](key, self.key)
-
-
-def _all_of(alt: tuple[Comparator, ...]) -> Callable[[Key], bool]:
-    # Selection tests up to 100,000 keys against one range: closures over the operator
-    # functions run several times faster than looping over comparator objects.
-    if not alt:
-        return lambda key: True
-    if len(alt) == 1:
-        op, bound = _OPS[alt[0].op], alt[0].key
-        return lambda key: op(key, bound)
-    if len(alt) == 2:
-        op1, bound1, op2, bound2 = _OPS[alt[0].op], alt[0].key, _OPS[alt[1].op], alt[1].key
-        return lambda key: op1(key, bound1) and op2(key, bound2)
-    tests = [(_OPS[c.op], c.key) for c in alt]
-    return lambda key: all(op(key, bound) for op, bound in tests)
-
-
-def _any_of(alternatives: tuple[tuple[Comparator, ...], ...]) -> Callable[[Key], bool]:
-    if len(alternatives) == 1:
-        return _all_of(alternatives[0])
-    tests = [_all_of(alt) for alt in alternatives]
-    return lambda key: any(test(key) for test in tests)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compare", _OPS[self.op])
 
 
 @dataclass(frozen=True)
@@ -96,32 +75,16 @@ class SemverRange:
 
     text: str
     alternatives: tuple[tuple[Comparator, ...], ...]
-    #: ``contains`` compiled; built by ``parse_range``.
-    test: Callable[[Key], bool] = field(compare=False, repr=False, default=lambda key: True)
 
     def contains(self, key: Key) -> bool:
         """True when the version with precedence ``key`` satisfies the range."""
-        return self.test(key)
-
-    def bounds(self) -> tuple[Key | None, Key | None]:
-        """(low, high) when the range is exactly ``>=low <high`` (either may be absent).
-
-        That is what ``^``, ``~``, x-ranges and most hand-written ranges become; selection
-        tests it inline instead of calling ``contains`` 100,000 times. (None, None) for any
-        other shape, which then needs ``contains``.
-        """
-        if len(self.alternatives) != 1:
-            return None, None
-        low: Key | None = None
-        high: Key | None = None
-        for c in self.alternatives[0]:
-            if c.op == ">=" and low is None:
-                low = c.key
-            elif c.op == "<" and high is None:
-                high = c.key
+        for alternative in self.alternatives:
+            for c in alternative:
+                if not c.compare(key, c.key):
+                    break
             else:
-                return None, None
-        return low, high
+                return True
+        return False
 
     def prerelease_cores(self) -> frozenset[tuple[int, int, int]]:
         """Releases whose prereleases a comparator spells out (``>=2.0.0-rc.1``: 2.0.0).
@@ -279,4 +242,4 @@ def parse_range(text: str) -> SemverRange:
     if not text.strip():
         raise SelectionError("range is empty (use '*' for any version)", field="range")
     alternatives = tuple(_alternative(part, text) for part in text.split("||"))
-    return SemverRange(text=text, alternatives=alternatives, test=_any_of(alternatives))
+    return SemverRange(text=text, alternatives=alternatives)
