@@ -287,6 +287,7 @@ def _plan(
         scans=scans,
         now=clock(),
         problems=ws.problems,
+        lines=loaded.lines,
     )
 
 

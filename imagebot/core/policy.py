@@ -8,8 +8,8 @@ Pure: the caller reads the file and passes its text.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, get_type_hints
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
-from imagebot.core.selection import SelectionRule, validate_rule
+from imagebot.core.selection import SelectionRule, ignore_entry_kind, validate_rule
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
 
 _NAME_RE = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
@@ -176,6 +176,10 @@ class LoadedPolicy:
 
     source: str
     policy: EnvironmentPolicy
+    #: line of each image's selection fields in ``source`` (``images[0].follow``: 12).
+    lines: Mapping[str, int] = field(default_factory=dict)
+    #: what is allowed but probably not meant, with file:line (``imagebot check`` shows them).
+    warnings: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -196,7 +200,33 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     ]
     if problems:
         raise PolicyError(problems)
-    return LoadedPolicy(source=source, policy=model)
+    lines: dict[str, int] = {}
+    for i in range(len(model.images)):
+        for f in dataclasses.fields(SelectionRule):
+            loc = ("images", i, *rule_field_path(f.name))
+            lines[yamldoc.dotted(loc)] = yamldoc.line_of(doc, loc)
+    warnings = tuple(
+        yamldoc.problem_at(source, doc, loc, message) for loc, message in _rule_warnings(model)
+    )
+    return LoadedPolicy(source=source, policy=model, lines=lines, warnings=warnings)
+
+
+def _rule_warnings(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
+    for i, image in enumerate(model.images):
+        rule = image.rule()
+        if rule.needs_digest and rule.follow is None:
+            yield (
+                ("images", i, "strategy"),
+                "strategy digest without follow follows whatever tag each file runs, and an"
+                " image pinned by digest alone cannot be followed; set follow (e.g. latest)",
+            )
+        for entry in rule.ignore:
+            if ignore_entry_kind(entry, rule.strategy) is None:
+                yield (
+                    ("images", i, "ignore"),
+                    f"ignore entry {entry!r} is not a tag, a glob or a semver range:"
+                    " it ignores nothing",
+                )
 
 
 def _rule_problems(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
