@@ -34,8 +34,8 @@ def _rule_fields(block: str) -> dict[str, Any]:
     hints = get_type_hints(SelectionRule)
     out: dict[str, Any] = {}
     for f in dataclasses.fields(SelectionRule):
-        where, _, name = (f.metadata["key"] or f.name).rpartition(".")
-        if where == block:
+        name = f.name
+        if (f.metadata["block"] or "") == block:
             # min_age is written as a duration ("2d"): text here, a timedelta in the rule.
             kind = str | None if hints[f.name] == timedelta | None else hints[f.name]
             out[name] = (kind, Field(default=f.default, description=f.metadata["help"]))
@@ -94,8 +94,8 @@ class _ImageEntry(_Model):
     def _rule(self) -> SelectionRule:
         values: dict[str, Any] = {}
         for f in dataclasses.fields(SelectionRule):
-            block, _, name = (f.metadata["key"] or f.name).rpartition(".")
-            values[f.name] = getattr(getattr(self, block) if block else self, name)
+            block = f.metadata["block"]
+            values[f.name] = getattr(getattr(self, block) if block else self, f.name)
         min_age = values["min_age"]
         values["min_age"] = parse_duration(min_age) if min_age else None
         return SelectionRule(**values)
@@ -241,7 +241,7 @@ def rule_field_path(name: str) -> tuple[str, ...]:
     """Where a policy file writes the SelectionRule field ``name`` (``tags.include``)."""
     for f in dataclasses.fields(SelectionRule):
         if f.name == name:
-            return tuple((f.metadata["key"] or name).split("."))
+            return (f.metadata["block"], name) if f.metadata["block"] else (name,)
     return (name,) if name else ()
 
 

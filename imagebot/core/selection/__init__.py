@@ -1,15 +1,11 @@
-"""Version selection: pure, complete and explainable.
-
-``select(tags, rule, current=..., now=...)`` returns a ``Decision``: the chosen tag, a one-line
-reason and one ``Verdict`` per input tag. Each tag passes the chain of gates in ``gates``; the
-strategy (``strategies.STRATEGIES``) ranks the survivors. ``validate_rule`` checks a rule up
-front so a policy loader can report a bad range or regex against its file and line.
-"""
+"""Version selection: ``select(tags, rule, current=..., now=...)`` returns a ``Decision`` (the
+chosen tag, a reason, one ``Verdict`` per tag). Each tag passes the chain of gates in ``gates``;
+the strategy (``strategies.STRATEGIES``) ranks the survivors."""
 
 from __future__ import annotations
 
 from .compiled import ignore_entry_kind, validate_rule
-from .gates import GATES, build_time
+from .gates import GATES
 from .ranges import SemverRange, parse_range
 from .rule import (
     Decision,
@@ -36,7 +32,6 @@ __all__ = [
     "StrategyName",
     "TagInfo",
     "Verdict",
-    "build_time",
     "explain_lines",
     "ignore_entry_kind",
     "parse_range",

@@ -11,31 +11,8 @@ import re
 
 #: Tags that registries and CI conventionally move from build to build (any letter case).
 #: docs/policies.md lists them; a test keeps the two in step.
-MUTABLE_TAGS = frozenset(
-    {
-        "latest",
-        "stable",
-        "edge",
-        "main",
-        "master",
-        "trunk",
-        "develop",
-        "development",
-        "dev",
-        "nightly",
-        "canary",
-        "next",
-        "beta",
-        "alpha",
-        "rc",
-        "head",
-        "current",
-        "release",
-        "testing",
-        "unstable",
-        "rolling",
-    }
-)
+_WORDS = "latest stable edge main master trunk develop development dev nightly canary next beta"
+MUTABLE_TAGS = frozenset(f"{_WORDS} alpha rc head current release testing unstable rolling".split())
 
 _BUILD_TAG = re.compile(
     # cosign/sigstore store signatures, attestations and SBOMs as sha256-<digest>.sig/.att/.sbom.

@@ -5,21 +5,17 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-
-import regex
 
 from imagebot.errors import SelectionError
 
 from .calver import CalverFormat, compile_calver
-from .memo import Memo
 from .patterns import UserPattern, compile_pattern, compile_template
 from .ranges import SemverRange, parse_range
 from .rule import SelectionRule
 from .strategies import STRATEGIES, Strategy
-from .versions import SemverTag, version_reader
+from .versions import Memo, SemverTag, version_reader
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,7 +27,6 @@ class CompiledRule:
     range: SemverRange | None
     include: UserPattern | None
     exclude: tuple[UserPattern, ...]
-    extract: Callable[[regex.Match[str]], str] | None
     calver: CalverFormat | None
     ignore_tags: frozenset[str]
     ignore_globs: tuple[re.Pattern[str], ...]
@@ -46,50 +41,32 @@ class CompiledRule:
     version: Memo[str, SemverTag | None] = field(default_factory=version_reader)
 
 
-def _choice(value: object, allowed: tuple[str, ...], name: str) -> None:
-    if value not in allowed:
-        raise SelectionError(f"{name} {value!r} is not one of {', '.join(allowed)}", field=name)
-
-
-def _needs(condition: bool, message: str, name: str) -> None:
-    if not condition:
-        raise SelectionError(message, field=name)
-
-
 def compile_rule(rule: SelectionRule) -> CompiledRule:
     """Check every field of ``rule``; SelectionError(field=...) names the first bad one."""
     if not isinstance(rule.exclude, tuple) or not isinstance(rule.ignore, tuple):
         rule = dataclasses.replace(rule, exclude=tuple(rule.exclude), ignore=tuple(rule.ignore))
-    _choice(rule.strategy, tuple(STRATEGIES), "strategy")
-    _choice(rule.order, ("asc", "desc"), "order")
-    _choice(rule.variant, ("match", "any"), "variant")
-    _choice(rule.allow, ("major", "minor", "patch"), "allow")
+    for name, allowed in (
+        ("strategy", tuple(STRATEGIES)),
+        ("order", ("asc", "desc")),
+        ("variant", ("match", "any")),
+        ("allow", ("major", "minor", "patch")),
+    ):
+        value = getattr(rule, name)
+        if value not in allowed:
+            raise SelectionError(f"{name} {value!r} is not one of {', '.join(allowed)}", field=name)
     strategy = STRATEGIES[rule.strategy]
-    name = rule.strategy
-    semver = strategy.reads_versions
-    _needs(rule.range is None or semver, f"range applies to strategy semver, not {name}", "range")
-    _needs(
-        rule.allow == "major" or semver,
-        f"allow: {rule.allow} applies to strategy semver, not {name}",
-        "allow",
-    )
-    _needs(
-        bool(rule.calver) == (name == "calver"),
-        "strategy calver needs a calver format, e.g. 'YYYY.MM.DD'"
-        if name == "calver"
-        else f"calver format applies to strategy calver, not {name}",
-        "calver",
-    )
-    _needs(
-        rule.min_age is None or rule.min_age >= timedelta(0),
-        f"min_age {rule.min_age} is negative",
-        "min_age",
-    )
-    _needs(
-        rule.follow is None or name == "digest",
-        f"follow applies to strategy digest, not {name}",
-        "follow",
-    )
+    name, semver = rule.strategy, strategy.reads_versions
+    calver = "give a format, e.g. 'YYYY.MM.DD'," if name == "calver" else "calver goes"
+    misused = {  # field -> (wrong, why)
+        "range": (rule.range is not None and not semver, "range applies to strategy semver"),
+        "allow": (rule.allow != "major" and not semver, "allow applies to strategy semver"),
+        "calver": (bool(rule.calver) != (name == "calver"), f"{calver} with strategy calver"),
+        "min_age": (rule.min_age is not None and rule.min_age < timedelta(0), "min_age < 0"),
+        "follow": (rule.follow is not None and name != "digest", "follow goes with digest"),
+    }
+    for field_name, (wrong, why) in misused.items():
+        if wrong:
+            raise SelectionError(f"{why} (strategy is {name})", field=field_name)
     include = compile_pattern(rule.include, "include") if rule.include is not None else None
     globs: list[re.Pattern[str]] = []
     ranges: list[SemverRange] = []
@@ -118,7 +95,6 @@ def compile_rule(rule: SelectionRule) -> CompiledRule:
         named_cores=semver_range.prerelease_cores() if semver_range else frozenset(),
         include=include,
         exclude=exclude,
-        extract=extract,
         calver=compile_calver(rule.calver) if rule.calver else None,
         ignore_tags=frozenset(rule.ignore),
         ignore_globs=tuple(globs),

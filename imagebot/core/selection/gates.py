@@ -75,14 +75,6 @@ class Gate:
     applies: Callable[[CompiledRule], bool]
 
 
-def build_time(info: TagInfo | None, now: datetime) -> datetime | None:
-    """The image's build time when it is plausible: after 1970-01-01 and not in the future."""
-    created = info.created if info is not None else None
-    if created is None or created <= IMPLAUSIBLE_BEFORE or created > now:
-        return None
-    return created
-
-
 def _ignored(tag: Candidate, ctx: Context) -> Rejection | None:
     c = ctx.compiled
     hit = tag.name in c.ignore_tags or any(g.match(tag.name) for g in c.ignore_globs)
@@ -187,9 +179,10 @@ def age_words(age: timedelta) -> str:
 
 
 def tag_age(tag: Candidate, now: datetime) -> tuple[str, timedelta] | None:
-    """(which time counts, age): the plausible build time, else when imagebot first saw it."""
-    built = build_time(tag.info, now)
-    if built is not None:
+    """(which time counts, age): the image's build time when it is plausible (after 1970-01-01
+    and not in the future), else when imagebot first saw the tag; None when neither is known."""
+    built = tag.info.created if tag.info is not None else None
+    if built is not None and IMPLAUSIBLE_BEFORE < built <= now:
         return "built", now - built
     seen = tag.info.first_seen if tag.info is not None else None
     return ("first seen", now - seen) if seen is not None else None
@@ -212,10 +205,6 @@ def _min_age(tag: Candidate, ctx: Context) -> Rejection | None:
     )
 
 
-def _semver(c: CompiledRule) -> bool:
-    return c.strategy.reads_versions
-
-
 #: The chain, in the order docs/policies.md documents ("The order of the gates").
 GATES: tuple[Gate, ...] = (
     Gate("ignore", _ignored, lambda c: bool(c.rule.ignore)),
@@ -223,9 +212,9 @@ GATES: tuple[Gate, ...] = (
     Gate("exclude", _excluded, lambda c: bool(c.exclude)),
     Gate("build-tag", _build_tag, lambda c: c.include is None and c.strategy.rejects_build_tags),
     Gate("read", _read, lambda c: True),
-    Gate("partial", _partial, lambda c: _semver(c) and not c.rule.partial),
-    Gate("prerelease", _prerelease, lambda c: _semver(c) and not c.rule.prerelease),
-    Gate("variant", _variant, lambda c: _semver(c) and c.rule.variant == "match"),
+    Gate("partial", _partial, lambda c: c.strategy.reads_versions and not c.rule.partial),
+    Gate("prerelease", _prerelease, lambda c: c.strategy.reads_versions and not c.rule.prerelease),
+    Gate("variant", _variant, lambda c: c.strategy.reads_versions and c.rule.variant == "match"),
     Gate("range", _range, lambda c: c.range is not None),
     Gate("allow", _allow, lambda c: c.rule.allow != "major"),
     Gate("downgrade", _downgrade, lambda c: not c.rule.downgrade),

@@ -16,21 +16,14 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from imagebot.errors import SelectionError
 
 from .versions import Key, prerelease_key
 
 _Compare = Callable[[Key, Key], bool]
-_OPS: dict[str, _Compare] = {
-    ">=": operator.ge,
-    ">": operator.gt,
-    "<=": operator.le,
-    "<": operator.lt,
-    "=": operator.eq,
-    "!=": operator.ne,
-}
 
 _X = r"(?:0|[1-9]\d*|[xX*])"
 _PARTIAL = (
@@ -47,26 +40,8 @@ def _lowest(major: int, minor: int, patch: int) -> Key:
     return (major, minor, patch, 0, ())
 
 
-@dataclass(frozen=True)
-class _Partial:
-    major: int | None
-    minor: int | None
-    patch: int | None
-    pre: str
-
-    def key(self) -> Key:
-        pre = prerelease_key(self.pre)
-        return (self.major or 0, self.minor or 0, self.patch or 0, 0 if pre else 1, pre)
-
-
-@dataclass(frozen=True)
-class Comparator:
-    op: str
-    key: Key
-    compare: _Compare = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "compare", _OPS[self.op])
+#: A comparison and the key it compares with: ``(operator.ge, key)`` is ``>=key``.
+Comparator = tuple[_Compare, Key]
 
 
 @dataclass(frozen=True)
@@ -79,8 +54,8 @@ class SemverRange:
     def contains(self, key: Key) -> bool:
         """True when the version with precedence ``key`` satisfies the range."""
         for alternative in self.alternatives:
-            for c in alternative:
-                if not c.compare(key, c.key):
+            for compare, bound in alternative:
+                if not compare(key, bound):
                     break
             else:
                 return True
@@ -93,126 +68,86 @@ class SemverRange:
         prereleases are otherwise off; so does selection.
         """
         return frozenset(
-            (c.key[0], c.key[1], c.key[2])
-            for alt in self.alternatives
-            for c in alt
-            if c.key[3] == 0 and c.key[4]
+            (k[0], k[1], k[2]) for alt in self.alternatives for _, k in alt if k[3] == 0 and k[4]
         )
 
 
-def _number(text: str | None) -> int | None:
-    if text is None or text in ("x", "X", "*"):
-        return None
-    return int(text)
+class _Partial(NamedTuple):
+    """A version in a range; None for a part left out or written ``x``."""
+
+    major: int | None
+    minor: int | None
+    patch: int | None
+    pre: str
+
+    def key(self) -> Key:
+        pre = prerelease_key(self.pre)
+        return (self.major or 0, self.minor or 0, self.patch or 0, 0 if pre else 1, pre)
+
+    def low(self) -> Key:
+        """The lowest version it stands for (``1.2`` -> ``1.2.0-0``)."""
+        assert self.major is not None
+        return _lowest(self.major, self.minor or 0, 0) if self.patch is None else self.key()
+
+    def above(self) -> Key:
+        """For a partial version, the lowest version above all it stands for (``1.2``:
+        ``1.3.0-0``)."""
+        assert self.major is not None
+        if self.minor is None:
+            return _lowest(self.major + 1, 0, 0)
+        return _lowest(self.major, self.minor + 1, 0)
 
 
 def _read_partial(text: str, whole: str) -> _Partial:
     m = _PARTIAL_RE.fullmatch(text)
     if m is None:
         raise SelectionError(f"range {whole!r}: {text!r} is not a version", field="range")
-    major, minor, patch = (_number(m.group(g)) for g in ("major", "minor", "patch"))
+    major, minor, patch = (
+        None if m[g] in (None, "x", "X", "*") else int(m[g]) for g in ("major", "minor", "patch")
+    )
     # "1.x.3" means "1.x": a wildcard swallows everything after it.
     if major is None:
         minor = patch = None
     elif minor is None:
         patch = None
-    return _Partial(major, minor, patch, m.group("pre") or "")
-
-
-def _wildcard(p: _Partial) -> tuple[Comparator, ...]:
-    if p.major is None:
-        return ()
-    if p.minor is None:
-        return (
-            Comparator(">=", _lowest(p.major, 0, 0)),
-            Comparator("<", _lowest(p.major + 1, 0, 0)),
-        )
-    if p.patch is None:
-        return (
-            Comparator(">=", _lowest(p.major, p.minor, 0)),
-            Comparator("<", _lowest(p.major, p.minor + 1, 0)),
-        )
-    return (Comparator("=", p.key()),)
-
-
-def _lower(p: _Partial) -> Comparator | None:
-    if p.major is None:
-        return None
-    if p.patch is None:
-        return Comparator(">=", _lowest(p.major, p.minor or 0, 0))
-    return Comparator(">=", p.key())
-
-
-def _upper_inclusive(p: _Partial) -> Comparator | None:
-    if p.major is None:
-        return None
-    if p.minor is None:
-        return Comparator("<", _lowest(p.major + 1, 0, 0))
-    if p.patch is None:
-        return Comparator("<", _lowest(p.major, p.minor + 1, 0))
-    return Comparator("<=", p.key())
-
-
-def _caret(p: _Partial) -> tuple[Comparator, ...]:
-    if p.major is None:
-        return ()
-    low = _lower(p)
-    assert low is not None
-    if p.major > 0 or p.minor is None:
-        high = _lowest(p.major + 1, 0, 0)
-    elif p.minor > 0 or p.patch is None:
-        high = _lowest(0, p.minor + 1, 0)
-    else:
-        high = _lowest(0, 0, (p.patch or 0) + 1)
-    return (low, Comparator("<", high))
-
-
-def _tilde(p: _Partial) -> tuple[Comparator, ...]:
-    if p.major is None:
-        return ()
-    low = _lower(p)
-    assert low is not None
-    if p.minor is None:
-        return (low, Comparator("<", _lowest(p.major + 1, 0, 0)))
-    return (low, Comparator("<", _lowest(p.major, p.minor + 1, 0)))
+    return _Partial(major, minor, patch, m["pre"] or "")
 
 
 def _comparators(op: str, p: _Partial) -> tuple[Comparator, ...]:
+    """``op p`` as comparisons of full keys, the way node-semver desugars it."""
+    if p.major is None:  # "*", ">=*", "^*"… match everything; "<*", ">*", "!=*" nothing
+        return ((operator.lt, _lowest(0, 0, 0)),) if op in ("<", ">", "!=") else ()
+    full = p.patch is not None
     if op == "^":
-        return _caret(p)
+        if p.major > 0 or p.minor is None:
+            high = _lowest(p.major + 1, 0, 0)
+        elif p.minor > 0 or p.patch is None:
+            high = _lowest(0, p.minor + 1, 0)
+        else:
+            high = _lowest(0, 0, (p.patch or 0) + 1)
+        return ((operator.ge, p.low()), (operator.lt, high))
     if op in ("~", "~>"):
-        return _tilde(p)
+        return ((operator.ge, p.low()), (operator.lt, p._replace(patch=None).above()))
     if op in ("", "="):
-        return _wildcard(p)
-    if p.major is None:
-        # ">=*" and "<=*" match everything; "<*" and ">*" nothing.
-        return () if op in (">=", "<=") else (Comparator("<", _lowest(0, 0, 0)),)
+        if full:
+            return ((operator.eq, p.key()),)
+        return ((operator.ge, p.low()), (operator.lt, p.above()))
     if op == "!=":
-        return (Comparator("!=", p.key()),) if p.patch is not None else ()
+        return ((operator.ne, p.key()),) if full else ()
     if op == ">=":
-        low = _lower(p)
-        return (low,) if low else ()
+        return ((operator.ge, p.low()),)
     if op == "<=":
-        high = _upper_inclusive(p)
-        return (high,) if high else ()
+        return ((operator.le, p.key()),) if full else ((operator.lt, p.above()),)
     if op == ">":
-        if p.minor is None:
-            return (Comparator(">=", _lowest(p.major + 1, 0, 0)),)
-        if p.patch is None:
-            return (Comparator(">=", _lowest(p.major, p.minor + 1, 0)),)
-        return (Comparator(">", p.key()),)
-    # op == "<"
-    if p.patch is None:
-        return (Comparator("<", _lowest(p.major, p.minor or 0, 0)),)
-    return (Comparator("<", p.key()),)
+        return ((operator.gt, p.key()),) if full else ((operator.ge, p.above()),)
+    return ((operator.lt, p.low()),)  # "<"
 
 
 def _alternative(text: str, whole: str) -> tuple[Comparator, ...]:
     hyphen = _HYPHEN_RE.match(text)
     if hyphen:
-        lo = _lower(_read_partial(hyphen["lo"], whole))
-        hi = _upper_inclusive(_read_partial(hyphen["hi"], whole))
-        return tuple(c for c in (lo, hi) if c is not None)
+        low = _comparators(">=", _read_partial(hyphen["lo"], whole))
+        return low + _comparators("<=", _read_partial(hyphen["hi"], whole))
     out: list[Comparator] = []
     pos = 0
     text = text.strip()

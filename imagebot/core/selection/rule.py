@@ -19,68 +19,42 @@ if TYPE_CHECKING:
 StrategyName = Literal["semver", "numeric", "lexical", "calver", "newest-build", "digest"]
 
 
-def _doc(help: str, *, key: str | None = None) -> dict[str, str | None]:
-    """A rule field's metadata; ``key`` is where a policy file writes it when not at the
-    image entry's top level (``tags.include``)."""
-    return {"help": help, "key": key}
+def _doc(help: str, block: str | None = None) -> dict[str, str | None]:
+    """A rule field's metadata: its help, and where a policy file writes it (``tags.include``)
+    when that is not the image entry itself. docs/policies.md says more on each."""
+    return {"help": help, "block": block}
 
 
 @dataclass(frozen=True)
 class SelectionRule:
     """How one image policy picks a version; every field has a safe default."""
 
-    strategy: StrategyName = field(default="semver", metadata=_doc("how versions are ordered"))
-    range: str | None = field(
-        default=None,
-        metadata=_doc("semver range: ^1.2, ~1.2.3, >=1 <2, 1.x, 1.2.3 - 2, alternatives with ||"),
-    )
+    strategy: StrategyName = field(default="semver", metadata=_doc("how tags are ordered"))
+    range: str | None = field(default=None, metadata=_doc("semver range: ^1.2, ~1.2.3, >=1 <2"))
     prerelease: bool = field(default=False, metadata=_doc("allow prereleases (1.2.0-rc.1)"))
-    partial: bool = field(
-        default=False, metadata=_doc("accept partial versions such as 1.2 (read as 1.2.0)")
-    )
-    include: str | None = field(
-        default=None, metadata=_doc("regex a tag must match", key="tags.include")
-    )
-    exclude: tuple[str, ...] = field(
-        default=(), metadata=_doc("regexes that reject a tag", key="tags.exclude")
-    )
+    partial: bool = field(default=False, metadata=_doc("read partial versions (1.2 as 1.2.0)"))
+    include: str | None = field(default=None, metadata=_doc("regex a tag must match", "tags"))
+    exclude: tuple[str, ...] = field(default=(), metadata=_doc("regex rejecting a tag", "tags"))
     extract: str | None = field(
-        default=None,
-        metadata=_doc(
-            "template over include's named groups giving the value to order by, e.g. '$version'",
-            key="tags.extract",
-        ),
+        default=None, metadata=_doc("value to order by, from include's groups: '$v'", "tags")
     )
     order: Literal["asc", "desc"] = field(
-        default="asc",
-        metadata=_doc("numeric, lexical, calver: asc picks the highest, desc the lowest"),
+        default="asc", metadata=_doc("numeric, lexical, calver: asc picks the highest")
     )
     calver: str | None = field(default=None, metadata=_doc("calver format, e.g. YYYY.MM.DD"))
     variant: Literal["match", "any"] = field(
-        default="match",
-        metadata=_doc("match: 1.2.3-alpine only moves to another *-alpine; any: suffixes ignored"),
+        default="match", metadata=_doc("match: 1.2.3-alpine moves only to *-alpine")
     )
     allow: Literal["major", "minor", "patch"] = field(
         default="major", metadata=_doc("how far one update may move")
     )
     downgrade: bool = field(default=False, metadata=_doc("allow moving to a lower version"))
     replace_unreadable: bool = field(
-        default=False,
-        metadata=_doc("replace a running tag the strategy cannot read (default: stay on it)"),
+        default=False, metadata=_doc("replace a running tag the strategy cannot read")
     )
-    min_age: timedelta | None = field(
-        default=None,
-        metadata=_doc(
-            "minimum age of a tag before it is chosen (build time, else first seen), e.g. 2d"
-        ),
-    )
-    ignore: tuple[str, ...] = field(
-        default=(), metadata=_doc("tags, globs or semver ranges never chosen")
-    )
-    follow: str | None = field(
-        default=None,
-        metadata=_doc("strategy digest: the mutable tag to follow (default: the running tag)"),
-    )
+    min_age: timedelta | None = field(default=None, metadata=_doc("minimum age, e.g. 2d"))
+    ignore: tuple[str, ...] = field(default=(), metadata=_doc("tags, globs, ranges never chosen"))
+    follow: str | None = field(default=None, metadata=_doc("digest: the tag to follow"))
 
     @cached_property
     def compiled(self) -> CompiledRule:

@@ -116,12 +116,14 @@ def _decide(
     descending = ctx.compiled.strategy.honours_order and rule.order == "desc"
     keys = [t.key for t in candidates]
     best = min(keys) if descending else max(keys)
-    ties = sorted({t.name: t for t in candidates if t.key == best}.values(), key=_name)
+    ties = sorted({t.name: t for t in candidates if t.key == best}.values(), key=lambda t: t.name)
     preference = ctx.compiled.strategy.preference
-    chosen = max(
-        reversed(ties), key=lambda t: (t.name == running.tag, *preference(t, ctx))
-    )  # max() keeps the first of equals: reversed, so the first name wins
-    phrase = ctx.compiled.strategy.phrase(rule, ctx)
+    # max() keeps the first of equals: the running tag, then the preference, then the first name
+    chosen = max(ties, key=lambda t: (t.name == running.tag, *preference(t, ctx)))
+    where = f" in {rule.range!r}" if rule.range else ""
+    phrase = ctx.compiled.strategy.phrase[descending].format(
+        rule=rule, follow=ctx.follow, where=where
+    )
     if chosen.name == running.tag:
         phrase += ", already running"
     if rule.min_age is not None and ctx.now is not None:
@@ -138,10 +140,6 @@ def _decide(
     reason = f"{chosen.name}: {phrase} ({len(candidates)} of {total} tags qualify){note}"
     digest = chosen.info.digest if chosen.info is not None else None
     return Decision(chosen.name, reason, _verdicts(verdicts, accepted, others), digest)
-
-
-def _name(tag: Candidate) -> str:
-    return tag.name
 
 
 def _verdicts(

@@ -10,15 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .build_tags import MUTABLE_TAGS
 from .gates import Candidate, Context
 from .rule import Rejection
 from .versions import parse_tag
-
-if TYPE_CHECKING:
-    from .rule import SelectionRule
 
 _NUMBER_CHARS = frozenset("0123456789.-+")
 
@@ -107,8 +104,9 @@ class Strategy:
     name: str
     #: the read gate: sets ``tag.key`` or says why the tag cannot be ordered.
     read: Callable[[Candidate, Context], Rejection | None]
-    #: how the chosen tag is described, e.g. "highest version in '^1'".
-    phrase: Callable[[SelectionRule, Context], str]
+    #: how the chosen tag is described (``order: asc``, ``desc``), formatted with ``rule``,
+    #: ``follow`` and ``where`` (`` in '^1'`` for a semver range).
+    phrase: tuple[str, str]
     #: the registry must supply each image's build time.
     needs_created: bool = False
     #: the version is the followed tag's digest: the plan writes it, the registry supplies it.
@@ -125,39 +123,33 @@ class Strategy:
     preference: Callable[[Candidate, Context], tuple[Any, ...]] = lambda tag, ctx: ()
 
 
-def _highest(words: str, lowest: str) -> Callable[[SelectionRule, Context], str]:
-    return lambda rule, ctx: words if rule.order == "asc" else lowest
-
-
-def _semver_phrase(rule: SelectionRule, ctx: Context) -> str:
-    return f"highest version in {rule.range!r}" if rule.range else "highest version"
-
-
-def _calver_phrase(rule: SelectionRule, ctx: Context) -> str:
-    return f"{'latest' if rule.order == 'asc' else 'earliest'} {rule.calver} date"
-
-
 STRATEGIES: dict[str, Strategy] = {
     "semver": Strategy(
-        "semver", _read_semver, _semver_phrase, reads_versions=True, preference=_plain_first
+        "semver",
+        _read_semver,
+        ("highest version{where}",) * 2,
+        reads_versions=True,
+        preference=_plain_first,
     ),
     "numeric": Strategy(
-        "numeric",
-        _read_numeric,
-        _highest("highest number", "lowest number"),
-        honours_order=True,
+        "numeric", _read_numeric, ("highest number", "lowest number"), honours_order=True
     ),
     "lexical": Strategy(
         "lexical",
         _read_lexical,
-        _highest("last in lexical order", "first in lexical order"),
+        ("last in lexical order", "first in lexical order"),
         honours_order=True,
     ),
-    "calver": Strategy("calver", _read_calver, _calver_phrase, honours_order=True),
+    "calver": Strategy(
+        "calver",
+        _read_calver,
+        ("latest {rule.calver} date", "earliest {rule.calver} date"),
+        honours_order=True,
+    ),
     "newest-build": Strategy(
         "newest-build",
         _read_build_time,
-        lambda rule, ctx: "newest build",
+        ("newest build",) * 2,
         needs_created=True,
         behind="built before",
         preference=_release_first,
@@ -165,7 +157,7 @@ STRATEGIES: dict[str, Strategy] = {
     "digest": Strategy(
         "digest",
         _read_followed,
-        lambda rule, ctx: f"follows {ctx.follow!r}",
+        ("follows {follow!r}",) * 2,
         needs_digest=True,
         rejects_build_tags=False,
     ),

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import NamedTuple
-
-from .memo import Memo
+from typing import Generic, NamedTuple, TypeVar
 
 #: A SemVer precedence key: (major, minor, patch, is_release, prerelease identifiers).
 #: Identifiers compare as SemVer §11 says: numbers numerically and below words.
@@ -37,6 +35,8 @@ _PRERELEASE_WORD = re.compile(
     r"\d*",
     re.IGNORECASE,
 )
+K = TypeVar("K")
+V = TypeVar("V")
 _SEPARATORS = re.compile(r"[.-]")
 _WORD_NUMBER = re.compile(r"([A-Za-z]+)(\d+)")
 
@@ -55,8 +55,6 @@ class SemverTag(NamedTuple):
     build: str
     #: the tag starts with ``v``.
     v_prefix: bool
-    #: how many numbers the tag writes (``12.14``: 2).
-    precision: int = 3
 
     @property
     def core(self) -> tuple[int, int, int]:
@@ -129,10 +127,29 @@ def parse_tag(tag: str, split: Callable[[str], tuple[str, str]] = split_suffix) 
         0 if prerelease else 1,
         pre_key,
     )
-    precision = 1 if minor is None else 2 if patch is None else 3
-    return SemverTag(
-        key, prerelease, variant, patch is None, build or "", vee is not None, precision
-    )
+    return SemverTag(key, prerelease, variant, patch is None, build or "", vee is not None)
+
+
+class Memo(Generic[K, V]):
+    """Remembered results of a pure function of a tag, bounded: it starts over when full.
+
+    A daemon reads the same tag lists every cycle; remembering turns the second cycle's regex
+    matches and version readings into dict lookups."""
+
+    LIMIT = 200_000
+
+    def __init__(self, compute: Callable[[K], V]) -> None:
+        self._compute = compute
+        self._known: dict[K, V] = {}
+
+    def __call__(self, item: K) -> V:
+        known = self._known.get(item, self)
+        if known is not self:
+            return known  # type: ignore[return-value]
+        if len(self._known) >= self.LIMIT:
+            self._known.clear()
+        value = self._known[item] = self._compute(item)
+        return value
 
 
 def version_reader() -> Memo[str, SemverTag | None]:
