@@ -6,19 +6,11 @@ from __future__ import annotations
 
 from .compiled import ignore_entry_kind, validate_rule
 from .gates import GATES
-from .ranges import SemverRange, parse_range
-from .rule import (
-    Decision,
-    Rejection,
-    SelectionRule,
-    StrategyName,
-    TagInfo,
-    Verdict,
-    explain_lines,
-)
+from .ranges import parse_range
+from .rule import Decision, Rejection, SelectionRule, TagInfo, Verdict, explain_lines
 from .select import select
 from .strategies import STRATEGIES, Strategy
-from .versions import SemverTag, parse_tag
+from .versions import parse_tag
 
 __all__ = [
     "GATES",
@@ -26,10 +18,7 @@ __all__ = [
     "Decision",
     "Rejection",
     "SelectionRule",
-    "SemverRange",
-    "SemverTag",
     "Strategy",
-    "StrategyName",
     "TagInfo",
     "Verdict",
     "explain_lines",

@@ -1,11 +1,9 @@
 """User regexes (include, exclude) and the ``extract`` template over include's named groups.
 
-Policy authors write these patterns and registries supply the text, so a pattern like
-``(\\w+-?)*$`` could backtrack for hours on a 128-character tag and stall every image in the
-cycle. Patterns run on the ``regex`` package with a time limit per match (docs/policies.md,
-"Regular expressions", says why this guard and not RE2): a sound pattern needs microseconds
-on a tag, so the limit only fires on a pattern that would never finish, and the image then
-fails with a message naming the pattern and the tag, rather than picking from a partial list.
+A pattern like ``(\\w+-?)*$`` could backtrack for hours on a 128-character tag, so patterns run
+on the ``regex`` package with a time limit per match; docs/policies.md says why this guard and
+not RE2. The limit only fires on a pattern that would never finish: its image fails, naming
+the pattern and the tag, and the other images go on.
 """
 
 from __future__ import annotations

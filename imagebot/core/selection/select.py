@@ -15,7 +15,7 @@ from imagebot.core.gcpause import gc_paused
 from imagebot.errors import SelectionError
 
 from .build_tags import build_tag_kind
-from .gates import GATES, Candidate, Context, Gate, Running, age_words, tag_age
+from .gates import GATES, Candidate, Context, Running, age_words, said_once, tag_age
 from .rule import Decision, Rejection, SelectionRule, TagInfo, Verdict
 
 _SUMMARY_REASONS = 3
@@ -51,9 +51,10 @@ def _select(
     if rule.min_age is not None and now is None:
         raise SelectionError("min_age needs the current time to judge tag ages", field="min_age")
     infos = {t.name: t for t in reversed(tags) if isinstance(t, TagInfo)}
-    gates = [g for g in GATES if g.applies(compiled)]
-    blank = Context(compiled, Running(None), now, follow)
-    ctx = Context(compiled, _running(current, infos, gates, blank), now, follow)
+    blank = Context(compiled, Running(None), now, follow, said_once(compiled, Running(None)))
+    running = _running(current, infos, blank)
+    ctx = Context(compiled, running, now, follow, said_once(compiled, running))
+    gates = [g for g in GATES if g.applies(compiled, running)]
 
     checks = [gate.check for gate in gates]
     candidates: list[Candidate] = []
@@ -72,31 +73,22 @@ def _select(
     return _decide(candidates, verdicts, ctx)
 
 
-def _running(
-    current: str | None, infos: dict[str, TagInfo], gates: list[Gate], blank: Context
-) -> Running:
-    """Read the running tag through include/extract and the strategy's reader."""
-    strategy = blank.compiled.strategy
-    if current is None or strategy.needs_digest:  # digest: the running tag is not compared
+def _running(current: str | None, infos: dict[str, TagInfo], blank: Context) -> Running:
+    """Read the running tag as any other: through include's extract and the strategy."""
+    compiled = blank.compiled
+    if current is None or compiled.strategy.needs_digest:  # digest compares no versions
         return Running(current)
     tag = Candidate(current, infos.get(current), current)
-    for gate in gates:
-        if gate.name in ("include", "read"):
-            rejection = gate.check(tag, blank)
-            if rejection is not None and gate.name == "read":
-                if strategy.reads_versions:
-                    words = f"the running {current} is not a version"
-                elif strategy.needs_created:
-                    words = f"the running {current} has no known creation time"
-                else:
-                    words = f"the running {current} cannot be read ({rejection.message})"
-                # A running build tag (latest, sha-...) is no version: moving off it is the
-                # point. Any other tag the strategy cannot read may be newer than every
-                # candidate, so the image stays unless the rule says otherwise.
-                rule = blank.compiled.rule
-                blocks = not (rule.downgrade or rule.replace_unreadable or build_tag_kind(current))
-                return Running(current, unreadable=words, blocks=blocks)
-    return Running(current, tag.key, tag.version)
+    tag.value = compiled.included(current) or current if compiled.include else current
+    rejection = compiled.strategy.read(tag, blank)
+    if rejection is None:
+        return Running(current, tag.key, tag.version)
+    words = compiled.strategy.unreadable.format(current=current, why=rejection.message)
+    # A running build tag (latest, sha-...) is no version: moving off it is the point. Any
+    # other tag the strategy cannot read may be newer than every candidate: the image stays.
+    rule = compiled.rule
+    blocks = not (rule.downgrade or rule.replace_unreadable or build_tag_kind(current))
+    return Running(current, unreadable=words, blocks=blocks)
 
 
 def _decide(

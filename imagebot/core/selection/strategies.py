@@ -1,9 +1,6 @@
 """The strategies, one registry entry each: how a tag is read into an ordering key, what the
-registry must supply, how ties are broken and how the choice is described.
-
-The engine asks a strategy what it needs (``needs_created``, ``needs_digest``) instead of
-comparing strategy names; a new strategy is a new entry here.
-"""
+registry must supply (the engine asks ``needs_created``, ``needs_digest`` instead of comparing
+strategy names), how ties are broken and how the choice is described."""
 
 from __future__ import annotations
 
@@ -119,6 +116,8 @@ class Strategy:
     rejects_build_tags: bool = True
     #: how a tag below the running one is described by the downgrade gate.
     behind: str = "older than"
+    #: why a running tag the strategy cannot read cannot be compared.
+    unreadable: str = "the running {current} cannot be read ({why})"
     #: tie-break after "the running tag wins": a higher tuple wins.
     preference: Callable[[Candidate, Context], tuple[Any, ...]] = lambda tag, ctx: ()
 
@@ -129,6 +128,7 @@ STRATEGIES: dict[str, Strategy] = {
         _read_semver,
         ("highest version{where}",) * 2,
         reads_versions=True,
+        unreadable="the running {current} is not a version",
         preference=_plain_first,
     ),
     "numeric": Strategy(
@@ -152,6 +152,7 @@ STRATEGIES: dict[str, Strategy] = {
         ("newest build",) * 2,
         needs_created=True,
         behind="built before",
+        unreadable="the running {current} has no known creation time",
         preference=_release_first,
     ),
     "digest": Strategy(

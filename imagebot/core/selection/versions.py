@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Generic, NamedTuple, TypeVar
 
 #: A SemVer precedence key: (major, minor, patch, is_release, prerelease identifiers).
@@ -38,6 +39,7 @@ _PRERELEASE_WORD = re.compile(
 K = TypeVar("K")
 V = TypeVar("V")
 _SEPARATORS = re.compile(r"[.-]")
+_RELEASE: tuple[str, str, tuple[()]] = ("", "", ())
 _WORD_NUMBER = re.compile(r"([A-Za-z]+)(\d+)")
 
 
@@ -76,8 +78,11 @@ def prerelease_key(prerelease: str) -> tuple[tuple[int, int | str], ...]:
     )
 
 
-def split_suffix(suffix: str) -> tuple[str, str]:
-    """Split what follows ``1.2.3-`` into (prerelease, variant).
+Suffix = tuple[str, str, tuple[tuple[int, int | str], ...]]
+
+
+def split_suffix(suffix: str) -> Suffix:
+    """Split what follows ``1.2.3-`` into (prerelease, variant, prerelease key).
 
     The prerelease starts at the first prerelease word (or a leading number, as SemVer reads
     ``1.2.3-1``) and runs over following words and numbers; everything else is the variant:
@@ -93,7 +98,7 @@ def split_suffix(suffix: str) -> tuple[str, str]:
         None,
     )
     if start is None:
-        return "", suffix
+        return "", suffix, ()
     end = start + 1
     while end < len(words) and (
         words[end][2].isdigit() or _PRERELEASE_WORD.fullmatch(words[end][2])
@@ -102,24 +107,22 @@ def split_suffix(suffix: str) -> tuple[str, str]:
     before = suffix[: words[start][0]].rstrip(".-")
     after = suffix[words[end - 1][1] :].lstrip(".-")
     variant = "-".join(p for p in (before, after) if p)
-    return suffix[words[start][0] : words[end - 1][1]], variant
+    prerelease = suffix[words[start][0] : words[end - 1][1]]
+    return prerelease, variant, prerelease_key(prerelease)
 
 
-def parse_tag(tag: str, split: Callable[[str], tuple[str, str]] = split_suffix) -> SemverTag | None:
+def parse_tag(tag: str, split: Callable[[str], Suffix] = split_suffix) -> SemverTag | None:
     """Read ``tag`` as a version, or None when it is not one (``latest``, ``1.2.3.4``)."""
     m = _TAG.fullmatch(tag)
     if m is None:
         return None
     vee, major, minor, patch, docker, suffix, build = m.groups()
-    prerelease, variant = split(suffix) if suffix else ("", "")
+    prerelease, variant, pre_key = split(suffix) if suffix else _RELEASE
     if docker:  # 3.13.0rc2: ordered as rc.2, and the suffix is all variant
         if prerelease:
             return None
-        variant = suffix or ""
-        prerelease = docker
+        variant, prerelease = suffix or "", docker
         pre_key = prerelease_key(_WORD_NUMBER.sub(r"\1.\2", docker))
-    else:
-        pre_key = prerelease_key(prerelease)
     key: Key = (
         int(major),
         int(minor) if minor else 0,
@@ -131,10 +134,8 @@ def parse_tag(tag: str, split: Callable[[str], tuple[str, str]] = split_suffix) 
 
 
 class Memo(Generic[K, V]):
-    """Remembered results of a pure function of a tag, bounded: it starts over when full.
-
-    A daemon reads the same tag lists every cycle; remembering turns the second cycle's regex
-    matches and version readings into dict lookups."""
+    """Remembered results of a pure function of a tag, bounded (it starts over when full): a
+    daemon's later cycles read the same tags, and find their readings and matches here."""
 
     LIMIT = 200_000
 
@@ -148,7 +149,7 @@ class Memo(Generic[K, V]):
             return known  # type: ignore[return-value]
         if len(self._known) >= self.LIMIT:
             self._known.clear()
-        value = self._known[item] = self._compute(item)
+        self._known[item] = value = self._compute(item)
         return value
 
 
@@ -156,4 +157,4 @@ def version_reader() -> Memo[str, SemverTag | None]:
     """``parse_tag`` with bounded memos of the tags and suffixes it has read: a compiled rule
     owns one, so a daemon's later cycles read each tag once."""
     suffixes = Memo(split_suffix)
-    return Memo(lambda tag: parse_tag(tag, suffixes))
+    return Memo(partial(parse_tag, split=suffixes))
