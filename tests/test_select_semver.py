@@ -175,6 +175,28 @@ CASES = [
     ),
     Case("ignore-tag", "1.0.0 1.1.0", SelectionRule(ignore=("1.1.0",)), want="1.0.0"),
     Case("ignore-range", "1.0.0 1.1.0 1.1.5 1.2.0", SelectionRule(ignore=("1.2.x",)), want="1.1.5"),
+    Case(
+        "ignore-glob",
+        "1.0.0 1.2.0-debug",
+        SelectionRule(ignore=("*-debug",), variant="any"),
+        want="1.0.0",
+    ),
+    # Docker official images write prereleases without a hyphen.
+    Case("docker-rc-to-release", "3.12.0 3.13.0rc2 3.13.0", current="3.12.0", want="3.13.0"),
+    Case("docker-rc-not-chosen", "3.12.0 3.13.0rc2", current="3.12.0", want="3.12.0"),
+    Case(
+        "docker-rc-numeric-order",
+        "3.13.0rc2 3.13.0rc10 3.13.0b4",
+        SelectionRule(prerelease=True),
+        want="3.13.0rc10",
+    ),
+    Case(
+        "docker-beta-variant",
+        "3.6.0-slim 3.7.0b1-slim 3.7.0b1",
+        SelectionRule(prerelease=True),
+        current="3.6.0-slim",
+        want="3.7.0b1-slim",
+    ),
     # Tags that are not versions.
     Case("hash-and-mutable-skipped", "latest sha-abc1234 deadbeef1 1.0.0 main", want="1.0.0"),
     Case("four-part-skipped", "1.2.3.4 1.2.3", want="1.2.3"),
