@@ -208,8 +208,9 @@ def test_one_failing_rule_leaves_the_other_images_planned(env: Env) -> None:
 
 
 def test_check_warns_about_digest_without_follow_and_odd_ignore_entries(env: Env) -> None:
-    """check reports strategy digest without follow and an ignore entry that is no tag, glob
-    or range, each with file:line, and still accepts the file."""
+    """check reports strategy digest without follow, an ignore entry that is no tag, glob or
+    range, and a range that reads differently in Flux and Argo CD unless range_style says
+    which is meant, each with file:line, and still accepts the file."""
     env.files(
         {"app": f"{env.repo}:latest"},
         f"""\
@@ -220,6 +221,13 @@ def test_check_warns_about_digest_without_follow_and_odd_ignore_entries(env: Env
             repository: {env.repo}
             strategy: numeric
             ignore: ["> 5", "*-debug"]
+          - name: ported
+            repository: {env.repo}
+            range: ">=1.2.0-0"
+          - name: said
+            repository: {env.repo}
+            range: ">=1.2.0-0"
+            range_style: masterminds
         """,
     )
     code, out = env.cli("check")
@@ -227,6 +235,8 @@ def test_check_warns_about_digest_without_follow_and_odd_ignore_entries(env: Env
     assert "dev.yaml:6: images[0].strategy: strategy digest without follow" in out
     assert "dev.yaml:10: images[1].ignore: ignore entry '> 5'" in out
     assert "'*-debug'" not in out
+    assert "dev.yaml:13: images[2].range: range '>=1.2.0-0' spells a prerelease" in out
+    assert "images[3].range" not in out
 
 
 def test_min_age_plan_reports_first_seen_for_reproducible_builds(env: Env) -> None:

@@ -219,3 +219,21 @@ def test_every_tag_gets_exactly_one_verdict_in_input_order() -> None:
     assert [v.tag for v in decision.verdicts] == tags
     assert [v.accepted for v in decision.verdicts] == [True, False, True, False]
     assert decision.verdicts[0] == decision.verdicts[2]
+
+
+def test_running_precision_is_kept() -> None:
+    """A running 12.14 moves to 12.15 (not 12.15.0), reading partial tags of its precision."""
+    tags = ["12.14", "12.15", "12.15.0", "12", "13"]
+    assert select(tags, SelectionRule(), current="12.14").tag == "12.15"
+    off = SelectionRule(keep_precision=False, partial=True)
+    assert select(tags, off, current="12.14").tag == "13"
+    assert select(tags, SelectionRule(keep_precision=False), current="12.14").tag == "12.15.0"
+
+
+def test_masterminds_range_style_admits_every_prerelease_in_range() -> None:
+    """>=1.2.0-0 admits 1.3.0-rc.1 when read as Flux and Argo CD do, not as npm does."""
+    tags = ["1.2.0", "1.3.0-rc.1"]
+    assert select(tags, SelectionRule(range=">=1.2.0-0")).tag == "1.2.0"
+    ported = SelectionRule(range=">=1.2.0-0", range_style="masterminds")
+    assert select(tags, ported).tag == "1.3.0-rc.1"
+    assert select(tags, SelectionRule(range=">=1.2.0", range_style="masterminds")).tag == "1.2.0"

@@ -220,6 +220,13 @@ def _rule_warnings(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], 
                 "strategy digest without follow follows whatever tag each file runs, and an"
                 " image pinned by digest alone cannot be followed; set follow (e.g. latest)",
             )
+        if rule.compiled.named_cores and "range_style" not in image.model_fields_set:
+            yield (
+                ("images", i, "range"),
+                f"range {rule.range!r} spells a prerelease: npm (imagebot's default) admits only"
+                " that release's prereleases, Flux and Argo CD (Masterminds) every prerelease in"
+                " range; set range_style: npm or masterminds to say which you mean",
+            )
         for entry in rule.ignore:
             if ignore_entry_kind(entry, rule.strategy) is None:
                 yield (

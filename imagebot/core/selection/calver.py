@@ -1,10 +1,8 @@
 """Calendar versions (calver.org): a format such as ``YYYY.MM.DD`` or ``YYYYMMDD-N`` read as a date.
 
-Tokens: ``YYYY`` (2024), ``YY`` (24, years since 2000, unpadded), ``0Y`` (padded),
-``MM``/``0M`` (month; ``MM`` also reads ``01``), ``WW``/``0W`` (week), ``DD``/``0D`` (day),
-``hh``, ``mm``, ``ss`` (time, two digits) and ``MICRO`` or ``N`` (a counter). Everything else
-is literal text. Versions order by the date and time they name, then the counter, whatever
-order the format writes them in (``DD.MM.YYYY`` orders correctly).
+Tokens are in ``_TOKENS`` (docs/policies.md lists them); everything else is literal text.
+Versions order by the date and time they name, then the counter, whatever order the format
+writes them in (``DD.MM.YYYY`` orders correctly).
 """
 
 from __future__ import annotations

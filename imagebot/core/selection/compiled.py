@@ -50,6 +50,7 @@ def compile_rule(rule: SelectionRule) -> CompiledRule:
         ("order", ("asc", "desc")),
         ("variant", ("match", "any")),
         ("allow", ("major", "minor", "patch")),
+        ("range_style", ("npm", "masterminds")),
     ):
         value = getattr(rule, name)
         if value not in allowed:
@@ -112,9 +113,7 @@ def _as_range(entry: str) -> SemverRange | None:
 
 
 def ignore_entry_kind(entry: str, strategy: str) -> str | None:
-    """How an ignore entry is read (``tag``, ``range``, ``glob``), for ``imagebot check``;
-    None for an entry that can only match a tag spelled exactly like it but looks meant as
-    something else (spaces, or operators outside a range)."""
+    """How an ignore entry is read (``tag``, ``range``, ``glob``); None: it is none of these."""
     if STRATEGIES[strategy].reads_versions and _as_range(entry) is not None:
         return "range"
     if any(c in entry for c in "*?["):

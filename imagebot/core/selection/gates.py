@@ -119,9 +119,9 @@ def _included(tag: Candidate, ctx: Context) -> Rejection | None:
 
 def _excluded(tag: Candidate, ctx: Context) -> Rejection | None:
     hit = ctx.compiled.excluded(tag.name)
-    if hit is None:
-        return None
-    return Rejection("exclude", f"matches exclude '{hit}'", {"pattern": hit})
+    return (
+        None if hit is None else Rejection("exclude", f"matches exclude '{hit}'", {"pattern": hit})
+    )
 
 
 def _build_tag(tag: Candidate, ctx: Context) -> Rejection | None:
@@ -134,9 +134,12 @@ def _read(tag: Candidate, ctx: Context) -> Rejection | None:
 
 
 def _partial(tag: Candidate, ctx: Context) -> Rejection | None:
-    if tag.version is not None and tag.version.partial:
-        return _PARTIAL
-    return None
+    version, base = tag.version, ctx.running.version
+    if version is None or not version.partial:
+        return None
+    # A running 12.14 may move to 12.15: its precision is kept, as Renovate keeps it.
+    same = base is not None and base.precision == version.precision
+    return None if same and ctx.compiled.rule.keep_precision else _PARTIAL
 
 
 def _prerelease(tag: Candidate, ctx: Context) -> Rejection | None:
@@ -146,8 +149,9 @@ def _prerelease(tag: Candidate, ctx: Context) -> Rejection | None:
     base = ctx.running.version
     if base is not None and base.prerelease and base.core == version.core:
         return None  # a running prerelease may reach its release and newer prereleases of it
-    if version.core in ctx.compiled.named_cores:
-        return None  # the range names a prerelease of this release (as node-semver allows)
+    named = ctx.compiled.named_cores
+    if version.core in named or (named and ctx.compiled.rule.range_style == "masterminds"):
+        return None  # the range names a prerelease (of this release, as npm has it)
     return _PRERELEASE
 
 

@@ -1,14 +1,9 @@
-"""SemVer ranges as npm's node-semver writes them, plus the commas Flux users bring along.
-
-Grammar: alternatives joined by ``||``; each is a hyphen range (``1.2 - 2.3.4``) or comparators
-separated by spaces or commas. A comparator is ``<``, ``<=``, ``>``, ``>=``, ``=``, ``!=``, ``^``,
-``~`` (``~>`` reads as ``~``) or nothing, before a version that may be partial or use ``x``,
-``X`` or ``*`` wildcards (``1.x``, ``1.2.*``, ``*``).
-
-Ranges are desugared the way node-semver does with ``includePrerelease``: an upper bound that
-comes from a wildcard or ``^``/``~`` excludes the prereleases of that bound (``^1`` is
-``>=1.0.0-0 <2.0.0-0``, so ``2.0.0-rc.1`` is outside). Whether prereleases are wanted at all is
-the rule's ``prerelease`` switch, decided before the range is consulted.
+"""SemVer ranges as npm's node-semver writes them, plus the commas Flux users bring along:
+alternatives joined by ``||``, each a hyphen range (``1.2 - 2.3.4``) or comparators (``<``,
+``<=``, ``>``, ``>=``, ``=``, ``!=``, ``^``, ``~``/``~>``, or none) before versions that may be
+partial or use ``x``/``*``. Desugared as node-semver does with ``includePrerelease``: an upper
+bound from a wildcard, ``^`` or ``~`` excludes that bound's prereleases (``^1`` is
+``>=1.0.0-0 <2.0.0-0``); whether prereleases are wanted at all is the ``prerelease`` gate's.
 """
 
 from __future__ import annotations

@@ -33,6 +33,12 @@ class SelectionRule:
     range: str | None = field(default=None, metadata=_doc("semver range: ^1.2, ~1.2.3, >=1 <2"))
     prerelease: bool = field(default=False, metadata=_doc("allow prereleases (1.2.0-rc.1)"))
     partial: bool = field(default=False, metadata=_doc("read partial versions (1.2 as 1.2.0)"))
+    keep_precision: bool = field(
+        default=True, metadata=_doc("a running 12.14 moves to 12.15, not 12.15.0 (semver)")
+    )
+    range_style: Literal["npm", "masterminds"] = field(
+        default="npm", metadata=_doc("masterminds: >=1.2.0-0 admits every prerelease in range")
+    )
     include: str | None = field(default=None, metadata=_doc("regex a tag must match", "tags"))
     exclude: tuple[str, ...] = field(default=(), metadata=_doc("regex rejecting a tag", "tags"))
     extract: str | None = field(
@@ -119,10 +125,7 @@ class Decision:
 
     def verdict(self, tag: str) -> Verdict:
         """The verdict for ``tag``; KeyError if it was not an input."""
-        for v in self.verdicts:
-            if v.tag == tag:
-                return v
-        raise KeyError(tag)
+        return {v.tag: v for v in reversed(self.verdicts)}[tag]
 
 
 def explain_lines(decision: Decision) -> list[str]:

@@ -1,13 +1,9 @@
-"""Reading container tags as semantic versions: ``v`` prefixes, partial versions, variants.
+"""Reading container tags as versions, with a SemVer 2.0 §11 precedence key.
 
-Container tags are not pure SemVer 2.0: ``+`` is not allowed in a tag (OCI distribution spec),
-so build metadata is written ``_build.5``; images ship flavours as suffixes (``-alpine``,
-``-slim-bookworm``) that SemVer would read as prereleases; Docker official images write
-prereleases without a hyphen (``3.13.0rc2``, ``3.7.0b1-slim``). This module separates the
-prerelease from the variant so each can be ruled on, and gives each version a precedence key
-(SemVer 2.0 §11). ``semver.Version`` reads none of these spellings, and reading 10,000 tags
-with it took half the selection budget, so it serves as the reference the tests check these
-keys against.
+Container tags are not SemVer: ``+`` is not allowed in a tag, so build metadata is written
+``_build.5``; flavours are suffixes (``-alpine``) SemVer would read as prereleases; Docker
+official images write prereleases without a hyphen (``3.13.0rc2``). ``semver.Version`` reads
+none of these (and took half the selection budget), so it is the tests' reference instead.
 """
 
 from __future__ import annotations
@@ -57,6 +53,8 @@ class SemverTag(NamedTuple):
     build: str
     #: the tag starts with ``v``.
     v_prefix: bool
+    #: how many numbers the tag writes (``12.14``: 2).
+    precision: int
 
     @property
     def core(self) -> tuple[int, int, int]:
@@ -130,7 +128,8 @@ def parse_tag(tag: str, split: Callable[[str], Suffix] = split_suffix) -> Semver
         0 if prerelease else 1,
         pre_key,
     )
-    return SemverTag(key, prerelease, variant, patch is None, build or "", vee is not None)
+    precision = 1 if minor is None else 2 if patch is None else 3
+    return SemverTag(key, prerelease, variant, patch is None, build or "", bool(vee), precision)
 
 
 class Memo(Generic[K, V]):
