@@ -240,7 +240,8 @@ def test_check_warns_about_digest_without_follow_and_odd_ignore_entries(env: Env
 
 
 def test_min_age_plan_reports_first_seen_for_reproducible_builds(env: Env) -> None:
-    """A tag built 1970-01-01 has no real build time: min_age counts from first sight."""
+    """A tag built 1970-01-01 has no real build time: min_age counts from first sight, and the
+    JSON explanation names the gate and which time counted."""
     env.push("1.0.0")
     env.push("1.1.0", created=datetime(1970, 1, 1, tzinfo=UTC))
     env.files(
@@ -251,6 +252,10 @@ def test_min_age_plan_reports_first_seen_for_reproducible_builds(env: Env) -> No
             min_age: 1d
         """,
     )
-    code, out = env.cli("plan", "--explain")
+    code, out = env.cli("plan", "--explain", "-o", "json")
     assert code == 0, out
-    assert "too new (first seen" in out
+    doc, _ = json.JSONDecoder().raw_decode(out[out.index("{") :])
+    [decision] = doc["environments"][0]["decisions"]
+    verdict = next(v for v in decision["verdicts"] if v["tag"] == "1.1.0")
+    assert verdict["gate"] == "min_age" and verdict["data"]["age_from"] == "first seen"
+    assert verdict["reason"].startswith("rejected: too new (first seen")
