@@ -66,3 +66,18 @@ def test_every_mutable_build_tag_is_documented() -> None:
     start = section.index("- mutable tags, in any letter case:")
     listed = section[start : section.index("\n- commit hashes", start)]
     assert set(re.findall(r"`([a-z]+)`", listed)) == MUTABLE_TAGS
+
+
+def test_documented_gate_order_is_the_code_order() -> None:
+    """The numbered gate list in docs/policies.md names the gates in GATES' order."""
+    from imagebot.core.selection import GATES
+
+    section = _section()
+    listed = section[section.index("The gates, in order") : section.index("A tag that a strategy")]
+    words = {
+        "build-tag": "build tags",
+        "read": "the strategy must be able to read",
+        "downgrade": "no downgrade",
+    }
+    at = [listed.index(words.get(g.name, f"`{g.name}`")) for g in GATES]
+    assert at == sorted(at), [g.name for g in GATES]

@@ -95,6 +95,8 @@ def said_once(c: CompiledRule, running: Running) -> dict[str, Rejection]:
 
 @dataclass(frozen=True)
 class Gate:
+    """One named step of the chain."""
+
     name: str
     check: Callable[[Candidate, Context], Rejection | None]
     #: whether the gate can reject anything under this rule and running tag.
