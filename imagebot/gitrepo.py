@@ -25,6 +25,10 @@ from gitdb import IStream
 
 from imagebot.errors import GitError
 
+#: File names read whatever their suffix: kustomize (and Flux) accept a kustomization file
+#: named ``Kustomization`` beside ``kustomization.yaml``/``.yml``.
+EXTRA_NAMES = frozenset(("Kustomization",))
+
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
@@ -89,7 +93,8 @@ class EnvRepo:
     def files(
         self, under: str = ".", *, suffixes: tuple[str, ...] = (".yaml", ".yml")
     ) -> list[FileEntry]:
-        """Regular files below ``under`` at the fetched head whose names end in ``suffixes``."""
+        """Regular files below ``under`` at the fetched head whose names end in ``suffixes``
+        (or are one of :data:`EXTRA_NAMES`)."""
         args = ["ls-tree", "-r", "-z", "--full-tree", self._remote_ref]
         if under not in ("", "."):
             args += ["--", under.strip("/") + "/"]
@@ -100,7 +105,12 @@ class EnvRepo:
                 continue
             meta, _, path = record.partition("\t")
             mode, kind, sha = meta.split()
-            if kind == "blob" and mode in ("100644", "100755") and path.endswith(suffixes):
+            named = path.rpartition("/")[2] in EXTRA_NAMES
+            if (
+                kind == "blob"
+                and mode in ("100644", "100755")
+                and (path.endswith(suffixes) or named)
+            ):
                 entries.append(FileEntry(path=path, mode=int(mode, 8), blob=sha))
         return entries
 

@@ -154,6 +154,18 @@ class EnvironmentPolicy(_Model):
         default="commit", description="commit: commit and push to the branch"
     )
     images: tuple[ImagePolicy, ...] = Field(min_length=1)
+    detect: Literal["auto", "markers"] = Field(
+        default="auto",
+        description="auto: every image field of a watched repository, and every marker;"
+        " markers: only fields carrying a marker (# imagebot: <image> or a Flux"
+        " $imagepolicy comment), as Flux does",
+    )
+    marker_namespace: str | None = Field(
+        default=None,
+        description="the namespace this environment's Flux markers name"
+        ' ({"$imagepolicy": "<namespace>:<image>"}); markers of other namespaces are left'
+        " alone",
+    )
 
     @field_validator("images")
     @classmethod
