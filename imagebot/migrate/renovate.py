@@ -81,6 +81,7 @@ class Rules:
     unstable: bool = False
     pin: bool = False
     allow: str | None = None
+    allow_why: str = "updates of larger types were disabled."
     unevaluated: list[str] = field(default_factory=list)
 
 
@@ -228,8 +229,11 @@ def _apply(rule: dict[str, Any], s: Rules) -> None:
         for blocked, allow in _UPDATE_LIMITS:
             if blocked <= types:
                 s.allow = allow
+                s.allow_why = "updates of larger types were disabled."
                 break
         return
+    if rule.get("enabled") is True and "major" in types:
+        s.allow = None  # major updates switched back on
     if types:
         return  # other settings for some update types only (automerge, labels…)
     if "allowedVersions" in rule:
@@ -244,6 +248,12 @@ def _apply(rule: dict[str, Any], s: Rules) -> None:
 
 def _settings(config: dict[str, Any], rules: list[dict[str, Any]], dep: Dependency) -> Rules:
     s = Rules()
+    # "By default, Renovate will upgrade minor and patch versions […] but not major
+    # versions" of Docker images, unless the preset docker:enableMajor is extended
+    # (https://docs.renovatebot.com/docker/#version-upgrading).
+    if "docker:enableMajor" not in (config.get("extends") or []):
+        s.allow = "minor"
+        s.allow_why = "Renovate's docker default: no major updates without docker:enableMajor."
     _apply({k: v for k, v in config.items() if k != "packageRules"}, s)
     for rule in rules:
         if _matches(rule, dep):
@@ -297,7 +307,7 @@ def _image(dep: Dependency, s: Rules, names: set[str], warnings: list[str]) -> I
     if s.unstable:
         fields.append(Field("prerelease", True, "ignoreUnstable: false."))
     if s.allow:
-        fields.append(Field("allow", s.allow, "updates of larger types were disabled."))
+        fields.append(Field("allow", s.allow, s.allow_why))
     if s.pin:
         fields.append(Field("digest", "pin", "pinDigests."))
     if tags:
