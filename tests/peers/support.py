@@ -22,8 +22,20 @@ def converted(tool: str, files: Mapping[str, str], repo_url: str | None = None) 
     return [checked(env, tool, f"{env.name}.yaml") for env in migration.environments]
 
 
-def choose(policy_text: str, tags: Sequence[str], *, image: int = 0) -> str | None:
-    """The tag the converted policy's image picks from ``tags`` with nothing running."""
+def choose(
+    policy_text: str,
+    tags: Sequence[str],
+    *,
+    image: int = 0,
+    created: Mapping[str, datetime] | None = None,
+    digests: Mapping[str, str] | None = None,
+    current: str | None = None,
+) -> str | None:
+    """The tag the converted policy's image picks from ``tags`` (build times and digests
+    where the peer's case gives them), running ``current``."""
     loaded: LoadedPolicy = parse_policy(policy_text, source="converted.yaml")
     rule = loaded.policy.images[image].rule()
-    return select([TagInfo(name=t) for t in tags], rule, current=None, now=NOW).tag
+    infos = [
+        TagInfo(name=t, created=(created or {}).get(t), digest=(digests or {}).get(t)) for t in tags
+    ]
+    return select(infos, rule, current=current, now=NOW).tag
