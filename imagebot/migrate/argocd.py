@@ -11,6 +11,7 @@ fields themselves (kustomize images, Helm values, ``.argocd-source-<app>.yaml``)
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -86,11 +87,25 @@ def split_image(text: str) -> tuple[str, str, str]:
 
 
 def _glob_regex(pattern: str) -> str:
-    """An Argo CD ignore-tags glob as an anchored regex (``fnmatch`` semantics, as Go's
-    ``filepath.Match`` for tags, which hold no ``/``)."""
-    translated = fnmatch.translate(pattern)  # "(?s:...)\\Z"
-    body = translated.removeprefix("(?s:").removesuffix(")\\Z")
-    return f"^{body}$"
+    """An ignore-tags glob (Go's ``filepath.Match``: ``*``, ``?``, ``[...]``) as an anchored
+    regex, written with nothing beyond what every regex dialect reads."""
+    out = ["^"]
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[" and "]" in pattern[i + 1 :]:
+            end = pattern.index("]", i + 1)
+            body = pattern[i + 1 : end]
+            out.append("[^" + body[1:] + "]" if body.startswith("^") else "[" + body + "]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out) + "$"
 
 
 def _annotation_settings(annotations: dict[str, Any], key: str, base: Settings) -> Settings:

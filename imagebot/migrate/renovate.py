@@ -126,8 +126,8 @@ def convert(files: Mapping[str, str], *, repo_url: str | None) -> Migration:
         ],
         images=images,
         notes=[
-            "Renovate proposed each update as a pull request; imagebot commits (or opens a"
-            " pull request where publish says so). Dockerfiles are not edited by imagebot."
+            "Renovate proposed each update as a pull request; imagebot commits each change"
+            " (see publish in docs/policies.md). Dockerfiles are not edited by imagebot."
         ],
     )
     out.environments.append(env)
@@ -277,6 +277,8 @@ def _image(dep: Dependency, s: Rules, names: set[str], warnings: list[str]) -> I
             " (-alpine) as a compatibility that never changes (imagebot's variant: match).",
         ),
     ]
+    if s.versioning == "semver":
+        fields[3] = Field("partial", False, "versioning semver: full versions only.")
     tags: list[Field] = []
     versioning = s.versioning
     if versioning.startswith("regex:"):
