@@ -22,6 +22,7 @@ from imagebot.core.plan import (
     EnvironmentPlan,
     ImageScan,
     commit_message,
+    in_scope,
     plan_environment,
     targets_for,
 )
@@ -323,6 +324,7 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
         except EditError as exc:
             problems.append(f"{loaded.name}: {exc}; file left untouched")
             continue
+        found = in_scope(loaded.policy, found)  # detect: markers, marker_namespace
         if found:
             files[entry.path] = text
             targets[entry.path] = found

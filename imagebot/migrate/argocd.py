@@ -61,11 +61,15 @@ def convert(files: Mapping[str, str]) -> Migration:
     taken: set[str] = set()
     for app in apps:
         images = _from_annotations(app, out.warnings)
+        write_back: dict[str, Any] = {}
         for updater in updaters:
-            images.extend(_from_updater(updater, app, out.warnings))
+            selected = _from_updater(updater, app, out.warnings)
+            if selected:
+                images.extend(selected)
+                write_back = write_back or mapping(updater.spec.get("writeBackConfig"))
         if not images:
             continue
-        env = _environment(app, images, out.warnings, taken)
+        env = _environment(app, images, out.warnings, taken, write_back)
         if env is not None:
             out.environments.append(env)
     if not out.environments:
@@ -198,11 +202,17 @@ def _from_updater(updater: Document, app: Document, warnings: list[str]) -> list
 
 
 def _environment(
-    app: Document, images: list[ImageSpec], warnings: list[str], taken: set[str]
+    app: Document,
+    images: list[ImageSpec],
+    warnings: list[str],
+    taken: set[str],
+    write_back: dict[str, Any],
 ) -> EnvironmentOut | None:
     where = f"{app.where()}: Application {app.name}"
     spec = app.spec
-    source = mapping(spec.get("source")) or mapping((spec.get("sources") or [{}])[0])
+    sources = spec.get("sources")
+    first = sources[0] if isinstance(sources, list) and sources else None
+    source = mapping(spec.get("source")) or mapping(first)
     annotations = mapping(app.meta.get("annotations"))
     notes: list[str] = []
     repo: list[Field] = []
@@ -225,8 +235,13 @@ def _environment(
         path = str(source.get("path") or ".").removeprefix("./").strip("/") or "."
     revision = str(source.get("targetRevision") or "HEAD")
     branch_comment = None
-    method = str(annotations.get(f"{PREFIX}write-back-method", "argocd"))
-    git_branch = annotations.get(f"{PREFIX}git-branch")
+    git_config = mapping(write_back.get("gitConfig"))
+    method = str(
+        annotations.get(f"{PREFIX}write-back-method") or write_back.get("method") or "argocd"
+    )
+    git_branch = annotations.get(f"{PREFIX}git-branch") or git_config.get("branch")
+    if git_config.get("repository"):
+        repo[0] = Field("url", str(git_config["repository"]), "ImageUpdater gitConfig.")
     if git_branch:
         base_branch, _, target = str(git_branch).partition(":")
         revision = base_branch or revision
@@ -245,7 +260,9 @@ def _environment(
             "write-back-method argocd changed the Application in the cluster; imagebot"
             " commits the change to the repository instead (what write-back-method git does)."
         )
-    write_target = annotations.get(f"{PREFIX}write-back-target")
+    write_target = annotations.get(f"{PREFIX}write-back-target") or git_config.get(
+        "writeBackTarget"
+    )
     if write_target:
         notes.append(
             f"write-back-target {write_target}: imagebot edits each image where the files hold it,"

@@ -192,3 +192,32 @@ def test_e2e_005_app_wide_update_strategy(tmp_path: Path) -> None:
             "image-updater-005-02": ["2.0.0"],
         }
     )
+
+
+def test_image_updater_write_back_config_names_the_repository() -> None:
+    """An ImageUpdater's writeBackConfig (git method, gitConfig repository and branch) gives
+    the environment's repo, as the updater pushes there (config/samples in its repository)."""
+    files = _app({})
+    files["updater.yaml"] = yaml.safe_dump(
+        {
+            "apiVersion": "argocd-image-updater.argoproj.io/v1alpha1",
+            "kind": "ImageUpdater",
+            "metadata": {"name": "u", "namespace": "argocd"},
+            "spec": {
+                "writeBackConfig": {
+                    "method": "git",
+                    "gitConfig": {"repository": "https://git.example.com/deploy.git",
+                                  "branch": "release"},
+                },
+                "applicationRefs": [
+                    {"namePattern": "ap*", "images": [{"alias": "web",
+                                                       "imageName": "nginx:1.27.x"}]}
+                ],
+            },
+        }
+    )  # fmt: skip
+    (policy,) = converted("argocd-image-updater", files)
+    assert "url: https://git.example.com/deploy.git" in policy
+    assert "branch: release" in policy
+    assert "name: web" in policy and "range: 1.27.x" in policy
+    assert "write-back-method argocd" not in policy
