@@ -285,3 +285,12 @@ def test_cycle_reads_a_kustomization_file_named_kustomization(tmp_path: Path) ->
             "old/name:1.0.0", f"{image}:1.0.1"
         )
         assert f"name written: {image}" in result.stdout
+
+
+def test_empty_digest_only_field_gets_the_digest_without_a_pin_policy() -> None:
+    """A ``:digest`` marker on an empty field, with no tag sibling and no ``digest: pin``,
+    still receives the chosen version's digest: the field holds nothing else."""
+    text = 'app:\n  digest: "" # {"$imagepolicy": "flux-system:app:digest"}\n'
+    plan = _plan(POLICY, {"v.yaml": text}, TAGS)
+    assert plan.problems == ()  # type: ignore[attr-defined]
+    assert plan.new_files == {"v.yaml": text.replace('""', f'"{NEW}"')}  # type: ignore[attr-defined]

@@ -155,8 +155,13 @@ def name_to_write(image: ImagePolicy, target: Target) -> str | None:
 
 def needs_digest(image: ImagePolicy, target: Target) -> bool:
     """Pin when the policy says so, follows digests, or the file already pins (a tag moved
-    without its digest would keep running the old image)."""
-    return image.digest == "pin" or image.strategy == "digest" or target.digest is not None
+    without its digest would keep running the old image) or holds only a digest field."""
+    return (
+        image.digest == "pin"
+        or image.strategy == "digest"
+        or target.digest is not None
+        or target.digest_only
+    )
 
 
 def plan_environment(
