@@ -104,3 +104,19 @@ def test_nothing_to_convert_and_missing_directory(tmp_path: Path) -> None:
     result = run_cli("migrate", "--from", "renovate", str(tmp_path / "nope"))
     assert result.returncode == 2
     assert "not a directory" in result.stderr
+
+
+def test_one_existing_file_does_not_stop_the_other_environments(tmp_path: Path) -> None:
+    """With two automations and one policy file already there, the other is still written
+    and the run exits 1 naming the file it kept."""
+    source = _flux_dir(tmp_path)
+    second = FLUX.replace("namespace: apps", "namespace: web").replace("name: apps", "name: web")
+    (source / "web.yaml").write_text(second)
+    out = tmp_path / "policies"
+    out.mkdir()
+    (out / "apps.yaml").write_text("# mine\n")
+    result = run_cli("migrate", "--from", "flux", str(source), "-o", str(out))
+    assert result.returncode == 1
+    assert f"{out / 'apps.yaml'}: already exists" in result.stderr
+    assert (out / "apps.yaml").read_text() == "# mine\n"
+    assert "environment: web\n" in (out / "web.yaml").read_text()

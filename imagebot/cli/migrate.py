@@ -94,21 +94,20 @@ def run(args: argparse.Namespace) -> int:
             out[path] = checked(env, migration.tool, str(path))
         except PolicyError as exc:
             problems.extend(exc.problems)
-    if problems:
-        for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return 1
+    # One environment that cannot be converted or written never stops the others.
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
     if args.dry_run:
         for path, text in out.items():
             print(f"# --- {path}\n{text}", end="")
-        return 0
-    existing = [p for p in out if p.exists()]
-    if existing:
-        for path in existing:
-            print(f"error: {path}: already exists; not overwritten", file=sys.stderr)
-        return 1
-    args.output.mkdir(parents=True, exist_ok=True)
+        return 1 if problems else 0
+    failed = bool(problems)
     for path, text in out.items():
+        if path.exists():
+            print(f"error: {path}: already exists; not overwritten", file=sys.stderr)
+            failed = True
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path}: environment {path.stem}")
-    return 0
+    return 1 if failed else 0
