@@ -287,7 +287,7 @@ def _image(dep: Dependency, s: Rules, names: set[str], warnings: list[str]) -> I
         tags.append(
             Field(
                 "include",
-                pattern.replace("(?<", "(?P<"),
+                pattern,
                 "Renovate regex versioning: the tags that match, ordered by"
                 " major.minor.patch; a compatibility group must match the running tag's.",
             )

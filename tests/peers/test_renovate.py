@@ -156,3 +156,16 @@ def test_renovate_docs_example_converts_checks_and_plans(tmp_path: Path) -> None
         (env,) = json.loads(result.stdout)["environments"]
         moves = {c["repository"].rsplit("/", 1)[-1]: c["to"]["tag"] for c in env["changes"]}
         assert moves == {"bar": "1.3.0", "node": "1.2.1-alpine"}
+
+
+def test_regex_versioning_orders_by_its_groups() -> None:
+    """versioning regex:…(?<major>)(?<minor>)(?<patch>) (the form docs/usage/configuration-
+    options.md shows): tags that match, ordered numerically by those groups."""
+    regex = "regex:^(?<major>\\d+)\\.(?<minor>\\d+)\\.(?<patch>\\d+)(?:-(?<compatibility>.*))?$"
+    rules = {
+        "extends": ["docker:enableMajor"],
+        "packageRules": [{"matchPackageNames": ["foo/bar"], "versioning": regex}],
+    }
+    policy = _policy(rules, "foo/bar:1.2.3")
+    assert 'extract: "$major.$minor.$patch"' in policy
+    assert choose(policy, ["1.2.3", "1.3.0", "1.10.0", "x"], current="1.2.3") == "1.10.0"
