@@ -294,3 +294,18 @@ def test_empty_digest_only_field_gets_the_digest_without_a_pin_policy() -> None:
     plan = _plan(POLICY, {"v.yaml": text}, TAGS)
     assert plan.problems == ()  # type: ignore[attr-defined]
     assert plan.new_files == {"v.yaml": text.replace('""', f'"{NEW}"')}  # type: ignore[attr-defined]
+
+
+def test_flux_image_repository_ref_is_not_an_image_block() -> None:
+    """``imageRepositoryRef: {name: podinfo}`` (a Flux ImagePolicy) names an object, not an
+    image: a ``name`` block counts only under ``image`` or beside a tag."""
+    text = "spec:\n  imageRepositoryRef:\n    name: podinfo\n"
+    assert locate(text, repositories=["podinfo"]) == []
+
+
+def test_dotted_helm_values_keys_are_a_block() -> None:
+    """``image.name`` + ``image.tag`` dotted keys form one reference; labels with dots in
+    their keys (``app.kubernetes.io/name``) do not."""
+    text = "app.kubernetes.io/name: nginx\nimage.name: nginx\nimage.tag: v1\n"
+    (target,) = locate(text, repositories=["nginx"])
+    assert (target.field, target.tag) == ("image.tag", "v1")

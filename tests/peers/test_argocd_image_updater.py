@@ -221,3 +221,54 @@ def test_image_updater_write_back_config_names_the_repository() -> None:
     assert "branch: release" in policy
     assert "name: web" in policy and "range: 1.27.x" in policy
     assert "write-back-method argocd" not in policy
+
+
+#: Test_MarshalParamsOverride (pkg/argocd/update_test.go, commit de2cfec6) helmvalues cases:
+#: (case, values file before, set-image arguments, the updater's expected file)
+WRITE_BACK = [
+    (
+        "Valid Helm source with Helm values file",
+        "\nimage.name: nginx\nimage.tag: v0.0.0\nreplicas: 1\n",
+        [["--image", "nginx", "--tag", "v1.0.0"]],
+        "\nimage.name: nginx\nimage.tag: v1.0.0\nreplicas: 1\n",
+    ),
+    (
+        "Valid Helm source with Helm values file with multiple images",
+        "\nnginx.image.name: nginx\nnginx.image.tag: v0.0.0\nredis.image.name: redis\n"
+        "redis.image.tag: v0.0.0\nreplicas: 1\n",
+        [["--image", "nginx", "--tag", "v1.0.0"], ["--image", "redis", "--tag", "v1.0.0"]],
+        "\nnginx.image.name: nginx\nnginx.image.tag: v1.0.0\nredis.image.name: redis\n"
+        "redis.image.tag: v1.0.0\nreplicas: 1\n",
+    ),
+    (
+        "Valid Helm source with Helm values file with multiple aliases",
+        "\nfoo.image.name: nginx\nfoo.image.tag: v0.0.0\nbar.image.name: nginx\n"
+        "bar.image.tag: v0.0.0\nbbb.image.name: nginx\nbbb.image.tag: v0.0.0\nreplicas: 1\n",
+        [["--image", "nginx", "--tag", "v1.0.0"]],
+        "\nfoo.image.name: nginx\nfoo.image.tag: v1.0.0\nbar.image.name: nginx\n"
+        "bar.image.tag: v1.0.0\nbbb.image.name: nginx\nbbb.image.tag: v1.0.0\nreplicas: 1\n",
+    ),
+    (
+        "Failed to setValue image parameter name",
+        "\ntest-value1: one\nimage:\n  name: nginx\nreplicas: 1\n",
+        [["--image", "nginx", "--tag", "v1.0.0"]],
+        "\ntest-value1: one\nimage:\n  name: nginx\n  tag: v1.0.0\nreplicas: 1\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "before", "runs", "expected"), WRITE_BACK, ids=[c[0] for c in WRITE_BACK]
+)
+def test_helm_values_write_back_layouts(
+    tmp_path: Path, case: str, before: str, runs: list[list[str]], expected: str
+) -> None:
+    """Test_MarshalParamsOverride: Helm values in the updater's layouts (dotted keys, an
+    ``image: {name}`` block lacking its tag) end up byte for byte as the updater writes
+    them when imagebot sets the same version."""
+    path = tmp_path / "values.yaml"
+    path.write_text(before)
+    for args in runs:
+        result = run_cli("set-image", str(path), *args)
+        assert result.returncode == 0, (case, result.stderr)
+    assert path.read_text() == expected

@@ -64,8 +64,10 @@ NAME_KEYS = frozenset((*REPOSITORY_KEYS, "registry", "name", "newName", "value")
 
 
 def may_hold_name(key: str) -> bool:
-    """Whether a scalar under ``key`` can be where a located reference's name comes from."""
-    return key in NAME_KEYS or is_image_key(key)
+    """Whether a scalar under ``key`` can be where a located reference's name comes from
+    (also a dotted Helm values key such as ``image.name``)."""
+    last = key.rpartition(".")[2]
+    return key in NAME_KEYS or is_image_key(key) or last in NAME_KEYS
 
 
 def normalised(name: str) -> str | None:
@@ -174,9 +176,10 @@ def _named_image_block(named: Collection[str], path: YamlPath) -> bool:
     # Argo CD Image Updater's default Helm layout spells the repository "name":
     # image: {name: nginx, tag: v1}. Only under a key naming an image and with a version
     # beside it, so a container's or a secret's "name" is never taken for one.
+    # Directly under "image" the block may lack its tag (the updater adds one).
     parent = path[-1] if path and isinstance(path[-1], str) else ""
     has_version = "tag" in named or any(k in named for k in DIGEST_KEYS)
-    return has_version and "image" in parent.lower()
+    return (has_version and "image" in parent.lower()) or parent == "image"
 
 
 def image_block(ctx: Context, mapping: MappingNode, path: YamlPath, kind: str) -> Found | None:
@@ -411,28 +414,54 @@ _PARAM_ROLES = {
 }
 
 
+#: A parameter: its dotted name, the scalar holding its value, and that scalar's path.
+Param = tuple[str, ScalarNode, YamlPath]
+
+
 def argocd_parameters(
     ctx: Context, seq: SequenceNode, path: YamlPath, kind: str = "argocd-application"
 ) -> Iterator[Found]:
     """Argo CD ``helm.parameters``: ``<prefix>.repository`` + ``<prefix>.tag`` groups, or
     ``<prefix>.image`` holding a whole reference."""
-    groups: dict[str, dict[str, tuple[int, ScalarNode]]] = {}
+    params: list[Param] = []
     for index, item in enumerate(seq.value):
         if not isinstance(item, MappingNode):
             continue
         name_kv, value_kv = first(item, "name"), first(item, "value")
         if not name_kv or not value_kv or not isinstance(value_kv[1], ScalarNode):
             continue
-        param = str(name_kv[1].value)
-        value_node = value_kv[1]
+        params.append((str(name_kv[1].value), value_kv[1], (*path, index, "value")))
+    yield from _parameter_groups(ctx, params, kind, f"{format_path(path)}[{{}}]", strings=True)
+
+
+def dotted_values(ctx: Context, mapping: MappingNode, path: YamlPath, kind: str) -> Iterator[Found]:
+    """Helm values kept under dotted keys (``image.name: nginx``, ``image.tag: v1``), as Argo
+    CD Image Updater's ``helmvalues`` write-back leaves a file whose keys were written so."""
+    params: list[Param] = [
+        (key, value, (*path, key))
+        for key, _, value in pairs(mapping)
+        if key is not None and "." in key and isinstance(value, ScalarNode)
+    ]
+    if params:
+        prefix = f"{format_path(path)}." if path else ""
+        yield from _parameter_groups(ctx, params, kind, prefix + "{}", strings=False)
+
+
+def _parameter_groups(
+    ctx: Context, params: list[Param], kind: str, label: str, *, strings: bool
+) -> Iterator[Found]:
+    """``<prefix>.repository|name|repo`` + ``<prefix>.tag`` (+ registry, digest) groups; with
+    ``strings``, also ``<prefix>.image`` parameters holding a whole reference."""
+    groups: dict[str, dict[str, tuple[YamlPath, ScalarNode]]] = {}
+    for param, value_node, value_path in params:
         prefix, _, last = param.rpartition(".")
-        if is_image_key(last):
-            found = image_string(ctx, value_node, (*path, index, "value"), kind)
+        if strings and is_image_key(last):
+            found = image_string(ctx, value_node, value_path, kind)
             if found:
-                labelled = replace(found.target, field=f"{format_path(path)}[{param}]")
+                labelled = replace(found.target, field=label.format(param))
                 yield Found(labelled, found.nodes)
         elif last in _PARAM_ROLES:
-            groups.setdefault(prefix, {})[_PARAM_ROLES[last]] = (index, value_node)
+            groups.setdefault(prefix, {})[_PARAM_ROLES[last]] = (value_path, value_node)
     for prefix, group in groups.items():
         if "name" not in group or "tag" not in group or not is_str(group["name"][1]):
             continue
@@ -442,24 +471,23 @@ def argocd_parameters(
         repository = None if is_templated(name) else normalised(name)
         if repository is None:
             continue
-        tag_index, tag_node = group["tag"]
-        tag_slot = ctx.slot(tag_node, "tag", (*path, tag_index, "value"))
+        tag_path, tag_node = group["tag"]
+        tag_slot = ctx.slot(tag_node, "tag", tag_path)
         slots = [tag_slot]
         nodes = [id(group["name"][1]), id(tag_node)]
         tag, _, in_tag = tag_slot.value.partition("@")
         digest = in_tag or None
         if "digest" in group:
-            digest_index, digest_node = group["digest"]
-            slots.append(ctx.slot(digest_node, "digest", (*path, digest_index, "value")))
+            digest_path, digest_node = group["digest"]
+            slots.append(ctx.slot(digest_node, "digest", digest_path))
             nodes.append(id(digest_node))
             digest = slots[-1].value or None
         problem = "templated value" if any(is_templated(s.value) for s in slots) else None
-        label = f"{prefix}.tag" if prefix else "tag"
         target = Target(
             source=ctx.source,
             line=tag_slot.line,
             kind=kind,
-            field=f"{format_path(path)}[{label}]",
+            field=label.format(f"{prefix}.tag" if prefix else "tag"),
             repository=repository,
             policy=None,
             tag=tag or None,

@@ -147,6 +147,9 @@ class _Walker:
             if block is not None:
                 self._add(block, problem)
                 return
+        if area != "compose" and any("." in k and k.endswith(".tag") for k in named):
+            for dotted in kinds.dotted_values(self.ctx, node, path, area):
+                self._add(dotted, problem)
         for key_node, value in node.value:
             if not isinstance(key_node, ScalarNode):
                 continue
