@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from imagebot.core.plan import ImageScan, plan_environment
 from imagebot.core.policy import parse_policy
@@ -234,3 +235,55 @@ def test_flux_e2e_image_automation_converts_checks_and_plans(tmp_path: Path) -> 
         assert show(remote, "test-cluster/podinfo-auto/kustomization.yaml").decode() == (
             kustomization
         )  # plan publishes nothing
+
+
+def _plan_files(policy: str, files: dict[str, str], tags: dict[str, str]) -> dict[str, str]:
+    loaded = parse_policy(policy, source="dev.yaml")
+    image = loaded.policy.images[0]
+    plan = plan_environment(
+        loaded.policy,
+        source="dev.yaml",
+        files=files,
+        targets={name: locate(text, source=name) for name, text in files.items()},
+        scans={image.normalized_repository: ImageScan(tags=tuple(TagInfo(name=t) for t in tags))},
+        now=NOW,
+    )
+    assert plan.problems == ()
+    return {**files, **plan.new_files}
+
+
+def _read(directory: str) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted((FIXTURES / directory).iterdir())}
+
+
+USED = "environment: dev\nrepo: {url: /unused}\nimages:\n  - {name: used, repository: used}\n"
+
+
+def test_replace_unmarked_references() -> None:
+    """testdata/replace (original -> expected): with automatic detection, the unmarked
+    ``used:v1.0.0`` references move to v1.1.0, byte for byte as Flux's expected files."""
+    out = _plan_files(USED, _read("flux-replace-original"), {"v1.1.0": ""})
+    assert out == _read("flux-replace-expected")
+
+
+def test_replace_keeps_comments_and_indentation_on_purpose() -> None:
+    """testdata/replace/commented: the comment stays (as in Flux); Flux also re-indents the
+    containers list, imagebot changes only the tag's characters (docs/migrating.md) — the
+    two files read as the same YAML."""
+    (original,) = _read("flux-replace-commented").values()
+    (flux,) = _read("flux-replace-commented-expected").values()
+    out = _plan_files(USED, {"deployment.yaml": original}, {"v1.1.0": ""})["deployment.yaml"]
+    assert out == original.replace("used:v1.0.0", "used:v1.1.0")
+    assert out != flux and yaml.safe_load(out) == yaml.safe_load(flux)
+
+
+def test_leave_files_without_a_change_untouched_on_purpose() -> None:
+    """testdata/leave: a file with nothing to update stays byte for byte; Flux rewrites it
+    with its own indentation (same YAML)."""
+    original = _read("flux-leave-original")
+    out = _plan_files(USED, original, {"v1.1.0": ""})
+    assert out == original
+    flux = _read("flux-leave-expected")
+    assert {k: yaml.safe_load(v) for k, v in flux.items()} == {
+        k: yaml.safe_load(v) for k, v in out.items()
+    }
