@@ -19,7 +19,7 @@ from imagebot.migrate.model import checked
 NAME = "migrate"
 HELP = "convert Flux, Argo CD Image Updater or Renovate configuration into policy files"
 
-_SUFFIXES = (".yaml", ".yml", ".json")
+_SUFFIXES = (".yaml", ".yml", ".json", ".json5")
 _NAMES = ("Kustomization", ".renovaterc")
 #: Files never worth reading: version control and dependencies.
 _SKIPPED_DIRS = frozenset((".git", "node_modules", ".venv"))

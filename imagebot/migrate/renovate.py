@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import json5
+
 from imagebot.core.reference import familiar_repository
 from imagebot.core.rewrite import locate
 from imagebot.core.rewrite.scalars import split_reference
@@ -26,10 +28,14 @@ from imagebot.migrate.ranges import valid_range
 
 CONFIG_FILES = (
     "renovate.json",
+    "renovate.json5",
     ".github/renovate.json",
+    ".github/renovate.json5",
     ".gitlab/renovate.json",
+    ".gitlab/renovate.json5",
     ".renovaterc",
     ".renovaterc.json",
+    ".renovaterc.json5",
 )
 #: imagebot's file kinds → the Renovate managers that read the same fields.
 MANAGERS = {
@@ -138,9 +144,10 @@ def _config(files: Mapping[str, str], warnings: list[str]) -> dict[str, Any] | N
     for path in CONFIG_FILES:
         if path in files:
             try:
-                data = json.loads(files[path])
-            except json.JSONDecodeError as exc:
-                warnings.append(f"{path}:{exc.lineno}: not JSON ({exc.msg}); JSON5 is not read")
+                # JSON is JSON5; .renovaterc may be either.
+                data = json5.loads(files[path])
+            except ValueError as exc:
+                warnings.append(f"{path}: not JSON5 ({exc})")
                 return None
             if isinstance(data, dict):
                 return data

@@ -169,3 +169,14 @@ def test_regex_versioning_orders_by_its_groups() -> None:
     policy = _policy(rules, "foo/bar:1.2.3")
     assert 'extract: "$major.$minor.$patch"' in policy
     assert choose(policy, ["1.2.3", "1.3.0", "1.10.0", "x"], current="1.2.3") == "1.10.0"
+
+
+def test_renovate_json5_is_read() -> None:
+    """A renovate.json5 (comments, unquoted keys, trailing commas) converts like JSON."""
+    files = {
+        "renovate.json5": "{\n  // docker rules\n  extends: ['docker:enableMajor'],\n"
+        "  packageRules: [{matchPackageNames: ['python'], allowedVersions: '<3.12',},],\n}\n",
+        "compose.yaml": "services:\n  app:\n    image: python:3.10.1\n",
+    }
+    (policy,) = converted("renovate", files, "https://git.example.com/acme/env.git")
+    assert 'range: "<3.12"' in policy and "allow:" not in policy
