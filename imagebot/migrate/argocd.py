@@ -84,6 +84,7 @@ def split_image(text: str) -> tuple[str, str, str]:
     """``alias=repo:constraint`` → (alias, repo, constraint); the constraint is what follows
     the last ``:`` after the last ``/`` (a range, or the tag the digest strategy follows)."""
     alias, _, rest = text.strip().rpartition("=")
+    rest = rest.partition("@")[0]  # a pinned digest says nothing about what to choose
     name, colon, constraint = rest.rpartition(":")
     if not colon or "/" in constraint:
         name, constraint = rest, ""

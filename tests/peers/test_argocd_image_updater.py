@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from imagebot.migrate import CONVERTERS
+from imagebot.migrate.argocd import split_image
 from tests.peers.support import FIXTURES, choose, converted
 from tests.support.cli import run_cli
 from tests.support.gitenv import make_remote
@@ -272,3 +273,29 @@ def test_helm_values_write_back_layouts(
         result = run_cli("set-image", str(path), *args)
         assert result.returncode == 0, (case, result.stderr)
     assert path.read_text() == expected
+
+
+@pytest.mark.parametrize(
+    ("identifier", "parts"),
+    [
+        ("jannfis/test-image:0.1", ("", "jannfis/test-image", "0.1")),
+        ("test-image", ("", "test-image", "")),
+        ("library/test-image", ("", "library/test-image", "")),
+        (
+            "harbor.example.com/library/test-image:0.1",
+            ("", "harbor.example.com/library/test-image", "0.1"),
+        ),
+        ("gcr.io/jannfis/test-image:0.1", ("", "gcr.io/jannfis/test-image", "0.1")),
+        ("gcr.io/jannfis/test-image@sha256:abcde", ("", "gcr.io/jannfis/test-image", "")),
+        (
+            "gcr.io/jannfis/test-image:test-tag@sha256:abcde",
+            ("", "gcr.io/jannfis/test-image", "test-tag"),
+        ),
+        ("localhost:5000/foo", ("", "localhost:5000/foo", "")),
+        ("foo=gcr.io/jannfis/test-image:~1.0", ("foo", "gcr.io/jannfis/test-image", "~1.0")),
+    ],
+)
+def test_image_list_entries(identifier: str, parts: tuple[str, str, str]) -> None:
+    """Test_ParseImageTags (registry-scanner/pkg/image/image_test.go): an image-list entry
+    splits into alias, image name and the tag part (the constraint) as the updater reads it."""
+    assert split_image(identifier) == parts
