@@ -12,12 +12,29 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from imagebot.errors import PolicyError
 
+#: Largest policy file or registries.yaml read. Real ones are a few KiB; the cap bounds the
+#: parse time of a file nobody meant to write (a pasted log, a megabyte-long comment).
+MAX_FILE_BYTES = 1024 * 1024
+
+#: Most nodes a configuration document may expand to through aliases. An alias bomb
+#: ("billion laughs": each level lists the previous one ten times) loads in linear time but
+#: expands exponentially; environment files stop at the same number (rewrite.locate).
+MAX_NODES = 200_000
+
+
+class TooManyNodes(ValueError):
+    """A document expands, through aliases, to more than MAX_NODES nodes."""
+
 
 def load_mapping(text: str, *, source: str, what: str) -> CommentedMap | None:
     """The file's single document as a mapping with line info; None for an empty file.
 
     Duplicate keys are errors, not last-wins. ``what`` names the file kind in messages.
+    A text over MAX_FILE_BYTES is refused before parsing.
     """
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
+        limit = f"{MAX_FILE_BYTES // 1024} KiB"
+        raise PolicyError([f"{source}:1: a {what} may be at most {limit}; this one is larger"])
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
@@ -42,12 +59,32 @@ def load_mapping(text: str, *, source: str, what: str) -> CommentedMap | None:
 
 
 def plain(node: Any) -> Any:
-    """ruamel's round-trip containers as plain dicts and lists, for validation."""
-    if isinstance(node, CommentedMap):
-        return {str(k): plain(v) for k, v in node.items()}
-    if isinstance(node, CommentedSeq):
-        return [plain(v) for v in node]
-    return node
+    """ruamel's round-trip containers as plain dicts and lists, for validation.
+
+    Raises TooManyNodes past MAX_NODES nodes (aliases count each time they are expanded).
+    """
+    budget = [MAX_NODES]
+
+    def walk(node: Any) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise TooManyNodes(f"more than {MAX_NODES:,} nodes once aliases are expanded")
+        if isinstance(node, CommentedMap):
+            return {str(k): walk(v) for k, v in node.items()}
+        if isinstance(node, CommentedSeq):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(node)
+
+
+def plain_mapping(doc: CommentedMap, *, source: str) -> dict[str, Any]:
+    """:func:`plain` for a loaded file: an alias bomb is a PolicyError naming the file."""
+    try:
+        out: dict[str, Any] = plain(doc)
+    except TooManyNodes as exc:
+        raise PolicyError([f"{source}:1: too many aliases to expand safely: {exc}"]) from None
+    return out
 
 
 def validation_problems(source: str, doc: CommentedMap, exc: ValidationError) -> list[str]:

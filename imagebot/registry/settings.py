@@ -191,7 +191,7 @@ def load_registries(path: Path) -> RegistriesSettings:
     """Read and validate ``registries.yaml``; raise PolicyError naming file:line: field."""
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_capped(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError([f"{source}:1: cannot read: {exc}"]) from None
     return parse_registries(text, source=source)
@@ -202,6 +202,14 @@ def parse_registries(text: str, *, source: str) -> RegistriesSettings:
     if doc is None:
         return RegistriesSettings()
     try:
-        return RegistriesSettings.model_validate(yamldoc.plain(doc))
+        return RegistriesSettings.model_validate(yamldoc.plain_mapping(doc, source=source))
     except ValidationError as exc:
         raise PolicyError(yamldoc.validation_problems(source, doc, exc)) from None
+
+
+def read_capped(path: Path) -> str:
+    """A configuration file's text, read no further than one byte past the size limit, so
+    a huge file is refused by the parser without being read whole."""
+    with path.open("rb") as f:
+        data = f.read(yamldoc.MAX_FILE_BYTES + 1)
+    return data.decode("utf-8", "replace" if len(data) > yamldoc.MAX_FILE_BYTES else "strict")
