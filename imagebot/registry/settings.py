@@ -54,7 +54,25 @@ class RegistrySettings(BaseModel):
         default=None, description="the order the registry lists tags in; decides what a cap keeps"
     )
     platform: str | None = Field(default=None, description="os/arch[/variant] of multi-arch images")
-    timeout: float | None = Field(default=None, gt=0, description="seconds per request")
+    timeout: float | None = Field(
+        default=None, gt=0, description="seconds to connect, and to wait for each network read"
+    )
+    deadline: float | None = Field(
+        default=None, gt=0, description="seconds for one whole request: headers and body"
+    )
+    repository_deadline: float | None = Field(
+        default=None,
+        gt=0,
+        description="seconds for listing one repository's tags: every page, retry and wait",
+    )
+    max_pages: int | None = Field(
+        default=None,
+        ge=1,
+        description="most tags/list pages followed; default 10 x tag_cap / page_size, at least 100",
+    )
+    max_response_bytes: int | None = Field(
+        default=None, ge=1024, description="largest answer read, in bytes; default 64 MiB"
+    )
     credentials: CredentialSource | None = None
 
     @field_validator("platform")
@@ -89,6 +107,10 @@ class RegistryConfig:
     tag_order: TagOrder
     platform: str
     timeout: float
+    deadline: float
+    repository_deadline: float
+    max_pages: int
+    max_response_bytes: int
 
     @property
     def base_url(self) -> str:
@@ -125,8 +147,19 @@ _FALLBACK: dict[str, Any] = {
     "tag_order": "lexical",
     "platform": "linux/amd64",
     "timeout": 30.0,
+    "deadline": 120.0,
+    "repository_deadline": 600.0,
+    "max_pages": None,  # derived from tag_cap and page_size, see default_max_pages
+    "max_response_bytes": 64 * 1024 * 1024,
 }
 _LOOPBACK: dict[str, Any] = {"concurrency": 16}
+
+
+def default_max_pages(tag_cap: int, page_size: int) -> int:
+    """Pages enough for ten times the tag cap at the page size asked for (a registry may
+    send smaller pages than asked, and a lexical listing reads past the cap), never fewer
+    than 100: a bound on a registry whose ``Link`` header never ends, not on real ones."""
+    return max(100, 10 * -(-tag_cap // page_size))
 
 
 def builtin_defaults(host: str) -> dict[str, Any]:
@@ -175,6 +208,8 @@ class RegistriesSettings(BaseModel):
                 )
         if host in self.insecure_registries:
             values["insecure"] = True
+        if values["max_pages"] is None:
+            values["max_pages"] = default_max_pages(values["tag_cap"], values["page_size"])
         return RegistryConfig(host=host, **values)
 
     def credentials_for(self, host: str) -> CredentialSource | None:
