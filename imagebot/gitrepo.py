@@ -204,24 +204,22 @@ class EnvRepo:
         """Fast-forward the remote branch to ``sha``; PushRejected if it moved meanwhile."""
         where = f"{redact(self.url)}: push to {self.branch!r}"
         with self._locked():
-            try:
-                self._repo.git.execute(
-                    ["git", "push", "--porcelain", "origin", f"{sha}:refs/heads/{self.branch}"],
-                    kill_after_timeout=self.timeout,
-                )
-            except git.GitCommandError as exc:
-                status = push_status(str(exc.stdout or ""))
+            code, out, err = self._repo.git.execute(
+                ["git", "push", "--porcelain", "origin", f"{sha}:refs/heads/{self.branch}"],
+                kill_after_timeout=self.timeout,
+                with_extended_output=True,
+                with_exceptions=False,
+            )
+            if code != 0:
+                status = push_status(out)
                 if status is not None and is_race(status):
-                    raise PushRejected(f"{where} rejected: the branch moved ({status})") from None
-                if _timed_out(exc):
-                    limit = f"{self.timeout:g}s (git_timeout)"
-                    raise GitError(f"{where}: no answer within {limit}") from None
-                said = remote_text(str(exc.stderr or ""))
+                    raise PushRejected(f"{where} rejected: the branch moved ({status})")
+                if _timed_out(err):
+                    raise GitError(f"{where}: no answer within {self.timeout:g}s (git_timeout)")
+                said = remote_text(err)
                 if status is not None:
-                    raise GitError(
-                        f"{where} rejected: {status}" + (f": {said}" if said else "")
-                    ) from None
-                raise GitError(f"{where} failed: {_stderr(exc)}") from None
+                    raise GitError(f"{where} rejected: {status}" + (f": {said}" if said else ""))
+                raise GitError(f"{where} failed: {redact(' '.join(err.split()))}")
             self._git("update-ref", self._remote_ref, sha, what="record pushed head")
 
     def _git(self, *args: str, what: str) -> str:
@@ -230,7 +228,7 @@ class EnvRepo:
                 ["git", *args], strip_newline_in_stdout=False, kill_after_timeout=self.timeout
             )
         except git.GitCommandError as exc:
-            if _timed_out(exc):
+            if _timed_out(str(exc.stderr or "")):
                 raise GitError(
                     f"{redact(self.url)}: cannot {what}: no answer within {self.timeout:g}s"
                     " (git_timeout)"
@@ -273,8 +271,9 @@ def remote_text(stderr: str) -> str:
     return redact(" / ".join(line for line in lines if line))
 
 
-def _timed_out(exc: git.GitCommandError) -> bool:
-    return str(exc.stderr or "").lstrip("'\" \n").startswith("Timeout:")
+def _timed_out(stderr: str) -> bool:
+    # GitPython replaces stderr with this text when kill_after_timeout fired.
+    return "Timeout: the command" in stderr and "did not complete in" in stderr
 
 
 def _git_date(when: datetime) -> str:
