@@ -253,3 +253,24 @@ def test_two_apply_processes_lose_and_duplicate_no_commit(
         )
         assert moved == ["dev", "prod"], f"round {round_}"
     assert ("Imagebot-To", "1.11.0") in trailers(remote)
+
+
+def test_shipped_example_policies_fail_naming_each_environment(tmp_path: Path) -> None:
+    """The example policies/, with repo.url on a host that cannot be reached, fail once per
+    environment with the environment's name, and the README says to edit repo.url."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    unreachable = f"http://127.0.0.1:{free_port()}/environments.git"
+    for shipped in sorted((ROOT / "policies").glob("*.yaml")):
+        text = shipped.read_text().replace(
+            "https://git.example.com/acme/environments.git", unreachable
+        )
+        assert unreachable in text, shipped
+        (policies / shipped.name).write_text(text)
+    result = cli(policies, tmp_path / "cache", "plan")
+    assert result.returncode == 1
+    errors = [line for line in result.stdout.splitlines() if line.startswith("error:")]
+    assert [e.split(":")[1].strip() for e in errors] == ["dev", "production", "staging"]
+    readme = (ROOT / "README.md").read_text()
+    assert "Edit `repo.url`" in readme
+    assert all("point it at your environment repo" in p.read_text() for p in policies.iterdir())
