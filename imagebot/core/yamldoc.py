@@ -59,31 +59,52 @@ def load_mapping(text: str, *, source: str, what: str) -> CommentedMap | None:
 
 
 def plain(node: Any) -> Any:
-    """ruamel's round-trip containers as plain dicts and lists, for validation.
+    """ruamel's round-trip containers as plain dicts and lists, for validation."""
+    if isinstance(node, CommentedMap):
+        return {str(k): plain(v) for k, v in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [plain(v) for v in node]
+    return node
 
-    Raises TooManyNodes past MAX_NODES nodes (aliases count each time they are expanded).
+
+def expanded_size(doc: Any, *, limit: int = MAX_NODES) -> int:
+    """How many nodes ``doc`` holds once every alias is expanded, without expanding them.
+
+    Aliases share one object per anchor, so the loaded document is a graph of a few
+    distinct containers; each container's size is computed once. Raises TooManyNodes past
+    ``limit``, or for an alias inside its own anchor (a document that never ends).
     """
-    budget = [MAX_NODES]
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
 
-    def walk(node: Any) -> Any:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise TooManyNodes(f"more than {MAX_NODES:,} nodes once aliases are expanded")
-        if isinstance(node, CommentedMap):
-            return {str(k): walk(v) for k, v in node.items()}
-        if isinstance(node, CommentedSeq):
-            return [walk(v) for v in node]
-        return node
+    def size(node: Any) -> int:
+        if not isinstance(node, (CommentedMap, CommentedSeq)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise TooManyNodes("an alias refers to a node that contains it")
+        open_.add(key)
+        children = node.values() if isinstance(node, CommentedMap) else node
+        total = 1 + sum(size(child) for child in children)
+        open_.discard(key)
+        if total > limit:
+            raise TooManyNodes(f"more than {limit:,} nodes once aliases are expanded")
+        sizes[key] = total
+        return total
 
-    return walk(node)
+    return size(doc)
 
 
 def plain_mapping(doc: CommentedMap, *, source: str) -> dict[str, Any]:
-    """:func:`plain` for a loaded file: an alias bomb is a PolicyError naming the file."""
+    """:func:`plain` for a loaded file, refusing one that aliases expand past MAX_NODES
+    (an alias bomb) with a PolicyError naming the file."""
     try:
-        out: dict[str, Any] = plain(doc)
+        expanded_size(doc)
     except TooManyNodes as exc:
         raise PolicyError([f"{source}:1: too many aliases to expand safely: {exc}"]) from None
+    out: dict[str, Any] = plain(doc)
     return out
 
 
