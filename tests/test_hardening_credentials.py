@@ -16,8 +16,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
+import httpx
 import pytest
 
+from imagebot.registry.limits import CredentialScope
 from tests.support.adversary import Adversary, Answer, Handler, Request, run_adversary
 from tests.support.cli import run_cli
 
@@ -231,3 +234,28 @@ def test_recording_registry_credentials_reach_only_the_registry_and_its_realm(
     assert result.returncode == 1
     assert "Link header points to another server" in result.stderr
     assert "which asks for credentials" in result.stderr
+
+
+def test_the_request_hook_strips_credentials_bound_elsewhere() -> None:
+    """The last line of defence: any request carrying Authorization to a place other than
+    the registry (an https upgrade of it included) or its realm loses the header."""
+    realm: list[str | None] = [None]
+    scope = CredentialScope("http://127.0.0.1:5000", realm=lambda: realm[0])
+
+    def sent(url: str) -> str | None:
+        request = httpx.Request("GET", url, headers={"Authorization": BASIC})
+        anyio.run(scope, request)
+        return request.headers.get("authorization")
+
+    assert sent("http://127.0.0.1:5000/v2/") == BASIC
+    assert sent("http://127.0.0.1:5001/v2/") is None
+    assert sent("http://127.0.0.2:5000/v2/") is None
+    assert sent("https://auth.example.com/token") is None
+    realm[0] = "https://auth.example.com/token"
+    assert sent("https://auth.example.com/token?scope=x") == BASIC
+    assert sent("http://auth.example.com/token") is None  # a downgrade is another place
+    assert scope.withheld == 4
+    upgraded = CredentialScope("http://registry.example", realm=lambda: None)
+    request = httpx.Request("GET", "https://registry.example/v2/", headers={"Authorization": "x"})
+    anyio.run(upgraded, request)
+    assert request.headers.get("authorization") == "x"

@@ -53,7 +53,7 @@ def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--git-timeout",
         type=float,
-        default=float(os.environ.get("IMAGEBOT_GIT_TIMEOUT", "300")),
+        default=os.environ.get("IMAGEBOT_GIT_TIMEOUT", "300"),  # argparse applies type=
         metavar="SECONDS",
         help="longest a git fetch or push may take, and a wait for a clone another imagebot"
         " process holds (default: $IMAGEBOT_GIT_TIMEOUT or 300)",
