@@ -3,6 +3,7 @@ processes, and the messages a newcomer sees."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from imagebot.engine import repo_cache_dir
 from tests.support.adversary import Adversary, Answer, Request, run_adversary, run_raw
 from tests.support.cli import ROOT, run_cli
 from tests.support.gitenv import commits, git, make_remote, show, trailers
@@ -274,3 +276,30 @@ def test_shipped_example_policies_fail_naming_each_environment(tmp_path: Path) -
     readme = (ROOT / "README.md").read_text()
     assert "Edit `repo.url`" in readme
     assert all("point it at your environment repo" in p.read_text() for p in policies.iterdir())
+
+
+def test_a_clone_locked_by_another_process_is_waited_for_within_the_git_timeout(
+    tmp_path: Path, registry: Registry
+) -> None:
+    """While another process holds a clone's lock, imagebot waits at most --git-timeout and
+    then says so, naming the environment; once the lock is free the same run succeeds."""
+    image = f"{registry.host}/acme/app"
+    remote = make_remote(
+        tmp_path, {"envs/dev/app.yaml": DEPLOYMENT.format(image=image, tag="1.0.0").encode()}
+    )
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    policy(policies, "dev", url=remote, image=image)
+    cache = tmp_path / "cache"
+    clone = repo_cache_dir(cache / "repos", str(remote))
+    clone.parent.mkdir(parents=True)
+    with (clone.parent / f"{clone.name}.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = cli(policies, cache, "plan", "--git-timeout", "1")
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert result.returncode == 1
+    assert "error: dev: " in result.stdout
+    assert "stayed locked by another imagebot process for 1s (git_timeout)" in result.stdout
+    result = cli(policies, cache, "plan", "--git-timeout", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1.0.0 -> 1.1.0" in result.stdout
