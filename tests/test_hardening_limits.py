@@ -105,3 +105,34 @@ def test_a_registry_that_drips_bytes_is_cut_off_by_the_deadlines(tmp_path: Path)
     retries = [json.loads(line) for line in result.stderr.splitlines() if "registry_retry" in line]
     assert retries
     assert "too slow (no complete answer within 0.5s (deadline))" in retries[0]["reason"]
+
+
+def endless_redirect(conn: socket.socket) -> None:
+    """A 307 whose body never ends, pointing at a page that answers normally."""
+    request = conn.recv(65536).decode("latin-1")
+    if "final=1" in request.split("\r\n", 1)[0]:
+        body = json.dumps({"name": "acme/app", "tags": ["1.0.0", "1.1.0"]}).encode()
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        return
+    conn.sendall(
+        b"HTTP/1.1 307 Temporary Redirect\r\n"
+        b"Location: /v2/acme/app/tags/list?n=1000&final=1\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"x" * 1024
+    while True:  # until the client hangs up (sendall then raises, ending the thread)
+        conn.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        time.sleep(0.01)
+
+
+def test_a_redirect_with_an_endless_body_is_followed_without_reading_it(tmp_path: Path) -> None:
+    """A redirect's body is never read, so an endless one neither hangs the listing nor
+    trips its deadline."""
+    with run_raw(endless_redirect) as host:
+        result = tags(host, tmp_path, deadline=5, repository_deadline=10)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1.0.0", "1.1.0"]

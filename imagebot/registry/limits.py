@@ -27,6 +27,9 @@ log = logs.get_logger("imagebot.registry")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
+#: Redirects followed per request (httpx's own default is 20).
+MAX_REDIRECTS = 10
+
 
 class DeadlineExceeded(httpx.TimeoutException):
     """The whole request (headers and body) took longer than the registry's ``deadline``."""
@@ -92,7 +95,7 @@ async def bounded_send(
     seconds in all; raise :class:`ResponseTooLarge` or :class:`DeadlineExceeded`."""
     response: httpx.Response | None = None
     with anyio.move_on_after(deadline) as scope:
-        response = await http_send(client, request, stream=True, follow_redirects=follow_redirects)
+        response = await _send_following(client, request, follow_redirects=follow_redirects)
         try:
             chunks: list[bytes] = []
             size = 0
@@ -125,6 +128,22 @@ async def bounded_send(
         request=response.request,
         extensions=response.extensions,
     )
+
+
+async def _send_following(
+    client: httpx.AsyncClient, request: httpx.Request, *, follow_redirects: bool
+) -> httpx.Response:
+    """The streamed response at the end of the redirects. httpx would read each redirect's
+    body whole before following it; a hostile registry could make that body endless, so
+    redirects are followed here, their bodies left unread. ``next_request`` is httpx's own
+    (it drops ``Authorization`` across origins), and the request hook sees every hop."""
+    for _ in range(MAX_REDIRECTS + 1):
+        response = await http_send(client, request, stream=True, follow_redirects=False)
+        if not follow_redirects or response.next_request is None:
+            return response
+        await response.aclose()
+        request = response.next_request
+    raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects", request=request)
 
 
 def _size(n: int) -> str:
