@@ -303,3 +303,26 @@ def test_a_clone_locked_by_another_process_is_waited_for_within_the_git_timeout(
     result = cli(policies, cache, "plan", "--git-timeout", "1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1.0.0 -> 1.1.0" in result.stdout
+
+
+def test_a_push_that_hangs_times_out_and_leaves_the_branch_alone(
+    tmp_path: Path, registry: Registry
+) -> None:
+    """A push the remote never finishes (a hook that hangs) ends after --git-timeout with an
+    error naming the environment and the setting; the branch does not move."""
+    image = f"{registry.host}/acme/app"
+    remote = make_remote(
+        tmp_path, {"envs/dev/app.yaml": DEPLOYMENT.format(image=image, tag="1.0.0").encode()}
+    )
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\nsleep 4\nexit 0\n")
+    hook.chmod(0o755)
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    policy(policies, "dev", url=remote, image=image)
+    result = cli(policies, tmp_path / "cache", "apply", "--git-timeout", "1")
+    assert result.returncode == 1
+    assert f"error: dev: {remote}: push to 'main': no answer within 1s (git_timeout)" in (
+        result.stdout
+    )
+    assert len(commits(remote)) == 1
