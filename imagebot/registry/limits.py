@@ -70,7 +70,10 @@ class CredentialScope:
         if same_origin(self.registry_url, url):
             return True
         realm = self._realm()
-        return realm is not None and same_origin(realm, url)
+        try:
+            return realm is not None and same_origin(realm, url)
+        except httpx.InvalidURL:  # a realm that is no URL matches nothing
+            return False
 
     async def __call__(self, request: httpx.Request) -> None:
         if "authorization" in request.headers and not self.allows(request.url):
