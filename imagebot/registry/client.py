@@ -181,6 +181,11 @@ class RegistryClient:
                 raise RegistryError(
                     f"tags/list pagination loops back to {url}", **self._names(repo)
                 )
+            if not same_origin(reg.base_url, url):
+                # next_link refuses these; a page cached by an older version might not.
+                raise RegistryError(
+                    f"tags/list: next page {url} is not on the registry", **self._names(repo)
+                )
             if len(visited) >= cfg.max_pages:
                 raise RegistryError(
                     f"tags/list: more than {cfg.max_pages} pages (max_pages; the default"
