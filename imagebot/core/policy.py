@@ -199,7 +199,7 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     if doc is None:
         raise PolicyError([f"{source}:1: empty policy file"])
     try:
-        model = EnvironmentPolicy.model_validate(yamldoc.plain(doc))
+        model = EnvironmentPolicy.model_validate(yamldoc.plain_mapping(doc, source=source))
     except ValidationError as exc:
         raise PolicyError(yamldoc.validation_problems(source, doc, exc)) from None
     problems = [
