@@ -89,8 +89,9 @@ def test_choice_satisfies_range_and_filters(
         running = parse_tag(current) if current else None
         named = parse_range(rule.range).prerelease_cores() if rule.range else frozenset()
         assert (running is not None and running.core == chosen.core) or chosen.core in named
-    if chosen.partial:
-        assert rule.partial
+    if chosen.partial:  # read with partial: true, or in the precision of a running partial
+        running = parse_tag(current) if current else None
+        assert rule.partial or (running is not None and running.precision == chosen.precision)
 
 
 @settings(max_examples=400, deadline=None)

@@ -213,8 +213,11 @@ def plan_environment(
             if rule.needs_digest and follow is not None and follow not in scan.digests:
                 needed.add((image.normalized_repository, follow))
             try:
-                pinned = target.digest if current is None and new_name is None else None
-                if pinned is not None and not rule.needs_digest:  # which version is that?
+                # Pinned by digest alone: which version is that? (A field a marker gives to
+                # the policy is written as the policy says, as Flux does.)
+                unmarked = current is None and new_name is None and target.policy is None
+                pinned = target.digest if unmarked else None
+                if pinned is not None and not rule.needs_digest:
                     current = _tag_of_digest(image, pinned, tags, scan, needed, now)
                     if current is None:  # not knowing the running version, stay on it
                         why = "no tag imagebot checked carries this digest; it stays"
