@@ -44,11 +44,10 @@ def test_the_docs_have_examples_to_check() -> None:
 def test_yaml_example_loads(where: str, text: str) -> None:
     """The example is YAML; one that looks like a policy file or registries.yaml is a valid one."""
     documents = list(YAML(typ="safe").load_all(text))
-    if len(documents) != 1:
-        # A multi-document example is a manifest stream (Kubernetes, Flux): each loads.
-        assert documents, f"{where}: no YAML document"
+    if len(documents) > 1:
+        # A multi-document example is a manifest stream (Kubernetes, Flux): each loaded.
         return
-    data = documents[0]
+    data = documents[0] if documents else None  # a comment-only example has no document
     if not isinstance(data, dict):
         return
     keys = set(data)
