@@ -18,18 +18,19 @@ import anyio.to_thread
 
 from imagebot import config, logs
 from imagebot.core import rewrite
-from imagebot.core.decide import Decided, SelectionMemo, decide
-from imagebot.core.gcpause import gc_paused
 from imagebot.core.governing import Governance, govern, locate_filter
 from imagebot.core.plan import (
     EnvironmentPlan,
     ImageScan,
     commit_message,
+    in_scope,
     plan_environment,
 )
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selection import TagInfo
+from imagebot.core.selectmemo import SelectionMemo
 from imagebot.errors import EditError, GitError, RegistryError
+from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
 from imagebot.gitrepo import EnvRepo, PushRejected, redact
 from imagebot.registry.manifests import ImageInfo
 
@@ -98,14 +99,17 @@ async def run_cycle(
     clock: Clock = utc_now,
     problems: Sequence[str] = (),
     push_attempts: int = 3,
+    git_timeout: float = DEFAULT_GIT_TIMEOUT,
     memo: SelectionMemo | None = None,
     image_digests: bool = True,
 ) -> CycleResult:
     """Run one cycle over ``policies``; with ``publish`` commit and push each environment.
 
-    ``memo`` carries decisions from the last cycle (a long-running process passes the same
-    one each time). Without ``image_digests`` a moving tag's digest is fetched only when the
-    file pins it, since nothing else will show it (plain-text ``plan``).
+    Each environment is planned and published as soon as the repositories it needs are
+    scanned, so one slow registry holds up only the environments that use it. ``memo``
+    carries decisions from the last cycle (a long-running process passes the same one each
+    time). Without ``image_digests`` a moving tag's digest is fetched only when the file
+    pins it, since nothing else shows it (plain-text ``plan``).
     """
     memo = memo or SelectionMemo()
     memo.new_cycle()
@@ -113,26 +117,40 @@ async def run_cycle(
     for loaded in policies:
         try:
             workspaces[loaded.name] = await anyio.to_thread.run_sync(
-                _read_workspace, loaded, repos_dir
+                _read_workspace, loaded, repos_dir, git_timeout
             )
         except GitError as exc:
             log.error("repo_unavailable", environment=loaded.name, error=str(exc))
-            workspaces[loaded.name] = str(exc)
+            workspaces[loaded.name] = f"{loaded.name}: {exc}"
     governed = [
         g for ws in workspaces.values() if isinstance(ws, _Workspace) for g in ws.governance.groups
     ]
     wanted = {g.repository for g in governed}
-    builds = {g.repository for g in governed if g.rule.strategy == "newest-build"}
-    scans = await scan_repositories(registry, sorted(wanted), with_created=builds)
-    results = []
-    for loaded in policies:
-        ws = workspaces[loaded.name]
-        if isinstance(ws, str):
-            empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
-            results.append(EnvironmentResult(plan=empty, error=ws))
-            continue
-        results.append(
-            await _run_environment(
+    builds = {g.repository for g in governed if g.rule.rule().needs_created}
+    scans: dict[str, ImageScan] = {}
+    scanned = {repository: anyio.Event() for repository in wanted}
+    finished = {loaded.name: anyio.Event() for loaded in policies}
+    results: dict[str, EnvironmentResult] = {}
+
+    async def scan(repository: str) -> None:
+        scans.update(await scan_repositories(registry, [repository], with_created=builds))
+        scanned[repository].set()
+
+    async def environment(position: int, loaded: LoadedPolicy) -> None:
+        try:
+            ws = workspaces[loaded.name]
+            if isinstance(ws, str):
+                empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
+                results[loaded.name] = EnvironmentResult(plan=empty, error=ws)
+                return
+            for g in ws.governance.groups:
+                await scanned[g.repository].wait()
+            # Environments sharing a clone publish in policy order, each from the last's head.
+            for earlier in policies[:position]:
+                other = workspaces[earlier.name]
+                if isinstance(other, _Workspace) and other.repo.path == ws.repo.path:
+                    await finished[earlier.name].wait()
+            results[loaded.name] = await _run_environment(
                 loaded,
                 ws,
                 registry=registry,
@@ -141,11 +159,22 @@ async def run_cycle(
                 publish=publish,
                 clock=clock,
                 push_attempts=push_attempts,
+                git_timeout=git_timeout,
                 memo=memo,
                 image_digests=image_digests,
             )
-        )
-    return CycleResult(environments=tuple(results), problems=tuple(problems))
+        finally:
+            finished[loaded.name].set()
+
+    async with anyio.create_task_group() as tg:
+        for repository in sorted(wanted):
+            tg.start_soon(scan, repository)
+        for position, loaded in enumerate(policies):
+            tg.start_soon(environment, position, loaded)
+    return CycleResult(
+        environments=tuple(results[loaded.name] for loaded in policies),
+        problems=tuple(problems),
+    )
 
 
 async def scan_repositories(
@@ -155,11 +184,11 @@ async def scan_repositories(
     (for min_age) and, for repositories in ``with_created``, each image's build time (for
     newest-build). A failure is recorded in the scan, never raised."""
     scans: dict[str, ImageScan] = {}
-    listed: dict[str, tuple[list[str], dict[str, ImageInfo]]] = {}
 
     async def one(repository: str) -> None:
         try:
             tags = await registry.list_tags(repository)
+            seen = await registry.first_seen(repository)
             infos: dict[str, ImageInfo] = {}
             if repository in with_created:
                 async with anyio.create_task_group() as tg:
@@ -170,33 +199,23 @@ async def scan_repositories(
             scans[repository] = ImageScan(error=str(exc))
             return
         log.info("tags_listed", repository=repository, count=len(tags))
-        listed[repository] = (tags, infos)
+        scans[repository] = ImageScan(
+            tags=tuple(
+                TagInfo(
+                    name=t,
+                    first_seen=seen.get(t),
+                    created=infos[t].created if t in infos else None,
+                    digest=infos[t].digest if t in infos else None,
+                )
+                for t in tags
+            ),
+            digests={t: i.digest for t, i in infos.items() if i.digest},
+            fingerprint=hashlib.blake2b("\n".join(tags).encode(), digest_size=16).hexdigest(),
+        )
 
     async with anyio.create_task_group() as tg:
         for repository in repositories:
             tg.start_soon(one, repository)
-    # First-seen times are read once every listing is in: the cache writes the listings in
-    # one batch then, instead of one transaction per repository.
-    for repository, (tags, infos) in listed.items():
-        try:
-            seen = await registry.first_seen(repository)
-        except RegistryError as exc:
-            scans[repository] = ImageScan(error=str(exc))
-            continue
-        with gc_paused():  # thousands of small objects, no reference cycles
-            scans[repository] = ImageScan(
-                tags=tuple(
-                    TagInfo(
-                        name=t,
-                        first_seen=seen.get(t),
-                        created=infos[t].created if t in infos else None,
-                        digest=infos[t].digest if t in infos else None,
-                    )
-                    for t in tags
-                ),
-                digests={t: i.digest for t, i in infos.items() if i.digest},
-                fingerprint=hashlib.blake2b("\n".join(tags).encode(), digest_size=16).hexdigest(),
-            )
     return scans
 
 
@@ -212,10 +231,10 @@ async def _image_info(
 
 async def _resolve_digests(
     registry: Registry, needed: Set[tuple[str, str]], scans: dict[str, ImageScan]
-) -> None:
-    """Fetch the digests of ``needed`` (repository, tag) pairs into ``scans``."""
+) -> bool:
+    """Fetch the digests of ``needed`` (repository, tag) pairs; True if any was added."""
     if not needed:
-        return
+        return False
     found: dict[tuple[str, str], str] = {}
 
     async def one(repository: str, tag: str) -> None:
@@ -230,6 +249,7 @@ async def _resolve_digests(
     for (repository, tag), digest in found.items():
         scan = scans[repository]
         scans[repository] = replace(scan, digests={**scan.digests, tag: digest})
+    return bool(found)
 
 
 async def _run_environment(
@@ -242,6 +262,7 @@ async def _run_environment(
     publish: bool,
     clock: Clock,
     push_attempts: int,
+    git_timeout: float,
     memo: SelectionMemo,
     image_digests: bool,
 ) -> EnvironmentResult:
@@ -251,16 +272,16 @@ async def _run_environment(
         # An environment earlier in this cycle pushed to the same repo: start from its
         # commit instead of losing a push race against ourselves.
         try:
-            ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+            ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir, git_timeout)
         except GitError as err:
             empty = EnvironmentPlan(environment=env, source=loaded.source)
-            return EnvironmentResult(plan=empty, error=str(err))
+            return EnvironmentResult(plan=empty, error=f"{env}: {err}")
     for attempt in range(1, push_attempts + 1):
-        now = clock()
-        decided = decide(env, ws.governance, scans, now=now, memo=memo)
-        needed = decided.digests_needed(scans, image_digests=image_digests)
-        await _resolve_digests(registry, needed, scans)
-        plan = _plan(loaded, ws, scans, now, decided)
+        plan = _plan(loaded, ws, scans, clock, memo)
+        needed = plan.digests_needed | (plan.trailer_digests if image_digests else frozenset())
+        if await _resolve_digests(registry, needed, scans):
+            # The memo answers again for every image whose selection read only tag names.
+            plan = _plan(loaded, ws, scans, clock, memo)
         for problem in plan.problems:
             bound.warning("problem", detail=problem)
         for change in plan.changes:
@@ -279,13 +300,13 @@ async def _run_environment(
         except PushRejected as exc:
             bound.warning("push_race", attempt=attempt, error=str(exc))
             try:
-                ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+                ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir, git_timeout)
             except GitError as err:
-                return EnvironmentResult(plan=plan, error=str(err))
+                return EnvironmentResult(plan=plan, error=f"{env}: {err}")
             continue
         except GitError as exc:
             bound.error("publish_failed", error=str(exc))
-            return EnvironmentResult(plan=plan, error=str(exc))
+            return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
         bound.info(
             "pushed", commit=sha, branch=loaded.policy.repo.branch, changes=len(plan.changes)
         )
@@ -299,8 +320,8 @@ def _plan(
     loaded: LoadedPolicy,
     ws: _Workspace,
     scans: Mapping[str, ImageScan],
-    now: datetime,
-    decided: Decided,
+    clock: Clock,
+    memo: SelectionMemo,
 ) -> EnvironmentPlan:
     return plan_environment(
         loaded.policy,
@@ -308,9 +329,11 @@ def _plan(
         files=ws.files,
         targets=ws.targets,
         scans=scans,
-        now=now,
+        now=clock(),
         problems=ws.problems,
-        decided=decided,
+        lines=loaded.lines,
+        governance=ws.governance,
+        memo=memo,
     )
 
 
@@ -318,10 +341,12 @@ def repo_cache_dir(repos_dir: Path, url: str) -> Path:
     return repos_dir / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
+def _read_workspace(
+    loaded: LoadedPolicy, repos_dir: Path, git_timeout: float = DEFAULT_GIT_TIMEOUT
+) -> _Workspace:
     spec = loaded.policy.repo
     url = config.resolve_repo_url(spec.url, loaded.source)
-    repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url))
+    repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url), timeout=git_timeout)
     head = repo.fetch()
     # Only files that may name a watched repository are parsed; with a pattern entry or
     # defaults any reference may be governed, so every file is.
@@ -349,18 +374,24 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
         except EditError as exc:
             problems.append(f"{loaded.name}: {exc}; file left untouched")
             continue
+        found = in_scope(loaded.policy, found)  # detect: markers, marker_namespace
         if found:
             files[entry.path] = text
             targets[entry.path] = found
     governance = govern(loaded.policy, targets)
     for image in governance.unreferenced:
-        log.warning(
-            "image_unreferenced",
-            environment=loaded.name,
-            image=image.name,
-            repository=image.repository,
-            path=spec.path,
-        )
+        if entries:
+            problems.append(
+                f"{loaded.name}: image {image.name} ({image.repository}) is referenced by no"
+                f" file under {spec.path}"
+            )
+            log.warning(
+                "image_unreferenced",
+                environment=loaded.name,
+                image=image.name,
+                repository=image.repository,
+                path=spec.path,
+            )
     log.info(
         "repo_read",
         environment=loaded.name,

@@ -10,9 +10,9 @@ from pathlib import Path
 import anyio
 
 from imagebot.config import load_policies
-from imagebot.core.decide import SelectionMemo
 from imagebot.core.plan import ImageScan
 from imagebot.core.selection import SelectionRule, TagInfo
+from imagebot.core.selectmemo import SelectionMemo
 from imagebot.engine import run_cycle
 from imagebot.registry.client import RegistryClient
 from tests.support.cli import run_cli
@@ -93,6 +93,7 @@ def test_cycles_sharing_a_memo_select_again_only_when_the_tag_list_changes(
                 repos_dir=tmp_path / "repos",
                 publish=False,
                 memo=memo,
+                image_digests=False,
             )
         (env,) = result.environments
         return [c.new for c in env.plan.changes]
@@ -103,6 +104,30 @@ def test_cycles_sharing_a_memo_select_again_only_when_the_tag_list_changes(
     assert memo.hits == 1
     push_image(registry, "acme/app", "1.2.0")
     assert anyio.run(cycle) == ["1.2.0"]
+    assert memo.hits == 1
+
+
+def test_planning_again_after_fetching_digests_selects_nothing_again(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """A cycle that fetches the new version's digest (for the commit trailer) plans a second
+    time with it, and that plan takes its decision from the memo."""
+    policies = make_env(registry, tmp_path)
+    memo = SelectionMemo()
+
+    async def cycle() -> str | None:
+        async with RegistryClient() as client:
+            result = await run_cycle(
+                load_policies(policies).environments,
+                registry=client,
+                repos_dir=tmp_path / "repos",
+                publish=False,
+                memo=memo,
+            )
+        ((change,),) = [r.plan.changes for r in result.environments]
+        return change.image_digest
+
+    assert anyio.run(cycle) is not None
     assert memo.hits == 1
 
 
@@ -118,13 +143,15 @@ def test_memo_keys_on_fingerprint_rule_and_current_tag() -> None:
     memo = SelectionMemo()
     rule = SelectionRule(range="^1")
     tags = scan("1.0.0", "1.1.0")
-    assert memo.select("r", tags, rule, "1.0.0", NOW).tag == "1.1.0"
-    assert memo.select("r", tags, rule, "1.0.0", NOW).tag == "1.1.0"
+    assert memo.select("r", tags, tags.tags, rule, "1.0.0", NOW).tag == "1.1.0"
+    assert memo.select("r", tags, tags.tags, rule, "1.0.0", NOW).tag == "1.1.0"
     assert memo.hits == 1
-    memo.select("r", scan("1.0.0", "1.1.0", fingerprint="f2"), rule, "1.0.0", NOW)
-    memo.select("r", tags, SelectionRule(range="~1.0"), "1.0.0", NOW)
-    memo.select("r", tags, rule, "1.1.0", NOW)
-    memo.select("r", scan("1.0.0", "1.1.0", fingerprint=None), rule, "1.0.0", NOW)
+    other = scan("1.0.0", "1.1.0", fingerprint="f2")
+    memo.select("r", other, other.tags, rule, "1.0.0", NOW)
+    memo.select("r", tags, tags.tags, SelectionRule(range="~1.0"), "1.0.0", NOW)
+    memo.select("r", tags, tags.tags, rule, "1.1.0", NOW)
+    unknown = scan("1.0.0", "1.1.0", fingerprint=None)
+    memo.select("r", unknown, unknown.tags, rule, "1.0.0", NOW)
     assert memo.hits == 1
 
 
@@ -133,8 +160,8 @@ def test_memo_never_answers_for_rules_that_read_times() -> None:
     memo = SelectionMemo()
     rule = SelectionRule(range="^1", min_age=timedelta(hours=1))
     tags = scan("1.0.0", "1.1.0")
-    assert memo.select("r", tags, rule, "1.0.0", NOW).tag is None  # both 30 minutes old
-    assert memo.select("r", tags, rule, "1.0.0", NOW + timedelta(hours=1)).tag == "1.1.0"
+    assert memo.select("r", tags, tags.tags, rule, "1.0.0", NOW).tag is None  # both 30 minutes old
+    assert memo.select("r", tags, tags.tags, rule, "1.0.0", NOW + timedelta(hours=1)).tag == "1.1.0"
     assert memo.hits == 0
 
 
@@ -143,11 +170,11 @@ def test_memo_drops_decisions_unused_for_a_cycle() -> None:
     memo = SelectionMemo()
     rule = SelectionRule(range="^1")
     tags = scan("1.0.0", "1.1.0")
-    memo.select("r", tags, rule, "1.0.0", NOW)
+    memo.select("r", tags, tags.tags, rule, "1.0.0", NOW)
     memo.new_cycle()
-    memo.select("r", tags, rule, "1.0.0", NOW)
+    memo.select("r", tags, tags.tags, rule, "1.0.0", NOW)
     assert memo.hits == 1
     memo.new_cycle()
     memo.new_cycle()
-    memo.select("r", tags, rule, "1.0.0", NOW)
+    memo.select("r", tags, tags.tags, rule, "1.0.0", NOW)
     assert memo.hits == 1

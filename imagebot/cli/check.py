@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"error: {problem}")
     for loaded in policies.environments:
-        for line in overlap_warnings(loaded):
-            print(f"warning: {line}")
+        for warning in (*loaded.warnings, *overlap_warnings(loaded)):
+            print(f"warning: {warning}")
         images = len(loaded.policy.images)
         defaults = " and defaults" if loaded.policy.defaults is not None else ""
         print(f"ok: {loaded.source}: environment {loaded.name}, {images} image(s){defaults}")

@@ -51,6 +51,14 @@ def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
         " ~/.cache/imagebot)",
     )
     add_registry_arguments(parser)
+    parser.add_argument(
+        "--git-timeout",
+        type=float,
+        default=os.environ.get("IMAGEBOT_GIT_TIMEOUT", "300"),  # argparse applies type=
+        metavar="SECONDS",
+        help="longest a git fetch or push may take, and a wait for a clone another imagebot"
+        " process holds (default: $IMAGEBOT_GIT_TIMEOUT or 300)",
+    )
     parser.add_argument("--output", "-o", choices=["text", "json"], default="text")
     parser.add_argument(
         "--explain",
@@ -106,6 +114,11 @@ def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]
                     {
                         "verdicts": [
                             {"tag": v.tag, "accepted": v.accepted, "reason": v.reason}
+                            | (
+                                {"gate": v.rejection.gate, "data": dict(v.rejection.data or {})}
+                                if v.rejection is not None
+                                else {}
+                            )
                             for v in d.verdicts
                         ]
                     }
@@ -171,7 +184,7 @@ def print_result(
             out.write(f"error: {r.error}\n")
         if r.commit:
             out.write(f"{plan.environment}: pushed {r.commit}\n")
-        elif not plan.changes and not r.error:
+        elif not plan.changes and not r.error and not plan.problems:
             out.write(f"{plan.environment}: up to date\n")
         elif plan.changes and not published and not r.error:
             out.write(f"{plan.environment}: {len(plan.changes)} change(s) planned\n")
@@ -194,6 +207,7 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
                 repos_dir=cache_dir / "repos",
                 publish=publish,
                 problems=policies.problems,
+                git_timeout=args.git_timeout,
                 # Plain-text plan output shows no image digest: fetch only those pinned.
                 image_digests=publish or args.output == "json",
             )

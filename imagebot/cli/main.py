@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     " compose files",
     "schema": "print the JSON Schema of policy files (for editor completion and checking)",
     "tags": "list the tags of image repositories as imagebot sees them",
+    "migrate": "convert Flux, Argo CD Image Updater or Renovate configuration into policy files",
 }
 
 EXIT_ERROR = 1
@@ -89,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(level=args.log_level, fmt=args.log_format)
     try:
         code: int = args._run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``imagebot schema | head``): not an error worth a traceback.
+        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except PolicyError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -36,6 +36,9 @@ class Governed:
     display: str
     """The repository as the policy wrote it (exact entries) or normalised, for messages."""
     rule: ImageRule
+    """The governing entry (an ``ImagePolicy``) or the environment's ``defaults``."""
+    written_at: tuple[str | int, ...]
+    """Where that rule is written in the policy file: ``("images", 3)`` or ``("defaults",)``."""
     entry: str
     """Which entry governs and why, e.g. ``images[acme] (pattern ghcr.io/acme/*)``."""
     targets: tuple[Placed, ...]
@@ -74,7 +77,7 @@ def govern(policy: EnvironmentPolicy, targets: Mapping[str, Sequence[Target]]) -
 
     groups: list[Governed] = []
     unreferenced: list[ImagePolicy] = []
-    patterns: list[tuple[int, int, ImagePolicy]] = []
+    patterns: list[tuple[int, int, ImagePolicy]] = []  # (-specificity, index, entry)
     exact: set[str] = set()
     for index, image in enumerate(policy.images):
         if image.pattern is not None:
@@ -94,6 +97,7 @@ def govern(policy: EnvironmentPolicy, targets: Mapping[str, Sequence[Target]]) -
                 repository=repository,
                 display=image.repository,
                 rule=image,
+                written_at=("images", index),
                 entry=f"images[{image.name}]",
                 targets=tuple(p for _, p in placed),
             )
@@ -105,12 +109,14 @@ def govern(policy: EnvironmentPolicy, targets: Mapping[str, Sequence[Target]]) -
         winner = next(
             (i for _, _, i in patterns if i.pattern and i.pattern.matches(repository)), None
         )
+        written_at: tuple[str | int, ...]
         if winner is not None:
             used.add(winner.name)
             rule: ImageRule = winner
+            written_at = ("images", policy.images.index(winner))
             entry = f"images[{winner.name}] (pattern {winner.repository})"
         elif policy.defaults is not None:
-            rule, entry = policy.defaults, "defaults"
+            rule, written_at, entry = policy.defaults, ("defaults",), "defaults"
         else:
             continue
         groups.append(
@@ -119,6 +125,7 @@ def govern(policy: EnvironmentPolicy, targets: Mapping[str, Sequence[Target]]) -
                 repository=repository,
                 display=repository,
                 rule=rule,
+                written_at=written_at,
                 entry=entry,
                 targets=tuple(p for _, p in by_repository[repository]),
             )

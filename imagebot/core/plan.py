@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from imagebot.core.decide import Decided, decide, needs_digest
-from imagebot.core.governing import Governed, govern
-from imagebot.core.policy import EnvironmentPolicy, ImagePolicy
+from imagebot.core.governing import Governance, Governed, govern
+from imagebot.core.policy import EnvironmentPolicy, ImagePolicy, ImageRule, rule_field_path
+from imagebot.core.reference import normalize_repository
 from imagebot.core.rewrite import Edit, Target
 from imagebot.core.rewrite import apply as apply_edits
-from imagebot.core.scan import ImageScan as ImageScan  # re-exported: its old home
-from imagebot.core.selection import Decision
-from imagebot.errors import EditError
+from imagebot.core.rewrite.scalars import split_reference
+from imagebot.core.scan import ImageScan as ImageScan  # re-exported: its first home
+from imagebot.core.selection import Decision, SelectionRule, TagInfo, select
+from imagebot.core.selectmemo import SelectionMemo
+from imagebot.core.yamldoc import dotted
+from imagebot.errors import EditError, InvalidReference, SelectionError
 
 TRAILER_ENVIRONMENT = "Imagebot-Environment"
 TRAILER_IMAGE = "Imagebot-Image"
@@ -45,6 +48,9 @@ class Change:
     new_digest: str | None  # the digest written into the file, if any
     image_digest: str | None  # the digest of the new version, written or not (for trailers)
     reason: str
+    #: the repository written in place of another one a marker owns (``old/name:1.0.0``
+    #: becoming ``ghcr.io/acme/app:1.0.1``), or a ``:name`` field set; None when unchanged
+    new_name: str | None = None
 
     @property
     def old(self) -> str:
@@ -55,9 +61,10 @@ class Change:
         return version_text(self.new_tag, self.new_digest)
 
     def summary(self) -> str:
+        renamed = f" (name written: {self.new_name})" if self.new_name else ""
         return (
             f"{self.environment}: {self.image} ({self.repository}) {self.old} -> {self.new}"
-            f"  [{self.file}:{self.line}]"
+            f"{renamed}  [{self.file}:{self.line}]"
         )
 
 
@@ -72,6 +79,9 @@ class EnvironmentPlan:
     new_files: Mapping[str, str] = field(default_factory=dict)
     #: (repository, tag) of chosen versions whose digest the scan did not hold yet
     digests_needed: frozenset[tuple[str, str]] = frozenset()
+    #: (repository, tag) of new versions whose digest only the commit trailers and JSON
+    #: output record; a text plan does without them
+    trailer_digests: frozenset[tuple[str, str]] = frozenset()
     #: every governed repository with the entry governing it and its targets (--explain)
     governed: tuple[Governed, ...] = ()
 
@@ -109,6 +119,51 @@ def targets_for(image: ImagePolicy, targets: Sequence[Target]) -> list[Target]:
     return out
 
 
+def in_scope(policy: EnvironmentPolicy, targets: Sequence[Target]) -> list[Target]:
+    """The targets an environment edits at all: with ``detect: markers`` only marked ones
+    (as Flux does); with ``marker_namespace`` set, Flux markers of other namespaces are
+    another environment's and are left alone."""
+    out = list(targets)
+    if policy.detect == "markers":
+        out = [t for t in out if t.policy is not None]
+    if policy.marker_namespace is not None:
+        out = [
+            t
+            for t in out
+            if t.marker_namespace is None or t.marker_namespace == policy.marker_namespace
+        ]
+    return out
+
+
+def name_to_write(image: ImagePolicy, target: Target) -> str | None:
+    """The policy's repository when a marker owns a reference (or a ``:name`` field) that
+    names another repository: Flux writes the policy's image there, and a tag of one
+    repository must never be written onto another's name. None when the name stays."""
+    if target.policy is None:
+        return None
+    slot = target.slot("ref") or target.slot("name")
+    if slot is None:
+        return None
+    value = slot.value[len(slot.alias) :]
+    written = split_reference(value)[0] if slot.role == "ref" else value
+    try:
+        same = normalize_repository(written) == image.normalized_repository
+    except InvalidReference:
+        same = False
+    return None if same else image.repository
+
+
+def needs_digest(image: ImageRule, target: Target) -> bool:
+    """Pin when the policy says so, follows digests, or the file already pins (a tag moved
+    without its digest would keep running the old image) or holds only a digest field."""
+    return (
+        image.digest == "pin"
+        or image.rule().needs_digest
+        or target.digest is not None
+        or target.digest_only
+    )
+
+
 def plan_environment(
     policy: EnvironmentPolicy,
     *,
@@ -118,28 +173,78 @@ def plan_environment(
     scans: Mapping[str, ImageScan],
     now: datetime,
     problems: Sequence[str] = (),
-    decided: Decided | None = None,
+    lines: Mapping[str, int] | None = None,
+    governance: Governance | None = None,
+    memo: SelectionMemo | None = None,
 ) -> EnvironmentPlan:
     """Decide every target's version and splice the edits into the files' text.
 
-    ``decided`` (from :func:`~imagebot.core.decide.decide` over the same targets) skips
-    selection: the engine decides first, fetches the digests the decisions need, then plans.
-    """
+    ``lines`` maps policy fields (``images[0].follow``) to their line in ``source``, so an
+    image whose rule fails names the field; the other images are still planned.
+    ``governance`` is :func:`~imagebot.core.governing.govern` over ``targets`` when the
+    caller has it; ``memo`` keeps decisions between plans (the engine plans again once the
+    digests a plan asked for are fetched, and selects only what changed)."""
+    lines = lines or {}
+    memo = memo or SelectionMemo()
     env = policy.environment
-    if decided is None:
-        decided = decide(env, govern(policy, targets), scans, now=now)
-    all_problems = [*problems, *decided.problems]
+    if governance is None:
+        governance = govern(policy, {p: in_scope(policy, ts) for p, ts in targets.items()})
+    all_problems = list(problems)
+    decisions: list[tuple[str, str | None, Decision]] = []
     edits: dict[str, list[Edit]] = {}
     changes: dict[str, list[Change]] = {}
-    for group in decided.groups:
-        g = group.governed
-        scan = scans[g.repository]
+    needed: set[tuple[str, str]] = set()
+    trailer: set[tuple[str, str]] = set()
+    for g in governance.groups:
+        image = g.rule
+        repository = g.repository
+        scan = scans.get(repository)
+        if scan is None or scan.error is not None:
+            reason = scan.error if scan else "not scanned"
+            all_problems.append(f"{env}: image {g.image} ({g.display}): {reason}")
+            continue
+        rule = image.rule()
+        tags = scan.tags
+        if rule.needs_digest:  # the version is the followed tag's digest, as the scan found it
+            tags = tuple(replace(t, digest=scan.digests.get(t.name, t.digest)) for t in tags)
+        by_current: dict[str | None, Decision] = {}
         for path, target in g.targets:
-            decision = group.by_current[target.tag]
-            if decision.tag is None:
-                continue
+            new_name = name_to_write(image, target) if isinstance(image, ImagePolicy) else None
+            # The tag of another repository says nothing about where this one stands.
+            current = None if new_name is not None else target.tag
+            follow = rule.follow or current
+            if rule.needs_digest and follow is not None and follow not in scan.digests:
+                needed.add((repository, follow))
+            try:
+                # Pinned by digest alone: which version is that? (A field a marker gives to
+                # the policy is written as the policy says, as Flux does.)
+                unmarked = current is None and new_name is None and target.policy is None
+                pinned = target.digest if unmarked else None
+                if pinned is not None and not rule.needs_digest:
+                    current = _tag_of_digest(rule, repository, pinned, tags, scan, needed, now)
+                    if current is None:  # not knowing the running version, stay on it
+                        why = "no tag imagebot checked carries this digest; it stays"
+                        decisions.append((g.image, pinned, Decision(None, why, ())))
+                        continue
+                if current not in by_current:
+                    by_current[current] = memo.select(repository, scan, tags, rule, current, now)
+                    decisions.append((g.image, current, by_current[current]))
+            except SelectionError as exc:  # this image's rule fails; the others are planned
+                field = dotted((*g.written_at, *rule_field_path(exc.field)))
+                at = f"{source}:{lines[field]}" if field in lines else source
+                all_problems.append(f"{env}: image {g.image}: {at}: {field}: {exc}")
+                break
+            decision = by_current[current]
+            if decision.tag is None or decision.tag == current != target.tag:
+                continue  # nothing qualifies, or a digest-only pin that is still the choice
+            pin = needs_digest(image, target)
+            if decision.tag not in scan.digests:
+                if pin:
+                    needed.add((repository, decision.tag))
+                elif decision.tag != target.tag:
+                    trailer.add((repository, decision.tag))
             new_digest = None
-            if needs_digest(g.rule, target):
+            if pin:
                 new_digest = scan.digests.get(decision.tag)
                 if new_digest is None:
                     all_problems.append(
@@ -147,16 +252,22 @@ def plan_environment(
                         f" {g.display}:{decision.tag}; left unchanged"
                     )
                     continue
-            if (decision.tag, new_digest) == (target.tag, target.digest):
+            if target.digest_only and new_digest is not None:
+                if new_digest == target.digest and new_name is None:
+                    continue  # pinned by digest alone: the digest is the whole version
+            elif (decision.tag, new_digest) == (target.tag, target.digest) and new_name is None:
                 continue
+            reason = decision.reason
+            if new_name is not None:
+                reason += f"; the marker owns the whole reference: name set to {new_name}"
             edits.setdefault(path, []).append(
-                Edit(target=target, tag=decision.tag, digest=new_digest)
+                Edit(target=target, tag=decision.tag, digest=new_digest, name=new_name)
             )
             changes.setdefault(path, []).append(
                 Change(
                     environment=env,
                     image=g.image,
-                    repository=g.repository,
+                    repository=repository,
                     file=path,
                     line=target.line,
                     field=target.field,
@@ -166,7 +277,8 @@ def plan_environment(
                     new_tag=decision.tag,
                     new_digest=new_digest,
                     image_digest=new_digest or scan.digests.get(decision.tag),
-                    reason=decision.reason,
+                    reason=reason,
+                    new_name=new_name,
                 )
             )
     new_files: dict[str, str] = {}
@@ -183,12 +295,39 @@ def plan_environment(
         source=source,
         changes=tuple(kept),
         problems=tuple(all_problems),
-        decisions=decided.decisions,
+        decisions=tuple(decisions),
         old_files={p: files[p] for p in new_files},
         new_files=new_files,
-        digests_needed=decided.digests_needed(scans),
-        governed=tuple(group.governed for group in decided.groups),
+        digests_needed=frozenset(needed),
+        trailer_digests=frozenset(trailer),
+        governed=governance.groups,
     )
+
+
+#: Digests asked for when a file pins an image by digest alone: the candidates' digests show
+#: which tag the running image is. More candidates than this are not resolved.
+DIGEST_LOOKUPS = 50
+
+
+def _tag_of_digest(
+    rule: SelectionRule,
+    repository: str,
+    digest: str,
+    tags: Sequence[TagInfo],
+    scan: ImageScan,
+    needed: set[tuple[str, str]],
+    now: datetime,
+) -> str | None:
+    """The tag a digest-only reference runs: among the tags carrying ``digest``, the one the
+    rule ranks highest. None while unknown; the digests of the rule's candidates are then
+    asked for (``needed``), so the next plan of this cycle can tell."""
+    carriers = sorted(t for t, d in scan.digests.items() if d == digest)
+    if carriers:
+        ranked = select(carriers, replace(rule, downgrade=True), now=now).tag
+        return ranked or carriers[0]
+    accepted = [v.tag for v in select(tags, rule, now=now).verdicts if v.accepted]
+    needed.update((repository, t) for t in accepted[:DIGEST_LOOKUPS])
+    return None
 
 
 def commit_message(plan: EnvironmentPlan) -> str:

@@ -7,17 +7,19 @@ Pure: the caller reads the file and passes its text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
 from imagebot.core.repopattern import RepositoryPattern, compile_pattern, is_pattern
-from imagebot.core.selection import SelectionRule, validate_rule
+from imagebot.core.selection import SelectionRule, ignore_entry_kind, validate_rule
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
 
 _NAME_RE = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
@@ -27,52 +29,36 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class TagFilter(_Model):
-    """Which tags an image policy considers at all."""
+def _rule_fields(block: str) -> dict[str, Any]:
+    """Pydantic fields for the ``SelectionRule`` fields a policy writes in ``block`` (``""``:
+    the image entry itself, ``"tags"``): each field is declared once, on ``SelectionRule``."""
+    hints = get_type_hints(SelectionRule)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(SelectionRule):
+        name = f.name
+        if (f.metadata["block"] or "") == block:
+            # min_age is written as a duration ("2d"): text here, a timedelta in the rule.
+            kind = str | None if hints[f.name] == timedelta | None else hints[f.name]
+            out[name] = (kind, Field(default=f.default, description=f.metadata["help"]))
+    return out
 
-    include: str | None = Field(default=None, description="regex a tag must match")
-    exclude: tuple[str, ...] = Field(default=(), description="regexes that reject a tag")
-    extract: str | None = Field(
-        default=None,
-        description="template over include's named groups giving the value to order by,"
-        " e.g. '$version'",
-    )
 
-    @field_validator("exclude", mode="before")
+class _TagFilterBase(_Model):
+    @field_validator("exclude", mode="before", check_fields=False)
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return (value,) if isinstance(value, str) else value
 
 
 class ImageRule(_Model):
-    """How a version is picked; an image entry's rule, or an environment's ``defaults``."""
+    """What an image entry and an environment's ``defaults`` share: how a version is picked
+    (the selection fields, generated below) and whether its digest is pinned."""
 
-    strategy: Literal["semver", "numeric", "lexical", "calver", "newest-build", "digest"] = "semver"
-    range: str | None = Field(default=None, description="semver range: ^1.2, ~1.2.3, >=1 <2, 1.x")
-    prerelease: bool = Field(default=False, description="allow prereleases (1.2.0-rc.1)")
-    partial: bool = Field(default=False, description="accept partial versions such as 1.2")
-    tags: TagFilter = Field(default_factory=TagFilter)
-    order: Literal["asc", "desc"] = "asc"
-    calver: str | None = Field(default=None, description="calver format, e.g. YYYY.MM.DD")
-    variant: Literal["match", "any"] = Field(
-        default="match", description="match: 1.2.3-alpine only moves to another *-alpine"
-    )
-    allow: Literal["major", "minor", "patch"] = Field(
-        default="major", description="how far one update may move"
-    )
-    downgrade: bool = Field(default=False, description="allow moving to a lower version")
-    min_age: str | None = Field(
-        default=None, description="minimum age of a tag before it is chosen, e.g. 1h, 2d"
-    )
-    ignore: tuple[str, ...] = Field(default=(), description="versions never chosen")
-    follow: str | None = Field(
-        default=None, description="strategy digest: the mutable tag to follow, e.g. latest"
-    )
     digest: Literal["pin", "none"] = Field(
         default="none", description="pin: write tag@sha256:… so the image cannot move under it"
     )
 
-    @field_validator("min_age")
+    @field_validator("min_age", check_fields=False)
     @classmethod
     def _min_age(cls, value: str | None) -> str | None:
         if value is not None:
@@ -80,31 +66,22 @@ class ImageRule(_Model):
         return value
 
     def rule(self) -> SelectionRule:
-        """The selection rule this policy stands for."""
+        """The selection rule this policy stands for (one object per policy, so the memos it
+        keeps serve every cycle)."""
         return self._rule
 
     @cached_property
     def _rule(self) -> SelectionRule:
-        return SelectionRule(
-            strategy=self.strategy,
-            range=self.range,
-            prerelease=self.prerelease,
-            partial=self.partial,
-            include=self.tags.include,
-            exclude=self.tags.exclude,
-            extract=self.tags.extract,
-            order=self.order,
-            calver=self.calver,
-            variant=self.variant,
-            allow=self.allow,
-            downgrade=self.downgrade,
-            min_age=parse_duration(self.min_age) if self.min_age else None,
-            ignore=self.ignore,
-            follow=self.follow,
-        )
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(SelectionRule):
+            block = f.metadata["block"]
+            values[f.name] = getattr(getattr(self, block) if block else self, f.name)
+        min_age = values["min_age"]
+        values["min_age"] = parse_duration(min_age) if min_age else None
+        return SelectionRule(**values)
 
 
-class ImagePolicy(ImageRule):
+class _ImageEntry(ImageRule):
     """How one environment picks a version of one repository, or of every repository a
     pattern matches."""
 
@@ -147,6 +124,39 @@ class ImagePolicy(ImageRule):
         return reference.normalize_repository(self.repository)
 
 
+# The selection fields are generated from SelectionRule; type checkers see only the entry's own
+# fields, so code reads selection fields through ``rule()``.
+if TYPE_CHECKING:
+    TagFilter = _TagFilterBase
+    _ImageFields = _ImageEntry
+    _DefaultsFields = ImageRule
+else:
+    TagFilter = create_model("TagFilter", __base__=_TagFilterBase, **_rule_fields("tags"))
+    TagFilter.__doc__ = "Which tags an image policy considers at all."
+    _ImageFields = create_model(
+        "_ImageFields",
+        __base__=_ImageEntry,
+        tags=(TagFilter, Field(default_factory=TagFilter)),
+        **_rule_fields(""),
+    )
+    _DefaultsFields = create_model(
+        "_DefaultsFields",
+        __base__=ImageRule,
+        tags=(TagFilter, Field(default_factory=TagFilter)),
+        **_rule_fields(""),
+    )
+
+
+class ImagePolicy(_ImageFields):
+    """How one environment picks a version of one repository, or of every repository a
+    pattern matches."""
+
+
+class ImageDefaults(_DefaultsFields):
+    """An environment's ``defaults``: every field of an image entry but its name and
+    repository, for the images its files reference that no entry governs."""
+
+
 class Author(_Model):
     name: str = "imagebot"
     email: str = "imagebot@localhost"
@@ -180,12 +190,24 @@ class EnvironmentPolicy(_Model):
     publish: Literal["commit"] = Field(
         default="commit", description="commit: commit and push to the branch"
     )
-    defaults: ImageRule | None = Field(
+    defaults: ImageDefaults | None = Field(
         default=None,
         description="rule for every image referenced in the environment's files that no"
         " entry of `images` governs",
     )
     images: tuple[ImagePolicy, ...] = Field(default=())
+    detect: Literal["auto", "markers"] = Field(
+        default="auto",
+        description="auto: every image field of a watched repository, and every marker;"
+        " markers: only fields carrying a marker (# imagebot: <image> or a Flux"
+        " $imagepolicy comment), as Flux does",
+    )
+    marker_namespace: str | None = Field(
+        default=None,
+        description="the namespace this environment's Flux markers name"
+        ' ({"$imagepolicy": "<namespace>:<image>"}); markers of other namespaces are left'
+        " alone",
+    )
 
     @field_validator("images")
     @classmethod
@@ -207,6 +229,10 @@ class LoadedPolicy:
 
     source: str
     policy: EnvironmentPolicy
+    #: line of each image's selection fields in ``source`` (``images[0].follow``: 12).
+    lines: Mapping[str, int] = field(default_factory=dict)
+    #: what is allowed but probably not meant, with file:line (``imagebot check`` shows them).
+    warnings: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -219,7 +245,7 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     if doc is None:
         raise PolicyError([f"{source}:1: empty policy file"])
     try:
-        model = EnvironmentPolicy.model_validate(yamldoc.plain(doc))
+        model = EnvironmentPolicy.model_validate(yamldoc.plain_mapping(doc, source=source))
     except ValidationError as exc:
         raise PolicyError(yamldoc.validation_problems(source, doc, exc)) from None
     problems = [
@@ -227,27 +253,68 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     ]
     if problems:
         raise PolicyError(problems)
-    return LoadedPolicy(source=source, policy=model)
+    lines: dict[str, int] = {}
+    for entry, _ in _rules(model):
+        for f in dataclasses.fields(SelectionRule):
+            loc = (*entry, *rule_field_path(f.name))
+            lines[yamldoc.dotted(loc)] = yamldoc.line_of(doc, loc)
+    warnings = tuple(
+        yamldoc.problem_at(source, doc, loc, message) for loc, message in _rule_warnings(model)
+    )
+    return LoadedPolicy(source=source, policy=model, lines=lines, warnings=warnings)
 
 
-# SelectionRule flattens the `tags:` block; map its field names back to where users wrote them.
-_RULE_FIELD_PATH = {f: ("tags", f) for f in ("include", "exclude", "extract")}
+def _rules(model: EnvironmentPolicy) -> list[tuple[tuple[str | int, ...], ImageRule]]:
+    """Every rule of the file with where it is written: ``images[i]``, then ``defaults``."""
+    out: list[tuple[tuple[str | int, ...], ImageRule]] = [
+        (("images", i), image) for i, image in enumerate(model.images)
+    ]
+    if model.defaults is not None:
+        out.append((("defaults",), model.defaults))
+    return out
+
+
+def _rule_warnings(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
+    for at, image in _rules(model):
+        rule = image.rule()
+        if rule.needs_digest and rule.follow is None:
+            yield (
+                (*at, "strategy"),
+                "strategy digest without follow follows whatever tag each file runs, and an"
+                " image pinned by digest alone cannot be followed; set follow (e.g. latest)",
+            )
+        if rule.compiled.named_cores and "range_style" not in image.model_fields_set:
+            yield (
+                (*at, "range"),
+                f"range {rule.range!r} spells a prerelease: npm (imagebot's default) admits only"
+                " that release's prereleases, Flux and Argo CD (Masterminds) every prerelease in"
+                " range; set range_style: npm or masterminds to say which you mean",
+            )
+        for entry in rule.ignore:
+            if ignore_entry_kind(entry, rule.strategy) is None:
+                yield (
+                    (*at, "ignore"),
+                    f"ignore entry {entry!r} is not a tag, a glob or a semver range:"
+                    " it ignores nothing",
+                )
 
 
 def _rule_problems(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
     if not model.images and model.defaults is None:
         yield ("images",), "give at least one image entry, or `defaults`"
-    rules: list[tuple[tuple[Any, ...], ImageRule]] = [
-        (("images", i), image) for i, image in enumerate(model.images)
-    ]
-    if model.defaults is not None:
-        rules.append((("defaults",), model.defaults))
-    for loc, rule in rules:
+    for at, image in _rules(model):
         try:
-            validate_rule(rule.rule())
+            validate_rule(image.rule())
         except SelectionError as exc:
-            field = _RULE_FIELD_PATH.get(exc.field, (exc.field,) if exc.field else ())
-            yield (*loc, *field), str(exc)
+            yield (*at, *rule_field_path(exc.field)), str(exc)
+
+
+def rule_field_path(name: str) -> tuple[str, ...]:
+    """Where a policy file writes the SelectionRule field ``name`` (``tags.include``)."""
+    for f in dataclasses.fields(SelectionRule):
+        if f.name == name:
+            return (f.metadata["block"], name) if f.metadata["block"] else (name,)
+    return (name,) if name else ()
 
 
 def policy_json_schema() -> dict[str, Any]:
