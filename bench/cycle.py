@@ -68,7 +68,7 @@ import sys, time, anyio
 from pathlib import Path
 from imagebot import engine, logs
 from imagebot.config import load_policies
-from imagebot.core.decide import SelectionMemo
+from imagebot.core.selectmemo import SelectionMemo
 from imagebot.registry.cache import TagCache
 from imagebot.registry.connect import connect
 from imagebot.registry.settings import RegistriesSettings
