@@ -78,7 +78,7 @@ class CycleResult:
         return not self.problems and all(r.ok for r in self.environments)
 
 
-@dataclass
+@dataclass(repr=False)  # asyncio formats the worker thread's future, result included
 class _Workspace:
     """An environment's files as read from git in this cycle."""
 

@@ -199,23 +199,31 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
 
     cache = TagCache(cache_dir / "registry.sqlite")
 
-    async def cycle() -> CycleResult:
+    results: list[CycleResult] = []
+
+    # The cycle's task returns nothing: on Python 3.11, asyncio.Runner formats the main task
+    # (its result included) when it checks the SIGINT handler at exit, and the full repr of
+    # a cycle's result at 5,000 images cost seconds and hundreds of megabytes.
+    async def cycle() -> None:
         async with connect(settings, cache=cache) as registry:
-            return await engine.run_cycle(
-                policies.environments,
-                registry=registry,
-                repos_dir=cache_dir / "repos",
-                publish=publish,
-                problems=policies.problems,
-                git_timeout=args.git_timeout,
-                # Plain-text plan output shows no image digest: fetch only those pinned.
-                image_digests=publish or args.output == "json",
+            results.append(
+                await engine.run_cycle(
+                    policies.environments,
+                    registry=registry,
+                    repos_dir=cache_dir / "repos",
+                    publish=publish,
+                    problems=policies.problems,
+                    git_timeout=args.git_timeout,
+                    # Plain-text plan output shows no image digest: fetch only those pinned.
+                    image_digests=publish or args.output == "json",
+                )
             )
 
     try:
-        result = anyio.run(cycle)
+        anyio.run(cycle)
     finally:
         cache.close()
+    (result,) = results
     print_result(result, output=args.output, published=publish, explain=args.explain)
     return 0 if result.ok else 1
 

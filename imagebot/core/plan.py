@@ -195,6 +195,9 @@ def plan_environment(
     changes: dict[str, list[Change]] = {}
     needed: set[tuple[str, str]] = set()
     trailer: set[tuple[str, str]] = set()
+    # Equal rules (500 entries all saying range: ^1) share one rule object, and with it the
+    # tag readings selection keeps on a rule: each tag text is then read once per plan.
+    shared_rules: dict[SelectionRule, SelectionRule] = {}
     for g in governance.groups:
         image = g.rule
         repository = g.repository
@@ -203,7 +206,7 @@ def plan_environment(
             reason = scan.error if scan else "not scanned"
             all_problems.append(f"{env}: image {g.image} ({g.display}): {reason}")
             continue
-        rule = image.rule()
+        rule = shared_rules.setdefault(image.rule(), image.rule())
         tags = scan.tags
         if rule.needs_digest:  # the version is the followed tag's digest, as the scan found it
             tags = tuple(replace(t, digest=scan.digests.get(t.name, t.digest)) for t in tags)
