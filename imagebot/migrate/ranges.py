@@ -3,20 +3,16 @@ as imagebot semver fields."""
 
 from __future__ import annotations
 
-import re
-
 from imagebot.core.policy import ImagePolicy
 from imagebot.core.selection import validate_rule
 from imagebot.errors import SelectionError
 from imagebot.migrate.model import Field
 
-_PRERELEASE = re.compile(r"\d(?:\.[\dxX*]+)*-[0-9A-Za-z]")
 
-
-def valid_range(text: str) -> str | None:
+def valid_range(text: str, range_style: str = "npm") -> str | None:
     """Why imagebot rejects ``text`` as a range, or None if it accepts it."""
     try:
-        entry = {"name": "x", "repository": "example/x", "range": text}
+        entry = {"name": "x", "repository": "example/x", "range": text, "range_style": range_style}
         rule = ImagePolicy.model_validate(entry).rule()
         validate_rule(rule)
     except (SelectionError, ValueError) as exc:
@@ -25,8 +21,8 @@ def valid_range(text: str) -> str | None:
 
 
 def range_fields(text: str, where: str, warnings: list[str], *, dialect: str) -> list[Field]:
-    """``strategy: semver`` with ``range`` (if any), ``partial`` and ``prerelease``, each
-    commented where the peer reads it differently."""
+    """``strategy: semver`` with ``partial``, and ``range`` with ``range_style: masterminds``
+    (if a range is given), each commented where the peer reads it differently."""
     fields = [
         Field("strategy", "semver"),
         Field(
@@ -38,7 +34,7 @@ def range_fields(text: str, where: str, warnings: list[str], *, dialect: str) ->
     text = text.strip()
     if not text:
         return fields
-    problem = valid_range(text)
+    problem = valid_range(text, "masterminds")
     if problem is not None:
         warnings.append(f"{where}: range {text!r} is not accepted ({problem}); dropped")
         fields[
@@ -46,15 +42,11 @@ def range_fields(text: str, where: str, warnings: list[str], *, dialect: str) ->
         ].comment = f"{dialect} range {text!r} has no equivalent ({problem}): add a range by hand."
         return fields
     fields.append(Field("range", text))
-    if _PRERELEASE.search(text):
-        fields.append(
-            Field(
-                "prerelease",
-                True,
-                f"{dialect} (Masterminds) admits prereleases of every version in a range that"
-                " names a prerelease (>=1.2.0-0); imagebot admits them with prerelease: true,"
-                " and its ranges follow npm, which admits prereleases only of the versions"
-                " the range names.",
-            )
+    fields.append(
+        Field(
+            "range_style",
+            "masterminds",
+            f"As {dialect} reads ranges: >=1.2.0-0 admits every prerelease in range.",
         )
+    )
     return fields

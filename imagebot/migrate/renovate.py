@@ -276,16 +276,16 @@ def _image(dep: Dependency, s: Rules, names: set[str], warnings: list[str]) -> I
     fields = [
         Field("name", unique(policy_name(label), names)),
         Field("repository", familiar_repository(dep.repository)),
-        Field("strategy", "semver"),
         Field(
-            "partial",
-            True,
-            "Renovate's docker versioning reads 1.2 and 3 as versions, and keeps the suffix"
-            " (-alpine) as a compatibility that never changes (imagebot's variant: match).",
+            "strategy",
+            "semver",
+            "Renovate's docker versioning: a tag keeps its precision (1.2 moves to 1.3,"
+            " keep_precision) and its suffix (-alpine, variant: match), imagebot's defaults.",
         ),
     ]
     if s.versioning == "semver":
-        fields[3] = Field("partial", False, "versioning semver: full versions only.")
+        fields[2] = Field("strategy", "semver")
+        fields.append(Field("keep_precision", False, "versioning semver: full versions only."))
     tags: list[Field] = []
     versioning = s.versioning
     if versioning.startswith("regex:"):

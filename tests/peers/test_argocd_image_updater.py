@@ -130,7 +130,7 @@ def test_invalid_semver_constraint_is_reported_and_dropped() -> None:
     ],
 )
 def test_ignore_tags_globs(ignored: str, tag: str, kept: bool) -> None:
-    """Test_VersionConstraint_IsTagIgnored: ignore-tags globs become exclude regexes that
+    """Test_VersionConstraint_IsTagIgnored: ignore-tags globs become ``ignore`` globs that
     ignore exactly the tags the updater ignores."""
     policy = _policy(
         "test=jannfis/test", test__update_strategy="alphabetical", test__ignore_tags=ignored
@@ -299,3 +299,15 @@ def test_image_list_entries(identifier: str, parts: tuple[str, str, str]) -> Non
     """Test_ParseImageTags (registry-scanner/pkg/image/image_test.go): an image-list entry
     splits into alias, image name and the tag part (the constraint) as the updater reads it."""
     assert split_image(identifier) == parts
+
+
+def test_ignore_tags_become_ignore_globs_where_exact() -> None:
+    """ignore-tags under semver: a glob becomes an ``ignore`` entry; a version (which
+    ``ignore`` would read as a range, ignoring v7.2.0 too) and a Go ``[^…]`` class become
+    anchored exclude regexes, so exactly the tags filepath.Match matches are ignored."""
+    policy = _policy("redis=redis:7.x", redis__ignore_tags="*-debug, 7.2.0, 7.3.[^0]")
+    assert 'ignore: ["*-debug"]' in policy
+    assert 'exclude: ["^7\\\\.2\\\\.0$", "^7\\\\.3\\\\.[^0]$"]' in policy
+    assert choose(policy, ["7.1.0", "7.2.0", "7.2.1-debug"]) == "7.1.0"
+    assert choose(policy, ["7.1.0", "v7.2.0", "7.2.0"]) == "v7.2.0"
+    assert choose(policy, ["7.3.0", "7.3.1"]) == "7.3.0"
