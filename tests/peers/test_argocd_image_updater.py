@@ -62,6 +62,11 @@ LATEST_VERSION = [
      TAGS, "1.0.1"),
     ("Find the latest version with a non-semver current tag and semver constraint",
      "test=christianschlichtherle/test:^1.0", TAGS, "1.1.2"),
+    ("Find the latest version with a non-semver current tag without any constraint",
+     "test=christianschlichtherle/test", TAGS, "2.0.3"),
+    ("Find the latest version without any constraint excludes pre-release versions",
+     "test=xpkg.crossplane.io/crossplane/crossplane",
+     ["v2.2.0", "v2.3.0-rc.0.18.g1abb7b5dd-ppc64le"], "v2.2.0"),
     ("Find the latest version with a semver constraint that has no match",
      "test=jannfis/test:~1.0", ["0.1", "0.5.1", "0.9", "2.0.3"], None),
     ("Find the latest version with no tags", "test=jannfis/test:~1.0", [], None),
@@ -311,3 +316,12 @@ def test_ignore_tags_become_ignore_globs_where_exact() -> None:
     assert choose(policy, ["7.1.0", "7.2.0", "7.2.1-debug"]) == "7.1.0"
     assert choose(policy, ["7.1.0", "v7.2.0", "7.2.0"]) == "v7.2.0"
     assert choose(policy, ["7.3.0", "7.3.1"]) == "7.3.0"
+
+
+def test_docs_prerelease_constraint() -> None:
+    """docs/basics/update-strategies.md: "to allow updates to pre-release versions (e.g.
+    v2.0-rc1), append the suffix -0 to the constraint" (some/image:2.x-0): the converted
+    policy picks v2.0-rc1 over 1.9.0, and without -0 it does not."""
+    tags = ["1.9.0", "v2.0-rc1", "3.0.0-rc1"]
+    assert choose(_policy("someImage=some/image:2.x-0"), tags) == "v2.0-rc1"
+    assert choose(_policy("someImage=some/image:2.x"), tags) is None

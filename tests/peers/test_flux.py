@@ -20,6 +20,7 @@ from imagebot.core.plan import ImageScan, plan_environment
 from imagebot.core.policy import parse_policy
 from imagebot.core.rewrite import locate
 from imagebot.core.selection import TagInfo
+from imagebot.migrate import CONVERTERS
 from tests.peers.support import FIXTURES, NOW, choose, converted
 from tests.support.cli import run_cli
 from tests.support.gitenv import make_remote, show
@@ -287,3 +288,80 @@ def test_leave_files_without_a_change_untouched_on_purpose() -> None:
     assert {k: yaml.safe_load(v) for k, v in flux.items()} == {
         k: yaml.safe_load(v) for k, v in out.items()
     }
+
+
+#: Masterminds/semver ``constraints_test.go`` ``TestConstraintsCheck`` (commit 71f2b39, after
+#: v3.4.0), the rows that involve a prerelease: Flux's ``internal/policy/semver.go`` picks a
+#: tag when ``Constraints.Check`` holds (go.mod: Masterminds/semver v3.5.0; Argo CD Image
+#: Updater's ``registry-scanner/pkg/image/version.go`` the same, v3.4.0).
+#: (constraint, version, Check's answer)
+MASTERMINDS_PRERELEASE = [
+    (">=1.1", "4.1.0-beta", False),
+    ("<=1.1", "0.1.0-alpha", False),
+    ("!=4.1", "4.1.0", False),
+    ("!=4.x", "4.1.0", False),
+    ("!=4.2.x", "4.2.3", False),
+    (">= 1.0.0  <= 2.0.0-beta", "1.0.1-beta", True),
+    (">= 1.0.0  <= 2.0.0-beta", "1.0.1", True),
+    (">= 1.0.0  <= 2.0.0-beta", "3.0.0", False),
+    (">= 1.0.0  <= 2.0.0-beta || > 3", "1.0.1-beta", True),
+    (">= 1.0.0  <= 2.0.0-beta || > 3", "3.0.1-beta", False),
+    (">= 1.0.0  <= 2.0.0-beta != 1.0.1 || > 3", "1.0.1-beta", True),
+    (">= 1.0.0  <= 2.0.0-beta != 1.0.1-beta || > 3", "1.0.1-beta", False),
+    (">= 1.0.0-0  <= 2.0.0", "1.0.1-beta", True),
+    ("^1.x", "1.1.1-beta1", False),
+    ("^1.1.2-alpha", "1.2.1-beta1", True),
+    ("^1.2.x-alpha", "1.1.1-beta1", False),
+    ("~1.1", "1.1.1-alpha", False),
+    ("~1.1.1-beta", "1.1.1-alpha", False),
+    ("~1.1.1-beta", "1.1.1", True),
+]
+
+
+@pytest.mark.parametrize(("constraint", "version", "check"), MASTERMINDS_PRERELEASE)
+def test_masterminds_prerelease_ranges(constraint: str, version: str, check: bool) -> None:
+    """A Flux semver range converted by ``imagebot migrate`` (range_style: masterminds) picks
+    ``version`` exactly when Masterminds' Constraints.Check accepts it."""
+    (policy,) = converted("flux", _flux_manifests(f"policy: {{semver: {{range: '{constraint}'}}}}"))
+    assert "range_style: masterminds" in policy
+    assert (choose(policy, [version]) == version) is check
+
+
+def test_flux_docs_prerelease_examples() -> None:
+    """docs/spec/v1/imagepolicies.md "selecting the latest release candidate" (filterTags
+    '.*-rc.*', range '^1.x-0') and docs/spec/v1beta1/imagepolicies.md "latest version
+    including pre-releases" ('>=1.0.0-0') pick what Masterminds' reading picks."""
+    tags = ["1.0.0", "1.1.0-rc.1", "1.1.0-rc.2", "1.1.0", "1.2.0-rc.1", "2.0.0-rc.1"]
+    spec = "filterTags: {pattern: '.*-rc.*'}\npolicy: {semver: {range: '^1.x-0'}}"
+    (policy,) = converted("flux", _flux_manifests(spec))
+    assert choose(policy, tags) == "1.2.0-rc.1"
+    (policy,) = converted("flux", _flux_manifests("policy: {semver: {range: '>=1.0.0-0'}}"))
+    assert choose(policy, tags) == "2.0.0-rc.1"
+
+
+#: TestConstraintsCheck rows imagebot reads otherwise, on purpose (docs/migrating.md, Flux,
+#: "Ranges"): spellings it refuses (the conversion warns and writes no range) and ~0.0.0.
+MASTERMINDS_REFUSED = ["!=4.1-alpha", "<=1.1-a", "1.1-3", "~1.1-alpha", "1.0.0 - 2.0.0 <=2.0.0"]
+
+
+@pytest.mark.parametrize("constraint", MASTERMINDS_REFUSED)
+def test_masterminds_spellings_imagebot_refuses_are_reported(constraint: str) -> None:
+    """A prerelease on a partial version without an x, or a hyphen range beside other
+    comparisons: the conversion warns, naming the range, and writes none."""
+    manifests = _flux_manifests(f"policy: {{semver: {{range: '{constraint}'}}}}")
+    migration = CONVERTERS["flux"](manifests, None)
+    assert any(f"range {constraint!r} is not accepted" in w for w in migration.warnings)
+    (policy,) = converted("flux", manifests)
+    assert parse_policy(policy, source="p.yaml").policy.images[0].rule().range is None
+
+
+def test_masterminds_differences_on_purpose() -> None:
+    """TestConstraintsCheck {"~0.0.0", "1.2.3", true}: Masterminds reads ~0.0.0 as any
+    version, imagebot as npm does (<0.1.0). Constraints.Check admits prereleases per ``||``
+    alternative that names one; imagebot's masterminds style in every alternative once one
+    names a prerelease (>=1.0.0-0 <2 || ^3 admits 3.1.0-rc.1 here, not in Flux)."""
+    (policy,) = converted("flux", _flux_manifests("policy: {semver: {range: '~0.0.0'}}"))
+    assert choose(policy, ["1.2.3"]) is None
+    spec = "policy: {semver: {range: '>=1.0.0-0 <2 || ^3'}}"
+    (policy,) = converted("flux", _flux_manifests(spec))
+    assert choose(policy, ["3.1.0-rc.1"]) == "3.1.0-rc.1"
