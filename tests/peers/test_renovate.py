@@ -236,17 +236,24 @@ def test_prerelease_numbers_order_numerically_on_purpose() -> None:
 
 def test_precision_is_preserved() -> None:
     """docs/usage/docker.md "Preservation of Version Precision": a running myimage:1.1 moves
-    to 1.3, never to 1.2.0 or 1.3.0; and isCompatible needs the same number of parts, so a
-    running 3.7.0 never moves to 3.8."""
+    to 1.2 or 1.3, never to 1.2.0 or 1.3.0 (even when 1.3.0 is the newest); and isCompatible
+    needs the same number of parts, so a running 3.7.0 never moves to 3.8."""
     policy = _policy({}, "myimage:1.1")
     assert choose(policy, ["1.1", "1.2", "1.2.0", "1.3", "1.3.0"], current="1.1") == "1.3"
+    assert choose(policy, ["1.1", "1.2", "1.3.0"], current="1.1") == "1.2"
     policy = _policy({}, "python:3.7.0")
     assert choose(policy, ["3.7.0", "3.8"], current="3.7.0") == "3.7.0"
 
 
-def test_precision_gives_way_to_a_newer_version_on_purpose() -> None:
-    """Where a fuller version is newer than every tag of the running precision, imagebot
-    takes it (1.1 -> 1.3.0 over 1.2); Renovate stays within the precision and proposes 1.2
-    (docs/migrating.md says how to keep two numbers)."""
-    policy = _policy({}, "myimage:1.1")
+def test_mixed_precision_gives_way_to_a_newer_version_on_purpose() -> None:
+    """One image run as 1.1 in one file and 1.1.0 in another: one policy serves both, so
+    imagebot keeps each file's precision where it can but takes a newer fuller version
+    (1.1 -> 1.3.0 over 1.2), where Renovate proposes 1.2 (docs/migrating.md)."""
+    files = {
+        "renovate.json": "{}",
+        "a.yaml": "services:\n  app:\n    image: myimage:1.1\n",
+        "b.yaml": "services:\n  app:\n    image: myimage:1.1.0\n",
+    }
+    (policy,) = converted("renovate", files, "https://git.example.com/acme/env.git")
+    assert "include" not in policy
     assert choose(policy, ["1.1", "1.2", "1.3.0"], current="1.1") == "1.3.0"
