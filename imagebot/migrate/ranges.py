@@ -3,6 +3,8 @@ as imagebot semver fields."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from imagebot.core.policy import ImagePolicy
 from imagebot.core.selection import validate_rule
 from imagebot.errors import SelectionError
@@ -20,17 +22,23 @@ def valid_range(text: str, range_style: str = "npm") -> str | None:
     return None
 
 
+#: How each peer reads a tag as a version, as imagebot fields: Argo CD Image Updater calls
+#: Masterminds' lenient ``NewVersion`` (``1.2`` is 1.2.0); Flux's ``version.ParseVersion``
+#: (fluxcd/pkg) first demands three dot-separated parts.
+TAG_READING = {
+    "Argo CD Image Updater": Field(
+        "partial", True, "Argo CD Image Updater reads tags leniently (Masterminds): 1.2 is 1.2.0."
+    ),
+    "Flux": Field(
+        "keep_precision", False, "Flux reads only tags with three numbers: 1.2 is no version."
+    ),
+}
+
+
 def range_fields(text: str, where: str, warnings: list[str], *, dialect: str) -> list[Field]:
-    """``strategy: semver`` with ``partial``, and ``range`` with ``range_style: masterminds``
-    (if a range is given), each commented where the peer reads it differently."""
-    fields = [
-        Field("strategy", "semver"),
-        Field(
-            "partial",
-            True,
-            f"{dialect} parses tags leniently (Masterminds semver): 1.2 counts as 1.2.0.",
-        ),
-    ]
+    """``strategy: semver``, how the peer reads tags, and ``range`` with ``range_style:
+    masterminds`` (if a range is given), each commented where the peer differs."""
+    fields = [Field("strategy", "semver"), replace(TAG_READING[dialect])]
     text = text.strip()
     if not text:
         return fields

@@ -3,8 +3,9 @@
 Sources: fluxcd/image-automation-controller ``internal/update/update_test.go``
 (``TestUpdateWithSetters``, fixtures in ``testdata/setters``), fluxcd/image-reflector-controller
 ``internal/policy/{semver,alphabetical,numerical}_test.go`` (``Test*_Latest``), and
-fluxcd/flux2 ``tests/image-automation`` (the end-to-end image automation test). Commits in
-tests/peers/SOURCES.md.
+fluxcd/flux2 ``tests/image-automation`` (the end-to-end image automation test); the
+Masterminds/semver constraint table and fluxcd/pkg's ``TestParseVersion`` (how Flux reads
+ranges and tags). Commits in tests/peers/SOURCES.md.
 """
 
 from __future__ import annotations
@@ -111,6 +112,18 @@ REFLECTOR_CASES = [
     ("TestSemVer_Latest/With empty list", "policy: {semver: {range: 1.0.x}}", [], None),
     ("TestSemVer_Latest/With non-matching version list", "policy: {semver: {range: 1.0.x}}",
      ["1.2.0"], None),
+    ("TestImagePolicyReconciler_applyPolicy/semver, no tag filter",
+     "policy: {semver: {range: 1.0.x}}", ["1.0.0", "2.0.0", "1.0.1", "1.2.0"], "1.0.1"),
+    ("TestImagePolicyReconciler_applyPolicy/semver with 'v' prefix, no tag filter",
+     "policy: {semver: {range: v1.0.x}}", ["v1.0.0", "v2.0.0", "v1.0.1", "v1.2.0"], "v1.0.1"),
+    ("TestImagePolicyReconciler_applyPolicy/semver with 'v' prefix but data without 'v' prefix",
+     "policy: {semver: {range: v1.0.x}}", ["1.0.0", "2.0.0", "1.0.1", "1.2.0"], "1.0.1"),
+    ("TestImagePolicyReconciler_applyPolicy/semver without 'v' prefix but data with 'v' prefix",
+     "policy: {semver: {range: 1.0.x}}", ["v1.0.0", "v2.0.0", "v1.0.1", "v1.2.0"], "v1.0.1"),
+    ("TestImagePolicyReconciler_applyPolicy/valid tag filter with numerical policy",
+     "filterTags: {pattern: '1.0.0-rc\\.(?P<num>[0-9]+)', extract: '$num'}\n"
+     "policy: {numerical: {order: asc}}",
+     ["1.0.0", "1.0.0-rc.1", "1.0.0-rc.2", "1.0.0-rc.3", "1.0.1-rc.2"], "1.0.0-rc.3"),
     ("TestAlphabetical_Latest/Ubuntu CalVer", "policy: {alphabetical: {}}",
      ["16.04", "16.04.1", "16.10", "20.04", "20.10"], "20.10"),
     ("TestAlphabetical_Latest/Ubuntu CalVer descending", "policy: {alphabetical: {order: desc}}",
@@ -365,3 +378,33 @@ def test_masterminds_differences_on_purpose() -> None:
     spec = "policy: {semver: {range: '>=1.0.0-0 <2 || ^3'}}"
     (policy,) = converted("flux", _flux_manifests(spec))
     assert choose(policy, ["3.1.0-rc.1"]) == "3.1.0-rc.1"
+
+
+#: fluxcd/pkg ``version/version_test.go`` ``TestParseVersion`` (commit e2cfd1a2): the tags
+#: Flux's semver policy reads as versions (``version.ParseVersion`` wants three parts).
+PARSE_VERSION = [
+    ("v1.2.3", True),
+    ("v1.0", False),
+    ("v1", False),
+    ("v1.2.beta", False),
+    ("v1.2-5", False),
+    ("v1.2-beta5", False),
+    ("v1.2.3.4", False),
+]
+
+
+@pytest.mark.parametrize(("tag", "version"), PARSE_VERSION)
+def test_flux_reads_only_three_part_versions(tag: str, version: bool) -> None:
+    """A converted Flux semver policy (keep_precision: false, no partial) picks a tag only
+    when Flux's ParseVersion reads it, even when the running tag is partial (v1.0)."""
+    (policy,) = converted("flux", _flux_manifests("policy: {semver: {range: '*'}}"))
+    assert "keep_precision: false" in policy and "partial" not in policy
+    assert (choose(policy, [tag], current="v1.0") == tag) is version
+
+
+def test_leading_zeros_differ_on_purpose() -> None:
+    """TestParseVersion {"v2025.07.03", valid}: Masterminds reads numbers with leading zeros;
+    imagebot's semver does not (SemVer forbids them): such date tags need strategy calver
+    (docs/migrating.md)."""
+    (policy,) = converted("flux", _flux_manifests("policy: {semver: {range: '*'}}"))
+    assert choose(policy, ["v2025.07.03"]) is None
