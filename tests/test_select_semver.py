@@ -203,6 +203,20 @@ CASES = [
     Case("not-partial-major", "3.9.0 4.1.0", SelectionRule(range="!=4.x"), want="3.9.0"),
     Case("not-partial-minor", "4.0.9 4.1.5 4.1.0", SelectionRule(range="!=4.1"), want="4.0.9"),
     Case("not-full", "4.0.9 4.1.5 4.1.0", SelectionRule(range="!=4.1.5"), want="4.1.0"),
+    # Leading zeros, as Ubuntu writes its releases (and Renovate, Flux, Argo CD read them).
+    Case(
+        "leading-zeros",
+        "20.04 22.04 22.10 24.04",
+        SelectionRule(allow="minor"),
+        current="22.04",
+        want="22.10",
+    ),
+    Case(
+        "leading-zeros-range",
+        "2024.01.15 2024.02.01 2025.01.01",
+        SelectionRule(range="~2024.01"),
+        want="2024.01.15",
+    ),
     # Docker official images write prereleases without a hyphen.
     Case("docker-rc-to-release", "3.12.0 3.13.0rc2 3.13.0", current="3.12.0", want="3.13.0"),
     Case("docker-rc-not-chosen", "3.12.0 3.13.0rc2", current="3.12.0", want="3.12.0"),

@@ -384,6 +384,7 @@ def test_masterminds_differences_on_purpose() -> None:
 #: Flux's semver policy reads as versions (``version.ParseVersion`` wants three parts).
 PARSE_VERSION = [
     ("v1.2.3", True),
+    ("v2025.07.03", True),
     ("v1.0", False),
     ("v1", False),
     ("v1.2.beta", False),
@@ -400,11 +401,3 @@ def test_flux_reads_only_three_part_versions(tag: str, version: bool) -> None:
     (policy,) = converted("flux", _flux_manifests("policy: {semver: {range: '*'}}"))
     assert "keep_precision: false" in policy and "partial" not in policy
     assert (choose(policy, [tag], current="v1.0") == tag) is version
-
-
-def test_leading_zeros_differ_on_purpose() -> None:
-    """TestParseVersion {"v2025.07.03", valid}: Masterminds reads numbers with leading zeros;
-    imagebot's semver does not (SemVer forbids them): such date tags need strategy calver
-    (docs/migrating.md)."""
-    (policy,) = converted("flux", _flux_manifests("policy: {semver: {range: '*'}}"))
-    assert choose(policy, ["v2025.07.03"]) is None

@@ -257,3 +257,12 @@ def test_mixed_precision_gives_way_to_a_newer_version_on_purpose() -> None:
     (policy,) = converted("renovate", files, "https://git.example.com/acme/env.git")
     assert "include" not in policy
     assert choose(policy, ["1.1", "1.2", "1.3.0"], current="1.1") == "1.3.0"
+
+
+def test_leading_zeros_are_numbers() -> None:
+    """getMajor/getMinor("18.04") are 18 and 4, and equals("18.04", "18.4"): a running
+    ubuntu 18.04 moves to 18.10 (no major by default), and to 20.04 with docker:enableMajor."""
+    tags = ["18.04", "18.10", "20.04"]
+    assert choose(_policy({}, "ubuntu:18.04"), tags, current="18.04") == "18.10"
+    enabled = _policy({"extends": ["docker:enableMajor"]}, "ubuntu:18.04")
+    assert choose(enabled, tags, current="18.04") == "20.04"

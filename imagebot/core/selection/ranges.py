@@ -20,7 +20,7 @@ from .versions import Key, prerelease_key
 
 _Compare = Callable[[Key, Key], bool]
 
-_X = r"(?:0|[1-9]\d*|[xX*])"
+_X = r"(?:\d+|[xX*])"
 _PRE = r"[0-9A-Za-z][0-9A-Za-z.-]*"
 _PARTIAL = (  # a prerelease follows the patch, or an x as Masterminds allows (^1.x-0)
     rf"[vV]?(?P<major>{_X})(?:\.(?P<minor>{_X})(?:\.(?P<patch>{_X})(?:-(?P<pre>{_PRE}))?"
