@@ -401,3 +401,13 @@ def test_flux_reads_only_three_part_versions(tag: str, version: bool) -> None:
     (policy,) = converted("flux", _flux_manifests("policy: {semver: {range: '*'}}"))
     assert "keep_precision: false" in policy and "partial" not in policy
     assert (choose(policy, [tag], current="v1.0") == tag) is version
+
+
+def test_suffixes_are_variants_on_purpose() -> None:
+    """Flux reads ``1.2.4-alpine`` as a SemVer prerelease (Masterminds' Check rejects it for
+    a range without one, TestConstraintsCheck {">=1.1", "4.1.0-beta", false}), so a file on
+    1.2.3-alpine moves to the plain 1.2.4; imagebot reads the suffix as a variant the tag
+    keeps and moves to 1.2.4-alpine (docs/migrating.md)."""
+    (policy,) = converted("flux", _flux_manifests("policy: {semver: {range: '>=1.0.0'}}"))
+    tags = ["1.2.3-alpine", "1.2.4", "1.2.4-alpine"]
+    assert choose(policy, tags, current="1.2.3-alpine") == "1.2.4-alpine"
