@@ -6,6 +6,7 @@ between them and the outside world (git, registries, the clock).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
@@ -21,14 +22,14 @@ from imagebot.core import rewrite
 from imagebot.core.plan import (
     EnvironmentPlan,
     ImageScan,
-    commit_message,
     plan_environment,
     targets_for,
 )
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selection import TagInfo
-from imagebot.errors import EditError, GitError, RegistryError
+from imagebot.errors import EditError, ForgeError, GitError, RegistryError
 from imagebot.gitrepo import EnvRepo, PushRejected, redact
+from imagebot.publisher import Publishers
 from imagebot.registry.manifests import ImageInfo
 
 log = logs.get_logger("imagebot.engine")
@@ -59,6 +60,7 @@ class EnvironmentResult:
     plan: EnvironmentPlan
     commit: str | None = None
     error: str | None = None
+    publication: str | None = None  # what the publisher did or would do, e.g. a PR opened
 
     @property
     def ok(self) -> bool:
@@ -95,8 +97,36 @@ async def run_cycle(
     clock: Clock = utc_now,
     problems: Sequence[str] = (),
     push_attempts: int = 3,
+    publishers: Publishers | None = None,
 ) -> CycleResult:
-    """Run one cycle over ``policies``; with ``publish`` commit and push each environment."""
+    """Run one cycle over ``policies``; with ``publish`` publish each environment the way
+    its policy says (``publishers`` builds the publishers; default: the process's tokens)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if publishers is None:
+            publishers = await stack.enter_async_context(Publishers())
+        return await _run_cycle(
+            policies,
+            registry=registry,
+            repos_dir=repos_dir,
+            publish=publish,
+            clock=clock,
+            problems=problems,
+            push_attempts=push_attempts,
+            publishers=publishers,
+        )
+
+
+async def _run_cycle(
+    policies: Sequence[LoadedPolicy],
+    *,
+    registry: Registry,
+    repos_dir: Path,
+    publish: bool,
+    clock: Clock,
+    problems: Sequence[str],
+    push_attempts: int,
+    publishers: Publishers,
+) -> CycleResult:
     workspaces: dict[str, _Workspace | str] = {}
     for loaded in policies:
         try:
@@ -137,6 +167,7 @@ async def run_cycle(
                 publish=publish,
                 clock=clock,
                 push_attempts=push_attempts,
+                publishers=publishers,
             )
         )
     return CycleResult(environments=tuple(results), problems=tuple(problems))
@@ -227,9 +258,16 @@ async def _run_environment(
     publish: bool,
     clock: Clock,
     push_attempts: int,
+    publishers: Publishers,
 ) -> EnvironmentResult:
     env = loaded.name
     bound = log.bind(environment=env)
+    try:
+        publisher = publishers.for_policy(loaded)
+    except ForgeError as exc:
+        bound.error("publish_failed", error=str(exc))
+        empty = EnvironmentPlan(environment=env, source=loaded.source)
+        return EnvironmentResult(plan=empty, error=str(exc))
     if publish and ws.repo.head() != ws.head:
         # An environment earlier in this cycle pushed to the same repo: start from its
         # commit instead of losing a push race against ourselves.
@@ -253,10 +291,14 @@ async def _run_environment(
                 new=change.new,
                 reason=change.reason,
             )
-        if not publish or not plan.changes:
-            return EnvironmentResult(plan=plan)
         try:
-            sha = await anyio.to_thread.run_sync(_commit_and_push, loaded, ws, plan, clock())
+            if not publish:
+                preview = await publisher.preview(plan)
+                return EnvironmentResult(plan=plan, publication=preview.note)
+            done = await publisher.publish(ws.repo, plan, when=clock(), images=registry)
+        except ForgeError as exc:
+            bound.error("publish_failed", error=str(exc))
+            return EnvironmentResult(plan=plan, error=str(exc))
         except PushRejected as exc:
             bound.warning("push_race", attempt=attempt, error=str(exc))
             try:
@@ -267,10 +309,9 @@ async def _run_environment(
         except GitError as exc:
             bound.error("publish_failed", error=str(exc))
             return EnvironmentResult(plan=plan, error=str(exc))
-        bound.info(
-            "pushed", commit=sha, branch=loaded.policy.repo.branch, changes=len(plan.changes)
-        )
-        return EnvironmentResult(plan=plan, commit=sha)
+        if done.commit is not None:
+            bound.info("pushed", commit=done.commit, changes=len(plan.changes))
+        return EnvironmentResult(plan=plan, commit=done.commit, publication=done.note)
     message = f"{env}: gave up after {push_attempts} push attempts: the branch kept moving"
     bound.error("publish_failed", error=message)
     return EnvironmentResult(plan=plan, error=message)
@@ -343,18 +384,3 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
         targets=sum(len(t) for t in targets.values()),
     )
     return _Workspace(repo=repo, head=head, files=files, targets=targets, problems=problems)
-
-
-def _commit_and_push(
-    loaded: LoadedPolicy, ws: _Workspace, plan: EnvironmentPlan, when: datetime
-) -> str:
-    author = loaded.policy.repo.author
-    sha = ws.repo.commit(
-        {path: text.encode("utf-8") for path, text in plan.new_files.items()},
-        message=commit_message(plan),
-        author_name=author.name,
-        author_email=author.email,
-        when=when,
-    )
-    ws.repo.push(sha)
-    return sha

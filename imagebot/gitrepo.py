@@ -12,7 +12,11 @@ the engine re-fetches, re-plans on the new head and tries again.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +39,23 @@ def redact(url: str) -> str:
 
 class PushRejected(GitError):
     """The remote branch moved since our fetch (non-fast-forward)."""
+
+
+@dataclass(frozen=True)
+class Signing:
+    """Sign commits with git's own signing: ``gpg.format`` ssh or openpgp."""
+
+    format: str  # "ssh" | "openpgp"
+    key_file: Path
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    committer_email: str
+    tree: str
+    parents: tuple[str, ...]
+    message: str
 
 
 @dataclass(frozen=True)
@@ -119,13 +140,16 @@ class EnvRepo:
         author_name: str,
         author_email: str,
         when: datetime,
+        parent_sha: str | None = None,
+        signing: Signing | None = None,
     ) -> str:
-        """Commit ``changes`` (path → new content) on top of the fetched head; return the sha.
+        """Commit ``changes`` (path → new content) on top of the fetched head (or
+        ``parent_sha``); return the sha. With ``signing``, the commit is signed.
 
         The new commit is not on any branch until :meth:`push` succeeds, so a failed push
         leaves nothing behind.
         """
-        parent = self._repo.commit(self._remote_ref)
+        parent = self._repo.commit(parent_sha or self._remote_ref)
         index = git.IndexFile.from_tree(self._repo, parent.tree)
         entries = []
         for path, data in sorted(changes.items()):
@@ -137,6 +161,10 @@ class EnvRepo:
         tree = index.write_tree()
         actor = git.Actor(author_name, author_email)
         stamp = _git_date(when)
+        if signing is not None:
+            return self._signed_commit(
+                tree.hexsha, parent.hexsha, message, actor=actor, stamp=stamp, signing=signing
+            )
         commit = git.Commit.create_from_tree(
             self._repo,
             tree,
@@ -165,12 +193,144 @@ class EnvRepo:
             ) from None
         self._git("update-ref", self._remote_ref, sha, what="record pushed head")
 
+    # -- imagebot's own branch (pull-request mode) -------------------------------------------
+
+    def fetch_branch(self, branch: str) -> str | None:
+        """Fetch another branch of the remote; its sha, or None when it does not exist."""
+        out = self._git("ls-remote", "origin", f"refs/heads/{branch}", what=f"look up {branch!r}")
+        sha = next((line.split()[0] for line in out.splitlines() if line.strip()), None)
+        if sha is not None:
+            self._git(
+                "fetch", "--quiet", "--no-tags", "origin",
+                f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
+                what=f"fetch branch {branch!r}",
+            )  # fmt: skip
+        return sha
+
+    def commits_between(self, base: str, head: str) -> list[CommitInfo]:
+        """Commits reachable from ``head`` but not from ``base``, newest first."""
+        out = self._git(
+            "log", "--format=%H%x1f%ce%x1f%T%x1f%P%x1f%B%x1e", f"{base}..{head}",
+            what=f"list commits {base[:12]}..{head[:12]}",
+        )  # fmt: skip
+        infos = []
+        for record in out.split("\x1e"):
+            fields = record.strip("\n").split("\x1f")
+            if len(fields) == 5:
+                sha, email, tree, parents, message = fields
+                infos.append(CommitInfo(sha, email, tree, tuple(parents.split()), message))
+        return infos
+
+    def describe(self, sha: str) -> CommitInfo:
+        out = self._git(
+            "log", "-1", "--format=%H%x1f%ce%x1f%T%x1f%P%x1f%B", sha, what=f"read commit {sha}"
+        )
+        sha, email, tree, parents, message = out.strip("\n").split("\x1f")
+        return CommitInfo(sha, email, tree, tuple(parents.split()), message)
+
+    def push_branch(self, sha: str, branch: str, *, expect: str | None) -> None:
+        """Point remote ``branch`` at ``sha`` — force, but only if it still is at ``expect``
+        (None: only if it does not exist). PushRejected when someone else moved it."""
+        self._leased_push(f"{sha}:refs/heads/{branch}", branch, expect, what="push")
+
+    def delete_branch(self, branch: str, *, expect: str) -> None:
+        """Delete remote ``branch`` if it still points at ``expect``."""
+        self._leased_push(f":refs/heads/{branch}", branch, expect, what="delete")
+
+    def _leased_push(self, refspec: str, branch: str, expect: str | None, *, what: str) -> None:
+        lease = f"--force-with-lease=refs/heads/{branch}:{expect or ''}"
+        try:
+            self._repo.git.push("--porcelain", lease, "origin", refspec)
+        except git.GitCommandError as exc:
+            text = f"{exc.stdout}\n{exc.stderr}"
+            if "[rejected]" in text or "stale info" in text or "fetch first" in text:
+                raise PushRejected(
+                    f"{redact(self.url)}: {what} of {branch!r} rejected: the branch moved"
+                ) from None
+            raise GitError(
+                f"{redact(self.url)}: {what} of {branch!r} failed: {_stderr(exc)}"
+            ) from None
+
+    def _signed_commit(
+        self, tree: str, parent: str, message: str, *, actor: git.Actor, stamp: str,
+        signing: Signing,
+    ) -> str:  # fmt: skip
+        """``git commit-tree -S``: git signs through its own ``gpg.format`` machinery.
+
+        The key is used from a private temporary directory: ssh-keygen refuses a key file
+        others can read (a mounted secret often is), and an OpenPGP key is imported into a
+        throw-away keyring so the user's own keyring and agent are never touched.
+        """
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": actor.name or "", "GIT_AUTHOR_EMAIL": actor.email or "",
+            "GIT_COMMITTER_NAME": actor.name or "", "GIT_COMMITTER_EMAIL": actor.email or "",
+            "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp,
+        }  # fmt: skip
+        scratch = tempfile.mkdtemp(prefix="ib-sign-")  # short: gpg-agent's socket lives here
+        try:
+            os.chmod(scratch, 0o700)
+            if signing.format == "ssh":
+                key = Path(scratch) / "key"
+                key.write_bytes(_read_key(signing.key_file))
+                key.chmod(0o600)
+                config = ["-c", "gpg.format=ssh", "-c", f"user.signingKey={key}"]
+                flag = "-S"
+            else:
+                env["GNUPGHOME"] = scratch
+                fingerprint = _import_openpgp_key(signing.key_file, env)
+                config = ["-c", "gpg.format=openpgp"]
+                flag = f"-S{fingerprint}"
+            result = subprocess.run(
+                ["git", *config, "commit-tree", tree, "-p", parent, flag, "-F", "-"],
+                cwd=self.path, input=message.encode("utf-8"), env=env, capture_output=True,
+                check=False,
+            )  # fmt: skip
+            if signing.format == "openpgp":
+                subprocess.run(
+                    ["gpgconf", "--kill", "gpg-agent"], env=env, capture_output=True, check=False
+                )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if result.returncode != 0:
+            err = " ".join(result.stderr.decode("utf-8", "replace").split())
+            raise GitError(
+                f"{redact(self.url)}: cannot sign commit with {signing.format} key"
+                f" {signing.key_file}: {err}"
+            )
+        return result.stdout.decode().strip()
+
     def _git(self, *args: str, what: str) -> str:
         try:
             out: str = self._repo.git.execute(["git", *args], strip_newline_in_stdout=False)
         except git.GitCommandError as exc:
             raise GitError(f"{redact(self.url)}: cannot {what}: {_stderr(exc)}") from None
         return out
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise GitError(f"signing key {path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _import_openpgp_key(path: Path, env: Mapping[str, str]) -> str:
+    """Import an armoured secret key into ``env``'s GNUPGHOME; return its fingerprint."""
+    data = _read_key(path)
+    result = subprocess.run(
+        ["gpg", "--batch", "--import", "--import-options", "import-show", "--with-colons"],
+        input=data, env=dict(env), capture_output=True, check=False,
+    )  # fmt: skip
+    fingerprints = [
+        line.split(":")[9]
+        for line in result.stdout.decode("utf-8", "replace").splitlines()
+        if line.startswith("fpr:")
+    ]
+    if result.returncode != 0 or not fingerprints:
+        err = " ".join(result.stderr.decode("utf-8", "replace").split())
+        raise GitError(f"signing key {path}: not an OpenPGP secret key: {err}")
+    return fingerprints[0]
 
 
 def _git_date(when: datetime) -> str:
