@@ -97,7 +97,7 @@ class Forge(Protocol):
 
 
 _STATUS_MEANING = {
-    401: "the token was rejected (401 Unauthorized)",
+    401: "the token was rejected (401)",
     403: "forbidden: the token lacks a permission (403)",
     404: "not found: the project, pull request or branch does not exist, or the token"
     " cannot see it (404)",
