@@ -128,10 +128,11 @@ async def _run_cycle(
     publishers: Publishers,
 ) -> CycleResult:
     workspaces: dict[str, _Workspace | str] = {}
+    fetched: set[tuple[str, str]] = set()  # (clone, branch): environments share one fetch
     for loaded in policies:
         try:
             workspaces[loaded.name] = await anyio.to_thread.run_sync(
-                _read_workspace, loaded, repos_dir
+                _read_workspace, loaded, repos_dir, fetched
             )
         except GitError as exc:
             log.error("repo_unavailable", environment=loaded.name, error=str(exc))
@@ -170,6 +171,40 @@ async def _run_cycle(
                 publishers=publishers,
             )
         )
+    # Pushes wait to be made once per repo at the end of the cycle (publisher.PendingPushes).
+    # One that lost a race is redone on the new head, like a single push would be.
+    by_name = {loaded.name: loaded for loaded in policies}
+    for attempt in range(1, push_attempts + 1):
+        flushed = await publishers.flush()
+        for i, result in enumerate(results):
+            note = flushed.notes.get(result.plan.environment)
+            if note is not None:
+                results[i] = replace(result, publication=note)
+            failure = flushed.failed.get(result.plan.environment)
+            if failure is None:
+                continue
+            loaded = by_name[result.plan.environment]
+            if isinstance(failure, PushRejected) and attempt < push_attempts:
+                log.warning("push_race", environment=loaded.name, attempt=attempt,
+                            error=str(failure))  # fmt: skip
+                try:
+                    ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+                except GitError as err:
+                    results[i] = replace(result, commit=None, error=str(err))
+                    continue
+                results[i] = await _run_environment(
+                    loaded, ws, registry=registry, scans=scans, repos_dir=repos_dir,
+                    publish=publish, clock=clock, push_attempts=push_attempts,
+                    publishers=publishers,
+                )  # fmt: skip
+            else:
+                log.error("publish_failed", environment=loaded.name, error=str(failure))
+                error = str(failure)
+                if isinstance(failure, PushRejected):
+                    error = f"{loaded.name}: gave up after {push_attempts} push attempts: {error}"
+                results[i] = replace(result, commit=None, error=error)
+        if not flushed.failed:
+            break
     return CycleResult(environments=tuple(results), problems=tuple(problems))
 
 
@@ -310,7 +345,7 @@ async def _run_environment(
             bound.error("publish_failed", error=str(exc))
             return EnvironmentResult(plan=plan, error=str(exc))
         if done.commit is not None:
-            bound.info("pushed", commit=done.commit, changes=len(plan.changes))
+            bound.info("committed", commit=done.commit, changes=len(plan.changes))
         return EnvironmentResult(plan=plan, commit=done.commit, publication=done.note)
     message = f"{env}: gave up after {push_attempts} push attempts: the branch kept moving"
     bound.error("publish_failed", error=message)
@@ -335,11 +370,18 @@ def repo_cache_dir(repos_dir: Path, url: str) -> Path:
     return repos_dir / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
+def _read_workspace(
+    loaded: LoadedPolicy, repos_dir: Path, fetched: set[tuple[str, str]] | None = None
+) -> _Workspace:
+    """Read an environment's files; ``fetched`` lists the branches already fetched this
+    cycle, which are read as they are instead of fetched again."""
     spec = loaded.policy.repo
     url = config.resolve_repo_url(spec.url, loaded.source)
     repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url))
-    head = repo.fetch()
+    key = (str(repo.path), spec.branch)
+    head = repo.head() if fetched is not None and key in fetched else repo.fetch()
+    if fetched is not None:
+        fetched.add(key)
     repositories = {i.normalized_repository for i in loaded.policy.images}
     files: dict[str, str] = {}
     targets: dict[str, list[rewrite.Target]] = {}

@@ -222,16 +222,70 @@ class EnvRepo:
         return infos
 
     def describe(self, sha: str) -> CommitInfo:
-        out = self._git(
-            "log", "-1", "--format=%H%x1f%ce%x1f%T%x1f%P%x1f%B", sha, what=f"read commit {sha}"
-        )
-        sha, email, tree, parents, message = out.strip("\n").split("\x1f")
-        return CommitInfo(sha, email, tree, tuple(parents.split()), message)
+        try:
+            c = self._repo.commit(sha)
+        except (git.GitError, ValueError) as exc:
+            raise GitError(f"{redact(self.url)}: cannot read commit {sha}: {exc}") from None
+        message = c.message if isinstance(c.message, str) else c.message.decode("utf-8", "replace")
+        return CommitInfo(
+            c.hexsha, c.committer.email or "", c.tree.hexsha,
+            tuple(p.hexsha for p in c.parents), message,
+        )  # fmt: skip
+
+    def remote_branches(self) -> dict[str, str]:
+        """Every branch of the remote and the sha it points at (one ``ls-remote``)."""
+        out = self._git("ls-remote", "--heads", "origin", what="list branches")
+        heads = {}
+        for line in out.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref.startswith("refs/heads/"):
+                heads[ref.removeprefix("refs/heads/")] = sha
+        return heads
+
+    def has_commit(self, sha: str) -> bool:
+        try:
+            self._repo.odb.info(bytes.fromhex(sha))
+        except (ValueError, git.GitError, OSError):
+            return False
+        return True
+
+    def fetch_ref(self, branch: str) -> None:
+        self._git(
+            "fetch", "--quiet", "--no-tags", "origin",
+            f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
+            what=f"fetch branch {branch!r}",
+        )  # fmt: skip
 
     def push_branch(self, sha: str, branch: str, *, expect: str | None) -> None:
         """Point remote ``branch`` at ``sha`` — force, but only if it still is at ``expect``
         (None: only if it does not exist). PushRejected when someone else moved it."""
         self._leased_push(f"{sha}:refs/heads/{branch}", branch, expect, what="push")
+
+    def push_branches(self, updates: list[tuple[str, str, str | None]]) -> dict[str, GitError]:
+        """Push many ``(sha, branch, expect)`` in one ``git push``, each ref under its own
+        lease (see :meth:`push_branch`); the branches that were not updated, with why."""
+        if not updates:
+            return {}
+        args = [f"--force-with-lease=refs/heads/{b}:{e or ''}" for _, b, e in updates]
+        args += ["origin", *(f"{sha}:refs/heads/{b}" for sha, b, _ in updates)]
+        try:
+            out = self._repo.git.push("--porcelain", *args)
+        except git.GitCommandError as exc:
+            out = str(exc.stdout or "")
+            if "\t" not in out:  # no per-ref report: the push as a whole failed
+                error = GitError(f"{redact(self.url)}: push failed: {_stderr(exc)}")
+                return {b: error for _, b, _ in updates}
+        failed: dict[str, GitError] = {}
+        for line in out.splitlines():
+            flag, _, rest = line.partition("\t")
+            if flag != "!":
+                continue
+            ref, _, summary = rest.partition("\t")
+            branch = ref.partition(":")[2].removeprefix("refs/heads/")
+            failed[branch] = PushRejected(
+                f"{redact(self.url)}: push of {branch!r} rejected: {summary.strip()}"
+            )
+        return failed
 
     def delete_branch(self, branch: str, *, expect: str) -> None:
         """Delete remote ``branch`` if it still points at ``expect``."""

@@ -13,7 +13,7 @@ decides is read back from git and the forge, so a restart loses nothing.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,10 +29,10 @@ from imagebot.core import proposal
 from imagebot.core.plan import EnvironmentPlan, commit_message
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.publish_policy import derive_project
-from imagebot.errors import ForgeError, RegistryError
+from imagebot.errors import ForgeError, GitError, ImagebotError, RegistryError
 from imagebot.forge import Forge, PullRequest, connect_forge
 from imagebot.forge.base import Clock, Sleep
-from imagebot.gitrepo import EnvRepo, Signing
+from imagebot.gitrepo import EnvRepo, PushRejected, Signing
 from imagebot.registry.manifests import ImageInfo
 
 log = logs.get_logger("imagebot.publisher")
@@ -44,6 +44,14 @@ class ImageInfoReader(Protocol):
     async def image_info(
         self, repository: str, tag: str, *, created: bool = False, platform: str | None = None
     ) -> ImageInfo: ...
+
+
+@dataclass(frozen=True)
+class Flushed:
+    """The end of a cycle's publishing: what failed, and what each pushed environment got."""
+
+    failed: dict[str, ImagebotError]
+    notes: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -67,12 +75,17 @@ class Publisher(Protocol):
         ...
 
 
+#: (repository, tag or digest) -> what the registry said, None if it could not say
+ImageInfos = dict[tuple[str, str], ImageInfo | None]
+
+
 async def source_links(
-    images: ImageInfoReader, plan: EnvironmentPlan
+    images: ImageInfoReader, plan: EnvironmentPlan, *, infos: ImageInfos | None = None
 ) -> dict[proposal.LinkKey, str]:
     """Links to the source change of each transition whose new image carries the
-    ``org.opencontainers.image.source`` and ``.revision`` annotations."""
-    infos: dict[tuple[str, str], ImageInfo | None] = {}
+    ``org.opencontainers.image.source`` and ``.revision`` annotations. ``infos`` remembers
+    answers across environments of one cycle, which mostly run the same images."""
+    infos = {} if infos is None else infos
 
     async def one(repository: str, reference: str) -> None:
         try:
@@ -104,12 +117,137 @@ async def source_links(
     return links
 
 
-class CommitPublisher:
-    """``publish: commit``: one commit on ``repo.branch``, pushed fast-forward."""
+@dataclass
+class _Chain:
+    repo: EnvRepo
+    head: str
+    environments: list[str]
+    paths: set[str]
 
-    def __init__(self, loaded: LoadedPolicy, signing: Signing | None) -> None:
+
+@dataclass
+class _BranchPush:
+    repo: EnvRepo
+    branch: str
+    sha: str
+    expect: str | None
+    environment: str
+    then: Callable[[], Awaitable[str]]  # what to do once pushed: open or update the PR
+
+
+class PendingPushes:
+    """Commit-mode commits made this cycle, chained per repo and branch, pushed at once.
+
+    Environments that share a repo and branch (one directory each, say) each get their own
+    commit — its own message and trailers — on top of the previous one, and the branch is
+    pushed once at the end of the cycle: 50 environments cost one push, not 50. A push that
+    fails fails every environment in its chain and leaves the remote as it was.
+    """
+
+    def __init__(self) -> None:
+        self._chains: dict[tuple[str, str], _Chain] = {}
+        self._branches: list[_BranchPush] = []
+
+    def add_branch(self, push: _BranchPush) -> None:
+        """Pull-request mode: a branch to force-push (with a lease), then ``push.then``."""
+        self._branches.append(push)
+
+    def push_branches(self) -> tuple[list[_BranchPush], dict[str, GitError]]:
+        """One ``git push`` per repo for every waiting branch: (pushed, failed by env)."""
+        by_repo: dict[str, list[_BranchPush]] = {}
+        for push in self._branches:
+            by_repo.setdefault(str(push.repo.path), []).append(push)
+        self._branches = []
+        pushed: list[_BranchPush] = []
+        failed: dict[str, GitError] = {}
+        for pushes in by_repo.values():
+            errors = pushes[0].repo.push_branches([(p.sha, p.branch, p.expect) for p in pushes])
+            for p in pushes:
+                if p.branch in errors:
+                    failed[p.environment] = errors[p.branch]
+                else:
+                    pushed.append(p)
+                    log.info("branch_pushed", environment=p.environment, branch=p.branch,
+                             commit=p.sha)  # fmt: skip
+        return pushed, failed
+
+    def parent(self, repo: EnvRepo) -> str | None:
+        chain = self._chains.get(_chain_key(repo))
+        return chain.head if chain is not None else None
+
+    def touches(self, repo: EnvRepo, paths: set[str]) -> bool:
+        """Whether a waiting commit changed any of ``paths`` (its plan would be stale)."""
+        chain = self._chains.get(_chain_key(repo))
+        return chain is not None and bool(chain.paths & paths)
+
+    def add(self, repo: EnvRepo, sha: str, environment: str, paths: set[str]) -> None:
+        chain = self._chains.setdefault(_chain_key(repo), _Chain(repo, sha, [], set()))
+        chain.repo, chain.head = repo, sha
+        chain.environments.append(environment)
+        chain.paths |= paths
+
+    def push(self, repo: EnvRepo) -> dict[str, GitError]:
+        chain = self._chains.pop(_chain_key(repo), None)
+        return self._push(chain) if chain is not None else {}
+
+    def push_all(self) -> dict[str, GitError]:
+        """Push every chain; the environments whose push failed, with the error."""
+        failed: dict[str, GitError] = {}
+        chains, self._chains = list(self._chains.values()), {}
+        for chain in chains:
+            failed.update(self._push(chain))
+        return failed
+
+    def _push(self, chain: _Chain) -> dict[str, GitError]:
+        try:
+            chain.repo.push(chain.head)
+        except GitError as exc:
+            return dict.fromkeys(chain.environments, exc)
+        log.info("pushed", commit=chain.head, branch=chain.repo.branch,
+                 environments=chain.environments)  # fmt: skip
+        return {}
+
+
+def _chain_key(repo: EnvRepo) -> tuple[str, str]:
+    return (str(repo.path), repo.branch)
+
+
+class RemoteBranches:
+    """The remote's branches, listed once per repo per cycle instead of once per environment;
+    a branch's commits are fetched only when the clone does not hold them yet."""
+
+    def __init__(self) -> None:
+        self._heads: dict[str, dict[str, str]] = {}
+
+    def head(self, repo: EnvRepo, branch: str) -> str | None:
+        key = str(repo.path)
+        if key not in self._heads:
+            self._heads[key] = repo.remote_branches()
+        sha = self._heads[key].get(branch)
+        if sha is not None and not repo.has_commit(sha):
+            repo.fetch_ref(branch)
+        return sha
+
+    def forget(self, repo: EnvRepo) -> None:
+        """Someone else moved a branch: list again next time."""
+        self._heads.pop(str(repo.path), None)
+
+
+class CommitPublisher:
+    """``publish: commit``: one commit on ``repo.branch``, pushed fast-forward with the other
+    environments' commits on that branch at the end of the cycle (:class:`PendingPushes`)."""
+
+    def __init__(
+        self,
+        loaded: LoadedPolicy,
+        signing: Signing | None,
+        pending: PendingPushes,
+        infos: ImageInfos,
+    ) -> None:
         self.loaded = loaded
         self.signing = signing
+        self.pending = pending
+        self.infos = infos
 
     async def preview(self, plan: EnvironmentPlan) -> Publication:
         return Publication()
@@ -119,31 +257,52 @@ class CommitPublisher:
     ) -> Publication:
         if not plan.changes:
             return Publication()
-        links = await source_links(images, plan)
+        paths = set(plan.new_files)
+        if self.pending.touches(repo, paths):
+            # An earlier environment's waiting commit changed these files: push it, and
+            # have the engine re-read and re-plan this one on top of it.
+            failed = await anyio.to_thread.run_sync(self.pending.push, repo)
+            if failed:
+                raise next(iter(failed.values()))
+            raise PushRejected(f"{self.loaded.name}: files changed by an earlier environment")
+        links = await source_links(images, plan, infos=self.infos)
         author = self.loaded.policy.repo.author
 
-        def commit_and_push() -> str:
+        def commit() -> str:
             sha = repo.commit(
                 {path: text.encode("utf-8") for path, text in plan.new_files.items()},
                 message=commit_message(plan, links=links),
                 author_name=author.name,
                 author_email=author.email,
                 when=when,
+                parent_sha=self.pending.parent(repo),
                 signing=self.signing,
             )
-            repo.push(sha)
+            self.pending.add(repo, sha, self.loaded.name, paths)
             return sha
 
-        return Publication(commit=await anyio.to_thread.run_sync(commit_and_push))
+        return Publication(commit=await anyio.to_thread.run_sync(commit))
 
 
 class PullRequestPublisher:
     """``publish: {mode: pull-request}``: one branch and one pull request per environment."""
 
-    def __init__(self, loaded: LoadedPolicy, forge: Forge, signing: Signing | None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedPolicy,
+        forge: Forge,
+        signing: Signing | None,
+        *,
+        infos: ImageInfos,
+        pending: PendingPushes,
+        branches: RemoteBranches,
+    ) -> None:
         self.loaded = loaded
         self.forge = forge
         self.signing = signing
+        self.infos = infos
+        self.pending = pending
+        self.branches = branches
         self.spec = loaded.policy.publish
         self.branch = self.spec.branch_for(loaded.name)
         self.base = loaded.policy.repo.branch
@@ -171,7 +330,7 @@ class PullRequestPublisher:
     ) -> Publication:
         pr = await self.forge.find_open(head=self.branch, base=self.base)
         base_head = repo.head()
-        head = await anyio.to_thread.run_sync(repo.fetch_branch, self.branch)
+        head = await anyio.to_thread.run_sync(self.branches.head, repo, self.branch)
         if pr is not None and head is not None:
             foreign = await anyio.to_thread.run_sync(self._foreign_commits, repo, base_head, head)
             if foreign:
@@ -188,28 +347,30 @@ class PullRequestPublisher:
                     note=f"not proposing these versions again: pull request #{declined.number}"
                     f" ({declined.url}) was closed without merging; waiting for newer ones"
                 )
-        links = await source_links(images, plan)
+        links = await source_links(images, plan, infos=self.infos)
         title = proposal.title(self.spec, plan, branch=self.branch, base=self.base)
         body = proposal.body(self.spec, plan, branch=self.branch, base=self.base, links=links)
         message = commit_message(plan, links=links)
         sha = await anyio.to_thread.run_sync(
             self._rebuild, repo, plan, message, when, base_head, head
         )
-        pushed = None
-        if sha != head:
-            await anyio.to_thread.run_sync(lambda: repo.push_branch(sha, self.branch, expect=head))
-            pushed = sha
-            self.log.info("branch_pushed", commit=sha, base=base_head)
-        if pr is None:
-            return Publication(commit=pushed, note=await self._open(title, body))
-        if (pr.title, pr.body) != (title, body):
-            await self.forge.update(pr, title=title, body=body)
-            self.log.info("pull_request_updated", number=pr.number)
-            return Publication(commit=pushed, note=f"updated pull request #{pr.number} ({pr.url})")
-        note = f"pull request #{pr.number} ({pr.url}) is up to date"
-        if pushed:
-            note = f"rebuilt {self.branch} on {self.base}; " + note
-        return Publication(commit=pushed, note=note)
+
+        async def then() -> str:
+            """Once the branch holds the commit: open the PR, or bring it up to date."""
+            if pr is None:
+                return await self._open(title, body)
+            if (pr.title, pr.body) != (title, body):
+                await self.forge.update(pr, title=title, body=body)
+                self.log.info("pull_request_updated", number=pr.number)
+                return f"updated pull request #{pr.number} ({pr.url})"
+            note = f"pull request #{pr.number} ({pr.url}) is up to date"
+            return f"rebuilt {self.branch} on {self.base}; {note}" if sha != head else note
+
+        if sha == head:
+            return Publication(note=await then())
+        # Pushed with the other environments' branches at the end of the cycle (one push).
+        self.pending.add_branch(_BranchPush(repo, self.branch, sha, head, self.loaded.name, then))
+        return Publication(commit=sha, note=f"{self.branch} waits to be pushed")
 
     def _rebuild(
         self,
@@ -275,7 +436,11 @@ class PullRequestPublisher:
         )
         await self.forge.close(pr, body=pr.body.rstrip("\n") + "\n\n" + proposal.OBSOLETE_MARKER)
         if head is not None:
-            await anyio.to_thread.run_sync(lambda: repo.delete_branch(self.branch, expect=head))
+            try:
+                await anyio.to_thread.run_sync(lambda: repo.delete_branch(self.branch, expect=head))
+            except PushRejected:
+                self.branches.forget(repo)
+                raise
         self.log.info("pull_request_obsolete", number=pr.number)
         return Publication(note=f"closed obsolete pull request #{pr.number} ({pr.url})")
 
@@ -331,6 +496,27 @@ class Publishers:
         self._own_client = client is None
         self.sleep = sleep
         self.clock = clock
+        self.pending = PendingPushes()
+        self.infos: ImageInfos = {}
+        self.branches = RemoteBranches()
+
+    async def flush(self) -> Flushed:
+        """Push what waits from this cycle (commit chains, pull-request branches), then open
+        or update the pull requests of the branches pushed."""
+        failed: dict[str, ImagebotError] = {}
+        failed.update(await anyio.to_thread.run_sync(self.pending.push_all))
+        pushed, branch_failures = await anyio.to_thread.run_sync(self.pending.push_branches)
+        failed.update(branch_failures)
+        if branch_failures:
+            self.branches = RemoteBranches()  # a branch moved under us: list them again
+        notes: dict[str, str] = {}
+        for push in pushed:
+            try:
+                notes[push.environment] = await push.then()
+            except ForgeError as exc:
+                log.error("publish_failed", environment=push.environment, error=str(exc))
+                failed[push.environment] = exc
+        return Flushed(failed=failed, notes=notes)
 
     async def __aenter__(self) -> Publishers:
         if self._client is None:
@@ -357,7 +543,7 @@ class Publishers:
             signing = Signing(format=policy.signing.format, key_file=key)
         spec = policy.publish
         if spec.mode == "commit" or spec.forge is None:
-            return CommitPublisher(loaded, signing)
+            return CommitPublisher(loaded, signing, self.pending, self.infos)
         forge = spec.forge
         url = config.resolve_repo_url(policy.repo.url, loaded.source)
         project = forge.project or derive_project(url) or ""
@@ -372,7 +558,14 @@ class Publishers:
             sleep=self.sleep,
             clock=self.clock,
         )
-        return PullRequestPublisher(loaded, client, signing)
+        return PullRequestPublisher(
+            loaded,
+            client,
+            signing,
+            infos=self.infos,
+            pending=self.pending,
+            branches=self.branches,
+        )
 
     def _token(self, loaded: LoadedPolicy, project: str) -> str:
         forge = loaded.policy.publish.forge
