@@ -131,14 +131,17 @@ class ForgeServer:
         pr.state, pr.merged = "closed", True
 
     def branch_sha(self, branch: str) -> str | None:
-        out = subprocess.run(
-            ["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
-            cwd=self.remote,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return out.stdout.strip() or None
+        """The branch's commit, read from the bare remote's refs (loose, then packed)."""
+        loose = self.remote / "refs" / "heads" / branch
+        if loose.is_file():
+            return loose.read_text().strip()
+        packed = self.remote / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text().splitlines():
+                sha, _, ref = line.partition(" ")
+                if ref == f"refs/heads/{branch}":
+                    return sha
+        return None
 
     # -- HTTP ---------------------------------------------------------------------------
 
