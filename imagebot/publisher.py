@@ -541,15 +541,30 @@ class Publishers:
         if policy.signing is not None:
             key = _path_beside(policy.signing.key_file, loaded.source)
             signing = Signing(format=policy.signing.format, key_file=key)
-        spec = policy.publish
-        if spec.mode == "commit" or spec.forge is None:
+        forge = self.forge_for(loaded)
+        if policy.publish.mode == "commit" or forge is None:
             return CommitPublisher(loaded, signing, self.pending, self.infos)
-        forge = spec.forge
-        url = config.resolve_repo_url(policy.repo.url, loaded.source)
-        project = forge.project or derive_project(url) or ""
+        return PullRequestPublisher(
+            loaded,
+            forge,
+            signing,
+            infos=self.infos,
+            pending=self.pending,
+            branches=self.branches,
+        )
+
+    def forge_for(self, loaded: LoadedPolicy) -> Forge | None:
+        """The forge client of an environment whose policy names one (e.g. to read commit
+        statuses); None when it names none. ForgeError when the token is missing."""
+        policy = loaded.policy
+        forge = policy.publish.forge
+        if forge is None:
+            return None
         if self._client is None:
             raise RuntimeError("Publishers used outside 'async with'")
-        client = connect_forge(
+        url = config.resolve_repo_url(policy.repo.url, loaded.source)
+        project = forge.project or derive_project(url) or ""
+        return connect_forge(
             forge.type,
             client=self._client,
             api_url=forge.api_url,
@@ -557,14 +572,6 @@ class Publishers:
             token=self._token(loaded, project),
             sleep=self.sleep,
             clock=self.clock,
-        )
-        return PullRequestPublisher(
-            loaded,
-            client,
-            signing,
-            infos=self.infos,
-            pending=self.pending,
-            branches=self.branches,
         )
 
     def _token(self, loaded: LoadedPolicy, project: str) -> str:

@@ -105,7 +105,7 @@ def policy_text(world_remote: Path, image: str, kind: str, url: str) -> str:
     return textwrap.dedent(
         f"""\
         environment: staging
-        repo: {{url: {world_remote}, branch: main, path: envs/staging}}
+        repo: {{url: "file://{world_remote}", branch: main, path: envs/staging}}
         publish:
           mode: pull-request
           forge:
@@ -360,6 +360,9 @@ def test_rate_limit_longer_than_a_cycle_fails_the_environment(world: World) -> N
 def test_cli_plan_says_which_pr_then_apply_and_tokens_stay_out_of_output(world: World) -> None:
     """`imagebot plan` names the PR it would open, then the one it would update; a rejected
     token is reported without ever printing it."""
+    checked = run_cli("check", "--policies", str(world.policies))
+    code, out = checked.returncode, checked.stdout
+    assert "staging, 1 image(s), pull requests from imagebot/staging on " + world.kind in out
     code, out = world.cli("plan")
     assert code == 0, out
     assert "staging: would open a pull request imagebot/staging -> main" in out

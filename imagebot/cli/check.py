@@ -29,7 +29,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {problem}")
     for loaded in policies.environments:
         images = len(loaded.policy.images)
-        print(f"ok: {loaded.source}: environment {loaded.name}, {images} image(s)")
+        publish = loaded.policy.publish
+        how = ""
+        if publish.mode == "pull-request" and publish.forge is not None:
+            branch = publish.branch_for(loaded.name)
+            how = f", pull requests from {branch} on {publish.forge.type}"
+        print(f"ok: {loaded.source}: environment {loaded.name}, {images} image(s){how}")
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
