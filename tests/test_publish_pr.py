@@ -4,6 +4,7 @@ and Gitea as local HTTP servers speaking their documented APIs."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -170,6 +171,7 @@ def test_first_pr_then_update_in_place_then_no_writes(world: World) -> None:
     )
 
     world.push_tag("1.2.0")
+    shutil.rmtree(world.cache)  # a restart on a new machine: only the forge and git remain
     result = world.cycle()
     assert result.ok, result
     assert list(world.forge.pulls) == [1], "the same PR, no second one"
@@ -319,6 +321,9 @@ def test_forge_errors_name_forge_project_and_action(world: World, status: int) -
     if status == 422 and world.kind == "github":
         assert "No commits between main and imagebot/staging" in error
     assert world.env(result, "dev").commit is not None, "the other environment went on"
+    assert "source: https://github.com/acme/app/compare/rev-1.0.0...rev-1.1.0" in message(
+        world.remote
+    ), "commit mode links the source changes too"
     assert TOKEN not in error
 
 
