@@ -171,8 +171,35 @@ async def _run_cycle(
                 publishers=publishers,
             )
         )
-    # Pushes wait to be made once per repo at the end of the cycle (publisher.PendingPushes).
-    # One that lost a race is redone on the new head, like a single push would be.
+    await _finish_publishing(
+        results,
+        policies,
+        registry=registry,
+        scans=scans,
+        repos_dir=repos_dir,
+        publish=publish,
+        clock=clock,
+        push_attempts=push_attempts,
+        publishers=publishers,
+    )
+    return CycleResult(environments=tuple(results), problems=tuple(problems))
+
+
+async def _finish_publishing(
+    results: list[EnvironmentResult],
+    policies: Sequence[LoadedPolicy],
+    *,
+    registry: Registry,
+    scans: dict[str, ImageScan],
+    repos_dir: Path,
+    publish: bool,
+    clock: Clock,
+    push_attempts: int,
+    publishers: Publishers,
+) -> None:
+    """Make the pushes that waited for the end of the cycle (once per repo, see
+    publisher.PendingPushes) and update ``results``; an environment whose push lost a race
+    is read, planned and published again on the new head, like a single push would be."""
     by_name = {loaded.name: loaded for loaded in policies}
     for attempt in range(1, push_attempts + 1):
         flushed = await publishers.flush()
@@ -205,7 +232,6 @@ async def _run_cycle(
                 results[i] = replace(result, commit=None, error=error)
         if not flushed.failed:
             break
-    return CycleResult(environments=tuple(results), problems=tuple(problems))
 
 
 async def scan_repositories(
