@@ -104,6 +104,7 @@ async def run_cycle(
     async with contextlib.AsyncExitStack() as stack:
         if publishers is None:
             publishers = await stack.enter_async_context(Publishers())
+        publishers.start_cycle()
         return await _run_cycle(
             policies,
             registry=registry,

@@ -323,6 +323,12 @@ class PullRequestPublisher:
             return Publication(
                 note=f"would update pull request #{pr.number} ({pr.url}) from {self.branch}"
             )
+        declined = await self._declined_by(proposal.proposal(plan))
+        if declined is not None:
+            return Publication(
+                note=f"would not propose these versions again: pull request #{declined.number}"
+                f" ({declined.url}) was closed without merging"
+            )
         return Publication(note=f"would open a pull request {self.branch} -> {self.base}")
 
     async def publish(
@@ -496,6 +502,10 @@ class Publishers:
         self._own_client = client is None
         self.sleep = sleep
         self.clock = clock
+        self.start_cycle()
+
+    def start_cycle(self) -> None:
+        """Forget what the previous cycle learnt (branches, image annotations) and left."""
         self.pending = PendingPushes()
         self.infos: ImageInfos = {}
         self.branches = RemoteBranches()

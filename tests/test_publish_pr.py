@@ -239,6 +239,9 @@ def test_closed_unmerged_pr_is_not_proposed_again_until_a_newer_version(world: W
     again (read back from the forge's closed PRs), a newer one is."""
     assert world.cycle().ok
     world.forge.close_by_human(1)
+    code, out = world.cli("plan")
+    assert code == 0, out
+    assert "staging: would not propose these versions again: pull request #1" in out, out
     writes = len(world.forge.writes)
     for _ in range(2):
         result = world.cycle()
