@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run_cli
+from tests.support.forges import run_forge
 from tests.support.gitenv import commits, make_remote
 from tests.support.registry import Registry, push_image
 
@@ -146,3 +147,33 @@ def test_unreadable_signing_key_fails_only_that_environment(
     assert result.returncode == 1
     assert "signing key /nonexistent/key: cannot read" in result.stdout, result.stdout
     assert len(commits(remote)) == 1
+
+
+def test_pull_request_branch_commit_is_signed(tmp_path: Path, shared_registry: Registry) -> None:
+    """In pull-request mode the commit on imagebot's branch is signed the same way."""
+    key = tmp_path / "signing"
+    public = _ssh_key(key)
+    remote, policies = _setup(tmp_path, shared_registry, f"{{key_file: {key}, format: ssh}}")
+    with run_forge("github", remote, token="t0ken") as forge:
+        policy = policies / "dev.yaml"
+        policy.write_text(
+            policy.read_text().replace(
+                "images:",
+                "publish:\n  mode: pull-request\n  forge: {type: github, url: "
+                f"{forge.url}, project: acme/environments, token_env: T}}\nimages:",
+            )
+        )
+        result = run_cli(
+            "apply", "--policies", str(policies), "--cache-dir", str(tmp_path / "c"),
+            env={"T": "t0ken"},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert len(forge.open_pulls()) == 1
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(f'{EMAIL} namespaces="git" {public}\n')
+    out = subprocess.run(
+        ["git", "-c", f"gpg.ssh.allowedSignersFile={allowed}", "verify-commit", "imagebot/dev"],
+        cwd=remote, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert len(commits(remote)) == 1, "the base branch is untouched"
