@@ -370,6 +370,20 @@ def test_cli_plan_says_which_pr_then_apply_and_tokens_stay_out_of_output(world: 
     token is reported without ever printing it."""
     checked = run_cli("check", "--policies", str(world.policies))
     code, out = checked.returncode, checked.stdout
+    assert code == 0, out
+    token_line = (
+        (world.policies / "staging.yaml")
+        .read_text()
+        .splitlines()
+        .index("    token_env: FORGE_TOKEN")
+    )
+    assert (
+        f"warning: {world.policies / 'staging.yaml'}:{token_line + 1}: publish.forge.token_env:"
+        " environment variable FORGE_TOKEN is not set here" in out
+    ), out
+    checked = run_cli("check", "--policies", str(world.policies), env={"FORGE_TOKEN": TOKEN})
+    code, out = checked.returncode, checked.stdout
+    assert "warning" not in out
     assert "staging, 1 image(s), pull requests from imagebot/staging on " + world.kind in out
     code, out = world.cli("plan")
     assert code == 0, out
