@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from imagebot.engine import CycleResult, run_cycle
 from imagebot.forge import CommitStatus, connect_forge
 from imagebot.publisher import Publishers
 from imagebot.registry.client import RegistryClient
+from imagebot.registry.manifests import ImageInfo
 from tests.support.cli import run_cli
 from tests.support.clock import FakeClock
 from tests.support.forges import ForgeServer, run_forge
@@ -66,7 +67,9 @@ class World:
             },
         )
 
-    def cycle(self, *, publish: bool = True) -> CycleResult:
+    def cycle(
+        self, *, publish: bool = True, wrap: Callable[[RegistryClient], Any] = lambda c: c
+    ) -> CycleResult:
         async def run() -> CycleResult:
             policies = load_policies(self.policies)
             async with (
@@ -77,7 +80,7 @@ class World:
             ):
                 return await run_cycle(
                     policies.environments,
-                    registry=client,
+                    registry=wrap(client),
                     repos_dir=self.cache,
                     publish=publish,
                     publishers=publishers,
@@ -232,6 +235,35 @@ def test_human_commit_gets_one_comment_and_is_never_overwritten(world: World) ->
     assert result.ok, result
     assert len(world.forge.open_pulls()) == 1 and world.forge.pulls[2].state == "open"
     assert world.forge.pulls[2].title.endswith("1.1.0 -> 1.2.0")
+
+
+def test_human_push_racing_imagebot_wins(world: World) -> None:
+    """A human commit pushed to the branch after imagebot read it and before imagebot pushes
+    makes imagebot's leased push fail; imagebot keeps the human commit and comments once."""
+    assert world.cycle().ok
+    world.push_tag("1.2.0")
+
+    class HumanPushesWhileImagebotWorks:
+        """A registry seam: the first image lookup of publishing lets a human push."""
+
+        def __init__(self, inner: RegistryClient) -> None:
+            self.inner = inner
+            self.human: str | None = None
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        async def image_info(self, repository: str, tag: str, **kw: Any) -> ImageInfo:
+            if self.human is None:
+                self.human = _human_commit_on_branch(world)
+            return await self.inner.image_info(repository, tag, **kw)
+
+    seam: list[HumanPushesWhileImagebotWorks] = []
+    result = world.cycle(wrap=lambda c: seam.append(HumanPushesWhileImagebotWorks(c)) or seam[-1])
+    assert result.ok, result
+    assert world.branch() == seam[0].human, "the human commit stays"
+    (comment,) = world.forge.pulls[1].comments
+    assert comment.startswith(HUMAN_COMMIT_MARKER)
 
 
 def test_closed_unmerged_pr_is_not_proposed_again_until_a_newer_version(world: World) -> None:
