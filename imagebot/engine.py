@@ -22,12 +22,14 @@ from imagebot.core import rewrite
 from imagebot.core.plan import (
     EnvironmentPlan,
     ImageScan,
+    in_scope,
     plan_environment,
     targets_for,
 )
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selection import TagInfo
 from imagebot.errors import EditError, ForgeError, GitError, RegistryError
+from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
 from imagebot.gitrepo import EnvRepo, PushRejected, redact
 from imagebot.publisher import Publishers
 from imagebot.registry.manifests import ImageInfo
@@ -97,10 +99,15 @@ async def run_cycle(
     clock: Clock = utc_now,
     problems: Sequence[str] = (),
     push_attempts: int = 3,
+    git_timeout: float = DEFAULT_GIT_TIMEOUT,
     publishers: Publishers | None = None,
 ) -> CycleResult:
     """Run one cycle over ``policies``; with ``publish`` publish each environment the way
-    its policy says (``publishers`` builds the publishers; default: the process's tokens)."""
+    its policy says (``publishers`` builds the publishers; default: the process's tokens).
+
+    Each environment is planned and published as soon as the repositories it needs are
+    scanned, so one slow registry holds up only the environments that use it.
+    """
     async with contextlib.AsyncExitStack() as stack:
         if publishers is None:
             publishers = await stack.enter_async_context(Publishers())
@@ -113,6 +120,7 @@ async def run_cycle(
             clock=clock,
             problems=problems,
             push_attempts=push_attempts,
+            git_timeout=git_timeout,
             publishers=publishers,
         )
 
@@ -126,6 +134,7 @@ async def _run_cycle(
     clock: Clock,
     problems: Sequence[str],
     push_attempts: int,
+    git_timeout: float,
     publishers: Publishers,
 ) -> CycleResult:
     workspaces: dict[str, _Workspace | str] = {}
@@ -133,11 +142,11 @@ async def _run_cycle(
     for loaded in policies:
         try:
             workspaces[loaded.name] = await anyio.to_thread.run_sync(
-                _read_workspace, loaded, repos_dir, fetched
+                _read_workspace, loaded, repos_dir, git_timeout, fetched
             )
         except GitError as exc:
             log.error("repo_unavailable", environment=loaded.name, error=str(exc))
-            workspaces[loaded.name] = str(exc)
+            workspaces[loaded.name] = f"{loaded.name}: {exc}"
     wanted = {
         image.normalized_repository
         for loaded in policies
@@ -151,16 +160,31 @@ async def _run_cycle(
         for image in loaded.policy.images
         if image.strategy == "newest-build"
     }
-    scans = await scan_repositories(registry, sorted(wanted), with_created=builds)
-    results = []
-    for loaded in policies:
-        ws = workspaces[loaded.name]
-        if isinstance(ws, str):
-            empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
-            results.append(EnvironmentResult(plan=empty, error=ws))
-            continue
-        results.append(
-            await _run_environment(
+    scans: dict[str, ImageScan] = {}
+    scanned = {repository: anyio.Event() for repository in wanted}
+    finished = {loaded.name: anyio.Event() for loaded in policies}
+    results: dict[str, EnvironmentResult] = {}
+
+    async def scan(repository: str) -> None:
+        scans.update(await scan_repositories(registry, [repository], with_created=builds))
+        scanned[repository].set()
+
+    async def environment(position: int, loaded: LoadedPolicy) -> None:
+        try:
+            ws = workspaces[loaded.name]
+            if isinstance(ws, str):
+                empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
+                results[loaded.name] = EnvironmentResult(plan=empty, error=ws)
+                return
+            for image in loaded.policy.images:
+                if image.normalized_repository in scanned:
+                    await scanned[image.normalized_repository].wait()
+            # Environments sharing a clone publish in policy order, each from the last's head.
+            for earlier in policies[:position]:
+                other = workspaces[earlier.name]
+                if isinstance(other, _Workspace) and other.repo.path == ws.repo.path:
+                    await finished[earlier.name].wait()
+            results[loaded.name] = await _run_environment(
                 loaded,
                 ws,
                 registry=registry,
@@ -169,68 +193,96 @@ async def _run_cycle(
                 publish=publish,
                 clock=clock,
                 push_attempts=push_attempts,
+                git_timeout=git_timeout,
                 publishers=publishers,
             )
-        )
-    await _finish_publishing(
+            # The last environment of a clone pushes what all of them committed (once).
+            sharing = [
+                p
+                for p in policies
+                if isinstance(other := workspaces[p.name], _Workspace)
+                and other.repo.path == ws.repo.path
+            ]
+            if sharing[-1] is loaded:
+                await _finish_publishing(
+                    results, sharing, clone=str(ws.repo.path), registry=registry, scans=scans,
+                    repos_dir=repos_dir, publish=publish, clock=clock,
+                    push_attempts=push_attempts, git_timeout=git_timeout, publishers=publishers,
+                )  # fmt: skip
+        finally:
+            finished[loaded.name].set()
+
+    async with anyio.create_task_group() as tg:
+        for repository in sorted(wanted):
+            tg.start_soon(scan, repository)
+        for position, loaded in enumerate(policies):
+            tg.start_soon(environment, position, loaded)
+    await _finish_publishing(  # nothing should be left; this makes sure
         results,
         policies,
+        clone=None,
         registry=registry,
         scans=scans,
         repos_dir=repos_dir,
         publish=publish,
         clock=clock,
         push_attempts=push_attempts,
+        git_timeout=git_timeout,
         publishers=publishers,
     )
-    return CycleResult(environments=tuple(results), problems=tuple(problems))
+    return CycleResult(
+        environments=tuple(results[loaded.name] for loaded in policies),
+        problems=tuple(problems),
+    )
 
 
 async def _finish_publishing(
-    results: list[EnvironmentResult],
+    results: dict[str, EnvironmentResult],
     policies: Sequence[LoadedPolicy],
     *,
+    clone: str | None,
     registry: Registry,
     scans: dict[str, ImageScan],
     repos_dir: Path,
     publish: bool,
     clock: Clock,
     push_attempts: int,
+    git_timeout: float,
     publishers: Publishers,
 ) -> None:
-    """Make the pushes that waited for the end of the cycle (once per repo, see
+    """Make the pushes that waited for the last environment of a clone (once per repo, see
     publisher.PendingPushes) and update ``results``; an environment whose push lost a race
     is read, planned and published again on the new head, like a single push would be."""
-    by_name = {loaded.name: loaded for loaded in policies}
     for attempt in range(1, push_attempts + 1):
-        flushed = await publishers.flush()
-        for i, result in enumerate(results):
-            note = flushed.notes.get(result.plan.environment)
+        flushed = await publishers.flush(clone)
+        for loaded in policies:
+            env = loaded.name
+            note = flushed.notes.get(env)
             if note is not None:
-                results[i] = replace(result, publication=note)
-            failure = flushed.failed.get(result.plan.environment)
+                results[env] = replace(results[env], publication=note)
+            failure = flushed.failed.get(env)
             if failure is None:
                 continue
-            loaded = by_name[result.plan.environment]
             if isinstance(failure, PushRejected) and attempt < push_attempts:
-                log.warning("push_race", environment=loaded.name, attempt=attempt,
-                            error=str(failure))  # fmt: skip
+                log.warning("push_race", environment=env, attempt=attempt, error=str(failure))
                 try:
-                    ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+                    ws = await anyio.to_thread.run_sync(
+                        _read_workspace, loaded, repos_dir, git_timeout
+                    )
                 except GitError as err:
-                    results[i] = replace(result, commit=None, error=str(err))
+                    results[env] = replace(results[env], commit=None, error=f"{env}: {err}")
                     continue
-                results[i] = await _run_environment(
+                results[env] = await _run_environment(
                     loaded, ws, registry=registry, scans=scans, repos_dir=repos_dir,
                     publish=publish, clock=clock, push_attempts=push_attempts,
-                    publishers=publishers,
+                    git_timeout=git_timeout, publishers=publishers,
                 )  # fmt: skip
             else:
-                log.error("publish_failed", environment=loaded.name, error=str(failure))
-                error = str(failure)
+                log.error("publish_failed", environment=env, error=str(failure))
+                error = f"{env}: {failure}"
                 if isinstance(failure, PushRejected):
-                    error = f"{loaded.name}: gave up after {push_attempts} push attempts: {error}"
-                results[i] = replace(result, commit=None, error=error)
+                    error = f"{env}: gave up after {push_attempts} push attempts: {failure}"
+                results[env] = replace(results[env], commit=None, error=error)
         if not flushed.failed:
             break
 
@@ -320,6 +372,7 @@ async def _run_environment(
     publish: bool,
     clock: Clock,
     push_attempts: int,
+    git_timeout: float,
     publishers: Publishers,
 ) -> EnvironmentResult:
     env = loaded.name
@@ -329,15 +382,15 @@ async def _run_environment(
     except ForgeError as exc:
         bound.error("publish_failed", error=str(exc))
         empty = EnvironmentPlan(environment=env, source=loaded.source)
-        return EnvironmentResult(plan=empty, error=str(exc))
+        return EnvironmentResult(plan=empty, error=f"{env}: {exc}")
     if publish and ws.repo.head() != ws.head:
         # An environment earlier in this cycle pushed to the same repo: start from its
         # commit instead of losing a push race against ourselves.
         try:
-            ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+            ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir, git_timeout)
         except GitError as err:
             empty = EnvironmentPlan(environment=env, source=loaded.source)
-            return EnvironmentResult(plan=empty, error=str(err))
+            return EnvironmentResult(plan=empty, error=f"{env}: {err}")
     for attempt in range(1, push_attempts + 1):
         plan = _plan(loaded, ws, scans, clock)
         if await _resolve_digests(registry, plan, scans):
@@ -360,17 +413,17 @@ async def _run_environment(
             done = await publisher.publish(ws.repo, plan, when=clock(), images=registry)
         except ForgeError as exc:
             bound.error("publish_failed", error=str(exc))
-            return EnvironmentResult(plan=plan, error=str(exc))
+            return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
         except PushRejected as exc:
             bound.warning("push_race", attempt=attempt, error=str(exc))
             try:
-                ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+                ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir, git_timeout)
             except GitError as err:
-                return EnvironmentResult(plan=plan, error=str(err))
+                return EnvironmentResult(plan=plan, error=f"{env}: {err}")
             continue
         except GitError as exc:
             bound.error("publish_failed", error=str(exc))
-            return EnvironmentResult(plan=plan, error=str(exc))
+            return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
         if done.commit is not None:
             bound.info("committed", commit=done.commit, changes=len(plan.changes))
         return EnvironmentResult(plan=plan, commit=done.commit, publication=done.note)
@@ -398,15 +451,21 @@ def repo_cache_dir(repos_dir: Path, url: str) -> Path:
 
 
 def _read_workspace(
-    loaded: LoadedPolicy, repos_dir: Path, fetched: set[tuple[str, str]] | None = None
+    loaded: LoadedPolicy,
+    repos_dir: Path,
+    git_timeout: float = DEFAULT_GIT_TIMEOUT,
+    fetched: set[tuple[str, str]] | None = None,
 ) -> _Workspace:
     """Read an environment's files; ``fetched`` lists the branches already fetched this
     cycle, which are read as they are instead of fetched again."""
     spec = loaded.policy.repo
     url = config.resolve_repo_url(spec.url, loaded.source)
-    repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url))
+    repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url), timeout=git_timeout)
     key = (str(repo.path), spec.branch)
-    head = repo.head() if fetched is not None and key in fetched else repo.fetch()
+    if fetched is not None and key in fetched:
+        head = repo.fetched = repo.head()
+    else:
+        head = repo.fetch()
     if fetched is not None:
         fetched.add(key)
     repositories = {i.normalized_repository for i in loaded.policy.images}
@@ -433,11 +492,16 @@ def _read_workspace(
         except EditError as exc:
             problems.append(f"{loaded.name}: {exc}; file left untouched")
             continue
+        found = in_scope(loaded.policy, found)  # detect: markers, marker_namespace
         if found:
             files[entry.path] = text
             targets[entry.path] = found
     for image in loaded.policy.images:
-        if not any(targets_for(image, ts) for ts in targets.values()):
+        if entries and not any(targets_for(image, ts) for ts in targets.values()):
+            problems.append(
+                f"{loaded.name}: image {image.name} ({image.repository}) is referenced by no"
+                f" file under {spec.path}"
+            )
             log.warning(
                 "image_unreferenced",
                 environment=loaded.name,

@@ -350,7 +350,7 @@ def test_forge_errors_name_forge_project_and_action(world: World, status: int) -
     world.forge.fail("POST", r"/(pulls|merge_requests)$", status, body)
     result = world.cycle()
     error = world.env(result).error or ""
-    assert error.startswith(f"{world.kind} acme/environments: open "), error
+    assert error.startswith(f"staging: {world.kind} acme/environments: open "), error
     detail = body["message"] if isinstance(body["message"], str) else body["message"][0]
     assert f"({status})" in error and detail in error, error
     if status == 422 and world.kind == "github":

@@ -82,12 +82,13 @@ class Publishers:
         self.infos: ImageInfos = {}
         self.branches = RemoteBranches()
 
-    async def flush(self) -> Flushed:
-        """Push what waits from this cycle (commit chains, pull-request branches), then open
-        or update the pull requests of the branches pushed."""
+    async def flush(self, clone: str | None = None) -> Flushed:
+        """Push what waits from this cycle (commit chains, pull-request branches) — of one
+        clone directory, or all — then open or update the pull requests of the branches
+        pushed."""
         failed: dict[str, ImagebotError] = {}
-        failed.update(await anyio.to_thread.run_sync(self.pending.push_all))
-        pushed, branch_failures = await anyio.to_thread.run_sync(self.pending.push_branches)
+        failed.update(await anyio.to_thread.run_sync(self.pending.push_all, clone))
+        pushed, branch_failures = await anyio.to_thread.run_sync(self.pending.push_branches, clone)
         failed.update(branch_failures)
         if branch_failures:
             self.branches = RemoteBranches()  # a branch moved under us: list them again

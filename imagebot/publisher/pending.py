@@ -45,12 +45,19 @@ class PendingPushes:
         """Pull-request mode: a branch to force-push (with a lease), then ``push.then``."""
         self._branches.append(push)
 
-    def push_branches(self) -> tuple[list[_BranchPush], dict[str, GitError]]:
-        """One ``git push`` per repo for every waiting branch: (pushed, failed by env)."""
+    def push_branches(
+        self, clone: str | None = None
+    ) -> tuple[list[_BranchPush], dict[str, GitError]]:
+        """One ``git push`` per repo for every waiting branch (of ``clone`` only, if given):
+        (pushed, failed by environment)."""
         by_repo: dict[str, list[_BranchPush]] = {}
+        kept: list[_BranchPush] = []
         for push in self._branches:
+            if clone is not None and str(push.repo.path) != clone:
+                kept.append(push)
+                continue
             by_repo.setdefault(str(push.repo.path), []).append(push)
-        self._branches = []
+        self._branches = kept
         pushed: list[_BranchPush] = []
         failed: dict[str, GitError] = {}
         for pushes in by_repo.values():
@@ -83,12 +90,12 @@ class PendingPushes:
         chain = self._chains.pop(_chain_key(repo), None)
         return self._push(chain) if chain is not None else {}
 
-    def push_all(self) -> dict[str, GitError]:
-        """Push every chain; the environments whose push failed, with the error."""
+    def push_all(self, clone: str | None = None) -> dict[str, GitError]:
+        """Push every chain (of ``clone`` only, if given); the environments whose push
+        failed, with the error."""
         failed: dict[str, GitError] = {}
-        chains, self._chains = list(self._chains.values()), {}
-        for chain in chains:
-            failed.update(self._push(chain))
+        for key in [k for k in self._chains if clone is None or k[0] == clone]:
+            failed.update(self._push(self._chains.pop(key)))
         return failed
 
     def _push(self, chain: _Chain) -> dict[str, GitError]:
