@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"error: {problem}")
     for loaded in policies.environments:
+        for warning in loaded.warnings:
+            print(f"warning: {warning}")
         images = len(loaded.policy.images)
         publish = loaded.policy.publish
         how = ""
