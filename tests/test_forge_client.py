@@ -94,6 +94,19 @@ def test_forbidden_without_rate_limit_headers_is_not_retried(server: ForgeServer
     assert "Must have admin rights" in str(info.value)
 
 
+def test_an_answer_that_is_not_json_is_a_forge_error(server: ForgeServer) -> None:
+    """A 200 carrying an HTML page (a proxy's sign-in page, say) is a ForgeError, not a
+    JSON decoding exception."""
+    server.fail("GET", r"/(pulls|merge_requests)$", 200, "<html>Sign in</html>")
+
+    async def find(forge: Forge) -> PullRequest | None:
+        return await forge.find_open(head="imagebot/dev", base="main")
+
+    with pytest.raises(ForgeError) as info:
+        _call(server.kind, server.url, FakeClock(), find)
+    assert "the answer is not JSON (text/plain)" in str(info.value)
+
+
 def test_unreachable_forge_is_a_forge_error() -> None:
     """A connection refused becomes ForgeError naming forge, project and action; no httpx
     exception leaks out."""

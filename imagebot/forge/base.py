@@ -174,7 +174,14 @@ class ForgeHTTP:
 
     async def json(self, method: str, path: str, *, action: str, json: Any = None) -> Any:
         response = await self.call(method, path, action=action, json=json)
-        return response.json() if response.content else None
+        return self._decode(response, action=action) if response.content else None
+
+    def _decode(self, response: httpx.Response, *, action: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:  # a proxy's HTML error page with a 200, say
+            kind = response.headers.get("content-type", "no content type")
+            raise self.error(f"the answer is not JSON ({kind})", action=action) from None
 
     async def pages(
         self, path: str, *, action: str, params: Mapping[str, str | int] | None = None
@@ -188,7 +195,7 @@ class ForgeHTTP:
             if url is None:
                 break
             response = await self.call("GET", url, action=action, params=query)
-            page = response.json()
+            page = self._decode(response, action=action)
             if not isinstance(page, list):
                 raise self.error(f"expected a JSON list, got {type(page).__name__}", action=action)
             items.extend(page)
