@@ -79,6 +79,25 @@ def test_github_primary_rate_limit_waits_until_reset(tmp_path: Path) -> None:
     assert clock.sleeps == [42.0]
 
 
+def test_github_secondary_limit_without_retry_after_waits_a_minute(tmp_path: Path) -> None:
+    """A secondary rate limit that names no wait is retried after one minute, as GitHub's
+    documentation asks."""
+    clock = FakeClock()
+    remote = make_remote(tmp_path, {"a.yaml": b"a: 1\n"})
+    with run_forge("github", remote, token=TOKEN) as server:
+        server.fail("GET", r"/pulls$", 403, {
+            "message": "You have exceeded a secondary rate limit and have been temporarily"
+            " blocked from content creation.",
+            "documentation_url": "https://docs.github.com/rest",
+        })  # fmt: skip
+
+        async def find(forge: Forge) -> PullRequest | None:
+            return await forge.find_open(head="imagebot/dev", base="main")
+
+        assert _call("github", server.url, clock, find) is None
+    assert clock.sleeps == [60.0]
+
+
 def test_forbidden_without_rate_limit_headers_is_not_retried(server: ForgeServer) -> None:
     """A plain 403 is an error at once, with the forge's message; nothing is slept."""
     clock = FakeClock()

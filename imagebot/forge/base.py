@@ -249,7 +249,8 @@ class ForgeHTTP:
             exhausted = name == "ratelimit-reset" or headers.get("x-ratelimit-remaining") == "0"
             if reset and reset.strip().isdigit() and exhausted:
                 return max(0.0, int(reset) - self.clock().timestamp())
-        if status == 429:
+        # GitHub: a secondary limit without retry-after means "wait at least a minute".
+        if status == 429 or "secondary rate limit" in response.text.lower():
             return 60.0
         return None
 
