@@ -21,7 +21,8 @@ from imagebot.publisher.pending import PendingPushes
 
 class CommitPublisher:
     """``publish: commit``: one commit on ``repo.branch``, pushed fast-forward with the other
-    environments' commits on that branch at the end of the cycle (:class:`PendingPushes`)."""
+    environments' commits on that branch once the last of them is done
+    (:class:`PendingPushes`)."""
 
     def __init__(
         self,

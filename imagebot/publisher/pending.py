@@ -1,4 +1,5 @@
-"""Pushes that wait for the end of the cycle, and the remote's branches seen this cycle."""
+"""Pushes that wait for the last environment of a clone, and the remote's branches seen this
+cycle."""
 
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ class PendingPushes:
 
     Environments that share a repo and branch (one directory each, say) each get their own
     commit — its own message and trailers — on top of the previous one, and the branch is
-    pushed once at the end of the cycle: 50 environments cost one push, not 50. A push that
-    fails fails every environment in its chain and leaves the remote as it was.
+    pushed once when the last of them is done: 50 environments cost one push, not 50. A
+    push that fails fails every environment in its chain and leaves the remote as it was.
     """
 
     def __init__(self) -> None:

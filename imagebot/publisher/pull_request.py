@@ -78,7 +78,7 @@ class PullRequestPublisher:
         self, repo: EnvRepo, plan: EnvironmentPlan, *, when: datetime, images: ImageInfoReader
     ) -> Publication:
         pr = await self.forge.find_open(head=self.branch, base=self.base)
-        base_head = repo.head()
+        base_head = repo.fetched or repo.head()  # the head the plan was made on
         head = await anyio.to_thread.run_sync(self.branches.head, repo, self.branch)
         if pr is not None and head is not None:
             foreign = await anyio.to_thread.run_sync(self._foreign_commits, repo, base_head, head)
@@ -117,7 +117,8 @@ class PullRequestPublisher:
 
         if sha == head:
             return Publication(note=await then())
-        # Pushed with the other environments' branches at the end of the cycle (one push).
+        # Pushed with the other environments' branches of this clone, in one push, once the
+        # last of them is done (engine._finish_publishing).
         self.pending.add_branch(_BranchPush(repo, self.branch, sha, head, self.loaded.name, then))
         return Publication(commit=sha, note=f"{self.branch} waits to be pushed")
 
