@@ -467,3 +467,21 @@ def _human_commit_on_branch(world: World) -> str:
     git("commit", "--quiet", "-m", "human tweak", cwd=work)
     git("push", "--quiet", "origin", "HEAD:imagebot/staging", cwd=work)
     return git("rev-parse", "HEAD", cwd=work).strip()
+
+
+def test_draft_pull_requests_stay_drafts_when_updated(world: World) -> None:
+    """With draft: true the PR opens as a draft (GitHub's draft flag, GitLab's "Draft: " and
+    Gitea's "WIP: " title prefix) and an update in place keeps it one."""
+    policy = world.policies / "staging.yaml"
+    policy.write_text(policy.read_text().replace("  automerge: true\n", "  draft: true\n"))
+    assert world.cycle().ok
+    pr = world.forge.pulls[1]
+    prefix = {"github": "", "gitlab": "Draft: ", "gitea": "WIP: "}[world.kind]
+    assert pr.draft
+    assert pr.title == prefix + "imagebot(staging): update app 1.0.0 -> 1.1.0"
+    world.push_tag("1.2.0")
+    assert world.cycle().ok
+    assert pr.draft and pr.title == prefix + "imagebot(staging): update app 1.0.0 -> 1.2.0"
+    writes = len(world.forge.writes)
+    assert world.cycle().ok
+    assert len(world.forge.writes) == writes, "the prefix does not look like a change"
