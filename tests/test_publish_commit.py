@@ -81,3 +81,30 @@ def test_environments_editing_the_same_file_both_land(
     expected = TWO_IMAGES.format(app=app, db=db).replace("1.0.0", "1.1.0").encode()
     assert show(remote, "envs/one/app.yaml") == expected
     assert len(commits(remote)) == 3
+
+
+def test_environments_of_two_repos_publish_side_by_side(
+    tmp_path: Path, shared_registry: Registry
+) -> None:
+    """Two repos with two environments each (interleaved in policy order): every
+    environment lands as its own commit in its own repo."""
+    suffix = hashlib.sha1(str(tmp_path).encode()).hexdigest()[:8]
+    app = f"{shared_registry.host}/acme/two-{suffix}"
+    for tag in ("1.0.0", "1.1.0"):
+        push_image(shared_registry, f"acme/two-{suffix}", tag)
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    remotes = {}
+    for repo in ("r1", "r2"):
+        files = {f"envs/{e}/app.yaml": f"image: {app}:1.0.0\n".encode() for e in ("x", "y")}
+        remotes[repo] = make_remote(tmp_path / repo, files)
+    for env, repo, path in [("a", "r1", "x"), ("b", "r2", "x"), ("c", "r1", "y"), ("d", "r2", "y")]:
+        (policies / f"{env}.yaml").write_text(
+            _policy(env, remotes[repo], f"envs/{path}", "app", app)
+        )
+    result = run_cli("apply", "--policies", str(policies), "--cache-dir", str(tmp_path / "c"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    for remote in remotes.values():
+        assert len(commits(remote)) == 3
+        for path in ("x", "y"):
+            assert show(remote, f"envs/{path}/app.yaml") == f"image: {app}:1.1.0\n".encode()

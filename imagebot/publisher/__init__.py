@@ -91,7 +91,7 @@ class Publishers:
         pushed, branch_failures = await anyio.to_thread.run_sync(self.pending.push_branches, clone)
         failed.update(branch_failures)
         if branch_failures:
-            self.branches = RemoteBranches()  # a branch moved under us: list them again
+            self.branches.forget_all()  # a branch moved under us: list them again
         notes: dict[str, str] = {}
         for push in pushed:
             try:

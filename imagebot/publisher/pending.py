@@ -3,6 +3,7 @@ cycle."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -39,26 +40,29 @@ class PendingPushes:
     """
 
     def __init__(self) -> None:
+        # Environments of different clones publish concurrently (worker threads commit and
+        # push); the lock guards these two collections, never a git command.
+        self._lock = threading.Lock()
         self._chains: dict[tuple[str, str], _Chain] = {}
         self._branches: list[_BranchPush] = []
 
     def add_branch(self, push: _BranchPush) -> None:
         """Pull-request mode: a branch to force-push (with a lease), then ``push.then``."""
-        self._branches.append(push)
+        with self._lock:
+            self._branches.append(push)
 
     def push_branches(
         self, clone: str | None = None
     ) -> tuple[list[_BranchPush], dict[str, GitError]]:
         """One ``git push`` per repo for every waiting branch (of ``clone`` only, if given):
         (pushed, failed by environment)."""
+        with self._lock:
+            taken = [p for p in self._branches if clone is None or str(p.repo.path) == clone]
+            ids = {id(p) for p in taken}
+            self._branches = [p for p in self._branches if id(p) not in ids]
         by_repo: dict[str, list[_BranchPush]] = {}
-        kept: list[_BranchPush] = []
-        for push in self._branches:
-            if clone is not None and str(push.repo.path) != clone:
-                kept.append(push)
-                continue
+        for push in taken:
             by_repo.setdefault(str(push.repo.path), []).append(push)
-        self._branches = kept
         pushed: list[_BranchPush] = []
         failed: dict[str, GitError] = {}
         for pushes in by_repo.values():
@@ -73,30 +77,37 @@ class PendingPushes:
         return pushed, failed
 
     def parent(self, repo: EnvRepo) -> str | None:
-        chain = self._chains.get(_chain_key(repo))
-        return chain.head if chain is not None else None
+        with self._lock:
+            chain = self._chains.get(_chain_key(repo))
+            return chain.head if chain is not None else None
 
     def touches(self, repo: EnvRepo, paths: set[str]) -> bool:
         """Whether a waiting commit changed any of ``paths`` (its plan would be stale)."""
-        chain = self._chains.get(_chain_key(repo))
-        return chain is not None and bool(chain.paths & paths)
+        with self._lock:
+            chain = self._chains.get(_chain_key(repo))
+            return chain is not None and bool(chain.paths & paths)
 
     def add(self, repo: EnvRepo, sha: str, environment: str, paths: set[str]) -> None:
-        chain = self._chains.setdefault(_chain_key(repo), _Chain(repo, sha, [], set()))
-        chain.repo, chain.head = repo, sha
-        chain.environments.append(environment)
-        chain.paths |= paths
+        with self._lock:
+            chain = self._chains.setdefault(_chain_key(repo), _Chain(repo, sha, [], set()))
+            chain.repo, chain.head = repo, sha
+            chain.environments.append(environment)
+            chain.paths |= paths
 
     def push(self, repo: EnvRepo) -> dict[str, GitError]:
-        chain = self._chains.pop(_chain_key(repo), None)
+        with self._lock:
+            chain = self._chains.pop(_chain_key(repo), None)
         return self._push(chain) if chain is not None else {}
 
     def push_all(self, clone: str | None = None) -> dict[str, GitError]:
         """Push every chain (of ``clone`` only, if given); the environments whose push
         failed, with the error."""
+        with self._lock:
+            keys = [k for k in self._chains if clone is None or k[0] == clone]
+            chains = [self._chains.pop(k) for k in keys]
         failed: dict[str, GitError] = {}
-        for key in [k for k in self._chains if clone is None or k[0] == clone]:
-            failed.update(self._push(self._chains.pop(key)))
+        for chain in chains:
+            failed.update(self._push(chain))
         return failed
 
     def _push(self, chain: _Chain) -> dict[str, GitError]:
@@ -132,3 +143,6 @@ class RemoteBranches:
     def forget(self, repo: EnvRepo) -> None:
         """Someone else moved a branch: list again next time."""
         self._heads.pop(str(repo.path), None)
+
+    def forget_all(self) -> None:
+        self._heads.clear()
