@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 API_PREFIX = {"github": "", "gitlab": "/api/v4", "gitea": "/api/v1"}
 GITHUB_DOCS = "https://docs.github.com/rest"
@@ -615,8 +615,3 @@ def run_forge(
         server.shutdown()
         server.server_close()
         thread.join()
-
-
-def project_path(project: str) -> str:
-    """GitLab's URL-encoded project id."""
-    return quote(project, safe="")
