@@ -308,7 +308,7 @@ def _image(dep: Dependency, s: Rules, names: set[str], warnings: list[str]) -> I
             tags.append(Field("extract", ".".join(f"${g}" for g in groups)))
     elif versioning not in ("docker", "semver", "semver-coerced", "loose"):
         fields[2].comment = f"Renovate versioning {versioning} read as docker/semver versions."
-    if versioning in ("docker", "loose") and len(dep.precisions) == 1 and min(dep.precisions) < 3:
+    if versioning == "docker" and len(dep.precisions) == 1 and min(dep.precisions) < 3:
         # keep_precision prefers 1.2 over 1.2.0 but takes a newer 1.3.0 over 1.2; Renovate
         # never changes the precision (docs/usage/docker.md "Preservation of Version Precision").
         numbers = r"\.\d+" * (min(dep.precisions) - 1)
