@@ -281,18 +281,17 @@ def _image(dep: Dependency, s: Rules, names: set[str], warnings: list[str]) -> I
     fields = [
         Field("name", unique(policy_name(label), names)),
         Field("repository", familiar_repository(dep.repository)),
-        Field(
-            "strategy",
-            "semver",
-            "Renovate's docker versioning: a tag keeps its precision (1.2 moves to 1.3,"
-            " keep_precision) and its suffix (-alpine, variant: match), imagebot's defaults.",
-        ),
+        Field("strategy", "semver"),
     ]
-    if s.versioning == "semver":
-        fields[2] = Field("strategy", "semver")
-        fields.append(Field("keep_precision", False, "versioning semver: full versions only."))
     tags: list[Field] = []
     versioning = s.versioning
+    if versioning == "docker":
+        fields[2].comment = (
+            "Renovate's docker versioning: a tag keeps its precision (1.2 moves to 1.3,"
+            " keep_precision) and its suffix (-alpine, variant: match), imagebot's defaults."
+        )
+    elif versioning == "semver":
+        fields.append(Field("keep_precision", False, "versioning semver: full versions only."))
     if versioning.startswith("regex:"):
         pattern = versioning.removeprefix("regex:")
         groups = [g for g in ("major", "minor", "patch") if f"(?<{g}>" in pattern]
