@@ -126,8 +126,10 @@ def _why_regex(globs: list[str], strategy: str) -> str:
     """Why these ignore-tags globs are not written as ``ignore`` entries."""
     why: list[str] = []
     if ranges := [g for g in globs if ignore_entry_kind(g, strategy) == "range"]:
-        first = ranges[0]
-        why.append(f"imagebot's ignore reads {first} as a version range, which v{first} meets")
+        why.append(
+            f"imagebot's ignore reads {ranges[0]} as a version range, which also matches tags"
+            " with a v prefix or a suffix"
+        )
     if any(c in g for g in globs for c in "[\\"):
         why.append("Go's glob classes and escapes are not Python's")
     if not why:
