@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from imagebot.core.policy import ImagePolicy
-from imagebot.core.selection import validate_rule
+from imagebot.core.selection import parse_range, validate_rule
 from imagebot.errors import SelectionError
 from imagebot.migrate.model import Field
 
@@ -50,11 +50,13 @@ def range_fields(text: str, where: str, warnings: list[str], *, dialect: str) ->
         ].comment = f"{dialect} range {text!r} has no equivalent ({problem}): add a range by hand."
         return fields
     fields.append(Field("range", text))
-    fields.append(
-        Field(
-            "range_style",
-            "masterminds",
-            f"As {dialect} reads ranges: >=1.2.0-0 admits every prerelease in range.",
+    comment = f"As {dialect} reads ranges: >=1.2.0-0 admits every prerelease in range."
+    named = [bool(parse_range(part).prerelease_cores()) for part in text.split("||")]
+    if any(named) and not all(named):
+        comment = (
+            f"{dialect} admits prereleases only in the || alternatives that name one;"
+            " imagebot in every alternative: name a prerelease in each, or split the image."
         )
-    )
+        warnings.append(f"{where}: range {text!r}: {comment}")
+    fields.append(Field("range_style", "masterminds", comment))
     return fields

@@ -372,12 +372,15 @@ def test_masterminds_differences_on_purpose() -> None:
     """TestConstraintsCheck {"~0.0.0", "1.2.3", true}: Masterminds reads ~0.0.0 as any
     version, imagebot as npm does (<0.1.0). Constraints.Check admits prereleases per ``||``
     alternative that names one; imagebot's masterminds style in every alternative once one
-    names a prerelease (>=1.0.0-0 <2 || ^3 admits 3.1.0-rc.1 here, not in Flux)."""
+    names a prerelease (>=1.0.0-0 <2 || ^3 admits 3.1.0-rc.1 here, not in Flux): the
+    conversion warns about such a range."""
     (policy,) = converted("flux", _flux_manifests("policy: {semver: {range: '~0.0.0'}}"))
     assert choose(policy, ["1.2.3"]) is None
-    spec = "policy: {semver: {range: '>=1.0.0-0 <2 || ^3'}}"
-    (policy,) = converted("flux", _flux_manifests(spec))
+    manifests = _flux_manifests("policy: {semver: {range: '>=1.0.0-0 <2 || ^3'}}")
+    (policy,) = converted("flux", manifests)
     assert choose(policy, ["3.1.0-rc.1"]) == "3.1.0-rc.1"
+    warnings = CONVERTERS["flux"](manifests, None).warnings
+    assert any("only in the || alternatives that name one" in w for w in warnings)
 
 
 #: fluxcd/pkg ``version/version_test.go`` ``TestParseVersion`` (commit e2cfd1a2): the tags
