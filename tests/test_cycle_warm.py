@@ -15,6 +15,7 @@ from imagebot.core.selection import SelectionRule, TagInfo
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.engine import run_cycle
 from imagebot.registry.client import RegistryClient
+from imagebot.registry.decisions import DecisionStore
 from tests.support.cli import run_cli
 from tests.support.gitenv import make_remote
 from tests.support.registry import Registry, push_image
@@ -178,3 +179,47 @@ def test_memo_drops_decisions_unused_for_a_cycle() -> None:
     memo.new_cycle()
     memo.select("r", tags, tags.tags, rule, "1.0.0", NOW)
     assert memo.hits == 1
+
+
+def test_stored_decisions_answer_a_new_process_only_for_the_same_tags_and_rule(
+    tmp_path: Path,
+) -> None:
+    """A decision stored by one process answers the next one for the same tag list, rule and
+    running tag; a changed tag list or rule is selected afresh, never served the old answer."""
+    path = tmp_path / "decisions.sqlite"
+    rule = SelectionRule(range="^1")
+    tags = scan("1.0.0", "1.0.1", "1.1.0")
+    first_store = DecisionStore(path)
+    first = SelectionMemo(store=first_store, keep_verdicts=False)
+    assert first.select("r", tags, tags.tags, rule, "1.0.0", NOW).tag == "1.1.0"
+    first_store.close()
+
+    store = DecisionStore(path)
+    second = SelectionMemo(store=store, keep_verdicts=False)
+    decision = second.select("r", tags, tags.tags, rule, "1.0.0", NOW)
+    assert (decision.tag, second.hits) == ("1.1.0", 1)
+    newer = scan("1.0.0", "1.0.1", "1.1.0", "1.2.0", fingerprint="f2")
+    assert second.select("r", newer, newer.tags, rule, "1.0.0", NOW).tag == "1.2.0"
+    patch_only = SelectionRule(range="~1.0")
+    assert second.select("r", tags, tags.tags, patch_only, "1.0.0", NOW).tag == "1.0.1"
+    assert second.hits == 1
+    store.close()
+
+
+def test_plan_in_a_new_process_sees_a_new_tag_and_survives_a_deleted_store(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """`imagebot plan` run again moves to a tag pushed in between, plans the same after its
+    stored decisions are deleted, and `--explain` still gives every tag's verdict."""
+    policies = make_env(registry, tmp_path)
+    cache = tmp_path / "cache"
+    args = ("--policies", str(policies), "--cache-dir", str(cache))
+    assert "1.0.0 -> 1.1.0" in run_cli("plan", *args).stdout
+    assert "1.0.0 -> 1.1.0" in run_cli("plan", *args).stdout
+    push_image(registry, "acme/app", "1.2.0")
+    assert "1.0.0 -> 1.2.0" in run_cli("plan", *args).stdout
+    (cache / "decisions.sqlite").unlink()
+    assert "1.0.0 -> 1.2.0" in run_cli("plan", *args).stdout
+    explained = run_cli("plan", "--explain", *args).stdout
+    verdicts = [line.split()[:2] for line in explained.splitlines() if line.startswith("    ")]
+    assert ["+", "1.1.0"] in verdicts and ["*", "1.2.0"] in verdicts, explained

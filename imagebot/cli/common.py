@@ -16,9 +16,11 @@ from imagebot.cli.options import add_registry_arguments, default_cache_dir
 from imagebot.core.governing import Governed
 from imagebot.core.plan import Change, EnvironmentPlan
 from imagebot.core.selection import explain_lines
+from imagebot.core.selectmemo import SelectionMemo
 from imagebot.engine import CycleResult
 from imagebot.registry.cache import TagCache
 from imagebot.registry.connect import connect
+from imagebot.registry.decisions import DecisionStore
 from imagebot.registry.settings import RegistriesSettings, load_registries
 
 
@@ -205,6 +207,10 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
     cache_dir.mkdir(parents=True, exist_ok=True)
 
     cache = TagCache(cache_dir / "registry.sqlite")
+    # Decisions from earlier runs answer for unchanged repositories (not with --explain:
+    # stored decisions keep no per-tag verdicts).
+    decisions = DecisionStore(cache_dir / "decisions.sqlite")
+    memo = SelectionMemo(store=decisions, keep_verdicts=args.explain)
 
     results: list[CycleResult] = []
 
@@ -223,6 +229,7 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
                     git_timeout=args.git_timeout,
                     # Plain-text plan output shows no image digest: fetch only those pinned.
                     image_digests=publish or args.output == "json",
+                    memo=memo,
                 )
             )
 
@@ -230,6 +237,7 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
         anyio.run(cycle)
     finally:
         cache.close()
+        decisions.close()
     (result,) = results
     print_result(result, output=args.output, published=publish, explain=args.explain)
     return 0 if result.ok else 1

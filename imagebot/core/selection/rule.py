@@ -81,7 +81,7 @@ class SelectionRule:
         return self.compiled.strategy.needs_digest
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TagInfo:
     """A tag with what the registry scan knows about it."""
 
