@@ -9,6 +9,7 @@ from pathlib import Path
 from imagebot.core import yamldoc
 from imagebot.core.policy import LoadedPolicy, parse_policy
 from imagebot.errors import PolicyError
+from imagebot.policycache import parse_cached
 
 #: Files in a policies directory that are configuration, not environments.
 NOT_ENVIRONMENTS = frozenset({"registries.yaml", "registries.yml"})
@@ -35,8 +36,9 @@ def policy_files(directory: Path) -> list[Path]:
     )
 
 
-def load_policies(directory: Path) -> PolicySet:
-    """Load every environment file; a bad file stops only its own environment."""
+def load_policies(directory: Path, *, cache_dir: Path | None = None) -> PolicySet:
+    """Load every environment file; a bad file stops only its own environment. With
+    ``cache_dir``, a file parsed before with the same text is read from there."""
     loaded: list[LoadedPolicy] = []
     problems: list[str] = []
     by_name: dict[str, str] = {}
@@ -47,7 +49,10 @@ def load_policies(directory: Path) -> PolicySet:
             problems.append(f"{path}:1: cannot read: {exc}")
             continue
         try:
-            policy = parse_policy(text, source=str(path))
+            if cache_dir is None:
+                policy = parse_policy(text, source=str(path))
+            else:
+                policy = parse_cached(text, source=str(path), cache_dir=cache_dir)
         except PolicyError as exc:
             problems.extend(exc.problems)
             continue

@@ -70,9 +70,10 @@ def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load(args: argparse.Namespace) -> config.PolicySet:
-    """Load the policy set, keeping only the environments asked for."""
-    policies = config.load_policies(args.policies)
+def load(args: argparse.Namespace, *, cache_dir: Path | None = None) -> config.PolicySet:
+    """Load the policy set, keeping only the environments asked for (parsed files kept in
+    ``cache_dir`` when given)."""
+    policies = config.load_policies(args.policies, cache_dir=cache_dir)
     wanted = set(args.environment)
     if not wanted:
         return policies
@@ -201,10 +202,10 @@ def print_result(
 
 def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
     """Load policies, run one cycle, print the result; 0 when everything went through."""
-    policies = load(args)
-    settings = registry_settings(args)
     cache_dir: Path = args.cache_dir or default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
+    policies = load(args, cache_dir=cache_dir)
+    settings = registry_settings(args)
 
     cache = TagCache(cache_dir / "registry.sqlite")
     # Decisions from earlier runs answer for unchanged repositories (not with --explain:
