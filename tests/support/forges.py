@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+from tests.support.httpserver import serving
+
 API_PREFIX = {"github": "", "gitlab": "/api/v4", "gitea": "/api/v1"}
 GITHUB_DOCS = "https://docs.github.com/rest"
 
@@ -605,13 +607,6 @@ def run_forge(
     """A forge of ``kind`` on a free loopback port, serving until the block ends."""
     forge = ForgeServer(kind, remote, project=project, token=token)
     handler = type("Handler", (_Handler,), {"forge": forge})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    forge._server = server
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(handler) as server:
+        forge._server = server
         yield forge
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
