@@ -166,7 +166,12 @@ class GitHub:
 
     async def commit_statuses(self, sha: str) -> list[CommitStatus]:
         action = f"read statuses of commit {sha[:12]}"
-        combined = await self.http.json("GET", f"{self._repo}/commits/{sha}/status", action=action)
+        # Both lists are paged (Link headers) inside an object: a commit can carry more
+        # than one page of check runs (a monorepo's CI), and every one of them counts.
+        statuses = await self.http.pages(
+            f"{self._repo}/commits/{sha}/status", action=action, params={"per_page": 100},
+            within="statuses",
+        )  # fmt: skip
         out = [
             CommitStatus(
                 context=s.get("context", ""),
@@ -174,12 +179,13 @@ class GitHub:
                 url=s.get("target_url"),
                 description=s.get("description"),
             )
-            for s in cast(list[GitHubStatus], combined.get("statuses", []))
+            for s in cast(list[GitHubStatus], statuses)
         ]
-        runs = await self.http.json(
-            "GET", f"{self._repo}/commits/{sha}/check-runs?per_page=100", action=action
-        )
-        for run in cast(list[GitHubCheckRun], runs.get("check_runs", [])):
+        runs = await self.http.pages(
+            f"{self._repo}/commits/{sha}/check-runs", action=action, params={"per_page": 100},
+            within="check_runs",
+        )  # fmt: skip
+        for run in cast(list[GitHubCheckRun], runs):
             state: StatusState = "pending"
             if run.get("status") == "completed":
                 state = _CHECK_STATE.get(run.get("conclusion") or "", "failure")

@@ -27,6 +27,8 @@ from tests.support.httpserver import serving
 
 API_PREFIX = {"github": "", "gitlab": "/api/v4", "gitea": "/api/v1"}
 GITHUB_DOCS = "https://docs.github.com/rest"
+#: GitHub lists paged inside an object (combined status, check runs); total_count stays whole
+PAGED_WITHIN = ("statuses", "check_runs")
 
 
 @dataclass
@@ -167,6 +169,10 @@ class ForgeServer:
                 return reply.status, reply.headers, reply.body
             if isinstance(data, list) and method == "GET":
                 return self._paginate(split.path, query, data)
+            inner = next((k for k in PAGED_WITHIN if isinstance(data, dict) and k in data), None)
+            if inner is not None and method == "GET":
+                status, reply_headers, page = self._paginate(split.path, query, data[inner])
+                return status, reply_headers, {**data, inner: page}
             return status, reply_headers, data
 
     def _authenticate(self, headers: dict[str, str]) -> None:
@@ -466,9 +472,9 @@ class ForgeServer:
             pr.state = "closed"
         if "add_labels" in body:
             pr.labels.extend(x for x in body["add_labels"].split(",") if x)
-        if "reviewer_ids" in body:
+        if "reviewer_ids" in body:  # replaces the reviewers (an empty list removes them all)
             by_id = {v: k for k, v in self.users.items()}
-            pr.reviewers.extend(by_id[i] for i in body["reviewer_ids"])
+            pr.reviewers = [by_id[i] for i in body["reviewer_ids"]]
         return 200, {}, self._json(pr)
 
     def _gl_merge(
