@@ -176,3 +176,18 @@ def test_github_statuses_and_check_runs_are_read_across_pages(tmp_path: Path) ->
     pages = [r.path for r in server.requests if r.method == "GET"]
     assert pages.count(f"/repos/acme/environments/commits/{sha}/check-runs") == 3
     assert pages.count(f"/repos/acme/environments/commits/{sha}/status") == 3
+
+
+def test_gitlab_merge_request_being_merged_is_not_read_as_closed(tmp_path: Path) -> None:
+    """A GitLab merge request in the documented ``locked`` state (a merge in progress) is not
+    among the closed ones, so it is never taken for a proposal a human declined."""
+    remote = make_remote(tmp_path, {"a.yaml": b"a: 1\n"})
+    with run_forge("gitlab", remote, token=TOKEN) as server:
+        server.pulls[1] = Pull(1, "imagebot/dev", "main", "t1", "", state="closed")
+        server.pulls[2] = Pull(2, "imagebot/dev", "main", "t2", "", state="locked")
+
+        async def closed(forge: Forge) -> list[PullRequest]:
+            return await forge.closed(head="imagebot/dev", base="main")
+
+        found = _call("gitlab", server.url, FakeClock(), closed)
+    assert [(pr.number, pr.state) for pr in found] == [(1, "closed")]

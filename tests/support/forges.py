@@ -48,7 +48,7 @@ class Pull:
     title: str
     body: str
     draft: bool = False
-    state: str = "open"  # open | closed
+    state: str = "open"  # open | closed | locked (GitLab, while merging)
     merged: bool = False
     labels: list[str] = field(default_factory=list)
     reviewers: list[str] = field(default_factory=list)
@@ -448,6 +448,8 @@ class ForgeServer:
         return 200, {}, out
 
     def _gl_state(self, p: Pull) -> str:
+        if p.state == "locked":  # GitLab only: a merge is being carried out
+            return "locked"
         return "opened" if p.state == "open" else ("merged" if p.merged else "closed")
 
     def _gl_create(self, query: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
