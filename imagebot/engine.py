@@ -239,9 +239,11 @@ async def _run_environment(
             empty = EnvironmentPlan(environment=env, source=loaded.source)
             return EnvironmentResult(plan=empty, error=str(err))
     for attempt in range(1, push_attempts + 1):
-        plan = _plan(loaded, ws, scans, clock)
+        # Planning is CPU work (selection over thousands of tags): off the event loop, so a
+        # daemon's health checks and webhooks are answered meanwhile.
+        plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock)
         if await _resolve_digests(registry, plan, scans):
-            plan = _plan(loaded, ws, scans, clock)
+            plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock)
         for problem in plan.problems:
             bound.warning("problem", detail=problem)
         for change in plan.changes:

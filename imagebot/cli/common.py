@@ -11,13 +11,12 @@ from typing import Any
 
 import anyio
 
-from imagebot import config, engine
+from imagebot import config
 from imagebot.cli.options import add_registry_arguments, default_cache_dir
 from imagebot.core.plan import Change, EnvironmentPlan
 from imagebot.core.selection import explain_lines
+from imagebot.daemon.runtime import Runtime
 from imagebot.engine import CycleResult
-from imagebot.registry.cache import TagCache
-from imagebot.registry.connect import connect
 from imagebot.registry.settings import RegistriesSettings, load_registries
 
 
@@ -167,24 +166,15 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
     policies = load(args)
     settings = registry_settings(args)
     cache_dir: Path = args.cache_dir or default_cache_dir()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-
-    cache = TagCache(cache_dir / "registry.sqlite")
 
     async def cycle() -> CycleResult:
-        async with connect(settings, cache=cache) as registry:
-            return await engine.run_cycle(
-                policies.environments,
-                registry=registry,
-                repos_dir=cache_dir / "repos",
-                publish=publish,
-                problems=policies.problems,
+        # The same runtime `imagebot serve` keeps open, here for a single cycle.
+        async with Runtime(settings=settings, cache_dir=cache_dir) as runtime:
+            return await runtime.run_cycle(
+                policies.environments, publish=publish, problems=policies.problems
             )
 
-    try:
-        result = anyio.run(cycle)
-    finally:
-        cache.close()
+    result = anyio.run(cycle)
     print_result(result, output=args.output, published=publish, explain=args.explain)
     return 0 if result.ok else 1
 

@@ -11,7 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
@@ -145,6 +152,49 @@ class RepoSpec(_Model):
         return value
 
 
+class Schedule(_Model):
+    """When the daemon (`imagebot serve`) runs this environment's cycle on its own."""
+
+    every: str | None = Field(
+        default=None, description="interval between cycles, e.g. 5m, 1h (default 5m)"
+    )
+    cron: str | None = Field(
+        default=None, description="five-field crontab expression in UTC, e.g. '*/10 * * * *'"
+    )
+    jitter: str | None = Field(
+        default=None,
+        description="random delay added to each run, spreading load (default: a tenth of"
+        " `every`, at most 1m; none for cron)",
+    )
+
+    @field_validator("every", "jitter")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value).total_seconds() <= 0:
+            raise ValueError(f"{value!r} must be longer than zero")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            # apscheduler's own parser (pure, imported only when a cron is written) so that
+            # `imagebot check` rejects exactly what the daemon could not schedule.
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value, timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        if self.every is not None and self.cron is not None:
+            raise ValueError("give either `every` or `cron`, not both")
+        return self
+
+
 class EnvironmentPolicy(_Model):
     """One environment: its repo, how changes are published, and its image policies."""
 
@@ -154,6 +204,10 @@ class EnvironmentPolicy(_Model):
         default="commit", description="commit: commit and push to the branch"
     )
     images: tuple[ImagePolicy, ...] = Field(min_length=1)
+    schedule: Schedule = Field(
+        default_factory=Schedule,
+        description="when `imagebot serve` runs this environment (default: every 5m)",
+    )
 
     @field_validator("images")
     @classmethod
