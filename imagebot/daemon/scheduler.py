@@ -80,7 +80,7 @@ def next_run(schedule: Schedule, after: datetime) -> datetime:
     # A cron trigger at exactly ``after`` would fire again at once: ask from the next second.
     probe = after + timedelta(seconds=1) if schedule.cron is not None else after
     when = trigger.get_next_fire_time(after if schedule.cron is None else None, probe)
-    assert when is not None  # neither trigger kind has an end date
+    assert isinstance(when, datetime)  # neither trigger kind has an end date
     return when
 
 
