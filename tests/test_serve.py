@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.support.daemon import Daemon, run_daemon, wait_for
 from tests.support.faultproxy import Delay, Seen, run_fault_proxy
@@ -68,6 +69,21 @@ def write_policies(directory: Path, remote: Path, image: str, *, host: str) -> N
     )
 
 
+def readme_notification(port: int) -> Notify:
+    """The registry notification endpoint exactly as the README shows it, pointed at the
+    test's daemon and secret: the real registry must accept it and deliver through it."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "notifications:" in b)
+    endpoint = dict(yaml.safe_load(block)["notifications"]["endpoints"][0])
+    url = endpoint.pop("url").replace("imagebot.example.com:8080", f"127.0.0.1:{port}")
+    headers = {
+        k: v[0].replace("CHANGE-ME-WEBHOOK-SECRET", SECRET)
+        for k, v in endpoint.pop("headers").items()
+    }
+    assert headers == {"Authorization": f"Bearer {SECRET}"}
+    return Notify(url, headers, extra=endpoint)
+
+
 @dataclass
 class Stack:
     registry: Registry
@@ -79,9 +95,7 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     port = free_port()
-    notify = Notify(
-        f"http://127.0.0.1:{port}/webhooks/distribution", {"Authorization": f"Bearer {SECRET}"}
-    )
+    notify = readme_notification(port)
     users, storage, registry_port = (
         Htpasswd({REG_USER: REG_PASSWORD}),
         tmp_path / "blobs",

@@ -68,6 +68,8 @@ class Notify:
 
     url: str
     headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """More endpoint settings, as written in a registry's config.yml (they win)."""
 
 
 @dataclass
@@ -140,6 +142,7 @@ def _config(
                     # Blob uploads are not news; manifests pushed and pulled are (imagebot
                     # ignores the pulls itself, which is what tests check).
                     "ignoredmediatypes": ["application/octet-stream"],
+                    **n.extra,
                 }
                 for i, n in enumerate(notifications)
             ]
