@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,6 +22,7 @@ from imagebot.core.policy import LoadedPolicy
 from imagebot.engine import Clock, CycleResult, Registry, utc_now
 from imagebot.registry.cache import TagCache
 from imagebot.registry.connect import connect
+from imagebot.registry.manifests import ImageInfo
 from imagebot.registry.settings import RegistriesSettings
 
 RegistryWrapper = Callable[[Registry], Registry]
@@ -47,6 +49,8 @@ class Runtime:
         self._stack = AsyncExitStack()
         self._registry: Registry | None = None
         self._locks: dict[str, anyio.Lock] = {}
+        self._known_tags: dict[str, list[str]] = {}
+        """Each repository's last tag listing, until a webhook says it changed."""
 
     async def __aenter__(self) -> Runtime:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -81,19 +85,60 @@ class Runtime:
         lock = self._locks.get(url)
         return lock is not None and lock.locked()
 
+    def pushed(self, repository: str) -> None:
+        """A webhook reported a push: the next listing of ``repository`` asks the registry."""
+        self._known_tags.pop(repository, None)
+
     async def run_cycle(
-        self, policies: Sequence[LoadedPolicy], *, publish: bool, problems: Sequence[str] = ()
+        self,
+        policies: Sequence[LoadedPolicy],
+        *,
+        publish: bool,
+        problems: Sequence[str] = (),
+        known_tags: bool = False,
     ) -> CycleResult:
-        """One engine cycle over ``policies`` under their repositories' locks."""
+        """One engine cycle over ``policies`` under their repositories' locks.
+
+        With ``known_tags`` (a cycle triggered by webhooks only), repositories no webhook
+        reported since their last listing reuse that listing instead of asking the registry:
+        the webhook already said what changed. Every other cycle lists every repository."""
         async with AsyncExitStack() as locks:
             for url in self.repo_urls(policies):
                 # Sorted acquisition: two cycles over overlapping repos cannot deadlock.
                 await locks.enter_async_context(self._locks.setdefault(url, anyio.Lock()))
             return await engine.run_cycle(
                 policies,
-                registry=self.registry,
+                registry=_RememberedTags(self.registry, self._known_tags, reuse=known_tags),
                 repos_dir=self.repos_dir,
                 publish=publish,
                 clock=self.clock,
                 problems=problems,
             )
+
+
+class _RememberedTags:
+    """The registry as the engine sees it, remembering (and, with ``reuse``, reusing) each
+    repository's last tag list."""
+
+    def __init__(self, inner: Registry, known: dict[str, list[str]], *, reuse: bool) -> None:
+        self._inner = inner
+        self._known = known
+        self._reuse = reuse
+
+    async def list_tags(self, repository: str) -> list[str]:
+        if self._reuse and repository in self._known:
+            return list(self._known[repository])
+        tags = await self._inner.list_tags(repository)
+        self._known[repository] = list(tags)
+        return tags
+
+    async def digest(self, repository: str, tag: str) -> str:
+        return await self._inner.digest(repository, tag)
+
+    async def first_seen(self, repository: str) -> dict[str, datetime]:
+        return await self._inner.first_seen(repository)
+
+    async def image_info(
+        self, repository: str, tag: str, *, created: bool = False, platform: str | None = None
+    ) -> ImageInfo:
+        return await self._inner.image_info(repository, tag, created=created, platform=platform)

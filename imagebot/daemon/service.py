@@ -171,6 +171,8 @@ class Service:
         envs = sorted({e for p in pushes for e in self.watching(p.repository)})
         for p in pushes:
             log.info("webhook_push", sender=sender, repository=p.repository, tag=p.tag)
+            if self._runtime is not None:
+                self._runtime.pushed(p.repository)
         if envs:
             self._debounced.update(envs)
             if not self._debouncing and self._tg is not None:
@@ -248,7 +250,9 @@ class Service:
             try:
                 log.info("cycle_started", environments=batch)
                 start = self._monotonic()
-                result = await self._runtime.run_cycle(policies, publish=True)
+                result = await self._runtime.run_cycle(
+                    policies, publish=True, known_tags=trigger == "webhook"
+                )
                 seconds = self._monotonic() - start
                 now = self.timer.now()
                 self.metrics.record_cycle(result, trigger=trigger, seconds=seconds, now=now)
