@@ -14,6 +14,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from imagebot.daemon.leader import LeaseSettings
 from imagebot.daemon.service import ServeOptions, Service
@@ -98,6 +99,13 @@ def test_configmap_update_reloads_and_a_broken_file_keeps_its_last_good_version(
     service = Service(options(tmp_path, policies, reload_interval=5), timer=clock)
 
     async def test() -> None:
+        with capture_logs() as logs:
+            await reload_scenario()
+        problems = [e for e in logs if e["event"] == "policy_problem"]
+        assert problems and "prod.yaml:3" in problems[0]["detail"]
+        assert any(e["event"] == "policy_kept" and e["environment"] == "prod" for e in logs)
+
+    async def reload_scenario() -> None:
         async with running(service) as http:
             await eventually(lambda: len(service.last) == 2, "the startup cycle")
             r = await http.get("/readyz")
@@ -218,5 +226,25 @@ def test_follower_answers_503_and_runs_no_cycle(tmp_path: Path, api: KubeAPI) ->
             assert "imagebot_leader 0.0" in (await http.get("/metrics")).text
         assert service.last == {}
         assert api.holder("imagebot", "imagebot") == "other"
+
+    run(test)
+
+
+def test_the_leader_runs_cycles(tmp_path: Path, api: KubeAPI) -> None:
+    """With no Lease yet, the replica creates it, leads, and runs its start-up cycle."""
+    host, port = api.url.removeprefix("https://").split(":")
+    mount = service_account(tmp_path / "sa", api)
+    lease = LeaseSettings.in_cluster(
+        {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port}, mount=mount
+    )
+    policies = tmp_path / "policies"
+    configmap(policies, {"dev.yaml": policy("dev")}, "v1")
+    service = Service(options(tmp_path, policies, lease=lease), timer=SteppedClock())
+
+    async def test() -> None:
+        async with running(service) as http:
+            await eventually(lambda: "dev" in service.last, "the leader's first cycle")
+            assert (await http.get("/readyz")).json()["leader"] is True
+        assert api.holder("imagebot", "imagebot") == "", "released on shutdown"
 
     run(test)

@@ -264,9 +264,12 @@ def test_sigterm_during_push_finishes_the_push_and_exits_zero(tmp_path: Path) ->
         assert d.named("pushed") and d.named("stopped")[0]["clean"] is True
 
 
-def test_sigterm_while_scanning_abandons_the_cycle_before_any_write(tmp_path: Path) -> None:
-    """SIGTERM while the registry is slow to answer: the cycle is abandoned, the remote is
-    untouched, and the process exits 0 well within the grace period."""
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_while_scanning_abandons_the_cycle_before_any_write(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """SIGTERM (or SIGINT) while the registry is slow to answer: the cycle is abandoned,
+    the remote is untouched, and the process exits 0 well within the grace period."""
     with run_registry(tmp_path / "registry") as registry:
         for tag in ("1.0.0", "1.1.0"):
             push_image(registry, "acme/app", tag)
@@ -295,9 +298,38 @@ def test_sigterm_while_scanning_abandons_the_cycle_before_any_write(tmp_path: Pa
                     timeout=30,
                     what="the tag listing to start",
                 )
-                code, seconds = d.stop()
+                code, seconds = d.stop(sig)
             assert code == 0, d.log_text()
             assert seconds < 5
             assert commits(remote) == history
             assert d.named("cycle_abandoned")
             assert not d.named("pushed")
+
+
+def test_a_push_outlasting_the_grace_period_exits_1_without_a_partial_commit(
+    tmp_path: Path,
+) -> None:
+    """When a push is still blocked when the grace period ends, the process leaves at once
+    with exit code 1; the remote then holds either the old commit or the whole new one."""
+    with run_registry(tmp_path / "registry") as registry:
+        image = f"{registry.host}/acme/app"
+        for tag in ("1.0.0", "1.1.0"):
+            push_image(registry, "acme/app", tag)
+        before = DEPLOYMENT.format(image=image).encode()
+        remote = make_remote(tmp_path, {"envs/dev/app.yaml": before})
+        started, release = tmp_path / "push-started", tmp_path / "push-release"
+        _blocking_hook(remote, started, release)
+        write_policies(tmp_path / "policies", remote, image, host=registry.host)
+        with run_daemon(
+            tmp_path,
+            "--policies", str(tmp_path / "policies"),
+            "--cache-dir", str(tmp_path / "cache"),
+            "--grace", "1",
+        ) as d:  # fmt: skip
+            wait_for(started.exists, timeout=30, what="the push to reach the remote")
+            code, seconds = d.stop()
+        assert code == 1
+        assert seconds < 5
+        assert d.named("shutdown_grace_expired")
+        release.touch()
+        assert show(remote, "envs/dev/app.yaml") in (before, before.replace(b"1.0.0", b"1.1.0"))

@@ -9,11 +9,12 @@ runs, the registry cache for tags); what this object holds in memory is only wha
 Shutdown (SIGTERM or SIGINT): no new cycle starts; cycles in flight are cancelled, which
 takes effect at their next await — a commit-and-push runs in a worker thread that
 cancellation waits for, so a cycle either completes its push or stops before writing; the
-Lease is released; the process exits 0, or 1 if the grace period ran out first.
+Lease is released; the process exits 0 — or, if the grace period runs out first, at once with 1.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import time
@@ -100,6 +101,7 @@ class Service:
         timer: Timer | None = None,
         metrics: Metrics | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        hard_exit: Callable[[int], object] = os._exit,
     ) -> None:
         self.options = options
         self.timer = timer or WallTimer()
@@ -108,6 +110,7 @@ class Service:
         self.policies = PolicyDirectory(options.policies)
         self.last: dict[str, LastCycle] = {}
         self._monotonic = monotonic
+        self._hard_exit = hard_exit
         self._elector: Elector | None = None
         self._runtime: Runtime | None = None
         self._cycle_scopes: set[anyio.CancelScope] = set()
@@ -332,7 +335,6 @@ class Service:
         lease_client = LeaseClient(self.options.lease) if self.options.lease else None
         if lease_client is not None:
             self._elector = Elector(lease_client, monotonic=self._monotonic)
-        clean = True
         try:
             async with Runtime(
                 settings=self.options.settings,
@@ -362,15 +364,19 @@ class Service:
                         if self._elector is not None:
                             await self._elector.release()
                     if grace.cancelled_caught:
-                        clean = False
+                        # A write still running in a worker thread cannot be interrupted
+                        # from here (that is what keeps it whole), and the loop would wait
+                        # for it: leave now. A git push already under way completes or fails
+                        # in its own process; the remote never sees half of it.
                         log.error("shutdown_grace_expired", grace=self.options.grace)
+                        self._hard_exit(1)
                     http_stop.set()
         finally:
             if lease_client is not None:
                 await lease_client.aclose()
             self._runtime = None
-        log.info("stopped", clean=clean)
-        return 0 if clean else 1
+        log.info("stopped", clean=True)
+        return 0
 
     async def _dispatch(self, done: anyio.Event) -> None:
         try:
