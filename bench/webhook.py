@@ -152,8 +152,7 @@ def main() -> int:
             with log.open("wb") as out:
                 daemon = subprocess.Popen(
                     [sys.executable, "-m", "imagebot", "serve", "--policies", str(policies),
-                     "--cache-dir", str(work / "cache"), "--listen", f"127.0.0.1:{port}",
-                     "--webhook-debounce", "0.2"],
+                     "--cache-dir", str(work / "cache"), "--listen", f"127.0.0.1:{port}"],
                     stdout=out, stderr=subprocess.STDOUT, env=env,
                 )  # fmt: skip
             try:

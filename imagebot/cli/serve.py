@@ -96,9 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--webhook-debounce",
         type=float,
-        default=_env_float("IMAGEBOT_WEBHOOK_DEBOUNCE", 0.5),
+        default=_env_float("IMAGEBOT_WEBHOOK_DEBOUNCE", 0.2),
         metavar="SECONDS",
-        help="wait this long after a webhook for more pushes before the cycle (default: 0.5)",
+        help="wait this long after a webhook for more pushes before the cycle (default: 0.2)",
     )
 
 

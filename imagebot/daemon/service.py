@@ -59,7 +59,7 @@ class ServeOptions:
     """Cycles running at once (each over one or more environments)."""
     reload_interval: float = 5.0
     """Seconds between looks at the policy directory."""
-    debounce: float = 0.5
+    debounce: float = 0.2
     """Seconds a webhook waits for more pushes before its cycle starts."""
 
 
