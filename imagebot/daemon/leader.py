@@ -148,7 +148,12 @@ class LeaseClient:
                 f"{method} lease {self.settings.namespace}/{self.settings.name}:"
                 f" HTTP {r.status_code}: {message}"
             )
-        doc: dict[str, Any] = r.json()
+        try:
+            doc = r.json()
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            raise LeaseError(f"{method} lease {self.settings.name}: answer is not a JSON object")
         return doc
 
 

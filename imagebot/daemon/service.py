@@ -253,9 +253,13 @@ class Service:
             try:
                 log.info("cycle_started", environments=batch)
                 start = self._monotonic()
-                result = await self._runtime.run_cycle(
-                    policies, publish=True, known_tags=trigger == "webhook"
-                )
+                try:
+                    result = await self._runtime.run_cycle(
+                        policies, publish=True, known_tags=trigger == "webhook"
+                    )
+                except Exception as exc:  # one bad cycle never stops the daemon
+                    self._crashed(batch, exc)
+                    return
                 seconds = self._monotonic() - start
                 now = self.timer.now()
                 self.metrics.record_cycle(result, trigger=trigger, seconds=seconds, now=now)
@@ -272,6 +276,14 @@ class Service:
                 self._cycle_scopes.discard(scope)
         if scope.cancelled_caught:
             log.warning("cycle_abandoned", cycle_id=cycle_id, trigger=trigger)
+
+    def _crashed(self, batch: list[str], exc: Exception) -> None:
+        """A bug, not a registry or git failure (those are results): report it, keep serving."""
+        log.error("cycle_crashed", environments=batch, error=repr(exc), exc_info=exc)
+        self.metrics.errors.labels("internal").inc()
+        now = self.timer.now()
+        for name in batch:
+            self.last[name] = LastCycle(ok=False, at=now, error=f"internal error: {exc!r}")
 
     def _cancel_cycles(self) -> None:
         for scope in list(self._cycle_scopes):
