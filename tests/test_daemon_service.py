@@ -14,6 +14,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from imagebot.daemon.leader import LeaseSettings
@@ -119,6 +120,10 @@ def test_configmap_update_reloads_and_a_broken_file_keeps_its_last_good_version(
             )
             clock.advance(5)
             await eventually(lambda: service.policies.state.kept == ("prod",), "the reload")
+            await eventually(
+                lambda: service.last["dev"].at == clock.now(), "the changed environment's cycle"
+            )
+            assert service.last["prod"].at < clock.now(), "an unchanged policy waits its turn"
             state = service.policies.state
             assert state.environments["dev"].policy.images[0].repository == "redis"
             assert state.environments["prod"].policy.images[0].repository == "nginx"
@@ -246,5 +251,31 @@ def test_the_leader_runs_cycles(tmp_path: Path, api: KubeAPI) -> None:
             await eventually(lambda: "dev" in service.last, "the leader's first cycle")
             assert (await http.get("/readyz")).json()["leader"] is True
         assert api.holder("imagebot", "imagebot") == "", "released on shutdown"
+
+    run(test)
+
+
+def test_schedules_fire_on_the_injected_clock(tmp_path: Path) -> None:
+    """Each environment runs when its own schedule says, by the service's clock: after 2
+    minutes only `every: 2m` has run again; after 10, both have."""
+    policies = tmp_path / "policies"
+    configmap(
+        policies, {"a.yaml": policy("a", every="2m"), "b.yaml": policy("b", every="10m")}, "v1"
+    )
+    clock = SteppedClock()
+    service = Service(options(tmp_path, policies), timer=clock)
+
+    async def test() -> None:
+        with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+            async with running(service):
+                await eventually(lambda: len(service.last) == 2, "the startup cycle")
+                clock.advance(2 * 60 + 13)  # past 2m plus the most jitter (12 s)
+                await eventually(lambda: service.last["a"].at == clock.now(), "a's schedule")
+                assert service.last["b"].at < clock.now()
+                clock.advance(8 * 60 + 60)
+                await eventually(lambda: service.last["b"].at == clock.now(), "b's schedule")
+        triggers = [e["trigger"] for e in logs if e["event"] == "cycle_started"]
+        assert triggers[0] == "startup"
+        assert set(triggers[1:]) == {"schedule"}
 
     run(test)
