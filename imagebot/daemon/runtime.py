@@ -96,12 +96,14 @@ class Runtime:
         publish: bool,
         problems: Sequence[str] = (),
         known_tags: bool = False,
+        **engine_options: Any,
     ) -> CycleResult:
         """One engine cycle over ``policies`` under their repositories' locks.
 
         With ``known_tags`` (a cycle triggered by webhooks only), repositories no webhook
         reported since their last listing reuse that listing instead of asking the registry:
-        the webhook already said what changed. Every other cycle lists every repository."""
+        the webhook already said what changed. Every other cycle lists every repository.
+        ``engine_options`` go to :func:`imagebot.engine.run_cycle` as they are."""
         async with AsyncExitStack() as locks:
             for url in self.repo_urls(policies):
                 # Sorted acquisition: two cycles over overlapping repos cannot deadlock.
@@ -113,6 +115,7 @@ class Runtime:
                 publish=publish,
                 clock=self.clock,
                 problems=problems,
+                **engine_options,
             )
 
 
