@@ -65,3 +65,16 @@ def test_leader_election_outside_a_pod_fails_clearly(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "KUBERNETES_SERVICE_HOST" in result.stderr
+
+
+def test_a_port_in_use_is_an_error_naming_the_address(tmp_path: Path) -> None:
+    """When the listen address is taken, serve exits 1 saying which address and why."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        result = run_cli("serve", "--listen", address, "--policies", str(tmp_path))
+    assert result.returncode == 1
+    assert f"error: --listen {address}: Address already in use" in result.stderr

@@ -39,6 +39,7 @@ from imagebot.daemon.policies import PolicyDirectory
 from imagebot.daemon.runtime import Runtime
 from imagebot.daemon.scheduler import Dispatcher, Timer, WallTimer, run_schedule
 from imagebot.daemon.webhooks import Push
+from imagebot.errors import ImagebotError
 from imagebot.registry.settings import RegistriesSettings
 
 log = logs.get_logger("imagebot.daemon")
@@ -316,8 +317,12 @@ class Service:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
+        try:
+            sock.bind((host, port))
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            raise ImagebotError(f"--listen {self.options.listen}: {exc.strerror}") from None
         sock.setblocking(False)
         self.bound = sock.getsockname()[:2]
         return sock
