@@ -3,6 +3,7 @@ directory, readiness detail, webhook limits, and a follower that refuses webhook
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import os
@@ -277,5 +278,41 @@ def test_schedules_fire_on_the_injected_clock(tmp_path: Path) -> None:
         triggers = [e["trigger"] for e in logs if e["event"] == "cycle_started"]
         assert triggers[0] == "startup"
         assert set(triggers[1:]) == {"schedule"}
+
+    run(test)
+
+
+def test_a_leader_that_cannot_renew_stops_running_cycles(tmp_path: Path, api: KubeAPI) -> None:
+    """When the API server stops answering, the leader steps down within its renew
+    deadline: webhooks get 503 and /metrics shows it no longer leads."""
+    host, port = api.url.removeprefix("https://").split(":")
+    mount = service_account(tmp_path / "sa", api)
+    lease = dataclasses.replace(
+        LeaseSettings.in_cluster(
+            {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port}, mount=mount
+        ),
+        lease_duration=3,
+        renew_deadline=1,
+        retry_period=0.2,
+    )
+    policies = tmp_path / "policies"
+    configmap(policies, {"dev.yaml": policy("dev")}, "v1")
+    service = Service(
+        options(tmp_path, policies, lease=lease, webhook_secret=SECRET), timer=SteppedClock()
+    )
+    body = b'{"repository": "nginx", "tag": "1.27.1"}'
+    mac = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    signed = {"X-Imagebot-Signature": f"sha256={mac}"}
+
+    async def test() -> None:
+        async with running(service) as http:
+            await eventually(lambda: service.leading, "leadership")
+            r = await http.post("/webhooks/generic", content=body, headers=signed)
+            assert r.status_code == 202
+            api.fail = True
+            await eventually(lambda: not service.leading, "stepping down")
+            r = await http.post("/webhooks/generic", content=body, headers=signed)
+            assert r.status_code == 503
+            assert "imagebot_leader 0.0" in (await http.get("/metrics")).text
 
     run(test)
