@@ -238,6 +238,8 @@ class Service:
 
     async def _run_cycle(self, batch: list[str], trigger: str) -> None:
         assert self._runtime is not None
+        if self.stopping.is_set() or not self.leading:
+            return  # queued behind the concurrency limit when the service stopped writing
         policies = [
             self.policies.state.environments[n]
             for n in batch
