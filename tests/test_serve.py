@@ -300,7 +300,7 @@ def test_sigterm_while_scanning_abandons_the_cycle_before_any_write(
                 )
                 code, seconds = d.stop(sig)
             assert code == 0, d.log_text()
-            assert seconds < 5
+            assert seconds < 10  # well within the 20 s grace, even on a loaded runner
             assert commits(remote) == history
             assert d.named("cycle_abandoned")
             assert not d.named("pushed")
@@ -329,7 +329,7 @@ def test_a_push_outlasting_the_grace_period_exits_1_without_a_partial_commit(
             wait_for(started.exists, timeout=30, what="the push to reach the remote")
             code, seconds = d.stop()
         assert code == 1
-        assert seconds < 5
+        assert seconds < 8  # the 1 s grace, plus start-up of the exit on a loaded runner
         assert d.named("shutdown_grace_expired")
         release.touch()
         assert show(remote, "envs/dev/app.yaml") in (before, before.replace(b"1.0.0", b"1.1.0"))
