@@ -22,12 +22,14 @@ from imagebot.core.plan import (
     EnvironmentPlan,
     ImageScan,
     commit_message,
+    in_scope,
     plan_environment,
     targets_for,
 )
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selection import TagInfo
 from imagebot.errors import EditError, GitError, RegistryError
+from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
 from imagebot.gitrepo import EnvRepo, PushRejected, redact
 from imagebot.registry.manifests import ImageInfo
 
@@ -95,17 +97,22 @@ async def run_cycle(
     clock: Clock = utc_now,
     problems: Sequence[str] = (),
     push_attempts: int = 3,
+    git_timeout: float = DEFAULT_GIT_TIMEOUT,
 ) -> CycleResult:
-    """Run one cycle over ``policies``; with ``publish`` commit and push each environment."""
+    """Run one cycle over ``policies``; with ``publish`` commit and push each environment.
+
+    Each environment is planned and published as soon as the repositories it needs are
+    scanned, so one slow registry holds up only the environments that use it.
+    """
     workspaces: dict[str, _Workspace | str] = {}
     for loaded in policies:
         try:
             workspaces[loaded.name] = await anyio.to_thread.run_sync(
-                _read_workspace, loaded, repos_dir
+                _read_workspace, loaded, repos_dir, git_timeout
             )
         except GitError as exc:
             log.error("repo_unavailable", environment=loaded.name, error=str(exc))
-            workspaces[loaded.name] = str(exc)
+            workspaces[loaded.name] = f"{loaded.name}: {exc}"
     wanted = {
         image.normalized_repository
         for loaded in policies
@@ -119,16 +126,31 @@ async def run_cycle(
         for image in loaded.policy.images
         if image.strategy == "newest-build"
     }
-    scans = await scan_repositories(registry, sorted(wanted), with_created=builds)
-    results = []
-    for loaded in policies:
-        ws = workspaces[loaded.name]
-        if isinstance(ws, str):
-            empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
-            results.append(EnvironmentResult(plan=empty, error=ws))
-            continue
-        results.append(
-            await _run_environment(
+    scans: dict[str, ImageScan] = {}
+    scanned = {repository: anyio.Event() for repository in wanted}
+    finished = {loaded.name: anyio.Event() for loaded in policies}
+    results: dict[str, EnvironmentResult] = {}
+
+    async def scan(repository: str) -> None:
+        scans.update(await scan_repositories(registry, [repository], with_created=builds))
+        scanned[repository].set()
+
+    async def environment(position: int, loaded: LoadedPolicy) -> None:
+        try:
+            ws = workspaces[loaded.name]
+            if isinstance(ws, str):
+                empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
+                results[loaded.name] = EnvironmentResult(plan=empty, error=ws)
+                return
+            for image in loaded.policy.images:
+                if image.normalized_repository in scanned:
+                    await scanned[image.normalized_repository].wait()
+            # Environments sharing a clone publish in policy order, each from the last's head.
+            for earlier in policies[:position]:
+                other = workspaces[earlier.name]
+                if isinstance(other, _Workspace) and other.repo.path == ws.repo.path:
+                    await finished[earlier.name].wait()
+            results[loaded.name] = await _run_environment(
                 loaded,
                 ws,
                 registry=registry,
@@ -137,9 +159,20 @@ async def run_cycle(
                 publish=publish,
                 clock=clock,
                 push_attempts=push_attempts,
+                git_timeout=git_timeout,
             )
-        )
-    return CycleResult(environments=tuple(results), problems=tuple(problems))
+        finally:
+            finished[loaded.name].set()
+
+    async with anyio.create_task_group() as tg:
+        for repository in sorted(wanted):
+            tg.start_soon(scan, repository)
+        for position, loaded in enumerate(policies):
+            tg.start_soon(environment, position, loaded)
+    return CycleResult(
+        environments=tuple(results[loaded.name] for loaded in policies),
+        problems=tuple(problems),
+    )
 
 
 async def scan_repositories(
@@ -227,6 +260,7 @@ async def _run_environment(
     publish: bool,
     clock: Clock,
     push_attempts: int,
+    git_timeout: float,
 ) -> EnvironmentResult:
     env = loaded.name
     bound = log.bind(environment=env)
@@ -234,10 +268,10 @@ async def _run_environment(
         # An environment earlier in this cycle pushed to the same repo: start from its
         # commit instead of losing a push race against ourselves.
         try:
-            ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+            ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir, git_timeout)
         except GitError as err:
             empty = EnvironmentPlan(environment=env, source=loaded.source)
-            return EnvironmentResult(plan=empty, error=str(err))
+            return EnvironmentResult(plan=empty, error=f"{env}: {err}")
     for attempt in range(1, push_attempts + 1):
         # Planning is CPU work (selection over thousands of tags): off the event loop, so a
         # daemon's health checks and webhooks are answered meanwhile.
@@ -262,13 +296,13 @@ async def _run_environment(
         except PushRejected as exc:
             bound.warning("push_race", attempt=attempt, error=str(exc))
             try:
-                ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+                ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir, git_timeout)
             except GitError as err:
-                return EnvironmentResult(plan=plan, error=str(err))
+                return EnvironmentResult(plan=plan, error=f"{env}: {err}")
             continue
         except GitError as exc:
             bound.error("publish_failed", error=str(exc))
-            return EnvironmentResult(plan=plan, error=str(exc))
+            return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
         bound.info(
             "pushed", commit=sha, branch=loaded.policy.repo.branch, changes=len(plan.changes)
         )
@@ -296,10 +330,12 @@ def repo_cache_dir(repos_dir: Path, url: str) -> Path:
     return repos_dir / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
+def _read_workspace(
+    loaded: LoadedPolicy, repos_dir: Path, git_timeout: float = DEFAULT_GIT_TIMEOUT
+) -> _Workspace:
     spec = loaded.policy.repo
     url = config.resolve_repo_url(spec.url, loaded.source)
-    repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url))
+    repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url), timeout=git_timeout)
     head = repo.fetch()
     repositories = {i.normalized_repository for i in loaded.policy.images}
     files: dict[str, str] = {}
@@ -325,11 +361,16 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
         except EditError as exc:
             problems.append(f"{loaded.name}: {exc}; file left untouched")
             continue
+        found = in_scope(loaded.policy, found)  # detect: markers, marker_namespace
         if found:
             files[entry.path] = text
             targets[entry.path] = found
     for image in loaded.policy.images:
-        if not any(targets_for(image, ts) for ts in targets.values()):
+        if entries and not any(targets_for(image, ts) for ts in targets.values()):
+            problems.append(
+                f"{loaded.name}: image {image.name} ({image.repository}) is referenced by no"
+                f" file under {spec.path}"
+            )
             log.warning(
                 "image_unreferenced",
                 environment=loaded.name,

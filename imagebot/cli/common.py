@@ -49,6 +49,14 @@ def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
         " ~/.cache/imagebot)",
     )
     add_registry_arguments(parser)
+    parser.add_argument(
+        "--git-timeout",
+        type=float,
+        default=os.environ.get("IMAGEBOT_GIT_TIMEOUT", "300"),  # argparse applies type=
+        metavar="SECONDS",
+        help="longest a git fetch or push may take, and a wait for a clone another imagebot"
+        " process holds (default: $IMAGEBOT_GIT_TIMEOUT or 300)",
+    )
     parser.add_argument("--output", "-o", choices=["text", "json"], default="text")
     parser.add_argument(
         "--explain",
@@ -155,7 +163,7 @@ def print_result(
             out.write(f"error: {r.error}\n")
         if r.commit:
             out.write(f"{plan.environment}: pushed {r.commit}\n")
-        elif not plan.changes and not r.error:
+        elif not plan.changes and not r.error and not plan.problems:
             out.write(f"{plan.environment}: up to date\n")
         elif plan.changes and not published and not r.error:
             out.write(f"{plan.environment}: {len(plan.changes)} change(s) planned\n")
@@ -171,7 +179,10 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
         # The same runtime `imagebot serve` keeps open, here for a single cycle.
         async with Runtime(settings=settings, cache_dir=cache_dir) as runtime:
             return await runtime.run_cycle(
-                policies.environments, publish=publish, problems=policies.problems
+                policies.environments,
+                publish=publish,
+                problems=policies.problems,
+                git_timeout=args.git_timeout,
             )
 
     result = anyio.run(cycle)

@@ -72,6 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " without a secret, webhooks are off",
     )
     parser.add_argument(
+        "--git-timeout",
+        type=float,
+        default=_env_float("IMAGEBOT_GIT_TIMEOUT", 300.0),
+        metavar="SECONDS",
+        help="longest a git fetch or push may take (default: $IMAGEBOT_GIT_TIMEOUT or 300)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=_env_float("IMAGEBOT_SHUTDOWN_GRACE", 25.0),
@@ -144,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         max_cycles=args.max_cycles,
         reload_interval=args.reload_interval,
         debounce=args.webhook_debounce,
+        git_timeout=args.git_timeout,
     )
     service = Service(options)
     return anyio.run(service.run)

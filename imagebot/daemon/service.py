@@ -62,6 +62,8 @@ class ServeOptions:
     """Seconds between looks at the policy directory."""
     debounce: float = 0.2
     """Seconds a webhook waits for more pushes before its cycle starts."""
+    git_timeout: float = 300.0
+    """Longest a git fetch or push may take."""
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,10 @@ class Service:
                 start = self._monotonic()
                 try:
                     result = await self._runtime.run_cycle(
-                        policies, publish=True, known_tags=trigger == "webhook"
+                        policies,
+                        publish=True,
+                        known_tags=trigger == "webhook",
+                        git_timeout=self.options.git_timeout,
                     )
                 except Exception as exc:  # one bad cycle never stops the daemon
                     self._crashed(batch, exc)
