@@ -124,7 +124,7 @@ async def run_cycle(
         image.normalized_repository
         for loaded in policies
         for image in loaded.policy.images
-        if image.strategy == "newest-build"
+        if image.rule().needs_created
     }
     scans: dict[str, ImageScan] = {}
     scanned = {repository: anyio.Event() for repository in wanted}
@@ -323,6 +323,7 @@ def _plan(
         scans=scans,
         now=clock(),
         problems=ws.problems,
+        lines=loaded.lines,
     )
 
 

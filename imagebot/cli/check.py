@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"error: {problem}")
     for loaded in policies.environments:
+        for warning in loaded.warnings:
+            print(f"warning: {warning}")
         images = len(loaded.policy.images)
         print(f"ok: {loaded.source}: environment {loaded.name}, {images} image(s)")
     if problems:
