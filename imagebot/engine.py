@@ -6,6 +6,7 @@ between them and the outside world (git, registries, the clock).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from imagebot import config, logs
@@ -21,16 +23,16 @@ from imagebot.core import rewrite
 from imagebot.core.plan import (
     EnvironmentPlan,
     ImageScan,
-    commit_message,
     in_scope,
     plan_environment,
     targets_for,
 )
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selection import TagInfo
-from imagebot.errors import EditError, GitError, RegistryError
+from imagebot.errors import EditError, ForgeError, GitError, RegistryError
 from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
 from imagebot.gitrepo import EnvRepo, PushRejected, redact
+from imagebot.publisher import Publishers
 from imagebot.registry.manifests import ImageInfo
 
 log = logs.get_logger("imagebot.engine")
@@ -61,6 +63,7 @@ class EnvironmentResult:
     plan: EnvironmentPlan
     commit: str | None = None
     error: str | None = None
+    publication: str | None = None  # what the publisher did or would do, e.g. a PR opened
 
     @property
     def ok(self) -> bool:
@@ -98,17 +101,49 @@ async def run_cycle(
     problems: Sequence[str] = (),
     push_attempts: int = 3,
     git_timeout: float = DEFAULT_GIT_TIMEOUT,
+    publishers: Publishers | None = None,
 ) -> CycleResult:
-    """Run one cycle over ``policies``; with ``publish`` commit and push each environment.
+    """Run one cycle over ``policies``; with ``publish`` publish each environment the way
+    its policy says (``publishers`` builds the publishers; default: the process's tokens).
 
     Each environment is planned and published as soon as the repositories it needs are
     scanned, so one slow registry holds up only the environments that use it.
     """
+    async with contextlib.AsyncExitStack() as stack:
+        if publishers is None:
+            publishers = await stack.enter_async_context(Publishers())
+        publishers.start_cycle()
+        return await _run_cycle(
+            policies,
+            registry=registry,
+            repos_dir=repos_dir,
+            publish=publish,
+            clock=clock,
+            problems=problems,
+            push_attempts=push_attempts,
+            git_timeout=git_timeout,
+            publishers=publishers,
+        )
+
+
+async def _run_cycle(
+    policies: Sequence[LoadedPolicy],
+    *,
+    registry: Registry,
+    repos_dir: Path,
+    publish: bool,
+    clock: Clock,
+    problems: Sequence[str],
+    push_attempts: int,
+    git_timeout: float,
+    publishers: Publishers,
+) -> CycleResult:
     workspaces: dict[str, _Workspace | str] = {}
+    fetched: set[tuple[str, str]] = set()  # (clone, branch): environments share one fetch
     for loaded in policies:
         try:
             workspaces[loaded.name] = await anyio.to_thread.run_sync(
-                _read_workspace, loaded, repos_dir, git_timeout
+                _read_workspace, loaded, repos_dir, git_timeout, fetched
             )
         except GitError as exc:
             log.error("repo_unavailable", environment=loaded.name, error=str(exc))
@@ -160,7 +195,21 @@ async def run_cycle(
                 clock=clock,
                 push_attempts=push_attempts,
                 git_timeout=git_timeout,
+                publishers=publishers,
             )
+            # The last environment of a clone pushes what all of them committed (once).
+            sharing = [
+                p
+                for p in policies
+                if isinstance(other := workspaces[p.name], _Workspace)
+                and other.repo.path == ws.repo.path
+            ]
+            if sharing[-1] is loaded:
+                await _finish_publishing(
+                    results, sharing, clone=str(ws.repo.path), registry=registry, scans=scans,
+                    repos_dir=repos_dir, publish=publish, clock=clock,
+                    push_attempts=push_attempts, git_timeout=git_timeout, publishers=publishers,
+                )  # fmt: skip
         finally:
             finished[loaded.name].set()
 
@@ -169,10 +218,76 @@ async def run_cycle(
             tg.start_soon(scan, repository)
         for position, loaded in enumerate(policies):
             tg.start_soon(environment, position, loaded)
+    await _finish_publishing(  # nothing should be left; this makes sure
+        results,
+        policies,
+        clone=None,
+        registry=registry,
+        scans=scans,
+        repos_dir=repos_dir,
+        publish=publish,
+        clock=clock,
+        push_attempts=push_attempts,
+        git_timeout=git_timeout,
+        publishers=publishers,
+    )
     return CycleResult(
         environments=tuple(results[loaded.name] for loaded in policies),
         problems=tuple(problems),
     )
+
+
+async def _finish_publishing(
+    results: dict[str, EnvironmentResult],
+    policies: Sequence[LoadedPolicy],
+    *,
+    clone: str | None,
+    registry: Registry,
+    scans: dict[str, ImageScan],
+    repos_dir: Path,
+    publish: bool,
+    clock: Clock,
+    push_attempts: int,
+    git_timeout: float,
+    publishers: Publishers,
+) -> None:
+    """Make the pushes that waited for the last environment of a clone (once per repo, see
+    publisher.PendingPushes) and update ``results``; an environment whose push lost a race
+    is read, planned and published again on the new head, like a single push would be."""
+    for attempt in range(1, push_attempts + 1):
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        with anyio.CancelScope(shield=True):  # a pushed branch always gets its pull request
+            flushed = await publishers.flush(clone)
+        for loaded in policies:
+            env = loaded.name
+            note = flushed.notes.get(env)
+            if note is not None:
+                results[env] = replace(results[env], publication=note)
+            failure = flushed.failed.get(env)
+            if failure is None:
+                continue
+            if isinstance(failure, PushRejected) and attempt < push_attempts:
+                log.warning("push_race", environment=env, attempt=attempt, error=str(failure))
+                try:
+                    ws = await anyio.to_thread.run_sync(
+                        _read_workspace, loaded, repos_dir, git_timeout
+                    )
+                except GitError as err:
+                    results[env] = replace(results[env], commit=None, error=f"{env}: {err}")
+                    continue
+                results[env] = await _run_environment(
+                    loaded, ws, registry=registry, scans=scans, repos_dir=repos_dir,
+                    publish=publish, clock=clock, push_attempts=push_attempts,
+                    git_timeout=git_timeout, publishers=publishers,
+                )  # fmt: skip
+            else:
+                log.error("publish_failed", environment=env, error=str(failure))
+                error = f"{env}: {failure}"
+                if isinstance(failure, PushRejected):
+                    error = f"{env}: gave up after {push_attempts} push attempts: {failure}"
+                results[env] = replace(results[env], commit=None, error=error)
+        if not flushed.failed:
+            break
 
 
 async def scan_repositories(
@@ -261,9 +376,16 @@ async def _run_environment(
     clock: Clock,
     push_attempts: int,
     git_timeout: float,
+    publishers: Publishers,
 ) -> EnvironmentResult:
     env = loaded.name
     bound = log.bind(environment=env)
+    try:
+        publisher = publishers.for_policy(loaded)
+    except ForgeError as exc:
+        bound.error("publish_failed", error=str(exc))
+        empty = EnvironmentPlan(environment=env, source=loaded.source)
+        return EnvironmentResult(plan=empty, error=f"{env}: {exc}")
     if publish and ws.repo.head() != ws.head:
         # An environment earlier in this cycle pushed to the same repo: start from its
         # commit instead of losing a push race against ourselves.
@@ -289,10 +411,18 @@ async def _run_environment(
                 new=change.new,
                 reason=change.reason,
             )
-        if not publish or not plan.changes:
-            return EnvironmentResult(plan=plan)
         try:
-            sha = await anyio.to_thread.run_sync(_commit_and_push, loaded, ws, plan, clock())
+            if not publish:
+                preview = await publisher.preview(plan)
+                return EnvironmentResult(plan=plan, publication=preview.note)
+            # Shielded (as is the flush below): a cancelled cycle — daemon shutdown, lost
+            # leadership — stops before a publisher's writes or after them, never between.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            with anyio.CancelScope(shield=True):
+                done = await publisher.publish(ws.repo, plan, when=clock(), images=registry)
+        except ForgeError as exc:
+            bound.error("publish_failed", error=str(exc))
+            return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
         except PushRejected as exc:
             bound.warning("push_race", attempt=attempt, error=str(exc))
             try:
@@ -303,10 +433,9 @@ async def _run_environment(
         except GitError as exc:
             bound.error("publish_failed", error=str(exc))
             return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
-        bound.info(
-            "pushed", commit=sha, branch=loaded.policy.repo.branch, changes=len(plan.changes)
-        )
-        return EnvironmentResult(plan=plan, commit=sha)
+        if done.commit is not None:
+            bound.info("committed", commit=done.commit, changes=len(plan.changes))
+        return EnvironmentResult(plan=plan, commit=done.commit, publication=done.note)
     message = f"{env}: gave up after {push_attempts} push attempts: the branch kept moving"
     bound.error("publish_failed", error=message)
     return EnvironmentResult(plan=plan, error=message)
@@ -332,12 +461,23 @@ def repo_cache_dir(repos_dir: Path, url: str) -> Path:
 
 
 def _read_workspace(
-    loaded: LoadedPolicy, repos_dir: Path, git_timeout: float = DEFAULT_GIT_TIMEOUT
+    loaded: LoadedPolicy,
+    repos_dir: Path,
+    git_timeout: float = DEFAULT_GIT_TIMEOUT,
+    fetched: set[tuple[str, str]] | None = None,
 ) -> _Workspace:
+    """Read an environment's files; ``fetched`` lists the branches already fetched this
+    cycle, which are read as they are instead of fetched again."""
     spec = loaded.policy.repo
     url = config.resolve_repo_url(spec.url, loaded.source)
     repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url), timeout=git_timeout)
-    head = repo.fetch()
+    key = (str(repo.path), spec.branch)
+    if fetched is not None and key in fetched:
+        head = repo.fetched = repo.head()
+    else:
+        head = repo.fetch()
+    if fetched is not None:
+        fetched.add(key)
     repositories = {i.normalized_repository for i in loaded.policy.images}
     files: dict[str, str] = {}
     targets: dict[str, list[rewrite.Target]] = {}
@@ -387,18 +527,3 @@ def _read_workspace(
         targets=sum(len(t) for t in targets.values()),
     )
     return _Workspace(repo=repo, head=head, files=files, targets=targets, problems=problems)
-
-
-def _commit_and_push(
-    loaded: LoadedPolicy, ws: _Workspace, plan: EnvironmentPlan, when: datetime
-) -> str:
-    author = loaded.policy.repo.author
-    sha = ws.repo.commit(
-        {path: text.encode("utf-8") for path, text in plan.new_files.items()},
-        message=commit_message(plan),
-        author_name=author.name,
-        author_email=author.email,
-        when=when,
-    )
-    ws.repo.push(sha)
-    return sha

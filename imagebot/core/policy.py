@@ -26,6 +26,13 @@ from pydantic import (
 
 from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
+from imagebot.core.publish_policy import (
+    PublishSpec,
+    SigningSpec,
+    derive_project,
+    publish_schema,
+    publish_short_form,
+)
 from imagebot.core.selection import SelectionRule, ignore_entry_kind, validate_rule
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
 
@@ -202,9 +209,12 @@ class EnvironmentPolicy(_Model):
 
     environment: str = Field(pattern=_NAME_RE, description="environment name, e.g. dev")
     repo: RepoSpec
-    publish: Literal["commit"] = Field(
-        default="commit", description="commit: commit and push to the branch"
+    publish: PublishSpec = Field(
+        default_factory=PublishSpec,
+        description="commit (default) | pull-request, or the mapping {mode, branch, forge, …}",
+        json_schema_extra=publish_schema,
     )
+    signing: SigningSpec | None = Field(default=None, description="sign imagebot's commits")
     images: tuple[ImagePolicy, ...] = Field(min_length=1)
     detect: Literal["auto", "markers"] = Field(
         default="auto",
@@ -222,6 +232,11 @@ class EnvironmentPolicy(_Model):
         default_factory=Schedule,
         description="when `imagebot serve` runs this environment (default: every 5m)",
     )
+
+    @field_validator("publish", mode="before")
+    @classmethod
+    def _publish_short_form(cls, value: Any) -> Any:
+        return publish_short_form(value)
 
     @field_validator("images")
     @classmethod
@@ -263,7 +278,8 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     except ValidationError as exc:
         raise PolicyError(yamldoc.validation_problems(source, doc, exc)) from None
     problems = [
-        yamldoc.problem_at(source, doc, loc, message) for loc, message in _rule_problems(model)
+        yamldoc.problem_at(source, doc, loc, message)
+        for loc, message in [*_rule_problems(model), *_publish_problems(model)]
     ]
     if problems:
         raise PolicyError(problems)
@@ -317,6 +333,19 @@ def rule_field_path(name: str) -> tuple[str, ...]:
         if f.name == name:
             return (f.metadata["block"], name) if f.metadata["block"] else (name,)
     return (name,) if name else ()
+
+
+def _publish_problems(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
+    publish = model.publish
+    if publish.mode != "pull-request" or publish.forge is None:
+        return
+    if publish.branch_for(model.environment) == model.repo.branch:
+        yield ("publish", "branch"), f"must differ from repo.branch {model.repo.branch!r}"
+    if publish.forge.project is None and derive_project(model.repo.url) is None:
+        yield (
+            ("publish", "forge", "project"),
+            f"cannot be derived from repo.url {model.repo.url!r}; give owner/name",
+        )
 
 
 def policy_json_schema() -> dict[str, Any]:
