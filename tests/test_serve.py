@@ -333,3 +333,62 @@ def test_a_push_outlasting_the_grace_period_exits_1_without_a_partial_commit(
         assert d.named("shutdown_grace_expired")
         release.touch()
         assert show(remote, "envs/dev/app.yaml") in (before, before.replace(b"1.0.0", b"1.1.0"))
+
+
+def test_sigterm_during_a_pull_request_push_still_opens_the_pull_request(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM while the pull-request branch is being pushed: the push completes and its
+    pull request is opened before the process exits 0 — never a branch without its PR."""
+    from tests.support.forges import run_forge
+
+    token = "forge-token-never-log-me"
+    with run_registry(tmp_path / "registry") as registry:
+        image = f"{registry.host}/acme/app"
+        for tag in ("1.0.0", "1.1.0"):
+            push_image(registry, "acme/app", tag)
+        remote = make_remote(
+            tmp_path, {"envs/dev/app.yaml": DEPLOYMENT.format(image=image).encode()}
+        )
+        started, release = tmp_path / "push-started", tmp_path / "push-release"
+        _blocking_hook(remote, started, release)
+        with run_forge("github", remote, token=token) as forge:
+            policies = tmp_path / "policies"
+            policies.mkdir()
+            (policies / "dev.yaml").write_text(
+                textwrap.dedent(
+                    f"""\
+                    environment: dev
+                    repo: {{url: "file://{remote}", branch: main, path: envs/dev}}
+                    schedule: {{every: 24h}}
+                    publish:
+                      mode: pull-request
+                      forge: {{type: github, url: "{forge.url}", project: acme/environments,
+                               token_env: FORGE_TOKEN}}
+                    images:
+                      - name: app
+                        repository: {image}
+                    """
+                )
+            )
+            with run_daemon(
+                tmp_path,
+                "--policies", str(policies),
+                "--cache-dir", str(tmp_path / "cache"),
+                "--grace", "20",
+                env={"FORGE_TOKEN": token},
+            ) as d:  # fmt: skip
+                wait_for(started.exists, timeout=30, what="the branch push to reach the remote")
+                d.proc.send_signal(signal.SIGTERM)
+                wait_for(lambda: bool(d.named("shutdown_requested")), timeout=10, what="SIGTERM")
+                assert forge.open_pulls() == []
+                release.touch()
+                code = d.proc.wait(timeout=20)
+            assert code == 0, d.log_text()
+            pulls = forge.open_pulls()
+            assert [p.head for p in pulls] == ["imagebot/dev"]
+            assert (
+                show(remote, "envs/dev/app.yaml", ref="imagebot/dev")
+                == DEPLOYMENT.format(image=image).replace("1.0.0", "1.1.0").encode()
+            )
+            assert token not in d.log_text()
