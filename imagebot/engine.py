@@ -20,15 +20,16 @@ import anyio.to_thread
 
 from imagebot import config, logs
 from imagebot.core import rewrite
+from imagebot.core.governing import Governance, govern, locate_filter
 from imagebot.core.plan import (
     EnvironmentPlan,
     ImageScan,
     in_scope,
     plan_environment,
-    targets_for,
 )
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selection import TagInfo
+from imagebot.core.selectmemo import SelectionMemo
 from imagebot.errors import EditError, ForgeError, GitError, RegistryError
 from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
 from imagebot.gitrepo import EnvRepo, PushRejected, redact
@@ -80,7 +81,7 @@ class CycleResult:
         return not self.problems and all(r.ok for r in self.environments)
 
 
-@dataclass
+@dataclass(repr=False)  # asyncio formats the worker thread's future, result included
 class _Workspace:
     """An environment's files as read from git in this cycle."""
 
@@ -89,6 +90,7 @@ class _Workspace:
     files: dict[str, str]
     targets: dict[str, list[rewrite.Target]]
     problems: list[str]
+    governance: Governance
 
 
 async def run_cycle(
@@ -102,13 +104,20 @@ async def run_cycle(
     push_attempts: int = 3,
     git_timeout: float = DEFAULT_GIT_TIMEOUT,
     publishers: Publishers | None = None,
+    memo: SelectionMemo | None = None,
+    image_digests: bool = True,
 ) -> CycleResult:
     """Run one cycle over ``policies``; with ``publish`` publish each environment the way
     its policy says (``publishers`` builds the publishers; default: the process's tokens).
 
     Each environment is planned and published as soon as the repositories it needs are
-    scanned, so one slow registry holds up only the environments that use it.
+    scanned, so one slow registry holds up only the environments that use it. ``memo``
+    carries decisions from the last cycle (a long-running process passes the same one each
+    time). Without ``image_digests`` a moving tag's digest is fetched only when the file
+    pins it, since nothing else shows it (plain-text ``plan``).
     """
+    memo = memo or SelectionMemo()
+    memo.new_cycle()
     async with contextlib.AsyncExitStack() as stack:
         if publishers is None:
             publishers = await stack.enter_async_context(Publishers())
@@ -123,6 +132,8 @@ async def run_cycle(
             push_attempts=push_attempts,
             git_timeout=git_timeout,
             publishers=publishers,
+            memo=memo,
+            image_digests=image_digests,
         )
 
 
@@ -137,6 +148,8 @@ async def _run_cycle(
     push_attempts: int,
     git_timeout: float,
     publishers: Publishers,
+    memo: SelectionMemo,
+    image_digests: bool,
 ) -> CycleResult:
     workspaces: dict[str, _Workspace | str] = {}
     fetched: set[tuple[str, str]] = set()  # (clone, branch): environments share one fetch
@@ -148,19 +161,11 @@ async def _run_cycle(
         except GitError as exc:
             log.error("repo_unavailable", environment=loaded.name, error=str(exc))
             workspaces[loaded.name] = f"{loaded.name}: {exc}"
-    wanted = {
-        image.normalized_repository
-        for loaded in policies
-        if isinstance(ws := workspaces[loaded.name], _Workspace)
-        for image in loaded.policy.images
-        if any(targets_for(image, ts) for ts in ws.targets.values())
-    }
-    builds = {
-        image.normalized_repository
-        for loaded in policies
-        for image in loaded.policy.images
-        if image.rule().needs_created
-    }
+    governed = [
+        g for ws in workspaces.values() if isinstance(ws, _Workspace) for g in ws.governance.groups
+    ]
+    wanted = {g.repository for g in governed}
+    builds = {g.repository for g in governed if g.rule.rule().needs_created}
     scans: dict[str, ImageScan] = {}
     scanned = {repository: anyio.Event() for repository in wanted}
     finished = {loaded.name: anyio.Event() for loaded in policies}
@@ -177,9 +182,8 @@ async def _run_cycle(
                 empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
                 results[loaded.name] = EnvironmentResult(plan=empty, error=ws)
                 return
-            for image in loaded.policy.images:
-                if image.normalized_repository in scanned:
-                    await scanned[image.normalized_repository].wait()
+            for g in ws.governance.groups:
+                await scanned[g.repository].wait()
             # Environments sharing a clone publish in policy order, each from the last's head.
             for earlier in policies[:position]:
                 other = workspaces[earlier.name]
@@ -196,6 +200,8 @@ async def _run_cycle(
                 push_attempts=push_attempts,
                 git_timeout=git_timeout,
                 publishers=publishers,
+                memo=memo,
+                image_digests=image_digests,
             )
             # The last environment of a clone pushes what all of them committed (once).
             sharing = [
@@ -209,6 +215,7 @@ async def _run_cycle(
                     results, sharing, clone=str(ws.repo.path), registry=registry, scans=scans,
                     repos_dir=repos_dir, publish=publish, clock=clock,
                     push_attempts=push_attempts, git_timeout=git_timeout, publishers=publishers,
+                    memo=memo, image_digests=image_digests,
                 )  # fmt: skip
         finally:
             finished[loaded.name].set()
@@ -230,6 +237,8 @@ async def _run_cycle(
         push_attempts=push_attempts,
         git_timeout=git_timeout,
         publishers=publishers,
+        memo=memo,
+        image_digests=image_digests,
     )
     return CycleResult(
         environments=tuple(results[loaded.name] for loaded in policies),
@@ -250,6 +259,8 @@ async def _finish_publishing(
     push_attempts: int,
     git_timeout: float,
     publishers: Publishers,
+    memo: SelectionMemo,
+    image_digests: bool,
 ) -> None:
     """Make the pushes that waited for the last environment of a clone (once per repo, see
     publisher.PendingPushes) and update ``results``; an environment whose push lost a race
@@ -278,7 +289,8 @@ async def _finish_publishing(
                 results[env] = await _run_environment(
                     loaded, ws, registry=registry, scans=scans, repos_dir=repos_dir,
                     publish=publish, clock=clock, push_attempts=push_attempts,
-                    git_timeout=git_timeout, publishers=publishers,
+                    git_timeout=git_timeout, publishers=publishers, memo=memo,
+                    image_digests=image_digests,
                 )  # fmt: skip
             else:
                 log.error("publish_failed", environment=env, error=str(failure))
@@ -323,6 +335,7 @@ async def scan_repositories(
                 for t in tags
             ),
             digests={t: i.digest for t, i in infos.items() if i.digest},
+            fingerprint=hashlib.blake2b("\n".join(tags).encode(), digest_size=16).hexdigest(),
         )
 
     async with anyio.create_task_group() as tg:
@@ -342,10 +355,9 @@ async def _image_info(
 
 
 async def _resolve_digests(
-    registry: Registry, plan: EnvironmentPlan, scans: dict[str, ImageScan]
+    registry: Registry, needed: Set[tuple[str, str]], scans: dict[str, ImageScan]
 ) -> bool:
-    """Fetch the digest of every chosen version not yet known; True if any was added."""
-    needed = plan.digests_needed
+    """Fetch the digests of ``needed`` (repository, tag) pairs; True if any was added."""
     if not needed:
         return False
     found: dict[tuple[str, str], str] = {}
@@ -377,6 +389,8 @@ async def _run_environment(
     push_attempts: int,
     git_timeout: float,
     publishers: Publishers,
+    memo: SelectionMemo,
+    image_digests: bool,
 ) -> EnvironmentResult:
     env = loaded.name
     bound = log.bind(environment=env)
@@ -397,9 +411,11 @@ async def _run_environment(
     for attempt in range(1, push_attempts + 1):
         # Planning is CPU work (selection over thousands of tags): off the event loop, so a
         # daemon's health checks and webhooks are answered meanwhile.
-        plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock)
-        if await _resolve_digests(registry, plan, scans):
-            plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock)
+        plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, memo)
+        needed = plan.digests_needed | (plan.trailer_digests if image_digests else frozenset())
+        if await _resolve_digests(registry, needed, scans):
+            # The memo answers again for every image whose selection read only tag names.
+            plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, memo)
         for problem in plan.problems:
             bound.warning("problem", detail=problem)
         for change in plan.changes:
@@ -442,7 +458,11 @@ async def _run_environment(
 
 
 def _plan(
-    loaded: LoadedPolicy, ws: _Workspace, scans: Mapping[str, ImageScan], clock: Clock
+    loaded: LoadedPolicy,
+    ws: _Workspace,
+    scans: Mapping[str, ImageScan],
+    clock: Clock,
+    memo: SelectionMemo,
 ) -> EnvironmentPlan:
     return plan_environment(
         loaded.policy,
@@ -453,6 +473,8 @@ def _plan(
         now=clock(),
         problems=ws.problems,
         lines=loaded.lines,
+        governance=ws.governance,
+        memo=memo,
     )
 
 
@@ -478,7 +500,9 @@ def _read_workspace(
         head = repo.fetch()
     if fetched is not None:
         fetched.add(key)
-    repositories = {i.normalized_repository for i in loaded.policy.images}
+    # Only files that may name a watched repository are parsed; with a pattern entry or
+    # defaults any reference may be governed, so every file is.
+    repositories = locate_filter(loaded.policy)
     files: dict[str, str] = {}
     targets: dict[str, list[rewrite.Target]] = {}
     problems: list[str] = []
@@ -495,7 +519,7 @@ def _read_workspace(
         except UnicodeDecodeError:
             problems.append(f"{loaded.name}: {entry.path}: not UTF-8; skipped")
             continue
-        if not rewrite.mentions(text, repositories):
+        if repositories is not None and not rewrite.mentions(text, repositories):
             continue
         try:
             found = rewrite.locate(text, source=entry.path, repositories=repositories)
@@ -506,8 +530,9 @@ def _read_workspace(
         if found:
             files[entry.path] = text
             targets[entry.path] = found
-    for image in loaded.policy.images:
-        if entries and not any(targets_for(image, ts) for ts in targets.values()):
+    governance = govern(loaded.policy, targets)
+    for image in governance.unreferenced:
+        if entries:
             problems.append(
                 f"{loaded.name}: image {image.name} ({image.repository}) is referenced by no"
                 f" file under {spec.path}"
@@ -526,4 +551,11 @@ def _read_workspace(
         files=len(files),
         targets=sum(len(t) for t in targets.values()),
     )
-    return _Workspace(repo=repo, head=head, files=files, targets=targets, problems=problems)
+    return _Workspace(
+        repo=repo,
+        head=head,
+        files=files,
+        targets=targets,
+        problems=problems,
+        governance=governance,
+    )

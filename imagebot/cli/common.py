@@ -13,6 +13,7 @@ import anyio
 
 from imagebot import config
 from imagebot.cli.options import add_registry_arguments, default_cache_dir
+from imagebot.core.governing import Governed
 from imagebot.core.plan import Change, EnvironmentPlan
 from imagebot.core.selection import explain_lines
 from imagebot.daemon.runtime import Runtime
@@ -61,7 +62,8 @@ def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--explain",
         action="store_true",
-        help="print every tag of every image with the rule that accepted or rejected it",
+        help="print which policy entry governs each reference, and every tag of every image"
+        " with the rule that accepted or rejected it",
     )
 
 
@@ -127,6 +129,16 @@ def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]
         ],
         "problems": list(plan.problems),
         "diff": plan.diff(),
+        **({"governed": [governed_json(g) for g in plan.governed]} if explain else {}),
+    }
+
+
+def governed_json(g: Governed) -> dict[str, Any]:
+    return {
+        "image": g.image,
+        "repository": g.repository,
+        "entry": g.entry,
+        "targets": [{"file": path, "line": t.line, "field": t.field} for path, t in g.targets],
     }
 
 
@@ -159,6 +171,9 @@ def print_result(
         for c in plan.changes:
             out.write(f"{c.summary()}\n    why: {c.reason}\n")
         if explain:
+            for g in plan.governed:
+                out.write(f"{plan.environment}: {g.repository} governed by {g.entry}:\n")
+                out.writelines(f"    {path}:{t.line} {t.field}\n" for path, t in g.targets)
             for image, current, d in plan.decisions:
                 out.write(f"{plan.environment}: {image} (running {current or 'no tag'}):\n")
                 out.writelines(f"    {line}\n" for line in explain_lines(d))
@@ -187,17 +202,27 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
     settings = registry_settings(args)
     cache_dir: Path = args.cache_dir or default_cache_dir()
 
-    async def cycle() -> CycleResult:
+    results: list[CycleResult] = []
+
+    # The cycle's task returns nothing: on Python 3.11, asyncio.Runner formats the main task
+    # (its result included) when it checks the SIGINT handler at exit, and the full repr of
+    # a cycle's result at 5,000 images cost seconds and hundreds of megabytes.
+    async def cycle() -> None:
         # The same runtime `imagebot serve` keeps open, here for a single cycle.
         async with Runtime(settings=settings, cache_dir=cache_dir) as runtime:
-            return await runtime.run_cycle(
-                policies.environments,
-                publish=publish,
-                problems=policies.problems,
-                git_timeout=args.git_timeout,
+            results.append(
+                await runtime.run_cycle(
+                    policies.environments,
+                    publish=publish,
+                    problems=policies.problems,
+                    git_timeout=args.git_timeout,
+                    # Plain-text plan output shows no image digest: fetch only those pinned.
+                    image_digests=publish or args.output == "json",
+                )
             )
 
-    result = anyio.run(cycle)
+    anyio.run(cycle)
+    (result,) = results
     print_result(result, output=args.output, published=publish, explain=args.explain)
     return 0 if result.ok else 1
 

@@ -14,7 +14,6 @@ from imagebot.cli.options import add_registry_arguments, default_cache_dir
 from imagebot.errors import ImagebotError
 
 NAME = "serve"
-HELP = "run as a daemon: cycles on schedules and webhooks, /healthz /readyz /metrics"
 
 
 def _env_float(name: str, default: float) -> float:

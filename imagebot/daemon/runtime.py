@@ -19,6 +19,7 @@ import anyio
 
 from imagebot import config, engine
 from imagebot.core.policy import LoadedPolicy
+from imagebot.core.selectmemo import SelectionMemo
 from imagebot.engine import Clock, CycleResult, Registry, utc_now
 from imagebot.registry.cache import TagCache
 from imagebot.registry.connect import connect
@@ -51,6 +52,8 @@ class Runtime:
         self._locks: dict[str, anyio.Lock] = {}
         self._known_tags: dict[str, list[str]] = {}
         """Each repository's last tag listing, until a webhook says it changed."""
+        self._memo = SelectionMemo()
+        """Selection decisions kept from one cycle to the next (a daemon's warm cycles)."""
 
     async def __aenter__(self) -> Runtime:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +118,7 @@ class Runtime:
                 publish=publish,
                 clock=self.clock,
                 problems=problems,
-                **engine_options,
+                **{"memo": self._memo, **engine_options},
             )
 
 
