@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagebot.core.policy import LoadedPolicy, parse_policy
+from imagebot.core.promotion import order_environments
 from imagebot.errors import PolicyError
 
 #: Files in a policies directory that are configuration, not environments.
@@ -58,7 +59,10 @@ def load_policies(directory: Path) -> PolicySet:
         loaded.append(policy)
     if not loaded and not problems:
         problems.append(f"{directory}: no policy files (*.yaml) found")
-    return PolicySet(environments=tuple(loaded), problems=tuple(problems))
+    # Upstream environments first; a broken promotion graph stops only the environments in it.
+    ordered, graph_problems = order_environments(loaded)
+    problems.extend(graph_problems)
+    return PolicySet(environments=tuple(ordered), problems=tuple(problems))
 
 
 def resolve_repo_url(url: str, policy_file: str) -> str:

@@ -7,8 +7,9 @@ Pure: the caller reads the file and passes its text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
 from imagebot.core.selection import SelectionRule, validate_rule
+from imagebot.core.windows import Period, parse_period
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
 
 _NAME_RE = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
@@ -73,6 +75,16 @@ class ImagePolicy(_Model):
     )
     digest: Literal["pin", "none"] = Field(
         default="none", description="pin: write tag@sha256:… so the image cannot move under it"
+    )
+    group: str | None = Field(
+        default=None,
+        pattern=_NAME_RE,
+        description="promoted environments: images of one group are promoted together or not"
+        " at all",
+    )
+    unhold: tuple[str, ...] = Field(
+        default=(),
+        description="versions whose hold (from a human rollback) is lifted, e.g. ['1.4.0']",
     )
 
     @field_validator("repository")
@@ -145,6 +157,61 @@ class RepoSpec(_Model):
         return value
 
 
+class Promotion(_Model):
+    """Where a promoted environment's versions come from, and the gates they pass first."""
+
+    from_: str = Field(
+        alias="from",
+        pattern=_NAME_RE,
+        description="the upstream environment whose history supplies the versions",
+    )
+    soak: str | None = Field(
+        default=None, description="how long upstream must have run a version, e.g. 1h, 2d"
+    )
+    checks: tuple[str, ...] = Field(
+        default=(),
+        description="commit status contexts that must be success on the upstream commit",
+    )
+    windows: tuple[str, ...] = Field(
+        default=(),
+        description="promote only inside one of these, e.g. 'Mon-Thu 09:00-16:00 Europe/Berlin'",
+    )
+    freeze: tuple[str, ...] = Field(
+        default=(),
+        description="never promote inside these, e.g. '2026-12-20 .. 2027-01-04 Europe/Berlin'",
+    )
+
+    @field_validator("soak")
+    @classmethod
+    def _soak(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("checks", "windows", "freeze", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("windows", "freeze")
+    @classmethod
+    def _periods(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for spec in value:
+            parse_period(spec)
+        return value
+
+    @property
+    def soak_time(self) -> timedelta:
+        return parse_duration(self.soak) if self.soak else timedelta(0)
+
+    def periods(self) -> tuple[tuple[Period, ...], tuple[Period, ...]]:
+        """The parsed windows and freezes."""
+        return (
+            tuple(parse_period(w) for w in self.windows),
+            tuple(parse_period(f) for f in self.freeze),
+        )
+
+
 class EnvironmentPolicy(_Model):
     """One environment: its repo, how changes are published, and its image policies."""
 
@@ -152,6 +219,9 @@ class EnvironmentPolicy(_Model):
     repo: RepoSpec
     publish: Literal["commit"] = Field(
         default="commit", description="commit: commit and push to the branch"
+    )
+    promote: Promotion | None = Field(
+        default=None, description="take versions from an upstream environment's history"
     )
     images: tuple[ImagePolicy, ...] = Field(min_length=1)
 
@@ -175,6 +245,12 @@ class LoadedPolicy:
 
     source: str
     policy: EnvironmentPolicy
+    #: line of each field that promotion problems point at: "promote.from", "images[0]"
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
+
+    def at(self, where: str) -> str:
+        """``file:line`` of a field named as in ``lines``."""
+        return f"{self.source}:{self.lines.get(where, 1)}"
 
     @property
     def name(self) -> str:
@@ -195,7 +271,11 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     ]
     if problems:
         raise PolicyError(problems)
-    return LoadedPolicy(source=source, policy=model)
+    lines = {
+        "promote.from": yamldoc.line_of(doc, ("promote", "from")),
+        **{f"images[{i}]": yamldoc.line_of(doc, ("images", i)) for i in range(len(model.images))},
+    }
+    return LoadedPolicy(source=source, policy=model, lines=lines)
 
 
 # SelectionRule flattens the `tags:` block; map its field names back to where users wrote them.

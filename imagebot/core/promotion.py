@@ -1,0 +1,531 @@
+"""Promotion and holds, from git history alone: pure functions over plain values.
+
+An environment's history is the list of commits that touched its path (read by
+``imagebot.gitrepo``), each with the image references of the files it changed. Replaying it
+gives each image's *runs*: which version (tag and digest) ran from when to when, and whether
+imagebot or a human put it there. From runs come:
+
+- **candidates** for a promoted environment: every version its upstream ran, with the digest
+  it ran with, minus those a gate blocks (soak, checks, windows and freezes);
+- **holds** in every environment: a human moving an image back from a version imagebot set
+  holds that version until a newer one runs, or the hold is lifted.
+
+The candidates are handed to the environment's normal selection as its tag list (with their
+digests), so its own rules (range, allow, prerelease, include/exclude) narrow them and this
+module never needs to know how selection works inside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+import semver
+
+from imagebot.core import windows
+from imagebot.core.durations import format_duration
+from imagebot.core.policy import EnvironmentPolicy, ImagePolicy, LoadedPolicy
+from imagebot.core.selection import SelectionRule, TagInfo, select
+
+TRAILER_ENVIRONMENT = "Imagebot-Environment"
+TRAILER_IMAGE = "Imagebot-Image"
+TRAILER_TO = "Imagebot-To"
+TRAILER_DIGEST = "Imagebot-Digest"
+TRAILER_PROMOTED_FROM = "Imagebot-Promoted-From"
+TRAILER_LIFT_HOLD = "Imagebot-Lift-Hold"
+
+#: Asks the forge for the commit statuses of one upstream commit: context -> state
+#: ("success", "pending", "failure", "error"). The checks gate calls it; without one
+#: configured, checks cannot be verified and the gate blocks.
+CommitStatuses = Callable[[str, str], Mapping[str, str]]  # (environment, sha) -> statuses
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+def order_environments(
+    policies: Sequence[LoadedPolicy], catalog: Sequence[LoadedPolicy] = ()
+) -> tuple[list[LoadedPolicy], list[str]]:
+    """``policies`` with every upstream before its downstreams, and the problems of the
+    graph: an unknown ``from``, a cycle, an image with no upstream entry. Environments in a
+    cycle or promoting from an unknown one are left out; the others keep their file order.
+    ``catalog`` (default: ``policies``) is every environment an upstream may be."""
+    known = {p.name: p for p in (catalog or policies)}
+    known.update({p.name: p for p in policies})
+    problems: list[str] = []
+    bad: set[str] = set()
+    for p in policies:
+        promote = p.policy.promote
+        if promote is None:
+            continue
+        up = known.get(promote.from_)
+        if up is None:
+            problems.append(
+                f"{p.at('promote.from')}: promote.from: unknown environment {promote.from_!r}"
+                f" (known: {', '.join(sorted(known)) or 'none'})"
+            )
+            bad.add(p.name)
+            continue
+        for i, image in enumerate(p.policy.images):
+            if up.policy.image(image.name) is None:
+                problems.append(
+                    f"{p.at(f'images[{i}]')}: images[{i}]: image {image.name!r} has no entry of"
+                    f" the same name in upstream environment {up.name!r} ({up.source})"
+                )
+    for p in policies:
+        seen = [p.name]
+        promote = p.policy.promote
+        while promote is not None and promote.from_ in known:
+            if promote.from_ in seen:
+                loop = [*seen[seen.index(promote.from_) :], promote.from_]
+                if p.name in loop:
+                    problems.append(
+                        f"{p.at('promote.from')}: promote.from: environments promote from"
+                        f" each other in a cycle: {' -> '.join(reversed(loop))}"
+                    )
+                    bad.add(p.name)
+                break
+            seen.append(promote.from_)
+            promote = known[promote.from_].policy.promote
+    ordered: list[LoadedPolicy] = []
+    placed: set[str] = set()
+    pending = [p for p in policies if p.name not in bad]
+    names = {p.name for p in pending}
+    while pending:
+        for p in pending:
+            source = p.policy.promote.from_ if p.policy.promote else None
+            if source is None or source not in names or source in placed:
+                ordered.append(p)
+                placed.add(p.name)
+                pending.remove(p)
+                break
+        else:  # pragma: no cover - cycles were removed above
+            ordered.extend(pending)
+            break
+    return ordered, problems
+
+
+# --------------------------------------------------------------------------- history
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One image reference in one file at some commit."""
+
+    file: str
+    line: int
+    repository: str | None
+    policy: str | None  # a marker's policy name
+    tag: str | None
+    digest: str | None
+
+
+@dataclass(frozen=True)
+class HistoryCommit:
+    """A commit that touched an environment's path, with the references of the files it
+    changed (a deleted file has none). A ``snapshot`` holds every file of the path: the
+    oldest commit read, where older history is not looked at."""
+
+    sha: str
+    time: datetime
+    author: str
+    trailers: tuple[tuple[str, str], ...]
+    files: Mapping[str, tuple[Ref, ...]]
+    snapshot: bool = False
+
+    @property
+    def by_imagebot(self) -> bool:
+        return any(key == TRAILER_ENVIRONMENT for key, _ in self.trailers)
+
+    def trailer_digest(self, repository: str, tag: str | None) -> str | None:
+        """The digest imagebot recorded for ``repository`` moving to ``tag``, if it did."""
+        current: str | None = None
+        to: str | None = None
+        for key, value in self.trailers:
+            if key == TRAILER_IMAGE:
+                current, to = value, None
+            elif key == TRAILER_TO and current == repository:
+                to = value
+            elif (
+                key == TRAILER_DIGEST
+                and current == repository
+                and to is not None
+                and to.split("@", 1)[0] == tag
+            ):
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A version of one image running in one environment from ``start`` to ``stop``."""
+
+    tag: str | None
+    digest: str | None
+    start: datetime
+    stop: datetime | None  # None: still running
+    commit: str  # the commit that put it there
+    by_imagebot: bool
+
+    def ran(self, now: datetime) -> timedelta:
+        return (self.stop or now) - self.start
+
+    @property
+    def version(self) -> str:
+        if self.tag and self.digest:
+            return f"{self.tag}@{self.digest}"
+        return self.tag or self.digest or "(none)"
+
+
+def _matches(image: ImagePolicy, ref: Ref) -> bool:
+    if ref.policy is not None:
+        return image.name in (ref.policy, ref.policy.rsplit(":", 1)[-1])
+    return ref.repository == image.normalized_repository
+
+
+def runs_of(image: ImagePolicy, history: Sequence[HistoryCommit]) -> list[Run]:
+    """Every version ``image`` ran in this history, oldest first. When several references
+    disagree, the first one by file and line stands for the environment."""
+    state: dict[str, tuple[Ref, ...]] = {}
+    runs: list[Run] = []
+    for commit in history:
+        if commit.snapshot:
+            state = {}
+        for path, refs in commit.files.items():
+            if refs:
+                state[path] = refs
+            else:
+                state.pop(path, None)
+        matching = sorted(
+            (r for rs in state.values() for r in rs if _matches(image, r) and (r.tag or r.digest)),
+            key=lambda r: (r.file, r.line),
+        )
+        if not matching:
+            continue
+        ref = matching[0]
+        digest = ref.digest or commit.trailer_digest(image.normalized_repository, ref.tag)
+        last = runs[-1] if runs else None
+        if (
+            last is not None
+            and last.tag == ref.tag
+            and (digest is None or last.digest in (None, digest))
+        ):
+            if last.digest is None and digest is not None:  # learnt from a trailer
+                runs[-1] = replace(last, digest=digest)
+            continue
+        if last is not None:
+            runs[-1] = replace(last, stop=commit.time)
+        runs.append(
+            Run(
+                tag=ref.tag,
+                digest=digest,
+                start=commit.time,
+                stop=None,
+                commit=commit.sha,
+                by_imagebot=commit.by_imagebot,
+            )
+        )
+    return runs
+
+
+# --------------------------------------------------------------------------- holds
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A version a human rolled back from: not proposed again until lifted."""
+
+    image: str
+    tag: str
+    commit: str  # the rollback
+    time: datetime
+    author: str
+
+    def reason(self) -> str:
+        return (
+            f"hold: {self.tag} was rolled back by {self.author} in {self.commit[:12]}"
+            f" ({self.time:%Y-%m-%d %H:%M %Z}); lifted by a newer version, `unhold:"
+            f" [{self.tag}]` or a commit trailer `{TRAILER_LIFT_HOLD}: {self.image} {self.tag}`"
+        )
+
+
+def _semver(tag: str | None) -> semver.Version | None:
+    if not tag:
+        return None
+    try:
+        return semver.Version.parse(tag.removeprefix("v"))
+    except ValueError:
+        return None
+
+
+def _older(new: str | None, old: str | None, earlier: Iterable[str | None]) -> bool:
+    """Is ``new`` an older version than ``old``? By semver when both read as versions,
+    else by history: ``new`` ran before ``old`` did."""
+    a, b = _semver(new), _semver(old)
+    if a is not None and b is not None:
+        return a < b
+    return new in set(earlier)
+
+
+def _newer(tag: str | None, than: str) -> bool:
+    a, b = _semver(tag), _semver(than)
+    return a is not None and b is not None and a > b
+
+
+def _lifts(commit: HistoryCommit, image: str) -> set[str | None]:
+    """Versions of ``image`` this commit's trailers lift holds from (None: every version)."""
+    out: set[str | None] = set()
+    for key, value in commit.trailers:
+        if key == TRAILER_LIFT_HOLD:
+            words = value.split()
+            if words and words[0] == image:
+                out.update(words[1:] or [None])
+    return out
+
+
+def holds_of(image: ImagePolicy, history: Sequence[HistoryCommit]) -> list[Hold]:
+    """The holds on ``image`` standing at the end of ``history``.
+
+    A hold starts when a commit imagebot did not write moves the image from a version
+    imagebot set to an older one. It ends when the held version or a newer one runs again,
+    when a later commit (or the rollback itself) carries ``Imagebot-Lift-Hold: <image>
+    [<version>]``, or when the policy lists the version under ``unhold``."""
+    runs = runs_of(image, history)
+    by_sha = {c.sha: c for c in history}
+    holds: dict[str, Hold] = {}
+    for i in range(1, len(runs)):
+        prev, run = runs[i - 1], runs[i]
+        commit = by_sha[run.commit]
+        for tag in [t for t in holds if run.tag == t or _newer(run.tag, t)]:
+            del holds[tag]
+        if (
+            not run.by_imagebot
+            and prev.by_imagebot
+            and prev.tag is not None
+            and _older(run.tag, prev.tag, (r.tag for r in runs[: i - 1]))
+        ):
+            holds[prev.tag] = Hold(
+                image=image.name,
+                tag=prev.tag,
+                commit=commit.sha,
+                time=commit.time,
+                author=commit.author,
+            )
+    # Lifting trailers count from the commit that started each hold onwards.
+    order = {c.sha: n for n, c in enumerate(history)}
+    for tag, hold in list(holds.items()):
+        for commit in history[order[hold.commit] :]:
+            lifted = _lifts(commit, image.name)
+            if None in lifted or tag in lifted:
+                del holds[tag]
+                break
+    return [h for t, h in holds.items() if t not in image.unhold]
+
+
+# --------------------------------------------------------------------------- gates
+
+
+@dataclass(frozen=True)
+class UpstreamVersion:
+    """A version the upstream environment ran, and for how long at best."""
+
+    tag: str
+    digest: str | None
+    commit: str  # the upstream commit that first put it there
+    start: datetime
+    longest: timedelta  # its longest single run so far
+    running: bool
+
+
+def upstream_versions(runs: Sequence[Run], now: datetime) -> list[UpstreamVersion]:
+    """Each distinct (tag, digest) upstream ran, oldest first."""
+    out: dict[tuple[str, str | None], UpstreamVersion] = {}
+    for run in runs:
+        if run.tag is None:
+            continue
+        key = (run.tag, run.digest)
+        seen = out.get(key)
+        ran = run.ran(now)
+        if seen is None:
+            out[key] = UpstreamVersion(
+                tag=run.tag,
+                digest=run.digest,
+                commit=run.commit,
+                start=run.start,
+                longest=ran,
+                running=run.stop is None,
+            )
+        else:
+            out[key] = replace(
+                seen, longest=max(seen.longest, ran), running=seen.running or run.stop is None
+            )
+    return list(out.values())
+
+
+def soak_gate(version: UpstreamVersion, soak: timedelta, upstream: str) -> str | None:
+    if version.longest >= soak:
+        return None
+    ran = format_duration(version.longest)
+    if version.running:
+        left = format_duration(soak - version.longest)
+        return (
+            f"soak: {version.tag} has run in {upstream} for {ran} of {format_duration(soak)}"
+            f" ({left} left)"
+        )
+    return (
+        f"soak: {version.tag} ran in {upstream} for only {ran} of {format_duration(soak)}"
+        " and no longer runs there"
+    )
+
+
+def checks_gate(
+    version: UpstreamVersion,
+    checks: Sequence[str],
+    upstream: str,
+    statuses: CommitStatuses | None,
+) -> str | None:
+    if not checks:
+        return None
+    if statuses is None:
+        return (
+            f"checks: {', '.join(checks)} cannot be verified: no forge API is configured for"
+            f" {upstream}'s repository, so promotion waits"
+        )
+    states = statuses(upstream, version.commit)
+    failing = [f"{c}={states.get(c, 'missing')}" for c in checks if states.get(c) != "success"]
+    if failing:
+        return f"checks: on {upstream}@{version.commit[:12]}: {', '.join(failing)}"
+    return None
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """What one image of one environment may move to, and what stops it."""
+
+    image: str
+    current: str | None
+    #: the tags selection chooses from (gates and holds applied), with their digests
+    tags: tuple[TagInfo, ...]
+    digests: Mapping[str, str]
+    #: what the environment's rules would choose were no gate or hold in the way
+    wanted: str | None
+    #: what they choose with gates and holds applied (None: nothing qualifies)
+    chosen: str | None
+    #: why ``wanted`` is not chosen (None: nothing blocks)
+    blocker: str | None = None
+    #: promoted: the upstream commit each candidate first ran in, as ``env@sha``
+    origins: Mapping[str, str] = field(default_factory=dict)
+    holds: tuple[Hold, ...] = ()
+
+    @property
+    def waiting(self) -> bool:
+        return self.blocker is not None and self.wanted not in (None, self.current)
+
+
+def _choose(
+    tags: Sequence[TagInfo], rule: SelectionRule, current: str | None, now: datetime
+) -> str | None:
+    return select(tags, rule, current=current, now=now).tag if tags else None
+
+
+def view_image(
+    image: ImagePolicy,
+    *,
+    current: str | None,
+    tags: Sequence[TagInfo],
+    blocked: Mapping[str, str],
+    now: datetime,
+    digests: Mapping[str, str] | None = None,
+    origins: Mapping[str, str] | None = None,
+    holds: Sequence[Hold] = (),
+) -> ImageView:
+    """Apply ``blocked`` (tag -> reason) to ``tags`` and say what selection wants and gets."""
+    rule = image.rule()
+    allowed = tuple(t for t in tags if t.name not in blocked)
+    chosen = _choose(allowed, rule, current, now)
+    wanted = _choose(tags, rule, current, now) if len(allowed) != len(tags) else chosen
+    blocker = blocked.get(wanted) if wanted is not None and wanted != chosen else None
+    return ImageView(
+        image=image.name,
+        current=current,
+        tags=allowed,
+        digests=dict(digests or {}),
+        wanted=wanted,
+        chosen=chosen,
+        blocker=blocker,
+        origins=dict(origins or {}),
+        holds=tuple(holds),
+    )
+
+
+def promotion_view(
+    image: ImagePolicy,
+    *,
+    environment: EnvironmentPolicy,
+    current: str | None,
+    upstream_runs: Sequence[Run],
+    holds: Sequence[Hold],
+    registry_tags: Mapping[str, TagInfo],
+    now: datetime,
+    statuses: CommitStatuses | None = None,
+) -> ImageView:
+    """Candidates of a promoted image: the versions its upstream ran, gated."""
+    promote = environment.promote
+    assert promote is not None
+    upstream = promote.from_
+    versions = upstream_versions(upstream_runs, now)
+    # One tag ran with several digests (a moved tag): the latest digest stands for it.
+    latest = {v.tag: v for v in sorted(versions, key=lambda v: v.start)}
+    window_rule, freeze_rule = promote.periods()
+    closed = windows.closed(window_rule, freeze_rule, now)
+    held = {h.tag: h for h in holds}
+    blocked: dict[str, str] = {}
+    for v in latest.values():
+        reason = (
+            (held[v.tag].reason() if v.tag in held else None)
+            or soak_gate(v, promote.soak_time, upstream)
+            or checks_gate(v, promote.checks, upstream, statuses)
+            or (f"window: {closed.reason}" if closed else None)
+        )
+        if reason:
+            blocked[v.tag] = reason
+    tags = [
+        replace(registry_tags.get(v.tag, TagInfo(name=v.tag)), name=v.tag, digest=v.digest)
+        for v in latest.values()
+    ]
+    return view_image(
+        image,
+        current=current,
+        tags=tags,
+        blocked=blocked,
+        now=now,
+        digests={v.tag: v.digest for v in latest.values() if v.digest},
+        origins={v.tag: f"{upstream}@{v.commit}" for v in latest.values()},
+        holds=holds,
+    )
+
+
+def hold_back_groups(
+    policy: EnvironmentPolicy, views: Mapping[str, ImageView]
+) -> dict[str, ImageView]:
+    """Images of one ``group`` move together or not at all: while one member waits for a
+    gate, no member moves."""
+    out = dict(views)
+    groups: dict[str, list[str]] = {}
+    for image in policy.images:
+        if image.group and image.name in views:
+            groups.setdefault(image.group, []).append(image.name)
+    for group, members in groups.items():
+        waiting = [m for m in members if views[m].waiting]
+        if not waiting:
+            continue
+        first = views[waiting[0]]
+        why = f"group {group}: waits for {first.image} ({first.blocker})"
+        for m in members:
+            v = views[m]
+            if v.chosen not in (None, v.current) or m in waiting:
+                out[m] = replace(
+                    v, tags=(), chosen=None, blocker=v.blocker if m == first.image else why
+                )
+    return out
