@@ -16,7 +16,7 @@ from typing import Protocol
 import anyio
 import anyio.to_thread
 
-from imagebot import config, logs
+from imagebot import config, logs, promoting
 from imagebot.core import rewrite
 from imagebot.core.plan import (
     EnvironmentPlan,
@@ -26,6 +26,7 @@ from imagebot.core.plan import (
     targets_for,
 )
 from imagebot.core.policy import LoadedPolicy
+from imagebot.core.promotion import CommitStatuses, HistoryCommit, order_environments
 from imagebot.core.selection import TagInfo
 from imagebot.errors import EditError, GitError, RegistryError
 from imagebot.gitrepo import EnvRepo, PushRejected, redact
@@ -59,6 +60,8 @@ class EnvironmentResult:
     plan: EnvironmentPlan
     commit: str | None = None
     error: str | None = None
+    #: per image: what runs since when, what comes next and what it waits for
+    images: tuple[promoting.ImageStatus, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -95,8 +98,19 @@ async def run_cycle(
     clock: Clock = utc_now,
     problems: Sequence[str] = (),
     push_attempts: int = 3,
+    catalog: Sequence[LoadedPolicy] = (),
+    statuses: CommitStatuses | None = None,
 ) -> CycleResult:
-    """Run one cycle over ``policies``; with ``publish`` commit and push each environment."""
+    """Run one cycle over ``policies``; with ``publish`` commit and push each environment.
+
+    Environments run upstream first, so a version can travel dev → staging in one cycle.
+    ``catalog`` holds every known environment (default: ``policies``) so that a promoted
+    environment finds its upstream even when only it was asked for; ``statuses`` answers
+    the checks gate (without it, promotions with ``checks`` wait)."""
+    policies, graph_problems = order_environments(policies, catalog)
+    problems = (*problems, *(p for p in graph_problems if p not in problems))
+    known = {p.name: p for p in (*catalog, *policies)}
+    histories: dict[str, list[HistoryCommit]] = {}
     workspaces: dict[str, _Workspace | str] = {}
     for loaded in policies:
         try:
@@ -127,19 +141,78 @@ async def run_cycle(
             empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
             results.append(EnvironmentResult(plan=empty, error=ws))
             continue
+        try:
+            prepared = await _prepare(
+                loaded, ws, known, histories, scans, repos_dir, clock(), statuses
+            )
+        except GitError as exc:
+            log.error("history_unavailable", environment=loaded.name, error=str(exc))
+            empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
+            results.append(EnvironmentResult(plan=empty, error=str(exc)))
+            continue
+        result = await _run_environment(
+            loaded,
+            ws,
+            registry=registry,
+            scans=prepared.scans,
+            repos_dir=repos_dir,
+            publish=publish,
+            clock=clock,
+            push_attempts=push_attempts,
+            prepared=prepared,
+        )
+        if result.commit:
+            histories.pop(loaded.name, None)  # downstream environments read the new commit
+        targets = ws.targets
         results.append(
-            await _run_environment(
-                loaded,
-                ws,
-                registry=registry,
-                scans=scans,
-                repos_dir=repos_dir,
-                publish=publish,
-                clock=clock,
-                push_attempts=push_attempts,
+            replace(
+                result,
+                images=promoting.statuses_of(
+                    loaded, targets=targets, prepared=prepared, plan=result.plan
+                ),
             )
         )
     return CycleResult(environments=tuple(results), problems=tuple(problems))
+
+
+async def _prepare(
+    loaded: LoadedPolicy,
+    ws: _Workspace,
+    known: Mapping[str, LoadedPolicy],
+    histories: dict[str, list[HistoryCommit]],
+    scans: Mapping[str, ImageScan],
+    repos_dir: Path,
+    now: datetime,
+    statuses: CommitStatuses | None,
+) -> promoting.Prepared:
+    """Read this environment's history (for holds) and its upstream's (for candidates)."""
+
+    def history_of(env: LoadedPolicy, repo: EnvRepo | None) -> list[HistoryCommit]:
+        if env.name not in histories:
+            if repo is None:
+                url = config.resolve_repo_url(env.policy.repo.url, env.source)
+                repo = EnvRepo(url, env.policy.repo.branch, repo_cache_dir(repos_dir, url))
+                repo.fetch()
+            histories[env.name] = promoting.read_history(env, repo)
+        return histories[env.name]
+
+    def read() -> promoting.Prepared:
+        own = history_of(loaded, ws.repo)
+        promote = loaded.policy.promote
+        upstream = known.get(promote.from_) if promote else None
+        upstream_history = history_of(upstream, None) if upstream else None
+        return promoting.prepare(
+            loaded,
+            targets=ws.targets,
+            history=own,
+            upstream=upstream,
+            upstream_history=upstream_history,
+            scans=scans,
+            now=now,
+            statuses=statuses,
+        )
+
+    return await anyio.to_thread.run_sync(read)
 
 
 async def scan_repositories(
@@ -227,6 +300,7 @@ async def _run_environment(
     publish: bool,
     clock: Clock,
     push_attempts: int,
+    prepared: promoting.Prepared,
 ) -> EnvironmentResult:
     env = loaded.name
     bound = log.bind(environment=env)
@@ -239,9 +313,9 @@ async def _run_environment(
             empty = EnvironmentPlan(environment=env, source=loaded.source)
             return EnvironmentResult(plan=empty, error=str(err))
     for attempt in range(1, push_attempts + 1):
-        plan = _plan(loaded, ws, scans, clock)
+        plan = _plan(loaded, ws, scans, clock, prepared)
         if await _resolve_digests(registry, plan, scans):
-            plan = _plan(loaded, ws, scans, clock)
+            plan = _plan(loaded, ws, scans, clock, prepared)
         for problem in plan.problems:
             bound.warning("problem", detail=problem)
         for change in plan.changes:
@@ -277,9 +351,13 @@ async def _run_environment(
 
 
 def _plan(
-    loaded: LoadedPolicy, ws: _Workspace, scans: Mapping[str, ImageScan], clock: Clock
+    loaded: LoadedPolicy,
+    ws: _Workspace,
+    scans: Mapping[str, ImageScan],
+    clock: Clock,
+    prepared: promoting.Prepared,
 ) -> EnvironmentPlan:
-    return plan_environment(
+    plan = plan_environment(
         loaded.policy,
         source=loaded.source,
         files=ws.files,
@@ -288,6 +366,7 @@ def _plan(
         now=clock(),
         problems=ws.problems,
     )
+    return promoting.annotate(plan, prepared)
 
 
 def repo_cache_dir(repos_dir: Path, url: str) -> Path:

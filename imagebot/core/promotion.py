@@ -25,14 +25,10 @@ import semver
 
 from imagebot.core import windows
 from imagebot.core.durations import format_duration
+from imagebot.core.plan import TRAILER_DIGEST, TRAILER_ENVIRONMENT, TRAILER_IMAGE, TRAILER_TO
 from imagebot.core.policy import EnvironmentPolicy, ImagePolicy, LoadedPolicy
 from imagebot.core.selection import SelectionRule, TagInfo, select
 
-TRAILER_ENVIRONMENT = "Imagebot-Environment"
-TRAILER_IMAGE = "Imagebot-Image"
-TRAILER_TO = "Imagebot-To"
-TRAILER_DIGEST = "Imagebot-Digest"
-TRAILER_PROMOTED_FROM = "Imagebot-Promoted-From"
 TRAILER_LIFT_HOLD = "Imagebot-Lift-Hold"
 
 #: Asks the forge for the commit statuses of one upstream commit: context -> state
@@ -176,6 +172,23 @@ class Run:
         if self.tag and self.digest:
             return f"{self.tag}@{self.digest}"
         return self.tag or self.digest or "(none)"
+
+
+def fold_history(history: Sequence[HistoryCommit], limit: int) -> list[HistoryCommit]:
+    """Keep the newest ``limit`` commits; the oldest kept becomes a snapshot of the files as
+    they stood after it, so runs that started earlier look as if they started there."""
+    if len(history) <= limit:
+        return list(history)
+    cut = len(history) - limit
+    state: dict[str, tuple[Ref, ...]] = {}
+    for commit in history[: cut + 1]:
+        if commit.snapshot:
+            state = {}
+        state.update(commit.files)
+    first = replace(
+        history[cut], files={f: refs for f, refs in state.items() if refs}, snapshot=True
+    )
+    return [first, *history[cut + 1 :]]
 
 
 def _matches(image: ImagePolicy, ref: Ref) -> bool:

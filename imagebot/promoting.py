@@ -1,0 +1,204 @@
+"""Promotion and holds within one cycle: history in, restricted tag lists out.
+
+For each image of an environment this module works out, from git history alone, which
+versions the environment may take: a promoted image takes what its upstream environment
+ran (gated by soak, checks, windows and freezes), every image loses the versions a human
+rolled back from (holds). The result is an ``ImageScan`` per repository that the ordinary
+planner chooses from, so selection rules still narrow promoted versions. Decisions are
+made by ``imagebot.core.promotion``; this module fetches history and wires values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from imagebot.core import rewrite
+from imagebot.core.plan import EnvironmentPlan, ImageScan, targets_for
+from imagebot.core.policy import ImagePolicy, LoadedPolicy
+from imagebot.core.promotion import (
+    CommitStatuses,
+    HistoryCommit,
+    ImageView,
+    hold_back_groups,
+    holds_of,
+    promotion_view,
+    runs_of,
+    view_image,
+)
+from imagebot.gitrepo import EnvRepo
+
+
+def read_history(loaded: LoadedPolicy, repo: EnvRepo) -> list[HistoryCommit]:
+    """The environment's history from its fetched clone, cached beside the clone."""
+    spec = loaded.policy.repo
+    name = hashlib.sha256(f"{spec.branch}\0{spec.path}".encode()).hexdigest()[:16]
+    return repo.history(
+        spec.path,
+        {i.normalized_repository for i in loaded.policy.images},
+        cache_file=repo.path / "imagebot-history" / f"{name}.json",
+    )
+
+
+def current_version(
+    image: ImagePolicy, targets: Mapping[str, Sequence[rewrite.Target]]
+) -> rewrite.Target | None:
+    """The reference that stands for the image: the first by file and line."""
+    for path in sorted(targets):
+        found = targets_for(image, targets[path])
+        if found:
+            return found[0]
+    return None
+
+
+@dataclass(frozen=True)
+class ImageStatus:
+    """One row of ``imagebot status``."""
+
+    environment: str
+    image: str
+    repository: str
+    tag: str | None
+    digest: str | None
+    since_commit: str | None
+    since: datetime | None
+    candidate: str | None  # the version it moves to next (None: stays)
+    blocker: str | None  # why a newer version waits
+    upstream: str | None  # promote.from
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What one environment chooses from in this cycle."""
+
+    scans: dict[str, ImageScan]
+    views: dict[str, ImageView]
+    history: list[HistoryCommit]
+    problems: list[str] = field(default_factory=list)
+
+
+def prepare(
+    loaded: LoadedPolicy,
+    *,
+    targets: Mapping[str, Sequence[rewrite.Target]],
+    history: list[HistoryCommit],
+    upstream: LoadedPolicy | None,
+    upstream_history: list[HistoryCommit] | None,
+    scans: Mapping[str, ImageScan],
+    now: datetime,
+    statuses: CommitStatuses | None = None,
+) -> Prepared:
+    """Restrict each image's tags by promotion gates and holds."""
+    env = loaded.name
+    policy = loaded.policy
+    out = dict(scans)
+    views: dict[str, ImageView] = {}
+    problems: list[str] = []
+    for image in policy.images:
+        target = current_version(image, targets)
+        if target is None:
+            continue
+        repo = image.normalized_repository
+        scan = scans.get(repo)
+        holds = holds_of(image, history)
+        if policy.promote is not None:
+            up_image = upstream.policy.image(image.name) if upstream else None
+            if up_image is None or upstream_history is None:
+                reason = f"no image {image.name!r} in upstream environment {policy.promote.from_}"
+                problems.append(f"{env}: image {image.name}: {reason}; not promoted")
+                out[repo] = ImageScan(error=reason)
+                continue
+            registry_tags = {t.name: t for t in scan.tags} if scan and not scan.error else {}
+            views[image.name] = promotion_view(
+                image,
+                environment=policy,
+                current=target.tag,
+                upstream_runs=runs_of(up_image, upstream_history),
+                holds=holds,
+                registry_tags=registry_tags,
+                now=now,
+                statuses=statuses,
+            )
+        elif holds and scan is not None and scan.error is None:
+            views[image.name] = view_image(
+                image,
+                current=target.tag,
+                tags=scan.tags,
+                blocked={h.tag: h.reason() for h in holds},
+                now=now,
+                digests=scan.digests,
+                holds=holds,
+            )
+    views = hold_back_groups(policy, views)
+    for image in policy.images:
+        view = views.get(image.name)
+        if view is not None:
+            out[image.normalized_repository] = ImageScan(tags=view.tags, digests=view.digests)
+    return Prepared(scans=out, views=views, history=history, problems=problems)
+
+
+def annotate(plan: EnvironmentPlan, prepared: Prepared) -> EnvironmentPlan:
+    """Say in the plan where promoted versions come from and what keeps an image waiting."""
+    views = prepared.views
+    changes = tuple(
+        replace(c, reason=f"promoted from {origin}; {c.reason}")
+        if (origin := _origin(views, c.image, c.new_tag))
+        else c
+        for c in plan.changes
+    )
+    decisions = tuple(
+        (image, current, replace(d, reason=f"waiting: {views[image].blocker}"))
+        if image in views and views[image].blocker and d.tag in (None, current)
+        else (image, current, d)
+        for image, current, d in plan.decisions
+    )
+    promoted = {c.image: origin for c in changes if (origin := _origin(views, c.image, c.new_tag))}
+    return replace(
+        plan,
+        changes=changes,
+        decisions=decisions,
+        promoted_from=promoted,
+        problems=(*prepared.problems, *plan.problems),
+    )
+
+
+def _origin(views: Mapping[str, ImageView], image: str, tag: str | None) -> str | None:
+    view = views.get(image)
+    return view.origins.get(tag) if view is not None and tag is not None else None
+
+
+def statuses_of(
+    loaded: LoadedPolicy,
+    *,
+    targets: Mapping[str, Sequence[rewrite.Target]],
+    prepared: Prepared,
+    plan: EnvironmentPlan,
+) -> tuple[ImageStatus, ...]:
+    """Per image: what runs, since when, what comes next and what it waits for."""
+    chosen = {image: d.tag for image, _, d in plan.decisions}
+    rows = []
+    for image in loaded.policy.images:
+        target = current_version(image, targets)
+        if target is None:
+            continue
+        runs = runs_of(image, prepared.history)
+        last = runs[-1] if runs and runs[-1].tag == target.tag else None
+        view = prepared.views.get(image.name)
+        candidate = chosen.get(image.name)
+        rows.append(
+            ImageStatus(
+                environment=loaded.name,
+                image=image.name,
+                repository=image.normalized_repository,
+                tag=target.tag,
+                digest=target.digest or (last.digest if last else None),
+                since_commit=last.commit if last else None,
+                since=last.start if last else None,
+                candidate=candidate if candidate not in (None, target.tag) else None,
+                blocker=view.blocker if view is not None else None,
+                upstream=loaded.policy.promote.from_ if loaded.policy.promote else None,
+            )
+        )
+    return tuple(rows)
