@@ -23,6 +23,9 @@ class PolicySet:
 
     environments: tuple[LoadedPolicy, ...]
     problems: tuple[str, ...]
+    #: every environment that loaded, even when ``environments`` is narrowed to a few
+    #: (a promoted environment reads its upstream's history)
+    catalog: tuple[LoadedPolicy, ...] = ()
 
 
 def policy_files(directory: Path) -> list[Path]:
@@ -62,7 +65,7 @@ def load_policies(directory: Path) -> PolicySet:
     # Upstream environments first; a broken promotion graph stops only the environments in it.
     ordered, graph_problems = order_environments(loaded)
     problems.extend(graph_problems)
-    return PolicySet(environments=tuple(ordered), problems=tuple(problems))
+    return PolicySet(environments=tuple(ordered), problems=tuple(problems), catalog=tuple(loaded))
 
 
 def resolve_repo_url(url: str, policy_file: str) -> str:

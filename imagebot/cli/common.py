@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
+def add_cycle_arguments(parser: argparse.ArgumentParser, *, explain: bool = True) -> None:
     add_policy_arguments(parser)
     parser.add_argument(
         "--cache-dir",
@@ -52,10 +53,31 @@ def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
     add_registry_arguments(parser)
     parser.add_argument("--output", "-o", choices=["text", "json"], default="text")
     parser.add_argument(
+        "--now",
+        type=_timestamp,
+        default=None,
+        metavar="TIME",
+        help="judge promotion gates (soak, windows, freezes) and min_age as of this ISO 8601"
+        " time instead of the system clock, e.g. 2026-12-04T18:00+01:00; commits made by"
+        " apply are dated at it too (for rehearsals and demos)",
+    )
+    if not explain:
+        return
+    parser.add_argument(
         "--explain",
         action="store_true",
         help="print every tag of every image with the rule that accepted or rejected it",
     )
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-12-04T18:00+01:00)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def load(args: argparse.Namespace) -> config.PolicySet:
@@ -69,6 +91,7 @@ def load(args: argparse.Namespace) -> config.PolicySet:
     return config.PolicySet(
         environments=tuple(p for p in policies.environments if p.name in wanted),
         problems=policies.problems + tuple(missing),
+        catalog=policies.catalog,
     )
 
 
@@ -164,6 +187,13 @@ def print_result(
 
 def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
     """Load policies, run one cycle, print the result; 0 when everything went through."""
+    result = cycle(args, publish=publish)
+    print_result(result, output=args.output, published=publish, explain=args.explain)
+    return 0 if result.ok else 1
+
+
+def cycle(args: argparse.Namespace, *, publish: bool) -> CycleResult:
+    """Load policies and run one cycle as the command line asks."""
     policies = load(args)
     settings = registry_settings(args)
     cache_dir: Path = args.cache_dir or default_cache_dir()
@@ -171,7 +201,9 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
 
     cache = TagCache(cache_dir / "registry.sqlite")
 
-    async def cycle() -> CycleResult:
+    now: datetime | None = args.now
+
+    async def run() -> CycleResult:
         async with connect(settings, cache=cache) as registry:
             return await engine.run_cycle(
                 policies.environments,
@@ -179,14 +211,14 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
                 repos_dir=cache_dir / "repos",
                 publish=publish,
                 problems=policies.problems,
+                catalog=policies.catalog,
+                clock=(lambda: now) if now is not None else engine.utc_now,
             )
 
     try:
-        result = anyio.run(cycle)
+        return anyio.run(run)
     finally:
         cache.close()
-    print_result(result, output=args.output, published=publish, explain=args.explain)
-    return 0 if result.ok else 1
 
 
 def registry_settings(args: argparse.Namespace) -> RegistriesSettings:

@@ -17,7 +17,16 @@ from imagebot import logs
 from imagebot.errors import ImagebotError, PolicyError
 
 #: Subcommand modules under imagebot.cli, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("check", "plan", "apply", "select", "set_image", "schema", "tags")
+COMMANDS: tuple[str, ...] = (
+    "check",
+    "plan",
+    "apply",
+    "status",
+    "select",
+    "set_image",
+    "schema",
+    "tags",
+)
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

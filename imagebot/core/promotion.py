@@ -487,22 +487,32 @@ def promotion_view(
     promote = environment.promote
     assert promote is not None
     upstream = promote.from_
-    versions = upstream_versions(upstream_runs, now)
-    # One tag ran with several digests (a moved tag): the latest digest stands for it.
-    latest = {v.tag: v for v in sorted(versions, key=lambda v: v.start)}
     window_rule, freeze_rule = promote.periods()
     closed = windows.closed(window_rule, freeze_rule, now)
     held = {h.tag: h for h in holds}
-    blocked: dict[str, str] = {}
-    for v in latest.values():
-        reason = (
+
+    def gate(v: UpstreamVersion) -> str | None:
+        return (
             (held[v.tag].reason() if v.tag in held else None)
             or soak_gate(v, promote.soak_time, upstream)
             or checks_gate(v, promote.checks, upstream, statuses)
             or (f"window: {closed.reason}" if closed else None)
         )
-        if reason:
-            blocked[v.tag] = reason
+
+    # A tag that ran with several digests (it was moved and pushed again): the newest digest
+    # that passes the gates stands for it, else the newest one and what blocks it.
+    by_tag: dict[str, list[UpstreamVersion]] = {}
+    for v in sorted(upstream_versions(upstream_runs, now), key=lambda v: v.start, reverse=True):
+        by_tag.setdefault(v.tag, []).append(v)
+    chosen: dict[str, UpstreamVersion] = {}
+    blocked: dict[str, str] = {}
+    for tag, versions in by_tag.items():
+        reasons = [gate(v) for v in versions]
+        passing = [v for v, r in zip(versions, reasons, strict=True) if r is None]
+        chosen[tag] = passing[0] if passing else versions[0]
+        if not passing:
+            blocked[tag] = str(reasons[0])
+    latest = chosen
     tags = [
         replace(registry_tags.get(v.tag, TagInfo(name=v.tag)), name=v.tag, digest=v.digest)
         for v in latest.values()
