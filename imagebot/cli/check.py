@@ -28,6 +28,15 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"error: {problem}")
     for loaded in policies.environments:
+        promote = loaded.policy.promote
+        if promote is not None and promote.checks:
+            # The checks gate asks the forge for commit statuses; until a forge API is
+            # configured it cannot see them, so it blocks rather than promote unchecked.
+            print(
+                f"warning: {loaded.at('promote.checks')}: promote.checks: commit statuses"
+                " cannot be read (no forge API configured), so promotions into"
+                f" {loaded.name} wait at the checks gate"
+            )
         images = len(loaded.policy.images)
         print(f"ok: {loaded.source}: environment {loaded.name}, {images} image(s)")
     if problems:

@@ -273,6 +273,7 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
         raise PolicyError(problems)
     lines = {
         "promote.from": yamldoc.line_of(doc, ("promote", "from")),
+        "promote.checks": yamldoc.line_of(doc, ("promote", "checks")),
         **{f"images[{i}]": yamldoc.line_of(doc, ("images", i)) for i in range(len(model.images))},
     }
     return LoadedPolicy(source=source, policy=model, lines=lines)
