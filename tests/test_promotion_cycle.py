@@ -375,3 +375,36 @@ def test_status_text_is_a_table(pipe: Pipeline) -> None:
     assert "staging (from dev)" in staging
     assert staging.endswith("waiting: soak: 1.1.0 has run in dev for 15m of 1h (45m left)")
     assert staging.index("1.0.0@sha256:") == lines[0].index("RUNNING")
+
+
+def test_rollback_in_an_environment_without_promotion_is_held_too(pipe: Pipeline) -> None:
+    """dev follows the registry, yet after a human moves it back from 1.1.0, imagebot does
+    not propose 1.1.0 again; `plan` says why; a newer tag moves dev on."""
+    d10 = pipe.digests["1.0.0"]
+    pipe.cycle()
+    pipe.now += timedelta(minutes=10)
+    pipe.human_sets("dev", f"1.0.0@{d10}")
+    pipe.now += timedelta(minutes=10)
+    result = pipe.cycle()
+    assert pipe.running("dev") == f"1.0.0@{d10}"
+    (dev,) = [r for r in result.environments if r.plan.environment == "dev"]
+    assert dev.commit is None and not dev.plan.changes
+    ((_, current, decision),) = dev.plan.decisions
+    assert current == "1.0.0"
+    assert decision.reason.startswith("waiting: hold: 1.1.0 was rolled back by Test Human")
+    d12 = push_image(pipe.registry, "acme/app", "1.2.0")
+    pipe.cycle()
+    assert pipe.running("dev") == f"1.2.0@{d12}"
+
+
+def test_one_promoted_environment_alone_still_reads_its_upstream(pipe: Pipeline) -> None:
+    """`apply -e staging` promotes from dev's history although dev itself is not run."""
+    pipe.human_sets("dev", f"1.1.0@{pipe.digests['1.1.0']}", message="dev by hand")
+    pipe.now += timedelta(hours=2)
+    result = run_cli(
+        "apply", "-e", "staging", "--now", pipe.now.isoformat(),
+        "--policies", str(pipe.policies), "--cache-dir", str(pipe.cache),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert pipe.running("staging") == f"1.1.0@{pipe.digests['1.1.0']}"
+    assert pipe.running("prod") == f"1.0.0@{pipe.digests['1.0.0']}", "prod was not asked for"
