@@ -113,6 +113,7 @@ def prepare(
             registry_tags = {t.name: t for t in scan.tags} if scan and not scan.error else {}
             views[image.name] = promotion_view(
                 image,
+                upstream_holds=holds_of(up_image, upstream_history),
                 environment=policy,
                 current=target.tag,
                 upstream_runs=runs_of(up_image, upstream_history),
@@ -131,7 +132,8 @@ def prepare(
                 digests=scan.digests,
                 holds=holds,
             )
-    views = hold_back_groups(policy, views)
+    if policy.promote is not None:
+        views = hold_back_groups(policy, views)
     for image in policy.images:
         view = views.get(image.name)
         if view is not None:

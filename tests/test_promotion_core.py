@@ -260,3 +260,22 @@ def test_downstream_never_receives_a_version_upstream_never_ran(steps: list[Step
                 assert view.chosen not in held, (view.chosen, held)
                 add(stage, view.chosen, True)
                 held -= {h for h in held if version(view.chosen) >= version(h)}
+
+
+def test_version_rolled_back_upstream_is_not_promoted() -> None:
+    """dev ran 1.1.0 for hours, then a human rolled dev back: staging does not take 1.1.0."""
+    staging = policy({"from": "dev", "soak": "1h"})
+    dev = policy().images[0]
+    history = [
+        commit(0, "1.0.0", by_imagebot=False),
+        commit(1, "1.1.0", by_imagebot=True),
+        commit(300, "1.0.0", by_imagebot=False),
+    ]
+    view = promotion_view(
+        staging.images[0], environment=staging, current="1.0.0", holds=(),
+        upstream_runs=runs_of(dev, history), upstream_holds=holds_of(dev, history),
+        registry_tags={}, now=T0 + timedelta(hours=6),
+    )  # fmt: skip
+    assert view.chosen == "1.0.0"
+    assert view.blocker is not None
+    assert view.blocker.startswith("held in dev: hold: 1.1.0 was rolled back by Ann")

@@ -482,18 +482,22 @@ def promotion_view(
     registry_tags: Mapping[str, TagInfo],
     now: datetime,
     statuses: CommitStatuses | None = None,
+    upstream_holds: Sequence[Hold] = (),
 ) -> ImageView:
-    """Candidates of a promoted image: the versions its upstream ran, gated."""
+    """Candidates of a promoted image: the versions its upstream ran, gated. A version a
+    human rolled back from upstream (held there) is not promoted either."""
     promote = environment.promote
     assert promote is not None
     upstream = promote.from_
     window_rule, freeze_rule = promote.periods()
     closed = windows.closed(window_rule, freeze_rule, now)
-    held = {h.tag: h for h in holds}
+    held = {h.tag: h.reason() for h in holds}
+    held_upstream = {h.tag: f"held in {upstream}: {h.reason()}" for h in upstream_holds}
 
     def gate(v: UpstreamVersion) -> str | None:
         return (
-            (held[v.tag].reason() if v.tag in held else None)
+            held.get(v.tag)
+            or held_upstream.get(v.tag)
             or soak_gate(v, promote.soak_time, upstream)
             or checks_gate(v, promote.checks, upstream, statuses)
             or (f"window: {closed.reason}" if closed else None)
