@@ -99,7 +99,7 @@ async def run_cycle(
     problems: Sequence[str] = (),
     push_attempts: int = 3,
     catalog: Sequence[LoadedPolicy] = (),
-    statuses: CommitStatuses | None = None,
+    statuses: promoting.StatusSource | None = None,
 ) -> CycleResult:
     """Run one cycle over ``policies``; with ``publish`` commit and push each environment.
 
@@ -183,9 +183,10 @@ async def _prepare(
     scans: Mapping[str, ImageScan],
     repos_dir: Path,
     now: datetime,
-    statuses: CommitStatuses | None,
+    source: promoting.StatusSource | None,
 ) -> promoting.Prepared:
-    """Read this environment's history (for holds) and its upstream's (for candidates)."""
+    """Read this environment's history (for holds) and its upstream's (for candidates),
+    and the forge's commit statuses when the checks gate needs them."""
 
     def history_of(env: LoadedPolicy, repo: EnvRepo | None) -> list[HistoryCommit]:
         if env.name not in histories:
@@ -196,12 +197,19 @@ async def _prepare(
             histories[env.name] = promoting.read_history(env, repo)
         return histories[env.name]
 
-    def read() -> promoting.Prepared:
+    promote = loaded.policy.promote
+    upstream = known.get(promote.from_) if promote else None
+
+    def read() -> tuple[list[HistoryCommit], list[HistoryCommit] | None]:
         own = history_of(loaded, ws.repo)
-        promote = loaded.policy.promote
-        upstream = known.get(promote.from_) if promote else None
-        upstream_history = history_of(upstream, None) if upstream else None
-        return promoting.prepare(
+        return own, history_of(upstream, None) if upstream else None
+
+    own, upstream_history = await anyio.to_thread.run_sync(read)
+    statuses: CommitStatuses | None = None
+    if source is not None and promote and promote.checks and upstream and upstream_history:
+        statuses = await promoting.read_statuses(loaded, upstream, upstream_history, source)
+    return await anyio.to_thread.run_sync(
+        lambda: promoting.prepare(
             loaded,
             targets=ws.targets,
             history=own,
@@ -211,8 +219,7 @@ async def _prepare(
             now=now,
             statuses=statuses,
         )
-
-    return await anyio.to_thread.run_sync(read)
+    )
 
 
 async def scan_repositories(

@@ -11,7 +11,7 @@ made by ``imagebot.core.promotion``; this module fetches history and wires value
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -28,7 +28,12 @@ from imagebot.core.promotion import (
     runs_of,
     view_image,
 )
+from imagebot.errors import ImagebotError
 from imagebot.gitrepo import EnvRepo
+
+#: Reads the commit statuses of a commit in an environment's repo through its forge:
+#: {context: state}. Raises ImagebotError when the forge cannot answer.
+StatusSource = Callable[[LoadedPolicy, str], Awaitable[Mapping[str, str]]]
 
 
 def read_history(loaded: LoadedPolicy, repo: EnvRepo) -> list[HistoryCommit]:
@@ -40,6 +45,29 @@ def read_history(loaded: LoadedPolicy, repo: EnvRepo) -> list[HistoryCommit]:
         {i.normalized_repository for i in loaded.policy.images},
         cache_file=repo.path / "imagebot-history" / f"{name}.json",
     )
+
+
+async def read_statuses(
+    loaded: LoadedPolicy,
+    upstream: LoadedPolicy,
+    upstream_history: Sequence[HistoryCommit],
+    source: StatusSource,
+) -> CommitStatuses:
+    """Ask the forge once for the statuses of every upstream commit a candidate of
+    ``loaded`` ran in; a failed read leaves that commit's checks unverified."""
+    shas = {
+        run.commit
+        for image in loaded.policy.images
+        if (up_image := upstream.policy.image(image.name)) is not None
+        for run in runs_of(up_image, upstream_history)
+    }
+    found: dict[str, Mapping[str, str] | None] = {}
+    for sha in sorted(shas):
+        try:
+            found[sha] = await source(upstream, sha)
+        except ImagebotError:
+            found[sha] = None
+    return lambda _env, sha: found.get(sha)
 
 
 def current_version(

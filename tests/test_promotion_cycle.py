@@ -14,8 +14,11 @@ from pathlib import Path
 import anyio
 import pytest
 
+from imagebot import promoting
 from imagebot.config import load_policies
+from imagebot.core.policy import LoadedPolicy
 from imagebot.engine import CycleResult, run_cycle
+from imagebot.errors import ForgeError
 from imagebot.registry.cache import TagCache
 from imagebot.registry.client import RegistryClient
 from tests.support.cli import run_cli
@@ -52,7 +55,9 @@ class Pipeline:
     def policy(self, env: str, text: str) -> None:
         (self.policies / f"{env}.yaml").write_text(textwrap.dedent(text).format(p=self))
 
-    def cycle(self, *, publish: bool = True) -> CycleResult:
+    def cycle(
+        self, *, publish: bool = True, statuses: promoting.StatusSource | None = None
+    ) -> CycleResult:
         """One cycle at ``now``, as `imagebot apply` runs it."""
 
         async def run() -> CycleResult:
@@ -67,6 +72,7 @@ class Pipeline:
                         publish=publish,
                         clock=lambda: self.now,
                         problems=policies.problems,
+                        statuses=statuses,
                     )
             finally:
                 cache.close()
@@ -408,3 +414,41 @@ def test_one_promoted_environment_alone_still_reads_its_upstream(pipe: Pipeline)
     assert result.returncode == 0, result.stdout + result.stderr
     assert pipe.running("staging") == f"1.1.0@{pipe.digests['1.1.0']}"
     assert pipe.running("prod") == f"1.0.0@{pipe.digests['1.0.0']}", "prod was not asked for"
+
+
+def test_checks_gate_reads_statuses_of_the_upstream_commit(pipe: Pipeline) -> None:
+    """With `checks: [deploy/dev]`, staging waits until the forge reports success on the dev
+    commit that put the version there; an unreadable status also waits."""
+    pipe.policy(
+        "staging",
+        """\
+        environment: staging
+        repo: {{url: {p.remote}, path: envs/staging}}
+        promote: {{from: dev, checks: [deploy/dev]}}
+        images:
+          - name: app
+            repository: {p.image}
+            digest: pin
+        """,
+    )
+    reported: dict[str, dict[str, str]] = {}
+    asked: list[tuple[str, str]] = []
+
+    async def forge(env: LoadedPolicy, sha: str) -> dict[str, str]:
+        asked.append((env.name, sha))
+        if sha not in reported:
+            raise ForgeError("github: acme/env: read statuses: HTTP 502")
+        return reported[sha]
+
+    pipe.cycle(statuses=forge)
+    dev_commit = commit_of(pipe.remote, "envs/dev")
+    assert ("dev", dev_commit) in asked
+    assert pipe.running("staging").startswith("1.0.0@")
+    reported[dev_commit] = {"deploy/dev": "pending"}
+    result = pipe.cycle(statuses=forge)
+    staging = next(r for r in result.environments if r.plan.environment == "staging")
+    (row,) = staging.images
+    assert row.blocker == f"checks: on dev@{dev_commit[:12]}: deploy/dev=pending"
+    reported[dev_commit] = {"deploy/dev": "success", "other": "failure"}
+    pipe.cycle(statuses=forge)
+    assert pipe.running("staging").startswith("1.1.0@")

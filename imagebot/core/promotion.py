@@ -31,10 +31,11 @@ from imagebot.core.selection import SelectionRule, TagInfo, select
 
 TRAILER_LIFT_HOLD = "Imagebot-Lift-Hold"
 
-#: Asks the forge for the commit statuses of one upstream commit: context -> state
-#: ("success", "pending", "failure", "error"). The checks gate calls it; without one
-#: configured, checks cannot be verified and the gate blocks.
-CommitStatuses = Callable[[str, str], Mapping[str, str]]  # (environment, sha) -> statuses
+#: The commit statuses of one upstream commit, as read from its forge before the cycle
+#: decides: (environment, sha) -> {context: state} with states "success", "pending",
+#: "failure", "error"; None when they could not be read. Without one at all, checks
+#: cannot be verified and the gate blocks.
+CommitStatuses = Callable[[str, str], Mapping[str, str] | None]
 
 
 # --------------------------------------------------------------------------- the graph
@@ -406,6 +407,11 @@ def checks_gate(
             f" {upstream}'s repository, so promotion waits"
         )
     states = statuses(upstream, version.commit)
+    if states is None:
+        return (
+            f"checks: the statuses of {upstream}@{version.commit[:12]} could not be read"
+            " from the forge, so promotion waits"
+        )
     failing = [f"{c}={states.get(c, 'missing')}" for c in checks if states.get(c) != "success"]
     if failing:
         return f"checks: on {upstream}@{version.commit[:12]}: {', '.join(failing)}"
