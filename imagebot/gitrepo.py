@@ -227,7 +227,7 @@ class EnvRepo:
             "--no-abbrev",
             "--no-renames",
             "--diff-merges=first-parent",
-            "--format=%x1e%H%x1f%ct%x1f%an <%ae>%x1f%(trailers:only,unfold)%x1f",
+            "--format=%x1e%H%x1f%P%x1f%ct%x1f%an <%ae>%x1f%(trailers:only,unfold)%x1f",
             revisions,
             "--",
             _pathspec(under),
@@ -235,7 +235,13 @@ class EnvRepo:
         )
         commits = []
         for record in out.split("\x1e")[1:]:
-            sha, stamp, author, trailer_text, raw = record.split("\x1f", 4)
+            sha, parents, stamp, author, trailer_text, raw = record.split("\x1f", 5)
+            for merged in parents.split()[1:]:
+                # A merged pull request: the trailers are on the branch it merged.
+                trailer_text += self._git(
+                    "log", "-1", "--format=%(trailers:only,unfold)", merged,
+                    what=f"read the trailers of {merged[:12]}",
+                )  # fmt: skip
             trailers = tuple(
                 (k.strip(), v.strip())
                 for k, sep, v in (line.partition(":") for line in trailer_text.splitlines())

@@ -122,3 +122,35 @@ def test_history_is_bounded_and_the_oldest_read_commit_is_a_snapshot(tmp_path: P
         ("1.2.0", T0 + timedelta(hours=3)),
         ("1.3.0", T0 + timedelta(hours=3, minutes=30)),
     ]
+
+
+def test_merged_pull_request_counts_as_imagebot_at_merge_time(tmp_path: Path) -> None:
+    """A merge commit of a branch whose tip carries imagebot's trailers is imagebot's change,
+    dated when it was merged (that is when the environment started running it)."""
+    remote, repo = setup(tmp_path)
+    work = tmp_path / "work"
+    git("clone", "--quiet", str(remote), str(work), cwd=tmp_path)
+    git("checkout", "--quiet", "-b", "imagebot/dev", cwd=work)
+    (work / "envs/dev/app.yaml").write_bytes(manifest("1.1.0"))
+    opened = {"GIT_COMMITTER_DATE": f"{int((T0 + timedelta(hours=1)).timestamp())} +0000"}
+    git("commit", "--quiet", "-am", "bump\n\nImagebot-Environment: dev", cwd=work, env=opened)
+    git("checkout", "--quiet", "main", cwd=work)
+    merged = {"GIT_COMMITTER_DATE": f"{int((T0 + timedelta(hours=5)).timestamp())} +0000"}
+    git(
+        "merge",
+        "--quiet",
+        "--no-ff",
+        "-m",
+        "Merge pull request #7",
+        "imagebot/dev",
+        cwd=work,
+        env=merged,
+    )
+    git("push", "--quiet", "origin", "main", cwd=work)
+    repo.fetch()
+    history = repo.history("envs/dev", {REPO})
+    assert history[-1].by_imagebot
+    assert [(r.tag, r.start, r.by_imagebot) for r in runs_of(APP, history)] == [
+        ("1.0.0", T0, False),
+        ("1.1.0", T0 + timedelta(hours=5), True),
+    ]
