@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagebot.core.envgraph import order_environments
 from imagebot.core.policy import LoadedPolicy, parse_policy
-from imagebot.core.promotion import order_environments
 from imagebot.errors import PolicyError
 
 #: Files in a policies directory that are configuration, not environments.

@@ -18,6 +18,7 @@ import anyio.to_thread
 
 from imagebot import config, logs, promoting
 from imagebot.core import rewrite
+from imagebot.core.envgraph import order_environments
 from imagebot.core.plan import (
     EnvironmentPlan,
     ImageScan,
@@ -26,7 +27,7 @@ from imagebot.core.plan import (
     targets_for,
 )
 from imagebot.core.policy import LoadedPolicy
-from imagebot.core.promotion import CommitStatuses, HistoryCommit, order_environments
+from imagebot.core.promotion import CommitStatuses, HistoryCommit
 from imagebot.core.selection import TagInfo
 from imagebot.errors import EditError, GitError, RegistryError
 from imagebot.gitrepo import EnvRepo, PushRejected, redact

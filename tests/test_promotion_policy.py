@@ -58,7 +58,8 @@ def test_unknown_upstream_and_missing_image_entry(tmp_path: Path) -> None:
 
 
 def test_bad_window_zone_and_soak_are_reported_at_their_line(tmp_path: Path) -> None:
-    """A window with an unknown zone, bad syntax, and a bad soak each name file:line."""
+    """A window with an unknown zone, a freeze with bad syntax and a bad soak each name
+    their file:line and list item."""
     write(tmp_path, "dev")
     staging = write(
         tmp_path,
@@ -70,10 +71,10 @@ def test_bad_window_zone_and_soak_are_reported_at_their_line(tmp_path: Path) -> 
     assert code == 1
     assert f"error: {staging}:5: promote.soak: invalid duration '1 hour'" in out
     assert (
-        f"error: {staging}:6: promote.windows: 'Mon-Thu 09:00-16:00 Europe/Berln':"
+        f"error: {staging}:7: promote.windows[0]: 'Mon-Thu 09:00-16:00 Europe/Berln':"
         " unknown time zone" in out
     )
-    assert f"error: {staging}:8: promote.freeze: 'Xmas 10:00': " in out
+    assert f"error: {staging}:8: promote.freeze[0]: 'Xmas 10:00': " in out
 
 
 def test_checks_are_accepted_with_a_warning_that_they_cannot_be_read(tmp_path: Path) -> None:

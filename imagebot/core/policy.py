@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
@@ -157,6 +157,15 @@ class RepoSpec(_Model):
         return value
 
 
+def _period(spec: str) -> str:
+    parse_period(spec)
+    return spec
+
+
+#: A window or freeze, checked where it is written (errors name the list item's line).
+PeriodText = Annotated[str, AfterValidator(_period)]
+
+
 class Promotion(_Model):
     """Where a promoted environment's versions come from, and the gates they pass first."""
 
@@ -172,11 +181,11 @@ class Promotion(_Model):
         default=(),
         description="commit status contexts that must be success on the upstream commit",
     )
-    windows: tuple[str, ...] = Field(
+    windows: tuple[PeriodText, ...] = Field(
         default=(),
         description="promote only inside one of these, e.g. 'Mon-Thu 09:00-16:00 Europe/Berlin'",
     )
-    freeze: tuple[str, ...] = Field(
+    freeze: tuple[PeriodText, ...] = Field(
         default=(),
         description="never promote inside these, e.g. '2026-12-20 .. 2027-01-04 Europe/Berlin'",
     )
@@ -192,13 +201,6 @@ class Promotion(_Model):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return (value,) if isinstance(value, str) else value
-
-    @field_validator("windows", "freeze")
-    @classmethod
-    def _periods(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for spec in value:
-            parse_period(spec)
-        return value
 
     @property
     def soak_time(self) -> timedelta:
