@@ -364,7 +364,7 @@ def _save_history(
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{id(doc):x}.tmp")  # one per writer
         tmp.write_text(json.dumps(doc), encoding="utf-8")
         os.replace(tmp, path)  # readers see the old file or the new one, never half
     except OSError:
