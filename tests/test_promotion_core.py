@@ -279,3 +279,21 @@ def test_version_rolled_back_upstream_is_not_promoted() -> None:
     assert view.chosen == "1.0.0"
     assert view.blocker is not None
     assert view.blocker.startswith("held in dev: hold: 1.1.0 was rolled back by Ann")
+
+
+def test_running_version_held_upstream_is_not_reported_as_waiting() -> None:
+    """prod already runs 1.1.0, which staging later rolled back: nothing waits in prod."""
+    prod = policy({"from": "staging"})
+    staging = policy().images[0]
+    history = [
+        commit(0, "1.0.0", by_imagebot=False),
+        commit(1, "1.1.0", by_imagebot=True),
+        commit(9, "1.0.0", by_imagebot=False),
+    ]
+    view = promotion_view(
+        prod.images[0], environment=prod, current="1.1.0", holds=(),
+        upstream_runs=runs_of(staging, history), upstream_holds=holds_of(staging, history),
+        registry_tags={}, now=T0 + timedelta(hours=1),
+    )  # fmt: skip
+    assert view.chosen is None
+    assert view.blocker is None and not view.waiting

@@ -399,7 +399,9 @@ def view_image(
     allowed = tuple(t for t in tags if t.name not in blocked)
     chosen = _choose(allowed, rule, current, now)
     wanted = _choose(tags, rule, current, now) if len(allowed) != len(tags) else chosen
-    blocker = blocked.get(wanted) if wanted is not None and wanted != chosen else None
+    # Something waits only when the rules want a version other than the running one.
+    waits = wanted not in (None, current, chosen)
+    blocker = blocked.get(wanted) if waits and wanted is not None else None
     return ImageView(
         image=image.name,
         current=current,
