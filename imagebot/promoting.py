@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from imagebot.core import rewrite
 from imagebot.core.plan import EnvironmentPlan, ImageScan, targets_for
@@ -28,7 +29,7 @@ from imagebot.core.promotion import (
     runs_of,
     view_image,
 )
-from imagebot.errors import ImagebotError
+from imagebot.errors import ImagebotError, SelectionError
 from imagebot.gitrepo import EnvRepo
 
 #: Reads the commit statuses of a commit in an environment's repo through its forge:
@@ -104,7 +105,6 @@ class Prepared:
     scans: dict[str, ImageScan]
     views: dict[str, ImageView]
     history: list[HistoryCommit]
-    problems: list[str] = field(default_factory=list)
 
 
 def prepare(
@@ -119,11 +119,9 @@ def prepare(
     statuses: CommitStatuses | None = None,
 ) -> Prepared:
     """Restrict each image's tags by promotion gates and holds."""
-    env = loaded.name
     policy = loaded.policy
     out = dict(scans)
     views: dict[str, ImageView] = {}
-    problems: list[str] = []
     for image in policy.images:
         target = current_version(image, targets)
         if target is None:
@@ -134,12 +132,15 @@ def prepare(
         if policy.promote is not None:
             up_image = upstream.policy.image(image.name) if upstream else None
             if up_image is None or upstream_history is None:
-                reason = f"no image {image.name!r} in upstream environment {policy.promote.from_}"
-                problems.append(f"{env}: image {image.name}: {reason}; not promoted")
-                out[repo] = ImageScan(error=reason)
+                # The planner reports it as this image's problem; the others still move.
+                out[repo] = ImageScan(
+                    error=f"no image {image.name!r} in upstream environment"
+                    f" {policy.promote.from_}; not promoted"
+                )
                 continue
             registry_tags = {t.name: t for t in scan.tags} if scan and not scan.error else {}
-            views[image.name] = promotion_view(
+            view = _guarded(
+                promotion_view,
                 image,
                 upstream_holds=holds_of(up_image, upstream_history),
                 environment=policy,
@@ -151,7 +152,8 @@ def prepare(
                 statuses=statuses,
             )
         elif holds and scan is not None and scan.error is None:
-            views[image.name] = view_image(
+            view = _guarded(
+                view_image,
                 image,
                 current=target.tag,
                 tags=scan.tags,
@@ -160,13 +162,28 @@ def prepare(
                 digests=scan.digests,
                 holds=holds,
             )
+        else:
+            continue
+        if isinstance(view, str):
+            # A rule selection refuses (a pattern that backtracks too long, say): this image
+            # stays where it is and the planner reports why; the others still move.
+            out[repo] = ImageScan(error=view)
+            continue
+        views[image.name] = view
     if policy.promote is not None:
         views = hold_back_groups(policy, views)
     for image in policy.images:
-        view = views.get(image.name)
-        if view is not None:
-            out[image.normalized_repository] = ImageScan(tags=view.tags, digests=view.digests)
-    return Prepared(scans=out, views=views, history=history, problems=problems)
+        if image.name in views:
+            chosen = views[image.name]
+            out[image.normalized_repository] = ImageScan(tags=chosen.tags, digests=chosen.digests)
+    return Prepared(scans=out, views=views, history=history)
+
+
+def _guarded(build: Callable[..., ImageView], image: ImagePolicy, **kwargs: Any) -> ImageView | str:
+    try:
+        return build(image, **kwargs)
+    except SelectionError as exc:
+        return f"selection failed: {exc}"
 
 
 def annotate(plan: EnvironmentPlan, prepared: Prepared) -> EnvironmentPlan:
@@ -190,7 +207,6 @@ def annotate(plan: EnvironmentPlan, prepared: Prepared) -> EnvironmentPlan:
         changes=changes,
         decisions=decisions,
         promoted_from=promoted,
-        problems=(*prepared.problems, *plan.problems),
     )
 
 

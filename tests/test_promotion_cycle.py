@@ -452,3 +452,30 @@ def test_checks_gate_reads_statuses_of_the_upstream_commit(pipe: Pipeline) -> No
     reported[dev_commit] = {"deploy/dev": "success", "other": "failure"}
     pipe.cycle(statuses=forge)
     assert pipe.running("staging").startswith("1.1.0@")
+
+
+def test_image_without_upstream_entry_is_reported_and_the_others_move(pipe: Pipeline) -> None:
+    """staging lists an image dev does not have: that image is an error, app still moves."""
+    pipe.policy(
+        "staging",
+        """\
+        environment: staging
+        repo: {{url: {p.remote}, path: envs/staging}}
+        promote: {{from: dev}}
+        images:
+          - name: app
+            repository: {p.image}
+            digest: pin
+          - name: worker
+            repository: {p.image}
+            digest: pin
+        """,
+    )
+    result = pipe.cycle()
+    assert not result.ok
+    staging_file = pipe.policies / "staging.yaml"
+    assert (
+        f"{staging_file}:8: images[1]: image 'worker' has no entry of the same name in"
+        " upstream environment 'dev'"
+    ) in result.problems[0]
+    assert pipe.running("staging").startswith("1.1.0@")
