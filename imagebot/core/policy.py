@@ -177,7 +177,7 @@ class Promotion(_Model):
     soak: str | None = Field(
         default=None, description="how long upstream must have run a version, e.g. 1h, 2d"
     )
-    checks: tuple[str, ...] = Field(
+    checks: tuple[Annotated[str, Field(min_length=1, pattern=r"\S")], ...] = Field(
         default=(),
         description="commit status contexts that must be success on the upstream commit",
     )
