@@ -103,12 +103,6 @@ class Run:
     def ran(self, now: datetime) -> timedelta:
         return (self.stop or now) - self.start
 
-    @property
-    def version(self) -> str:
-        if self.tag and self.digest:
-            return f"{self.tag}@{self.digest}"
-        return self.tag or self.digest or "(none)"
-
 
 def fold_history(history: Sequence[HistoryCommit], limit: int) -> list[HistoryCommit]:
     """Keep the newest ``limit`` commits; the oldest kept becomes a snapshot of the files as
