@@ -7,9 +7,12 @@ also holds ``--files`` other manifests. Then times, through a bare clone as imag
 (a) a cold read — no cache: the newest 1,000 commits touching envs/dev, the oldest of them
     as a snapshot of every file;
 (b) a warm read — the cache is current, nothing new;
-(c) an incremental read — 20 new commits (10 touching envs/dev) since the cache was written.
+(c) an incremental read — 20 new commits (10 touching envs/dev) since the cache was written;
+(d) the replay that turns history into runs and holds, for ``--images`` images (one
+    manifest each) over 1,000 commits that each change one manifest (every third by a
+    person), without git.
 
-    python bench/history.py [--commits 4000] [--files 50]
+    python bench/history.py [--commits 4000] [--files 50] [--images 1000]
 """
 
 # ruff: noqa: E402
@@ -23,8 +26,11 @@ import argparse
 import subprocess
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from imagebot.core.policy import ImagePolicy
+from imagebot.core.promotion import HistoryCommit, Ref, holds_of, runs_by_image
 from imagebot.gitrepo import HISTORY_LIMIT, EnvRepo
 
 REPO = "ghcr.io/acme/app"
@@ -68,10 +74,50 @@ def timed(repo: EnvRepo, cache: Path | None) -> tuple[float, int]:
     return time.perf_counter() - t0, len(history)
 
 
+def replay(images: int, commits: int = 1000) -> tuple[float, int]:
+    """Seconds to replay ``commits`` synthetic commits into runs and holds of every image,
+    and how many runs there were."""
+    policies = [
+        ImagePolicy(name=f"img-{i}", repository=f"ghcr.io/acme/img-{i}") for i in range(images)
+    ]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def ref(i: int, tag: str) -> tuple[Ref, ...]:
+        return (Ref(f"envs/dev/img-{i}.yaml", 9, f"ghcr.io/acme/img-{i}", None, tag, None),)
+
+    history = [
+        HistoryCommit(
+            sha=f"{0:040x}",
+            time=start,
+            author="bench",
+            trailers=(),
+            files={f"envs/dev/img-{i}.yaml": ref(i, "1.0.0") for i in range(images)},
+            snapshot=True,
+        )
+    ]
+    for n in range(1, commits):
+        i = (n * 7919) % images if n % 2 else n % 50  # half spread out, half on 50 images
+        history.append(
+            HistoryCommit(
+                sha=f"{n:040x}",
+                time=start + timedelta(minutes=n),
+                author="bench",
+                trailers=(("Imagebot-Environment", "dev"),) if n % 3 else (),
+                files={f"envs/dev/img-{i}.yaml": ref(i, f"1.{(n // 50) % 5}.0")},
+            )
+        )
+    t0 = time.perf_counter()
+    runs = runs_by_image(policies, history)
+    for p in policies:
+        holds_of(p, history, runs[p.name])
+    return time.perf_counter() - t0, sum(len(r) for r in runs.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commits", type=int, default=4000)
     parser.add_argument("--files", type=int, default=50)
+    parser.add_argument("--images", type=int, default=1000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="imagebot-bench-history-") as tmp:
         source = Path(tmp) / "source.git"
@@ -93,6 +139,10 @@ def main() -> None:
         print(f"(c) incremental, 10 new:     {incremental * 1000:8.1f} ms")
         print(f"    same without the cache:   {uncached * 1000:8.1f} ms")
         print(f"cache file: {cache.stat().st_size / 1024:.0f} KiB")
+    seconds, runs = replay(args.images)
+    print(
+        f"(d) replay, {args.images} images x 1000 commits: {seconds * 1000:8.1f} ms ({runs} runs)"
+    )
 
 
 if __name__ == "__main__":

@@ -23,10 +23,11 @@ from imagebot.core.promotion import (
     CommitStatuses,
     HistoryCommit,
     ImageView,
+    Run,
     hold_back_groups,
     holds_of,
     promotion_view,
-    runs_of,
+    runs_by_image,
     view_image,
 )
 from imagebot.errors import ImagebotError, SelectionError
@@ -56,11 +57,9 @@ async def read_statuses(
 ) -> CommitStatuses:
     """Ask the forge once for the statuses of every upstream commit a candidate of
     ``loaded`` ran in; a failed read leaves that commit's checks unverified."""
+    up_images = [i for image in loaded.policy.images if (i := upstream.policy.image(image.name))]
     shas = {
-        run.commit
-        for image in loaded.policy.images
-        if (up_image := upstream.policy.image(image.name)) is not None
-        for run in runs_of(up_image, upstream_history)
+        run.commit for runs in runs_by_image(up_images, upstream_history).values() for run in runs
     }
     found: dict[str, Mapping[str, str] | None] = {}
     for sha in sorted(shas):
@@ -104,7 +103,8 @@ class Prepared:
 
     scans: dict[str, ImageScan]
     views: dict[str, ImageView]
-    history: list[HistoryCommit]
+    #: each image's runs in this environment's history
+    runs: dict[str, list[Run]]
 
 
 def prepare(
@@ -122,13 +122,18 @@ def prepare(
     policy = loaded.policy
     out = dict(scans)
     views: dict[str, ImageView] = {}
+    own_runs = runs_by_image(policy.images, history)
+    up_images = [
+        i for image in policy.images if upstream and (i := upstream.policy.image(image.name))
+    ]
+    up_runs = runs_by_image(up_images, upstream_history or [])
     for image in policy.images:
         target = current_version(image, targets)
         if target is None:
             continue
         repo = image.normalized_repository
         scan = scans.get(repo)
-        holds = holds_of(image, history)
+        holds = holds_of(image, history, own_runs[image.name])
         if policy.promote is not None:
             up_image = upstream.policy.image(image.name) if upstream else None
             if up_image is None or upstream_history is None:
@@ -142,10 +147,10 @@ def prepare(
             view = _guarded(
                 promotion_view,
                 image,
-                upstream_holds=holds_of(up_image, upstream_history),
+                upstream_holds=holds_of(up_image, upstream_history, up_runs[up_image.name]),
                 environment=policy,
                 current=target.tag,
-                upstream_runs=runs_of(up_image, upstream_history),
+                upstream_runs=up_runs[up_image.name],
                 holds=holds,
                 registry_tags=registry_tags,
                 now=now,
@@ -176,7 +181,7 @@ def prepare(
         if image.name in views:
             chosen = views[image.name]
             out[image.normalized_repository] = ImageScan(tags=chosen.tags, digests=chosen.digests)
-    return Prepared(scans=out, views=views, history=history)
+    return Prepared(scans=out, views=views, runs=own_runs)
 
 
 def _guarded(build: Callable[..., ImageView], image: ImagePolicy, **kwargs: Any) -> ImageView | str:
@@ -229,7 +234,7 @@ def statuses_of(
         target = current_version(image, targets)
         if target is None:
             continue
-        runs = runs_of(image, prepared.history)
+        runs = prepared.runs.get(image.name, [])
         last = runs[-1] if runs and runs[-1].tag == target.tag else None
         view = prepared.views.get(image.name)
         candidate = chosen.get(image.name)
