@@ -479,3 +479,49 @@ def test_image_without_upstream_entry_is_reported_and_the_others_move(pipe: Pipe
         " upstream environment 'dev'"
     ) in result.problems[0]
     assert pipe.running("staging").startswith("1.1.0@")
+
+
+def test_group_members_move_together_or_not_at_all(pipe: Pipeline) -> None:
+    """app soaked but web, in the same group, still soaks: neither moves; then both do, in
+    one commit."""
+    web = f"{pipe.registry.host}/acme/web"
+    web1 = push_image(pipe.registry, "acme/web", "1.0.0")
+    push_files(
+        pipe.remote,
+        {
+            f"envs/{env}/web.yaml": MANIFEST.format(ref=f"{web}:1.0.0@{web1}").encode()
+            for env in ("dev", "staging")
+        },
+        message="web",
+        when=pipe.now - timedelta(days=1),
+    )
+    entries = "".join(
+        f"  - name: {name}\n    repository: {repo}\n    digest: pin\n    group: core\n"
+        for name, repo in (("app", pipe.image), ("web", web))
+    )
+    (pipe.policies / "dev.yaml").write_text(
+        f"environment: dev\nrepo: {{url: {pipe.remote}, path: envs/dev}}\nimages:\n{entries}"
+    )
+    (pipe.policies / "staging.yaml").write_text(
+        f"environment: staging\nrepo: {{url: {pipe.remote}, path: envs/staging}}\n"
+        f"promote: {{from: dev, soak: 1h}}\nimages:\n{entries}"
+    )
+    (pipe.policies / "prod.yaml").unlink()
+    pipe.cycle()  # dev: app 1.1.0 now
+    pipe.now += timedelta(minutes=30)
+    web2 = push_image(pipe.registry, "acme/web", "1.1.0")
+    pipe.cycle()  # dev: web 1.1.0, 30 minutes after app
+    pipe.now += timedelta(minutes=31)
+    result = pipe.cycle()
+    assert pipe.running("staging").startswith("1.0.0@"), "app waits for web"
+    staging = next(r for r in result.environments if r.plan.environment == "staging")
+    rows = {row.image: row.blocker for row in staging.images}
+    assert rows["web"] == "soak: 1.1.0 has run in dev for 31m of 1h (29m left)"
+    assert rows["app"] == f"group core: waits for web ({rows['web']})"
+    before = commit_of(pipe.remote, "envs/staging")
+    pipe.now += timedelta(minutes=30)
+    assert pipe.cycle().ok
+    assert pipe.running("staging") == f"1.1.0@{pipe.digests['1.1.0']}"
+    assert f"{web}:1.1.0@{web2}".encode() in show(pipe.remote, "envs/staging/web.yaml")
+    history = git("rev-list", f"{before}..main", "--", "envs/staging", cwd=pipe.remote).split()
+    assert len(history) == 1, "both images in one commit"
