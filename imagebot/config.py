@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagebot.core import yamldoc
 from imagebot.core.envgraph import order_environments
 from imagebot.core.policy import LoadedPolicy, parse_policy
 from imagebot.errors import PolicyError
@@ -45,7 +46,7 @@ def load_policies(directory: Path) -> PolicySet:
     by_name: dict[str, str] = {}
     for path in policy_files(directory):
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_capped(path)
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"{path}:1: cannot read: {exc}")
             continue
@@ -73,3 +74,11 @@ def resolve_repo_url(url: str, policy_file: str) -> str:
     if _SCHEME.match(url) or _SCP_LIKE.match(url) or Path(url).is_absolute():
         return url
     return str((Path(policy_file).resolve().parent / url).resolve())
+
+
+def read_capped(path: Path) -> str:
+    """A configuration file's text, read no further than one byte past the size limit, so
+    a huge file is refused by the parser without being read whole."""
+    with path.open("rb") as f:
+        data = f.read(yamldoc.MAX_FILE_BYTES + 1)
+    return data.decode("utf-8", "replace" if len(data) > yamldoc.MAX_FILE_BYTES else "strict")

@@ -23,6 +23,7 @@ from imagebot.core.plan import (
     EnvironmentPlan,
     ImageScan,
     commit_message,
+    in_scope,
     plan_environment,
     targets_for,
 )
@@ -30,6 +31,7 @@ from imagebot.core.policy import LoadedPolicy
 from imagebot.core.promotion import CommitStatuses, HistoryCommit
 from imagebot.core.selection import TagInfo
 from imagebot.errors import EditError, GitError, RegistryError
+from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
 from imagebot.gitrepo import EnvRepo, PushRejected, redact
 from imagebot.registry.manifests import ImageInfo
 
@@ -99,15 +101,19 @@ async def run_cycle(
     clock: Clock = utc_now,
     problems: Sequence[str] = (),
     push_attempts: int = 3,
+    git_timeout: float = DEFAULT_GIT_TIMEOUT,
     catalog: Sequence[LoadedPolicy] = (),
     statuses: promoting.StatusSource | None = None,
 ) -> CycleResult:
     """Run one cycle over ``policies``; with ``publish`` commit and push each environment.
 
-    Environments run upstream first, so a version can travel dev → staging in one cycle.
-    ``catalog`` holds every known environment (default: ``policies``) so that a promoted
-    environment finds its upstream even when only it was asked for; ``statuses`` answers
-    the checks gate (without it, promotions with ``checks`` wait)."""
+    Each environment is planned and published as soon as the repositories it needs are
+    scanned, so one slow registry holds up only the environments that use it. A promoted
+    environment also waits for its upstream, so a version can travel dev → staging in one
+    cycle. ``catalog`` holds every known environment (default: ``policies``) so that a
+    promoted environment finds its upstream even when only it was asked for; ``statuses``
+    answers the checks gate (without it, promotions with ``checks`` wait).
+    """
     policies, graph_problems = order_environments(policies, catalog)
     problems = (*problems, *(p for p in graph_problems if p not in problems))
     known = {p.name: p for p in (*catalog, *policies)}
@@ -116,11 +122,11 @@ async def run_cycle(
     for loaded in policies:
         try:
             workspaces[loaded.name] = await anyio.to_thread.run_sync(
-                _read_workspace, loaded, repos_dir
+                _read_workspace, loaded, repos_dir, git_timeout
             )
         except GitError as exc:
             log.error("repo_unavailable", environment=loaded.name, error=str(exc))
-            workspaces[loaded.name] = str(exc)
+            workspaces[loaded.name] = f"{loaded.name}: {exc}"
     wanted = {
         image.normalized_repository
         for loaded in policies
@@ -134,46 +140,74 @@ async def run_cycle(
         for image in loaded.policy.images
         if image.strategy == "newest-build"
     }
-    scans = await scan_repositories(registry, sorted(wanted), with_created=builds)
-    results = []
-    for loaded in policies:
-        ws = workspaces[loaded.name]
-        if isinstance(ws, str):
-            empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
-            results.append(EnvironmentResult(plan=empty, error=ws))
-            continue
+    scans: dict[str, ImageScan] = {}
+    scanned = {repository: anyio.Event() for repository in wanted}
+    finished = {loaded.name: anyio.Event() for loaded in policies}
+    results: dict[str, EnvironmentResult] = {}
+
+    async def scan(repository: str) -> None:
+        scans.update(await scan_repositories(registry, [repository], with_created=builds))
+        scanned[repository].set()
+
+    async def environment(position: int, loaded: LoadedPolicy) -> None:
         try:
-            prepared = await _prepare(
-                loaded, ws, known, histories, scans, repos_dir, clock(), statuses
+            ws = workspaces[loaded.name]
+            if isinstance(ws, str):
+                empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
+                results[loaded.name] = EnvironmentResult(plan=empty, error=ws)
+                return
+            for image in loaded.policy.images:
+                if image.normalized_repository in scanned:
+                    await scanned[image.normalized_repository].wait()
+            # Environments sharing a clone publish in policy order, each from the last's head;
+            # a promoted environment starts once its upstream has published.
+            promote = loaded.policy.promote
+            for earlier in policies[:position]:
+                other = workspaces[earlier.name]
+                shared = isinstance(other, _Workspace) and other.repo.path == ws.repo.path
+                if shared or (promote is not None and earlier.name == promote.from_):
+                    await finished[earlier.name].wait()
+            try:
+                prepared = await _prepare(
+                    loaded, ws, known, histories, scans, repos_dir, clock(), statuses, git_timeout
+                )
+            except GitError as exc:
+                log.error("history_unavailable", environment=loaded.name, error=str(exc))
+                empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
+                results[loaded.name] = EnvironmentResult(plan=empty, error=str(exc))
+                return
+            result = await _run_environment(
+                loaded,
+                ws,
+                registry=registry,
+                scans=prepared.scans,
+                repos_dir=repos_dir,
+                publish=publish,
+                clock=clock,
+                push_attempts=push_attempts,
+                git_timeout=git_timeout,
+                prepared=prepared,
             )
-        except GitError as exc:
-            log.error("history_unavailable", environment=loaded.name, error=str(exc))
-            empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
-            results.append(EnvironmentResult(plan=empty, error=str(exc)))
-            continue
-        result = await _run_environment(
-            loaded,
-            ws,
-            registry=registry,
-            scans=prepared.scans,
-            repos_dir=repos_dir,
-            publish=publish,
-            clock=clock,
-            push_attempts=push_attempts,
-            prepared=prepared,
-        )
-        if result.commit:
-            histories.pop(loaded.name, None)  # downstream environments read the new commit
-        targets = ws.targets
-        results.append(
-            replace(
+            if result.commit:
+                histories.pop(loaded.name, None)  # downstream environments read the new commit
+            results[loaded.name] = replace(
                 result,
                 images=promoting.statuses_of(
-                    loaded, targets=targets, prepared=prepared, plan=result.plan
+                    loaded, targets=ws.targets, prepared=prepared, plan=result.plan
                 ),
             )
-        )
-    return CycleResult(environments=tuple(results), problems=tuple(problems))
+        finally:
+            finished[loaded.name].set()
+
+    async with anyio.create_task_group() as tg:
+        for repository in sorted(wanted):
+            tg.start_soon(scan, repository)
+        for position, loaded in enumerate(policies):
+            tg.start_soon(environment, position, loaded)
+    return CycleResult(
+        environments=tuple(results[loaded.name] for loaded in policies),
+        problems=tuple(problems),
+    )
 
 
 async def _prepare(
@@ -185,6 +219,7 @@ async def _prepare(
     repos_dir: Path,
     now: datetime,
     source: promoting.StatusSource | None,
+    git_timeout: float,
 ) -> promoting.Prepared:
     """Read this environment's history (for holds) and its upstream's (for candidates),
     and the forge's commit statuses when the checks gate needs them."""
@@ -193,7 +228,8 @@ async def _prepare(
         if env.name not in histories:
             if repo is None:
                 url = config.resolve_repo_url(env.policy.repo.url, env.source)
-                repo = EnvRepo(url, env.policy.repo.branch, repo_cache_dir(repos_dir, url))
+                cache = repo_cache_dir(repos_dir, url)
+                repo = EnvRepo(url, env.policy.repo.branch, cache, timeout=git_timeout)
                 repo.fetch()
             histories[env.name] = promoting.read_history(env, repo)
         return histories[env.name]
@@ -308,6 +344,7 @@ async def _run_environment(
     publish: bool,
     clock: Clock,
     push_attempts: int,
+    git_timeout: float,
     prepared: promoting.Prepared,
 ) -> EnvironmentResult:
     env = loaded.name
@@ -316,10 +353,10 @@ async def _run_environment(
         # An environment earlier in this cycle pushed to the same repo: start from its
         # commit instead of losing a push race against ourselves.
         try:
-            ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+            ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir, git_timeout)
         except GitError as err:
             empty = EnvironmentPlan(environment=env, source=loaded.source)
-            return EnvironmentResult(plan=empty, error=str(err))
+            return EnvironmentResult(plan=empty, error=f"{env}: {err}")
     for attempt in range(1, push_attempts + 1):
         plan = _plan(loaded, ws, scans, clock, prepared)
         if await _resolve_digests(registry, plan, scans):
@@ -342,13 +379,13 @@ async def _run_environment(
         except PushRejected as exc:
             bound.warning("push_race", attempt=attempt, error=str(exc))
             try:
-                ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir)
+                ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir, git_timeout)
             except GitError as err:
-                return EnvironmentResult(plan=plan, error=str(err))
+                return EnvironmentResult(plan=plan, error=f"{env}: {err}")
             continue
         except GitError as exc:
             bound.error("publish_failed", error=str(exc))
-            return EnvironmentResult(plan=plan, error=str(exc))
+            return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
         bound.info(
             "pushed", commit=sha, branch=loaded.policy.repo.branch, changes=len(plan.changes)
         )
@@ -381,10 +418,12 @@ def repo_cache_dir(repos_dir: Path, url: str) -> Path:
     return repos_dir / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
+def _read_workspace(
+    loaded: LoadedPolicy, repos_dir: Path, git_timeout: float = DEFAULT_GIT_TIMEOUT
+) -> _Workspace:
     spec = loaded.policy.repo
     url = config.resolve_repo_url(spec.url, loaded.source)
-    repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url))
+    repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url), timeout=git_timeout)
     head = repo.fetch()
     repositories = {i.normalized_repository for i in loaded.policy.images}
     files: dict[str, str] = {}
@@ -410,11 +449,16 @@ def _read_workspace(loaded: LoadedPolicy, repos_dir: Path) -> _Workspace:
         except EditError as exc:
             problems.append(f"{loaded.name}: {exc}; file left untouched")
             continue
+        found = in_scope(loaded.policy, found)  # detect: markers, marker_namespace
         if found:
             files[entry.path] = text
             targets[entry.path] = found
     for image in loaded.policy.images:
-        if not any(targets_for(image, ts) for ts in targets.values()):
+        if entries and not any(targets_for(image, ts) for ts in targets.values()):
+            problems.append(
+                f"{loaded.name}: image {image.name} ({image.repository}) is referenced by no"
+                f" file under {spec.path}"
+            )
             log.warning(
                 "image_unreferenced",
                 environment=loaded.name,

@@ -7,15 +7,22 @@ touch a byte (the byte-exact promise holds for what is in git, not for a work tr
 stale files, and a monorepo costs only the blobs imagebot actually reads.
 
 A push that loses a race (the branch moved since our fetch) raises :class:`PushRejected`;
-the engine re-fetches, re-plans on the new head and tries again.
+the engine re-fetches, re-plans on the new head and tries again. Whether it was a race is
+read from ``git push --porcelain``'s status line, never from the remote's free text (a
+hook may say anything). Every git command has a timeout, and the clone is locked (a file
+lock beside it) while it is created, fetched into or pushed from, so imagebot processes
+sharing a cache directory take turns instead of breaking each other's refs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
@@ -33,16 +40,27 @@ from imagebot.errors import EditError, GitError
 #: How many commits touching an environment's path are read back at most.
 HISTORY_LIMIT = 1000
 
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+#: File names read whatever their suffix: kustomize (and Flux) accept a kustomization file
+#: named ``Kustomization`` beside ``kustomization.yaml``/``.yml``.
+EXTRA_NAMES = frozenset(("Kustomization",))
+
+# The userinfo of a URL's authority runs to the *last* "@" before the path: a password
+# with a raw "@" ("bot:S3c@ret@host") must not leave its tail in a message.
+_USERINFO = re.compile(r"(?<=://)[^/?#\s]*@")
 
 
 def redact(url: str) -> str:
-    """A URL safe to print: any ``user:token@`` part is replaced."""
+    """A URL (or a text holding URLs) safe to print: any ``user:token@`` part is replaced."""
     return _USERINFO.sub("***@", url)
 
 
+#: Seconds a git command (fetch, push) may run, and a process may wait for the clone lock.
+DEFAULT_TIMEOUT = 300.0
+
+
 class PushRejected(GitError):
-    """The remote branch moved since our fetch (non-fast-forward)."""
+    """The remote branch moved since our fetch (non-fast-forward), or another push was
+    updating it at the same moment (the remote could not lock the ref)."""
 
 
 @dataclass(frozen=True)
@@ -55,36 +73,70 @@ class FileEntry:
 class EnvRepo:
     """A bare clone of one environment repo's branch, kept under ``cache_dir``."""
 
-    def __init__(self, url: str, branch: str, cache_dir: Path) -> None:
+    def __init__(
+        self, url: str, branch: str, cache_dir: Path, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self.url = url
         self.branch = branch
         self.path = cache_dir
+        self.timeout = timeout
+        self.fetched: str | None = None
+        """The head our last fetch saw; files, reads and commits use it, not the ref, which
+        another process sharing the clone may move meanwhile."""
         self._remote_ref = f"refs/remotes/origin/{branch}"
+        self._lock_path = cache_dir.parent / f"{cache_dir.name}.lock"
         try:
-            if (cache_dir / "HEAD").exists():
-                self._repo = git.Repo(cache_dir)
-                if self._repo.remotes.origin.url != url:
-                    self._repo.remotes.origin.set_url(url)
-            else:
-                cache_dir.mkdir(parents=True, exist_ok=True)
-                self._repo = git.Repo.init(cache_dir, bare=True)
-                self._repo.create_remote("origin", url)
-        except git.GitError as exc:
-            raise GitError(f"{redact(url)}: cannot prepare clone in {cache_dir}: {exc}") from exc
+            with self._locked():
+                if (cache_dir / "HEAD").exists():
+                    self._repo = git.Repo(cache_dir)
+                    if self._repo.remotes.origin.url != url:
+                        self._repo.remotes.origin.set_url(url)
+                else:
+                    cache_dir.mkdir(parents=True, exist_ok=True)
+                    self._repo = git.Repo.init(cache_dir, bare=True)
+                    self._repo.create_remote("origin", url)
+        except (git.GitError, ValueError) as exc:
+            raise GitError(
+                f"{redact(url)}: cannot prepare clone in {cache_dir}: {redact(str(exc))}"
+            ) from None
         # A daemon must never hang on a credential prompt.
         self._repo.git.update_environment(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true")
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the clone's file lock, waiting at most ``timeout`` seconds for it."""
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock_path.open("a") as handle:
+            deadline = time.monotonic() + self.timeout
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise GitError(
+                            f"{redact(self.url)}: the clone in {self.path} stayed locked by"
+                            f" another imagebot process for {self.timeout:g}s (git_timeout)"
+                        ) from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def fetch(self) -> str:
         """Fetch the branch; return the sha it points at."""
-        self._git(
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "origin",
-            f"+refs/heads/{self.branch}:{self._remote_ref}",
-            what=f"fetch branch {self.branch!r}",
-        )
-        return self.head()
+        with self._locked():
+            self._git(
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "origin",
+                f"+refs/heads/{self.branch}:{self._remote_ref}",
+                what=f"fetch branch {self.branch!r}",
+            )
+            self.fetched = self.head()
+        return self.fetched
 
     def head(self) -> str:
         try:
@@ -97,8 +149,11 @@ class EnvRepo:
     def files(
         self, under: str = ".", *, suffixes: tuple[str, ...] = (".yaml", ".yml")
     ) -> list[FileEntry]:
-        """Regular files below ``under`` at the fetched head whose names end in ``suffixes``."""
+        """Regular files below ``under`` at the fetched head whose names end in ``suffixes``
+        (or are one of :data:`EXTRA_NAMES`)."""
         args = ["ls-tree", "-r", "-z", "--full-tree", self._remote_ref]
+        """Regular files below ``under`` at the fetched head whose names end in ``suffixes``."""
+        args = ["ls-tree", "-r", "-z", "--full-tree", self.fetched or self._remote_ref]
         if under not in ("", "."):
             args += ["--", under.strip("/") + "/"]
         out = self._git(*args, what=f"list files under {under!r}")
@@ -108,7 +163,12 @@ class EnvRepo:
                 continue
             meta, _, path = record.partition("\t")
             mode, kind, sha = meta.split()
-            if kind == "blob" and mode in ("100644", "100755") and path.endswith(suffixes):
+            named = path.rpartition("/")[2] in EXTRA_NAMES
+            if (
+                kind == "blob"
+                and mode in ("100644", "100755")
+                and (path.endswith(suffixes) or named)
+            ):
                 entries.append(FileEntry(path=path, mode=int(mode, 8), blob=sha))
         return entries
 
@@ -116,7 +176,9 @@ class EnvRepo:
         try:
             data: bytes = self._repo.odb.stream(bytes.fromhex(entry.blob)).read()
         except (git.GitError, ValueError) as exc:
-            raise GitError(f"{redact(self.url)}: cannot read {entry.path}: {exc}") from exc
+            raise GitError(
+                f"{redact(self.url)}: cannot read {entry.path}: {redact(str(exc))}"
+            ) from None
         return data
 
     def commit(
@@ -133,7 +195,7 @@ class EnvRepo:
         The new commit is not on any branch until :meth:`push` succeeds, so a failed push
         leaves nothing behind.
         """
-        parent = self._repo.commit(self._remote_ref)
+        parent = self._repo.commit(self.fetched or self._remote_ref)
         index = git.IndexFile.from_tree(self._repo, parent.tree)
         entries = []
         for path, data in sorted(changes.items()):
@@ -160,18 +222,25 @@ class EnvRepo:
 
     def push(self, sha: str) -> None:
         """Fast-forward the remote branch to ``sha``; PushRejected if it moved meanwhile."""
-        try:
-            self._repo.git.push("--porcelain", "origin", f"{sha}:refs/heads/{self.branch}")
-        except git.GitCommandError as exc:
-            text = f"{exc.stdout}\n{exc.stderr}"
-            if "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text:
-                raise PushRejected(
-                    f"{redact(self.url)}: push to {self.branch!r} rejected: the branch moved"
-                ) from None
-            raise GitError(
-                f"{redact(self.url)}: push to {self.branch!r} failed: {_stderr(exc)}"
-            ) from None
-        self._git("update-ref", self._remote_ref, sha, what="record pushed head")
+        where = f"{redact(self.url)}: push to {self.branch!r}"
+        with self._locked():
+            code, out, err = self._repo.git.execute(
+                ["git", "push", "--porcelain", "origin", f"{sha}:refs/heads/{self.branch}"],
+                kill_after_timeout=self.timeout,
+                with_extended_output=True,
+                with_exceptions=False,
+            )
+            if code != 0:
+                status = push_status(out)
+                if status is not None and is_race(status):
+                    raise PushRejected(f"{where} rejected: the branch moved ({status})")
+                if _timed_out(err):
+                    raise GitError(f"{where}: no answer within {self.timeout:g}s (git_timeout)")
+                said = remote_text(err)
+                if status is not None:
+                    raise GitError(f"{where} rejected: {status}" + (f": {said}" if said else ""))
+                raise GitError(f"{where} failed: {redact(' '.join(err.split()))}")
+            self._git("update-ref", self._remote_ref, sha, what="record pushed head")
 
     def history(
         self,
@@ -189,7 +258,7 @@ class EnvRepo:
         was read before. A missing, stale or unreadable cache file costs a full read, never
         a wrong answer: it is used only when its head is an ancestor of the new head.
         """
-        head = self.head()
+        head = self.fetched or self.head()
         key = {"under": under, "repositories": sorted(repositories), "limit": limit}
         cached = _load_history(cache_file, key)
         if cached is not None and cached[0] == head:
@@ -251,7 +320,7 @@ class EnvRepo:
             files: dict[str, tuple[Ref, ...]] = {}
             for meta, path in zip(fields[::2], fields[1::2], strict=False):
                 blob = meta.split()[3] if meta.startswith(":") else ""
-                if path.endswith((".yaml", ".yml")):
+                if _is_manifest(path):
                     files[path] = self._refs(path, blob, repositories)
             commits.append(
                 HistoryCommit(
@@ -272,7 +341,7 @@ class EnvRepo:
         files: dict[str, tuple[Ref, ...]] = {}
         for record in out.split("\0"):
             meta, _, path = record.partition("\t")
-            if path.endswith((".yaml", ".yml")) and meta.split()[1] == "blob":
+            if _is_manifest(path) and meta.split()[1] == "blob":
                 files[path] = self._refs(path, meta.split()[2], repositories)
         return HistoryCommit(
             sha=commit.sha,
@@ -302,13 +371,25 @@ class EnvRepo:
 
     def _git(self, *args: str, what: str) -> str:
         try:
-            out: str = self._repo.git.execute(["git", *args], strip_newline_in_stdout=False)
+            out: str = self._repo.git.execute(
+                ["git", *args], strip_newline_in_stdout=False, kill_after_timeout=self.timeout
+            )
         except git.GitCommandError as exc:
+            if _timed_out(str(exc.stderr or "")):
+                raise GitError(
+                    f"{redact(self.url)}: cannot {what}: no answer within {self.timeout:g}s"
+                    " (git_timeout)"
+                ) from None
             raise GitError(f"{redact(self.url)}: cannot {what}: {_stderr(exc)}") from None
         return out
 
 
 _HISTORY_FORMAT = 1
+
+
+def _is_manifest(path: str) -> bool:
+    """A file the engine reads (see ``files``), so history sees what the cycle edits."""
+    return path.endswith((".yaml", ".yml")) or path.rpartition("/")[2] in EXTRA_NAMES
 
 
 def _pathspec(under: str) -> str:
@@ -369,6 +450,45 @@ def _save_history(
         os.replace(tmp, path)  # readers see the old file or the new one, never half
     except OSError:
         pass  # the cache only saves time
+
+
+_PORCELAIN_REJECTED = re.compile(r"^!\t[^\t]*\t(\[[a-z ]+\])(?: \((.*)\))?$", re.M)
+
+
+def push_status(stdout: str) -> str | None:
+    """The flag and reason of the rejected ref in ``git push --porcelain`` output, e.g.
+    ``[rejected] fetch first`` or ``[remote rejected] pre-receive hook declined``."""
+    m = _PORCELAIN_REJECTED.search(stdout)
+    if m is None:
+        return None
+    return f"{m.group(1)} {m.group(2)}" if m.group(2) else m.group(1)
+
+
+def is_race(status: str) -> bool:
+    """A rejection that means "someone else pushed first": git's own non-fast-forward
+    verdicts, and the remote failing to lock or update the ref because another push held it.
+    A hook's rejection ("pre-receive hook declined") is never a race, whatever it says."""
+    flag, _, reason = status.partition("] ")
+    if flag == "[rejected":
+        return reason in ("fetch first", "non-fast-forward", "stale info", "")
+    if flag == "[remote rejected":
+        return reason.startswith(("cannot lock ref", "failed to update ref", "failed to lock"))
+    return False
+
+
+def remote_text(stderr: str) -> str:
+    """What the remote (a hook) said: the ``remote:`` lines of git's stderr, joined."""
+    lines = [
+        line.removeprefix("remote:").strip()
+        for line in stderr.splitlines()
+        if line.startswith("remote:")
+    ]
+    return redact(" / ".join(line for line in lines if line))
+
+
+def _timed_out(stderr: str) -> bool:
+    # GitPython replaces stderr with this text when kill_after_timeout fired.
+    return "Timeout: the command" in stderr and "did not complete in" in stderr
 
 
 def _git_date(when: datetime) -> str:

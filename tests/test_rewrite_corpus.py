@@ -73,8 +73,11 @@ def _at(data: Any, path: tuple[Any, ...]) -> Any:
 
 
 def _version(target: Target) -> tuple[str | None, str | None]:
-    """The new version for a target: a tag where it has one, a digest where it pins one."""
+    """The new version for a target: a tag where it has one, a digest where it pins one
+    (a target pinned by a digest alone takes only the digest)."""
     has_tag = target.slot("ref") or target.slot("tag") or target.insert("tag")
+    if target.digest_only:
+        has_tag = None
     pins = target.digest is not None or target.slot("digest") is not None
     return (NEW_TAG if has_tag else None), (NEW_DIGEST if pins else None)
 

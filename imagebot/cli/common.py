@@ -51,6 +51,14 @@ def add_cycle_arguments(parser: argparse.ArgumentParser, *, explain: bool = True
         " ~/.cache/imagebot)",
     )
     add_registry_arguments(parser)
+    parser.add_argument(
+        "--git-timeout",
+        type=float,
+        default=os.environ.get("IMAGEBOT_GIT_TIMEOUT", "300"),  # argparse applies type=
+        metavar="SECONDS",
+        help="longest a git fetch or push may take, and a wait for a clone another imagebot"
+        " process holds (default: $IMAGEBOT_GIT_TIMEOUT or 300)",
+    )
     parser.add_argument("--output", "-o", choices=["text", "json"], default="text")
     parser.add_argument(
         "--now",
@@ -179,7 +187,7 @@ def print_result(
             out.write(f"error: {r.error}\n")
         if r.commit:
             out.write(f"{plan.environment}: pushed {r.commit}\n")
-        elif not plan.changes and not r.error:
+        elif not plan.changes and not r.error and not plan.problems:
             out.write(f"{plan.environment}: up to date\n")
         elif plan.changes and not published and not r.error:
             out.write(f"{plan.environment}: {len(plan.changes)} change(s) planned\n")
@@ -213,6 +221,7 @@ def cycle(args: argparse.Namespace, *, publish: bool) -> CycleResult:
                 problems=policies.problems,
                 catalog=policies.catalog,
                 clock=(lambda: now) if now is not None else engine.utc_now,
+                git_timeout=args.git_timeout,
             )
 
     try:

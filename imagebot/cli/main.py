@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "set_image",
     "schema",
     "tags",
+    "migrate",
 )
 
 EXIT_ERROR = 1
@@ -81,6 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(level=args.log_level, fmt=args.log_format)
     try:
         code: int = args._run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``imagebot schema | head``): not an error worth a traceback.
+        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except PolicyError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -28,9 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="REPOSITORY",
         help="repository to update, short or full (nginx, ghcr.io/acme/app)",
     )
-    parser.add_argument("--tag", required=True, help="new tag")
+    parser.add_argument("--tag", help="new tag (without it, the tag written stays)")
     parser.add_argument(
-        "--digest", help="pin this digest (sha256:...); without it, pins are removed"
+        "--digest",
+        help="pin this digest (sha256:...); required when a reference already pins one",
     )
 
 
@@ -44,7 +45,7 @@ def _describe(repository: str, tag: str | None, digest: str | None) -> str:
 
 
 def _edit_file(
-    path: Path, repository: str, tag: str, digest: str | None
+    path: Path, repository: str, tag: str | None, digest: str | None
 ) -> tuple[str, str, list[str], int]:
     """(old text, new text, printed lines, references found) for one file; raises EditError."""
     try:
@@ -60,13 +61,27 @@ def _edit_file(
     ]
     if not targets:
         return text, text, [], 0
+    if digest is None:
+        pinned = next((t for t in targets if t.digest is not None), None)
+        if pinned is not None:
+            # Moving the tag alone would leave the old image running under its digest, and
+            # a digest field of its own would be emptied: the new digest is needed.
+            raise EditError(
+                f"{path}:{pinned.line}: {pinned.field} pins digest {pinned.digest}; give the"
+                " new version's digest with --digest (imagebot plan resolves it from the"
+                " registry)"
+            )
     new = apply(text, [Edit(t, tag, digest) for t in targets], source=str(path))
-    report = [
-        f"{path}:{t.line}: {t.field}: {_describe(repository, t.tag, t.digest)} -> "
-        f"{_describe(repository, tag, digest)}"
-        for t in targets
-        if (t.tag, t.digest) != (tag, digest)
-    ]
+    report = []
+    for t in targets:
+        # A digest-only pin takes only the digest; without --tag the tag written stays.
+        new_tag = None if t.digest_only and digest else tag or t.tag
+        if (t.tag, t.digest) != (new_tag, digest):
+            old_text = _describe(repository, t.tag, t.digest)
+            report.append(
+                f"{path}:{t.line}: {t.field}: {old_text} -> "
+                f"{_describe(repository, new_tag, digest)}"
+            )
     return text, new, report, len(targets)
 
 
@@ -89,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
         repository = normalize_repository(args.image)
     except InvalidReference as exc:
         print(f"imagebot set-image: --image {args.image}: {exc}", file=sys.stderr)
+        return 2
+    if args.tag is None and args.digest is None:
+        print("imagebot set-image: give --tag, --digest or both", file=sys.stderr)
         return 2
     results: list[tuple[Path, str, str]] = []
     failed = False

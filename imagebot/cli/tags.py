@@ -6,7 +6,8 @@ registry's order. With several references they are listed concurrently.
 
 Text output: with one reference, one tag per line; with several, each reference on a line
 of its own followed by its tags indented. ``--output json`` prints one object mapping each
-reference *as given* to its list of tags. Errors go to stderr; exit 1 if any reference failed.
+reference *as given* to its list of tags, or to ``{"error": "..."}`` if it failed. Errors
+also go to stderr; exit 1 if any reference failed.
 """
 
 from __future__ import annotations
@@ -74,18 +75,22 @@ def run(args: argparse.Namespace) -> int:
         results = anyio.run(lambda: list_refs(args.refs, settings=settings, cache=cache))
     finally:
         cache.close()
-    failed = False
     listed: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
     for ref, result in results.items():
         if isinstance(result, list):
             listed[ref] = result
-        else:
-            failed = True
-            kind = "error" if isinstance(result, RegistryError) else "invalid reference"
-            print(f"{kind}: {ref}: {result}", file=sys.stderr)
+            continue
+        # A registry error already starts with the repository; name the ref only if the
+        # user wrote it differently (``nginx`` for docker.io/library/nginx).
+        text = str(result)
+        errors[ref] = text if text.startswith(f"{ref}:") else f"{ref}: {text}"
+        kind = "error" if isinstance(result, RegistryError) else "invalid reference"
+        print(f"{kind}: {errors[ref]}", file=sys.stderr)
     if args.output == "json":
+        doc = {ref: listed[ref] if ref in listed else {"error": errors[ref]} for ref in results}
         # No indent: the C encoder then does the work, which matters at 100,000s of tags.
-        sys.stdout.write(json.dumps(listed) + "\n")
+        sys.stdout.write(json.dumps(doc) + "\n")
     elif len(args.refs) == 1:
         for tag in listed.get(args.refs[0], []):
             print(tag)
@@ -94,4 +99,4 @@ def run(args: argparse.Namespace) -> int:
             print(ref)
             for tag in tags:
                 print(f"  {tag}")
-    return 1 if failed else 0
+    return 1 if errors else 0

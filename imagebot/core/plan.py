@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from imagebot.core.policy import EnvironmentPolicy, ImagePolicy
+from imagebot.core.reference import normalize_repository
 from imagebot.core.rewrite import Edit, Target
 from imagebot.core.rewrite import apply as apply_edits
+from imagebot.core.rewrite.scalars import split_reference
 from imagebot.core.selection import Decision, TagInfo, select
-from imagebot.errors import EditError
+from imagebot.errors import EditError, InvalidReference
 
 TRAILER_ENVIRONMENT = "Imagebot-Environment"
 TRAILER_IMAGE = "Imagebot-Image"
@@ -43,6 +45,9 @@ class Change:
     new_digest: str | None  # the digest written into the file, if any
     image_digest: str | None  # the digest of the new version, written or not (for trailers)
     reason: str
+    #: the repository written in place of another one a marker owns (``old/name:1.0.0``
+    #: becoming ``ghcr.io/acme/app:1.0.1``), or a ``:name`` field set; None when unchanged
+    new_name: str | None = None
 
     @property
     def old(self) -> str:
@@ -53,9 +58,10 @@ class Change:
         return version_text(self.new_tag, self.new_digest)
 
     def summary(self) -> str:
+        renamed = f" (name written: {self.new_name})" if self.new_name else ""
         return (
             f"{self.environment}: {self.image} ({self.repository}) {self.old} -> {self.new}"
-            f"  [{self.file}:{self.line}]"
+            f"{renamed}  [{self.file}:{self.line}]"
         )
 
 
@@ -116,10 +122,49 @@ def targets_for(image: ImagePolicy, targets: Sequence[Target]) -> list[Target]:
     return out
 
 
+def in_scope(policy: EnvironmentPolicy, targets: Sequence[Target]) -> list[Target]:
+    """The targets an environment edits at all: with ``detect: markers`` only marked ones
+    (as Flux does); with ``marker_namespace`` set, Flux markers of other namespaces are
+    another environment's and are left alone."""
+    out = list(targets)
+    if policy.detect == "markers":
+        out = [t for t in out if t.policy is not None]
+    if policy.marker_namespace is not None:
+        out = [
+            t
+            for t in out
+            if t.marker_namespace is None or t.marker_namespace == policy.marker_namespace
+        ]
+    return out
+
+
+def name_to_write(image: ImagePolicy, target: Target) -> str | None:
+    """The policy's repository when a marker owns a reference (or a ``:name`` field) that
+    names another repository: Flux writes the policy's image there, and a tag of one
+    repository must never be written onto another's name. None when the name stays."""
+    if target.policy is None:
+        return None
+    slot = target.slot("ref") or target.slot("name")
+    if slot is None:
+        return None
+    value = slot.value[len(slot.alias) :]
+    written = split_reference(value)[0] if slot.role == "ref" else value
+    try:
+        same = normalize_repository(written) == image.normalized_repository
+    except InvalidReference:
+        same = False
+    return None if same else image.repository
+
+
 def needs_digest(image: ImagePolicy, target: Target) -> bool:
     """Pin when the policy says so, follows digests, or the file already pins (a tag moved
-    without its digest would keep running the old image)."""
-    return image.digest == "pin" or image.strategy == "digest" or target.digest is not None
+    without its digest would keep running the old image) or holds only a digest field."""
+    return (
+        image.digest == "pin"
+        or image.strategy == "digest"
+        or target.digest is not None
+        or target.digest_only
+    )
 
 
 def plan_environment(
@@ -140,7 +185,11 @@ def plan_environment(
     changes: dict[str, list[Change]] = {}
     needed: set[tuple[str, str]] = set()
     for image in policy.images:
-        matched = [(path, t) for path, ts in targets.items() for t in targets_for(image, ts)]
+        matched = [
+            (path, t)
+            for path, ts in targets.items()
+            for t in targets_for(image, in_scope(policy, ts))
+        ]
         if not matched:
             continue
         scan = scans.get(image.normalized_repository)
@@ -151,11 +200,14 @@ def plan_environment(
         rule = image.rule()
         by_current: dict[str | None, Decision] = {}
         for path, target in matched:
-            if target.tag not in by_current:
-                decision = select(scan.tags, rule, current=target.tag, now=now)
-                by_current[target.tag] = decision
-                decisions.append((image.name, target.tag, decision))
-            decision = by_current[target.tag]
+            new_name = name_to_write(image, target)
+            # The tag of another repository says nothing about where this one stands.
+            current = None if new_name is not None else target.tag
+            if current not in by_current:
+                decision = select(scan.tags, rule, current=current, now=now)
+                by_current[current] = decision
+                decisions.append((image.name, current, decision))
+            decision = by_current[current]
             if decision.tag is None:
                 continue
             moving = decision.tag != target.tag or needs_digest(image, target)
@@ -170,10 +222,16 @@ def plan_environment(
                         f" {image.repository}:{decision.tag}; left unchanged"
                     )
                     continue
-            if (decision.tag, new_digest) == (target.tag, target.digest):
+            if target.digest_only and new_digest is not None:
+                if new_digest == target.digest and new_name is None:
+                    continue  # pinned by digest alone: the digest is the whole version
+            elif (decision.tag, new_digest) == (target.tag, target.digest) and new_name is None:
                 continue
+            reason = decision.reason
+            if new_name is not None:
+                reason += f"; the marker owns the whole reference: name set to {new_name}"
             edits.setdefault(path, []).append(
-                Edit(target=target, tag=decision.tag, digest=new_digest)
+                Edit(target=target, tag=decision.tag, digest=new_digest, name=new_name)
             )
             changes.setdefault(path, []).append(
                 Change(
@@ -189,7 +247,8 @@ def plan_environment(
                     new_tag=decision.tag,
                     new_digest=new_digest,
                     image_digest=new_digest or scan.digests.get(decision.tag),
-                    reason=decision.reason,
+                    reason=reason,
+                    new_name=new_name,
                 )
             )
     new_files: dict[str, str] = {}

@@ -226,6 +226,18 @@ class EnvironmentPolicy(_Model):
         default=None, description="take versions from an upstream environment's history"
     )
     images: tuple[ImagePolicy, ...] = Field(min_length=1)
+    detect: Literal["auto", "markers"] = Field(
+        default="auto",
+        description="auto: every image field of a watched repository, and every marker;"
+        " markers: only fields carrying a marker (# imagebot: <image> or a Flux"
+        " $imagepolicy comment), as Flux does",
+    )
+    marker_namespace: str | None = Field(
+        default=None,
+        description="the namespace this environment's Flux markers name"
+        ' ({"$imagepolicy": "<namespace>:<image>"}); markers of other namespaces are left'
+        " alone",
+    )
 
     @field_validator("images")
     @classmethod
@@ -265,7 +277,7 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     if doc is None:
         raise PolicyError([f"{source}:1: empty policy file"])
     try:
-        model = EnvironmentPolicy.model_validate(yamldoc.plain(doc))
+        model = EnvironmentPolicy.model_validate(yamldoc.plain_mapping(doc, source=source))
     except ValidationError as exc:
         raise PolicyError(yamldoc.validation_problems(source, doc, exc)) from None
     problems = [

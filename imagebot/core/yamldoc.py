@@ -12,12 +12,29 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from imagebot.errors import PolicyError
 
+#: Largest policy file or registries.yaml read. Real ones are a few KiB; the cap bounds the
+#: parse time of a file nobody meant to write (a pasted log, a megabyte-long comment).
+MAX_FILE_BYTES = 1024 * 1024
+
+#: Most nodes a configuration document may expand to through aliases. An alias bomb
+#: ("billion laughs": each level lists the previous one ten times) loads in linear time but
+#: expands exponentially; environment files stop at the same number (rewrite.locate).
+MAX_NODES = 200_000
+
+
+class TooManyNodes(ValueError):
+    """A document expands, through aliases, to more than MAX_NODES nodes."""
+
 
 def load_mapping(text: str, *, source: str, what: str) -> CommentedMap | None:
     """The file's single document as a mapping with line info; None for an empty file.
 
     Duplicate keys are errors, not last-wins. ``what`` names the file kind in messages.
+    A text over MAX_FILE_BYTES is refused before parsing.
     """
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
+        limit = f"{MAX_FILE_BYTES // 1024} KiB"
+        raise PolicyError([f"{source}:1: a {what} may be at most {limit}; this one is larger"])
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
@@ -48,6 +65,47 @@ def plain(node: Any) -> Any:
     if isinstance(node, CommentedSeq):
         return [plain(v) for v in node]
     return node
+
+
+def expanded_size(doc: Any, *, limit: int = MAX_NODES) -> int:
+    """How many nodes ``doc`` holds once every alias is expanded, without expanding them.
+
+    Aliases share one object per anchor, so the loaded document is a graph of a few
+    distinct containers; each container's size is computed once. Raises TooManyNodes past
+    ``limit``, or for an alias inside its own anchor (a document that never ends).
+    """
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, (CommentedMap, CommentedSeq)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise TooManyNodes("an alias refers to a node that contains it")
+        open_.add(key)
+        children = node.values() if isinstance(node, CommentedMap) else node
+        total = 1 + sum(size(child) for child in children)
+        open_.discard(key)
+        if total > limit:
+            raise TooManyNodes(f"more than {limit:,} nodes once aliases are expanded")
+        sizes[key] = total
+        return total
+
+    return size(doc)
+
+
+def plain_mapping(doc: CommentedMap, *, source: str) -> dict[str, Any]:
+    """:func:`plain` for a loaded file, refusing one that aliases expand past MAX_NODES
+    (an alias bomb) with a PolicyError naming the file."""
+    try:
+        expanded_size(doc)
+    except TooManyNodes as exc:
+        raise PolicyError([f"{source}:1: too many aliases to expand safely: {exc}"]) from None
+    out: dict[str, Any] = plain(doc)
+    return out
 
 
 def validation_problems(source: str, doc: CommentedMap, exc: ValidationError) -> list[str]:

@@ -114,6 +114,11 @@ class RegistryAuth:
         self._locks: dict[str, anyio.Lock] = {}
         self.token_fetches = 0
 
+    @property
+    def realm(self) -> str | None:
+        """The token realm named by the registry's own Bearer challenge, once seen."""
+        return self._bearer.params.get("realm") if self._bearer is not None else None
+
     async def _creds(self) -> Credentials | None:
         try:
             return await self._credentials.get(self.registry, now=self._clock())

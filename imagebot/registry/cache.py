@@ -49,6 +49,10 @@ class CachedPage:
     next: str | None
 
 
+#: Seconds to wait for another process's write to the cache file to finish.
+LOCK_TIMEOUT = 30.0
+
+
 class TagCache:
     """A SQLite file (or ``":memory:"``) shared by one process's registry client."""
 
@@ -59,7 +63,10 @@ class TagCache:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # One connection, used from the event loop's thread only; statements are short.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # timeout: how long to wait for another process (imagebot runs sharing the cache).
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=LOCK_TIMEOUT
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         # A crash may lose the last transactions; a cache can afford it, fsyncs it cannot.
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -73,7 +80,9 @@ class TagCache:
         self._writer = (
             self._db
             if self.path == ":memory:"
-            else sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            else sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=LOCK_TIMEOUT
+            )
         )
         self._writer.execute("PRAGMA synchronous=NORMAL")
 
@@ -156,7 +165,10 @@ class TagCache:
             if not pending:
                 return
             db = self._writer
-            db.execute("BEGIN")
+            # IMMEDIATE: take the write lock before reading. A deferred transaction that
+            # reads, then writes after another process committed fails at once with
+            # "database is locked" (its snapshot is stale) instead of waiting its turn.
+            db.execute("BEGIN IMMEDIATE")
             try:
                 for repository, tags, stamp in pending:
                     self._write(db, repository, tags, stamp)

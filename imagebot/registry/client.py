@@ -35,6 +35,13 @@ from imagebot.registry import manifests as mf
 from imagebot.registry.auth import RegistryAuth, pull_scope
 from imagebot.registry.cache import CachedPage, TagCache
 from imagebot.registry.credentials import AnonymousProvider, CredentialProvider
+from imagebot.registry.limits import (
+    CredentialScope,
+    DeadlineExceeded,
+    ResponseTooLarge,
+    bounded_send,
+    same_origin,
+)
 from imagebot.registry.politeness import (
     RETRY_STATUS,
     Clock,
@@ -46,7 +53,6 @@ from imagebot.registry.politeness import (
     retry_after,
     transport_retryable,
 )
-from imagebot.registry.politeness import send as http_send
 from imagebot.registry.settings import RegistriesSettings, RegistryConfig
 from imagebot.registry.tags import BadPage, TagCollector, next_link, page_tags
 
@@ -81,6 +87,7 @@ class _Registry:
     auth: RegistryAuth
     politeness: Politeness
     base_url: str
+    scope: CredentialScope
 
 
 class RegistryClient:
@@ -138,20 +145,16 @@ class RegistryClient:
         repo = self._repo(repository)
         reg = self._registry(repo.host)
         cfg = reg.config
-        url: str | None = f"{reg.base_url}/v2/{repo.path}/tags/list?n={cfg.page_size}"
         collector = TagCollector(cap=cfg.tag_cap, order=cfg.tag_order)
-        visited: set[str] = set()
-        while url is not None:
-            if url in visited:
-                raise RegistryError(
-                    f"tags/list pagination loops back to {url}", **self._names(repo)
-                )
-            visited.add(url)
-            tags, url = await self._tags_page(reg, repo, url)
-            collector.add(tags)
-            if collector.done and url is not None:
-                collector.stopped_early = True
-                break
+        # One deadline for the whole listing: every page, retry and Retry-After wait.
+        with anyio.move_on_after(cfg.repository_deadline) as deadline:
+            await self._list_pages(reg, repo, collector)
+        if deadline.cancelled_caught:
+            raise RegistryError(
+                f"tags/list: not finished within {cfg.repository_deadline:g}s"
+                " (repository_deadline)",
+                **self._names(repo),
+            )
         if collector.capped:
             log.warning(
                 "tag_cap_reached",
@@ -168,6 +171,33 @@ class RegistryClient:
             # SQLite work in a thread: the event loop keeps the registry busy meanwhile.
             await anyio.to_thread.run_sync(self.cache.flush)
         return tags
+
+    async def _list_pages(self, reg: _Registry, repo: Repo, collector: TagCollector) -> None:
+        cfg = reg.config
+        url: str | None = f"{reg.base_url}/v2/{repo.path}/tags/list?n={cfg.page_size}"
+        visited: set[str] = set()
+        while url is not None:
+            if url in visited:
+                raise RegistryError(
+                    f"tags/list pagination loops back to {url}", **self._names(repo)
+                )
+            if not same_origin(reg.base_url, url):
+                # next_link refuses these; a page cached by an older version might not.
+                raise RegistryError(
+                    f"tags/list: next page {url} is not on the registry", **self._names(repo)
+                )
+            if len(visited) >= cfg.max_pages:
+                raise RegistryError(
+                    f"tags/list: more than {cfg.max_pages} pages (max_pages; the default"
+                    f" follows tag_cap {cfg.tag_cap} and page_size {cfg.page_size})",
+                    **self._names(repo),
+                )
+            visited.add(url)
+            tags, url = await self._tags_page(reg, repo, url)
+            collector.add(tags)
+            if collector.done and url is not None:
+                collector.stopped_early = True
+                break
 
     async def digest(self, repository: str, tag: str) -> str:
         """The digest ``tag`` points to, by HEAD (no pull counted on Docker Hub).
@@ -311,6 +341,10 @@ class RegistryClient:
             if cfg.rate
             else None
         )
+        api_host = API_HOSTS.get(host, host)
+        base_url = f"{'http' if cfg.insecure else 'https'}://{api_host}"
+        auth = RegistryAuth(host, credentials=self._credentials, clock=self._clock)
+        scope = CredentialScope(base_url, realm=lambda: auth.realm)
         http = httpx.AsyncClient(
             transport=self._transport,
             verify=self._tls(cfg) if self._transport is None else True,
@@ -320,14 +354,15 @@ class RegistryClient:
             ),
             headers={"User-Agent": USER_AGENT},
             follow_redirects=True,
+            event_hooks={"request": [scope]},
         )
-        api_host = API_HOSTS.get(host, host)
         reg = _Registry(
             config=cfg,
             http=http,
-            auth=RegistryAuth(host, credentials=self._credentials, clock=self._clock),
+            auth=auth,
             politeness=Politeness(concurrency=cfg.concurrency, bucket=bucket),
-            base_url=f"{'http' if cfg.insecure else 'https'}://{api_host}",
+            base_url=base_url,
+            scope=scope,
         )
         self._registries[host] = reg
         return reg
@@ -357,7 +392,7 @@ class RegistryClient:
         try:
             _require_json(response)
             tags = page_tags(response.json())
-            nxt = next_link(response.headers.get("link"), str(response.url))
+            nxt = next_link(response.headers.get("link"), str(response.url), registry=reg.base_url)
         except (BadPage, ValueError) as exc:
             raise RegistryError(f"tags/list: {exc}", **self._names(repo)) from None
         etag = response.headers.get("etag")
@@ -419,6 +454,15 @@ class RegistryClient:
             if status in ok:
                 return response
             if status == 401:
+                if not same_origin(reg.base_url, response.url):
+                    # A challenge from wherever the registry redirected us is not the
+                    # registry's: answering it would hand our credentials to that host.
+                    raise AuthError(
+                        f"{what}: redirected to {response.url.netloc.decode('ascii')}, which"
+                        " asks for credentials; imagebot sends credentials only to the"
+                        " registry itself and the token realm it names",
+                        **names,
+                    )
                 if answered:
                     raise AuthError(
                         f"{what}: still unauthorized (401) after "
@@ -449,7 +493,12 @@ class RegistryClient:
             if pol.bucket is not None:
                 await pol.bucket.acquire()
             self.requests += 1
-            return await http_send(reg.http, request)
+            return await bounded_send(
+                reg.http,
+                request,
+                max_bytes=reg.config.max_response_bytes,
+                deadline=reg.config.deadline,
+            )
 
     async def _send_token(
         self, reg: _Registry, repo: Repo, request: httpx.Request
@@ -459,7 +508,15 @@ class RegistryClient:
         while True:
             try:
                 self.requests += 1
-                response = await http_send(reg.http, request)
+                # No redirects: a token request carries credentials (a refresh token in
+                # a POST body survives a 307), so it goes to the realm and nowhere else.
+                response = await bounded_send(
+                    reg.http,
+                    request,
+                    max_bytes=reg.config.max_response_bytes,
+                    deadline=reg.config.deadline,
+                    follow_redirects=False,
+                )
             except httpx.HTTPError as exc:
                 tries += 1
                 if not transport_retryable(exc) or tries >= self.retry.attempts:
@@ -472,6 +529,12 @@ class RegistryClient:
                 tries += 1
                 await self._backoff(reg, repo, tries, reason=f"token HTTP {response.status_code}")
                 continue
+            if response.is_redirect:
+                raise AuthError(
+                    f"token endpoint {request.url.netloc.decode('ascii')} redirects"
+                    f" (HTTP {response.status_code}); token requests are not redirected",
+                    **self._names(repo),
+                )
             return response
 
     def _check_blocked(self, reg: _Registry, names: dict[str, str]) -> None:
@@ -532,6 +595,8 @@ def _describe(exc: httpx.HTTPError) -> str:
         httpx.ReadTimeout: "no answer in time",
         httpx.ConnectError: "cannot connect",
         httpx.RemoteProtocolError: "connection dropped",
+        DeadlineExceeded: "too slow",
+        ResponseTooLarge: "answer too large",
     }
     kind = kinds.get(type(exc), type(exc).__name__)
     detail = str(exc)

@@ -145,10 +145,16 @@ def transport_retryable(exc: httpx.HTTPError) -> bool:
     )
 
 
-async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+async def send(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    stream: bool = False,
+    follow_redirects: bool = True,
+) -> httpx.Response:
     """``client.send`` with the OS-level errors httpcore lets through turned into httpx ones."""
     try:
-        return await client.send(request)
+        return await client.send(request, stream=stream, follow_redirects=follow_redirects)
     except ssl.SSLError as exc:
         raise TlsFailure(f"TLS: {exc}", request=request) from exc
     except OSError as exc:

@@ -54,7 +54,25 @@ class RegistrySettings(BaseModel):
         default=None, description="the order the registry lists tags in; decides what a cap keeps"
     )
     platform: str | None = Field(default=None, description="os/arch[/variant] of multi-arch images")
-    timeout: float | None = Field(default=None, gt=0, description="seconds per request")
+    timeout: float | None = Field(
+        default=None, gt=0, description="seconds to connect, and to wait for each network read"
+    )
+    deadline: float | None = Field(
+        default=None, gt=0, description="seconds for one whole request: headers and body"
+    )
+    repository_deadline: float | None = Field(
+        default=None,
+        gt=0,
+        description="seconds for listing one repository's tags: every page, retry and wait",
+    )
+    max_pages: int | None = Field(
+        default=None,
+        ge=1,
+        description="most tags/list pages followed; default 10 x tag_cap / page_size, at least 100",
+    )
+    max_response_bytes: int | None = Field(
+        default=None, ge=1024, description="largest answer read, in bytes; default 64 MiB"
+    )
     credentials: CredentialSource | None = None
 
     @field_validator("platform")
@@ -89,6 +107,10 @@ class RegistryConfig:
     tag_order: TagOrder
     platform: str
     timeout: float
+    deadline: float
+    repository_deadline: float
+    max_pages: int
+    max_response_bytes: int
 
     @property
     def base_url(self) -> str:
@@ -125,8 +147,19 @@ _FALLBACK: dict[str, Any] = {
     "tag_order": "lexical",
     "platform": "linux/amd64",
     "timeout": 30.0,
+    "deadline": 120.0,
+    "repository_deadline": 600.0,
+    "max_pages": None,  # derived from tag_cap and page_size, see default_max_pages
+    "max_response_bytes": 64 * 1024 * 1024,
 }
 _LOOPBACK: dict[str, Any] = {"concurrency": 16}
+
+
+def default_max_pages(tag_cap: int, page_size: int) -> int:
+    """Pages enough for ten times the tag cap at the page size asked for (a registry may
+    send smaller pages than asked, and a lexical listing reads past the cap), never fewer
+    than 100: a bound on a registry whose ``Link`` header never ends, not on real ones."""
+    return max(100, 10 * -(-tag_cap // page_size))
 
 
 def builtin_defaults(host: str) -> dict[str, Any]:
@@ -175,6 +208,8 @@ class RegistriesSettings(BaseModel):
                 )
         if host in self.insecure_registries:
             values["insecure"] = True
+        if values["max_pages"] is None:
+            values["max_pages"] = default_max_pages(values["tag_cap"], values["page_size"])
         return RegistryConfig(host=host, **values)
 
     def credentials_for(self, host: str) -> CredentialSource | None:
@@ -191,7 +226,7 @@ def load_registries(path: Path) -> RegistriesSettings:
     """Read and validate ``registries.yaml``; raise PolicyError naming file:line: field."""
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_capped(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError([f"{source}:1: cannot read: {exc}"]) from None
     return parse_registries(text, source=source)
@@ -202,6 +237,14 @@ def parse_registries(text: str, *, source: str) -> RegistriesSettings:
     if doc is None:
         return RegistriesSettings()
     try:
-        return RegistriesSettings.model_validate(yamldoc.plain(doc))
+        return RegistriesSettings.model_validate(yamldoc.plain_mapping(doc, source=source))
     except ValidationError as exc:
         raise PolicyError(yamldoc.validation_problems(source, doc, exc)) from None
+
+
+def read_capped(path: Path) -> str:
+    """A configuration file's text, read no further than one byte past the size limit, so
+    a huge file is refused by the parser without being read whole."""
+    with path.open("rb") as f:
+        data = f.read(yamldoc.MAX_FILE_BYTES + 1)
+    return data.decode("utf-8", "replace" if len(data) > yamldoc.MAX_FILE_BYTES else "strict")

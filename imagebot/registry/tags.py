@@ -48,11 +48,14 @@ def page_tags(body: Any) -> list[str]:
     return tags
 
 
-def next_link(header: str | None, current_url: str) -> str | None:
+def next_link(header: str | None, current_url: str, *, registry: str | None = None) -> str | None:
     """The absolute URL of ``rel="next"`` in a ``Link`` header (RFC 8288), or None.
 
-    Distribution sends a relative URL; some registries send an absolute one. A next page on
-    another host is refused: following it would send our credentials elsewhere.
+    Distribution sends a relative URL (resolved against ``current_url``, the page's own
+    URL); some registries send an absolute one. A next page that is not on ``registry``
+    (the configured registry's URL; default: ``current_url``) is refused: following it
+    would send our credentials elsewhere. Comparing with the page's URL is not enough: a
+    page reached through a redirect to another host would vouch for that host.
     """
     if not header or not header.strip():
         return None
@@ -77,7 +80,7 @@ def next_link(header: str | None, current_url: str) -> str | None:
     if not found:
         raise BadPage(f"empty next URL in Link header {header!r}")
     url: str = urljoin(current_url, found)
-    here, there = urlsplit(current_url), urlsplit(url)
+    here, there = urlsplit(registry or current_url), urlsplit(url)
     if (here.scheme, here.netloc) != (there.scheme, there.netloc):
         raise BadPage(f"Link header points to another server: {found!r}")
     return url

@@ -19,6 +19,7 @@ KINDS = (
     "kustomization",
     "helmrelease",
     "argocd-application",
+    "argocd-source",
     "compose",
     "marker",
     "flux-setter",

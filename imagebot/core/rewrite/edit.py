@@ -9,7 +9,7 @@ from imagebot.core.gcpause import gc_paused
 from imagebot.core.rewrite import documents, splice, verify
 from imagebot.core.rewrite.documents import Chunk, MappingNode, Node
 from imagebot.core.rewrite.kinds import format_path
-from imagebot.core.rewrite.scalars import check_version
+from imagebot.core.rewrite.scalars import check_name, check_version
 from imagebot.core.rewrite.splice import Change, Expect
 from imagebot.core.rewrite.targets import Edit, Target
 from imagebot.errors import EditError, InvalidReference
@@ -35,9 +35,11 @@ def _apply(text: str, edits: Sequence[Edit], source: str) -> str:
         _check(text, edit.target, source)
         try:
             check_version(edit.tag, edit.digest)
+            if edit.name is not None:
+                check_name(edit.name)
         except InvalidReference as exc:
             raise EditError(f"{source}:{edit.target.line}: {exc}") from exc
-        planned = splice.plan(text, edit.target, edit.tag, edit.digest)
+        planned = splice.plan(text, edit.target, edit.tag, edit.digest, edit.name)
         changes.extend(planned.changes)
         expects.extend(planned.expects)
     changes = _merge(changes, source)

@@ -8,7 +8,7 @@ Argo CD Helm ``parameters``. A reference written inside a block-scalar script or
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field, replace
 
 from imagebot.core.reference import parse
@@ -64,8 +64,10 @@ NAME_KEYS = frozenset((*REPOSITORY_KEYS, "registry", "name", "newName", "value")
 
 
 def may_hold_name(key: str) -> bool:
-    """Whether a scalar under ``key`` can be where a located reference's name comes from."""
-    return key in NAME_KEYS or is_image_key(key)
+    """Whether a scalar under ``key`` can be where a located reference's name comes from
+    (also a dotted Helm values key such as ``image.name``)."""
+    last = key.rpartition(".")[2]
+    return key in NAME_KEYS or is_image_key(key) or last in NAME_KEYS
 
 
 def normalised(name: str) -> str | None:
@@ -163,10 +165,29 @@ def _tag_slot(ctx: Context, node: Node, path: YamlPath) -> tuple[Slot | None, bo
     return ctx.slot(node, "tag", path), True
 
 
+def may_be_block(named: list[str], path: YamlPath) -> bool:
+    """Whether a mapping with these keys at ``path`` can be an image block at all."""
+    if "repository" in named or "repo" in named:
+        return True
+    return "name" in named and _named_image_block(named, path)
+
+
+def _named_image_block(named: Collection[str], path: YamlPath) -> bool:
+    # Argo CD Image Updater's default Helm layout spells the repository "name":
+    # image: {name: nginx, tag: v1}. Only under a key naming an image and with a version
+    # beside it, so a container's or a secret's "name" is never taken for one.
+    # Directly under "image" the block may lack its tag (the updater adds one).
+    parent = path[-1] if path and isinstance(path[-1], str) else ""
+    has_version = "tag" in named or any(k in named for k in DIGEST_KEYS)
+    return (has_version and "image" in parent.lower()) or parent == "image"
+
+
 def image_block(ctx: Context, mapping: MappingNode, path: YamlPath, kind: str) -> Found | None:
-    """A Helm values ``{registry, repository, tag, digest|sha}`` block, or None."""
+    """A Helm values ``{registry, repository|repo|name, tag, digest|sha}`` block, or None."""
     entries = {key: (k, v) for key, k, v in pairs(mapping) if key is not None}
     repo_entry = next((entries[k] for k in REPOSITORY_KEYS if k in entries), None)
+    if repo_entry is None and "name" in entries and _named_image_block(entries, path):
+        repo_entry = entries["name"]
     if repo_entry is None or not is_str(repo_entry[1]) or not repo_entry[1].value:
         return None
     has_version = "tag" in entries or any(k in entries for k in DIGEST_KEYS)
@@ -238,6 +259,16 @@ def image_block(ctx: Context, mapping: MappingNode, path: YamlPath, kind: str) -
     return Found(target, nodes)
 
 
+ARGOCD_SOURCE_KEYS = frozenset(("helm", "kustomize"))
+
+
+def is_argocd_source(document: MappingNode) -> bool:
+    """An Argo CD write-back override (``.argocd-source-<app>.yaml``): a document without
+    apiVersion/kind whose only top-level keys are ``helm`` and/or ``kustomize``."""
+    keys = {key for key, _, _ in pairs(document)}
+    return bool(keys) and keys <= ARGOCD_SOURCE_KEYS
+
+
 def is_kustomize_images(seq: SequenceNode, document: MappingNode | None) -> bool:
     """Top-level ``images:`` of a kustomization that has no apiVersion/kind."""
     items = [i for i in seq.value if isinstance(i, MappingNode)]
@@ -249,13 +280,49 @@ def is_kustomize_images(seq: SequenceNode, document: MappingNode | None) -> bool
     return bool(keys & KUSTOMIZE_KEYS)
 
 
-def kustomize_images(ctx: Context, seq: SequenceNode, path: YamlPath) -> Iterator[Found]:
-    """kustomize ``images:`` entries (``name``/``newName``/``newTag``/``digest``)."""
+def kustomize_images(
+    ctx: Context, seq: SequenceNode, path: YamlPath, area: str = "kustomization"
+) -> Iterator[Found]:
+    """kustomize ``images:`` entries (``name``/``newName``/``newTag``/``digest``), and Argo
+    CD's ``kustomize.images`` strings (``[alias=]repo:tag``) in an Application or an
+    ``.argocd-source-<app>.yaml`` file."""
+    string_kind = "argocd-source" if area == "argocd-source" else "argocd-application"
     for index, item in enumerate(seq.value):
+        found = None
         if isinstance(item, MappingNode):
             found = _kustomize_entry(ctx, item, (*path, index))
-            if found:
-                yield found
+        elif isinstance(item, ScalarNode) and path[-2:-1] == ("kustomize",):
+            found = _argocd_image_string(ctx, item, (*path, index), string_kind)
+        if found:
+            yield found
+
+
+def _argocd_image_string(ctx: Context, node: ScalarNode, path: YamlPath, kind: str) -> Found | None:
+    """``nginx=ghcr.io/acme/nginx:1.2`` (Argo CD's ``KustomizeImage``): the reference is
+    after the ``=``; the alias before it names the image to replace and stays."""
+    if not is_str(node) or not node.value:
+        return None
+    value = str(node.value)
+    alias, eq, written = value.rpartition("=")
+    if is_templated(value):
+        return None
+    name, tag, digest = split_reference(written)
+    repository = normalised(name)
+    if repository is None:
+        return None
+    slot = replace(ctx.slot(node, "ref", path), alias=alias + eq)
+    target = Target(
+        source=ctx.source,
+        line=slot.line,
+        kind=kind,
+        field=format_path(path),
+        repository=repository,
+        policy=None,
+        tag=tag,
+        digest=digest,
+        slots=(slot,),
+    )
+    return Found(target, [id(node)])
 
 
 def _kustomize_entry(ctx: Context, item: MappingNode, path: YamlPath) -> Found | None:
@@ -347,26 +414,54 @@ _PARAM_ROLES = {
 }
 
 
-def argocd_parameters(ctx: Context, seq: SequenceNode, path: YamlPath) -> Iterator[Found]:
+#: A parameter: its dotted name, the scalar holding its value, and that scalar's path.
+Param = tuple[str, ScalarNode, YamlPath]
+
+
+def argocd_parameters(
+    ctx: Context, seq: SequenceNode, path: YamlPath, kind: str = "argocd-application"
+) -> Iterator[Found]:
     """Argo CD ``helm.parameters``: ``<prefix>.repository`` + ``<prefix>.tag`` groups, or
     ``<prefix>.image`` holding a whole reference."""
-    groups: dict[str, dict[str, tuple[int, ScalarNode]]] = {}
+    params: list[Param] = []
     for index, item in enumerate(seq.value):
         if not isinstance(item, MappingNode):
             continue
         name_kv, value_kv = first(item, "name"), first(item, "value")
         if not name_kv or not value_kv or not isinstance(value_kv[1], ScalarNode):
             continue
-        param = str(name_kv[1].value)
-        value_node = value_kv[1]
+        params.append((str(name_kv[1].value), value_kv[1], (*path, index, "value")))
+    yield from _parameter_groups(ctx, params, kind, f"{format_path(path)}[{{}}]", strings=True)
+
+
+def dotted_values(ctx: Context, mapping: MappingNode, path: YamlPath, kind: str) -> Iterator[Found]:
+    """Helm values kept under dotted keys (``image.name: nginx``, ``image.tag: v1``), as Argo
+    CD Image Updater's ``helmvalues`` write-back leaves a file whose keys were written so."""
+    params: list[Param] = [
+        (key, value, (*path, key))
+        for key, _, value in pairs(mapping)
+        if key is not None and "." in key and isinstance(value, ScalarNode)
+    ]
+    if params:
+        prefix = f"{format_path(path)}." if path else ""
+        yield from _parameter_groups(ctx, params, kind, prefix + "{}", strings=False)
+
+
+def _parameter_groups(
+    ctx: Context, params: list[Param], kind: str, label: str, *, strings: bool
+) -> Iterator[Found]:
+    """``<prefix>.repository|name|repo`` + ``<prefix>.tag`` (+ registry, digest) groups; with
+    ``strings``, also ``<prefix>.image`` parameters holding a whole reference."""
+    groups: dict[str, dict[str, tuple[YamlPath, ScalarNode]]] = {}
+    for param, value_node, value_path in params:
         prefix, _, last = param.rpartition(".")
-        if is_image_key(last):
-            found = image_string(ctx, value_node, (*path, index, "value"), "argocd-application")
+        if strings and is_image_key(last):
+            found = image_string(ctx, value_node, value_path, kind)
             if found:
-                labelled = replace(found.target, field=f"{format_path(path)}[{param}]")
+                labelled = replace(found.target, field=label.format(param))
                 yield Found(labelled, found.nodes)
         elif last in _PARAM_ROLES:
-            groups.setdefault(prefix, {})[_PARAM_ROLES[last]] = (index, value_node)
+            groups.setdefault(prefix, {})[_PARAM_ROLES[last]] = (value_path, value_node)
     for prefix, group in groups.items():
         if "name" not in group or "tag" not in group or not is_str(group["name"][1]):
             continue
@@ -376,24 +471,23 @@ def argocd_parameters(ctx: Context, seq: SequenceNode, path: YamlPath) -> Iterat
         repository = None if is_templated(name) else normalised(name)
         if repository is None:
             continue
-        tag_index, tag_node = group["tag"]
-        tag_slot = ctx.slot(tag_node, "tag", (*path, tag_index, "value"))
+        tag_path, tag_node = group["tag"]
+        tag_slot = ctx.slot(tag_node, "tag", tag_path)
         slots = [tag_slot]
         nodes = [id(group["name"][1]), id(tag_node)]
         tag, _, in_tag = tag_slot.value.partition("@")
         digest = in_tag or None
         if "digest" in group:
-            digest_index, digest_node = group["digest"]
-            slots.append(ctx.slot(digest_node, "digest", (*path, digest_index, "value")))
+            digest_path, digest_node = group["digest"]
+            slots.append(ctx.slot(digest_node, "digest", digest_path))
             nodes.append(id(digest_node))
             digest = slots[-1].value or None
         problem = "templated value" if any(is_templated(s.value) for s in slots) else None
-        label = f"{prefix}.tag" if prefix else "tag"
         target = Target(
             source=ctx.source,
             line=tag_slot.line,
-            kind="argocd-application",
-            field=f"{format_path(path)}[{label}]",
+            kind=kind,
+            field=label.format(f"{prefix}.tag" if prefix else "tag"),
             repository=repository,
             policy=None,
             tag=tag or None,

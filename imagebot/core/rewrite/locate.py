@@ -98,6 +98,8 @@ class _Walker:
                 self._visit(root, (), "compose", None, kind, api)
                 return self._finish(root)
         area = "workload" if kind else "helm-values"
+        if isinstance(root, MappingNode) and kind is None and kinds.is_argocd_source(root):
+            area = "argocd-source"
         self._visit(root, (), area, None, kind, api)
         return self._finish(root)
 
@@ -140,11 +142,14 @@ class _Walker:
         if len(set(named)) != len(named):
             dup = next(k for k in named if named.count(k) > 1)
             problem = problem or f"duplicate key {dup!r} in {format_path(path)}"
-        if area != "compose" and ("repository" in named or "repo" in named):
+        if area != "compose" and kinds.may_be_block(named, path):
             block = kinds.image_block(self.ctx, node, path, area)
             if block is not None:
                 self._add(block, problem)
                 return
+        if area != "compose" and any("." in k and k.endswith(".tag") for k in named):
+            for dotted in kinds.dotted_values(self.ctx, node, path, area):
+                self._add(dotted, problem)
         for key_node, value in node.value:
             if not isinstance(key_node, ScalarNode):
                 continue
@@ -158,17 +163,18 @@ class _Walker:
                 continue
             if isinstance(value, SequenceNode):
                 if key == "images" and self._kustomize_images(path, node, value, kind, api):
-                    for entry in kinds.kustomize_images(self.ctx, value, child):
+                    for entry in kinds.kustomize_images(self.ctx, value, child, area):
                         self._add(entry, problem)
                     continue
                 if key == "parameters" and path[-1:] == ("helm",):
-                    for param in kinds.argocd_parameters(self.ctx, value, child):
+                    param_kind = area if area == "argocd-source" else "argocd-application"
+                    for param in kinds.argocd_parameters(self.ctx, value, child, param_kind):
                         self._add(param, problem)
                     continue
             child_area = area
             if kind == "HelmRelease" and path == ("spec",) and key == "values":
                 child_area = "helmrelease"
-            elif key == "valuesObject" and path[-1:] == ("helm",):
+            elif key == "valuesObject" and path[-1:] == ("helm",) and area != "argocd-source":
                 child_area = "argocd-application"
             self._visit(value, child, child_area, problem, kind, api)
 
@@ -209,7 +215,9 @@ class _Walker:
         on_line: dict[int, list[tuple[ScalarNode, YamlPath, int]]] = {}
         self._scalars_on(root, (), lines, on_line, 0)
         owner = {node_id: i for i, f in enumerate(self.found) for node_id in f.nodes}
-        groups: dict[tuple[int, str], list[tuple[markers.Marker, ScalarNode, YamlPath]]] = {}
+        groups: dict[
+            tuple[int, str, str | None, int], list[tuple[markers.Marker, ScalarNode, YamlPath]]
+        ] = {}
         for marker in found_markers:
             candidates = [
                 c
@@ -222,11 +230,25 @@ class _Walker:
             if id(node) in owner:
                 index = owner[id(node)]
                 found = self.found[index]
-                self.found[index] = Found(
-                    replace(found.target, policy=marker.policy, marker=marker.raw), found.nodes
+                slots = found.target.slots
+                if marker.part == "name" and found.target.slot("name") is None:
+                    # kustomize "newName: ... # {"$imagepolicy": "ns:app:name"}": Flux writes
+                    # the policy's image name there.
+                    slots = (*slots, self.ctx.slot(node, "name", path))
+                marked = replace(
+                    found.target,
+                    policy=marker.policy,
+                    marker=marker.raw,
+                    marker_namespace=marker.namespace,
+                    slots=slots,
                 )
+                self.found[index] = Found(marked, found.nodes)
                 continue
-            groups.setdefault((parent, marker.policy), []).append((marker, node, path))
+            # name/tag/digest markers of one policy in one mapping form one reference; a
+            # whole-reference marker is one on its own.
+            alone = marker.offset if marker.part == "ref" else -1
+            key = (parent, marker.policy, marker.namespace, alone)
+            groups.setdefault(key, []).append((marker, node, path))
         for members in groups.values():
             target = self._marker_target(members)
             if target is not None:
@@ -255,12 +277,18 @@ class _Walker:
         self, members: list[tuple[markers.Marker, ScalarNode, YamlPath]]
     ) -> Target | None:
         slots: list[Slot] = []
+        name_slots: list[Slot] = []
         repository = tag = digest = None
         problem = None
         for marker, node, path in members:
             value = scalar_value(node)
             if marker.part == "name":
-                repository = kinds.normalised(value) if not is_templated(value) else None
+                if is_templated(value):
+                    problem = "templated value"
+                    continue
+                repository = kinds.normalised(value)
+                # Flux writes the policy's image name here: a slot, not just a label.
+                name_slots.append(self.ctx.slot(node, "name", path))
                 continue
             role = marker.part
             if role == "ref" and _LOOKS_LIKE_TAG.match(value):
@@ -278,7 +306,7 @@ class _Walker:
                 tag = value or None
             else:
                 digest = value or None
-        if not slots and repository is None:
+        if not slots and not name_slots and repository is None:
             return None
         first_marker, first_node, first_path = members[0]
         line = slots[0].line if slots else self.ctx.line(first_node)
@@ -293,5 +321,6 @@ class _Walker:
             digest=digest,
             problem=problem,
             marker=first_marker.raw,
-            slots=tuple(slots),
+            marker_namespace=first_marker.namespace,
+            slots=(*slots, *name_slots[:1]),
         )

@@ -32,6 +32,8 @@ class Marker:
     flux: bool
     raw: str
     """The marker's value as written."""
+    namespace: str | None = None
+    """The namespace of a Flux marker (``flux-system`` in ``flux-system:app``)."""
 
 
 def has_markers(text: str, start: int = 0, end: int | None = None) -> bool:
@@ -39,14 +41,15 @@ def has_markers(text: str, start: int = 0, end: int | None = None) -> bool:
     return any(text.find(needle, start, stop) >= 0 for needle in NEEDLES)
 
 
-def _parse(raw: str, *, flux: bool) -> tuple[str, str]:
+def _parse(raw: str, *, flux: bool) -> tuple[str, str, str | None]:
     parts = raw.split(":")
     part = "ref"
     if len(parts) > 1 and parts[-1] in _PARTS:
         part = parts.pop()
     # Flux names a policy as namespace:name; imagebot policies have no namespace.
-    policy = parts[-1] if flux and len(parts) > 1 else ":".join(parts)
-    return policy, part
+    if flux and len(parts) > 1:
+        return parts[-1], part, ":".join(parts[:-1])
+    return ":".join(parts), part, None
 
 
 def find(text: str, start: int = 0, end: int | None = None) -> list[Marker]:
@@ -55,8 +58,8 @@ def find(text: str, start: int = 0, end: int | None = None) -> list[Marker]:
     found: list[Marker] = []
     for pattern, flux in ((_IMAGEBOT, False), (_FLUX, True)):
         for m in pattern.finditer(text, start, stop):
-            policy, part = _parse(m.group(1), flux=flux)
+            policy, part, namespace = _parse(m.group(1), flux=flux)
             line = text.count("\n", 0, m.start())
-            found.append(Marker(m.start(), line, policy, part, flux, m.group(1)))
+            found.append(Marker(m.start(), line, policy, part, flux, m.group(1), namespace))
     found.sort(key=lambda marker: marker.offset)
     return found

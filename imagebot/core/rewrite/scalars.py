@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from imagebot.core.reference import DIGEST_RE, TAG_RE
+from imagebot.core.reference import DIGEST_RE, TAG_RE, parse
 from imagebot.errors import EditError, InvalidReference
 
 # Implicit types of YAML 1.1 (libyaml, sigs.k8s.io/yaml, Helm) and YAML 1.2 core
@@ -62,6 +62,13 @@ def check_version(tag: str | None, digest: str | None) -> None:
         raise InvalidReference(f"invalid tag {tag!r}")
     if digest is not None and not DIGEST_RE.match(digest):
         raise InvalidReference(f"invalid digest {digest!r}")
+
+
+def check_name(name: str) -> None:
+    """Refuse a repository name that is not one (or carries a tag or digest)."""
+    ref = parse(name)
+    if ref.tag or ref.digest:
+        raise InvalidReference(f"{name!r} is not a bare repository name")
 
 
 def _quoted(value: str, quote: str) -> str:

@@ -78,15 +78,31 @@ class _Plan:
         return True
 
 
-def plan(text: str, target: Target, tag: str | None, digest: str | None) -> _Plan:
-    """The changes that give ``target`` the version (``tag``, ``digest``); see :class:`Edit`."""
+def plan(
+    text: str, target: Target, tag: str | None, digest: str | None, name: str | None = None
+) -> _Plan:
+    """The changes that give ``target`` the version (``tag``, ``digest``) and, for a
+    reference a marker owns, the repository ``name``; see :class:`Edit`."""
     p = _Plan(text, target)
     ref = target.slot("ref")
     if ref is not None:
-        name, old_tag, _ = split_reference(ref.value)
-        p.set(ref, join_reference(name, tag if tag is not None else old_tag, digest))
+        written = ref.value[len(ref.alias) :]
+        old_name, old_tag, _ = split_reference(written)
+        new_ref = join_reference(name or old_name, tag if tag is not None else old_tag, digest)
+        p.set(ref, ref.alias + new_ref)
         return p
+    name_slot = target.slot("name")
+    if name_slot is not None and name is not None:
+        p.set(name_slot, name)
     tag_slot, digest_slot = target.slot("tag"), target.slot("digest")
+    if name_slot is not None and tag_slot is digest_slot is None and not target.inserts:
+        return p  # a lone ":name" marker: the name is all this target holds
+    if digest_slot is not None and target.digest_only and digest is not None:
+        # Pinned by digest alone (Flux ":digest" marker, kustomize "digest:" without
+        # "newTag:"): the digest is the whole version; adding a tag would change the kind
+        # of pin the file's author chose.
+        _set_digest(p, digest_slot, digest)
+        return p
     old_tag = tag_slot.value.partition("@")[0] if tag_slot else ""
     new_tag = tag if tag is not None else old_tag or None
     # Helm charts without a digest field take "tag@digest" in their tag (what their

@@ -15,7 +15,8 @@ class Slot:
     """One scalar of the file that holds (part of) a version, with its exact span."""
 
     role: str
-    """``"ref"`` (a whole ``repo:tag@digest`` string), ``"tag"`` or ``"digest"``."""
+    """``"ref"`` (a whole ``repo:tag@digest`` string), ``"tag"``, ``"digest"`` or ``"name"``
+    (a scalar holding only the repository, marked ``:name``)."""
     start: int
     """Offset of the scalar's first character (a quote or block indicator included)."""
     end: int
@@ -34,6 +35,9 @@ class Slot:
     """The field holds a bare hex digest (Helm charts' ``sha:`` fields) without ``sha256:``."""
     document: int = 0
     """Ordinal of the document within its ``---``-delimited chunk of the file."""
+    alias: str = ""
+    """For an Argo CD kustomize image string ``alias=repo:tag``: the ``alias=`` part, which
+    stays as written (only the text after it is a reference)."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ class Target:
     """1-based line of the scalar."""
     kind: str
     """``workload``, ``helm-values``, ``kustomization``, ``helmrelease``,
-    ``argocd-application``, ``compose``, ``marker`` or ``flux-setter``."""
+    ``argocd-application``, ``argocd-source``, ``compose``, ``marker`` or ``flux-setter``."""
     field: str
     """YAML path for messages, e.g. ``spec.template.spec.containers[0].image``."""
     repository: str | None
@@ -88,6 +92,8 @@ class Target:
     """Why this reference cannot be edited safely (templated value, duplicate key), if so."""
     marker: str | None = dataclass_field(default=None, compare=False)
     """The marker as written (``flux-system:podinfo:tag``), if any."""
+    marker_namespace: str | None = dataclass_field(default=None, compare=False)
+    """The namespace a Flux marker names (``flux-system``); None for imagebot markers."""
     slots: tuple[Slot, ...] = dataclass_field(default=(), repr=False)
     inserts: tuple[KeyInsert, ...] = dataclass_field(default=(), repr=False)
     removal: KeyRemoval | None = dataclass_field(default=None, repr=False)
@@ -98,6 +104,18 @@ class Target:
             if slot.role == role:
                 return slot
         return None
+
+    @property
+    def digest_only(self) -> bool:
+        """The file pins this image by digest alone: a digest field and no tag field (a
+        ``:digest`` marker without a ``:tag`` sibling, a kustomize entry with ``digest:``
+        and no ``newTag:``). Such a target takes a new digest and never gains a tag."""
+        return (
+            self.slot("digest") is not None
+            and self.slot("tag") is None
+            and self.slot("ref") is None
+            and self.tag is None
+        )
 
     def insert(self, role: str) -> KeyInsert | None:
         """Where a missing ``role`` key would go, if it can be added."""
@@ -116,3 +134,6 @@ class Edit:
     """New tag; None keeps the tag written in the file (or none, if there is none)."""
     digest: str | None
     """New digest (``sha256:...``); None removes a digest written in the file."""
+    name: str | None = None
+    """New repository name for a reference a marker owns whole, or for a ``:name`` field;
+    None keeps the name written in the file."""

@@ -1,0 +1,289 @@
+"""Flux's own test tables and fixtures, run through imagebot.
+
+Sources: fluxcd/image-automation-controller ``internal/update/update_test.go``
+(``TestUpdateWithSetters``, fixtures in ``testdata/setters``), fluxcd/image-reflector-controller
+``internal/policy/{semver,alphabetical,numerical}_test.go`` (``Test*_Latest``), and
+fluxcd/flux2 ``tests/image-automation`` (the end-to-end image automation test). Commits in
+tests/peers/SOURCES.md.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imagebot.core.plan import ImageScan, plan_environment
+from imagebot.core.policy import parse_policy
+from imagebot.core.rewrite import locate
+from imagebot.core.selection import TagInfo
+from tests.peers.support import FIXTURES, NOW, choose, converted
+from tests.support.cli import run_cli
+from tests.support.gitenv import make_remote, show
+from tests.support.registry import push_image, run_registry
+
+SETTERS = FIXTURES / "flux-setters"
+DIGEST = "sha256:6745aaad46d795c9836632e1fb62f24b7e7f4c843144da8e47a5465c411a14be"
+
+# TestUpdateWithSetters' three ImagePolicies (namespace automation-ns) as imagebot policies:
+# their LatestRef (index.repo.fake/updated:v1.0.1, image:v1.0.0, image:v1.0.0@DIGEST) are the
+# only tags the scans hold, as the peer's test hands each policy its latest ref.
+SETTERS_POLICY = """\
+environment: automation-ns
+repo: {url: /unused}
+detect: markers
+marker_namespace: automation-ns
+images:
+  - {name: policy, repository: index.repo.fake/updated}
+  - {name: unchanged, repository: image}
+  - {name: policy-with-digest, repository: image, digest: pin}
+"""
+
+
+def test_update_with_setters_matches_flux_expected_files() -> None:
+    """TestUpdateWithSetters: every file imagebot writes equals Flux's expected file byte for
+    byte (name, tag, digest-only and whole-reference markers, a file named Kustomization),
+    and the files Flux leaves alone (unmarked, other namespace) stay as they were."""
+    files = {
+        p.name: p.read_bytes().decode("utf-8") for p in sorted((SETTERS / "original").iterdir())
+    }
+    loaded = parse_policy(SETTERS_POLICY, source="automation-ns.yaml")
+    scans = {
+        "index.repo.fake/updated": ImageScan(tags=(TagInfo(name="v1.0.1"),)),
+        "docker.io/library/image": ImageScan(
+            tags=(TagInfo(name="v1.0.0"),), digests={"v1.0.0": DIGEST}
+        ),
+    }
+    plan = plan_environment(
+        loaded.policy,
+        source="automation-ns.yaml",
+        files=files,
+        targets={name: locate(text, source=name) for name, text in files.items()},
+        scans=scans,
+        now=NOW,
+    )
+    assert plan.problems == ()
+    expected = {p.name: p.read_bytes().decode("utf-8") for p in (SETTERS / "expected").iterdir()}
+    assert dict(plan.new_files) == expected
+    renamed = {(c.file, c.new_name) for c in plan.changes if c.new_name}
+    # Flux's Result: OldValue "replaced" -> NewValue "index.repo.fake/updated" in both
+    # kustomization files, and "image:v1.0.0" -> "index.repo.fake/updated:v1.0.1".
+    assert renamed == {
+        ("Kustomization", "index.repo.fake/updated"),
+        ("kustomization.yml", "index.repo.fake/updated"),
+        ("marked.yaml", "index.repo.fake/updated"),
+    }
+
+
+def _flux_manifests(policy_spec: str, exclusion: str = "") -> dict[str, str]:
+    """An ImageRepository, ImagePolicy and ImageUpdateAutomation around ``policy_spec``."""
+    image = "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImageRepository\n"
+    image += "metadata: {name: app, namespace: flux-system}\nspec:\n  image: ghcr.io/acme/app\n"
+    image += f"{exclusion}\n" if exclusion else ""
+    policy = "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\n"
+    policy += "metadata: {name: app, namespace: flux-system}\nspec:\n"
+    policy += "  imageRepositoryRef: {name: app}\n" + textwrap.indent(policy_spec, "  ") + "\n"
+    automation = textwrap.dedent(
+        """\
+        apiVersion: image.toolkit.fluxcd.io/v1beta2
+        kind: ImageUpdateAutomation
+        metadata: {name: flux-system, namespace: flux-system}
+        spec:
+          sourceRef: {kind: GitRepository, name: flux-system}
+          update: {path: ./clusters/dev, strategy: Setters}
+        """
+    )
+    return {"image.yaml": "---\n".join((image, policy, automation))}
+
+
+#: (peer test and case label, policy spec, tags, Flux's choice)
+REFLECTOR_CASES = [
+    ("TestSemVer_Latest/Regular", "policy: {semver: {range: 1.0.x}}",
+     ["1.0.0", "1.0.0.1", "1.0.0p", "1.0.1", "1.2.0", "0.1.0"], "1.0.1"),
+    ("TestSemVer_Latest/Regular with prefix", "policy: {semver: {range: 1.0.x}}",
+     ["v1.2.3", "v1.0.0", "v0.1.0"], "v1.0.0"),
+    ("TestSemVer_Latest/With invalid prefix", "policy: {semver: {range: 1.0.x}}",
+     ["b1.2.3", "b1.0.0", "b0.1.0"], None),
+    ("TestSemVer_Latest/With empty list", "policy: {semver: {range: 1.0.x}}", [], None),
+    ("TestSemVer_Latest/With non-matching version list", "policy: {semver: {range: 1.0.x}}",
+     ["1.2.0"], None),
+    ("TestAlphabetical_Latest/Ubuntu CalVer", "policy: {alphabetical: {}}",
+     ["16.04", "16.04.1", "16.10", "20.04", "20.10"], "20.10"),
+    ("TestAlphabetical_Latest/Ubuntu CalVer descending", "policy: {alphabetical: {order: desc}}",
+     ["16.04", "16.04.1", "16.10", "20.04", "20.10"], "16.04"),
+    ("TestAlphabetical_Latest/Ubuntu code names", "policy: {alphabetical: {order: asc}}",
+     ["xenial", "yakkety", "zesty", "artful", "bionic"], "zesty"),
+    ("TestAlphabetical_Latest/Ubuntu code names descending",
+     "policy: {alphabetical: {order: desc}}",
+     ["xenial", "yakkety", "zesty", "artful", "bionic"], "artful"),
+    ("TestAlphabetical_Latest/Timestamps", "policy: {alphabetical: {}}",
+     ["1606234201", "1606364286", "1606334092", "1606334284", "1606334201"], "1606364286"),
+    ("TestAlphabetical_Latest/Timestamps desc", "policy: {alphabetical: {order: desc}}",
+     ["1606234201", "1606364286", "1606334092", "1606334284", "1606334201"], "1606234201"),
+    ("TestAlphabetical_Latest/Timestamps with prefix", "policy: {alphabetical: {}}",
+     ["rel-1606234201", "rel-1606364286", "rel-1606334092", "rel-1606334284"],
+     "rel-1606364286"),
+    ("TestAlphabetical_Latest/Empty version list", "policy: {alphabetical: {}}", [], None),
+    ("TestNumerical_Latest/integers ascending", "policy: {numerical: {}}",
+     ["-62", "-88", "73", "72", "15", "16", "15", "29", "-33", "-91"], "73"),
+    ("TestNumerical_Latest/integers descending", "policy: {numerical: {order: desc}}",
+     ["5", "-8", "-78", "25", "70", "-4", "80", "92", "-20", "-24"], "-78"),
+    ("TestNumerical_Latest/floats ascending", "policy: {numerical: {order: asc}}",
+     ["47.40896403322944", "-27.8520927455902", "-27.930666514224427", "-31.352485948094568",
+      "-50.41072694704882", "-21.962849842263736", "24.71884721436865", "-39.99177354004344",
+      "53.47333823144817", "3.2008658570411086"], "53.47333823144817"),
+    ("TestNumerical_Latest/floats descending", "policy: {numerical: {order: desc}}",
+     ["-65.27202780220686", "57.82948329142309", "22.40184684363291", "-86.36934305697784",
+      "-90.29082099756083", "-12.041712603564264", "77.70488240399305", "-38.98425003883552",
+      "16.06867070412028", "53.735674335181216"], "-90.29082099756083"),
+    ("TestNumerical_Latest/Unix Timestamps ascending", "policy: {numerical: {}}",
+     ["1606234201", "1606364286", "1606334092", "1606334284", "1606334201"], "1606364286"),
+    ("TestNumerical_Latest/Unix Timestamps descending", "policy: {numerical: {order: desc}}",
+     ["1606234201", "1606364286", "1606334092", "1606334284", "1606334201"], "1606234201"),
+    ("TestNumerical_Latest/single value ascending", "policy: {numerical: {}}", ["1"], "1"),
+    ("TestNumerical_Latest/single value descending", "policy: {numerical: {order: desc}}",
+     ["1"], "1"),
+    ("TestNumerical_Latest/Empty version list", "policy: {numerical: {}}", [], None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "spec", "tags", "flux"), REFLECTOR_CASES, ids=[c[0] for c in REFLECTOR_CASES]
+)
+def test_image_reflector_policy_tables(
+    case: str, spec: str, tags: list[str], flux: str | None
+) -> None:
+    """An ImagePolicy converted by ``imagebot migrate --from flux`` picks the same tag as
+    image-reflector-controller's Latest() on the same tags (None where Flux errors)."""
+    (policy,) = converted("flux", _flux_manifests(spec))
+    assert choose(policy, tags) == flux, case
+
+
+def test_numerical_with_invalid_values_differs_on_purpose() -> None:
+    """TestNumerical_Latest/With invalid numerical value: Flux fails the whole policy when one
+    tag is not a number; imagebot skips that tag and picks from the rest (docs/migrating.md)."""
+    (policy,) = converted("flux", _flux_manifests("policy: {numerical: {}}"))
+    assert choose(policy, ["0", "1a", "b"]) == "0"
+
+
+def test_exclusion_list_and_filter_tags_are_kept() -> None:
+    """An ImageRepository's exclusionList and an ImagePolicy's filterTags pattern/extract
+    become tags.exclude, tags.include and tags.extract, and select as Flux documents
+    (https://fluxcd.io/flux/components/image/imagepolicies/#filter-tags)."""
+    spec = (
+        "filterTags:\n  pattern: '^main-[a-f0-9]+-(?P<ts>[0-9]+)'\n  extract: '$ts'\n"
+        "policy: {numerical: {order: asc}}"
+    )
+    manifests = _flux_manifests(spec, exclusion="  exclusionList: ['^main-0']")
+    (policy,) = converted("flux", manifests)
+    assert "include:" in policy and "extract:" in policy and "^main-0" in policy
+    tags = ["main-0aa-1700000009", "main-abc-1700000001", "main-def-1700000005", "other-9"]
+    assert choose(policy, tags) == "main-def-1700000005"
+
+
+def test_flux_e2e_image_automation_converts_checks_and_plans(tmp_path: Path) -> None:
+    """fluxcd/flux2 tests/image-automation: ``imagebot migrate --from flux`` turns auto.yaml
+    into a policy ``imagebot check`` accepts, and ``imagebot plan`` moves the marked
+    kustomization to the version Flux's semver 5.2.x policy picks (5.2.1 of 5.2.0, 5.2.1,
+    6.8.0), with that version's digest in the ``:digest``-marked field.
+
+    Test-side substitutions: ghcr.io -> the loopback registry; the GitRepository that
+    ``flux bootstrap`` writes (gotk-sync.yaml, not part of the fixture) names a local remote.
+    """
+    with run_registry(tmp_path / "registry") as registry:
+        digests = {
+            tag: push_image(registry, "stefanprodan/podinfo", tag)
+            for tag in ("5.2.0", "5.2.1", "6.8.0")
+        }
+
+        def local(text: str) -> str:
+            return text.replace("ghcr.io/", f"{registry.host}/")
+
+        kustomization = local((FIXTURES / "flux-e2e" / "kustomization.yaml").read_text())
+        remote = make_remote(
+            tmp_path / "git",
+            {"test-cluster/podinfo-auto/kustomization.yaml": kustomization.encode()},
+        )
+        manifests = tmp_path / "flux"
+        manifests.mkdir()
+        (manifests / "auto.yaml").write_text(
+            local((FIXTURES / "flux-e2e" / "auto.yaml").read_text())
+        )
+        (manifests / "gotk-sync.yaml").write_text(
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\n"
+            "metadata: {name: flux-system, namespace: flux-system}\n"
+            f"spec: {{url: {json.dumps(str(remote))}, ref: {{branch: main}}}}\n"
+        )
+        policies = tmp_path / "policies"
+        result = run_cli("migrate", "--from", "flux", str(manifests), "--output", str(policies))
+        assert result.returncode == 0, result.stderr
+        assert run_cli("check", "--policies", str(policies)).returncode == 0
+        result = run_cli(
+            "plan", "--policies", str(policies), "--cache-dir", str(tmp_path / "cache"),
+            "--output", "json",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        (env,) = json.loads(result.stdout)["environments"]
+        (change,) = env["changes"]
+        assert (change["from"]["tag"], change["to"]) == (
+            "6.8.0",
+            {"tag": "5.2.1", "digest": digests["5.2.1"]},
+        )
+        assert show(remote, "test-cluster/podinfo-auto/kustomization.yaml").decode() == (
+            kustomization
+        )  # plan publishes nothing
+
+
+def _plan_files(policy: str, files: dict[str, str], tags: dict[str, str]) -> dict[str, str]:
+    loaded = parse_policy(policy, source="dev.yaml")
+    image = loaded.policy.images[0]
+    plan = plan_environment(
+        loaded.policy,
+        source="dev.yaml",
+        files=files,
+        targets={name: locate(text, source=name) for name, text in files.items()},
+        scans={image.normalized_repository: ImageScan(tags=tuple(TagInfo(name=t) for t in tags))},
+        now=NOW,
+    )
+    assert plan.problems == ()
+    return {**files, **plan.new_files}
+
+
+def _read(directory: str) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted((FIXTURES / directory).iterdir())}
+
+
+USED = "environment: dev\nrepo: {url: /unused}\nimages:\n  - {name: used, repository: used}\n"
+
+
+def test_replace_unmarked_references() -> None:
+    """testdata/replace (original -> expected): with automatic detection, the unmarked
+    ``used:v1.0.0`` references move to v1.1.0, byte for byte as Flux's expected files."""
+    out = _plan_files(USED, _read("flux-replace-original"), {"v1.1.0": ""})
+    assert out == _read("flux-replace-expected")
+
+
+def test_replace_keeps_comments_and_indentation_on_purpose() -> None:
+    """testdata/replace/commented: the comment stays (as in Flux); Flux also re-indents the
+    containers list, imagebot changes only the tag's characters (docs/migrating.md) — the
+    two files read as the same YAML."""
+    (original,) = _read("flux-replace-commented").values()
+    (flux,) = _read("flux-replace-commented-expected").values()
+    out = _plan_files(USED, {"deployment.yaml": original}, {"v1.1.0": ""})["deployment.yaml"]
+    assert out == original.replace("used:v1.0.0", "used:v1.1.0")
+    assert out != flux and yaml.safe_load(out) == yaml.safe_load(flux)
+
+
+def test_leave_files_without_a_change_untouched_on_purpose() -> None:
+    """testdata/leave: a file with nothing to update stays byte for byte; Flux rewrites it
+    with its own indentation (same YAML)."""
+    original = _read("flux-leave-original")
+    out = _plan_files(USED, original, {"v1.1.0": ""})
+    assert out == original
+    flux = _read("flux-leave-expected")
+    assert {k: yaml.safe_load(v) for k, v in flux.items()} == {
+        k: yaml.safe_load(v) for k, v in out.items()
+    }
