@@ -138,7 +138,7 @@ async def run_cycle(
         image.normalized_repository
         for loaded in policies
         for image in loaded.policy.images
-        if image.strategy == "newest-build"
+        if image.rule().needs_created
     }
     scans: dict[str, ImageScan] = {}
     scanned = {repository: anyio.Event() for repository in wanted}
@@ -410,6 +410,7 @@ def _plan(
         scans=scans,
         now=clock(),
         problems=ws.problems,
+        lines=loaded.lines,
     )
     return promoting.annotate(plan, prepared)
 

@@ -299,7 +299,11 @@ def cycle_at(setup: Setup, clock: FakeClock) -> list[str]:
 
 
 def test_min_age_waits_for_first_seen_time(setup: Setup) -> None:
-    """With min_age 1h, a tag first seen now is not taken; an hour later (by clock) it is."""
+    """With min_age 1h and reproducible builds (built 1970-01-01: no real build time), a tag
+    first seen now is not taken; an hour later (by clock) it is."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    for tag in ("1.0.0", "1.1.0", "2.0.0-rc.1", "2.0.0"):
+        push_image(setup.registry, "acme/app", tag, created=epoch)
     policy = setup.policies / "dev.yaml"
     policy.write_text(policy.read_text() + "    min_age: 1h\n")
     clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
@@ -312,6 +316,20 @@ def test_min_age_waits_for_first_seen_time(setup: Setup) -> None:
     cycle_at(setup, clock)
     assert len(commits(setup.remote)) == 2
     assert ("Imagebot-To", "1.1.0") in trailers(setup.remote)
+
+
+def test_min_age_counts_the_build_time_on_first_sight(setup: Setup) -> None:
+    """An image built long before imagebot first saw it is old enough at once; one built a
+    minute ago waits, and the plan's explanation says which time counted."""
+    clock = FakeClock(datetime.now(UTC))  # the CLI below judges ages by the real clock
+    push_image(setup.registry, "acme/app", "1.2.0", created=clock.now - timedelta(minutes=1))
+    policy = setup.policies / "dev.yaml"
+    policy.write_text(policy.read_text() + "    min_age: 7d\n")
+    assert cycle_at(setup, clock) == []
+    assert ("Imagebot-To", "1.1.0") in trailers(setup.remote)  # built 2024-01-01
+    code, out = setup.cli("plan", "--explain")
+    assert code == 0, out
+    assert "1.2.0" in out and "too new (built" in out
 
 
 def test_newest_build_uses_image_creation_time(setup: Setup) -> None:

@@ -56,3 +56,28 @@ def test_every_strategy_is_described_with_an_example() -> None:
     for name in STRATEGIES:
         assert f"**{name}**" in section, name
         assert re.search(rf"^strategy: {re.escape(name)}$", section, flags=re.M), name
+
+
+def test_every_mutable_build_tag_is_documented() -> None:
+    """docs/policies.md lists every tag selection treats as a mutable build tag, and no other."""
+    from imagebot.core.selection.build_tags import MUTABLE_TAGS
+
+    section = _section()
+    start = section.index("- mutable tags, in any letter case:")
+    listed = section[start : section.index("\n- commit hashes", start)]
+    assert set(re.findall(r"`([a-z]+)`", listed)) == MUTABLE_TAGS
+
+
+def test_documented_gate_order_is_the_code_order() -> None:
+    """The numbered gate list in docs/policies.md names the gates in GATES' order."""
+    from imagebot.core.selection import GATES
+
+    section = _section()
+    listed = section[section.index("The gates, in order") : section.index("A tag that a strategy")]
+    words = {
+        "build-tag": "build tags",
+        "read": "the strategy must be able to read",
+        "downgrade": "no downgrade",
+    }
+    at = [listed.index(words.get(g.name, f"`{g.name}`")) for g in GATES]
+    assert at == sorted(at), [g.name for g in GATES]

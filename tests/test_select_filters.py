@@ -94,10 +94,38 @@ def test_min_age_uses_creation_then_first_seen() -> None:
     rule = SelectionRule(min_age=timedelta(days=1))
     decision = select(tags, rule, now=NOW)
     assert decision.tag == "1.1.0"
-    assert decision.verdict("1.2.0").reason == "rejected: too new (5.0h old, min_age 24.0h)"
+    assert decision.verdict("1.2.0").reason == "rejected: too new (built 5.0h ago, min_age 24.0h)"
     assert decision.verdict("1.3.0").reason == (
         "rejected: age unknown (no creation or first-seen time)"
     )
+
+
+@pytest.mark.parametrize(
+    "built",
+    [
+        datetime(1970, 1, 1, tzinfo=UTC),  # SOURCE_DATE_EPOCH=0
+        datetime(1, 1, 1, tzinfo=UTC),  # Go's zero time
+        NOW + timedelta(days=30),  # a clock in the future
+    ],
+)
+def test_min_age_ignores_implausible_build_times(built: datetime) -> None:
+    """A build time of 1970-01-01, 0001-01-01 or the future is unknown: first-seen counts."""
+    young = TagInfo("1.1.0", created=built, first_seen=NOW - timedelta(hours=2))
+    old = TagInfo("1.0.0", created=built, first_seen=NOW - timedelta(days=9))
+    decision = select([old, young], SelectionRule(min_age=timedelta(days=1)), now=NOW)
+    assert decision.tag == "1.0.0"
+    assert decision.verdict("1.1.0").reason == (
+        "rejected: too new (first seen 2.0h ago, min_age 24.0h)"
+    )
+    assert decision.verdict("1.0.0").reason == "chosen: highest version; first seen 9.0d ago"
+
+
+def test_min_age_counts_a_plausible_build_time_over_first_seen() -> None:
+    """An image built long ago is old enough on first sight (a fresh cache restarts nothing)."""
+    tag = TagInfo("2.0.0", created=NOW - timedelta(days=400), first_seen=NOW)
+    decision = select([tag], SelectionRule(min_age=timedelta(days=7)), now=NOW)
+    assert decision.tag == "2.0.0"
+    assert decision.verdict("2.0.0").reason == "chosen: highest version; built 400.0d ago"
 
 
 def test_min_age_without_now_is_an_error() -> None:
@@ -130,3 +158,50 @@ def test_explanations_cover_every_gate() -> None:
     assert reasons["2.0.0"] == "rejected: outside range '^1'"
     assert reasons["1.2"].startswith("rejected: partial version")
     assert reasons["1.5.0"] == "chosen: highest version in '^1'"
+
+
+def test_include_and_exclude_reasons_in_input_order() -> None:
+    """Each tag's verdict names the first filter it fails; the first exclude listed wins."""
+    rule = SelectionRule(include=r"^\d+\.\d+\.\d+$", exclude=(r"^0\.", r"\.9\."))
+    tags = ["latest", "1.0.0", "0.1.0", "1.9.0", "1.2.0", "0.9.1"]
+    decision = select(tags, rule)
+    assert decision.tag == "1.2.0"
+    assert [v.reason for v in decision.verdicts] == [
+        "rejected: does not match include '^\\d+\\.\\d+\\.\\d+$'",
+        "accepted; ranks below the chosen 1.2.0",
+        "rejected: matches exclude '^0\\.'",
+        "rejected: matches exclude '\\.9\\.'",
+        "chosen: highest version",
+        "rejected: matches exclude '^0\\.'",
+    ]
+
+
+def test_non_ascii_tags_are_filtered_like_any_other() -> None:
+    """A tag outside ASCII gets the include verdict every other tag would."""
+    rule = SelectionRule(include=r"^\d+\.\d+\.\d+$", exclude=(r"^0\.",))
+    decision = select(["1.0.0", "0.9.0", "2.0.0", "ünïcode", "3.0.0-rc.1"], rule)
+    assert decision.tag == "2.0.0"
+    assert decision.verdict("0.9.0").reason == "rejected: matches exclude '^0\\.'"
+    assert decision.verdict("ünïcode").reason == (
+        "rejected: does not match include '^\\d+\\.\\d+\\.\\d+$'"
+    )
+
+
+def test_lexical_skips_build_tags_and_explains_them() -> None:
+    """Lexical order never picks a commit-hash or mutable tag (any case) and says why."""
+    decision = select(
+        ["1.0", "sha-abc1234", "Latest", "2.0", "zzz"], SelectionRule(strategy="lexical")
+    )
+    assert decision.tag == "zzz"
+    assert decision.verdict("sha-abc1234").reason == (
+        "rejected: a commit-hash tag, chosen only when include asks for it"
+    )
+    assert decision.verdict("Latest").reason == (
+        "rejected: 'Latest' is a mutable tag, chosen only when include asks for it"
+    )
+
+
+def test_character_class_holding_group_syntax_is_a_class() -> None:
+    """'[(?<x>]' is a character class, not a named group: it matches those characters."""
+    rule = SelectionRule(strategy="lexical", include=r"^a[(?<x>]$")
+    assert select(["a(", "a<", "ab"], rule).tag == "a<"

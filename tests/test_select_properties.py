@@ -89,8 +89,9 @@ def test_choice_satisfies_range_and_filters(
         running = parse_tag(current) if current else None
         named = parse_range(rule.range).prerelease_cores() if rule.range else frozenset()
         assert (running is not None and running.core == chosen.core) or chosen.core in named
-    if chosen.partial:
-        assert rule.partial
+    if chosen.partial:  # read with partial: true, or in the precision of a running partial
+        running = parse_tag(current) if current else None
+        assert rule.partial or (running is not None and running.precision == chosen.precision)
 
 
 @settings(max_examples=400, deadline=None)
@@ -165,3 +166,25 @@ def test_choice_matches_explanation_on_a_large_list() -> None:
             assert decision.tag in accepted, (rule, current)
             assert all(parse_tag(t).key <= chosen.key for t in accepted), (rule, current)  # type: ignore[union-attr]
             assert f"({len(accepted)} of {len(tags)} tags qualify)" in decision.reason
+
+
+release_or_pre = st.builds(
+    lambda a, b, c, pre: f"{a}.{b}.{c}{pre}",
+    st.integers(0, 2),
+    st.integers(0, 2),
+    st.integers(0, 2),
+    st.sampled_from(["", "-rc.1", "-rc.10", "-rc.2", "-alpha", "-alpha.1", "-beta.2", "-1", "-rc"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=release_or_pre, b=release_or_pre)
+def test_precedence_agrees_with_the_semver_library(a: str, b: str) -> None:
+    """For SemVer tags with prerelease words, imagebot orders them as ``semver.Version`` does
+    (other suffixes are variants here, on purpose)."""
+    import semver
+
+    ka, kb = parse_tag(a), parse_tag(b)
+    assert ka is not None and kb is not None
+    expected = semver.Version.parse(a).compare(b)
+    assert (ka.key > kb.key) - (ka.key < kb.key) == expected

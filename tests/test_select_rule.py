@@ -116,6 +116,8 @@ def test_range_error_message_points_at_the_bad_part() -> None:
         ("1.2.3-dev", "1.2.3-dev", "dev", ""),
         ("1.2.3-M1", "1.2.3-M1", "M1", ""),
         ("1.2-alpine", "1.2.0", "", "alpine"),
+        ("3.13.0rc2", "3.13.0-rc2", "rc2", ""),
+        ("3.7.0b1-slim", "3.7.0-b1", "b1", "slim"),
     ],
 )
 def test_tag_reading_separates_prerelease_from_variant(

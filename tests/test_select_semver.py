@@ -175,6 +175,28 @@ CASES = [
     ),
     Case("ignore-tag", "1.0.0 1.1.0", SelectionRule(ignore=("1.1.0",)), want="1.0.0"),
     Case("ignore-range", "1.0.0 1.1.0 1.1.5 1.2.0", SelectionRule(ignore=("1.2.x",)), want="1.1.5"),
+    Case(
+        "ignore-glob",
+        "1.0.0 1.2.0-debug",
+        SelectionRule(ignore=("*-debug",), variant="any"),
+        want="1.0.0",
+    ),
+    # Docker official images write prereleases without a hyphen.
+    Case("docker-rc-to-release", "3.12.0 3.13.0rc2 3.13.0", current="3.12.0", want="3.13.0"),
+    Case("docker-rc-not-chosen", "3.12.0 3.13.0rc2", current="3.12.0", want="3.12.0"),
+    Case(
+        "docker-rc-numeric-order",
+        "3.13.0rc2 3.13.0rc10 3.13.0b4",
+        SelectionRule(prerelease=True),
+        want="3.13.0rc10",
+    ),
+    Case(
+        "docker-beta-variant",
+        "3.6.0-slim 3.7.0b1-slim 3.7.0b1",
+        SelectionRule(prerelease=True),
+        current="3.6.0-slim",
+        want="3.7.0b1-slim",
+    ),
     # Tags that are not versions.
     Case("hash-and-mutable-skipped", "latest sha-abc1234 deadbeef1 1.0.0 main", want="1.0.0"),
     Case("four-part-skipped", "1.2.3.4 1.2.3", want="1.2.3"),
@@ -197,3 +219,21 @@ def test_every_tag_gets_exactly_one_verdict_in_input_order() -> None:
     assert [v.tag for v in decision.verdicts] == tags
     assert [v.accepted for v in decision.verdicts] == [True, False, True, False]
     assert decision.verdicts[0] == decision.verdicts[2]
+
+
+def test_running_precision_is_kept() -> None:
+    """A running 12.14 moves to 12.15 (not 12.15.0), reading partial tags of its precision."""
+    tags = ["12.14", "12.15", "12.15.0", "12", "13"]
+    assert select(tags, SelectionRule(), current="12.14").tag == "12.15"
+    off = SelectionRule(keep_precision=False, partial=True)
+    assert select(tags, off, current="12.14").tag == "13"
+    assert select(tags, SelectionRule(keep_precision=False), current="12.14").tag == "12.15.0"
+
+
+def test_masterminds_range_style_admits_every_prerelease_in_range() -> None:
+    """>=1.2.0-0 admits 1.3.0-rc.1 when read as Flux and Argo CD do, not as npm does."""
+    tags = ["1.2.0", "1.3.0-rc.1"]
+    assert select(tags, SelectionRule(range=">=1.2.0-0")).tag == "1.2.0"
+    ported = SelectionRule(range=">=1.2.0-0", range_style="masterminds")
+    assert select(tags, ported).tag == "1.3.0-rc.1"
+    assert select(tags, SelectionRule(range=">=1.2.0", range_style="masterminds")).tag == "1.2.0"

@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"error: {problem}")
     for loaded in policies.environments:
+        for warning in loaded.warnings:
+            print(f"warning: {warning}")
         promote = loaded.policy.promote
         if promote is not None and promote.checks:
             # The checks gate asks the forge for commit statuses; until a forge API is

@@ -135,6 +135,11 @@ def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]
                     {
                         "verdicts": [
                             {"tag": v.tag, "accepted": v.accepted, "reason": v.reason}
+                            | (
+                                {"gate": v.rejection.gate, "data": dict(v.rejection.data or {})}
+                                if v.rejection is not None
+                                else {}
+                            )
                             for v in d.verdicts
                         ]
                     }

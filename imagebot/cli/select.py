@@ -10,17 +10,13 @@ Exit 0: a tag was chosen; 1: none qualifies; 2: the rule itself is invalid.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from imagebot.core.durations import parse_duration
-from imagebot.core.selection import (
-    STRATEGIES,
-    SelectionRule,
-    TagInfo,
-    explain_lines,
-    select,
-)
+from imagebot.core.selection import SelectionRule, TagInfo, explain_lines, select
 from imagebot.errors import SelectionError
 
 NAME = "select"
@@ -43,27 +39,20 @@ def _timestamp(text: str) -> datetime:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--strategy", choices=STRATEGIES, default="semver")
-    parser.add_argument("--range", help="semver range, e.g. '^1.2', '>=1 <2', '1.x || 2.x'")
-    parser.add_argument("--include", metavar="RE", help="regex a tag must match")
-    parser.add_argument(
-        "--exclude", metavar="RE", action="append", default=[], help="regex that rejects a tag"
-    )
-    parser.add_argument(
-        "--extract", metavar="TEMPLATE", help="value to order by, e.g. '$version' or '${ts}'"
-    )
-    parser.add_argument("--prerelease", action="store_true", help="allow prereleases")
-    parser.add_argument("--partial", action="store_true", help="read '1.2' as 1.2.0")
-    parser.add_argument("--order", choices=("asc", "desc"), default="asc")
-    parser.add_argument("--calver", metavar="FORMAT", help="calver format, e.g. YYYY.MM.DD")
-    parser.add_argument("--variant", choices=("match", "any"), default="match")
-    parser.add_argument("--allow", choices=("major", "minor", "patch"), default="major")
-    parser.add_argument("--downgrade", action="store_true", help="allow older than --current")
-    parser.add_argument("--min-age", type=_duration, metavar="DURATION", help="e.g. 24h, 7d")
-    parser.add_argument(
-        "--ignore", action="append", default=[], metavar="TAG", help="tag or range never chosen"
-    )
-    parser.add_argument("--follow", metavar="TAG", help="strategy digest: the tag to follow")
+    # One option per SelectionRule field, from its type, default and help.
+    hints = get_type_hints(SelectionRule)
+    for f in dataclasses.fields(SelectionRule):
+        flag, kind, helptext = f"--{f.name.replace('_', '-')}", hints[f.name], f.metadata["help"]
+        if kind is bool:
+            parser.add_argument(flag, action="store_true", help=helptext)
+        elif get_origin(kind) is Literal:
+            parser.add_argument(flag, choices=get_args(kind), default=f.default, help=helptext)
+        elif kind == tuple[str, ...]:
+            parser.add_argument(flag, action="append", default=[], help=f"{helptext} (repeatable)")
+        elif kind == timedelta | None:
+            parser.add_argument(flag, type=_duration, metavar="DURATION", help=helptext)
+        else:
+            parser.add_argument(flag, help=helptext)
     parser.add_argument("--current", metavar="TAG", help="the tag running now")
     parser.add_argument(
         "--now", type=_timestamp, metavar="TIME", help="time to judge --min-age by (default: now)"
@@ -96,23 +85,11 @@ def _read_tags(lines: list[str]) -> list[str | TagInfo]:
 
 
 def run(args: argparse.Namespace) -> int:
-    rule = SelectionRule(
-        strategy=args.strategy,
-        range=args.range,
-        prerelease=args.prerelease,
-        partial=args.partial,
-        include=args.include,
-        exclude=tuple(args.exclude),
-        extract=args.extract,
-        order=args.order,
-        calver=args.calver,
-        variant=args.variant,
-        allow=args.allow,
-        downgrade=args.downgrade,
-        min_age=args.min_age,
-        ignore=tuple(args.ignore),
-        follow=args.follow,
-    )
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(SelectionRule):
+        value = getattr(args, f.name)
+        values[f.name] = tuple(value) if isinstance(value, list) else value
+    rule = SelectionRule(**values)
     try:
         tags = _read_tags(sys.stdin.read().splitlines())
     except ValueError as exc:

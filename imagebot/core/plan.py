@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from imagebot.core.policy import EnvironmentPolicy, ImagePolicy
+from imagebot.core.policy import EnvironmentPolicy, ImagePolicy, rule_field_path
 from imagebot.core.reference import normalize_repository
 from imagebot.core.rewrite import Edit, Target
 from imagebot.core.rewrite import apply as apply_edits
 from imagebot.core.rewrite.scalars import split_reference
 from imagebot.core.selection import Decision, TagInfo, select
-from imagebot.errors import EditError, InvalidReference
+from imagebot.core.yamldoc import dotted
+from imagebot.errors import EditError, InvalidReference, SelectionError
 
 TRAILER_ENVIRONMENT = "Imagebot-Environment"
 TRAILER_IMAGE = "Imagebot-Image"
@@ -161,7 +162,7 @@ def needs_digest(image: ImagePolicy, target: Target) -> bool:
     without its digest would keep running the old image) or holds only a digest field."""
     return (
         image.digest == "pin"
-        or image.strategy == "digest"
+        or image.rule().needs_digest
         or target.digest is not None
         or target.digest_only
     )
@@ -176,8 +177,13 @@ def plan_environment(
     scans: Mapping[str, ImageScan],
     now: datetime,
     problems: Sequence[str] = (),
+    lines: Mapping[str, int] | None = None,
 ) -> EnvironmentPlan:
-    """Decide every target's version and splice the edits into the files' text."""
+    """Decide every target's version and splice the edits into the files' text.
+
+    ``lines`` maps policy fields (``images[0].follow``) to their line in ``source``, so an
+    image whose rule fails names the field; the other images are still planned."""
+    lines = lines or {}
     env = policy.environment
     all_problems = list(problems)
     decisions: list[tuple[str, str | None, Decision]] = []
@@ -198,18 +204,39 @@ def plan_environment(
             all_problems.append(f"{env}: image {image.name} ({image.repository}): {reason}")
             continue
         rule = image.rule()
+        tags = scan.tags
+        if rule.needs_digest:  # the version is the followed tag's digest, as the scan found it
+            tags = tuple(replace(t, digest=scan.digests.get(t.name, t.digest)) for t in tags)
         by_current: dict[str | None, Decision] = {}
         for path, target in matched:
             new_name = name_to_write(image, target)
             # The tag of another repository says nothing about where this one stands.
             current = None if new_name is not None else target.tag
-            if current not in by_current:
-                decision = select(scan.tags, rule, current=current, now=now)
-                by_current[current] = decision
-                decisions.append((image.name, current, decision))
+            follow = rule.follow or current
+            if rule.needs_digest and follow is not None and follow not in scan.digests:
+                needed.add((image.normalized_repository, follow))
+            try:
+                # Pinned by digest alone: which version is that? (A field a marker gives to
+                # the policy is written as the policy says, as Flux does.)
+                unmarked = current is None and new_name is None and target.policy is None
+                pinned = target.digest if unmarked else None
+                if pinned is not None and not rule.needs_digest:
+                    current = _tag_of_digest(image, pinned, tags, scan, needed, now)
+                    if current is None:  # not knowing the running version, stay on it
+                        why = "no tag imagebot checked carries this digest; it stays"
+                        decisions.append((image.name, pinned, Decision(None, why, ())))
+                        continue
+                if current not in by_current:
+                    by_current[current] = select(tags, rule, current=current, now=now)
+                    decisions.append((image.name, current, by_current[current]))
+            except SelectionError as exc:  # this image's rule fails; the others are planned
+                field = dotted(("images", policy.images.index(image), *rule_field_path(exc.field)))
+                at = f"{source}:{lines[field]}" if field in lines else source
+                all_problems.append(f"{env}: image {image.name}: {at}: {field}: {exc}")
+                break
             decision = by_current[current]
-            if decision.tag is None:
-                continue
+            if decision.tag is None or decision.tag == current != target.tag:
+                continue  # nothing qualifies, or a digest-only pin that is still the choice
             moving = decision.tag != target.tag or needs_digest(image, target)
             if moving and decision.tag not in scan.digests:
                 needed.add((image.normalized_repository, decision.tag))
@@ -270,6 +297,31 @@ def plan_environment(
         new_files=new_files,
         digests_needed=frozenset(needed),
     )
+
+
+#: Digests asked for when a file pins an image by digest alone: the candidates' digests show
+#: which tag the running image is. More candidates than this are not resolved.
+DIGEST_LOOKUPS = 50
+
+
+def _tag_of_digest(
+    image: ImagePolicy,
+    digest: str,
+    tags: Sequence[TagInfo],
+    scan: ImageScan,
+    needed: set[tuple[str, str]],
+    now: datetime,
+) -> str | None:
+    """The tag a digest-only reference runs: among the tags carrying ``digest``, the one the
+    rule ranks highest. None while unknown; the digests of the rule's candidates are then
+    asked for (``needed``), so the next plan of this cycle can tell."""
+    carriers = sorted(t for t, d in scan.digests.items() if d == digest)
+    if carriers:
+        ranked = select(carriers, replace(image.rule(), downgrade=True), now=now).tag
+        return ranked or carriers[0]
+    accepted = [v.tag for v in select(tags, image.rule(), now=now).verdicts if v.accepted]
+    needed.update((image.normalized_repository, t) for t in accepted[:DIGEST_LOOKUPS])
+    return None
 
 
 def commit_message(plan: EnvironmentPlan) -> str:

@@ -7,16 +7,26 @@ Pure: the caller reads the file and passes its text.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
-from imagebot.core.selection import SelectionRule, validate_rule
+from imagebot.core.selection import SelectionRule, ignore_entry_kind, validate_rule
 from imagebot.core.windows import Period, parse_period
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
 
@@ -27,24 +37,28 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class TagFilter(_Model):
-    """Which tags an image policy considers at all."""
+def _rule_fields(block: str) -> dict[str, Any]:
+    """Pydantic fields for the ``SelectionRule`` fields a policy writes in ``block`` (``""``:
+    the image entry itself, ``"tags"``): each field is declared once, on ``SelectionRule``."""
+    hints = get_type_hints(SelectionRule)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(SelectionRule):
+        name = f.name
+        if (f.metadata["block"] or "") == block:
+            # min_age is written as a duration ("2d"): text here, a timedelta in the rule.
+            kind = str | None if hints[f.name] == timedelta | None else hints[f.name]
+            out[name] = (kind, Field(default=f.default, description=f.metadata["help"]))
+    return out
 
-    include: str | None = Field(default=None, description="regex a tag must match")
-    exclude: tuple[str, ...] = Field(default=(), description="regexes that reject a tag")
-    extract: str | None = Field(
-        default=None,
-        description="template over include's named groups giving the value to order by,"
-        " e.g. '$version'",
-    )
 
-    @field_validator("exclude", mode="before")
+class _TagFilterBase(_Model):
+    @field_validator("exclude", mode="before", check_fields=False)
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return (value,) if isinstance(value, str) else value
 
 
-class ImagePolicy(_Model):
+class _ImageEntry(_Model):
     """How one environment picks a version of one repository."""
 
     name: str = Field(
@@ -52,27 +66,6 @@ class ImagePolicy(_Model):
         description="name of this image policy; `# imagebot: <name>` markers refer to it",
     )
     repository: str = Field(description="image repository, e.g. ghcr.io/acme/backend or nginx")
-    strategy: Literal["semver", "numeric", "lexical", "calver", "newest-build", "digest"] = "semver"
-    range: str | None = Field(default=None, description="semver range: ^1.2, ~1.2.3, >=1 <2, 1.x")
-    prerelease: bool = Field(default=False, description="allow prereleases (1.2.0-rc.1)")
-    partial: bool = Field(default=False, description="accept partial versions such as 1.2")
-    tags: TagFilter = Field(default_factory=TagFilter)
-    order: Literal["asc", "desc"] = "asc"
-    calver: str | None = Field(default=None, description="calver format, e.g. YYYY.MM.DD")
-    variant: Literal["match", "any"] = Field(
-        default="match", description="match: 1.2.3-alpine only moves to another *-alpine"
-    )
-    allow: Literal["major", "minor", "patch"] = Field(
-        default="major", description="how far one update may move"
-    )
-    downgrade: bool = Field(default=False, description="allow moving to a lower version")
-    min_age: str | None = Field(
-        default=None, description="minimum age of a tag before it is chosen, e.g. 1h, 2d"
-    )
-    ignore: tuple[str, ...] = Field(default=(), description="versions never chosen")
-    follow: str | None = Field(
-        default=None, description="strategy digest: the mutable tag to follow, e.g. latest"
-    )
     digest: Literal["pin", "none"] = Field(
         default="none", description="pin: write tag@sha256:… so the image cannot move under it"
     )
@@ -100,7 +93,7 @@ class ImagePolicy(_Model):
             )
         return value
 
-    @field_validator("min_age")
+    @field_validator("min_age", check_fields=False)
     @classmethod
     def _min_age(cls, value: str | None) -> str | None:
         if value is not None:
@@ -112,24 +105,39 @@ class ImagePolicy(_Model):
         return reference.normalize_repository(self.repository)
 
     def rule(self) -> SelectionRule:
-        """The selection rule this policy stands for."""
-        return SelectionRule(
-            strategy=self.strategy,
-            range=self.range,
-            prerelease=self.prerelease,
-            partial=self.partial,
-            include=self.tags.include,
-            exclude=self.tags.exclude,
-            extract=self.tags.extract,
-            order=self.order,
-            calver=self.calver,
-            variant=self.variant,
-            allow=self.allow,
-            downgrade=self.downgrade,
-            min_age=parse_duration(self.min_age) if self.min_age else None,
-            ignore=self.ignore,
-            follow=self.follow,
-        )
+        """The selection rule this policy stands for (one object per policy, so the memos it
+        keeps serve every cycle)."""
+        return self._rule
+
+    @cached_property
+    def _rule(self) -> SelectionRule:
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(SelectionRule):
+            block = f.metadata["block"]
+            values[f.name] = getattr(getattr(self, block) if block else self, f.name)
+        min_age = values["min_age"]
+        values["min_age"] = parse_duration(min_age) if min_age else None
+        return SelectionRule(**values)
+
+
+# The selection fields are generated from SelectionRule; type checkers see only the entry's own
+# fields, so code reads selection fields through ``rule()``.
+if TYPE_CHECKING:
+    TagFilter = _TagFilterBase
+    _ImageFields = _ImageEntry
+else:
+    TagFilter = create_model("TagFilter", __base__=_TagFilterBase, **_rule_fields("tags"))
+    TagFilter.__doc__ = "Which tags an image policy considers at all."
+    _ImageFields = create_model(
+        "_ImageFields",
+        __base__=_ImageEntry,
+        tags=(TagFilter, Field(default_factory=TagFilter)),
+        **_rule_fields(""),
+    )
+
+
+class ImagePolicy(_ImageFields):
+    """How one environment picks a version of one repository."""
 
 
 class Author(_Model):
@@ -259,8 +267,11 @@ class LoadedPolicy:
 
     source: str
     policy: EnvironmentPolicy
-    #: line of each field that promotion problems point at: "promote.from", "images[0]"
-    lines: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
+    #: line of each image's selection fields in ``source`` (``images[0].follow``: 12), of
+    #: each image entry (``images[0]``) and of ``promote.from``/``promote.checks``.
+    lines: Mapping[str, int] = field(default_factory=dict)
+    #: what is allowed but probably not meant, with file:line (``imagebot check`` shows them).
+    warnings: tuple[str, ...] = ()
 
     def at(self, where: str) -> str:
         """``file:line`` of a field named as in ``lines``."""
@@ -285,16 +296,44 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     ]
     if problems:
         raise PolicyError(problems)
-    lines = {
+    lines: dict[str, int] = {
         "promote.from": yamldoc.line_of(doc, ("promote", "from")),
         "promote.checks": yamldoc.line_of(doc, ("promote", "checks")),
-        **{f"images[{i}]": yamldoc.line_of(doc, ("images", i)) for i in range(len(model.images))},
     }
-    return LoadedPolicy(source=source, policy=model, lines=lines)
+    for i in range(len(model.images)):
+        lines[f"images[{i}]"] = yamldoc.line_of(doc, ("images", i))
+        for f in dataclasses.fields(SelectionRule):
+            loc = ("images", i, *rule_field_path(f.name))
+            lines[yamldoc.dotted(loc)] = yamldoc.line_of(doc, loc)
+    warnings = tuple(
+        yamldoc.problem_at(source, doc, loc, message) for loc, message in _rule_warnings(model)
+    )
+    return LoadedPolicy(source=source, policy=model, lines=lines, warnings=warnings)
 
 
-# SelectionRule flattens the `tags:` block; map its field names back to where users wrote them.
-_RULE_FIELD_PATH = {f: ("tags", f) for f in ("include", "exclude", "extract")}
+def _rule_warnings(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
+    for i, image in enumerate(model.images):
+        rule = image.rule()
+        if rule.needs_digest and rule.follow is None:
+            yield (
+                ("images", i, "strategy"),
+                "strategy digest without follow follows whatever tag each file runs, and an"
+                " image pinned by digest alone cannot be followed; set follow (e.g. latest)",
+            )
+        if rule.compiled.named_cores and "range_style" not in image.model_fields_set:
+            yield (
+                ("images", i, "range"),
+                f"range {rule.range!r} spells a prerelease: npm (imagebot's default) admits only"
+                " that release's prereleases, Flux and Argo CD (Masterminds) every prerelease in"
+                " range; set range_style: npm or masterminds to say which you mean",
+            )
+        for entry in rule.ignore:
+            if ignore_entry_kind(entry, rule.strategy) is None:
+                yield (
+                    ("images", i, "ignore"),
+                    f"ignore entry {entry!r} is not a tag, a glob or a semver range:"
+                    " it ignores nothing",
+                )
 
 
 def _rule_problems(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
@@ -302,8 +341,15 @@ def _rule_problems(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], 
         try:
             validate_rule(image.rule())
         except SelectionError as exc:
-            field = _RULE_FIELD_PATH.get(exc.field, (exc.field,) if exc.field else ())
-            yield ("images", i, *field), str(exc)
+            yield ("images", i, *rule_field_path(exc.field)), str(exc)
+
+
+def rule_field_path(name: str) -> tuple[str, ...]:
+    """Where a policy file writes the SelectionRule field ``name`` (``tags.include``)."""
+    for f in dataclasses.fields(SelectionRule):
+        if f.name == name:
+            return (f.metadata["block"], name) if f.metadata["block"] else (name,)
+    return (name,) if name else ()
 
 
 def policy_json_schema() -> dict[str, Any]:

@@ -16,7 +16,8 @@ _PRERELEASE = re.compile(r"\d(?:\.[\dxX*]+)*-[0-9A-Za-z]")
 def valid_range(text: str) -> str | None:
     """Why imagebot rejects ``text`` as a range, or None if it accepts it."""
     try:
-        rule = ImagePolicy(name="x", repository="example/x", range=text).rule()
+        entry = {"name": "x", "repository": "example/x", "range": text}
+        rule = ImagePolicy.model_validate(entry).rule()
         validate_rule(rule)
     except (SelectionError, ValueError) as exc:
         return str(exc)

@@ -54,7 +54,7 @@ from imagebot.registry.politeness import (
     transport_retryable,
 )
 from imagebot.registry.settings import RegistriesSettings, RegistryConfig
-from imagebot.registry.tags import BadPage, TagCollector, next_link, page_tags
+from imagebot.registry.tags import BadPage, TagCollector, newness, next_link, page_tags
 
 log = logs.get_logger("imagebot.registry")
 
@@ -162,8 +162,13 @@ class RegistryClient:
                 repository=repo.name,
                 cap=cfg.tag_cap,
                 listed=collector.seen,
-                kept="first" if cfg.tag_order == "newest-first" else "last",
+                kept={"newest-first": "first", "oldest-first": "last"}.get(
+                    cfg.tag_order, "newest by version"
+                ),
                 order=cfg.tag_order,
+                dropped=len(collector.dropped),
+                # the newest of the dropped tags: the ones a user would miss
+                dropped_tags=sorted(collector.dropped, key=newness, reverse=True)[:20],
             )
         tags = collector.tags
         self.cache.record_tags(repo.name, tags, self._clock())

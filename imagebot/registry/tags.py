@@ -5,6 +5,7 @@ Pure helpers; the client does the requests.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import deque
 from collections.abc import Iterable
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 from urllib.parse import urljoin, urlsplit
 
+from imagebot.core.selection import parse_tag
 from imagebot.registry.settings import TagOrder
 
 # cosign stores signatures, attestations and SBOMs as tags named after the image digest
@@ -86,13 +88,27 @@ def next_link(header: str | None, current_url: str, *, registry: str | None = No
     return url
 
 
+_RUNS = re.compile(r"\d+|\D+")
+
+
+def newness(tag: str) -> tuple[Any, ...]:
+    """How new a tag looks, for a cap over a list in no useful order: versions by version
+    precedence (``v1.12.0`` above ``v1.9.0``, which text order reverses), above any other tag,
+    which compare in natural order (digit runs as numbers)."""
+    version = parse_tag(tag)
+    if version is not None:
+        return (1, version.key, tag)
+    return (0, tuple((0, int(r), "") if r.isdigit() else (1, 0, r) for r in _RUNS.findall(tag)))
+
+
 @dataclass
 class TagCollector:
     """Collects tags across pages, keeping at most ``cap`` of them.
 
     Which ones a cap keeps depends on the registry's order: the first ``cap`` when it lists
-    newest first (and then paging stops), otherwise the last ``cap`` — for registries that
-    list oldest first those are the newest, for lexical order the highest names.
+    newest first (and then paging stops), the last ``cap`` when it lists oldest first, and
+    for a lexical (or unknown) order the ``cap`` newest by ``newness`` — text order would keep
+    ``v1.9.0`` over ``v1.12.0``. ``dropped`` names the tags a cap left out.
     """
 
     cap: int
@@ -101,7 +117,9 @@ class TagCollector:
     skipped_artifacts: int = 0
     stopped_early: bool = False
     """Set when paging stopped with pages left (the cap was full)."""
+    dropped: list[str] = field(default_factory=list)
     _kept: deque[str] = field(init=False)
+    _newest: list[tuple[tuple[Any, ...], str]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self._kept = deque(maxlen=self.cap)
@@ -112,9 +130,18 @@ class TagCollector:
                 self.skipped_artifacts += 1
                 continue
             self.seen += 1
-            if self.order == "newest-first" and len(self._kept) >= self.cap:
-                continue
-            self._kept.append(tag)
+            if self.order == "lexical":
+                item = (newness(tag), tag)
+                if len(self._newest) < self.cap:
+                    heapq.heappush(self._newest, item)
+                else:
+                    self.dropped.append(heapq.heappushpop(self._newest, item)[1])
+            elif self.order == "newest-first" and len(self._kept) >= self.cap:
+                self.dropped.append(tag)
+            else:
+                if len(self._kept) == self.cap:
+                    self.dropped.append(self._kept[0])
+                self._kept.append(tag)
 
     @property
     def capped(self) -> bool:
@@ -127,4 +154,6 @@ class TagCollector:
 
     @property
     def tags(self) -> list[str]:
+        if self.order == "lexical":
+            return [tag for _, tag in sorted(self._newest)]
         return list(self._kept)

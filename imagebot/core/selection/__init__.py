@@ -1,37 +1,28 @@
-"""Version selection: pure, complete and explainable (issue 4).
-
-``select(tags, rule, current=..., now=...)`` returns a ``Decision``: the chosen tag, a one-line
-reason and one ``Verdict`` per input tag. ``validate_rule`` checks a rule up front so a policy
-loader can report a bad range or regex against its file and line.
-"""
+"""Version selection: ``select(tags, rule, current=..., now=...)`` returns a ``Decision`` (the
+chosen tag, a reason, one ``Verdict`` per tag). Each tag passes the chain of gates in ``gates``;
+the strategy (``strategies.STRATEGIES``) ranks the survivors."""
 
 from __future__ import annotations
 
-from .compiled import clear_caches, validate_rule
-from .rule import (
-    STRATEGIES,
-    Decision,
-    SelectionRule,
-    Strategy,
-    TagInfo,
-    Verdict,
-    explain_lines,
-)
+from .compiled import ignore_entry_kind, validate_rule
+from .gates import GATES
+from .ranges import parse_range
+from .rule import Decision, Rejection, SelectionRule, TagInfo, Verdict, explain_lines
 from .select import select
-from .semver_range import SemverRange, parse_range
-from .semver_tags import SemverTag, parse_tag
+from .strategies import STRATEGIES, Strategy
+from .versions import parse_tag
 
 __all__ = [
+    "GATES",
     "STRATEGIES",
     "Decision",
+    "Rejection",
     "SelectionRule",
-    "SemverRange",
-    "SemverTag",
     "Strategy",
     "TagInfo",
     "Verdict",
-    "clear_caches",
     "explain_lines",
+    "ignore_entry_kind",
     "parse_range",
     "parse_tag",
     "select",

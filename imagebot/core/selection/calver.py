@@ -1,17 +1,14 @@
 """Calendar versions (calver.org): a format such as ``YYYY.MM.DD`` or ``YYYYMMDD-N`` read as a date.
 
-Tokens: ``YYYY`` (2024), ``YY`` (24, years since 2000, unpadded), ``0Y`` (padded),
-``MM``/``0M`` (month; ``MM`` also reads ``01``), ``WW``/``0W`` (week), ``DD``/``0D`` (day),
-``hh``, ``mm``, ``ss`` (time, two digits) and ``MICRO`` or ``N`` (a counter). Everything else
-is literal text. Versions order by the date and time they name, then the counter, whatever
-order the format writes them in (``DD.MM.YYYY`` orders correctly).
+Tokens are in ``_TOKENS`` (docs/policies.md lists them); everything else is literal text.
+Versions order by the date and time they name, then the counter, whatever order the format
+writes them in (``DD.MM.YYYY`` orders correctly).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
 
 from imagebot.errors import SelectionError
 
@@ -50,16 +47,6 @@ class CalverFormat:
     def off_format(self) -> str:
         """Why a value that does not follow the format cannot be ordered."""
         return f"does not follow calver {self.text}"
-
-    @property
-    def groups(self) -> int:
-        return len(self.slots)
-
-    @cached_property
-    def every_line(self) -> re.Pattern[str]:
-        """Over newline-joined tags: every line matches, with the fields of a tag that
-        follows the format and empty groups for one that does not."""
-        return re.compile(f"^(?:(?:{self.pattern.pattern})$|.*$)", re.MULTILINE)
 
     def read(self, value: str) -> CalverKey | None:
         """The ordering key of ``value``, or None when it does not follow the format."""

@@ -5,158 +5,122 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import lru_cache
-from typing import Any
-
-import regex
 
 from imagebot.errors import SelectionError
 
 from .calver import CalverFormat, compile_calver
-from .patterns import (
-    JoinedTags,
-    UserPattern,
-    compile_line_extract,
-    compile_pattern,
-    compile_template,
-    extracts_the_only_group,
-)
-from .rule import STRATEGIES, SelectionRule
-from .semver_range import SemverRange, parse_range
-from .semver_shapes import layout_of
-from .semver_tags import clear_cache as clear_parse_cache
-from .tag_kinds import clear_memo as clear_kind_memo
+from .patterns import UserPattern, compile_pattern, compile_template
+from .ranges import SemverRange, parse_range
+from .rule import SelectionRule
+from .strategies import STRATEGIES, Strategy
+from .versions import Memo, SemverTag, version_reader
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CompiledRule:
-    """A rule whose strings have been parsed; built once per distinct rule."""
+    """A rule whose strings have been parsed, and the memos of what it read."""
 
     rule: SelectionRule
+    strategy: Strategy
     range: SemverRange | None
     include: UserPattern | None
     exclude: tuple[UserPattern, ...]
-    extract: Callable[[regex.Match[str]], str] | None
-    #: include and every exclude have line forms (``patterns``): filter the joined list.
-    lines_only: bool
-    #: extract over joined tags (``patterns.compile_line_extract``), when ``lines_only``.
-    extract_lines: Callable[[JoinedTags], list[str]] | None
-    #: include's ``every_line`` form when extract is exactly its one group: one pass gives
-    #: both which tags match and their values.
-    extract_every_line: re.Pattern[str] | None
     calver: CalverFormat | None
     ignore_tags: frozenset[str]
-    ignore_ranges: tuple[SemverRange, ...]
     ignore_globs: tuple[re.Pattern[str], ...]
-    #: tag -> the value include (and extract) make of it, or the include/exclude rejection.
-    #: A pure function of the tag, remembered because every cycle filters the same tag list
-    #: and guarded user patterns cost a few microseconds a tag. Bounded like the parse cache.
-    filter_memo: dict[str, str] = field(default_factory=dict, compare=False)
-    #: value -> what the strategy's reader made of it (numeric, lexical, calver).
-    read_memo: dict[str, Any] = field(default_factory=dict, compare=False)
-
-
-def _choice(value: object, allowed: tuple[str, ...], field: str) -> None:
-    if value not in allowed:
-        raise SelectionError(f"{field} {value!r} is not one of {', '.join(allowed)}", field=field)
+    ignore_ranges: tuple[SemverRange, ...]
+    #: tag -> the value include (and extract) make of it; None: include does not match.
+    included: Memo[str, str | None]
+    #: tag -> the first exclude pattern that matches it, or None.
+    excluded: Memo[str, str | None]
+    #: releases whose prereleases the range spells out (see ``SemverRange.prerelease_cores``).
+    named_cores: frozenset[tuple[int, int, int]]
+    #: tag -> what it reads as a version (None: not a version).
+    version: Memo[str, SemverTag | None] = field(default_factory=version_reader)
 
 
 def compile_rule(rule: SelectionRule) -> CompiledRule:
-    """Check and compile ``rule``, once per distinct rule; SelectionError names a bad field."""
-    try:
-        return _compile(rule)
-    except TypeError:  # a caller built the rule with a list where a tuple belongs
-        return _compile(
-            dataclasses.replace(rule, exclude=tuple(rule.exclude), ignore=tuple(rule.ignore))
-        )
-
-
-@lru_cache(maxsize=1024)
-def _compile(rule: SelectionRule) -> CompiledRule:
     """Check every field of ``rule``; SelectionError(field=...) names the first bad one."""
-    _choice(rule.strategy, STRATEGIES, "strategy")
-    _choice(rule.order, ("asc", "desc"), "order")
-    _choice(rule.variant, ("match", "any"), "variant")
-    _choice(rule.allow, ("major", "minor", "patch"), "allow")
-    semver = rule.strategy == "semver"
-    if rule.range is not None and not semver:
-        raise SelectionError(
-            f"range applies to strategy semver, not {rule.strategy}", field="range"
-        )
-    if rule.allow != "major" and not semver:
-        raise SelectionError(
-            f"allow: {rule.allow} applies to strategy semver, not {rule.strategy}", field="allow"
-        )
-    if rule.strategy == "calver" and not rule.calver:
-        raise SelectionError(
-            "strategy calver needs a calver format, e.g. 'YYYY.MM.DD'", field="calver"
-        )
-    if rule.calver and rule.strategy != "calver":
-        raise SelectionError(
-            f"calver format applies to strategy calver, not {rule.strategy}", field="calver"
-        )
-    if rule.min_age is not None and rule.min_age < timedelta(0):
-        raise SelectionError(f"min_age {rule.min_age} is negative", field="min_age")
-    if rule.follow is not None and rule.strategy != "digest":
-        raise SelectionError(
-            f"follow applies to strategy digest, not {rule.strategy}", field="follow"
-        )
-
+    if not isinstance(rule.exclude, tuple) or not isinstance(rule.ignore, tuple):
+        rule = dataclasses.replace(rule, exclude=tuple(rule.exclude), ignore=tuple(rule.ignore))
+    for name, allowed in (
+        ("strategy", tuple(STRATEGIES)),
+        ("order", ("asc", "desc")),
+        ("variant", ("match", "any")),
+        ("allow", ("major", "minor", "patch")),
+        ("range_style", ("npm", "masterminds")),
+    ):
+        value = getattr(rule, name)
+        if value not in allowed:
+            raise SelectionError(f"{name} {value!r} is not one of {', '.join(allowed)}", field=name)
+    strategy = STRATEGIES[rule.strategy]
+    name, semver = rule.strategy, strategy.reads_versions
+    calver = "give a format, e.g. 'YYYY.MM.DD'," if name == "calver" else "calver goes"
+    misused = {  # field -> (wrong, why)
+        "range": (rule.range is not None and not semver, "range applies to strategy semver"),
+        "allow": (rule.allow != "major" and not semver, "allow applies to strategy semver"),
+        "calver": (bool(rule.calver) != (name == "calver"), f"{calver} with strategy calver"),
+        "min_age": (rule.min_age is not None and rule.min_age < timedelta(0), "min_age < 0"),
+        "follow": (rule.follow is not None and name != "digest", "follow goes with digest"),
+    }
+    for field_name, (wrong, why) in misused.items():
+        if wrong:
+            raise SelectionError(f"{why} (strategy is {name})", field=field_name)
     include = compile_pattern(rule.include, "include") if rule.include is not None else None
+    globs: list[re.Pattern[str]] = []
+    ranges: list[SemverRange] = []
+    for entry in rule.ignore:
+        if semver and (parsed := _as_range(entry)) is not None:
+            ranges.append(parsed)
+        elif any(c in entry for c in "*?["):
+            globs.append(re.compile(fnmatch.translate(entry)))
     exclude = tuple(compile_pattern(p, "exclude") for p in rule.exclude)
     extract = compile_template(rule.extract, include) if rule.extract is not None else None
-    patterns = ([include] if include is not None else []) + list(exclude)
-    lines_only = all(p.lines is not None for p in patterns)
-    extract_lines = (
-        compile_line_extract(rule.extract, include)
-        if lines_only and include is not None and rule.extract is not None
-        else None
-    )
 
-    ignore_tags = frozenset(rule.ignore)
-    ignore_ranges: list[SemverRange] = []
-    ignore_globs: list[re.Pattern[str]] = []
-    for entry in rule.ignore:
-        if semver:
-            try:
-                ignore_ranges.append(parse_range(entry))
-            except SelectionError:
-                continue  # not a range: the entry still ignores the tag spelled exactly so
-        elif any(c in entry for c in "*?["):
-            ignore_globs.append(re.compile(fnmatch.translate(entry)))
+    def included(tag: str) -> str | None:
+        match = include.search(tag) if include is not None else None
+        if match is None:
+            return None
+        return extract(match) if extract is not None else tag
 
+    def excluded(tag: str) -> str | None:
+        return next((p.text for p in exclude if p.search(tag)), None)
+
+    semver_range = parse_range(rule.range) if rule.range is not None else None
     return CompiledRule(
         rule=rule,
-        range=parse_range(rule.range) if rule.range is not None else None,
+        strategy=strategy,
+        range=semver_range,
+        named_cores=semver_range.prerelease_cores() if semver_range else frozenset(),
         include=include,
         exclude=exclude,
-        extract=extract,
-        lines_only=lines_only,
-        extract_lines=extract_lines,
-        extract_every_line=(
-            include.every_line
-            if extract_lines is not None
-            and include is not None
-            and rule.extract is not None
-            and extracts_the_only_group(rule.extract, include)
-            else None
-        ),
         calver=compile_calver(rule.calver) if rule.calver else None,
-        ignore_tags=ignore_tags,
-        ignore_ranges=tuple(ignore_ranges),
-        ignore_globs=tuple(ignore_globs),
+        ignore_tags=frozenset(rule.ignore),
+        ignore_globs=tuple(globs),
+        ignore_ranges=tuple(ranges),
+        included=Memo(included),
+        excluded=Memo(excluded),
     )
 
 
-def clear_caches() -> None:
-    """Forget every remembered reading and match (benchmarks measure a cold start with it)."""
-    _compile.cache_clear()
-    clear_kind_memo()
-    clear_parse_cache()
-    layout_of.cache_clear()
+def _as_range(entry: str) -> SemverRange | None:
+    try:
+        return parse_range(entry)
+    except SelectionError:
+        return None
+
+
+def ignore_entry_kind(entry: str, strategy: str) -> str | None:
+    """How an ignore entry is read (``tag``, ``range``, ``glob``); None: it is none of these."""
+    if STRATEGIES[strategy].reads_versions and _as_range(entry) is not None:
+        return "range"
+    if any(c in entry for c in "*?["):
+        return "glob"
+    if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", entry):
+        return "tag"
+    return None
 
 
 def validate_rule(rule: SelectionRule) -> None:
