@@ -6,6 +6,7 @@ between them and the outside world (git, registries, the clock).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
@@ -22,7 +23,6 @@ from imagebot.core.envgraph import order_environments
 from imagebot.core.plan import (
     EnvironmentPlan,
     ImageScan,
-    commit_message,
     in_scope,
     plan_environment,
     targets_for,
@@ -30,9 +30,10 @@ from imagebot.core.plan import (
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.promotion import CommitStatuses, HistoryCommit
 from imagebot.core.selection import TagInfo
-from imagebot.errors import EditError, GitError, RegistryError
+from imagebot.errors import EditError, ForgeError, GitError, RegistryError
 from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
 from imagebot.gitrepo import EnvRepo, PushRejected, redact
+from imagebot.publisher import Publishers
 from imagebot.registry.manifests import ImageInfo
 
 log = logs.get_logger("imagebot.engine")
@@ -63,6 +64,7 @@ class EnvironmentResult:
     plan: EnvironmentPlan
     commit: str | None = None
     error: str | None = None
+    publication: str | None = None  # what the publisher did or would do, e.g. a PR opened
     #: per image: what runs since when, what comes next and what it waits for
     images: tuple[promoting.ImageStatus, ...] = ()
 
@@ -102,27 +104,64 @@ async def run_cycle(
     problems: Sequence[str] = (),
     push_attempts: int = 3,
     git_timeout: float = DEFAULT_GIT_TIMEOUT,
+    publishers: Publishers | None = None,
     catalog: Sequence[LoadedPolicy] = (),
     statuses: promoting.StatusSource | None = None,
 ) -> CycleResult:
-    """Run one cycle over ``policies``; with ``publish`` commit and push each environment.
+    """Run one cycle over ``policies``; with ``publish`` publish each environment the way
+    its policy says (``publishers`` builds the publishers; default: the process's tokens).
 
     Each environment is planned and published as soon as the repositories it needs are
     scanned, so one slow registry holds up only the environments that use it. A promoted
     environment also waits for its upstream, so a version can travel dev → staging in one
     cycle. ``catalog`` holds every known environment (default: ``policies``) so that a
     promoted environment finds its upstream even when only it was asked for; ``statuses``
-    answers the checks gate (without it, promotions with ``checks`` wait).
+    answers the checks gate (default: the upstream's forge, from its ``publish.forge``).
     """
+    async with contextlib.AsyncExitStack() as stack:
+        if publishers is None:
+            publishers = await stack.enter_async_context(Publishers())
+        publishers.start_cycle()
+        return await _run_cycle(
+            policies,
+            registry=registry,
+            repos_dir=repos_dir,
+            publish=publish,
+            clock=clock,
+            problems=problems,
+            push_attempts=push_attempts,
+            git_timeout=git_timeout,
+            publishers=publishers,
+            catalog=catalog,
+            statuses=statuses,
+        )
+
+
+async def _run_cycle(
+    policies: Sequence[LoadedPolicy],
+    *,
+    registry: Registry,
+    repos_dir: Path,
+    publish: bool,
+    clock: Clock,
+    problems: Sequence[str],
+    push_attempts: int,
+    git_timeout: float,
+    publishers: Publishers,
+    catalog: Sequence[LoadedPolicy],
+    statuses: promoting.StatusSource | None,
+) -> CycleResult:
     policies, graph_problems = order_environments(policies, catalog)
     problems = (*problems, *(p for p in graph_problems if p not in problems))
     known = {p.name: p for p in (*catalog, *policies)}
     histories: dict[str, list[HistoryCommit]] = {}
+    prepared_for: dict[str, promoting.Prepared] = {}
     workspaces: dict[str, _Workspace | str] = {}
+    fetched: set[tuple[str, str]] = set()  # (clone, branch): environments share one fetch
     for loaded in policies:
         try:
             workspaces[loaded.name] = await anyio.to_thread.run_sync(
-                _read_workspace, loaded, repos_dir, git_timeout
+                _read_workspace, loaded, repos_dir, git_timeout, fetched
             )
         except GitError as exc:
             log.error("repo_unavailable", environment=loaded.name, error=str(exc))
@@ -169,8 +208,10 @@ async def run_cycle(
                     await finished[earlier.name].wait()
             try:
                 prepared = await _prepare(
-                    loaded, ws, known, histories, scans, repos_dir, clock(), statuses, git_timeout
-                )
+                    loaded, ws, known, histories, scans, repos_dir, clock(), git_timeout,
+                    results=results, source=statuses, publishers=publishers,
+                )  # fmt: skip
+                prepared_for[loaded.name] = prepared
             except GitError as exc:
                 log.error("history_unavailable", environment=loaded.name, error=str(exc))
                 empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
@@ -186,6 +227,7 @@ async def run_cycle(
                 clock=clock,
                 push_attempts=push_attempts,
                 git_timeout=git_timeout,
+                publishers=publishers,
                 prepared=prepared,
             )
             if result.commit:
@@ -196,6 +238,20 @@ async def run_cycle(
                     loaded, targets=ws.targets, prepared=prepared, plan=result.plan
                 ),
             )
+            # The last environment of a clone pushes what all of them committed (once).
+            sharing = [
+                p
+                for p in policies
+                if isinstance(other := workspaces[p.name], _Workspace)
+                and other.repo.path == ws.repo.path
+            ]
+            if sharing[-1] is loaded:
+                await _finish_publishing(
+                    results, sharing, clone=str(ws.repo.path), registry=registry, scans=scans,
+                    repos_dir=repos_dir, publish=publish, clock=clock,
+                    push_attempts=push_attempts, git_timeout=git_timeout, publishers=publishers,
+                    prepared_for=prepared_for,
+                )  # fmt: skip
         finally:
             finished[loaded.name].set()
 
@@ -204,6 +260,20 @@ async def run_cycle(
             tg.start_soon(scan, repository)
         for position, loaded in enumerate(policies):
             tg.start_soon(environment, position, loaded)
+    await _finish_publishing(  # nothing should be left; this makes sure
+        results,
+        policies,
+        clone=None,
+        registry=registry,
+        scans=scans,
+        repos_dir=repos_dir,
+        publish=publish,
+        clock=clock,
+        push_attempts=push_attempts,
+        git_timeout=git_timeout,
+        publishers=publishers,
+        prepared_for=prepared_for,
+    )
     return CycleResult(
         environments=tuple(results[loaded.name] for loaded in policies),
         problems=tuple(problems),
@@ -218,8 +288,11 @@ async def _prepare(
     scans: Mapping[str, ImageScan],
     repos_dir: Path,
     now: datetime,
-    source: promoting.StatusSource | None,
     git_timeout: float,
+    *,
+    results: Mapping[str, EnvironmentResult],
+    source: promoting.StatusSource | None,
+    publishers: Publishers,
 ) -> promoting.Prepared:
     """Read this environment's history (for holds) and its upstream's (for candidates),
     and the forge's commit statuses when the checks gate needs them."""
@@ -230,7 +303,13 @@ async def _prepare(
                 url = config.resolve_repo_url(env.policy.repo.url, env.source)
                 cache = repo_cache_dir(repos_dir, url)
                 repo = EnvRepo(url, env.policy.repo.branch, cache, timeout=git_timeout)
-                repo.fetch()
+                done = results.get(env.name)
+                if done is not None and done.commit is not None:
+                    # Committed this cycle: in commit mode the push may still wait for the
+                    # clone's last environment, so read up to the commit itself.
+                    repo.fetched = done.commit
+                else:
+                    repo.fetch()
             histories[env.name] = promoting.read_history(env, repo)
         return histories[env.name]
 
@@ -243,8 +322,10 @@ async def _prepare(
 
     own, upstream_history = await anyio.to_thread.run_sync(read)
     statuses: CommitStatuses | None = None
-    if source is not None and promote and promote.checks and upstream and upstream_history:
-        statuses = await promoting.read_statuses(loaded, upstream, upstream_history, source)
+    if promote and promote.checks and upstream and upstream_history:
+        source = source or _forge_statuses(publishers, upstream)
+        if source is not None:
+            statuses = await promoting.read_statuses(loaded, upstream, upstream_history, source)
     return await anyio.to_thread.run_sync(
         lambda: promoting.prepare(
             loaded,
@@ -257,6 +338,84 @@ async def _prepare(
             statuses=statuses,
         )
     )
+
+
+def _forge_statuses(
+    publishers: Publishers, upstream: LoadedPolicy
+) -> promoting.StatusSource | None:
+    """The commit statuses of the upstream's repo, from the forge its policy names
+    (``publish.forge``); None when it names none."""
+    try:
+        forge = publishers.forge_for(upstream)
+    except ForgeError as exc:
+        failure = exc  # no token, say: every status read fails with this
+
+        async def unreadable(env: LoadedPolicy, sha: str) -> Mapping[str, str]:
+            raise failure
+
+        return unreadable
+    if forge is None:
+        return None
+
+    async def read(env: LoadedPolicy, sha: str) -> Mapping[str, str]:
+        return {s.context: s.state for s in await forge.commit_statuses(sha)}
+
+    return read
+
+
+async def _finish_publishing(
+    results: dict[str, EnvironmentResult],
+    policies: Sequence[LoadedPolicy],
+    *,
+    clone: str | None,
+    registry: Registry,
+    scans: dict[str, ImageScan],
+    repos_dir: Path,
+    publish: bool,
+    clock: Clock,
+    push_attempts: int,
+    git_timeout: float,
+    publishers: Publishers,
+    prepared_for: Mapping[str, promoting.Prepared],
+) -> None:
+    """Make the pushes that waited for the last environment of a clone (once per repo, see
+    publisher.PendingPushes) and update ``results``; an environment whose push lost a race
+    is read, planned and published again on the new head, like a single push would be."""
+    for attempt in range(1, push_attempts + 1):
+        flushed = await publishers.flush(clone)
+        for loaded in policies:
+            env = loaded.name
+            note = flushed.notes.get(env)
+            if note is not None:
+                results[env] = replace(results[env], publication=note)
+            failure = flushed.failed.get(env)
+            if failure is None:
+                continue
+            if isinstance(failure, PushRejected) and attempt < push_attempts:
+                log.warning("push_race", environment=env, attempt=attempt, error=str(failure))
+                try:
+                    ws = await anyio.to_thread.run_sync(
+                        _read_workspace, loaded, repos_dir, git_timeout
+                    )
+                except GitError as err:
+                    results[env] = replace(results[env], commit=None, error=f"{env}: {err}")
+                    continue
+                prepared = prepared_for.get(env) or promoting.Prepared(
+                    scans=dict(scans), views={}, runs={}
+                )
+                results[env] = await _run_environment(
+                    loaded, ws, registry=registry, scans=prepared.scans, repos_dir=repos_dir,
+                    publish=publish, clock=clock, push_attempts=push_attempts,
+                    git_timeout=git_timeout, publishers=publishers, prepared=prepared,
+                )  # fmt: skip
+            else:
+                log.error("publish_failed", environment=env, error=str(failure))
+                error = f"{env}: {failure}"
+                if isinstance(failure, PushRejected):
+                    error = f"{env}: gave up after {push_attempts} push attempts: {failure}"
+                results[env] = replace(results[env], commit=None, error=error)
+        if not flushed.failed:
+            break
 
 
 async def scan_repositories(
@@ -345,10 +504,17 @@ async def _run_environment(
     clock: Clock,
     push_attempts: int,
     git_timeout: float,
+    publishers: Publishers,
     prepared: promoting.Prepared,
 ) -> EnvironmentResult:
     env = loaded.name
     bound = log.bind(environment=env)
+    try:
+        publisher = publishers.for_policy(loaded)
+    except ForgeError as exc:
+        bound.error("publish_failed", error=str(exc))
+        empty = EnvironmentPlan(environment=env, source=loaded.source)
+        return EnvironmentResult(plan=empty, error=f"{env}: {exc}")
     if publish and ws.repo.head() != ws.head:
         # An environment earlier in this cycle pushed to the same repo: start from its
         # commit instead of losing a push race against ourselves.
@@ -372,10 +538,14 @@ async def _run_environment(
                 new=change.new,
                 reason=change.reason,
             )
-        if not publish or not plan.changes:
-            return EnvironmentResult(plan=plan)
         try:
-            sha = await anyio.to_thread.run_sync(_commit_and_push, loaded, ws, plan, clock())
+            if not publish:
+                preview = await publisher.preview(plan)
+                return EnvironmentResult(plan=plan, publication=preview.note)
+            done = await publisher.publish(ws.repo, plan, when=clock(), images=registry)
+        except ForgeError as exc:
+            bound.error("publish_failed", error=str(exc))
+            return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
         except PushRejected as exc:
             bound.warning("push_race", attempt=attempt, error=str(exc))
             try:
@@ -386,10 +556,9 @@ async def _run_environment(
         except GitError as exc:
             bound.error("publish_failed", error=str(exc))
             return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
-        bound.info(
-            "pushed", commit=sha, branch=loaded.policy.repo.branch, changes=len(plan.changes)
-        )
-        return EnvironmentResult(plan=plan, commit=sha)
+        if done.commit is not None:
+            bound.info("committed", commit=done.commit, changes=len(plan.changes))
+        return EnvironmentResult(plan=plan, commit=done.commit, publication=done.note)
     message = f"{env}: gave up after {push_attempts} push attempts: the branch kept moving"
     bound.error("publish_failed", error=message)
     return EnvironmentResult(plan=plan, error=message)
@@ -420,12 +589,23 @@ def repo_cache_dir(repos_dir: Path, url: str) -> Path:
 
 
 def _read_workspace(
-    loaded: LoadedPolicy, repos_dir: Path, git_timeout: float = DEFAULT_GIT_TIMEOUT
+    loaded: LoadedPolicy,
+    repos_dir: Path,
+    git_timeout: float = DEFAULT_GIT_TIMEOUT,
+    fetched: set[tuple[str, str]] | None = None,
 ) -> _Workspace:
+    """Read an environment's files; ``fetched`` lists the branches already fetched this
+    cycle, which are read as they are instead of fetched again."""
     spec = loaded.policy.repo
     url = config.resolve_repo_url(spec.url, loaded.source)
     repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url), timeout=git_timeout)
-    head = repo.fetch()
+    key = (str(repo.path), spec.branch)
+    if fetched is not None and key in fetched:
+        head = repo.fetched = repo.head()
+    else:
+        head = repo.fetch()
+    if fetched is not None:
+        fetched.add(key)
     repositories = {i.normalized_repository for i in loaded.policy.images}
     files: dict[str, str] = {}
     targets: dict[str, list[rewrite.Target]] = {}
@@ -475,18 +655,3 @@ def _read_workspace(
         targets=sum(len(t) for t in targets.values()),
     )
     return _Workspace(repo=repo, head=head, files=files, targets=targets, problems=problems)
-
-
-def _commit_and_push(
-    loaded: LoadedPolicy, ws: _Workspace, plan: EnvironmentPlan, when: datetime
-) -> str:
-    author = loaded.policy.repo.author
-    sha = ws.repo.commit(
-        {path: text.encode("utf-8") for path, text in plan.new_files.items()},
-        message=commit_message(plan),
-        author_name=author.name,
-        author_email=author.email,
-        when=when,
-    )
-    ws.repo.push(sha)
-    return sha

@@ -57,7 +57,27 @@ class GitError(ImagebotError):
 
 
 class ForgeError(ImagebotError):
-    """A forge (GitHub, GitLab, Gitea) API call failed."""
+    """A forge (GitHub, GitLab, Gitea) API call failed. The message names the forge, the
+    project and the action; ``status`` is the HTTP status, if there was one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        forge: str = "",
+        project: str = "",
+        action: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.forge = forge
+        self.project = project
+        self.action = action
+        self.status = status
+        self.retry_after = retry_after
+        where = " ".join(p for p in (forge, project) if p)
+        prefix = ": ".join(p for p in (where, action) if p)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
 class EditError(ImagebotError):

@@ -20,6 +20,9 @@ import fcntl
 import json
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -61,6 +64,23 @@ DEFAULT_TIMEOUT = 300.0
 class PushRejected(GitError):
     """The remote branch moved since our fetch (non-fast-forward), or another push was
     updating it at the same moment (the remote could not lock the ref)."""
+
+
+@dataclass(frozen=True)
+class Signing:
+    """Sign commits with git's own signing: ``gpg.format`` ssh or openpgp."""
+
+    format: str  # "ssh" | "openpgp"
+    key_file: Path
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    committer_email: str
+    tree: str
+    parents: tuple[str, ...]
+    message: str
 
 
 @dataclass(frozen=True)
@@ -189,24 +209,34 @@ class EnvRepo:
         author_name: str,
         author_email: str,
         when: datetime,
+        parent_sha: str | None = None,
+        signing: Signing | None = None,
     ) -> str:
-        """Commit ``changes`` (path → new content) on top of the fetched head; return the sha.
+        """Commit ``changes`` (path → new content) on top of the fetched head (or
+        ``parent_sha``); return the sha. With ``signing``, the commit is signed.
 
         The new commit is not on any branch until :meth:`push` succeeds, so a failed push
         leaves nothing behind.
         """
-        parent = self._repo.commit(self.fetched or self._remote_ref)
-        index = git.IndexFile.from_tree(self._repo, parent.tree)
-        entries = []
-        for path, data in sorted(changes.items()):
-            stream = self._repo.odb.store(IStream("blob", len(data), BytesIO(data)))
-            old = index.entries.get((path, 0))
-            mode = old.mode if old is not None else 0o100644
-            entries.append(BaseIndexEntry((mode, stream.binsha, 0, path)))
-        index.add(entries, write=False)
-        tree = index.write_tree()
+        parent = self._repo.commit(parent_sha or self.fetched or self._remote_ref)
+        # GitPython builds the tree through a temporary index that it swaps in for the
+        # clone's own: processes sharing the clone take turns (see _locked).
+        with self._locked():
+            index = git.IndexFile.from_tree(self._repo, parent.tree)
+            entries = []
+            for path, data in sorted(changes.items()):
+                stream = self._repo.odb.store(IStream("blob", len(data), BytesIO(data)))
+                old = index.entries.get((path, 0))
+                mode = old.mode if old is not None else 0o100644
+                entries.append(BaseIndexEntry((mode, stream.binsha, 0, path)))
+            index.add(entries, write=False)
+            tree = index.write_tree()
         actor = git.Actor(author_name, author_email)
         stamp = _git_date(when)
+        if signing is not None:
+            return self._signed_commit(
+                tree.hexsha, parent.hexsha, message, actor=actor, stamp=stamp, signing=signing
+            )
         commit = git.Commit.create_from_tree(
             self._repo,
             tree,
@@ -369,6 +399,165 @@ class EnvRepo:
             if t.problem is None
         )
 
+    # -- imagebot's own branch (pull-request mode) -------------------------------------------
+
+    def commits_between(self, base: str, head: str) -> list[CommitInfo]:
+        """Commits reachable from ``head`` but not from ``base``, newest first."""
+        out = self._git(
+            "log", "--format=%H%x1f%ce%x1f%T%x1f%P%x1f%B%x1e", f"{base}..{head}",
+            what=f"list commits {base[:12]}..{head[:12]}",
+        )  # fmt: skip
+        infos = []
+        for record in out.split("\x1e"):
+            fields = record.strip("\n").split("\x1f")
+            if len(fields) == 5:
+                sha, email, tree, parents, message = fields
+                infos.append(CommitInfo(sha, email, tree, tuple(parents.split()), message))
+        return infos
+
+    def describe(self, sha: str) -> CommitInfo:
+        try:
+            c = self._repo.commit(sha)
+        except (git.GitError, ValueError) as exc:
+            raise GitError(f"{redact(self.url)}: cannot read commit {sha}: {exc}") from None
+        message = c.message if isinstance(c.message, str) else c.message.decode("utf-8", "replace")
+        return CommitInfo(
+            c.hexsha, c.committer.email or "", c.tree.hexsha,
+            tuple(p.hexsha for p in c.parents), message,
+        )  # fmt: skip
+
+    def remote_branches(self) -> dict[str, str]:
+        """Every branch of the remote and the sha it points at (one ``ls-remote``)."""
+        out = self._git("ls-remote", "--heads", "origin", what="list branches")
+        heads = {}
+        for line in out.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref.startswith("refs/heads/"):
+                heads[ref.removeprefix("refs/heads/")] = sha
+        return heads
+
+    def has_commit(self, sha: str) -> bool:
+        try:
+            self._repo.odb.info(bytes.fromhex(sha))
+        except (ValueError, git.GitError, OSError):
+            return False
+        return True
+
+    def fetch_ref(self, branch: str) -> None:
+        with self._locked():
+            self._git(
+                "fetch", "--quiet", "--no-tags", "origin",
+                f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
+                what=f"fetch branch {branch!r}",
+            )  # fmt: skip
+
+    def push_branches(self, updates: list[tuple[str, str, str | None]]) -> dict[str, GitError]:
+        """Point each remote ``branch`` at ``sha`` in one ``git push`` — forced, but only
+        while it still is at ``expect`` (None: only if it does not exist). The branches that
+        were not updated, with why (PushRejected when someone else moved one)."""
+        if not updates:
+            return {}
+        leases = [f"--force-with-lease=refs/heads/{b}:{e or ''}" for _, b, e in updates]
+        refspecs = [f"{sha}:refs/heads/{b}" for sha, b, _ in updates]
+        code, out, err = self._push(*leases, "origin", *refspecs)
+        if code == 0:
+            return {}
+        failed: dict[str, GitError] = {}
+        for line in out.splitlines():
+            flag, _, rest = line.partition("\t")
+            if flag != "!":
+                continue
+            ref = rest.partition("\t")[0]
+            branch = ref.partition(":")[2].removeprefix("refs/heads/")
+            failed[branch] = self._push_error(f"push of {branch!r}", line, err)
+        if not failed:  # no per-ref report: the push as a whole failed
+            error = self._push_error("push", out, err)
+            return {b: error for _, b, _ in updates}
+        return failed
+
+    def delete_branch(self, branch: str, *, expect: str) -> None:
+        """Delete remote ``branch`` if it still points at ``expect``."""
+        self._leased_push(f":refs/heads/{branch}", branch, expect, what="delete")
+
+    def _leased_push(self, refspec: str, branch: str, expect: str | None, *, what: str) -> None:
+        lease = f"--force-with-lease=refs/heads/{branch}:{expect or ''}"
+        code, out, err = self._push(lease, "origin", refspec)
+        if code != 0:
+            raise self._push_error(f"{what} of {branch!r}", out, err)
+
+    def _push(self, *args: str) -> tuple[int, str, str]:
+        with self._locked():
+            code, out, err = self._repo.git.execute(
+                ["git", "push", "--porcelain", *args],
+                kill_after_timeout=self.timeout,
+                with_extended_output=True,
+                with_exceptions=False,
+            )
+        return int(code), str(out), str(err)
+
+    def _push_error(self, what: str, out: str, err: str) -> GitError:
+        """PushRejected when the porcelain status says someone else moved the ref (a lease
+        that went stale is one), else GitError with what git or the remote said."""
+        where = f"{redact(self.url)}: {what}"
+        status = push_status(out)
+        if status is not None and is_race(status):
+            return PushRejected(f"{where} rejected: the branch moved ({status})")
+        if _timed_out(err):
+            return GitError(f"{where}: no answer within {self.timeout:g}s (git_timeout)")
+        said = remote_text(err)
+        if status is not None:
+            return GitError(f"{where} rejected: {status}" + (f": {said}" if said else ""))
+        return GitError(f"{where} failed: {redact(' '.join(err.split()))}")
+
+    def _signed_commit(
+        self, tree: str, parent: str, message: str, *, actor: git.Actor, stamp: str,
+        signing: Signing,
+    ) -> str:  # fmt: skip
+        """``git commit-tree -S``: git signs through its own ``gpg.format`` machinery.
+
+        The key is used from a private temporary directory: ssh-keygen refuses a key file
+        others can read (a mounted secret often is), and an OpenPGP key is imported into a
+        throw-away keyring so the user's own keyring and agent are never touched.
+        """
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": actor.name or "", "GIT_AUTHOR_EMAIL": actor.email or "",
+            "GIT_COMMITTER_NAME": actor.name or "", "GIT_COMMITTER_EMAIL": actor.email or "",
+            "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp,
+        }  # fmt: skip
+        scratch = tempfile.mkdtemp(prefix="ib-sign-")  # short: gpg-agent's socket lives here
+        try:
+            os.chmod(scratch, 0o700)
+            if signing.format == "ssh":
+                key = Path(scratch) / "key"
+                key.write_bytes(_read_key(signing.key_file))
+                key.chmod(0o600)
+                config = ["-c", "gpg.format=ssh", "-c", f"user.signingKey={key}"]
+                flag = "-S"
+            else:
+                env["GNUPGHOME"] = scratch
+                fingerprint = _import_openpgp_key(signing.key_file, env)
+                config = ["-c", "gpg.format=openpgp"]
+                flag = f"-S{fingerprint}"
+            result = subprocess.run(
+                ["git", *config, "commit-tree", tree, "-p", parent, flag, "-F", "-"],
+                cwd=self.path, input=message.encode("utf-8"), env=env, capture_output=True,
+                check=False, timeout=self.timeout,
+            )  # fmt: skip
+            if signing.format == "openpgp":
+                subprocess.run(
+                    ["gpgconf", "--kill", "gpg-agent"], env=env, capture_output=True, check=False
+                )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if result.returncode != 0:
+            err = " ".join(result.stderr.decode("utf-8", "replace").split())
+            raise GitError(
+                f"{redact(self.url)}: cannot sign commit with {signing.format} key"
+                f" {signing.key_file}: {err}"
+            )
+        return result.stdout.decode().strip()
+
     def _git(self, *args: str, what: str) -> str:
         try:
             out: str = self._repo.git.execute(
@@ -450,6 +639,31 @@ def _save_history(
         os.replace(tmp, path)  # readers see the old file or the new one, never half
     except OSError:
         pass  # the cache only saves time
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise GitError(f"signing key {path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _import_openpgp_key(path: Path, env: Mapping[str, str]) -> str:
+    """Import an armoured secret key into ``env``'s GNUPGHOME; return its fingerprint."""
+    data = _read_key(path)
+    result = subprocess.run(
+        ["gpg", "--batch", "--import", "--import-options", "import-show", "--with-colons"],
+        input=data, env=dict(env), capture_output=True, check=False,
+    )  # fmt: skip
+    fingerprints = [
+        line.split(":")[9]
+        for line in result.stdout.decode("utf-8", "replace").splitlines()
+        if line.startswith("fpr:")
+    ]
+    if result.returncode != 0 or not fingerprints:
+        err = " ".join(result.stderr.decode("utf-8", "replace").split())
+        raise GitError(f"signing key {path}: not an OpenPGP secret key: {err}")
+    return fingerprints[0]
 
 
 _PORCELAIN_REJECTED = re.compile(r"^!\t[^\t]*\t(\[[a-z ]+\])(?: \((.*)\))?$", re.M)

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Installs what imagebot's demo and tests need on a fresh Debian machine:
-# the CNCF Distribution registry, skopeo and git from Debian, and a venv with imagebot.
+# the CNCF Distribution registry, skopeo, git, gpg and ssh-keygen (signed commits) from
+# Debian, and a venv with imagebot.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for cmd in docker-registry skopeo git; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+for pkg_cmd in docker-registry:docker-registry skopeo:skopeo git:git gnupg:gpg \
+  openssh-client:ssh-keygen; do
+  command -v "${pkg_cmd#*:}" >/dev/null 2>&1 || missing+=("${pkg_cmd%%:*}")
 done
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]} from Debian" >&2
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-registry skopeo git >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # The Debian package starts a system registry on :5000; imagebot's demo and tests start
 # their own on free ports, so that one is not needed.

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from imagebot.cli import common
 from imagebot.cli.options import add_registry_arguments
+from imagebot.core import yamldoc
+from imagebot.core.policy import LoadedPolicy
 from imagebot.errors import PolicyError
 
 NAME = "check"
@@ -40,8 +44,38 @@ def run(args: argparse.Namespace) -> int:
                 f" {loaded.name} wait at the checks gate"
             )
         images = len(loaded.policy.images)
-        print(f"ok: {loaded.source}: environment {loaded.name}, {images} image(s)")
+        publish = loaded.policy.publish
+        how = ""
+        if publish.mode == "pull-request" and publish.forge is not None:
+            branch = publish.branch_for(loaded.name)
+            how = f", pull requests from {branch} on {publish.forge.type}"
+        print(f"ok: {loaded.source}: environment {loaded.name}, {images} image(s){how}")
+        for warning in token_warnings(loaded):
+            print(f"warning: {warning}")
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
     return 0
+
+
+def token_warnings(loaded: LoadedPolicy) -> list[str]:
+    """A forge token this process could not find: a warning, not an error — the secret may
+    exist only where imagebot runs, not where its policies are checked."""
+    forge = loaded.policy.publish.forge
+    if forge is None or loaded.policy.publish.mode != "pull-request":
+        return []
+    if forge.token_env is not None and not os.environ.get(forge.token_env):
+        field, why = "token_env", f"environment variable {forge.token_env} is not set here"
+    elif forge.token_file is not None:
+        path = Path(forge.token_file).expanduser()
+        path = path if path.is_absolute() else Path(loaded.source).resolve().parent / path
+        if path.is_file():
+            return []
+        field, why = "token_file", f"{path} does not exist here"
+    else:
+        return []
+    doc = yamldoc.load_mapping(Path(loaded.source).read_text(encoding="utf-8"),
+                               source=loaded.source, what="policy file")  # fmt: skip
+    loc = ("publish", "forge", field)
+    line = yamldoc.line_of(doc, loc) if doc is not None else 1
+    return [f"{loaded.source}:{line}: {yamldoc.dotted(loc)}: {why}"]

@@ -162,7 +162,12 @@ def print_result(
             "ok": result.ok,
             "problems": list(result.problems),
             "environments": [
-                {**plan_json(r.plan, explain=explain), "commit": r.commit, "error": r.error}
+                {
+                    **plan_json(r.plan, explain=explain),
+                    "commit": r.commit,
+                    "publication": r.publication,
+                    "error": r.error,
+                }
                 for r in result.environments
             ],
         }
@@ -190,6 +195,8 @@ def print_result(
             out.write(f"error: {problem}\n")
         if r.error:
             out.write(f"error: {r.error}\n")
+        if r.publication:
+            out.write(f"{plan.environment}: {r.publication}\n")
         if r.commit:
             out.write(f"{plan.environment}: pushed {r.commit}\n")
         elif not plan.changes and not r.error and not plan.problems:

@@ -324,8 +324,11 @@ def _tag_of_digest(
     return None
 
 
-def commit_message(plan: EnvironmentPlan) -> str:
-    """Subject, a readable body, and trailers that record every transition."""
+def commit_message(
+    plan: EnvironmentPlan, *, links: Mapping[tuple[str, str, str], str] | None = None
+) -> str:
+    """Subject, a readable body, and trailers that record every transition; ``links`` maps
+    (repository, old, new) to the source change's URL."""
     env = plan.environment
     transitions: dict[tuple[str, str, str, str | None], list[Change]] = {}
     for c in plan.changes:
@@ -342,6 +345,8 @@ def commit_message(plan: EnvironmentPlan) -> str:
         first = group[0]
         body.append(f"- {image} ({first.repository}): {old} -> {new}")
         body.append(f"  why: {first.reason}")
+        if links and (link := links.get((first.repository, old, new))):
+            body.append(f"  source: {link}")
         body.extend(f"  {c.file}:{c.line} {c.field}" for c in group)
         trailers.append(f"{TRAILER_IMAGE}: {first.repository}")
         trailers.append(f"{TRAILER_FROM}: {old}")

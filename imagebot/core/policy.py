@@ -26,6 +26,13 @@ from pydantic import (
 
 from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
+from imagebot.core.publish_policy import (
+    PublishSpec,
+    SigningSpec,
+    derive_project,
+    publish_schema,
+    publish_short_form,
+)
 from imagebot.core.selection import SelectionRule, ignore_entry_kind, validate_rule
 from imagebot.core.windows import Period, parse_period
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
@@ -227,12 +234,15 @@ class EnvironmentPolicy(_Model):
 
     environment: str = Field(pattern=_NAME_RE, description="environment name, e.g. dev")
     repo: RepoSpec
-    publish: Literal["commit"] = Field(
-        default="commit", description="commit: commit and push to the branch"
+    publish: PublishSpec = Field(
+        default_factory=PublishSpec,
+        description="commit (default) | pull-request, or the mapping {mode, branch, forge, …}",
+        json_schema_extra=publish_schema,
     )
     promote: Promotion | None = Field(
         default=None, description="take versions from an upstream environment's history"
     )
+    signing: SigningSpec | None = Field(default=None, description="sign imagebot's commits")
     images: tuple[ImagePolicy, ...] = Field(min_length=1)
     detect: Literal["auto", "markers"] = Field(
         default="auto",
@@ -246,6 +256,11 @@ class EnvironmentPolicy(_Model):
         ' ({"$imagepolicy": "<namespace>:<image>"}); markers of other namespaces are left'
         " alone",
     )
+
+    @field_validator("publish", mode="before")
+    @classmethod
+    def _publish_short_form(cls, value: Any) -> Any:
+        return publish_short_form(value)
 
     @field_validator("images")
     @classmethod
@@ -292,7 +307,8 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     except ValidationError as exc:
         raise PolicyError(yamldoc.validation_problems(source, doc, exc)) from None
     problems = [
-        yamldoc.problem_at(source, doc, loc, message) for loc, message in _rule_problems(model)
+        yamldoc.problem_at(source, doc, loc, message)
+        for loc, message in [*_rule_problems(model), *_publish_problems(model)]
     ]
     if problems:
         raise PolicyError(problems)
@@ -350,6 +366,19 @@ def rule_field_path(name: str) -> tuple[str, ...]:
         if f.name == name:
             return (f.metadata["block"], name) if f.metadata["block"] else (name,)
     return (name,) if name else ()
+
+
+def _publish_problems(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
+    publish = model.publish
+    if publish.mode != "pull-request" or publish.forge is None:
+        return
+    if publish.branch_for(model.environment) == model.repo.branch:
+        yield ("publish", "branch"), f"must differ from repo.branch {model.repo.branch!r}"
+    if publish.forge.project is None and derive_project(model.repo.url) is None:
+        yield (
+            ("publish", "forge", "project"),
+            f"cannot be derived from repo.url {model.repo.url!r}; give owner/name",
+        )
 
 
 def policy_json_schema() -> dict[str, Any]:

@@ -1,0 +1,63 @@
+"""Pull requests on GitHub, GitLab and Gitea behind one small interface (:class:`Forge`).
+
+``FORGES`` maps a policy's ``forge.type`` to its implementation and the headers its token
+travels in; nothing outside this package knows which forge it talks to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from imagebot.forge import gitea, github, gitlab
+from imagebot.forge.base import (
+    Clock,
+    CommitStatus,
+    Forge,
+    ForgeHTTP,
+    PullRequest,
+    Sleep,
+)
+
+__all__ = ["FORGES", "CommitStatus", "Forge", "PullRequest", "connect_forge"]
+
+
+@dataclass(frozen=True)
+class ForgeKind:
+    """One forge type: how to build it and which headers carry its token."""
+
+    make: Callable[[ForgeHTTP], Forge]
+    headers: Callable[[str], dict[str, str]]
+
+
+FORGES: dict[str, ForgeKind] = {
+    "github": ForgeKind(make=github.GitHub, headers=github.headers),
+    "gitlab": ForgeKind(make=gitlab.GitLab, headers=gitlab.headers),
+    "gitea": ForgeKind(make=gitea.Gitea, headers=gitea.headers),
+}
+
+
+def connect_forge(
+    kind: str,
+    *,
+    client: httpx.AsyncClient,
+    api_url: str,
+    project: str,
+    token: str,
+    sleep: Sleep,
+    clock: Clock,
+) -> Forge:
+    """A forge client for one project, sending through ``client``."""
+    entry = FORGES[kind]
+    http = ForgeHTTP(
+        client=client,
+        forge=kind,
+        base_url=api_url.rstrip("/"),
+        project=project,
+        headers=entry.headers(token),
+        sleep=sleep,
+        clock=clock,
+    )
+    return entry.make(http)

@@ -1,0 +1,197 @@
+"""Gitea and Forgejo pull requests through the API v1 (``/api/v1``)."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict, cast
+
+from imagebot.forge.base import CommitStatus, ForgeHTTP, PullRequest, PullState, StatusState
+
+#: Gitea marks a work-in-progress (draft) pull request by this title prefix.
+DRAFT_PREFIX = "WIP: "
+
+
+class _Branch(TypedDict):
+    ref: str
+
+
+class GiteaPull(TypedDict, total=False):
+    number: int
+    html_url: str
+    title: str
+    body: str | None
+    state: str  # open | closed
+    merged: bool
+    draft: bool
+    head: _Branch
+    base: _Branch
+
+
+class GiteaComment(TypedDict, total=False):
+    id: int
+    body: str
+
+
+class GiteaLabel(TypedDict, total=False):
+    id: int
+    name: str
+
+
+class GiteaStatus(TypedDict, total=False):
+    context: str
+    status: str  # pending | success | error | failure | warning
+    target_url: str | None
+    description: str | None
+
+
+_STATUS: dict[str, StatusState] = {
+    "success": "success",
+    "failure": "failure",
+    "warning": "failure",
+    "error": "error",
+}
+
+
+class Gitea:
+    """One Gitea or Forgejo repository (``owner/name``)."""
+
+    kind = "gitea"
+
+    def __init__(self, http: ForgeHTTP) -> None:
+        self.http = http
+        self.project = http.project
+        self._repo = f"/repos/{http.project}"
+
+    async def find_open(self, *, head: str, base: str) -> PullRequest | None:
+        pulls = await self._pulls("open", head, base, action="find open pull request")
+        return pulls[0] if pulls else None
+
+    async def closed(self, *, head: str, base: str) -> list[PullRequest]:
+        return await self._pulls("closed", head, base, action="list closed pull requests")
+
+    async def _pulls(self, state: str, head: str, base: str, *, action: str) -> list[PullRequest]:
+        # The list endpoint filters by state only; head and base are matched here.
+        items = await self.http.pages(
+            f"{self._repo}/pulls", action=action, params={"state": state, "limit": 50}
+        )
+        pulls = [_pull(cast(GiteaPull, i)) for i in items]
+        return [p for p in pulls if p.head == head and p.base == base]
+
+    async def open(
+        self, *, head: str, base: str, title: str, body: str, draft: bool
+    ) -> PullRequest:
+        data = await self.http.json(
+            "POST",
+            f"{self._repo}/pulls",
+            action=f"open pull request {head} -> {base}",
+            json={
+                "head": head,
+                "base": base,
+                "title": (DRAFT_PREFIX if draft else "") + title,
+                "body": body,
+            },
+        )
+        return _pull(cast(GiteaPull, data))
+
+    async def update(self, pr: PullRequest, *, title: str, body: str) -> PullRequest:
+        data = await self._patch(
+            pr,
+            {"title": (DRAFT_PREFIX if pr.draft else "") + title, "body": body},
+            action=f"update pull request #{pr.number}",
+        )
+        return _pull(cast(GiteaPull, data))
+
+    async def comments(self, pr: PullRequest) -> list[str]:
+        items = await self.http.pages(
+            f"{self._repo}/issues/{pr.number}/comments",
+            action=f"list comments of pull request #{pr.number}",
+        )
+        return [str(cast(GiteaComment, i).get("body") or "") for i in items]
+
+    async def comment(self, pr: PullRequest, body: str) -> None:
+        await self.http.call(
+            "POST",
+            f"{self._repo}/issues/{pr.number}/comments",
+            action=f"comment on pull request #{pr.number}",
+            json={"body": body},
+        )
+
+    async def close(self, pr: PullRequest, *, body: str | None = None) -> None:
+        payload: dict[str, Any] = {"state": "closed"}
+        if body is not None:
+            payload["body"] = body
+        await self._patch(pr, payload, action=f"close pull request #{pr.number}")
+
+    async def add_labels(self, pr: PullRequest, labels: tuple[str, ...]) -> None:
+        action = f"label pull request #{pr.number}"
+        # Older Gitea releases take label ids only, so names are looked up first.
+        known = await self.http.pages(f"{self._repo}/labels", action=action, params={"limit": 50})
+        ids = {cast(GiteaLabel, lb).get("name"): cast(GiteaLabel, lb).get("id") for lb in known}
+        missing = [name for name in labels if name not in ids]
+        if missing:
+            raise self.http.error(
+                f"no such label in the repository: {', '.join(missing)}", action=action
+            )
+        await self.http.call(
+            "POST",
+            f"{self._repo}/issues/{pr.number}/labels",
+            action=action,
+            json={"labels": [ids[name] for name in labels]},
+        )
+
+    async def request_reviewers(self, pr: PullRequest, reviewers: tuple[str, ...]) -> None:
+        await self.http.call(
+            "POST",
+            f"{self._repo}/pulls/{pr.number}/requested_reviewers",
+            action=f"request reviewers on pull request #{pr.number}",
+            json={"reviewers": list(reviewers)},
+        )
+
+    async def enable_automerge(self, pr: PullRequest) -> None:
+        await self.http.call(
+            "POST",
+            f"{self._repo}/pulls/{pr.number}/merge",
+            action=f"schedule pull request #{pr.number} to merge when checks succeed",
+            json={"Do": "merge", "merge_when_checks_succeed": True},
+        )
+
+    async def commit_statuses(self, sha: str) -> list[CommitStatus]:
+        items = await self.http.pages(
+            f"{self._repo}/commits/{sha}/statuses",
+            action=f"read statuses of commit {sha[:12]}",
+            params={"limit": 50},
+        )
+        return [
+            CommitStatus(
+                context=s.get("context", ""),
+                state=_STATUS.get(s.get("status", ""), "pending"),
+                url=s.get("target_url"),
+                description=s.get("description"),
+            )
+            for s in cast(list[GiteaStatus], items)
+        ]
+
+    async def _patch(self, pr: PullRequest, payload: dict[str, Any], *, action: str) -> Any:
+        return await self.http.json(
+            "PATCH", f"{self._repo}/pulls/{pr.number}", action=action, json=payload
+        )
+
+
+def _pull(data: GiteaPull) -> PullRequest:
+    state: PullState = "open"
+    if data.get("state") == "closed":
+        state = "merged" if data.get("merged") else "closed"
+    title = data.get("title", "")
+    return PullRequest(
+        number=int(data["number"]),
+        url=data.get("html_url", ""),
+        title=title.removeprefix(DRAFT_PREFIX),
+        body=data.get("body") or "",
+        state=state,
+        head=data["head"]["ref"],
+        base=data["base"]["ref"],
+        draft=bool(data.get("draft")) or title.startswith(DRAFT_PREFIX),
+    )
+
+
+def headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"token {token}"}

@@ -1,0 +1,220 @@
+"""GitHub (github.com and GitHub Enterprise Server) through its REST API, plus the one
+GraphQL mutation auto-merge needs (REST has no endpoint for it)."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict, cast
+
+from imagebot.forge.base import CommitStatus, ForgeHTTP, PullRequest, PullState, StatusState
+
+
+class _Ref(TypedDict):
+    ref: str
+
+
+class GitHubPull(TypedDict, total=False):
+    number: int
+    node_id: str
+    html_url: str
+    title: str
+    body: str | None
+    state: str  # open | closed
+    draft: bool
+    merged_at: str | None
+    head: _Ref
+    base: _Ref
+
+
+class GitHubComment(TypedDict, total=False):
+    id: int
+    body: str
+
+
+class GitHubStatus(TypedDict, total=False):
+    context: str
+    state: str  # error | failure | pending | success
+    target_url: str | None
+    description: str | None
+
+
+class GitHubCheckRun(TypedDict, total=False):
+    name: str
+    status: str  # queued | in_progress | completed …
+    conclusion: str | None  # success | failure | neutral | cancelled | skipped | timed_out …
+    html_url: str | None
+
+
+_CHECK_STATE: dict[str, StatusState] = {
+    "success": "success",
+    "neutral": "success",
+    "skipped": "success",
+    "failure": "failure",
+    "timed_out": "failure",
+    "action_required": "failure",
+    "cancelled": "error",
+    "stale": "error",
+}
+
+
+class GitHub:
+    """One GitHub repository (``owner/name``)."""
+
+    kind = "github"
+
+    def __init__(self, http: ForgeHTTP) -> None:
+        self.http = http
+        self.project = http.project
+        self._repo = f"/repos/{http.project}"
+        self._owner = http.project.split("/")[0]
+
+    async def find_open(self, *, head: str, base: str) -> PullRequest | None:
+        pulls = await self._pulls("open", head, base, action="find open pull request")
+        return pulls[0] if pulls else None
+
+    async def closed(self, *, head: str, base: str) -> list[PullRequest]:
+        return await self._pulls("closed", head, base, action="list closed pull requests")
+
+    async def _pulls(self, state: str, head: str, base: str, *, action: str) -> list[PullRequest]:
+        params: dict[str, str | int] = {
+            "state": state,
+            "head": f"{self._owner}:{head}",
+            "base": base,
+            "per_page": 100,
+        }
+        items = await self.http.pages(f"{self._repo}/pulls", action=action, params=params)
+        return [_pull(cast(GitHubPull, i)) for i in items]
+
+    async def open(
+        self, *, head: str, base: str, title: str, body: str, draft: bool
+    ) -> PullRequest:
+        data = await self.http.json(
+            "POST",
+            f"{self._repo}/pulls",
+            action=f"open pull request {head} -> {base}",
+            json={"title": title, "head": head, "base": base, "body": body, "draft": draft},
+        )
+        return _pull(cast(GitHubPull, data))
+
+    async def update(self, pr: PullRequest, *, title: str, body: str) -> PullRequest:
+        data = await self.http.json(
+            "PATCH",
+            f"{self._repo}/pulls/{pr.number}",
+            action=f"update pull request #{pr.number}",
+            json={"title": title, "body": body},
+        )
+        return _pull(cast(GitHubPull, data))
+
+    async def comments(self, pr: PullRequest) -> list[str]:
+        items = await self.http.pages(
+            f"{self._repo}/issues/{pr.number}/comments",
+            action=f"list comments of pull request #{pr.number}",
+            params={"per_page": 100},
+        )
+        return [str(cast(GitHubComment, i).get("body") or "") for i in items]
+
+    async def comment(self, pr: PullRequest, body: str) -> None:
+        await self.http.call(
+            "POST",
+            f"{self._repo}/issues/{pr.number}/comments",
+            action=f"comment on pull request #{pr.number}",
+            json={"body": body},
+        )
+
+    async def close(self, pr: PullRequest, *, body: str | None = None) -> None:
+        payload: dict[str, Any] = {"state": "closed"}
+        if body is not None:
+            payload["body"] = body
+        await self.http.call(
+            "PATCH",
+            f"{self._repo}/pulls/{pr.number}",
+            action=f"close pull request #{pr.number}",
+            json=payload,
+        )
+
+    async def add_labels(self, pr: PullRequest, labels: tuple[str, ...]) -> None:
+        await self.http.call(
+            "POST",
+            f"{self._repo}/issues/{pr.number}/labels",
+            action=f"label pull request #{pr.number}",
+            json={"labels": list(labels)},
+        )
+
+    async def request_reviewers(self, pr: PullRequest, reviewers: tuple[str, ...]) -> None:
+        await self.http.call(
+            "POST",
+            f"{self._repo}/pulls/{pr.number}/requested_reviewers",
+            action=f"request reviewers on pull request #{pr.number}",
+            json={"reviewers": list(reviewers)},
+        )
+
+    async def enable_automerge(self, pr: PullRequest) -> None:
+        action = f"enable auto-merge on pull request #{pr.number}"
+        data = await self.http.json(
+            "POST",
+            _graphql_url(self.http.base_url),
+            action=action,
+            json={
+                "query": "mutation($id: ID!) { enablePullRequestAutoMerge("
+                "input: {pullRequestId: $id}) { pullRequest { number } } }",
+                "variables": {"id": pr.node_id},
+            },
+        )
+        errors = data.get("errors") if isinstance(data, dict) else None
+        if errors:  # GraphQL reports failures with 200 and an "errors" list
+            text = "; ".join(str(e.get("message", e)) for e in errors if isinstance(e, dict))
+            raise self.http.error(text or "GraphQL error", action=action)
+
+    async def commit_statuses(self, sha: str) -> list[CommitStatus]:
+        action = f"read statuses of commit {sha[:12]}"
+        combined = await self.http.json("GET", f"{self._repo}/commits/{sha}/status", action=action)
+        out = [
+            CommitStatus(
+                context=s.get("context", ""),
+                state=cast(StatusState, s.get("state", "pending")),
+                url=s.get("target_url"),
+                description=s.get("description"),
+            )
+            for s in cast(list[GitHubStatus], combined.get("statuses", []))
+        ]
+        runs = await self.http.json(
+            "GET", f"{self._repo}/commits/{sha}/check-runs?per_page=100", action=action
+        )
+        for run in cast(list[GitHubCheckRun], runs.get("check_runs", [])):
+            state: StatusState = "pending"
+            if run.get("status") == "completed":
+                state = _CHECK_STATE.get(run.get("conclusion") or "", "failure")
+            out.append(CommitStatus(context=run.get("name", ""), state=state,
+                                    url=run.get("html_url")))  # fmt: skip
+        return out
+
+
+def _graphql_url(base_url: str) -> str:
+    """api.github.com/graphql; GitHub Enterprise Server: https://host/api/graphql."""
+    if base_url.endswith("/api/v3"):
+        return base_url.removesuffix("/v3") + "/graphql"
+    return base_url + "/graphql"
+
+
+def _pull(data: GitHubPull) -> PullRequest:
+    state: PullState = "open"
+    if data.get("state") == "closed":
+        state = "merged" if data.get("merged_at") else "closed"
+    return PullRequest(
+        number=int(data["number"]),
+        url=data.get("html_url", ""),
+        title=data.get("title", ""),
+        body=data.get("body") or "",
+        state=state,
+        head=data["head"]["ref"],
+        base=data["base"]["ref"],
+        draft=bool(data.get("draft")),
+        node_id=data.get("node_id", ""),
+    )
+
+
+def headers(token: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+    }

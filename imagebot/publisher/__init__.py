@@ -1,0 +1,187 @@
+"""Publishing an environment's plan: a commit on its branch, or one pull request.
+
+The engine asks :class:`Publishers` for the :class:`Publisher` of an environment (chosen by
+the policy's ``publish.mode``) and hands it the plan; it never knows which way, or which
+forge, a change leaves by.
+
+Pull-request mode keeps one branch (``imagebot/<environment>``) and one pull request per
+environment. Each cycle the branch is rebuilt as exactly one imagebot commit on top of the
+base branch's head, from the current plan, and force-pushed with a lease; everything it
+decides is read back from git and the forge, so a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+import anyio
+import anyio.to_thread
+import httpx
+
+from imagebot import config
+from imagebot.core.policy import LoadedPolicy
+from imagebot.core.publish_policy import derive_project
+from imagebot.errors import ForgeError, ImagebotError
+from imagebot.forge import Forge, connect_forge
+from imagebot.forge.base import Clock, Sleep
+from imagebot.gitrepo import Signing
+from imagebot.publisher.base import (
+    Flushed,
+    ImageInfoReader,
+    ImageInfos,
+    Publication,
+    Publisher,
+    log,
+    source_links,
+)
+from imagebot.publisher.commit import CommitPublisher
+from imagebot.publisher.pending import PendingPushes, RemoteBranches
+from imagebot.publisher.pull_request import PullRequestPublisher
+
+__all__ = [
+    "CommitPublisher",
+    "Flushed",
+    "ImageInfoReader",
+    "Publication",
+    "Publisher",
+    "Publishers",
+    "PullRequestPublisher",
+    "source_links",
+]
+
+
+class Publishers:
+    """Builds each environment's publisher; owns the HTTP client its forges share.
+
+    ``environ`` is where ``token_env`` is looked up (the process environment by default);
+    ``sleep`` and ``clock`` serve rate-limit waits, so tests hand in fake time.
+    """
+
+    def __init__(
+        self,
+        *,
+        environ: Mapping[str, str] | None = None,
+        client: httpx.AsyncClient | None = None,
+        sleep: Sleep = anyio.sleep,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self.environ = dict(os.environ) if environ is None else dict(environ)
+        self._client = client
+        self._own_client = client is None
+        self.sleep = sleep
+        self.clock = clock
+        self.start_cycle()
+
+    def start_cycle(self) -> None:
+        """Forget what the previous cycle learnt (branches, image annotations) and left."""
+        self.pending = PendingPushes()
+        self.infos: ImageInfos = {}
+        self.branches = RemoteBranches()
+
+    async def flush(self, clone: str | None = None) -> Flushed:
+        """Push what waits from this cycle (commit chains, pull-request branches) — of one
+        clone directory, or all — then open or update the pull requests of the branches
+        pushed."""
+        failed: dict[str, ImagebotError] = {}
+        failed.update(await anyio.to_thread.run_sync(self.pending.push_all, clone))
+        pushed, branch_failures = await anyio.to_thread.run_sync(self.pending.push_branches, clone)
+        failed.update(branch_failures)
+        if branch_failures:
+            self.branches.forget_all()  # a branch moved under us: list them again
+        notes: dict[str, str] = {}
+        for push in pushed:
+            try:
+                notes[push.environment] = await push.then()
+            except ForgeError as exc:
+                log.error("publish_failed", environment=push.environment, error=str(exc))
+                failed[push.environment] = exc
+        return Flushed(failed=failed, notes=notes)
+
+    async def __aenter__(self) -> Publishers:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=30.0)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def for_policy(self, loaded: LoadedPolicy) -> Publisher:
+        """The environment's publisher; ForgeError when its forge cannot be set up (no
+        token), which stops that environment only."""
+        policy = loaded.policy
+        signing = None
+        if policy.signing is not None:
+            key = _path_beside(policy.signing.key_file, loaded.source)
+            signing = Signing(format=policy.signing.format, key_file=key)
+        forge = self.forge_for(loaded)
+        if policy.publish.mode == "commit" or forge is None:
+            return CommitPublisher(loaded, signing, self.pending, self.infos)
+        return PullRequestPublisher(
+            loaded,
+            forge,
+            signing,
+            infos=self.infos,
+            pending=self.pending,
+            branches=self.branches,
+        )
+
+    def forge_for(self, loaded: LoadedPolicy) -> Forge | None:
+        """The forge client of an environment whose policy names one (e.g. to read commit
+        statuses); None when it names none. ForgeError when the token is missing."""
+        policy = loaded.policy
+        forge = policy.publish.forge
+        if forge is None:
+            return None
+        if self._client is None:
+            raise RuntimeError("Publishers used outside 'async with'")
+        url = config.resolve_repo_url(policy.repo.url, loaded.source)
+        project = forge.project or derive_project(url) or ""
+        return connect_forge(
+            forge.type,
+            client=self._client,
+            api_url=forge.api_url,
+            project=project,
+            token=self._token(loaded, project),
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+
+    def _token(self, loaded: LoadedPolicy, project: str) -> str:
+        forge = loaded.policy.publish.forge
+        assert forge is not None
+
+        def error(message: str) -> ForgeError:
+            return ForgeError(message, forge=forge.type, project=project, action="read the token")
+
+        if forge.token_env is not None:
+            value = self.environ.get(forge.token_env)
+            if not value:
+                raise error(f"environment variable {forge.token_env} is not set ({loaded.source})")
+            return value
+        assert forge.token_file is not None
+        path = _path_beside(forge.token_file, loaded.source)
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise error(f"cannot read token file {path}: {reason}") from None
+        if not value:
+            raise error(f"token file {path} is empty")
+        return value
+
+
+def _path_beside(raw: str, policy_file: str) -> Path:
+    """A configured file: ``~`` expanded, a relative path taken from the policy's directory."""
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else Path(policy_file).resolve().parent / path

@@ -1,0 +1,71 @@
+"""Commit mode: a commit per environment on ``repo.branch``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import anyio
+import anyio.to_thread
+
+from imagebot.core.plan import EnvironmentPlan, commit_message
+from imagebot.core.policy import LoadedPolicy
+from imagebot.gitrepo import EnvRepo, PushRejected, Signing
+from imagebot.publisher.base import (
+    ImageInfoReader,
+    ImageInfos,
+    Publication,
+    source_links,
+)
+from imagebot.publisher.pending import PendingPushes
+
+
+class CommitPublisher:
+    """``publish: commit``: one commit on ``repo.branch``, pushed fast-forward with the other
+    environments' commits on that branch once the last of them is done
+    (:class:`PendingPushes`)."""
+
+    def __init__(
+        self,
+        loaded: LoadedPolicy,
+        signing: Signing | None,
+        pending: PendingPushes,
+        infos: ImageInfos,
+    ) -> None:
+        self.loaded = loaded
+        self.signing = signing
+        self.pending = pending
+        self.infos = infos
+
+    async def preview(self, plan: EnvironmentPlan) -> Publication:
+        return Publication()
+
+    async def publish(
+        self, repo: EnvRepo, plan: EnvironmentPlan, *, when: datetime, images: ImageInfoReader
+    ) -> Publication:
+        if not plan.changes:
+            return Publication()
+        paths = set(plan.new_files)
+        if self.pending.touches(repo, paths):
+            # An earlier environment's waiting commit changed these files: push it, and
+            # have the engine re-read and re-plan this one on top of it.
+            failed = await anyio.to_thread.run_sync(self.pending.push, repo)
+            if failed:
+                raise next(iter(failed.values()))
+            raise PushRejected(f"{self.loaded.name}: files changed by an earlier environment")
+        links = await source_links(images, plan, infos=self.infos)
+        author = self.loaded.policy.repo.author
+
+        def commit() -> str:
+            sha = repo.commit(
+                {path: text.encode("utf-8") for path, text in plan.new_files.items()},
+                message=commit_message(plan, links=links),
+                author_name=author.name,
+                author_email=author.email,
+                when=when,
+                parent_sha=self.pending.parent(repo),
+                signing=self.signing,
+            )
+            self.pending.add(repo, sha, self.loaded.name, paths)
+            return sha
+
+        return Publication(commit=await anyio.to_thread.run_sync(commit))

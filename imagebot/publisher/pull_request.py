@@ -1,0 +1,226 @@
+"""Pull-request mode: one branch and one pull request per environment, updated in place.
+
+Each cycle the branch is rebuilt as exactly one imagebot commit on top of the base
+branch's head, from the current plan, and force-pushed with a lease; everything decided is
+read back from git and the forge, so a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import anyio
+import anyio.to_thread
+
+from imagebot.core import proposal
+from imagebot.core.plan import EnvironmentPlan, commit_message
+from imagebot.core.policy import LoadedPolicy
+from imagebot.forge import Forge, PullRequest
+from imagebot.gitrepo import EnvRepo, PushRejected, Signing
+from imagebot.publisher.base import (
+    ImageInfoReader,
+    ImageInfos,
+    Publication,
+    log,
+    source_links,
+)
+from imagebot.publisher.pending import PendingPushes, RemoteBranches, _BranchPush
+
+
+class PullRequestPublisher:
+    """``publish: {mode: pull-request}``: one branch and one pull request per environment."""
+
+    def __init__(
+        self,
+        loaded: LoadedPolicy,
+        forge: Forge,
+        signing: Signing | None,
+        *,
+        infos: ImageInfos,
+        pending: PendingPushes,
+        branches: RemoteBranches,
+    ) -> None:
+        self.loaded = loaded
+        self.forge = forge
+        self.signing = signing
+        self.infos = infos
+        self.pending = pending
+        self.branches = branches
+        self.spec = loaded.policy.publish
+        self.branch = self.spec.branch_for(loaded.name)
+        self.base = loaded.policy.repo.branch
+        self.log = log.bind(
+            environment=loaded.name, forge=forge.kind, project=forge.project, branch=self.branch
+        )
+
+    async def preview(self, plan: EnvironmentPlan) -> Publication:
+        pr = await self.forge.find_open(head=self.branch, base=self.base)
+        if not plan.changes:
+            if pr is not None and not plan.problems:
+                return Publication(
+                    note=f"would close pull request #{pr.number} ({pr.url}): {self.base}"
+                    " already holds what it proposes"
+                )
+            return Publication()
+        if pr is not None:
+            return Publication(
+                note=f"would update pull request #{pr.number} ({pr.url}) from {self.branch}"
+            )
+        declined = await self._declined_by(proposal.proposal(plan))
+        if declined is not None:
+            return Publication(
+                note=f"would not propose these versions again: pull request #{declined.number}"
+                f" ({declined.url}) was closed without merging"
+            )
+        return Publication(note=f"would open a pull request {self.branch} -> {self.base}")
+
+    async def publish(
+        self, repo: EnvRepo, plan: EnvironmentPlan, *, when: datetime, images: ImageInfoReader
+    ) -> Publication:
+        pr = await self.forge.find_open(head=self.branch, base=self.base)
+        base_head = repo.fetched or repo.head()  # the head the plan was made on
+        head = await anyio.to_thread.run_sync(self.branches.head, repo, self.branch)
+        if pr is not None and head is not None:
+            foreign = await anyio.to_thread.run_sync(self._foreign_commits, repo, base_head, head)
+            if foreign:
+                return await self._stand_aside(pr, foreign)
+        if not plan.changes:
+            if pr is not None and not plan.problems:
+                return await self._close_obsolete(repo, pr, head)
+            return Publication()
+        if pr is None:
+            declined = await self._declined_by(proposal.proposal(plan))
+            if declined is not None:
+                self.log.info("proposal_declined_before", pull_request=declined.number)
+                return Publication(
+                    note=f"not proposing these versions again: pull request #{declined.number}"
+                    f" ({declined.url}) was closed without merging; waiting for newer ones"
+                )
+        links = await source_links(images, plan, infos=self.infos)
+        title = proposal.title(self.spec, plan, branch=self.branch, base=self.base)
+        body = proposal.body(self.spec, plan, branch=self.branch, base=self.base, links=links)
+        message = commit_message(plan, links=links)
+        sha = await anyio.to_thread.run_sync(
+            self._rebuild, repo, plan, message, when, base_head, head
+        )
+
+        async def then() -> str:
+            """Once the branch holds the commit: open the PR, or bring it up to date."""
+            if pr is None:
+                return await self._open(title, body)
+            if (pr.title, pr.body) != (title, body):
+                await self.forge.update(pr, title=title, body=body)
+                self.log.info("pull_request_updated", number=pr.number)
+                return f"updated pull request #{pr.number} ({pr.url})"
+            note = f"pull request #{pr.number} ({pr.url}) is up to date"
+            return f"rebuilt {self.branch} on {self.base}; {note}" if sha != head else note
+
+        if sha == head:
+            return Publication(note=await then())
+        # Pushed with the other environments' branches of this clone, in one push, once the
+        # last of them is done (engine._finish_publishing).
+        self.pending.add_branch(_BranchPush(repo, self.branch, sha, head, self.loaded.name, then))
+        return Publication(commit=sha, note=f"{self.branch} waits to be pushed")
+
+    def _rebuild(
+        self,
+        repo: EnvRepo,
+        plan: EnvironmentPlan,
+        message: str,
+        when: datetime,
+        base_head: str,
+        head: str | None,
+    ) -> str:
+        """The one imagebot commit on top of ``base_head``; the branch's current commit when
+        that already is it (same parent, tree and message), so nothing is pushed."""
+        author = self.loaded.policy.repo.author
+        sha = repo.commit(
+            {path: text.encode("utf-8") for path, text in plan.new_files.items()},
+            message=message,
+            author_name=author.name,
+            author_email=author.email,
+            when=when,
+            parent_sha=base_head,
+            signing=self.signing,
+        )
+        if head is not None:
+            new, old = repo.describe(sha), repo.describe(head)
+            if (new.tree, new.parents, new.message) == (old.tree, old.parents, old.message):
+                return head
+        return sha
+
+    def _foreign_commits(self, repo: EnvRepo, base_head: str, head: str) -> list[str]:
+        """Commits on the branch that imagebot did not write: ``sha (email)``."""
+        email = self.loaded.policy.repo.author.email
+        mark = f"Imagebot-Environment: {self.loaded.name}"
+        return [
+            f"{c.sha[:12]} ({c.committer_email})"
+            for c in repo.commits_between(base_head, head)
+            if c.committer_email != email or mark not in c.message
+        ]
+
+    async def _stand_aside(self, pr: PullRequest, foreign: list[str]) -> Publication:
+        """A human pushed to the branch: say so once on the pull request, change nothing."""
+        comments = await self.forge.comments(pr)
+        if not any(c.startswith(proposal.HUMAN_COMMIT_MARKER) for c in comments):
+            await self.forge.comment(
+                pr,
+                f"{proposal.HUMAN_COMMIT_MARKER}\nimagebot stopped updating this pull request:"
+                f" `{self.branch}` has commits imagebot did not write ({', '.join(foreign)})."
+                " It will not overwrite them. Once this pull request is merged or closed,"
+                " imagebot proposes newer versions in a new one.",
+            )
+            self.log.warning("human_commits", number=pr.number, commits=foreign)
+        return Publication(
+            note=f"pull request #{pr.number} ({pr.url}) has commits imagebot did not write;"
+            " left alone until it is merged or closed"
+        )
+
+    async def _close_obsolete(
+        self, repo: EnvRepo, pr: PullRequest, head: str | None
+    ) -> Publication:
+        await self.forge.comment(
+            pr,
+            f"`{self.base}` already holds every version this pull request proposed;"
+            " imagebot closes it and deletes its branch.",
+        )
+        await self.forge.close(pr, body=pr.body.rstrip("\n") + "\n\n" + proposal.OBSOLETE_MARKER)
+        if head is not None:
+            try:
+                await anyio.to_thread.run_sync(lambda: repo.delete_branch(self.branch, expect=head))
+            except PushRejected:
+                self.branches.forget(repo)
+                raise
+        self.log.info("pull_request_obsolete", number=pr.number)
+        return Publication(note=f"closed obsolete pull request #{pr.number} ({pr.url})")
+
+    async def _declined_by(self, wanted: frozenset[tuple[str, str]]) -> PullRequest | None:
+        """The newest pull request closed unmerged (by a human) that proposed all of
+        ``wanted``; None when something in ``wanted`` was never declined."""
+        declined = [
+            pr
+            for pr in await self.forge.closed(head=self.branch, base=self.base)
+            if pr.state == "closed" and proposal.OBSOLETE_MARKER not in pr.body
+        ]
+        offered: set[tuple[str, str]] = set()
+        for pr in declined:
+            offered |= proposal.proposed_in(pr.body)
+        if not wanted or not wanted <= offered:
+            return None
+        return max(
+            (pr for pr in declined if proposal.proposed_in(pr.body) & wanted),
+            key=lambda pr: pr.number,
+        )
+
+    async def _open(self, title: str, body: str) -> str:
+        pr = await self.forge.open(
+            head=self.branch, base=self.base, title=title, body=body, draft=self.spec.draft
+        )
+        self.log.info("pull_request_opened", number=pr.number, url=pr.url)
+        if self.spec.labels:
+            await self.forge.add_labels(pr, self.spec.labels)
+        if self.spec.reviewers:
+            await self.forge.request_reviewers(pr, self.spec.reviewers)
+        if self.spec.automerge:
+            await self.forge.enable_automerge(pr)
+        return f"opened pull request #{pr.number} ({pr.url})"
