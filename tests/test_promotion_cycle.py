@@ -14,14 +14,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from imagebot import promoting
 from imagebot.config import load_policies
-from imagebot.core.policy import LoadedPolicy
 from imagebot.engine import CycleResult, run_cycle
-from imagebot.errors import ForgeError
+from imagebot.publisher import Publishers
 from imagebot.registry.cache import TagCache
 from imagebot.registry.client import RegistryClient
 from tests.support.cli import run_cli
+from tests.support.forges import run_forge
 from tests.support.gitenv import git, make_remote, push_files, show
 from tests.support.registry import Registry, push_image, run_registry
 
@@ -55,16 +54,17 @@ class Pipeline:
     def policy(self, env: str, text: str) -> None:
         (self.policies / f"{env}.yaml").write_text(textwrap.dedent(text).format(p=self))
 
-    def cycle(
-        self, *, publish: bool = True, statuses: promoting.StatusSource | None = None
-    ) -> CycleResult:
-        """One cycle at ``now``, as `imagebot apply` runs it."""
+    def cycle(self, *, publish: bool = True, environ: dict[str, str] | None = None) -> CycleResult:
+        """One cycle at ``now``, as `imagebot apply` runs it (``environ``: forge tokens)."""
 
         async def run() -> CycleResult:
             policies = load_policies(self.policies)
             cache = TagCache(self.cache / "tags.sqlite")
             try:
-                async with RegistryClient(cache=cache) as client:
+                async with (
+                    RegistryClient(cache=cache) as client,
+                    Publishers(environ=environ or {}) as publishers,
+                ):
                     return await run_cycle(
                         policies.environments,
                         registry=client,
@@ -72,7 +72,7 @@ class Pipeline:
                         publish=publish,
                         clock=lambda: self.now,
                         problems=policies.problems,
-                        statuses=statuses,
+                        publishers=publishers,
                     )
             finally:
                 cache.close()
@@ -417,8 +417,44 @@ def test_one_promoted_environment_alone_still_reads_its_upstream(pipe: Pipeline)
 
 
 def test_checks_gate_reads_statuses_of_the_upstream_commit(pipe: Pipeline) -> None:
-    """With `checks: [deploy/dev]`, staging waits until the forge reports success on the dev
-    commit that put the version there; an unreadable status also waits."""
+    """With `checks: [deploy/dev]`, staging waits until dev's forge (a Gitea API on loopback)
+    reports success on the dev commit that put the version there."""
+    with run_forge("gitea", pipe.remote, token="t0ken") as forge:
+        dev = (pipe.policies / "dev.yaml").read_text()
+        (pipe.policies / "dev.yaml").write_text(
+            dev
+            + "publish:\n  mode: commit\n"
+            + f"  forge: {{type: gitea, url: '{forge.url}', project: acme/environments,"
+            + " token_env: FORGE_TOKEN}\n"
+        )
+        pipe.policy(
+            "staging",
+            """\
+            environment: staging
+            repo: {{url: {p.remote}, path: envs/staging}}
+            promote: {{from: dev, checks: [deploy/dev]}}
+            images:
+              - name: app
+                repository: {p.image}
+                digest: pin
+            """,
+        )
+        pipe.cycle(environ={"FORGE_TOKEN": "t0ken"})
+        dev_commit = commit_of(pipe.remote, "envs/dev")
+        assert pipe.running("staging").startswith("1.0.0@")
+        forge.statuses[dev_commit] = {"deploy/dev": "pending", "lint": "success"}
+        result = pipe.cycle(environ={"FORGE_TOKEN": "t0ken"})
+        staging = next(r for r in result.environments if r.plan.environment == "staging")
+        (row,) = staging.images
+        assert row.blocker == f"checks: on dev@{dev_commit[:12]}: deploy/dev=pending"
+        assert any("/statuses" in r.path and dev_commit in r.path for r in forge.requests)
+        forge.statuses[dev_commit] = {"deploy/dev": "success", "lint": "failure"}
+        pipe.cycle(environ={"FORGE_TOKEN": "t0ken"})
+        assert pipe.running("staging").startswith("1.1.0@")
+
+
+def test_checks_without_a_forge_wait_and_say_why(pipe: Pipeline) -> None:
+    """`checks` when dev's policy names no forge: staging waits, and says it cannot verify."""
     pipe.policy(
         "staging",
         """\
@@ -431,27 +467,13 @@ def test_checks_gate_reads_statuses_of_the_upstream_commit(pipe: Pipeline) -> No
             digest: pin
         """,
     )
-    reported: dict[str, dict[str, str]] = {}
-    asked: list[tuple[str, str]] = []
-
-    async def forge(env: LoadedPolicy, sha: str) -> dict[str, str]:
-        asked.append((env.name, sha))
-        if sha not in reported:
-            raise ForgeError("github: acme/env: read statuses: HTTP 502")
-        return reported[sha]
-
-    pipe.cycle(statuses=forge)
-    dev_commit = commit_of(pipe.remote, "envs/dev")
-    assert ("dev", dev_commit) in asked
+    result = pipe.cycle()
+    assert pipe.running("dev").startswith("1.1.0@")
     assert pipe.running("staging").startswith("1.0.0@")
-    reported[dev_commit] = {"deploy/dev": "pending"}
-    result = pipe.cycle(statuses=forge)
     staging = next(r for r in result.environments if r.plan.environment == "staging")
     (row,) = staging.images
-    assert row.blocker == f"checks: on dev@{dev_commit[:12]}: deploy/dev=pending"
-    reported[dev_commit] = {"deploy/dev": "success", "other": "failure"}
-    pipe.cycle(statuses=forge)
-    assert pipe.running("staging").startswith("1.1.0@")
+    assert row.blocker is not None
+    assert row.blocker.startswith("checks: deploy/dev cannot be verified: no forge API")
 
 
 def test_image_without_upstream_entry_is_reported_and_the_others_move(pipe: Pipeline) -> None:
@@ -525,3 +547,55 @@ def test_group_members_move_together_or_not_at_all(pipe: Pipeline) -> None:
     assert f"{web}:1.1.0@{web2}".encode() in show(pipe.remote, "envs/staging/web.yaml")
     history = git("rev-list", f"{before}..main", "--", "envs/staging", cwd=pipe.remote).split()
     assert len(history) == 1, "both images in one commit"
+
+
+def test_production_in_pull_request_mode_gets_a_pr_that_a_newer_candidate_replaces(
+    pipe: Pipeline,
+) -> None:
+    """prod publishes by pull request: the promotion is a PR carrying the trailers; a newer
+    candidate updates that PR in place; merging it completes the promotion."""
+    with run_forge("gitea", pipe.remote, token="t0ken") as forge:
+        prod = (pipe.policies / "prod.yaml").read_text()
+        (pipe.policies / "prod.yaml").write_text(
+            prod
+            + "publish:\n  mode: pull-request\n"
+            + f"  forge: {{type: gitea, url: '{forge.url}', project: acme/environments,"
+            + " token_env: FORGE_TOKEN}\n"
+        )
+        pipe.policy(
+            "staging",
+            """\
+            environment: staging
+            repo: {{url: {p.remote}, path: envs/staging}}
+            promote: {{from: dev}}
+            images:
+              - name: app
+                repository: {p.image}
+                digest: pin
+            """,
+        )
+        tokens = {"FORGE_TOKEN": "t0ken"}
+        assert pipe.cycle(environ=tokens).ok
+        assert pipe.running("staging").startswith("1.1.0@")
+        assert pipe.running("prod").startswith("1.0.0@"), "prod waits for the merge"
+        (pr,) = forge.open_pulls()
+        staging_commit = commit_of(pipe.remote, "envs/staging")
+        head = git("log", "-1", "--format=%B", f"refs/heads/{pr.head}", cwd=pipe.remote)
+        assert f"Imagebot-Promoted-From: staging@{staging_commit}" in head
+        assert "Imagebot-To: 1.1.0@" in head
+
+        d12 = push_image(pipe.registry, "acme/app", "1.2.0")
+        pipe.now += timedelta(minutes=5)
+        assert pipe.cycle(environ=tokens).ok
+        (again,) = forge.open_pulls()
+        assert again.number == pr.number, "the pending promotion is replaced in place"
+        assert f"1.2.0@{d12}".encode() in show(pipe.remote, "envs/prod/app.yaml", ref=pr.head)
+
+        forge.merge_by_human(pr.number)
+        pipe.now += timedelta(minutes=5)
+        result = pipe.cycle(environ=tokens)
+        assert result.ok
+        assert pipe.running("prod") == f"1.2.0@{d12}"
+        assert forge.open_pulls() == []
+        prod_row = next(r for r in result.environments if r.plan.environment == "prod").images
+        assert prod_row[0].tag == "1.2.0" and prod_row[0].blocker is None

@@ -77,10 +77,24 @@ def test_bad_window_zone_and_soak_are_reported_at_their_line(tmp_path: Path) -> 
     assert f"error: {staging}:8: promote.freeze[0]: 'Xmas 10:00': " in out
 
 
-def test_checks_are_accepted_with_a_warning_that_they_cannot_be_read(tmp_path: Path) -> None:
-    """`checks:` validates, and check warns that promotions wait at that gate for now."""
+def test_checks_are_accepted_with_a_warning_when_upstream_has_no_forge(
+    tmp_path: Path,
+) -> None:
+    """`checks:` validates; check warns when the upstream names no forge to read statuses
+    from, and is quiet once it does."""
     write(tmp_path, "dev")
     staging = write(tmp_path, "staging", "from: dev\nchecks: [deploy/dev]\n")
     code, out = check(tmp_path)
     assert code == 0, out
-    assert f"warning: {staging}:5: promote.checks: commit statuses cannot be read" in out
+    assert (
+        f"warning: {staging}:5: promote.checks: dev names no forge (publish.forge in"
+        f" {tmp_path / 'dev.yaml'}), so commit statuses cannot be read"
+    ) in out
+    dev = tmp_path / "dev.yaml"
+    dev.write_text(
+        dev.read_text()
+        + "publish: {mode: commit, forge: {type: github, project: acme/env, token_env: T}}\n"
+    )
+    code, out = check(tmp_path)
+    assert code == 0, out
+    assert "warning" not in out

@@ -31,17 +31,19 @@ def run(args: argparse.Namespace) -> int:
         problems.extend(exc.problems)
     for problem in problems:
         print(f"error: {problem}")
+    known = {p.name: p for p in policies.catalog}
     for loaded in policies.environments:
         for warning in loaded.warnings:
             print(f"warning: {warning}")
         promote = loaded.policy.promote
-        if promote is not None and promote.checks:
-            # The checks gate asks the forge for commit statuses; until a forge API is
-            # configured it cannot see them, so it blocks rather than promote unchecked.
+        upstream = known.get(promote.from_) if promote is not None else None
+        if promote and promote.checks and upstream and upstream.policy.publish.forge is None:
+            # The checks gate reads commit statuses through the upstream's forge; without
+            # one it cannot see them, so it blocks rather than promote unchecked.
             print(
-                f"warning: {loaded.at('promote.checks')}: promote.checks: commit statuses"
-                " cannot be read (no forge API configured), so promotions into"
-                f" {loaded.name} wait at the checks gate"
+                f"warning: {loaded.at('promote.checks')}: promote.checks: {upstream.name}"
+                f" names no forge (publish.forge in {upstream.source}), so commit statuses"
+                f" cannot be read and promotions into {loaded.name} wait at the checks gate"
             )
         images = len(loaded.policy.images)
         publish = loaded.policy.publish
