@@ -81,6 +81,10 @@ def current_version(
     return None
 
 
+#: What a candidate waits for in an environment that publishes by pull request.
+APPROVAL = "approval: the environment's pull request must be merged"
+
+
 @dataclass(frozen=True)
 class ImageStatus:
     """One row of ``imagebot status``."""
@@ -229,6 +233,7 @@ def statuses_of(
 ) -> tuple[ImageStatus, ...]:
     """Per image: what runs, since when, what comes next and what it waits for."""
     chosen = {image: d.tag for image, _, d in plan.decisions}
+    by_pull_request = loaded.policy.publish.mode == "pull-request"
     rows = []
     for image in loaded.policy.images:
         target = current_version(image, targets)
@@ -238,6 +243,7 @@ def statuses_of(
         last = runs[-1] if runs and runs[-1].tag == target.tag else None
         view = prepared.views.get(image.name)
         candidate = chosen.get(image.name)
+        next_version = candidate if candidate not in (None, target.tag) else None
         rows.append(
             ImageStatus(
                 environment=loaded.name,
@@ -247,8 +253,9 @@ def statuses_of(
                 digest=target.digest or (last.digest if last else None),
                 since_commit=last.commit if last else None,
                 since=last.start if last else None,
-                candidate=candidate if candidate not in (None, target.tag) else None,
-                blocker=view.blocker if view is not None else None,
+                candidate=next_version,
+                blocker=(view.blocker if view is not None else None)
+                or (APPROVAL if next_version and by_pull_request else None),
                 upstream=loaded.policy.promote.from_ if loaded.policy.promote else None,
             )
         )

@@ -575,7 +575,13 @@ def test_production_in_pull_request_mode_gets_a_pr_that_a_newer_candidate_replac
             """,
         )
         tokens = {"FORGE_TOKEN": "t0ken"}
-        assert pipe.cycle(environ=tokens).ok
+        first = pipe.cycle(environ=tokens)
+        assert first.ok
+        (waiting,) = next(r for r in first.environments if r.plan.environment == "prod").images
+        assert (waiting.candidate, waiting.blocker) == (
+            "1.1.0",
+            "approval: the environment's pull request must be merged",
+        )
         assert pipe.running("staging").startswith("1.1.0@")
         assert pipe.running("prod").startswith("1.0.0@"), "prod waits for the merge"
         (pr,) = forge.open_pulls()
