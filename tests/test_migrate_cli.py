@@ -54,7 +54,7 @@ def test_dry_run_prints_policies_and_writes_nothing(tmp_path: Path) -> None:
     assert result.stdout.startswith(f"# --- {out / 'apps.yaml'}\n")
     assert "environment: apps\n" in result.stdout
     assert "marker_namespace: apps\n" in result.stdout
-    assert "prerelease: true\n" in result.stdout  # the range names a prerelease
+    assert "range_style: masterminds\n" in result.stdout  # read as Flux reads the range
     assert "pushed to auto" in result.stdout  # the push branch has no equivalent: a comment
     assert not out.exists()
 

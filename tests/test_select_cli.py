@@ -113,3 +113,13 @@ def test_bad_stdin_line_is_a_usage_error() -> None:
     result = run_cli("select", input="1.0.0 yesterday\n")
     assert result.returncode == 2
     assert "line 1" in result.stderr
+
+
+def test_keep_precision_is_on_by_default_and_can_be_turned_off() -> None:
+    """Running 12.14 with 12.15 and 12.15.0 listed, select keeps the precision (12.15) as a
+    policy file does by default; --no-keep-precision (with --partial) prefers 12.15.0."""
+    tags = "12.14\n12.15\n12.15.0\n"
+    result = run_cli("select", "--current", "12.14", input=tags)
+    assert (result.returncode, result.stdout) == (0, "12.15\n")
+    result = run_cli("select", "--current", "12.14", "--no-keep-precision", "--partial", input=tags)
+    assert (result.returncode, result.stdout) == (0, "12.15.0\n")

@@ -181,6 +181,42 @@ CASES = [
         SelectionRule(ignore=("*-debug",), variant="any"),
         want="1.0.0",
     ),
+    Case(
+        "ignore-tag-with-suffix-is-no-range",
+        "16.1.0 16.2.0-alpine 16-alpine",
+        SelectionRule(ignore=("16-alpine",), variant="any"),
+        want="16.2.0-alpine",
+    ),
+    # Ranges as Flux writes them (Masterminds): a prerelease after an x, != of a partial.
+    Case(
+        "x-with-prerelease-masterminds",
+        "1.0.0 1.1.0 1.2.0-alpha.1 2.0.0-rc.1",
+        SelectionRule(range="^1.x-0", range_style="masterminds"),
+        want="1.2.0-alpha.1",
+    ),
+    Case(
+        "x-with-prerelease-npm",
+        "1.0.0-rc.1 1.0.0-rc.2 1.2.0-alpha.1",
+        SelectionRule(range="^1.x-0"),
+        want="1.0.0-rc.2",
+    ),
+    Case("not-partial-major", "3.9.0 4.1.0", SelectionRule(range="!=4.x"), want="3.9.0"),
+    Case("not-partial-minor", "4.0.9 4.1.5 4.1.0", SelectionRule(range="!=4.1"), want="4.0.9"),
+    Case("not-full", "4.0.9 4.1.5 4.1.0", SelectionRule(range="!=4.1.5"), want="4.1.0"),
+    # Leading zeros, as Ubuntu writes its releases (and Renovate, Flux, Argo CD read them).
+    Case(
+        "leading-zeros",
+        "20.04 22.04 22.10 24.04",
+        SelectionRule(allow="minor"),
+        current="22.04",
+        want="22.10",
+    ),
+    Case(
+        "leading-zeros-range",
+        "2024.01.15 2024.02.01 2025.01.01",
+        SelectionRule(range="~2024.01"),
+        want="2024.01.15",
+    ),
     # Docker official images write prereleases without a hyphen.
     Case("docker-rc-to-release", "3.12.0 3.13.0rc2 3.13.0", current="3.12.0", want="3.13.0"),
     Case("docker-rc-not-chosen", "3.12.0 3.13.0rc2", current="3.12.0", want="3.12.0"),

@@ -43,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hints = get_type_hints(SelectionRule)
     for f in dataclasses.fields(SelectionRule):
         flag, kind, helptext = f"--{f.name.replace('_', '-')}", hints[f.name], f.metadata["help"]
-        if kind is bool:
-            parser.add_argument(flag, action="store_true", help=helptext)
+        if kind is bool:  # --no-keep-precision turns off a field that is on by default
+            action = argparse.BooleanOptionalAction if f.default else "store_true"
+            parser.add_argument(flag, action=action, default=f.default, help=helptext)
         elif get_origin(kind) is Literal:
             parser.add_argument(flag, choices=get_args(kind), default=f.default, help=helptext)
         elif kind == tuple[str, ...]:

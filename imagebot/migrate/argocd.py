@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from imagebot.core.reference import parse
+from imagebot.core.selection import ignore_entry_kind
 from imagebot.errors import InvalidReference
 from imagebot.migrate.model import EnvironmentOut, Field, ImageOut, Migration, policy_name, unique
 from imagebot.migrate.ranges import range_fields
@@ -111,6 +112,29 @@ def _glob_regex(pattern: str) -> str:
             out.append(re.escape(c))
         i += 1
     return "".join(out) + "$"
+
+
+def _exact_ignore(glob: str, strategy: str) -> bool:
+    """Whether imagebot's ``ignore`` reads the updater's ignore-tags glob exactly as Go's
+    ``filepath.Match`` does: as a glob or a tag (not a semver range), without character
+    classes or escapes (Go negates ``[^…]``, Python's fnmatch ``[!…]``)."""
+    kind = ignore_entry_kind(glob, strategy)
+    return kind in ("glob", "tag") and not any(c in glob for c in "[\\")
+
+
+def _why_regex(globs: list[str], strategy: str) -> str:
+    """Why these ignore-tags globs are not written as ``ignore`` entries."""
+    why: list[str] = []
+    if ranges := [g for g in globs if ignore_entry_kind(g, strategy) == "range"]:
+        why.append(
+            f"imagebot's ignore reads {ranges[0]} as a version range, which also matches tags"
+            " with a v prefix or a suffix"
+        )
+    if any(c in g for g in globs for c in "[\\"):
+        why.append("Go's glob classes and escapes are not Python's")
+    if not why:
+        why.append("imagebot's ignore would not read them as globs")
+    return "; ".join(why) + "."
 
 
 def _annotation_settings(annotations: dict[str, Any], key: str, base: Settings) -> Settings:
@@ -318,12 +342,16 @@ def _image(image: ImageSpec, where: str, warnings: list[str], names: set[str]) -
             tags.append(Field("include", s.allow_tags.removeprefix("regexp:")))
         else:
             warnings.append(f"{where}: allow-tags {s.allow_tags!r} not understood; ignored")
-    if s.ignore_tags:
+    ignored = [g for g in s.ignore_tags if _exact_ignore(g, strategy)]
+    if ignored:
+        fields.append(Field("ignore", ignored))
+    if regexes := [g for g in s.ignore_tags if g not in ignored]:
         tags.append(
             Field(
                 "exclude",
-                [_glob_regex(g) for g in s.ignore_tags],
-                f"ignore-tags globs {', '.join(s.ignore_tags)}, as regexes.",
+                [_glob_regex(g) for g in regexes],
+                f"ignore-tags {', '.join(regexes)} as anchored regexes: "
+                + _why_regex(regexes, strategy),
             )
         )
     if tags:

@@ -22,6 +22,7 @@ import json5
 from imagebot.core.reference import familiar_repository
 from imagebot.core.rewrite import locate
 from imagebot.core.rewrite.scalars import split_reference
+from imagebot.core.selection import parse_tag
 from imagebot.errors import EditError
 from imagebot.migrate.model import EnvironmentOut, Field, ImageOut, Migration, policy_name, unique
 from imagebot.migrate.ranges import valid_range
@@ -75,6 +76,8 @@ class Dependency:
     repository: str
     managers: set[str] = field(default_factory=set)
     files: set[str] = field(default_factory=set)
+    precisions: set[int] = field(default_factory=set)
+    """How many numbers the running tags write (``1.1``: 2)."""
 
 
 @dataclass
@@ -186,6 +189,8 @@ def _dependencies(files: Mapping[str, str], warnings: list[str]) -> dict[str, De
                 dep = deps[target.repository] = Dependency(name, target.repository)
             dep.managers |= MANAGERS.get(target.kind, set())
             dep.files.add(path)
+            if target.tag and (version := parse_tag(target.tag)) is not None:
+                dep.precisions.add(version.precision)
     return deps
 
 
@@ -277,17 +282,16 @@ def _image(dep: Dependency, s: Rules, names: set[str], warnings: list[str]) -> I
         Field("name", unique(policy_name(label), names)),
         Field("repository", familiar_repository(dep.repository)),
         Field("strategy", "semver"),
-        Field(
-            "partial",
-            True,
-            "Renovate's docker versioning reads 1.2 and 3 as versions, and keeps the suffix"
-            " (-alpine) as a compatibility that never changes (imagebot's variant: match).",
-        ),
     ]
-    if s.versioning == "semver":
-        fields[3] = Field("partial", False, "versioning semver: full versions only.")
     tags: list[Field] = []
     versioning = s.versioning
+    if versioning == "docker":
+        fields[2].comment = (
+            "Renovate's docker versioning: a tag keeps its precision (1.2 moves to 1.3,"
+            " keep_precision) and its suffix (-alpine, variant: match), imagebot's defaults."
+        )
+    elif versioning == "semver":
+        fields.append(Field("keep_precision", False, "versioning semver: full versions only."))
     if versioning.startswith("regex:"):
         pattern = versioning.removeprefix("regex:")
         groups = [g for g in ("major", "minor", "patch") if f"(?<{g}>" in pattern]
@@ -303,6 +307,18 @@ def _image(dep: Dependency, s: Rules, names: set[str], warnings: list[str]) -> I
             tags.append(Field("extract", ".".join(f"${g}" for g in groups)))
     elif versioning not in ("docker", "semver", "semver-coerced", "loose"):
         fields[2].comment = f"Renovate versioning {versioning} read as docker/semver versions."
+    if versioning == "docker" and len(dep.precisions) == 1 and min(dep.precisions) < 3:
+        # keep_precision prefers 1.2 over 1.2.0 but takes a newer 1.3.0 over 1.2; Renovate
+        # never changes the precision (docs/usage/docker.md "Preservation of Version Precision").
+        numbers = r"\.\d+" * (min(dep.precisions) - 1)
+        tags.append(
+            Field(
+                "include",
+                rf"^v?\d+{numbers}(?![.\d])",
+                "Renovate keeps the running tags' precision: only tags written with as many"
+                " numbers.",
+            )
+        )
     if s.allowed:
         allowed = s.allowed
         if allowed.startswith("!/") and allowed.endswith("/"):

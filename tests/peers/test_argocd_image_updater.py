@@ -62,6 +62,11 @@ LATEST_VERSION = [
      TAGS, "1.0.1"),
     ("Find the latest version with a non-semver current tag and semver constraint",
      "test=christianschlichtherle/test:^1.0", TAGS, "1.1.2"),
+    ("Find the latest version with a non-semver current tag without any constraint",
+     "test=christianschlichtherle/test", TAGS, "2.0.3"),
+    ("Find the latest version without any constraint excludes pre-release versions",
+     "test=xpkg.crossplane.io/crossplane/crossplane",
+     ["v2.2.0", "v2.3.0-rc.0.18.g1abb7b5dd-ppc64le"], "v2.2.0"),
     ("Find the latest version with a semver constraint that has no match",
      "test=jannfis/test:~1.0", ["0.1", "0.5.1", "0.9", "2.0.3"], None),
     ("Find the latest version with no tags", "test=jannfis/test:~1.0", [], None),
@@ -130,7 +135,7 @@ def test_invalid_semver_constraint_is_reported_and_dropped() -> None:
     ],
 )
 def test_ignore_tags_globs(ignored: str, tag: str, kept: bool) -> None:
-    """Test_VersionConstraint_IsTagIgnored: ignore-tags globs become exclude regexes that
+    """Test_VersionConstraint_IsTagIgnored: ignore-tags globs become ``ignore`` globs that
     ignore exactly the tags the updater ignores."""
     policy = _policy(
         "test=jannfis/test", test__update_strategy="alphabetical", test__ignore_tags=ignored
@@ -299,3 +304,24 @@ def test_image_list_entries(identifier: str, parts: tuple[str, str, str]) -> Non
     """Test_ParseImageTags (registry-scanner/pkg/image/image_test.go): an image-list entry
     splits into alias, image name and the tag part (the constraint) as the updater reads it."""
     assert split_image(identifier) == parts
+
+
+def test_ignore_tags_become_ignore_globs_where_exact() -> None:
+    """ignore-tags under semver: a glob becomes an ``ignore`` entry; a version (which
+    ``ignore`` would read as a range, ignoring v7.2.0 too) and a Go ``[^…]`` class become
+    anchored exclude regexes, so exactly the tags filepath.Match matches are ignored."""
+    policy = _policy("redis=redis:7.x", redis__ignore_tags="*-debug, 7.2.0, 7.3.[^0]")
+    assert 'ignore: ["*-debug"]' in policy
+    assert 'exclude: ["^7\\\\.2\\\\.0$", "^7\\\\.3\\\\.[^0]$"]' in policy
+    assert choose(policy, ["7.1.0", "7.2.0", "7.2.1-debug"]) == "7.1.0"
+    assert choose(policy, ["7.1.0", "v7.2.0", "7.2.0"]) == "v7.2.0"
+    assert choose(policy, ["7.3.0", "7.3.1"]) == "7.3.0"
+
+
+def test_docs_prerelease_constraint() -> None:
+    """docs/basics/update-strategies.md: "to allow updates to pre-release versions (e.g.
+    v2.0-rc1), append the suffix -0 to the constraint" (some/image:2.x-0): the converted
+    policy picks v2.0-rc1 over 1.9.0, and without -0 it does not."""
+    tags = ["1.9.0", "v2.0-rc1", "3.0.0-rc1"]
+    assert choose(_policy("someImage=some/image:2.x-0"), tags) == "v2.0-rc1"
+    assert choose(_policy("someImage=some/image:2.x"), tags) is None

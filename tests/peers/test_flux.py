@@ -3,8 +3,9 @@
 Sources: fluxcd/image-automation-controller ``internal/update/update_test.go``
 (``TestUpdateWithSetters``, fixtures in ``testdata/setters``), fluxcd/image-reflector-controller
 ``internal/policy/{semver,alphabetical,numerical}_test.go`` (``Test*_Latest``), and
-fluxcd/flux2 ``tests/image-automation`` (the end-to-end image automation test). Commits in
-tests/peers/SOURCES.md.
+fluxcd/flux2 ``tests/image-automation`` (the end-to-end image automation test); the
+Masterminds/semver constraint table and fluxcd/pkg's ``TestParseVersion`` (how Flux reads
+ranges and tags). Commits in tests/peers/SOURCES.md.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from imagebot.core.plan import ImageScan, plan_environment
 from imagebot.core.policy import parse_policy
 from imagebot.core.rewrite import locate
 from imagebot.core.selection import TagInfo
+from imagebot.migrate import CONVERTERS
 from tests.peers.support import FIXTURES, NOW, choose, converted
 from tests.support.cli import run_cli
 from tests.support.gitenv import make_remote, show
@@ -110,6 +112,18 @@ REFLECTOR_CASES = [
     ("TestSemVer_Latest/With empty list", "policy: {semver: {range: 1.0.x}}", [], None),
     ("TestSemVer_Latest/With non-matching version list", "policy: {semver: {range: 1.0.x}}",
      ["1.2.0"], None),
+    ("TestImagePolicyReconciler_applyPolicy/semver, no tag filter",
+     "policy: {semver: {range: 1.0.x}}", ["1.0.0", "2.0.0", "1.0.1", "1.2.0"], "1.0.1"),
+    ("TestImagePolicyReconciler_applyPolicy/semver with 'v' prefix, no tag filter",
+     "policy: {semver: {range: v1.0.x}}", ["v1.0.0", "v2.0.0", "v1.0.1", "v1.2.0"], "v1.0.1"),
+    ("TestImagePolicyReconciler_applyPolicy/semver with 'v' prefix but data without 'v' prefix",
+     "policy: {semver: {range: v1.0.x}}", ["1.0.0", "2.0.0", "1.0.1", "1.2.0"], "1.0.1"),
+    ("TestImagePolicyReconciler_applyPolicy/semver without 'v' prefix but data with 'v' prefix",
+     "policy: {semver: {range: 1.0.x}}", ["v1.0.0", "v2.0.0", "v1.0.1", "v1.2.0"], "v1.0.1"),
+    ("TestImagePolicyReconciler_applyPolicy/valid tag filter with numerical policy",
+     "filterTags: {pattern: '1.0.0-rc\\.(?P<num>[0-9]+)', extract: '$num'}\n"
+     "policy: {numerical: {order: asc}}",
+     ["1.0.0", "1.0.0-rc.1", "1.0.0-rc.2", "1.0.0-rc.3", "1.0.1-rc.2"], "1.0.0-rc.3"),
     ("TestAlphabetical_Latest/Ubuntu CalVer", "policy: {alphabetical: {}}",
      ["16.04", "16.04.1", "16.10", "20.04", "20.10"], "20.10"),
     ("TestAlphabetical_Latest/Ubuntu CalVer descending", "policy: {alphabetical: {order: desc}}",
@@ -287,3 +301,116 @@ def test_leave_files_without_a_change_untouched_on_purpose() -> None:
     assert {k: yaml.safe_load(v) for k, v in flux.items()} == {
         k: yaml.safe_load(v) for k, v in out.items()
     }
+
+
+#: Masterminds/semver ``constraints_test.go`` ``TestConstraintsCheck`` (commit 71f2b39, after
+#: v3.4.0), the rows that involve a prerelease: Flux's ``internal/policy/semver.go`` picks a
+#: tag when ``Constraints.Check`` holds (go.mod: Masterminds/semver v3.5.0; Argo CD Image
+#: Updater's ``registry-scanner/pkg/image/version.go`` the same, v3.4.0).
+#: (constraint, version, Check's answer)
+MASTERMINDS_PRERELEASE = [
+    (">=1.1", "4.1.0-beta", False),
+    ("<=1.1", "0.1.0-alpha", False),
+    ("!=4.1", "4.1.0", False),
+    ("!=4.x", "4.1.0", False),
+    ("!=4.2.x", "4.2.3", False),
+    (">= 1.0.0  <= 2.0.0-beta", "1.0.1-beta", True),
+    (">= 1.0.0  <= 2.0.0-beta", "1.0.1", True),
+    (">= 1.0.0  <= 2.0.0-beta", "3.0.0", False),
+    (">= 1.0.0  <= 2.0.0-beta || > 3", "1.0.1-beta", True),
+    (">= 1.0.0  <= 2.0.0-beta || > 3", "3.0.1-beta", False),
+    (">= 1.0.0  <= 2.0.0-beta != 1.0.1 || > 3", "1.0.1-beta", True),
+    (">= 1.0.0  <= 2.0.0-beta != 1.0.1-beta || > 3", "1.0.1-beta", False),
+    (">= 1.0.0-0  <= 2.0.0", "1.0.1-beta", True),
+    ("^1.x", "1.1.1-beta1", False),
+    ("^1.1.2-alpha", "1.2.1-beta1", True),
+    ("^1.2.x-alpha", "1.1.1-beta1", False),
+    ("~1.1", "1.1.1-alpha", False),
+    ("~1.1.1-beta", "1.1.1-alpha", False),
+    ("~1.1.1-beta", "1.1.1", True),
+]
+
+
+@pytest.mark.parametrize(("constraint", "version", "check"), MASTERMINDS_PRERELEASE)
+def test_masterminds_prerelease_ranges(constraint: str, version: str, check: bool) -> None:
+    """A Flux semver range converted by ``imagebot migrate`` (range_style: masterminds) picks
+    ``version`` exactly when Masterminds' Constraints.Check accepts it."""
+    (policy,) = converted("flux", _flux_manifests(f"policy: {{semver: {{range: '{constraint}'}}}}"))
+    assert "range_style: masterminds" in policy
+    assert (choose(policy, [version]) == version) is check
+
+
+def test_flux_docs_prerelease_examples() -> None:
+    """docs/spec/v1/imagepolicies.md "selecting the latest release candidate" (filterTags
+    '.*-rc.*', range '^1.x-0') and docs/spec/v1beta1/imagepolicies.md "latest version
+    including pre-releases" ('>=1.0.0-0') pick what Masterminds' reading picks."""
+    tags = ["1.0.0", "1.1.0-rc.1", "1.1.0-rc.2", "1.1.0", "1.2.0-rc.1", "2.0.0-rc.1"]
+    spec = "filterTags: {pattern: '.*-rc.*'}\npolicy: {semver: {range: '^1.x-0'}}"
+    (policy,) = converted("flux", _flux_manifests(spec))
+    assert choose(policy, tags) == "1.2.0-rc.1"
+    (policy,) = converted("flux", _flux_manifests("policy: {semver: {range: '>=1.0.0-0'}}"))
+    assert choose(policy, tags) == "2.0.0-rc.1"
+
+
+#: TestConstraintsCheck rows imagebot reads otherwise, on purpose (docs/migrating.md, Flux,
+#: "Ranges"): spellings it refuses (the conversion warns and writes no range) and ~0.0.0.
+MASTERMINDS_REFUSED = ["!=4.1-alpha", "<=1.1-a", "1.1-3", "~1.1-alpha", "1.0.0 - 2.0.0 <=2.0.0"]
+
+
+@pytest.mark.parametrize("constraint", MASTERMINDS_REFUSED)
+def test_masterminds_spellings_imagebot_refuses_are_reported(constraint: str) -> None:
+    """A prerelease on a partial version without an x, or a hyphen range beside other
+    comparisons: the conversion warns, naming the range, and writes none."""
+    manifests = _flux_manifests(f"policy: {{semver: {{range: '{constraint}'}}}}")
+    migration = CONVERTERS["flux"](manifests, None)
+    assert any(f"range {constraint!r} is not accepted" in w for w in migration.warnings)
+    (policy,) = converted("flux", manifests)
+    assert parse_policy(policy, source="p.yaml").policy.images[0].rule().range is None
+
+
+def test_masterminds_differences_on_purpose() -> None:
+    """TestConstraintsCheck {"~0.0.0", "1.2.3", true}: Masterminds reads ~0.0.0 as any
+    version, imagebot as npm does (<0.1.0). Constraints.Check admits prereleases per ``||``
+    alternative that names one; imagebot's masterminds style in every alternative once one
+    names a prerelease (>=1.0.0-0 <2 || ^3 admits 3.1.0-rc.1 here, not in Flux): the
+    conversion warns about such a range."""
+    (policy,) = converted("flux", _flux_manifests("policy: {semver: {range: '~0.0.0'}}"))
+    assert choose(policy, ["1.2.3"]) is None
+    manifests = _flux_manifests("policy: {semver: {range: '>=1.0.0-0 <2 || ^3'}}")
+    (policy,) = converted("flux", manifests)
+    assert choose(policy, ["3.1.0-rc.1"]) == "3.1.0-rc.1"
+    warnings = CONVERTERS["flux"](manifests, None).warnings
+    assert any("only in the || alternatives that name one" in w for w in warnings)
+
+
+#: fluxcd/pkg ``version/version_test.go`` ``TestParseVersion`` (commit e2cfd1a2): the tags
+#: Flux's semver policy reads as versions (``version.ParseVersion`` wants three parts).
+PARSE_VERSION = [
+    ("v1.2.3", True),
+    ("v2025.07.03", True),
+    ("v1.0", False),
+    ("v1", False),
+    ("v1.2.beta", False),
+    ("v1.2-5", False),
+    ("v1.2-beta5", False),
+    ("v1.2.3.4", False),
+]
+
+
+@pytest.mark.parametrize(("tag", "version"), PARSE_VERSION)
+def test_flux_reads_only_three_part_versions(tag: str, version: bool) -> None:
+    """A converted Flux semver policy (keep_precision: false, no partial) picks a tag only
+    when Flux's ParseVersion reads it, even when the running tag is partial (v1.0)."""
+    (policy,) = converted("flux", _flux_manifests("policy: {semver: {range: '*'}}"))
+    assert "keep_precision: false" in policy and "partial" not in policy
+    assert (choose(policy, [tag], current="v1.0") == tag) is version
+
+
+def test_suffixes_are_variants_on_purpose() -> None:
+    """Flux reads ``1.2.4-alpine`` as a SemVer prerelease (Masterminds' Check rejects it for
+    a range without one, TestConstraintsCheck {">=1.1", "4.1.0-beta", false}), so a file on
+    1.2.3-alpine moves to the plain 1.2.4; imagebot reads the suffix as a variant the tag
+    keeps and moves to 1.2.4-alpine (docs/migrating.md)."""
+    (policy,) = converted("flux", _flux_manifests("policy: {semver: {range: '>=1.0.0'}}"))
+    tags = ["1.2.3-alpine", "1.2.4", "1.2.4-alpine"]
+    assert choose(policy, tags, current="1.2.3-alpine") == "1.2.4-alpine"

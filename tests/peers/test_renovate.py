@@ -3,8 +3,10 @@
 Sources: renovatebot/renovate ``lib/modules/versioning/docker/index.spec.ts`` (commit
 16b33cdebd3397fd5eb8d37a944efdf37010035b; ``isCompatible``, ``isStable`` tables) and
 ``docs/usage/docker.md`` (commit 00a491b120c206e550c61a52bce81f1a8818627f; "Version
-compatibility", "Version Upgrading"). Cases of tags that spell a prerelease without a hyphen
-(``3.7.0b1``) are left to the selection tests.
+compatibility", "Version Upgrading"). The hyphenless prerelease (``3.7.0b1``) and precision
+cases come from the same spec at commit c2dd4f856f068eeda4c10afc3752c35fe1f6cab1
+(``isStable``, ``isCompatible``, ``sorts unstable``) and its ``docs/usage/docker.md``
+("Preservation of Version Precision").
 """
 
 from __future__ import annotations
@@ -180,3 +182,87 @@ def test_renovate_json5_is_read() -> None:
     }
     (policy,) = converted("renovate", files, "https://git.example.com/acme/env.git")
     assert 'range: "<3.12"' in policy and "allow:" not in policy
+
+
+UNSTABLE = {"extends": ["docker:enableMajor"], "ignoreUnstable": False}
+
+
+@pytest.mark.parametrize(
+    ("version", "running", "compatible"),
+    [
+        ("3.8.0b1-alpine", "3.7.0", False),
+        ("3.8.0b1-alpine", "3.7.0-alpine", True),
+    ],
+)
+def test_hyphenless_prerelease_compatibility(version: str, running: str, compatible: bool) -> None:
+    """isCompatible with Docker's hyphenless prereleases: with ignoreUnstable false, a
+    converted policy moves to ``version`` exactly when Renovate finds it compatible (the
+    rows where ``version`` is newer); ``3.8.0b1-alpine`` is the alpine variant's prerelease."""
+    policy = _policy(UNSTABLE, image=f"python:{running}")
+    want = version if compatible else running
+    assert choose(policy, [running, version], current=running) == want
+
+
+@pytest.mark.parametrize("version", ["3.7.0b1", "3.8.0b1-alpine"])
+def test_hyphenless_prerelease_is_unstable(version: str) -> None:
+    """isStable("3.7.0b1") and isStable("3.8.0b1-alpine") are false: with ignoreUnstable
+    (Renovate's default) the converted policy stays on 3.6.0 (its variant), and with
+    ignoreUnstable false it moves there."""
+    running = "3.6.0-alpine" if version.endswith("-alpine") else "3.6.0"
+    tags = [running, version]
+    assert choose(_policy({}, f"python:{running}"), tags, current=running) == running
+    assert choose(_policy(UNSTABLE, f"python:{running}"), tags, current=running) == version
+
+
+def test_hyphenless_prereleases_sort_before_their_release() -> None:
+    """Spec "sorts unstable": 3.7.0b1 < 3.7.0b5 < 3.7.0 and 3.8.0b1-alpine < 3.8.0-alpine, so a
+    running beta moves to the later beta, then to the release."""
+    policy = _policy(UNSTABLE, "python:3.7.0b1")
+    assert choose(policy, ["3.7.0b1", "3.7.0b5"], current="3.7.0b1") == "3.7.0b5"
+    assert choose(policy, ["3.7.0b1", "3.7.0b5", "3.7.0"], current="3.7.0b1") == "3.7.0"
+    alpine = ["3.7.0-alpine", "3.8.0b1-alpine", "3.8.0-alpine"]
+    policy = _policy(UNSTABLE, "python:3.7.0-alpine")
+    assert choose(policy, alpine, current="3.7.0-alpine") == "3.8.0-alpine"
+
+
+def test_prerelease_numbers_order_numerically_on_purpose() -> None:
+    """Renovate's docker versioning compares prereleases as text (``localeCompare`` in
+    lib/modules/versioning/docker/index.ts), so 3.7.0b10 sorts below 3.7.0b5 and a running
+    3.7.0b5 stays; imagebot orders them by number, as SemVer does, and moves to 3.7.0b10
+    (docs/migrating.md)."""
+    policy = _policy(UNSTABLE, "python:3.7.0b5")
+    assert choose(policy, ["3.7.0b5", "3.7.0b10"], current="3.7.0b5") == "3.7.0b10"
+
+
+def test_precision_is_preserved() -> None:
+    """docs/usage/docker.md "Preservation of Version Precision": a running myimage:1.1 moves
+    to 1.2 or 1.3, never to 1.2.0 or 1.3.0 (even when 1.3.0 is the newest); and isCompatible
+    needs the same number of parts, so a running 3.7.0 never moves to 3.8."""
+    policy = _policy({}, "myimage:1.1")
+    assert choose(policy, ["1.1", "1.2", "1.2.0", "1.3", "1.3.0"], current="1.1") == "1.3"
+    assert choose(policy, ["1.1", "1.2", "1.3.0"], current="1.1") == "1.2"
+    policy = _policy({}, "python:3.7.0")
+    assert choose(policy, ["3.7.0", "3.8"], current="3.7.0") == "3.7.0"
+
+
+def test_mixed_precision_gives_way_to_a_newer_version_on_purpose() -> None:
+    """One image run as 1.1 in one file and 1.1.0 in another: one policy serves both, so
+    imagebot keeps each file's precision where it can but takes a newer fuller version
+    (1.1 -> 1.3.0 over 1.2), where Renovate proposes 1.2 (docs/migrating.md)."""
+    files = {
+        "renovate.json": "{}",
+        "a.yaml": "services:\n  app:\n    image: myimage:1.1\n",
+        "b.yaml": "services:\n  app:\n    image: myimage:1.1.0\n",
+    }
+    (policy,) = converted("renovate", files, "https://git.example.com/acme/env.git")
+    assert "include" not in policy
+    assert choose(policy, ["1.1", "1.2", "1.3.0"], current="1.1") == "1.3.0"
+
+
+def test_leading_zeros_are_numbers() -> None:
+    """getMajor/getMinor("18.04") are 18 and 4, and equals("18.04", "18.4"): a running
+    ubuntu 18.04 moves to 18.10 (no major by default), and to 20.04 with docker:enableMajor."""
+    tags = ["18.04", "18.10", "20.04"]
+    assert choose(_policy({}, "ubuntu:18.04"), tags, current="18.04") == "18.10"
+    enabled = _policy({"extends": ["docker:enableMajor"]}, "ubuntu:18.04")
+    assert choose(enabled, tags, current="18.04") == "20.04"

@@ -20,10 +20,11 @@ from .versions import Key, prerelease_key
 
 _Compare = Callable[[Key, Key], bool]
 
-_X = r"(?:0|[1-9]\d*|[xX*])"
-_PARTIAL = (
-    rf"[vV]?(?P<major>{_X})(?:\.(?P<minor>{_X})(?:\.(?P<patch>{_X})"
-    r"(?:-(?P<pre>[0-9A-Za-z][0-9A-Za-z.-]*))?(?:\+[0-9A-Za-z.-]+)?)?)?"
+_X = r"(?:\d+|[xX*])"
+_PRE = r"[0-9A-Za-z][0-9A-Za-z.-]*"
+_PARTIAL = (  # a prerelease follows the patch, or an x as Masterminds allows (^1.x-0)
+    rf"[vV]?(?P<major>{_X})(?:\.(?P<minor>{_X})(?:\.(?P<patch>{_X})(?:-(?P<pre>{_PRE}))?"
+    rf"(?:\+[0-9A-Za-z.-]+)?|(?<=[xX*])-(?P<xpre>{_PRE}))?)?"
 )
 _PARTIAL_RE = re.compile(_PARTIAL)
 _COMPARATOR_RE = re.compile(rf"(?P<op>\^|~>?|>=|<=|>|<|=|!=)?\s*(?P<ver>{_PARTIAL})")
@@ -57,11 +58,8 @@ class SemverRange:
         return False
 
     def prerelease_cores(self) -> frozenset[tuple[int, int, int]]:
-        """Releases whose prereleases a comparator spells out (``>=2.0.0-rc.1``: 2.0.0).
-
-        node-semver lets such a range match prereleases of that release even when
-        prereleases are otherwise off; so does selection.
-        """
+        """Releases whose prereleases a comparator spells out (``>=2.0.0-rc.1``: 2.0.0): npm
+        lets the range match their prereleases even when prereleases are otherwise off."""
         return frozenset(
             (k[0], k[1], k[2]) for alt in self.alternatives for _, k in alt if k[3] == 0 and k[4]
         )
@@ -80,9 +78,11 @@ class _Partial(NamedTuple):
         return (self.major or 0, self.minor or 0, self.patch or 0, 0 if pre else 1, pre)
 
     def low(self) -> Key:
-        """The lowest version it stands for (``1.2`` -> ``1.2.0-0``)."""
+        """The lowest version it stands for (``1.2`` -> ``1.2.0-0``, ``1.x-rc`` -> ``1.0.0-rc``)."""
         assert self.major is not None
-        return _lowest(self.major, self.minor or 0, 0) if self.patch is None else self.key()
+        if self.patch is not None or self.pre:
+            return self.key()
+        return _lowest(self.major, self.minor or 0, 0)
 
     def above(self) -> Key:
         """For a partial version, the lowest version above all it stands for (``1.2``:
@@ -105,7 +105,7 @@ def _read_partial(text: str, whole: str) -> _Partial:
         minor = patch = None
     elif minor is None:
         patch = None
-    return _Partial(major, minor, patch, m["pre"] or "")
+    return _Partial(major, minor, patch, m["pre"] or m["xpre"] or "")
 
 
 def _comparators(op: str, p: _Partial) -> tuple[Comparator, ...]:
@@ -127,8 +127,9 @@ def _comparators(op: str, p: _Partial) -> tuple[Comparator, ...]:
         if full:
             return ((operator.eq, p.key()),)
         return ((operator.ge, p.low()), (operator.lt, p.above()))
-    if op == "!=":
-        return ((operator.ne, p.key()),) if full else ()
+    if op == "!=":  # "!=1.2" is none of 1.2.x (Masterminds): compare as many parts as given
+        n = 5 if full else 1 if p.minor is None else 2
+        return ((lambda key, bound: key[:n] != bound[:n], p.key()),)
     if op == ">=":
         return ((operator.ge, p.low()),)
     if op == "<=":

@@ -19,8 +19,8 @@ Key = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
 
 _TAG = re.compile(
     r"(?P<v>[vV])?"
-    r"(?P<major>0|[1-9]\d*)"
-    r"(?:\.(?P<minor>0|[1-9]\d*)(?:\.(?P<patch>0|[1-9]\d*))?)?"
+    r"(?P<major>\d+)"  # leading zeros (22.04) read as Renovate, Flux and Argo CD read them
+    r"(?:\.(?P<minor>\d+)(?:\.(?P<patch>\d+))?)?"
     r"(?P<docker>(?:a|b|rc|alpha|beta)(?:0|[1-9]\d*))?"
     r"(?:-(?P<suffix>[0-9A-Za-z][0-9A-Za-z.-]*))?"
     r"(?:[+_](?P<build>[0-9A-Za-z][0-9A-Za-z._-]*))?"
