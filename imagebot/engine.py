@@ -20,16 +20,17 @@ import anyio.to_thread
 from imagebot import config, logs, promoting
 from imagebot.core import rewrite
 from imagebot.core.envgraph import order_environments
+from imagebot.core.governing import Governance, govern, locate_filter
 from imagebot.core.plan import (
     EnvironmentPlan,
     ImageScan,
     in_scope,
     plan_environment,
-    targets_for,
 )
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.promotion import CommitStatuses, HistoryCommit
 from imagebot.core.selection import TagInfo
+from imagebot.core.selectmemo import SelectionMemo
 from imagebot.errors import EditError, ForgeError, GitError, RegistryError
 from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
 from imagebot.gitrepo import EnvRepo, PushRejected, redact
@@ -83,7 +84,7 @@ class CycleResult:
         return not self.problems and all(r.ok for r in self.environments)
 
 
-@dataclass
+@dataclass(repr=False)  # asyncio formats the worker thread's future, result included
 class _Workspace:
     """An environment's files as read from git in this cycle."""
 
@@ -92,6 +93,7 @@ class _Workspace:
     files: dict[str, str]
     targets: dict[str, list[rewrite.Target]]
     problems: list[str]
+    governance: Governance
 
 
 async def run_cycle(
@@ -107,6 +109,8 @@ async def run_cycle(
     publishers: Publishers | None = None,
     catalog: Sequence[LoadedPolicy] = (),
     statuses: promoting.StatusSource | None = None,
+    memo: SelectionMemo | None = None,
+    image_digests: bool = True,
 ) -> CycleResult:
     """Run one cycle over ``policies``; with ``publish`` publish each environment the way
     its policy says (``publishers`` builds the publishers; default: the process's tokens).
@@ -117,7 +121,13 @@ async def run_cycle(
     cycle. ``catalog`` holds every known environment (default: ``policies``) so that a
     promoted environment finds its upstream even when only it was asked for; ``statuses``
     answers the checks gate (default: the upstream's forge, from its ``publish.forge``).
+    scanned, so one slow registry holds up only the environments that use it. ``memo``
+    carries decisions from the last cycle (a long-running process passes the same one each
+    time). Without ``image_digests`` a moving tag's digest is fetched only when the file
+    pins it, since nothing else shows it (plain-text ``plan``).
     """
+    memo = memo or SelectionMemo()
+    memo.new_cycle()
     async with contextlib.AsyncExitStack() as stack:
         if publishers is None:
             publishers = await stack.enter_async_context(Publishers())
@@ -134,6 +144,8 @@ async def run_cycle(
             publishers=publishers,
             catalog=catalog,
             statuses=statuses,
+            memo=memo,
+            image_digests=image_digests,
         )
 
 
@@ -150,6 +162,8 @@ async def _run_cycle(
     publishers: Publishers,
     catalog: Sequence[LoadedPolicy],
     statuses: promoting.StatusSource | None,
+    memo: SelectionMemo,
+    image_digests: bool,
 ) -> CycleResult:
     policies, graph_problems = order_environments(policies, catalog)
     problems = (*problems, *(p for p in graph_problems if p not in problems))
@@ -166,19 +180,11 @@ async def _run_cycle(
         except GitError as exc:
             log.error("repo_unavailable", environment=loaded.name, error=str(exc))
             workspaces[loaded.name] = f"{loaded.name}: {exc}"
-    wanted = {
-        image.normalized_repository
-        for loaded in policies
-        if isinstance(ws := workspaces[loaded.name], _Workspace)
-        for image in loaded.policy.images
-        if any(targets_for(image, ts) for ts in ws.targets.values())
-    }
-    builds = {
-        image.normalized_repository
-        for loaded in policies
-        for image in loaded.policy.images
-        if image.rule().needs_created
-    }
+    governed = [
+        g for ws in workspaces.values() if isinstance(ws, _Workspace) for g in ws.governance.groups
+    ]
+    wanted = {g.repository for g in governed}
+    builds = {g.repository for g in governed if g.rule.rule().needs_created}
     scans: dict[str, ImageScan] = {}
     scanned = {repository: anyio.Event() for repository in wanted}
     finished = {loaded.name: anyio.Event() for loaded in policies}
@@ -195,9 +201,8 @@ async def _run_cycle(
                 empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
                 results[loaded.name] = EnvironmentResult(plan=empty, error=ws)
                 return
-            for image in loaded.policy.images:
-                if image.normalized_repository in scanned:
-                    await scanned[image.normalized_repository].wait()
+            for g in ws.governance.groups:
+                await scanned[g.repository].wait()
             # Environments sharing a clone publish in policy order, each from the last's head;
             # a promoted environment starts once its upstream has published.
             promote = loaded.policy.promote
@@ -229,6 +234,8 @@ async def _run_cycle(
                 git_timeout=git_timeout,
                 publishers=publishers,
                 prepared=prepared,
+                memo=memo,
+                image_digests=image_digests,
             )
             if result.commit:
                 histories.pop(loaded.name, None)  # downstream environments read the new commit
@@ -251,6 +258,7 @@ async def _run_cycle(
                     repos_dir=repos_dir, publish=publish, clock=clock,
                     push_attempts=push_attempts, git_timeout=git_timeout, publishers=publishers,
                     prepared_for=prepared_for,
+                    memo=memo, image_digests=image_digests,
                 )  # fmt: skip
         finally:
             finished[loaded.name].set()
@@ -273,6 +281,8 @@ async def _run_cycle(
         git_timeout=git_timeout,
         publishers=publishers,
         prepared_for=prepared_for,
+        memo=memo,
+        image_digests=image_digests,
     )
     return CycleResult(
         environments=tuple(results[loaded.name] for loaded in policies),
@@ -377,6 +387,8 @@ async def _finish_publishing(
     git_timeout: float,
     publishers: Publishers,
     prepared_for: Mapping[str, promoting.Prepared],
+    memo: SelectionMemo,
+    image_digests: bool,
 ) -> None:
     """Make the pushes that waited for the last environment of a clone (once per repo, see
     publisher.PendingPushes) and update ``results``; an environment whose push lost a race
@@ -407,6 +419,7 @@ async def _finish_publishing(
                     loaded, ws, registry=registry, scans=prepared.scans, repos_dir=repos_dir,
                     publish=publish, clock=clock, push_attempts=push_attempts,
                     git_timeout=git_timeout, publishers=publishers, prepared=prepared,
+                    memo=memo, image_digests=image_digests,
                 )  # fmt: skip
             else:
                 log.error("publish_failed", environment=env, error=str(failure))
@@ -451,6 +464,7 @@ async def scan_repositories(
                 for t in tags
             ),
             digests={t: i.digest for t, i in infos.items() if i.digest},
+            fingerprint=hashlib.blake2b("\n".join(tags).encode(), digest_size=16).hexdigest(),
         )
 
     async with anyio.create_task_group() as tg:
@@ -470,10 +484,9 @@ async def _image_info(
 
 
 async def _resolve_digests(
-    registry: Registry, plan: EnvironmentPlan, scans: dict[str, ImageScan]
+    registry: Registry, needed: Set[tuple[str, str]], scans: dict[str, ImageScan]
 ) -> bool:
-    """Fetch the digest of every chosen version not yet known; True if any was added."""
-    needed = plan.digests_needed
+    """Fetch the digests of ``needed`` (repository, tag) pairs; True if any was added."""
     if not needed:
         return False
     found: dict[tuple[str, str], str] = {}
@@ -506,6 +519,8 @@ async def _run_environment(
     git_timeout: float,
     publishers: Publishers,
     prepared: promoting.Prepared,
+    memo: SelectionMemo,
+    image_digests: bool,
 ) -> EnvironmentResult:
     env = loaded.name
     bound = log.bind(environment=env)
@@ -524,9 +539,11 @@ async def _run_environment(
             empty = EnvironmentPlan(environment=env, source=loaded.source)
             return EnvironmentResult(plan=empty, error=f"{env}: {err}")
     for attempt in range(1, push_attempts + 1):
-        plan = _plan(loaded, ws, scans, clock, prepared)
-        if await _resolve_digests(registry, plan, scans):
-            plan = _plan(loaded, ws, scans, clock, prepared)
+        plan = _plan(loaded, ws, scans, clock, prepared, memo)
+        needed = plan.digests_needed | (plan.trailer_digests if image_digests else frozenset())
+        if await _resolve_digests(registry, needed, scans):
+            # The memo answers again for every image whose selection read only tag names.
+            plan = _plan(loaded, ws, scans, clock, prepared, memo)
         for problem in plan.problems:
             bound.warning("problem", detail=problem)
         for change in plan.changes:
@@ -570,6 +587,7 @@ def _plan(
     scans: Mapping[str, ImageScan],
     clock: Clock,
     prepared: promoting.Prepared,
+    memo: SelectionMemo,
 ) -> EnvironmentPlan:
     plan = plan_environment(
         loaded.policy,
@@ -580,6 +598,8 @@ def _plan(
         now=clock(),
         problems=ws.problems,
         lines=loaded.lines,
+        governance=ws.governance,
+        memo=memo,
     )
     return promoting.annotate(plan, prepared)
 
@@ -606,7 +626,9 @@ def _read_workspace(
         head = repo.fetch()
     if fetched is not None:
         fetched.add(key)
-    repositories = {i.normalized_repository for i in loaded.policy.images}
+    # Only files that may name a watched repository are parsed; with a pattern entry or
+    # defaults any reference may be governed, so every file is.
+    repositories = locate_filter(loaded.policy)
     files: dict[str, str] = {}
     targets: dict[str, list[rewrite.Target]] = {}
     problems: list[str] = []
@@ -623,7 +645,7 @@ def _read_workspace(
         except UnicodeDecodeError:
             problems.append(f"{loaded.name}: {entry.path}: not UTF-8; skipped")
             continue
-        if not rewrite.mentions(text, repositories):
+        if repositories is not None and not rewrite.mentions(text, repositories):
             continue
         try:
             found = rewrite.locate(text, source=entry.path, repositories=repositories)
@@ -634,8 +656,9 @@ def _read_workspace(
         if found:
             files[entry.path] = text
             targets[entry.path] = found
-    for image in loaded.policy.images:
-        if entries and not any(targets_for(image, ts) for ts in targets.values()):
+    governance = govern(loaded.policy, targets)
+    for image in governance.unreferenced:
+        if entries:
             problems.append(
                 f"{loaded.name}: image {image.name} ({image.repository}) is referenced by no"
                 f" file under {spec.path}"
@@ -654,4 +677,11 @@ def _read_workspace(
         files=len(files),
         targets=sum(len(t) for t in targets.values()),
     )
-    return _Workspace(repo=repo, head=head, files=files, targets=targets, problems=problems)
+    return _Workspace(
+        repo=repo,
+        head=head,
+        files=files,
+        targets=targets,
+        problems=problems,
+        governance=governance,
+    )

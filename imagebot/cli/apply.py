@@ -7,7 +7,6 @@ import argparse
 from imagebot.cli import common
 
 NAME = "apply"
-HELP = "run one cycle: scan, plan, edit, commit and push"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,16 +10,34 @@ from pathlib import Path
 from imagebot.cli import common
 from imagebot.cli.options import add_registry_arguments
 from imagebot.core import yamldoc
+from imagebot.core.governing import overlapping_patterns
 from imagebot.core.policy import LoadedPolicy
 from imagebot.errors import PolicyError
 
 NAME = "check"
-HELP = "validate the policy files and registries.yaml, reporting every problem with file:line"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_policy_arguments(parser)
     add_registry_arguments(parser, insecure=False)
+
+
+def overlap_warnings(loaded: LoadedPolicy) -> list[str]:
+    """One line per pair of pattern entries that some repository matches both of."""
+    out = []
+    for a, b in overlapping_patterns(loaded.policy):
+        assert a.pattern is not None and b.pattern is not None
+        if a.pattern.specificity == b.pattern.specificity:
+            winner, why = a, "listed first"
+        else:
+            winner = a if a.pattern.specificity > b.pattern.specificity else b
+            why = "more specific"
+        out.append(
+            f"{loaded.source}: images[{a.name}] ({a.repository}) and images[{b.name}]"
+            f" ({b.repository}) overlap; a repository matching both follows"
+            f" images[{winner.name}] ({why})"
+        )
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {problem}")
     known = {p.name: p for p in policies.catalog}
     for loaded in policies.environments:
-        for warning in loaded.warnings:
+        for warning in (*loaded.warnings, *overlap_warnings(loaded)):
             print(f"warning: {warning}")
         promote = loaded.policy.promote
         upstream = known.get(promote.from_) if promote is not None else None
@@ -46,12 +64,13 @@ def run(args: argparse.Namespace) -> int:
                 f" cannot be read and promotions into {loaded.name} wait at the checks gate"
             )
         images = len(loaded.policy.images)
+        defaults = " and defaults" if loaded.policy.defaults is not None else ""
         publish = loaded.policy.publish
         how = ""
         if publish.mode == "pull-request" and publish.forge is not None:
             branch = publish.branch_for(loaded.name)
             how = f", pull requests from {branch} on {publish.forge.type}"
-        print(f"ok: {loaded.source}: environment {loaded.name}, {images} image(s){how}")
+        print(f"ok: {loaded.source}: environment {loaded.name}, {images} image(s){defaults}{how}")
         for warning in token_warnings(loaded):
             print(f"warning: {warning}")
     if problems:

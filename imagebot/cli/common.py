@@ -14,6 +14,7 @@ import anyio
 
 from imagebot import config, engine
 from imagebot.cli.options import add_registry_arguments, default_cache_dir
+from imagebot.core.governing import Governed
 from imagebot.core.plan import Change, EnvironmentPlan
 from imagebot.core.selection import explain_lines
 from imagebot.engine import CycleResult
@@ -74,7 +75,8 @@ def add_cycle_arguments(parser: argparse.ArgumentParser, *, explain: bool = True
     parser.add_argument(
         "--explain",
         action="store_true",
-        help="print every tag of every image with the rule that accepted or rejected it",
+        help="print which policy entry governs each reference, and every tag of every image"
+        " with the rule that accepted or rejected it",
     )
 
 
@@ -151,6 +153,16 @@ def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]
         ],
         "problems": list(plan.problems),
         "diff": plan.diff(),
+        **({"governed": [governed_json(g) for g in plan.governed]} if explain else {}),
+    }
+
+
+def governed_json(g: Governed) -> dict[str, Any]:
+    return {
+        "image": g.image,
+        "repository": g.repository,
+        "entry": g.entry,
+        "targets": [{"file": path, "line": t.line, "field": t.field} for path, t in g.targets],
     }
 
 
@@ -183,6 +195,9 @@ def print_result(
         for c in plan.changes:
             out.write(f"{c.summary()}\n    why: {c.reason}\n")
         if explain:
+            for g in plan.governed:
+                out.write(f"{plan.environment}: {g.repository} governed by {g.entry}:\n")
+                out.writelines(f"    {path}:{t.line} {t.field}\n" for path, t in g.targets)
             for image, current, d in plan.decisions:
                 out.write(f"{plan.environment}: {image} (running {current or 'no tag'}):\n")
                 out.writelines(f"    {line}\n" for line in explain_lines(d))
@@ -222,24 +237,34 @@ def cycle(args: argparse.Namespace, *, publish: bool) -> CycleResult:
     cache = TagCache(cache_dir / "registry.sqlite")
 
     now: datetime | None = args.now
+    results: list[CycleResult] = []
 
-    async def run() -> CycleResult:
+    # The cycle's task returns nothing: on Python 3.11, asyncio.Runner formats the main task
+    # (its result included) when it checks the SIGINT handler at exit, and the full repr of
+    # a cycle's result at 5,000 images cost seconds and hundreds of megabytes.
+    async def run() -> None:
         async with connect(settings, cache=cache) as registry:
-            return await engine.run_cycle(
-                policies.environments,
-                registry=registry,
-                repos_dir=cache_dir / "repos",
-                publish=publish,
-                problems=policies.problems,
-                catalog=policies.catalog,
-                clock=(lambda: now) if now is not None else engine.utc_now,
-                git_timeout=args.git_timeout,
+            results.append(
+                await engine.run_cycle(
+                    policies.environments,
+                    registry=registry,
+                    repos_dir=cache_dir / "repos",
+                    publish=publish,
+                    problems=policies.problems,
+                    catalog=policies.catalog,
+                    clock=(lambda: now) if now is not None else engine.utc_now,
+                    git_timeout=args.git_timeout,
+                    # Plain-text plan output shows no image digest: fetch only those pinned.
+                    image_digests=publish or args.output == "json",
+                )
             )
 
     try:
-        return anyio.run(run)
+        anyio.run(run)
     finally:
         cache.close()
+    (result,) = results
+    return result
 
 
 def registry_settings(args: argparse.Namespace) -> RegistriesSettings:

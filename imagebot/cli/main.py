@@ -1,6 +1,8 @@
 """Argument parsing and dispatch only; each subcommand lives in its own module.
 
-A command module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+A command module exposes ``NAME``, ``add_arguments(parser)`` and ``run(args) -> int``; its
+one-line help lives in :data:`COMMANDS`, so ``--help`` and ``--version`` import no command
+module (nor pydantic, structlog or httpx) and answer in a few milliseconds.
 """
 
 from __future__ import annotations
@@ -13,21 +15,21 @@ from collections.abc import Sequence
 from types import ModuleType
 
 import imagebot
-from imagebot import logs
-from imagebot.errors import ImagebotError, PolicyError
 
-#: Subcommand modules under imagebot.cli, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = (
-    "check",
-    "plan",
-    "apply",
-    "status",
-    "select",
-    "set_image",
-    "schema",
-    "tags",
-    "migrate",
-)
+#: Subcommand modules under imagebot.cli and their help, in the order ``--help`` lists them.
+COMMANDS: dict[str, str] = {
+    "check": "validate the policy files and registries.yaml, reporting every problem with"
+    " file:line",
+    "plan": "show what one cycle would change (unified diff + summary), publish nothing",
+    "apply": "run one cycle: scan, plan, edit, commit and push",
+    "status": "show what each environment runs, since when, its next version and what it waits for",
+    "select": "choose a tag from tags on stdin (one per line) the way an image policy would",
+    "set_image": "set the tag (and digest) of an image in Kubernetes, Helm, kustomize and"
+    " compose files",
+    "schema": "print the JSON Schema of policy files (for editor completion and checking)",
+    "tags": "list the tags of image repositories as imagebot sees them",
+    "migrate": "convert Flux, Argo CD Image Updater or Renovate configuration into policy files",
+}
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -38,8 +40,8 @@ def _load(name: str) -> ModuleType:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with ``only`` (a module name in COMMANDS) just that subcommand is
-    imported, so a light command does not pay for importing every other one."""
+    """The parser; only the module of ``only`` (a module name in COMMANDS) is imported and
+    given its arguments, so no command pays for importing the others."""
     parser = argparse.ArgumentParser(
         prog="imagebot",
         description="Keep GitOps environment repos on the right container image versions.",
@@ -58,11 +60,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         help="auto: console on a terminal, JSON otherwise (default: $IMAGEBOT_LOG_FORMAT or auto)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in (only,) if only else COMMANDS:
-        module = _load(name)
-        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+    for name, help_text in COMMANDS.items():
+        if only and name != only:
+            continue
+        p = sub.add_parser(name.replace("_", "-"), help=help_text, description=help_text)
+        if name == only:
+            module = _load(name)
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
     return parser
 
 
@@ -79,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    # Imported here, not at the top: --help and --version never need them.
+    from imagebot import logs
+    from imagebot.errors import ImagebotError, PolicyError
+
     logs.configure(level=args.log_level, fmt=args.log_format)
     try:
         code: int = args._run(args)

@@ -17,7 +17,6 @@ from imagebot.migrate import CONVERTERS
 from imagebot.migrate.model import checked
 
 NAME = "migrate"
-HELP = "convert Flux, Argo CD Image Updater or Renovate configuration into policy files"
 
 _SUFFIXES = (".yaml", ".yml", ".json", ".json5")
 _NAMES = ("Kustomization", ".renovaterc")

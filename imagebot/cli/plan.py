@@ -7,7 +7,6 @@ import argparse
 from imagebot.cli import common
 
 NAME = "plan"
-HELP = "show what one cycle would change (unified diff + summary), publish nothing"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,6 @@ import json
 from imagebot.core.policy import policy_json_schema
 
 NAME = "schema"
-HELP = "print the JSON Schema of policy files (for editor completion and checking)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,6 @@ from imagebot.core.selection import SelectionRule, TagInfo, explain_lines, selec
 from imagebot.errors import SelectionError
 
 NAME = "select"
-HELP = "choose a tag from tags on stdin (one per line) the way an image policy would"
 
 
 def _duration(text: str) -> timedelta:

@@ -17,7 +17,6 @@ from imagebot.core.rewrite import Edit, Target, apply, locate
 from imagebot.errors import EditError, InvalidReference
 
 NAME = "set-image"
-HELP = "set the tag (and digest) of an image in Kubernetes, Helm, kustomize and compose files"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,6 @@ from imagebot.engine import CycleResult
 from imagebot.promoting import ImageStatus
 
 NAME = "status"
-HELP = "show what each environment runs, since when, its next version and what it waits for"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

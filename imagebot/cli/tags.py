@@ -27,7 +27,6 @@ from imagebot.registry.connect import connect
 from imagebot.registry.settings import RegistriesSettings, load_registries
 
 NAME = "tags"
-HELP = "list the tags of image repositories as imagebot sees them"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,12 +12,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from imagebot.core.policy import EnvironmentPolicy, ImagePolicy, rule_field_path
+from imagebot.core.governing import Governance, Governed, govern
+from imagebot.core.policy import EnvironmentPolicy, ImagePolicy, ImageRule, rule_field_path
 from imagebot.core.reference import normalize_repository
 from imagebot.core.rewrite import Edit, Target
 from imagebot.core.rewrite import apply as apply_edits
 from imagebot.core.rewrite.scalars import split_reference
-from imagebot.core.selection import Decision, TagInfo, select
+from imagebot.core.scan import ImageScan as ImageScan  # re-exported: its first home
+from imagebot.core.selection import Decision, SelectionRule, TagInfo, select
+from imagebot.core.selectmemo import SelectionMemo
 from imagebot.core.yamldoc import dotted
 from imagebot.errors import EditError, InvalidReference, SelectionError
 
@@ -67,15 +70,6 @@ class Change:
 
 
 @dataclass(frozen=True)
-class ImageScan:
-    """What the registry said about one repository in this cycle."""
-
-    tags: tuple[TagInfo, ...] = ()
-    digests: Mapping[str, str] = field(default_factory=dict)  # tag -> digest
-    error: str | None = None
-
-
-@dataclass(frozen=True)
 class EnvironmentPlan:
     environment: str
     source: str  # policy file
@@ -88,6 +82,11 @@ class EnvironmentPlan:
     digests_needed: frozenset[tuple[str, str]] = frozenset()
     #: image -> "<environment>@<commit>": the upstream commit a promoted version ran in
     promoted_from: Mapping[str, str] = field(default_factory=dict)
+    #: (repository, tag) of new versions whose digest only the commit trailers and JSON
+    #: output record; a text plan does without them
+    trailer_digests: frozenset[tuple[str, str]] = frozenset()
+    #: every governed repository with the entry governing it and its targets (--explain)
+    governed: tuple[Governed, ...] = ()
 
     def diff(self) -> str:
         """A unified diff of every changed file, with a/ and b/ prefixes like git's."""
@@ -157,7 +156,7 @@ def name_to_write(image: ImagePolicy, target: Target) -> str | None:
     return None if same else image.repository
 
 
-def needs_digest(image: ImagePolicy, target: Target) -> bool:
+def needs_digest(image: ImageRule, target: Target) -> bool:
     """Pin when the policy says so, follows digests, or the file already pins (a tag moved
     without its digest would keep running the old image) or holds only a digest field."""
     return (
@@ -178,75 +177,85 @@ def plan_environment(
     now: datetime,
     problems: Sequence[str] = (),
     lines: Mapping[str, int] | None = None,
+    governance: Governance | None = None,
+    memo: SelectionMemo | None = None,
 ) -> EnvironmentPlan:
     """Decide every target's version and splice the edits into the files' text.
 
     ``lines`` maps policy fields (``images[0].follow``) to their line in ``source``, so an
-    image whose rule fails names the field; the other images are still planned."""
+    image whose rule fails names the field; the other images are still planned.
+    ``governance`` is :func:`~imagebot.core.governing.govern` over ``targets`` when the
+    caller has it; ``memo`` keeps decisions between plans (the engine plans again once the
+    digests a plan asked for are fetched, and selects only what changed)."""
     lines = lines or {}
+    memo = memo or SelectionMemo()
     env = policy.environment
+    if governance is None:
+        governance = govern(policy, {p: in_scope(policy, ts) for p, ts in targets.items()})
     all_problems = list(problems)
     decisions: list[tuple[str, str | None, Decision]] = []
     edits: dict[str, list[Edit]] = {}
     changes: dict[str, list[Change]] = {}
     needed: set[tuple[str, str]] = set()
-    for image in policy.images:
-        matched = [
-            (path, t)
-            for path, ts in targets.items()
-            for t in targets_for(image, in_scope(policy, ts))
-        ]
-        if not matched:
-            continue
-        scan = scans.get(image.normalized_repository)
+    trailer: set[tuple[str, str]] = set()
+    # Equal rules (500 entries all saying range: ^1) share one rule object, and with it the
+    # tag readings selection keeps on a rule: each tag text is then read once per plan.
+    shared_rules: dict[SelectionRule, SelectionRule] = {}
+    for g in governance.groups:
+        image = g.rule
+        repository = g.repository
+        scan = scans.get(repository)
         if scan is None or scan.error is not None:
             reason = scan.error if scan else "not scanned"
-            all_problems.append(f"{env}: image {image.name} ({image.repository}): {reason}")
+            all_problems.append(f"{env}: image {g.image} ({g.display}): {reason}")
             continue
-        rule = image.rule()
+        rule = shared_rules.setdefault(image.rule(), image.rule())
         tags = scan.tags
         if rule.needs_digest:  # the version is the followed tag's digest, as the scan found it
             tags = tuple(replace(t, digest=scan.digests.get(t.name, t.digest)) for t in tags)
         by_current: dict[str | None, Decision] = {}
-        for path, target in matched:
-            new_name = name_to_write(image, target)
+        for path, target in g.targets:
+            new_name = name_to_write(image, target) if isinstance(image, ImagePolicy) else None
             # The tag of another repository says nothing about where this one stands.
             current = None if new_name is not None else target.tag
             follow = rule.follow or current
             if rule.needs_digest and follow is not None and follow not in scan.digests:
-                needed.add((image.normalized_repository, follow))
+                needed.add((repository, follow))
             try:
                 # Pinned by digest alone: which version is that? (A field a marker gives to
                 # the policy is written as the policy says, as Flux does.)
                 unmarked = current is None and new_name is None and target.policy is None
                 pinned = target.digest if unmarked else None
                 if pinned is not None and not rule.needs_digest:
-                    current = _tag_of_digest(image, pinned, tags, scan, needed, now)
+                    current = _tag_of_digest(rule, repository, pinned, tags, scan, needed, now)
                     if current is None:  # not knowing the running version, stay on it
                         why = "no tag imagebot checked carries this digest; it stays"
-                        decisions.append((image.name, pinned, Decision(None, why, ())))
+                        decisions.append((g.image, pinned, Decision(None, why, ())))
                         continue
                 if current not in by_current:
-                    by_current[current] = select(tags, rule, current=current, now=now)
-                    decisions.append((image.name, current, by_current[current]))
+                    by_current[current] = memo.select(repository, scan, tags, rule, current, now)
+                    decisions.append((g.image, current, by_current[current]))
             except SelectionError as exc:  # this image's rule fails; the others are planned
-                field = dotted(("images", policy.images.index(image), *rule_field_path(exc.field)))
+                field = dotted((*g.written_at, *rule_field_path(exc.field)))
                 at = f"{source}:{lines[field]}" if field in lines else source
-                all_problems.append(f"{env}: image {image.name}: {at}: {field}: {exc}")
+                all_problems.append(f"{env}: image {g.image}: {at}: {field}: {exc}")
                 break
             decision = by_current[current]
             if decision.tag is None or decision.tag == current != target.tag:
                 continue  # nothing qualifies, or a digest-only pin that is still the choice
-            moving = decision.tag != target.tag or needs_digest(image, target)
-            if moving and decision.tag not in scan.digests:
-                needed.add((image.normalized_repository, decision.tag))
+            pin = needs_digest(image, target)
+            if decision.tag not in scan.digests:
+                if pin:
+                    needed.add((repository, decision.tag))
+                elif decision.tag != target.tag:
+                    trailer.add((repository, decision.tag))
             new_digest = None
-            if needs_digest(image, target):
+            if pin:
                 new_digest = scan.digests.get(decision.tag)
                 if new_digest is None:
                     all_problems.append(
                         f"{env}: {path}:{target.line}: no digest known for"
-                        f" {image.repository}:{decision.tag}; left unchanged"
+                        f" {g.display}:{decision.tag}; left unchanged"
                     )
                     continue
             if target.digest_only and new_digest is not None:
@@ -263,8 +272,8 @@ def plan_environment(
             changes.setdefault(path, []).append(
                 Change(
                     environment=env,
-                    image=image.name,
-                    repository=image.normalized_repository,
+                    image=g.image,
+                    repository=repository,
                     file=path,
                     line=target.line,
                     field=target.field,
@@ -296,6 +305,8 @@ def plan_environment(
         old_files={p: files[p] for p in new_files},
         new_files=new_files,
         digests_needed=frozenset(needed),
+        trailer_digests=frozenset(trailer),
+        governed=governance.groups,
     )
 
 
@@ -305,7 +316,8 @@ DIGEST_LOOKUPS = 50
 
 
 def _tag_of_digest(
-    image: ImagePolicy,
+    rule: SelectionRule,
+    repository: str,
     digest: str,
     tags: Sequence[TagInfo],
     scan: ImageScan,
@@ -317,10 +329,10 @@ def _tag_of_digest(
     asked for (``needed``), so the next plan of this cycle can tell."""
     carriers = sorted(t for t, d in scan.digests.items() if d == digest)
     if carriers:
-        ranked = select(carriers, replace(image.rule(), downgrade=True), now=now).tag
+        ranked = select(carriers, replace(rule, downgrade=True), now=now).tag
         return ranked or carriers[0]
-    accepted = [v.tag for v in select(tags, image.rule(), now=now).verdicts if v.accepted]
-    needed.update((image.normalized_repository, t) for t in accepted[:DIGEST_LOOKUPS])
+    accepted = [v.tag for v in select(tags, rule, now=now).verdicts if v.accepted]
+    needed.update((repository, t) for t in accepted[:DIGEST_LOOKUPS])
     return None
 
 

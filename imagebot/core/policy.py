@@ -33,6 +33,7 @@ from imagebot.core.publish_policy import (
     publish_schema,
     publish_short_form,
 )
+from imagebot.core.repopattern import RepositoryPattern, compile_pattern, is_pattern
 from imagebot.core.selection import SelectionRule, ignore_entry_kind, validate_rule
 from imagebot.core.windows import Period, parse_period
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
@@ -65,14 +66,10 @@ class _TagFilterBase(_Model):
         return (value,) if isinstance(value, str) else value
 
 
-class _ImageEntry(_Model):
-    """How one environment picks a version of one repository."""
+class ImageRule(_Model):
+    """What an image entry and an environment's ``defaults`` share: how a version is picked
+    (the selection fields, generated below) and whether its digest is pinned."""
 
-    name: str = Field(
-        pattern=_NAME_RE,
-        description="name of this image policy; `# imagebot: <name>` markers refer to it",
-    )
-    repository: str = Field(description="image repository, e.g. ghcr.io/acme/backend or nginx")
     digest: Literal["pin", "none"] = Field(
         default="none", description="pin: write tag@sha256:… so the image cannot move under it"
     )
@@ -87,29 +84,12 @@ class _ImageEntry(_Model):
         description="versions whose hold (from a human rollback) is lifted, e.g. ['1.4.0']",
     )
 
-    @field_validator("repository")
-    @classmethod
-    def _repository(cls, value: str) -> str:
-        try:
-            ref = reference.parse(value)
-        except InvalidReference as exc:
-            raise ValueError(str(exc)) from None
-        if ref.tag or ref.digest:
-            raise ValueError(
-                f"{value!r} has a tag or digest; give the repository only (e.g. {ref.familiar})"
-            )
-        return value
-
     @field_validator("min_age", check_fields=False)
     @classmethod
     def _min_age(cls, value: str | None) -> str | None:
         if value is not None:
             parse_duration(value)
         return value
-
-    @property
-    def normalized_repository(self) -> str:
-        return reference.normalize_repository(self.repository)
 
     def rule(self) -> SelectionRule:
         """The selection rule this policy stands for (one object per policy, so the memos it
@@ -127,11 +107,55 @@ class _ImageEntry(_Model):
         return SelectionRule(**values)
 
 
+class _ImageEntry(ImageRule):
+    """How one environment picks a version of one repository, or of every repository a
+    pattern matches."""
+
+    name: str = Field(
+        pattern=_NAME_RE,
+        description="name of this image policy; `# imagebot: <name>` markers refer to it",
+    )
+    repository: str = Field(
+        description="image repository, e.g. ghcr.io/acme/backend or nginx; or a pattern where"
+        " * is any text within one path component and ** any number of components, e.g."
+        " ghcr.io/acme/* or **/redis"
+    )
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str) -> str:
+        try:
+            if is_pattern(value):
+                compile_pattern(value)
+                return value
+            ref = reference.parse(value)
+        except InvalidReference as exc:
+            raise ValueError(str(exc)) from None
+        if ref.tag or ref.digest:
+            raise ValueError(
+                f"{value!r} has a tag or digest; give the repository only (e.g. {ref.familiar})"
+            )
+        return value
+
+    @cached_property
+    def pattern(self) -> RepositoryPattern | None:
+        """The compiled pattern when ``repository`` is one, else None."""
+        return compile_pattern(self.repository) if is_pattern(self.repository) else None
+
+    @cached_property
+    def normalized_repository(self) -> str:
+        """``docker.io/library/nginx`` for ``nginx``; a pattern's normalised text."""
+        if self.pattern is not None:
+            return self.pattern.text
+        return reference.normalize_repository(self.repository)
+
+
 # The selection fields are generated from SelectionRule; type checkers see only the entry's own
 # fields, so code reads selection fields through ``rule()``.
 if TYPE_CHECKING:
     TagFilter = _TagFilterBase
     _ImageFields = _ImageEntry
+    _DefaultsFields = ImageRule
 else:
     TagFilter = create_model("TagFilter", __base__=_TagFilterBase, **_rule_fields("tags"))
     TagFilter.__doc__ = "Which tags an image policy considers at all."
@@ -141,10 +165,22 @@ else:
         tags=(TagFilter, Field(default_factory=TagFilter)),
         **_rule_fields(""),
     )
+    _DefaultsFields = create_model(
+        "_DefaultsFields",
+        __base__=ImageRule,
+        tags=(TagFilter, Field(default_factory=TagFilter)),
+        **_rule_fields(""),
+    )
 
 
 class ImagePolicy(_ImageFields):
-    """How one environment picks a version of one repository."""
+    """How one environment picks a version of one repository, or of every repository a
+    pattern matches."""
+
+
+class ImageDefaults(_DefaultsFields):
+    """An environment's ``defaults``: every field of an image entry but its name and
+    repository, for the images its files reference that no entry governs."""
 
 
 class Author(_Model):
@@ -243,7 +279,12 @@ class EnvironmentPolicy(_Model):
         default=None, description="take versions from an upstream environment's history"
     )
     signing: SigningSpec | None = Field(default=None, description="sign imagebot's commits")
-    images: tuple[ImagePolicy, ...] = Field(min_length=1)
+    defaults: ImageDefaults | None = Field(
+        default=None,
+        description="rule for every image referenced in the environment's files that no"
+        " entry of `images` governs",
+    )
+    images: tuple[ImagePolicy, ...] = Field(default=())
     detect: Literal["auto", "markers"] = Field(
         default="auto",
         description="auto: every image field of a watched repository, and every marker;"
@@ -318,8 +359,9 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     }
     for i in range(len(model.images)):
         lines[f"images[{i}]"] = yamldoc.line_of(doc, ("images", i))
+    for entry, _ in _rules(model):
         for f in dataclasses.fields(SelectionRule):
-            loc = ("images", i, *rule_field_path(f.name))
+            loc = (*entry, *rule_field_path(f.name))
             lines[yamldoc.dotted(loc)] = yamldoc.line_of(doc, loc)
     warnings = tuple(
         yamldoc.problem_at(source, doc, loc, message) for loc, message in _rule_warnings(model)
@@ -327,18 +369,28 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     return LoadedPolicy(source=source, policy=model, lines=lines, warnings=warnings)
 
 
+def _rules(model: EnvironmentPolicy) -> list[tuple[tuple[str | int, ...], ImageRule]]:
+    """Every rule of the file with where it is written: ``images[i]``, then ``defaults``."""
+    out: list[tuple[tuple[str | int, ...], ImageRule]] = [
+        (("images", i), image) for i, image in enumerate(model.images)
+    ]
+    if model.defaults is not None:
+        out.append((("defaults",), model.defaults))
+    return out
+
+
 def _rule_warnings(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
-    for i, image in enumerate(model.images):
+    for at, image in _rules(model):
         rule = image.rule()
         if rule.needs_digest and rule.follow is None:
             yield (
-                ("images", i, "strategy"),
+                (*at, "strategy"),
                 "strategy digest without follow follows whatever tag each file runs, and an"
                 " image pinned by digest alone cannot be followed; set follow (e.g. latest)",
             )
         if rule.compiled.named_cores and "range_style" not in image.model_fields_set:
             yield (
-                ("images", i, "range"),
+                (*at, "range"),
                 f"range {rule.range!r} spells a prerelease: npm (imagebot's default) admits only"
                 " that release's prereleases, Flux and Argo CD (Masterminds) every prerelease in"
                 " range; set range_style: npm or masterminds to say which you mean",
@@ -346,18 +398,20 @@ def _rule_warnings(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], 
         for entry in rule.ignore:
             if ignore_entry_kind(entry, rule.strategy) is None:
                 yield (
-                    ("images", i, "ignore"),
+                    (*at, "ignore"),
                     f"ignore entry {entry!r} is not a tag, a glob or a semver range:"
                     " it ignores nothing",
                 )
 
 
 def _rule_problems(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
-    for i, image in enumerate(model.images):
+    if not model.images and model.defaults is None:
+        yield ("images",), "give at least one image entry, or `defaults`"
+    for at, image in _rules(model):
         try:
             validate_rule(image.rule())
         except SelectionError as exc:
-            yield ("images", i, *rule_field_path(exc.field)), str(exc)
+            yield (*at, *rule_field_path(exc.field)), str(exc)
 
 
 def rule_field_path(name: str) -> tuple[str, ...]:
