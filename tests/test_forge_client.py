@@ -13,7 +13,7 @@ import pytest
 
 from imagebot.core.proposal import compare_url
 from imagebot.errors import ForgeError
-from imagebot.forge import Forge, PullRequest, connect_forge
+from imagebot.forge import CommitStatus, Forge, PullRequest, connect_forge
 from tests.support.clock import FakeClock
 from tests.support.forges import ForgeServer, Pull, run_forge
 from tests.support.gitenv import make_remote
@@ -153,3 +153,41 @@ def test_unreachable_forge_is_a_forge_error() -> None:
 def test_compare_url_forms(source: str, old: str | None, new: str, url: str) -> None:
     """Source annotations in https, scp-like and ssh forms give the forge's compare link."""
     assert compare_url(source, old, new) == url
+
+
+def test_github_statuses_and_check_runs_are_read_across_pages(tmp_path: Path) -> None:
+    """GitHub pages the statuses of a combined status and the check runs of a commit inside
+    an object (Link headers); every one of them is read, not only the first page."""
+    sha = "b" * 40
+    remote = make_remote(tmp_path, {"a.yaml": b"a: 1\n"})
+    with run_forge("github", remote, token=TOKEN) as server:
+        server.max_page = 2
+        server.statuses[sha] = {f"ci/{n}": "success" for n in range(5)}
+        server.statuses[sha].update({f"actions/{n}": "failure" for n in range(5)})
+
+        async def read(forge: Forge) -> list[CommitStatus]:
+            return await forge.commit_statuses(sha)
+
+        got = {s.context: s.state for s in _call("github", server.url, FakeClock(), read)}
+    assert got == {
+        **{f"ci/{n}": "success" for n in range(5)},
+        **{f"actions/{n}": "failure" for n in range(5)},
+    }
+    pages = [r.path for r in server.requests if r.method == "GET"]
+    assert pages.count(f"/repos/acme/environments/commits/{sha}/check-runs") == 3
+    assert pages.count(f"/repos/acme/environments/commits/{sha}/status") == 3
+
+
+def test_gitlab_merge_request_being_merged_is_not_read_as_closed(tmp_path: Path) -> None:
+    """A GitLab merge request in the documented ``locked`` state (a merge in progress) is not
+    among the closed ones, so it is never taken for a proposal a human declined."""
+    remote = make_remote(tmp_path, {"a.yaml": b"a: 1\n"})
+    with run_forge("gitlab", remote, token=TOKEN) as server:
+        server.pulls[1] = Pull(1, "imagebot/dev", "main", "t1", "", state="closed")
+        server.pulls[2] = Pull(2, "imagebot/dev", "main", "t2", "", state="locked")
+
+        async def closed(forge: Forge) -> list[PullRequest]:
+            return await forge.closed(head="imagebot/dev", base="main")
+
+        found = _call("gitlab", server.url, FakeClock(), closed)
+    assert [(pr.number, pr.state) for pr in found] == [(1, "closed")]

@@ -184,10 +184,16 @@ class ForgeHTTP:
             raise self.error(f"the answer is not JSON ({kind})", action=action) from None
 
     async def pages(
-        self, path: str, *, action: str, params: Mapping[str, str | int] | None = None
+        self,
+        path: str,
+        *,
+        action: str,
+        params: Mapping[str, str | int] | None = None,
+        within: str | None = None,
     ) -> list[Any]:
         """Every item of a paginated list: follows ``Link: rel="next"`` (GitHub, Gitea,
-        GitLab), else GitLab's ``X-Next-Page`` header."""
+        GitLab), else GitLab's ``X-Next-Page`` header. ``within`` names the list when each
+        page is an object holding it (GitHub's ``statuses`` and ``check_runs``)."""
         items: list[Any] = []
         url: str | None = path
         query: Mapping[str, str | int] | None = params
@@ -196,6 +202,8 @@ class ForgeHTTP:
                 break
             response = await self.call("GET", url, action=action, params=query)
             page = self._decode(response, action=action)
+            if within is not None and isinstance(page, dict):
+                page = page.get(within)
             if not isinstance(page, list):
                 raise self.error(f"expected a JSON list, got {type(page).__name__}", action=action)
             items.extend(page)

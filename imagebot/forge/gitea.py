@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict, cast
 
-from imagebot.forge.base import CommitStatus, ForgeHTTP, PullRequest, PullState, StatusState
+from imagebot.forge.base import CommitStatus, PullRequest, PullState, StatusState
+from imagebot.forge.repos import RepoPulls
 
 #: Gitea marks a work-in-progress (draft) pull request by this title prefix.
 DRAFT_PREFIX = "WIP: "
@@ -51,22 +52,10 @@ _STATUS: dict[str, StatusState] = {
 }
 
 
-class Gitea:
+class Gitea(RepoPulls):
     """One Gitea or Forgejo repository (``owner/name``)."""
 
     kind = "gitea"
-
-    def __init__(self, http: ForgeHTTP) -> None:
-        self.http = http
-        self.project = http.project
-        self._repo = f"/repos/{http.project}"
-
-    async def find_open(self, *, head: str, base: str) -> PullRequest | None:
-        pulls = await self._pulls("open", head, base, action="find open pull request")
-        return pulls[0] if pulls else None
-
-    async def closed(self, *, head: str, base: str) -> list[PullRequest]:
-        return await self._pulls("closed", head, base, action="list closed pull requests")
 
     async def _pulls(self, state: str, head: str, base: str, *, action: str) -> list[PullRequest]:
         # The list endpoint filters by state only; head and base are matched here.
@@ -107,20 +96,6 @@ class Gitea:
         )
         return [str(cast(GiteaComment, i).get("body") or "") for i in items]
 
-    async def comment(self, pr: PullRequest, body: str) -> None:
-        await self.http.call(
-            "POST",
-            f"{self._repo}/issues/{pr.number}/comments",
-            action=f"comment on pull request #{pr.number}",
-            json={"body": body},
-        )
-
-    async def close(self, pr: PullRequest, *, body: str | None = None) -> None:
-        payload: dict[str, Any] = {"state": "closed"}
-        if body is not None:
-            payload["body"] = body
-        await self._patch(pr, payload, action=f"close pull request #{pr.number}")
-
     async def add_labels(self, pr: PullRequest, labels: tuple[str, ...]) -> None:
         action = f"label pull request #{pr.number}"
         # Older Gitea releases take label ids only, so names are looked up first.
@@ -136,14 +111,6 @@ class Gitea:
             f"{self._repo}/issues/{pr.number}/labels",
             action=action,
             json={"labels": [ids[name] for name in labels]},
-        )
-
-    async def request_reviewers(self, pr: PullRequest, reviewers: tuple[str, ...]) -> None:
-        await self.http.call(
-            "POST",
-            f"{self._repo}/pulls/{pr.number}/requested_reviewers",
-            action=f"request reviewers on pull request #{pr.number}",
-            json={"reviewers": list(reviewers)},
         )
 
     async def enable_automerge(self, pr: PullRequest) -> None:

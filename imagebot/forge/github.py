@@ -3,9 +3,10 @@ GraphQL mutation auto-merge needs (REST has no endpoint for it)."""
 
 from __future__ import annotations
 
-from typing import Any, TypedDict, cast
+from typing import TypedDict, cast
 
 from imagebot.forge.base import CommitStatus, ForgeHTTP, PullRequest, PullState, StatusState
+from imagebot.forge.repos import RepoPulls
 
 
 class _Ref(TypedDict):
@@ -56,23 +57,14 @@ _CHECK_STATE: dict[str, StatusState] = {
 }
 
 
-class GitHub:
+class GitHub(RepoPulls):
     """One GitHub repository (``owner/name``)."""
 
     kind = "github"
 
     def __init__(self, http: ForgeHTTP) -> None:
-        self.http = http
-        self.project = http.project
-        self._repo = f"/repos/{http.project}"
+        super().__init__(http)
         self._owner = http.project.split("/")[0]
-
-    async def find_open(self, *, head: str, base: str) -> PullRequest | None:
-        pulls = await self._pulls("open", head, base, action="find open pull request")
-        return pulls[0] if pulls else None
-
-    async def closed(self, *, head: str, base: str) -> list[PullRequest]:
-        return await self._pulls("closed", head, base, action="list closed pull requests")
 
     async def _pulls(self, state: str, head: str, base: str, *, action: str) -> list[PullRequest]:
         params: dict[str, str | int] = {
@@ -112,39 +104,12 @@ class GitHub:
         )
         return [str(cast(GitHubComment, i).get("body") or "") for i in items]
 
-    async def comment(self, pr: PullRequest, body: str) -> None:
-        await self.http.call(
-            "POST",
-            f"{self._repo}/issues/{pr.number}/comments",
-            action=f"comment on pull request #{pr.number}",
-            json={"body": body},
-        )
-
-    async def close(self, pr: PullRequest, *, body: str | None = None) -> None:
-        payload: dict[str, Any] = {"state": "closed"}
-        if body is not None:
-            payload["body"] = body
-        await self.http.call(
-            "PATCH",
-            f"{self._repo}/pulls/{pr.number}",
-            action=f"close pull request #{pr.number}",
-            json=payload,
-        )
-
     async def add_labels(self, pr: PullRequest, labels: tuple[str, ...]) -> None:
         await self.http.call(
             "POST",
             f"{self._repo}/issues/{pr.number}/labels",
             action=f"label pull request #{pr.number}",
             json={"labels": list(labels)},
-        )
-
-    async def request_reviewers(self, pr: PullRequest, reviewers: tuple[str, ...]) -> None:
-        await self.http.call(
-            "POST",
-            f"{self._repo}/pulls/{pr.number}/requested_reviewers",
-            action=f"request reviewers on pull request #{pr.number}",
-            json={"reviewers": list(reviewers)},
         )
 
     async def enable_automerge(self, pr: PullRequest) -> None:
@@ -166,7 +131,12 @@ class GitHub:
 
     async def commit_statuses(self, sha: str) -> list[CommitStatus]:
         action = f"read statuses of commit {sha[:12]}"
-        combined = await self.http.json("GET", f"{self._repo}/commits/{sha}/status", action=action)
+        # Both lists are paged (Link headers) inside an object: a commit can carry more
+        # than one page of check runs (a monorepo's CI), and every one of them counts.
+        statuses = await self.http.pages(
+            f"{self._repo}/commits/{sha}/status", action=action, params={"per_page": 100},
+            within="statuses",
+        )  # fmt: skip
         out = [
             CommitStatus(
                 context=s.get("context", ""),
@@ -174,12 +144,13 @@ class GitHub:
                 url=s.get("target_url"),
                 description=s.get("description"),
             )
-            for s in cast(list[GitHubStatus], combined.get("statuses", []))
+            for s in cast(list[GitHubStatus], statuses)
         ]
-        runs = await self.http.json(
-            "GET", f"{self._repo}/commits/{sha}/check-runs?per_page=100", action=action
-        )
-        for run in cast(list[GitHubCheckRun], runs.get("check_runs", [])):
+        runs = await self.http.pages(
+            f"{self._repo}/commits/{sha}/check-runs", action=action, params={"per_page": 100},
+            within="check_runs",
+        )  # fmt: skip
+        for run in cast(list[GitHubCheckRun], runs):
             state: StatusState = "pending"
             if run.get("status") == "completed":
                 state = _CHECK_STATE.get(run.get("conclusion") or "", "failure")

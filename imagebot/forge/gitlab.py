@@ -170,9 +170,10 @@ class GitLab:
 
 
 def _mr(data: GitLabMergeRequest) -> PullRequest:
-    state: PullState = {"opened": "open", "merged": "merged"}.get(  # type: ignore[assignment]
-        data.get("state", ""), "closed"
-    )
+    # "locked" is GitLab's state while a merge is being carried out: not closed by a human,
+    # so it is never read as a declined proposal.
+    states: dict[str, PullState] = {"opened": "open", "locked": "open", "merged": "merged"}
+    state = states.get(data.get("state", ""), "closed")
     title = data.get("title", "")
     draft = bool(data.get("draft")) or title.startswith(DRAFT_PREFIX)
     return PullRequest(

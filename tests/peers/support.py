@@ -3,14 +3,17 @@ load the policy as ``imagebot check`` does, and choose from the same tags."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from imagebot.core.policy import LoadedPolicy, parse_policy
 from imagebot.core.selection import TagInfo, select
 from imagebot.migrate import CONVERTERS
 from imagebot.migrate.model import checked
+from tests.support.cli import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -39,3 +42,19 @@ def choose(
         TagInfo(name=t, created=(created or {}).get(t), digest=(digests or {}).get(t)) for t in tags
     ]
     return select(infos, rule, current=current, now=NOW).tag
+
+
+def migrate_and_plan(tool: str, source: Path, tmp_path: Path) -> list[dict[str, Any]]:
+    """``imagebot migrate --from tool source``, ``check`` of what it wrote, then ``plan
+    --output json`` over it: the environments planned (each step must succeed)."""
+    policies = tmp_path / "policies"
+    result = run_cli("migrate", "--from", tool, str(source), "--output", str(policies))
+    assert result.returncode == 0, result.stderr
+    assert run_cli("check", "--policies", str(policies)).returncode == 0
+    result = run_cli(
+        "plan", "--policies", str(policies), "--cache-dir", str(tmp_path / "cache"),
+        "--output", "json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    environments: list[dict[str, Any]] = json.loads(result.stdout)["environments"]
+    return environments

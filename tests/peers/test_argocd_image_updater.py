@@ -8,7 +8,6 @@ tests/peers/SOURCES.md.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import yaml
 
 from imagebot.migrate import CONVERTERS
 from imagebot.migrate.argocd import split_image
-from tests.peers.support import FIXTURES, choose, converted
+from tests.peers.support import FIXTURES, choose, converted, migrate_and_plan
 from tests.support.cli import run_cli
 from tests.support.gitenv import make_remote
 from tests.support.registry import push_image, run_registry
@@ -170,20 +169,9 @@ def test_e2e_005_app_wide_update_strategy(tmp_path: Path) -> None:
         install = local((fixtures / "01-install.yaml").read_text())
         install = install.replace("https://10.42.0.1:30003/testdata.git", str(remote))
         (manifests / "01-install.yaml").write_text(install)
-        policies = tmp_path / "policies"
-        result = run_cli(
-            "migrate", "--from", "argocd-image-updater", str(manifests), "--output", str(policies)
-        )
-        assert result.returncode == 0, result.stderr
-        assert run_cli("check", "--policies", str(policies)).returncode == 0
-        result = run_cli(
-            "plan", "--policies", str(policies), "--cache-dir", str(tmp_path / "cache"),
-            "--output", "json",
-        )  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
         planned = {
             env["environment"]: [c["to"]["tag"] for c in env["changes"]]
-            for env in json.loads(result.stdout)["environments"]
+            for env in migrate_and_plan("argocd-image-updater", manifests, tmp_path)
         }
     expected = {}
     for doc in yaml.safe_load_all((fixtures / "02-assert.yaml").read_text()):

@@ -22,8 +22,7 @@ from imagebot.core.policy import parse_policy
 from imagebot.core.rewrite import locate
 from imagebot.core.selection import TagInfo
 from imagebot.migrate import CONVERTERS
-from tests.peers.support import FIXTURES, NOW, choose, converted
-from tests.support.cli import run_cli
+from tests.peers.support import FIXTURES, NOW, choose, converted, migrate_and_plan
 from tests.support.gitenv import make_remote, show
 from tests.support.registry import push_image, run_registry
 
@@ -231,16 +230,7 @@ def test_flux_e2e_image_automation_converts_checks_and_plans(tmp_path: Path) -> 
             "metadata: {name: flux-system, namespace: flux-system}\n"
             f"spec: {{url: {json.dumps(str(remote))}, ref: {{branch: main}}}}\n"
         )
-        policies = tmp_path / "policies"
-        result = run_cli("migrate", "--from", "flux", str(manifests), "--output", str(policies))
-        assert result.returncode == 0, result.stderr
-        assert run_cli("check", "--policies", str(policies)).returncode == 0
-        result = run_cli(
-            "plan", "--policies", str(policies), "--cache-dir", str(tmp_path / "cache"),
-            "--output", "json",
-        )  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
-        (env,) = json.loads(result.stdout)["environments"]
+        (env,) = migrate_and_plan("flux", manifests, tmp_path)
         (change,) = env["changes"]
         assert (change["from"]["tag"], change["to"]) == (
             "6.8.0",

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from imagebot.migrate import CONVERTERS
-from tests.peers.support import FIXTURES, choose, converted
-from tests.support.cli import run_cli
+from tests.peers.support import FIXTURES, choose, converted, migrate_and_plan
 from tests.support.gitenv import git, make_remote
 from tests.support.registry import push_image, run_registry
 
@@ -146,16 +145,7 @@ def test_renovate_docs_example_converts_checks_and_plans(tmp_path: Path) -> None
         )
         checkout = tmp_path / "checkout"
         git("clone", "--quiet", str(remote), str(checkout), cwd=tmp_path)
-        policies = tmp_path / "policies"
-        result = run_cli("migrate", "--from", "renovate", str(checkout), "--output", str(policies))
-        assert result.returncode == 0, result.stderr
-        assert run_cli("check", "--policies", str(policies)).returncode == 0
-        result = run_cli(
-            "plan", "--policies", str(policies), "--cache-dir", str(tmp_path / "cache"),
-            "--output", "json",
-        )  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
-        (env,) = json.loads(result.stdout)["environments"]
+        (env,) = migrate_and_plan("renovate", checkout, tmp_path)
         moves = {c["repository"].rsplit("/", 1)[-1]: c["to"]["tag"] for c in env["changes"]}
         assert moves == {"bar": "1.3.0", "node": "1.2.1-alpine"}
 

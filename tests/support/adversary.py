@@ -13,8 +13,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.httpserver import serving
 
 
 @dataclass(frozen=True)
@@ -87,17 +89,10 @@ def _http_handler(server: Adversary) -> type[BaseHTTPRequestHandler]:
 def run_adversary(handler: Handler, *, address: str = "127.0.0.1") -> Iterator[Adversary]:
     """Serve ``handler`` on a free port of ``address`` until the block ends."""
     server = Adversary(handler, address)
-    httpd = ThreadingHTTPServer((address, 0), _http_handler(server))
-    httpd.daemon_threads = True
-    server.host = f"{address}:{httpd.server_address[1]}"
-    server.url = f"http://{server.host}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_http_handler(server), address=address) as httpd:
+        server.host = f"{address}:{httpd.server_address[1]}"
+        server.url = f"http://{server.host}"
         yield server
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @contextmanager

@@ -16,11 +16,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+
+from tests.support.httpserver import serving
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -201,16 +203,10 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 def run_fault_proxy(upstream: str, rule: Rule = lambda seen: None) -> Iterator[FaultProxy]:
     """Start a proxy on a free loopback port in front of ``upstream``."""
     proxy = FaultProxy(upstream, rule)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(proxy))
-    httpd.daemon_threads = True
-    port = httpd.server_address[1]
-    proxy.host = f"127.0.0.1:{port}"
-    proxy.url = f"http://{proxy.host}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield proxy
+        with serving(_handler(proxy)) as httpd:
+            proxy.host = f"127.0.0.1:{httpd.server_address[1]}"
+            proxy.url = f"http://{proxy.host}"
+            yield proxy
     finally:
-        httpd.shutdown()
-        httpd.server_close()
         proxy.close()

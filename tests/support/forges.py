@@ -23,8 +23,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+from tests.support.httpserver import serving
+
 API_PREFIX = {"github": "", "gitlab": "/api/v4", "gitea": "/api/v1"}
 GITHUB_DOCS = "https://docs.github.com/rest"
+#: GitHub lists paged inside an object (combined status, check runs); total_count stays whole
+PAGED_WITHIN = ("statuses", "check_runs")
 
 
 @dataclass
@@ -44,7 +48,7 @@ class Pull:
     title: str
     body: str
     draft: bool = False
-    state: str = "open"  # open | closed
+    state: str = "open"  # open | closed | locked (GitLab, while merging)
     merged: bool = False
     labels: list[str] = field(default_factory=list)
     reviewers: list[str] = field(default_factory=list)
@@ -165,6 +169,10 @@ class ForgeServer:
                 return reply.status, reply.headers, reply.body
             if isinstance(data, list) and method == "GET":
                 return self._paginate(split.path, query, data)
+            inner = next((k for k in PAGED_WITHIN if isinstance(data, dict) and k in data), None)
+            if inner is not None and method == "GET":
+                status, reply_headers, page = self._paginate(split.path, query, data[inner])
+                return status, reply_headers, {**data, inner: page}
             return status, reply_headers, data
 
     def _authenticate(self, headers: dict[str, str]) -> None:
@@ -440,6 +448,8 @@ class ForgeServer:
         return 200, {}, out
 
     def _gl_state(self, p: Pull) -> str:
+        if p.state == "locked":  # GitLab only: a merge is being carried out
+            return "locked"
         return "opened" if p.state == "open" else ("merged" if p.merged else "closed")
 
     def _gl_create(self, query: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
@@ -464,9 +474,9 @@ class ForgeServer:
             pr.state = "closed"
         if "add_labels" in body:
             pr.labels.extend(x for x in body["add_labels"].split(",") if x)
-        if "reviewer_ids" in body:
+        if "reviewer_ids" in body:  # replaces the reviewers (an empty list removes them all)
             by_id = {v: k for k, v in self.users.items()}
-            pr.reviewers.extend(by_id[i] for i in body["reviewer_ids"])
+            pr.reviewers = [by_id[i] for i in body["reviewer_ids"]]
         return 200, {}, self._json(pr)
 
     def _gl_merge(
@@ -605,13 +615,6 @@ def run_forge(
     """A forge of ``kind`` on a free loopback port, serving until the block ends."""
     forge = ForgeServer(kind, remote, project=project, token=token)
     handler = type("Handler", (_Handler,), {"forge": forge})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    forge._server = server
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(handler) as server:
+        forge._server = server
         yield forge
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

@@ -72,6 +72,10 @@ class Registry:
     log: Path = field(repr=False)
 
 
+#: a header every test registry sends with its own work directory's name
+IDENTITY = "X-Test-Registry"
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -94,7 +98,11 @@ def _config(
             "delete": {"enabled": True},
             "maintenance": {"uploadpurging": {"enabled": False}},
         },
-        "http": {"addr": f"127.0.0.1:{port}", "headers": {"X-Content-Type-Options": ["nosniff"]}},
+        "http": {
+            "addr": f"127.0.0.1:{port}",
+            # IDENTITY tells this registry's answers from another process's on a reused port.
+            "headers": {"X-Content-Type-Options": ["nosniff"], IDENTITY: [workdir.name]},
+        },
     }
     if tls is not None:
         cfg["http"]["tls"] = {"certificate": str(tls.cert), "key": str(tls.key)}
@@ -168,6 +176,7 @@ def run_registry(
 
 
 def _wait_ready(registry: Registry, proc: subprocess.Popen[bytes], tls: Tls | None) -> None:
+    proc_name = registry.log.parent.name  # the work directory, sent as the IDENTITY header
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -181,7 +190,9 @@ def _wait_ready(registry: Registry, proc: subprocess.Popen[bytes], tls: Tls | No
             continue
         try:
             r = httpx.get(f"{registry.url}/v2/", timeout=1)
-            if r.status_code in (200, 401):
+            # Another test run's registry may hold the port free_port() chose (it was free
+            # when asked): only this registry's own answer means it is up.
+            if r.status_code in (200, 401) and r.headers.get(IDENTITY) == proc_name:
                 return
         except httpx.TransportError:
             pass

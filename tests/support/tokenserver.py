@@ -10,13 +10,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from tests.support.httpserver import serving
 from tests.support.registry import Registry, TokenAuthConfig, run_registry
 
 SERVICE = "imagebot-test-registry"
@@ -184,15 +184,9 @@ def run_token_server(
     workdir.mkdir(parents=True)
     key, der, cert_path = _make_cert(workdir)
     server = TokenServer(users=dict(users), cert_path=cert_path, key=key, cert_der=der, **options)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(server))
-    server.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(server)) as httpd:
+        server.url = f"http://127.0.0.1:{httpd.server_address[1]}"
         yield server
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @contextmanager

@@ -143,6 +143,14 @@ def image_string(ctx: Context, node: ScalarNode, path: YamlPath, kind: str) -> F
     repository = normalised(name)
     if repository is None:
         return None
+    return _whole_reference(ctx, node, path, kind, slot, repository, tag, digest, problem)
+
+
+def _whole_reference(
+    ctx: Context, node: ScalarNode, path: YamlPath, kind: str, slot: Slot, repository: str,
+    tag: str | None, digest: str | None, problem: str | None = None,
+) -> Found:  # fmt: skip
+    """The target of a reference written whole in one scalar (its one slot)."""
     target = Target(
         source=ctx.source,
         line=slot.line,
@@ -311,18 +319,7 @@ def _argocd_image_string(ctx: Context, node: ScalarNode, path: YamlPath, kind: s
     if repository is None:
         return None
     slot = replace(ctx.slot(node, "ref", path), alias=alias + eq)
-    target = Target(
-        source=ctx.source,
-        line=slot.line,
-        kind=kind,
-        field=format_path(path),
-        repository=repository,
-        policy=None,
-        tag=tag,
-        digest=digest,
-        slots=(slot,),
-    )
-    return Found(target, [id(node)])
+    return _whole_reference(ctx, node, path, kind, slot, repository, tag, digest)
 
 
 def _kustomize_entry(ctx: Context, item: MappingNode, path: YamlPath) -> Found | None:

@@ -1,0 +1,29 @@
+"""The one way the fake servers in tests/support serve HTTP: a ``ThreadingHTTPServer`` on a
+free loopback port, in a background thread, for the length of a ``with`` block."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@contextmanager
+def serving(
+    handler: type[BaseHTTPRequestHandler], *, address: str = "127.0.0.1"
+) -> Iterator[ThreadingHTTPServer]:
+    """Serve ``handler`` on a free port of ``address`` until the block ends.
+
+    Request threads are daemons: a handler a test left hanging (a keep-alive connection, a
+    drip-fed answer) never holds up the end of the block."""
+    httpd = ThreadingHTTPServer((address, 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
