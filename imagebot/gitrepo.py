@@ -171,7 +171,6 @@ class EnvRepo:
     ) -> list[FileEntry]:
         """Regular files below ``under`` at the fetched head whose names end in ``suffixes``
         (or are one of :data:`EXTRA_NAMES`)."""
-        args = ["ls-tree", "-r", "-z", "--full-tree", self._remote_ref]
         args = ["ls-tree", "-r", "-z", "--full-tree", self.fetched or self._remote_ref]
         if under not in ("", "."):
             args += ["--", under.strip("/") + "/"]
