@@ -264,6 +264,9 @@ class Service:
                         publish=True,
                         known_tags=trigger == "webhook",
                         git_timeout=self.options.git_timeout,
+                        # Every environment, so a promoted one finds its upstream even when
+                        # the upstream is not in this batch.
+                        catalog=tuple(self.policies.state.environments.values()),
                     )
                 except Exception as exc:  # one bad cycle never stops the daemon
                     self._crashed(batch, exc)
