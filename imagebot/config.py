@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagebot.core import yamldoc
+from imagebot.core.envgraph import order_environments
 from imagebot.core.policy import LoadedPolicy, parse_policy
 from imagebot.errors import PolicyError
 from imagebot.policycache import parse_cached
@@ -24,6 +25,9 @@ class PolicySet:
 
     environments: tuple[LoadedPolicy, ...]
     problems: tuple[str, ...]
+    #: every environment that loaded, even when ``environments`` is narrowed to a few
+    #: (a promoted environment reads its upstream's history)
+    catalog: tuple[LoadedPolicy, ...] = ()
 
 
 def policy_files(directory: Path) -> list[Path]:
@@ -64,7 +68,10 @@ def load_policies(directory: Path, *, cache_dir: Path | None = None) -> PolicySe
         loaded.append(policy)
     if not loaded and not problems:
         problems.append(f"{directory}: no policy files (*.yaml) found")
-    return PolicySet(environments=tuple(loaded), problems=tuple(problems))
+    # Upstream environments first; a broken promotion graph stops only the environments in it.
+    ordered, graph_problems = order_environments(loaded)
+    problems.extend(graph_problems)
+    return PolicySet(environments=tuple(ordered), problems=tuple(problems), catalog=tuple(loaded))
 
 
 def resolve_repo_url(url: str, policy_file: str) -> str:

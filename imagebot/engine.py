@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Protocol
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
-from imagebot import config, logs
+from imagebot import config, logs, promoting
 from imagebot.core import rewrite
+from imagebot.core.envgraph import order_environments
 from imagebot.core.governing import Governance, govern, locate_filter
 from imagebot.core.plan import (
     EnvironmentPlan,
@@ -27,6 +29,7 @@ from imagebot.core.plan import (
     plan_environment,
 )
 from imagebot.core.policy import LoadedPolicy
+from imagebot.core.promotion import CommitStatuses, HistoryCommit
 from imagebot.core.selection import TagInfo
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.errors import EditError, ForgeError, GitError, RegistryError
@@ -64,6 +67,8 @@ class EnvironmentResult:
     commit: str | None = None
     error: str | None = None
     publication: str | None = None  # what the publisher did or would do, e.g. a PR opened
+    #: per image: what runs since when, what comes next and what it waits for
+    images: tuple[promoting.ImageStatus, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -103,6 +108,8 @@ async def run_cycle(
     push_attempts: int = 3,
     git_timeout: float = DEFAULT_GIT_TIMEOUT,
     publishers: Publishers | None = None,
+    catalog: Sequence[LoadedPolicy] = (),
+    statuses: promoting.StatusSource | None = None,
     memo: SelectionMemo | None = None,
     image_digests: bool = True,
 ) -> CycleResult:
@@ -110,6 +117,11 @@ async def run_cycle(
     its policy says (``publishers`` builds the publishers; default: the process's tokens).
 
     Each environment is planned and published as soon as the repositories it needs are
+    scanned, so one slow registry holds up only the environments that use it. A promoted
+    environment also waits for its upstream, so a version can travel dev → staging in one
+    cycle. ``catalog`` holds every known environment (default: ``policies``) so that a
+    promoted environment finds its upstream even when only it was asked for; ``statuses``
+    answers the checks gate (default: the upstream's forge, from its ``publish.forge``).
     scanned, so one slow registry holds up only the environments that use it. ``memo``
     carries decisions from the last cycle (a long-running process passes the same one each
     time). Without ``image_digests`` a moving tag's digest is fetched only when the file
@@ -131,6 +143,8 @@ async def run_cycle(
             push_attempts=push_attempts,
             git_timeout=git_timeout,
             publishers=publishers,
+            catalog=catalog,
+            statuses=statuses,
             memo=memo,
             image_digests=image_digests,
         )
@@ -147,9 +161,16 @@ async def _run_cycle(
     push_attempts: int,
     git_timeout: float,
     publishers: Publishers,
+    catalog: Sequence[LoadedPolicy],
+    statuses: promoting.StatusSource | None,
     memo: SelectionMemo,
     image_digests: bool,
 ) -> CycleResult:
+    policies, graph_problems = order_environments(policies, catalog)
+    problems = (*problems, *(p for p in graph_problems if p not in problems))
+    known = {p.name: p for p in (*catalog, *policies)}
+    histories: dict[str, list[HistoryCommit]] = {}
+    prepared_for: dict[str, promoting.Prepared] = {}
     workspaces: dict[str, _Workspace | str] = {}
     fetched: set[tuple[str, str]] = set()  # (clone, branch): environments share one fetch
     for loaded in policies:
@@ -183,24 +204,47 @@ async def _run_cycle(
                 return
             for g in ws.governance.groups:
                 await scanned[g.repository].wait()
-            # Environments sharing a clone publish in policy order, each from the last's head.
+            # Environments sharing a clone publish in policy order, each from the last's head;
+            # a promoted environment starts once its upstream has published.
+            promote = loaded.policy.promote
             for earlier in policies[:position]:
                 other = workspaces[earlier.name]
-                if isinstance(other, _Workspace) and other.repo.path == ws.repo.path:
+                shared = isinstance(other, _Workspace) and other.repo.path == ws.repo.path
+                if shared or (promote is not None and earlier.name == promote.from_):
                     await finished[earlier.name].wait()
-            results[loaded.name] = await _run_environment(
+            try:
+                prepared = await _prepare(
+                    loaded, ws, known, histories, scans, repos_dir, clock(), git_timeout,
+                    results=results, source=statuses, publishers=publishers,
+                )  # fmt: skip
+                prepared_for[loaded.name] = prepared
+            except GitError as exc:
+                log.error("history_unavailable", environment=loaded.name, error=str(exc))
+                empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
+                results[loaded.name] = EnvironmentResult(plan=empty, error=str(exc))
+                return
+            result = await _run_environment(
                 loaded,
                 ws,
                 registry=registry,
-                scans=scans,
+                scans=prepared.scans,
                 repos_dir=repos_dir,
                 publish=publish,
                 clock=clock,
                 push_attempts=push_attempts,
                 git_timeout=git_timeout,
                 publishers=publishers,
+                prepared=prepared,
                 memo=memo,
                 image_digests=image_digests,
+            )
+            if result.commit:
+                histories.pop(loaded.name, None)  # downstream environments read the new commit
+            results[loaded.name] = replace(
+                result,
+                images=promoting.statuses_of(
+                    loaded, targets=ws.targets, prepared=prepared, plan=result.plan
+                ),
             )
             # The last environment of a clone pushes what all of them committed (once).
             sharing = [
@@ -214,6 +258,7 @@ async def _run_cycle(
                     results, sharing, clone=str(ws.repo.path), registry=registry, scans=scans,
                     repos_dir=repos_dir, publish=publish, clock=clock,
                     push_attempts=push_attempts, git_timeout=git_timeout, publishers=publishers,
+                    prepared_for=prepared_for,
                     memo=memo, image_digests=image_digests,
                 )  # fmt: skip
         finally:
@@ -236,6 +281,7 @@ async def _run_cycle(
         push_attempts=push_attempts,
         git_timeout=git_timeout,
         publishers=publishers,
+        prepared_for=prepared_for,
         memo=memo,
         image_digests=image_digests,
     )
@@ -243,6 +289,89 @@ async def _run_cycle(
         environments=tuple(results[loaded.name] for loaded in policies),
         problems=tuple(problems),
     )
+
+
+async def _prepare(
+    loaded: LoadedPolicy,
+    ws: _Workspace,
+    known: Mapping[str, LoadedPolicy],
+    histories: dict[str, list[HistoryCommit]],
+    scans: Mapping[str, ImageScan],
+    repos_dir: Path,
+    now: datetime,
+    git_timeout: float,
+    *,
+    results: Mapping[str, EnvironmentResult],
+    source: promoting.StatusSource | None,
+    publishers: Publishers,
+) -> promoting.Prepared:
+    """Read this environment's history (for holds) and its upstream's (for candidates),
+    and the forge's commit statuses when the checks gate needs them."""
+
+    def history_of(env: LoadedPolicy, repo: EnvRepo | None) -> list[HistoryCommit]:
+        if env.name not in histories:
+            if repo is None:
+                url = config.resolve_repo_url(env.policy.repo.url, env.source)
+                cache = repo_cache_dir(repos_dir, url)
+                repo = EnvRepo(url, env.policy.repo.branch, cache, timeout=git_timeout)
+                done = results.get(env.name)
+                if done is not None and done.commit is not None:
+                    # Committed this cycle: in commit mode the push may still wait for the
+                    # clone's last environment, so read up to the commit itself.
+                    repo.fetched = done.commit
+                else:
+                    repo.fetch()
+            histories[env.name] = promoting.read_history(env, repo)
+        return histories[env.name]
+
+    promote = loaded.policy.promote
+    upstream = known.get(promote.from_) if promote else None
+
+    def read() -> tuple[list[HistoryCommit], list[HistoryCommit] | None]:
+        own = history_of(loaded, ws.repo)
+        return own, history_of(upstream, None) if upstream else None
+
+    own, upstream_history = await anyio.to_thread.run_sync(read)
+    statuses: CommitStatuses | None = None
+    if promote and promote.checks and upstream and upstream_history:
+        source = source or _forge_statuses(publishers, upstream)
+        if source is not None:
+            statuses = await promoting.read_statuses(loaded, upstream, upstream_history, source)
+    return await anyio.to_thread.run_sync(
+        lambda: promoting.prepare(
+            loaded,
+            targets=ws.targets,
+            history=own,
+            upstream=upstream,
+            upstream_history=upstream_history,
+            scans=scans,
+            now=now,
+            statuses=statuses,
+        )
+    )
+
+
+def _forge_statuses(
+    publishers: Publishers, upstream: LoadedPolicy
+) -> promoting.StatusSource | None:
+    """The commit statuses of the upstream's repo, from the forge its policy names
+    (``publish.forge``); None when it names none."""
+    try:
+        forge = publishers.forge_for(upstream)
+    except ForgeError as exc:
+        failure = exc  # no token, say: every status read fails with this
+
+        async def unreadable(env: LoadedPolicy, sha: str) -> Mapping[str, str]:
+            raise failure
+
+        return unreadable
+    if forge is None:
+        return None
+
+    async def read(env: LoadedPolicy, sha: str) -> Mapping[str, str]:
+        return {s.context: s.state for s in await forge.commit_statuses(sha)}
+
+    return read
 
 
 async def _finish_publishing(
@@ -258,6 +387,7 @@ async def _finish_publishing(
     push_attempts: int,
     git_timeout: float,
     publishers: Publishers,
+    prepared_for: Mapping[str, promoting.Prepared],
     memo: SelectionMemo,
     image_digests: bool,
 ) -> None:
@@ -265,7 +395,9 @@ async def _finish_publishing(
     publisher.PendingPushes) and update ``results``; an environment whose push lost a race
     is read, planned and published again on the new head, like a single push would be."""
     for attempt in range(1, push_attempts + 1):
-        flushed = await publishers.flush(clone)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        with anyio.CancelScope(shield=True):  # a pushed branch always gets its pull request
+            flushed = await publishers.flush(clone)
         for loaded in policies:
             env = loaded.name
             note = flushed.notes.get(env)
@@ -283,11 +415,14 @@ async def _finish_publishing(
                 except GitError as err:
                     results[env] = replace(results[env], commit=None, error=f"{env}: {err}")
                     continue
+                prepared = prepared_for.get(env) or promoting.Prepared(
+                    scans=dict(scans), views={}, runs={}
+                )
                 results[env] = await _run_environment(
-                    loaded, ws, registry=registry, scans=scans, repos_dir=repos_dir,
+                    loaded, ws, registry=registry, scans=prepared.scans, repos_dir=repos_dir,
                     publish=publish, clock=clock, push_attempts=push_attempts,
-                    git_timeout=git_timeout, publishers=publishers, memo=memo,
-                    image_digests=image_digests,
+                    git_timeout=git_timeout, publishers=publishers, prepared=prepared,
+                    memo=memo, image_digests=image_digests,
                 )  # fmt: skip
             else:
                 log.error("publish_failed", environment=env, error=str(failure))
@@ -386,6 +521,7 @@ async def _run_environment(
     push_attempts: int,
     git_timeout: float,
     publishers: Publishers,
+    prepared: promoting.Prepared,
     memo: SelectionMemo,
     image_digests: bool,
 ) -> EnvironmentResult:
@@ -406,11 +542,13 @@ async def _run_environment(
             empty = EnvironmentPlan(environment=env, source=loaded.source)
             return EnvironmentResult(plan=empty, error=f"{env}: {err}")
     for attempt in range(1, push_attempts + 1):
-        plan = _plan(loaded, ws, scans, clock, memo)
+        # Planning is CPU work (selection over thousands of tags): off the event loop, so a
+        # daemon's health checks and webhooks are answered meanwhile.
+        plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
         needed = plan.digests_needed | (plan.trailer_digests if image_digests else frozenset())
         if await _resolve_digests(registry, needed, scans):
             # The memo answers again for every image whose selection read only tag names.
-            plan = _plan(loaded, ws, scans, clock, memo)
+            plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
         for problem in plan.problems:
             bound.warning("problem", detail=problem)
         for change in plan.changes:
@@ -426,7 +564,11 @@ async def _run_environment(
             if not publish:
                 preview = await publisher.preview(plan)
                 return EnvironmentResult(plan=plan, publication=preview.note)
-            done = await publisher.publish(ws.repo, plan, when=clock(), images=registry)
+            # Shielded (as is the flush below): a cancelled cycle — daemon shutdown, lost
+            # leadership — stops before a publisher's writes or after them, never between.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            with anyio.CancelScope(shield=True):
+                done = await publisher.publish(ws.repo, plan, when=clock(), images=registry)
         except ForgeError as exc:
             bound.error("publish_failed", error=str(exc))
             return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
@@ -453,9 +595,10 @@ def _plan(
     ws: _Workspace,
     scans: Mapping[str, ImageScan],
     clock: Clock,
+    prepared: promoting.Prepared,
     memo: SelectionMemo,
 ) -> EnvironmentPlan:
-    return plan_environment(
+    plan = plan_environment(
         loaded.policy,
         source=loaded.source,
         files=ws.files,
@@ -467,6 +610,7 @@ def _plan(
         governance=ws.governance,
         memo=memo,
     )
+    return promoting.annotate(plan, prepared)
 
 
 def repo_cache_dir(repos_dir: Path, url: str) -> Path:

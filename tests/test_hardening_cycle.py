@@ -272,7 +272,9 @@ def test_shipped_example_policies_fail_naming_each_environment(tmp_path: Path) -
     result = cli(policies, tmp_path / "cache", "plan")
     assert result.returncode == 1
     errors = [line for line in result.stdout.splitlines() if line.startswith("error:")]
-    assert [e.split(":")[1].strip() for e in errors] == ["dev", "production", "staging"]
+    # Environments are reported upstream first (staging promotes from dev, production from
+    # staging), the order they run in.
+    assert [e.split(":")[1].strip() for e in errors] == ["dev", "staging", "production"]
     readme = (ROOT / "README.md").read_text()
     assert "Edit `repo.url`" in readme
     assert all("point it at your environment repo" in p.read_text() for p in policies.iterdir())

@@ -49,9 +49,20 @@ def run(args: argparse.Namespace) -> int:
         problems.extend(exc.problems)
     for problem in problems:
         print(f"error: {problem}")
+    known = {p.name: p for p in policies.catalog}
     for loaded in policies.environments:
         for warning in (*loaded.warnings, *overlap_warnings(loaded)):
             print(f"warning: {warning}")
+        promote = loaded.policy.promote
+        upstream = known.get(promote.from_) if promote is not None else None
+        if promote and promote.checks and upstream and upstream.policy.publish.forge is None:
+            # The checks gate reads commit statuses through the upstream's forge; without
+            # one it cannot see them, so it blocks rather than promote unchecked.
+            print(
+                f"warning: {loaded.at('promote.checks')}: promote.checks: {upstream.name}"
+                f" names no forge (publish.forge in {upstream.source}), so commit statuses"
+                f" cannot be read and promotions into {loaded.name} wait at the checks gate"
+            )
         images = len(loaded.policy.images)
         defaults = " and defaults" if loaded.policy.defaults is not None else ""
         publish = loaded.policy.publish

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,8 @@ from imagebot.core.governing import Governed
 from imagebot.core.plan import Change, EnvironmentPlan
 from imagebot.core.selection import explain_lines
 from imagebot.core.selectmemo import SelectionMemo
+from imagebot.daemon.runtime import Runtime
 from imagebot.engine import CycleResult
-from imagebot.registry.cache import TagCache
-from imagebot.registry.connect import connect
 from imagebot.registry.decisions import DecisionStore
 from imagebot.registry.settings import RegistriesSettings, load_registries
 
@@ -42,7 +42,7 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
+def add_cycle_arguments(parser: argparse.ArgumentParser, *, explain: bool = True) -> None:
     add_policy_arguments(parser)
     parser.add_argument(
         "--cache-dir",
@@ -63,11 +63,32 @@ def add_cycle_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--output", "-o", choices=["text", "json"], default="text")
     parser.add_argument(
+        "--now",
+        type=_timestamp,
+        default=None,
+        metavar="TIME",
+        help="judge promotion gates (soak, windows, freezes) and min_age as of this ISO 8601"
+        " time instead of the system clock, e.g. 2026-12-04T18:00+01:00; commits made by"
+        " apply are dated at it too (for rehearsals and demos)",
+    )
+    if not explain:
+        return
+    parser.add_argument(
         "--explain",
         action="store_true",
         help="print which policy entry governs each reference, and every tag of every image"
         " with the rule that accepted or rejected it",
     )
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-12-04T18:00+01:00)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def load(args: argparse.Namespace, *, cache_dir: Path | None = None) -> config.PolicySet:
@@ -82,6 +103,7 @@ def load(args: argparse.Namespace, *, cache_dir: Path | None = None) -> config.P
     return config.PolicySet(
         environments=tuple(p for p in policies.environments if p.name in wanted),
         problems=policies.problems + tuple(missing),
+        catalog=policies.catalog,
     )
 
 
@@ -202,31 +224,38 @@ def print_result(
 
 def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
     """Load policies, run one cycle, print the result; 0 when everything went through."""
+    result = cycle(args, publish=publish)
+    print_result(result, output=args.output, published=publish, explain=args.explain)
+    return 0 if result.ok else 1
+
+
+def cycle(args: argparse.Namespace, *, publish: bool) -> CycleResult:
+    """Load policies and run one cycle as the command line asks."""
     cache_dir: Path = args.cache_dir or default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     policies = load(args, cache_dir=cache_dir)
     settings = registry_settings(args)
-
-    cache = TagCache(cache_dir / "registry.sqlite")
     # Decisions from earlier runs answer for unchanged repositories (not with --explain:
     # stored decisions keep no per-tag verdicts).
     decisions = DecisionStore(cache_dir / "decisions.sqlite")
-    memo = SelectionMemo(store=decisions, keep_verdicts=args.explain)
+    memo = SelectionMemo(store=decisions, keep_verdicts=getattr(args, "explain", False))
 
+    now: datetime | None = args.now
     results: list[CycleResult] = []
 
     # The cycle's task returns nothing: on Python 3.11, asyncio.Runner formats the main task
     # (its result included) when it checks the SIGINT handler at exit, and the full repr of
     # a cycle's result at 5,000 images cost seconds and hundreds of megabytes.
-    async def cycle() -> None:
-        async with connect(settings, cache=cache) as registry:
+    async def run() -> None:
+        # The same runtime `imagebot serve` keeps open, here for a single cycle.
+        clock = (lambda: now) if now is not None else engine.utc_now
+        async with Runtime(settings=settings, cache_dir=cache_dir, clock=clock) as runtime:
             results.append(
-                await engine.run_cycle(
+                await runtime.run_cycle(
                     policies.environments,
-                    registry=registry,
-                    repos_dir=cache_dir / "repos",
                     publish=publish,
                     problems=policies.problems,
+                    catalog=policies.catalog,
                     git_timeout=args.git_timeout,
                     # Plain-text plan output shows no image digest: fetch only those pinned.
                     image_digests=publish or args.output == "json",
@@ -235,13 +264,11 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
             )
 
     try:
-        anyio.run(cycle)
+        anyio.run(run)
     finally:
-        cache.close()
         decisions.close()
     (result,) = results
-    print_result(result, output=args.output, published=publish, explain=args.explain)
-    return 0 if result.ok else 1
+    return result
 
 
 def registry_settings(args: argparse.Namespace) -> RegistriesSettings:

@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     " file:line",
     "plan": "show what one cycle would change (unified diff + summary), publish nothing",
     "apply": "run one cycle: scan, plan, edit, commit and push",
+    "serve": "run as a daemon: cycles on schedules and webhooks, /healthz /readyz /metrics",
+    "status": "show what each environment runs, since when, its next version and what it waits for",
     "select": "choose a tag from tags on stdin (one per line) the way an image policy would",
     "set_image": "set the tag (and digest) of an image in Kubernetes, Helm, kustomize and"
     " compose files",

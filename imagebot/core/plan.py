@@ -29,6 +29,7 @@ TRAILER_IMAGE = "Imagebot-Image"
 TRAILER_FROM = "Imagebot-From"
 TRAILER_TO = "Imagebot-To"
 TRAILER_DIGEST = "Imagebot-Digest"
+TRAILER_PROMOTED_FROM = "Imagebot-Promoted-From"
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class EnvironmentPlan:
     new_files: Mapping[str, str] = field(default_factory=dict)
     #: (repository, tag) of chosen versions whose digest the scan did not hold yet
     digests_needed: frozenset[tuple[str, str]] = frozenset()
+    #: image -> "<environment>@<commit>": the upstream commit a promoted version ran in
+    promoted_from: Mapping[str, str] = field(default_factory=dict)
     #: (repository, tag) of new versions whose digest only the commit trailers and JSON
     #: output record; a text plan does without them
     trailer_digests: frozenset[tuple[str, str]] = frozenset()
@@ -362,4 +365,6 @@ def commit_message(
         trailers.append(f"{TRAILER_TO}: {new}")
         if digest:
             trailers.append(f"{TRAILER_DIGEST}: {digest}")
+        if image in plan.promoted_from:
+            trailers.append(f"{TRAILER_PROMOTED_FROM}: {plan.promoted_from[image]}")
     return "\n".join([subject, "", *body, "", *trailers]) + "\n"

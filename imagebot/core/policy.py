@@ -12,9 +12,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
@@ -27,6 +36,7 @@ from imagebot.core.publish_policy import (
 )
 from imagebot.core.repopattern import RepositoryPattern, compile_pattern, is_pattern
 from imagebot.core.selection import SelectionRule, ignore_entry_kind, validate_rule
+from imagebot.core.windows import Period, parse_period
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
 
 _NAME_RE = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
@@ -63,6 +73,16 @@ class ImageRule(_Model):
 
     digest: Literal["pin", "none"] = Field(
         default="none", description="pin: write tag@sha256:… so the image cannot move under it"
+    )
+    group: str | None = Field(
+        default=None,
+        pattern=_NAME_RE,
+        description="promoted environments: images of one group are promoted together or not"
+        " at all",
+    )
+    unhold: tuple[str, ...] = Field(
+        default=(),
+        description="versions whose hold (from a human rollback) is lifted, e.g. ['1.4.0']",
     )
 
     @field_validator("min_age", check_fields=False)
@@ -189,6 +209,106 @@ class RepoSpec(_Model):
         return value
 
 
+class Schedule(_Model):
+    """When the daemon (`imagebot serve`) runs this environment's cycle on its own."""
+
+    every: str | None = Field(
+        default=None, description="interval between cycles, e.g. 5m, 1h (default 5m)"
+    )
+    cron: str | None = Field(
+        default=None, description="five-field crontab expression in UTC, e.g. '*/10 * * * *'"
+    )
+    jitter: str | None = Field(
+        default=None,
+        description="random delay added to each run, spreading load (default: a tenth of"
+        " `every`, at most 1m; none for cron)",
+    )
+
+    @field_validator("every", "jitter")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value).total_seconds() <= 0:
+            raise ValueError(f"{value!r} must be longer than zero")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            # apscheduler's own parser (pure, imported only when a cron is written) so that
+            # `imagebot check` rejects exactly what the daemon could not schedule.
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value, timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        if self.every is not None and self.cron is not None:
+            raise ValueError("give either `every` or `cron`, not both")
+        return self
+
+
+def _period(spec: str) -> str:
+    parse_period(spec)
+    return spec
+
+
+#: A window or freeze, checked where it is written (errors name the list item's line).
+PeriodText = Annotated[str, AfterValidator(_period)]
+
+
+class Promotion(_Model):
+    """Where a promoted environment's versions come from, and the gates they pass first."""
+
+    from_: str = Field(
+        alias="from",
+        pattern=_NAME_RE,
+        description="the upstream environment whose history supplies the versions",
+    )
+    soak: str | None = Field(
+        default=None, description="how long upstream must have run a version, e.g. 1h, 2d"
+    )
+    checks: tuple[Annotated[str, Field(min_length=1, pattern=r"\S")], ...] = Field(
+        default=(),
+        description="commit status contexts that must be success on the upstream commit",
+    )
+    windows: tuple[PeriodText, ...] = Field(
+        default=(),
+        description="promote only inside one of these, e.g. 'Mon-Thu 09:00-16:00 Europe/Berlin'",
+    )
+    freeze: tuple[PeriodText, ...] = Field(
+        default=(),
+        description="never promote inside these, e.g. '2026-12-20 .. 2027-01-04 Europe/Berlin'",
+    )
+
+    @field_validator("soak")
+    @classmethod
+    def _soak(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("checks", "windows", "freeze", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @property
+    def soak_time(self) -> timedelta:
+        return parse_duration(self.soak) if self.soak else timedelta(0)
+
+    def periods(self) -> tuple[tuple[Period, ...], tuple[Period, ...]]:
+        """The parsed windows and freezes."""
+        return (
+            tuple(parse_period(w) for w in self.windows),
+            tuple(parse_period(f) for f in self.freeze),
+        )
+
+
 class EnvironmentPolicy(_Model):
     """One environment: its repo, how changes are published, and its image policies."""
 
@@ -198,6 +318,9 @@ class EnvironmentPolicy(_Model):
         default_factory=PublishSpec,
         description="commit (default) | pull-request, or the mapping {mode, branch, forge, …}",
         json_schema_extra=publish_schema,
+    )
+    promote: Promotion | None = Field(
+        default=None, description="take versions from an upstream environment's history"
     )
     signing: SigningSpec | None = Field(default=None, description="sign imagebot's commits")
     defaults: ImageDefaults | None = Field(
@@ -217,6 +340,10 @@ class EnvironmentPolicy(_Model):
         description="the namespace this environment's Flux markers name"
         ' ({"$imagepolicy": "<namespace>:<image>"}); markers of other namespaces are left'
         " alone",
+    )
+    schedule: Schedule = Field(
+        default_factory=Schedule,
+        description="when `imagebot serve` runs this environment (default: every 5m)",
     )
 
     @field_validator("publish", mode="before")
@@ -244,10 +371,15 @@ class LoadedPolicy:
 
     source: str
     policy: EnvironmentPolicy
-    #: line of each image's selection fields in ``source`` (``images[0].follow``: 12).
+    #: line of each image's selection fields in ``source`` (``images[0].follow``: 12), of
+    #: each image entry (``images[0]``) and of ``promote.from``/``promote.checks``.
     lines: Mapping[str, int] = field(default_factory=dict)
     #: what is allowed but probably not meant, with file:line (``imagebot check`` shows them).
     warnings: tuple[str, ...] = ()
+
+    def at(self, where: str) -> str:
+        """``file:line`` of a field named as in ``lines``."""
+        return f"{self.source}:{self.lines.get(where, 1)}"
 
     @property
     def name(self) -> str:
@@ -269,7 +401,12 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     ]
     if problems:
         raise PolicyError(problems)
-    lines: dict[str, int] = {}
+    lines: dict[str, int] = {
+        "promote.from": yamldoc.line_of(doc, ("promote", "from")),
+        "promote.checks": yamldoc.line_of(doc, ("promote", "checks")),
+    }
+    for i in range(len(model.images)):
+        lines[f"images[{i}]"] = yamldoc.line_of(doc, ("images", i))
     for entry, _ in _rules(model):
         for f in dataclasses.fields(SelectionRule):
             loc = (*entry, *rule_field_path(f.name))

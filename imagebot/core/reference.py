@@ -8,6 +8,7 @@ or a ``:``, is ``localhost``, or has upper-case letters (distribution/reference'
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -106,6 +107,7 @@ def parse(text: str) -> ImageRef:
     return ImageRef(domain=domain, path=path, tag=tag, digest=digest)
 
 
+@functools.lru_cache(maxsize=8192)
 def normalize_repository(name: str) -> str:
     """``nginx`` → ``docker.io/library/nginx``; a tag or digest, if present, is dropped."""
     return parse(name).repository

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -104,6 +104,7 @@ class RegistryClient:
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
     ) -> None:
         self.settings = settings or RegistriesSettings()
         self._credentials = credentials or AnonymousProvider()
@@ -115,6 +116,9 @@ class RegistryClient:
         self.retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
         self._registries: dict[str, _Registry] = {}
+        # httpx event hooks on every registry's client: the daemon counts responses by
+        # registry and status for /metrics without the client knowing about Prometheus.
+        self._event_hooks = dict(event_hooks or {})
         self.requests = 0
         """Requests sent (registry and token endpoints), retries included."""
 
@@ -359,7 +363,10 @@ class RegistryClient:
             ),
             headers={"User-Agent": USER_AGENT},
             follow_redirects=True,
-            event_hooks={"request": [scope]},
+            event_hooks={
+                **self._event_hooks,
+                "request": [scope, *self._event_hooks.get("request", [])],
+            },
         )
         reg = _Registry(
             config=cfg,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 
@@ -24,15 +25,20 @@ def credential_sources(settings: RegistriesSettings) -> dict[str, CredentialSour
 
 @asynccontextmanager
 async def connect(
-    settings: RegistriesSettings, *, cache: TagCache
+    settings: RegistriesSettings,
+    *,
+    cache: TagCache,
+    event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
 ) -> AsyncIterator[RegistryClient]:
-    """A RegistryClient with credentials from ``settings`` (and the Docker config)."""
+    """A RegistryClient with credentials from ``settings`` (and the Docker config);
+    ``event_hooks`` go on its registry HTTP clients (the daemon's metrics)."""
     async with (
         httpx.AsyncClient(timeout=30) as http,
         RegistryClient(
             settings=settings,
             credentials=provider_for(credential_sources(settings), http=http),
             cache=cache,
+            event_hooks=event_hooks,
         ) as client,
     ):
         yield client

@@ -29,3 +29,27 @@ class FakeClock:
         self.sleeps.append(seconds)
         self.advance(seconds)
         await anyio.lowlevel.checkpoint()
+
+
+class SteppedClock:
+    """``now()`` and ``sleep()`` for the daemon: a sleep waits until the test calls
+    :meth:`advance` past its deadline, so scheduled work happens exactly when told."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2025, 1, 1, tzinfo=UTC)
+        self._sleepers: list[tuple[datetime, anyio.Event]] = []
+
+    def now(self) -> datetime:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        event = anyio.Event()
+        self._sleepers.append((self._now + timedelta(seconds=seconds), event))
+        await event.wait()
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+        due = [(d, e) for d, e in self._sleepers if d <= self._now]
+        self._sleepers = [(d, e) for d, e in self._sleepers if d > self._now]
+        for _, event in due:
+            event.set()

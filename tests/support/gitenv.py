@@ -2,33 +2,47 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 GIT_ENV_ARGS = ("-c", "user.name=Test Human", "-c", "user.email=human@example.com")
 
 
-def git(*args: str, cwd: Path) -> str:
+def git(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> str:
     out = subprocess.run(
-        ["git", *GIT_ENV_ARGS, *args], cwd=cwd, check=True, capture_output=True
+        ["git", *GIT_ENV_ARGS, *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        env={**os.environ, **env} if env else None,
     ).stdout
     return out.decode("utf-8", "replace")
 
 
-def make_remote(root: Path, files: Mapping[str, bytes], *, branch: str = "main") -> Path:
+def make_remote(
+    root: Path, files: Mapping[str, bytes], *, branch: str = "main", when: datetime | None = None
+) -> Path:
     """A bare remote whose ``branch`` holds ``files`` in one commit by a human."""
     remote = root / "remote.git"
     remote.mkdir(parents=True)
     git("init", "--quiet", "--bare", f"--initial-branch={branch}", str(remote), cwd=root)
-    push_files(remote, files, message="initial", branch=branch)
+    push_files(remote, files, message="initial", branch=branch, when=when)
     return remote
 
 
 def push_files(
-    remote: Path, files: Mapping[str, bytes], *, message: str, branch: str = "main"
+    remote: Path,
+    files: Mapping[str, bytes],
+    *,
+    message: str,
+    branch: str = "main",
+    when: datetime | None = None,
 ) -> str:
-    """Commit ``files`` on top of ``branch`` as a human would, push, return the new sha."""
+    """Commit ``files`` on top of ``branch`` as a human would, push, return the new sha.
+    ``when`` dates the commit (tests with an injected clock date human commits by it)."""
     work = remote.parent / f"human-{abs(hash((str(remote), message)))}"
     if work.exists():
         git("fetch", "--quiet", "origin", cwd=work)
@@ -42,7 +56,11 @@ def push_files(
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     git("add", "-A", cwd=work)
-    git("commit", "--quiet", "--allow-empty", "-m", message, cwd=work)
+    dated = {}
+    if when is not None:
+        stamp = f"{int(when.timestamp())} +0000"
+        dated = {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+    git("commit", "--quiet", "--allow-empty", "-m", message, cwd=work, env=dated)
     git("push", "--quiet", "origin", f"HEAD:{branch}", cwd=work)
     return git("rev-parse", "HEAD", cwd=work).strip()
 

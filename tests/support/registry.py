@@ -62,6 +62,16 @@ class Tls:
     client_ca: Path | None = None
 
 
+@dataclass(frozen=True)
+class Notify:
+    """A notification endpoint: the registry POSTs event envelopes to ``url`` with ``headers``."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """More endpoint settings, as written in a registry's config.yml (they win)."""
+
+
 @dataclass
 class Registry:
     """A running registry: ``host`` is ``127.0.0.1:PORT``, ``url`` is ``http://127.0.0.1:PORT``."""
@@ -89,6 +99,7 @@ def _config(
     workdir: Path,
     auth: Htpasswd | TokenAuthConfig | None,
     tls: Tls | None = None,
+    notifications: Sequence[Notify] = (),
 ) -> str:
     cfg: dict[str, Any] = {
         "version": 0.1,
@@ -126,6 +137,24 @@ def _config(
                 "rootcertbundle": str(auth.rootcertbundle),
             }
         }
+    if notifications:
+        cfg["notifications"] = {
+            "endpoints": [
+                {
+                    "name": f"endpoint-{i}",
+                    "url": n.url,
+                    "headers": {k: [v] for k, v in n.headers.items()},
+                    "timeout": "2s",
+                    "threshold": 5,
+                    "backoff": "200ms",
+                    # Blob uploads are not news; manifests pushed and pulled are (imagebot
+                    # ignores the pulls itself, which is what tests check).
+                    "ignoredmediatypes": ["application/octet-stream"],
+                    **n.extra,
+                }
+                for i, n in enumerate(notifications)
+            ]
+        }
     # JSON is YAML; the registry reads it as its config.yml.
     return json.dumps(cfg, indent=2)
 
@@ -138,11 +167,12 @@ def run_registry(
     storage: Path | None = None,
     port: int | None = None,
     tls: Tls | None = None,
+    notifications: Sequence[Notify] = (),
 ) -> Iterator[Registry]:
     """Start ``docker-registry serve`` on a free loopback port; stop it on exit.
 
     ``storage`` lets a test restart a registry over the same content (or a benchmark
-    serve storage it wrote directly).
+    serve storage it wrote directly); ``notifications`` are its webhook endpoints.
     """
     workdir = Path(tmp_path) / f"registry-{os.urandom(4).hex()}"
     workdir.mkdir(parents=True)
@@ -150,7 +180,7 @@ def run_registry(
     storage.mkdir(parents=True, exist_ok=True)
     port = port if port is not None else free_port()
     config = workdir / "config.yml"
-    config.write_text(_config(port, storage, workdir, auth, tls))
+    config.write_text(_config(port, storage, workdir, auth, tls, notifications))
     log = workdir / "registry.log"
     with log.open("wb") as log_file:
         proc = subprocess.Popen(

@@ -1,0 +1,35 @@
+# imagebot container image: `imagebot serve` (and every other command) with git, non-root.
+# Choices are explained in docs/daemon.md ("The container image").
+
+# Build stage: a wheel and its dependencies, built once, nothing of it kept but /venv.
+FROM python:3.12-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /venv
+COPY pyproject.toml README.md /src/
+COPY imagebot /src/imagebot
+RUN /venv/bin/pip install /src
+
+# Runtime stage: Debian slim (glibc: the wheels of cryptography, regex, pyahocorasick and
+# PyYAML's libyaml install as published) plus git and ssh for the environment repos.
+FROM python:3.12-slim-bookworm
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 10001 imagebot \
+ && useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin imagebot
+COPY --from=build /venv /venv
+ENV PATH=/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    IMAGEBOT_CACHE_DIR=/var/cache/imagebot \
+    IMAGEBOT_LOG_FORMAT=json
+# The only writable paths at run time: the cache and /tmp (volumes in the chart), so the
+# root filesystem can be mounted read-only.
+RUN mkdir -p /var/cache/imagebot && chown 10001:10001 /var/cache/imagebot
+VOLUME ["/var/cache/imagebot", "/tmp"]
+# Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
+USER 10001:10001
+EXPOSE 8080
+ENTRYPOINT ["imagebot"]
+CMD ["serve", "--policies", "/etc/imagebot/policies", "--listen", "0.0.0.0:8080"]

@@ -1,0 +1,94 @@
+"""``imagebot status``: per environment and image, what runs, since when, what comes next
+and which gate or hold it waits for — from git and the registries, changing nothing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from imagebot.cli import common
+from imagebot.engine import CycleResult
+from imagebot.promoting import ImageStatus
+
+NAME = "status"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common.add_cycle_arguments(parser, explain=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = common.cycle(args, publish=False)
+    if args.output == "json":
+        json.dump(status_json(result), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(status_text(result))
+    return 0 if result.ok else 1
+
+
+def _row_json(s: ImageStatus) -> dict[str, Any]:
+    return {
+        "image": s.image,
+        "repository": s.repository,
+        "running": {"tag": s.tag, "digest": s.digest},
+        "since": {
+            "commit": s.since_commit,
+            "time": s.since.isoformat() if s.since else None,
+        },
+        "candidate": s.candidate,
+        "waiting_for": s.blocker,
+    }
+
+
+def status_json(result: CycleResult) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "problems": list(result.problems),
+        "environments": [
+            {
+                "environment": r.plan.environment,
+                "policy": r.plan.source,
+                "promote_from": r.images[0].upstream if r.images else None,
+                "images": [_row_json(s) for s in r.images],
+                "problems": list(r.plan.problems) + ([r.error] if r.error else []),
+            }
+            for r in result.environments
+        ],
+    }
+
+
+def _cell(s: ImageStatus) -> list[str]:
+    running = s.tag or "(none)"
+    if s.digest:
+        running += f"@{s.digest[:19]}"
+    since = "-"
+    if s.since is not None and s.since_commit is not None:
+        since = f"{s.since:%Y-%m-%d %H:%M %Z} {s.since_commit[:10]}"
+    env = s.environment + (f" (from {s.upstream})" if s.upstream else "")
+    if s.blocker:
+        state = f"waiting: {s.blocker}"
+    elif s.candidate:
+        state = "moves next cycle"
+    else:
+        state = "up to date"
+    return [env, s.image, running, since, s.candidate or "-", state]
+
+
+def status_text(result: CycleResult) -> str:
+    """A table a person reads at a glance, then every problem."""
+    head = ["ENVIRONMENT", "IMAGE", "RUNNING", "SINCE", "NEXT", "STATE"]
+    rows = [_cell(s) for r in result.environments for s in r.images]
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head) - 1)]
+    lines = [
+        "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]])
+        for row in [head, *rows]
+    ]
+    lines += [f"error: {p}" for p in result.problems]
+    for r in result.environments:
+        lines += [f"error: {p}" for p in r.plan.problems]
+        if r.error:
+            lines.append(f"error: {r.error}")
+    return "\n".join(line.rstrip() for line in lines) + "\n"

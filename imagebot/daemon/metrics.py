@@ -1,0 +1,155 @@
+"""What ``/metrics`` exposes, in one registry of the service's own (not prometheus-client's
+global one, so two services in one test process never share counters)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import httpx
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from imagebot.engine import CycleResult, Registry
+from imagebot.errors import RegistryError
+from imagebot.registry.manifests import ImageInfo
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.cycles = Counter(
+            "imagebot_cycles",
+            "Cycles run, by trigger and outcome",
+            ["trigger", "outcome"],
+            registry=r,
+        )
+        self.cycle_seconds = Histogram(
+            "imagebot_cycle_duration_seconds",
+            "Wall time of one cycle",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+            registry=r,
+        )
+        self.registry_requests = Counter(
+            "imagebot_registry_requests",
+            "HTTP responses from registries and their token endpoints",
+            ["registry", "status"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "imagebot_registry_rate_limit_waits",
+            "HTTP 429 answers (each one a wait, or a fail-fast when the wait is too long)",
+            ["registry"],
+            registry=r,
+        )
+        self.tags_seen = Gauge(
+            "imagebot_tags_seen", "Tags listed in the last scan", ["repository"], registry=r
+        )
+        self.changes_planned = Counter(
+            "imagebot_changes_planned", "Image changes planned", ["environment"], registry=r
+        )
+        self.changes_published = Counter(
+            "imagebot_changes_published",
+            "Image changes pushed to the environment repo",
+            ["environment"],
+            registry=r,
+        )
+        self.errors = Counter("imagebot_errors", "Errors by kind", ["kind"], registry=r)
+        self.last_success = Gauge(
+            "imagebot_last_success_timestamp_seconds",
+            "When an environment's cycle last went through without error",
+            ["environment"],
+            registry=r,
+        )
+        self.policy_problems = Gauge(
+            "imagebot_policy_problems",
+            "Problems in the policy directory as of the last load (bad files keep their last"
+            " good version)",
+            registry=r,
+        )
+        self.environments = Gauge("imagebot_environments", "Environments loaded", registry=r)
+        self.webhooks = Counter(
+            "imagebot_webhooks",
+            "Webhook requests by sender and outcome",
+            ["sender", "outcome"],
+            registry=r,
+        )
+        self.leader = Gauge(
+            "imagebot_leader",
+            "1 while this replica may run cycles (always 1 without election)",
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    async def on_response(self, response: httpx.Response) -> None:
+        """httpx response hook on every registry client."""
+        host = response.request.url.host
+        if response.request.url.port:
+            host = f"{host}:{response.request.url.port}"
+        self.registry_requests.labels(host, str(response.status_code)).inc()
+        if response.status_code == 429:
+            self.rate_limited.labels(host).inc()
+
+    def record_cycle(
+        self, result: CycleResult, *, trigger: str, seconds: float, now: datetime
+    ) -> None:
+        self.cycle_seconds.observe(seconds)
+        self.cycles.labels(trigger, "ok" if result.ok else "failed").inc()
+        if result.problems:
+            self.errors.labels("policy").inc(len(result.problems))
+        for env in result.environments:
+            name = env.plan.environment
+            self.changes_planned.labels(name).inc(len(env.plan.changes))
+            if env.commit:
+                self.changes_published.labels(name).inc(len(env.plan.changes))
+            if env.plan.problems:
+                self.errors.labels("plan").inc(len(env.plan.problems))
+            if env.error:
+                self.errors.labels("git").inc()
+            if env.ok:
+                self.last_success.labels(name).set(now.timestamp())
+
+    def metered(self, registry: Registry) -> Registry:
+        return _MeteredRegistry(registry, self)
+
+
+class _MeteredRegistry:
+    """The engine's view of the registry, counting tags seen and registry errors."""
+
+    def __init__(self, inner: Registry, metrics: Metrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def _failed(self, exc: RegistryError) -> None:
+        kind = type(exc).__name__  # RegistryError, AuthError, NotFound, RateLimited
+        self._metrics.errors.labels(f"registry.{kind}").inc()
+
+    async def list_tags(self, repository: str) -> list[str]:
+        try:
+            tags = await self._inner.list_tags(repository)
+        except RegistryError as exc:
+            self._failed(exc)
+            raise
+        self._metrics.tags_seen.labels(repository).set(len(tags))
+        return tags
+
+    async def digest(self, repository: str, tag: str) -> str:
+        try:
+            return await self._inner.digest(repository, tag)
+        except RegistryError as exc:
+            self._failed(exc)
+            raise
+
+    async def first_seen(self, repository: str) -> dict[str, datetime]:
+        return await self._inner.first_seen(repository)
+
+    async def image_info(
+        self, repository: str, tag: str, *, created: bool = False, platform: str | None = None
+    ) -> ImageInfo:
+        try:
+            return await self._inner.image_info(repository, tag, created=created, platform=platform)
+        except RegistryError as exc:
+            self._failed(exc)
+            raise

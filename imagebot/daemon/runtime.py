@@ -1,0 +1,150 @@
+"""The one runtime ``apply`` and ``serve`` share: registry client, cache, clones, locks.
+
+``apply`` opens it for one cycle; ``serve`` keeps it open for months. Either way a cycle is
+:func:`imagebot.engine.run_cycle`, run while holding the lock of every environment repo it
+touches — a lock per repository, so environments in other repos run in parallel, while two
+cycles never share a clone at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+
+from imagebot import config, engine
+from imagebot.core.policy import LoadedPolicy
+from imagebot.core.selectmemo import SelectionMemo
+from imagebot.engine import Clock, CycleResult, Registry, utc_now
+from imagebot.registry.cache import TagCache
+from imagebot.registry.connect import connect
+from imagebot.registry.manifests import ImageInfo
+from imagebot.registry.settings import RegistriesSettings
+
+RegistryWrapper = Callable[[Registry], Registry]
+
+
+class Runtime:
+    """Async context manager owning what outlives one cycle."""
+
+    def __init__(
+        self,
+        *,
+        settings: RegistriesSettings,
+        cache_dir: Path,
+        clock: Clock = utc_now,
+        event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+        wrap_registry: RegistryWrapper | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cache_dir = cache_dir
+        self.repos_dir = cache_dir / "repos"
+        self.clock = clock
+        self._event_hooks = event_hooks
+        self._wrap = wrap_registry
+        self._stack = AsyncExitStack()
+        self._registry: Registry | None = None
+        self._locks: dict[str, anyio.Lock] = {}
+        self._known_tags: dict[str, list[str]] = {}
+        """Each repository's last tag listing, until a webhook says it changed."""
+        self._memo = SelectionMemo()
+        """Selection decisions kept from one cycle to the next (a daemon's warm cycles)."""
+
+    async def __aenter__(self) -> Runtime:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        cache = TagCache(self.cache_dir / "registry.sqlite")
+        self._stack.callback(cache.close)
+        client = await self._stack.enter_async_context(
+            connect(self.settings, cache=cache, event_hooks=self._event_hooks)
+        )
+        self._registry = self._wrap(client) if self._wrap else client
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._registry = None
+        await self._stack.aclose()
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            raise RuntimeError("Runtime used outside `async with`")
+        return self._registry
+
+    def repo_urls(self, policies: Sequence[LoadedPolicy]) -> list[str]:
+        """The environment repos ``policies`` write to, sorted (the order locks are taken)."""
+        return sorted({config.resolve_repo_url(p.policy.repo.url, p.source) for p in policies})
+
+    def busy(self, url: str) -> bool:
+        lock = self._locks.get(url)
+        return lock is not None and lock.locked()
+
+    def pushed(self, repository: str) -> None:
+        """A webhook reported a push: the next listing of ``repository`` asks the registry."""
+        self._known_tags.pop(repository, None)
+
+    async def run_cycle(
+        self,
+        policies: Sequence[LoadedPolicy],
+        *,
+        publish: bool,
+        problems: Sequence[str] = (),
+        known_tags: bool = False,
+        **engine_options: Any,
+    ) -> CycleResult:
+        """One engine cycle over ``policies`` under their repositories' locks.
+
+        With ``known_tags`` (a cycle triggered by webhooks only), repositories no webhook
+        reported since their last listing reuse that listing instead of asking the registry:
+        the webhook already said what changed. Every other cycle lists every repository.
+        ``engine_options`` go to :func:`imagebot.engine.run_cycle` as they are."""
+        async with AsyncExitStack() as locks:
+            for url in self.repo_urls(policies):
+                # Sorted acquisition: two cycles over overlapping repos cannot deadlock.
+                await locks.enter_async_context(self._locks.setdefault(url, anyio.Lock()))
+            return await engine.run_cycle(
+                policies,
+                registry=_RememberedTags(self.registry, self._known_tags, reuse=known_tags),
+                repos_dir=self.repos_dir,
+                publish=publish,
+                clock=self.clock,
+                problems=problems,
+                **{"memo": self._memo, **engine_options},
+            )
+
+
+class _RememberedTags:
+    """The registry as the engine sees it, remembering (and, with ``reuse``, reusing) each
+    repository's last tag list."""
+
+    def __init__(self, inner: Registry, known: dict[str, list[str]], *, reuse: bool) -> None:
+        self._inner = inner
+        self._known = known
+        self._reuse = reuse
+
+    async def list_tags(self, repository: str) -> list[str]:
+        if self._reuse and repository in self._known:
+            return list(self._known[repository])
+        tags = await self._inner.list_tags(repository)
+        self._known[repository] = list(tags)
+        return tags
+
+    async def digest(self, repository: str, tag: str) -> str:
+        return await self._inner.digest(repository, tag)
+
+    async def first_seen(self, repository: str) -> dict[str, datetime]:
+        return await self._inner.first_seen(repository)
+
+    async def image_info(
+        self, repository: str, tag: str, *, created: bool = False, platform: str | None = None
+    ) -> ImageInfo:
+        return await self._inner.image_info(repository, tag, created=created, platform=platform)

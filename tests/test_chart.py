@@ -1,0 +1,166 @@
+"""charts/imagebot: Chart.yaml is valid, values (and override files) validate against the
+schema, every kind the chart claims is in a template, and the Dockerfile agrees with it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+import imagebot
+from imagebot.core.policy import parse_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT / "charts" / "imagebot"
+SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Helm's merge of -f values over the chart's: maps deep, everything else replaced."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def schema() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
+    jsonschema.Draft7Validator.check_schema(doc)
+    return doc
+
+
+def test_chart_yaml_is_a_valid_v2_application_chart() -> None:
+    """Chart.yaml has the fields Helm 3 requires, a SemVer version, and the app's version."""
+    chart = load(CHART / "Chart.yaml")
+    assert chart["apiVersion"] == "v2"
+    assert chart["name"] == CHART.name
+    assert chart["type"] == "application"
+    assert SEMVER.match(chart["version"])
+    assert chart["appVersion"] == imagebot.__version__
+    assert chart["description"]
+
+
+def test_default_values_validate() -> None:
+    """values.yaml validates against values.schema.json."""
+    jsonschema.validate(load(CHART / "values.yaml"), schema())
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (CHART / "ci").glob("*-values.yaml")))
+def test_override_files_validate(name: str) -> None:
+    """Each ci/*-values.yaml, merged over values.yaml as Helm does, validates."""
+    values = merged(load(CHART / "values.yaml"), load(CHART / "ci" / name))
+    jsonschema.validate(values, schema())
+
+
+@pytest.mark.parametrize(
+    ("override", "why"),
+    [
+        ({"replicaCount": 2}, "two writers without leader election"),
+        ({"replicaCount": "two"}, "wrong type"),
+        ({"replicas": 1}, "misspelt key"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "not a pull policy"),
+        ({"policies": {"dev.json": "{}"}}, "a policy file name must be *.yaml"),
+        ({"secrets": {"webhook": {"name": "x", "key": ""}}}, "empty Secret key"),
+        ({"resources": {"requests": {"memory": "lots"}}}, "not a quantity"),
+        ({"metrics": {"serviceMonitor": {"interval": "often"}}}, "not a duration"),
+    ],
+)
+def test_schema_refuses_mistakes(override: dict[str, Any], why: str) -> None:
+    """The schema catches the mistakes Helm should refuse before applying anything."""
+    values = merged(load(CHART / "values.yaml"), override)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(values, schema())
+
+
+def _claimed_kinds() -> set[str]:
+    text = (ROOT / "charts" / "README.md").read_text()
+    section = text[text.index("## What it creates") :]
+    section = section[: section.index("\n## ", 1)]
+    return set(re.findall(r"^\| (\w+) \|", section, flags=re.M)) - {"kind"}
+
+
+def _template_kinds() -> set[str]:
+    kinds = set()
+    for path in (CHART / "templates").glob("*.yaml"):
+        kinds.update(re.findall(r"^kind: (\w+)$", path.read_text(), flags=re.M))
+    return kinds
+
+
+def test_every_claimed_kind_has_a_template_and_every_template_is_claimed() -> None:
+    """The kinds charts/README.md lists are exactly the kinds the templates render."""
+    claimed = _claimed_kinds()
+    assert {
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "Ingress",
+        "ServiceMonitor",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    } <= claimed
+    assert claimed == _template_kinds()
+
+
+def test_deployment_is_locked_down_and_probed() -> None:
+    """Defaults: non-root, read-only root, no capabilities, requests, probes on the endpoints;
+    the template uses each of them."""
+    values = load(CHART / "values.yaml")
+    assert values["podSecurityContext"]["runAsNonRoot"] is True
+    assert values["securityContext"]["readOnlyRootFilesystem"] is True
+    assert values["securityContext"]["allowPrivilegeEscalation"] is False
+    assert values["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert values["resources"]["requests"]["cpu"] and values["resources"]["requests"]["memory"]
+    assert values["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert values["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    template = (CHART / "templates" / "deployment.yaml").read_text()
+    for key in (
+        "podSecurityContext",
+        "securityContext",
+        "resources",
+        "livenessProbe",
+        "readinessProbe",
+        "shutdownGraceSeconds",
+        "terminationGracePeriodSeconds",
+    ):
+        assert f".Values.{key}" in template, key
+    assert values["shutdownGraceSeconds"] < values["terminationGracePeriodSeconds"]
+
+
+def test_policies_in_the_examples_are_valid_policy_files() -> None:
+    """Policies given in override files are policies imagebot accepts."""
+    for path in (CHART / "ci").glob("*-values.yaml"):
+        for name, text in (load(path).get("policies") or {}).items():
+            parse_policy(text, source=f"{path.name}:{name}")
+
+
+def test_dockerfile_runs_as_the_charts_user_with_git() -> None:
+    """The image's numeric USER is the chart's runAsUser; git is installed; the writable
+    paths are the volumes the chart mounts."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    values = load(CHART / "values.yaml")
+    user = re.search(r"^USER (\d+):(\d+)$", dockerfile, flags=re.M)
+    assert user is not None
+    assert int(user[1]) == values["podSecurityContext"]["runAsUser"] != 0
+    assert re.search(r"apt-get install .*\bgit\b", dockerfile)
+    template = (CHART / "templates" / "deployment.yaml").read_text()
+    for path in ("/var/cache/imagebot", "/tmp"):
+        assert path in dockerfile and f"mountPath: {path}" in template
+    docs = (ROOT / "docs" / "daemon.md").read_text()
+    for choice in ("**Base:", "**User 10001:10001**", "**Read-only root filesystem.**"):
+        assert choice in docs
