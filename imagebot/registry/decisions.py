@@ -11,6 +11,7 @@ version is part of the rule text: a new release selects afresh.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 from imagebot import __version__
@@ -36,15 +37,16 @@ class DecisionStore:
     """A SQLite file of selection decisions; writes are kept until ``close``."""
 
     def __init__(self, path: Path | str) -> None:
-        self._db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+        self._db = _open(path)
         try:
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError:
             # An unreadable file is only lost time: start again with an empty one.
             self._db.close()
             Path(path).unlink(missing_ok=True)
-            self._db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+            self._db = _open(path)
             self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()  # plans run in worker threads
         self._pending: list[tuple[str, str, str, str, str | None, str, str | None]] = []
 
     @staticmethod
@@ -55,11 +57,12 @@ class DecisionStore:
     def get(
         self, repository: str, rule: str, current: str | None, fingerprint: str
     ) -> Stored | None:
-        row = self._db.execute(
-            "SELECT fingerprint, tag, reason, digest FROM decisions"
-            " WHERE repository = ? AND rule = ? AND current = ?",
-            (repository, rule, current or ""),
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT fingerprint, tag, reason, digest FROM decisions"
+                " WHERE repository = ? AND rule = ? AND current = ?",
+                (repository, rule, current or ""),
+            ).fetchone()
         if row is None or row[0] != fingerprint:
             return None
         return row[1], row[2], row[3]
@@ -67,7 +70,8 @@ class DecisionStore:
     def put(
         self, repository: str, rule: str, current: str | None, fingerprint: str, value: Stored
     ) -> None:
-        self._pending.append((repository, rule, current or "", fingerprint, *value))
+        with self._lock:
+            self._pending.append((repository, rule, current or "", fingerprint, *value))
 
     def close(self) -> None:
         """Write the decisions made since opening (one transaction), then close the file."""
@@ -82,3 +86,7 @@ class DecisionStore:
                 self._pending.clear()
         finally:
             self._db.close()
+
+
+def _open(path: Path | str) -> sqlite3.Connection:
+    return sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
