@@ -10,7 +10,6 @@ from imagebot.core import yamldoc
 from imagebot.core.envgraph import order_environments
 from imagebot.core.policy import LoadedPolicy, parse_policy
 from imagebot.errors import PolicyError
-from imagebot.policycache import parse_cached
 
 #: Files in a policies directory that are configuration, not environments.
 NOT_ENVIRONMENTS = frozenset({"registries.yaml", "registries.yml"})
@@ -40,9 +39,8 @@ def policy_files(directory: Path) -> list[Path]:
     )
 
 
-def load_policies(directory: Path, *, cache_dir: Path | None = None) -> PolicySet:
-    """Load every environment file; a bad file stops only its own environment. With
-    ``cache_dir``, a file parsed before with the same text is read from there."""
+def load_policies(directory: Path) -> PolicySet:
+    """Load every environment file; a bad file stops only its own environment."""
     loaded: list[LoadedPolicy] = []
     problems: list[str] = []
     by_name: dict[str, str] = {}
@@ -53,10 +51,7 @@ def load_policies(directory: Path, *, cache_dir: Path | None = None) -> PolicySe
             problems.append(f"{path}:1: cannot read: {exc}")
             continue
         try:
-            if cache_dir is None:
-                policy = parse_policy(text, source=str(path))
-            else:
-                policy = parse_cached(text, source=str(path), cache_dir=cache_dir)
+            policy = parse_policy(text, source=str(path))
         except PolicyError as exc:
             problems.extend(exc.problems)
             continue

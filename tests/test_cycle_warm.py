@@ -11,11 +11,9 @@ import anyio
 
 from imagebot.config import load_policies
 from imagebot.core.plan import ImageScan
-from imagebot.core.policy import parse_policy
 from imagebot.core.selection import SelectionRule, TagInfo
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.engine import run_cycle
-from imagebot.policycache import parse_cached
 from imagebot.registry.client import RegistryClient
 from imagebot.registry.decisions import DecisionStore
 from tests.support.cli import run_cli
@@ -225,27 +223,3 @@ def test_plan_in_a_new_process_sees_a_new_tag_and_survives_a_deleted_store(
     explained = run_cli("plan", "--explain", *args).stdout
     verdicts = [line.split()[:2] for line in explained.splitlines() if line.startswith("    ")]
     assert ["+", "1.1.0"] in verdicts and ["*", "1.2.0"] in verdicts, explained
-
-
-POLICY = """\
-environment: dev
-repo: {{url: /srv/env.git, path: envs/dev}}
-images:
-  - {{name: app, repository: registry.example/acme/app, range: '{range}'}}
-"""
-
-
-def test_a_changed_or_damaged_policy_file_is_parsed_again(tmp_path: Path) -> None:
-    """A policy parsed before comes from the cache directory; changed text, or a damaged
-    cache file, is parsed afresh, never served the old policy."""
-    source, cache = str(tmp_path / "dev.yaml"), tmp_path / "cache"
-    first = parse_cached(POLICY.format(range="^1"), source=source, cache_dir=cache)
-    (stored,) = (cache / "policies").iterdir()
-    again = parse_cached(POLICY.format(range="^1"), source=source, cache_dir=cache)
-    assert again == first and again is not first  # read back from the file
-    assert again.policy.images[0].rule().range == "^1"
-    changed = parse_cached(POLICY.format(range="~1.0"), source=source, cache_dir=cache)
-    assert changed.policy.images[0].rule().range == "~1.0"
-    stored.write_bytes(b"not a pickle")
-    damaged = parse_cached(POLICY.format(range="~1.0"), source=source, cache_dir=cache)
-    assert damaged == parse_policy(POLICY.format(range="~1.0"), source=source)

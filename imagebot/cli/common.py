@@ -91,10 +91,9 @@ def _timestamp(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def load(args: argparse.Namespace, *, cache_dir: Path | None = None) -> config.PolicySet:
-    """Load the policy set, keeping only the environments asked for (parsed files kept in
-    ``cache_dir`` when given)."""
-    policies = config.load_policies(args.policies, cache_dir=cache_dir)
+def load(args: argparse.Namespace) -> config.PolicySet:
+    """Load the policy set, keeping only the environments asked for."""
+    policies = config.load_policies(args.policies)
     wanted = set(args.environment)
     if not wanted:
         return policies
@@ -233,7 +232,7 @@ def cycle(args: argparse.Namespace, *, publish: bool) -> CycleResult:
     """Load policies and run one cycle as the command line asks."""
     cache_dir: Path = args.cache_dir or default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    policies = load(args, cache_dir=cache_dir)
+    policies = load(args)
     settings = registry_settings(args)
     # Decisions from earlier runs answer for unchanged repositories (not with --explain:
     # stored decisions keep no per-tag verdicts).
