@@ -18,6 +18,7 @@ import structlog.testing
 
 from imagebot.config import load_policies
 from imagebot.core.proposal import HUMAN_COMMIT_MARKER
+from imagebot.daemon.metrics import Metrics
 from imagebot.engine import CycleResult, run_cycle
 from imagebot.forge import CommitStatus, connect_forge
 from imagebot.publisher import Publishers
@@ -193,6 +194,31 @@ def test_first_pr_then_update_in_place_then_no_writes(world: World) -> None:
     assert len(world.forge.writes) == writes, "but nothing was written"
     assert world.branch() == branch, "and nothing pushed"
     assert world.env(result).commit is None
+
+
+def test_open_pull_requests_metric_is_read_back_from_the_forge(world: World) -> None:
+    """The daemon's open pull requests gauge says what the forge says: 0 before imagebot
+    proposes anything, 1 while its PR is open, 0 again once a human has merged it."""
+    metrics = Metrics()
+
+    def gauge() -> float | None:
+        async def read() -> None:
+            async with Publishers(
+                environ={"FORGE_TOKEN": TOKEN}, sleep=world.clock.sleep, clock=world.clock.now
+            ) as publishers:
+                policies = load_policies(world.policies).environments
+                await metrics.read_open_pull_requests(policies, publishers)
+
+        anyio.run(read)
+        return metrics.registry.get_sample_value(
+            "imagebot_open_pull_requests", {"environment": "staging"}
+        )
+
+    assert gauge() == 0
+    assert world.cycle().ok
+    assert gauge() == 1
+    world.forge.merge_by_human(1)
+    assert gauge() == 0
 
 
 def test_obsolete_pr_is_closed_and_its_branch_deleted(world: World) -> None:

@@ -3,16 +3,22 @@ global one, so two services in one test process never share counters)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from imagebot import logs
+from imagebot.core.policy import LoadedPolicy
 from imagebot.engine import CycleResult, Registry
-from imagebot.errors import RegistryError
+from imagebot.errors import ForgeError, RegistryError
+from imagebot.publisher import Publishers
 from imagebot.registry.manifests import ImageInfo
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+log = logs.get_logger("imagebot.daemon.metrics")
 
 
 class Metrics:
@@ -74,6 +80,13 @@ class Metrics:
             ["sender", "outcome"],
             registry=r,
         )
+        self.open_pull_requests = Gauge(
+            "imagebot_open_pull_requests",
+            "Pull requests imagebot has open, per environment in pull-request mode, as the forge"
+            " answered after the environment's last cycle",
+            ["environment"],
+            registry=r,
+        )
         self.leader = Gauge(
             "imagebot_leader",
             "1 while this replica may run cycles (always 1 without election)",
@@ -110,6 +123,30 @@ class Metrics:
                 self.errors.labels("git").inc()
             if env.ok:
                 self.last_success.labels(name).set(now.timestamp())
+
+    async def read_open_pull_requests(
+        self, policies: Sequence[LoadedPolicy], publishers: Publishers
+    ) -> None:
+        """Ask each pull-request environment's forge whether imagebot's pull request is open.
+
+        Read back from the forge, where that state lives, rather than counted from what a
+        cycle did: a human may merge or close a pull request between cycles. A forge that
+        cannot answer leaves the last value and is logged."""
+        for loaded in policies:
+            spec = loaded.policy.publish
+            if spec.mode != "pull-request":
+                continue
+            try:
+                forge = publishers.forge_for(loaded)
+                if forge is None:
+                    continue
+                pr = await forge.find_open(
+                    head=spec.branch_for(loaded.name), base=loaded.policy.repo.branch
+                )
+            except ForgeError as exc:
+                log.warning("open_pull_requests_unknown", environment=loaded.name, error=str(exc))
+                continue
+            self.open_pull_requests.labels(loaded.name).set(0 if pr is None else 1)
 
     def metered(self, registry: Registry) -> Registry:
         return _MeteredRegistry(registry, self)

@@ -40,6 +40,7 @@ from imagebot.daemon.runtime import Runtime
 from imagebot.daemon.scheduler import Dispatcher, Timer, WallTimer, run_schedule
 from imagebot.daemon.webhooks import Push
 from imagebot.errors import ImagebotError
+from imagebot.publisher import Publishers
 from imagebot.registry.settings import RegistriesSettings
 
 log = logs.get_logger("imagebot.daemon")
@@ -274,6 +275,8 @@ class Service:
                 seconds = self._monotonic() - start
                 now = self.timer.now()
                 self.metrics.record_cycle(result, trigger=trigger, seconds=seconds, now=now)
+                async with Publishers() as publishers:
+                    await self.metrics.read_open_pull_requests(policies, publishers)
                 for env in result.environments:
                     error = env.error or "; ".join(env.plan.problems) or None
                     self.last[env.plan.environment] = LastCycle(ok=env.ok, at=now, error=error)
