@@ -21,12 +21,6 @@ from tests.support.registry import Registry, push_image
 
 EMAIL = "imagebot@acme.example"
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("ssh-keygen") and shutil.which("gpg")),
-    reason="ssh-keygen and gpg are needed (scripts/setup.sh installs them)",
-)
-
-
 def _setup(tmp_path: Path, registry: Registry, signing: str) -> tuple[Path, Path]:
     repository = f"acme/signed-{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:8]}"
     for tag in ("1.0.0", "1.1.0"):
