@@ -13,7 +13,12 @@ from typing import Any
 import anyio
 
 from imagebot import config, engine
-from imagebot.cli.options import add_registry_arguments, default_cache_dir
+from imagebot.cli.options import (
+    add_cache_dir_argument,
+    add_git_timeout_argument,
+    add_registry_arguments,
+    default_cache_dir,
+)
 from imagebot.core.governing import Governed
 from imagebot.core.plan import Change, EnvironmentPlan
 from imagebot.core.selection import explain_lines
@@ -44,23 +49,9 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_cycle_arguments(parser: argparse.ArgumentParser, *, explain: bool = True) -> None:
     add_policy_arguments(parser)
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="where clones and the registry cache live (default: $IMAGEBOT_CACHE_DIR or"
-        " ~/.cache/imagebot)",
-    )
+    add_cache_dir_argument(parser)
     add_registry_arguments(parser)
-    parser.add_argument(
-        "--git-timeout",
-        type=float,
-        default=os.environ.get("IMAGEBOT_GIT_TIMEOUT", "300"),  # argparse applies type=
-        metavar="SECONDS",
-        help="longest a git fetch or push may take, and a wait for a clone another imagebot"
-        " process holds (default: $IMAGEBOT_GIT_TIMEOUT or 300)",
-    )
+    add_git_timeout_argument(parser)
     parser.add_argument("--output", "-o", choices=["text", "json"], default="text")
     parser.add_argument(
         "--now",

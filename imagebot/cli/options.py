@@ -33,3 +33,25 @@ def add_registry_arguments(
             metavar="HOST",
             help="talk plain HTTP to this registry host (repeatable); loopback hosts always may",
         )
+
+
+def add_cache_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where clones and the registry cache live (default: $IMAGEBOT_CACHE_DIR or"
+        " ~/.cache/imagebot)",
+    )
+
+
+def add_git_timeout_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--git-timeout",
+        type=float,
+        default=os.environ.get("IMAGEBOT_GIT_TIMEOUT", "300"),  # argparse applies type=
+        metavar="SECONDS",
+        help="longest a git fetch or push may take, and a wait for a clone another imagebot"
+        " process holds (default: $IMAGEBOT_GIT_TIMEOUT or 300)",
+    )

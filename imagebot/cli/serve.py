@@ -10,7 +10,12 @@ from pathlib import Path
 import anyio
 
 from imagebot.cli import common
-from imagebot.cli.options import add_registry_arguments, default_cache_dir
+from imagebot.cli.options import (
+    add_cache_dir_argument,
+    add_git_timeout_argument,
+    add_registry_arguments,
+    default_cache_dir,
+)
 from imagebot.errors import ImagebotError
 
 NAME = "serve"
@@ -37,14 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="address of the HTTP endpoints and webhooks (default: $IMAGEBOT_LISTEN or"
         " 127.0.0.1:8080)",
     )
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="where clones and the registry cache live (default: $IMAGEBOT_CACHE_DIR or"
-        " ~/.cache/imagebot)",
-    )
+    add_cache_dir_argument(parser)
     add_registry_arguments(parser)
     parser.add_argument(
         "--leader-elect",
@@ -70,13 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="file holding the webhook secret (or set $IMAGEBOT_WEBHOOK_SECRET);"
         " without a secret, webhooks are off",
     )
-    parser.add_argument(
-        "--git-timeout",
-        type=float,
-        default=_env_float("IMAGEBOT_GIT_TIMEOUT", 300.0),
-        metavar="SECONDS",
-        help="longest a git fetch or push may take (default: $IMAGEBOT_GIT_TIMEOUT or 300)",
-    )
+    add_git_timeout_argument(parser)
     parser.add_argument(
         "--grace",
         type=float,
