@@ -21,6 +21,7 @@ from tests.support.registry import Registry, push_image
 
 EMAIL = "imagebot@acme.example"
 
+
 def _setup(tmp_path: Path, registry: Registry, signing: str) -> tuple[Path, Path]:
     repository = f"acme/signed-{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:8]}"
     for tag in ("1.0.0", "1.1.0"):
