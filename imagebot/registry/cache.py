@@ -10,6 +10,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +54,22 @@ class CachedPage:
 LOCK_TIMEOUT = 30.0
 
 
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch the file to WAL once. Changing the journal mode takes an exclusive lock that
+    SQLite's busy timeout does not wait for, so two processes opening a new cache at once
+    could fail with "database is locked" (seen in the two-process apply test): the mode is
+    persistent, so read it first, and retry the switch a bounded number of times."""
+    for attempt in range(50):
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.1)  # another process holds the lock for a moment; real time here
+
+
 class TagCache:
     """A SQLite file (or ``":memory:"``) shared by one process's registry client."""
 
@@ -67,7 +84,7 @@ class TagCache:
         self._db = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=LOCK_TIMEOUT
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(self._db)
         # A crash may lose the last transactions; a cache can afford it, fsyncs it cannot.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
