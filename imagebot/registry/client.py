@@ -55,6 +55,7 @@ from imagebot.registry.politeness import (
 )
 from imagebot.registry.settings import RegistriesSettings, RegistryConfig
 from imagebot.registry.tags import BadPage, TagCollector, newness, next_link, page_tags
+from imagebot.registry.transport import pooled_transport
 
 log = logs.get_logger("imagebot.registry")
 
@@ -354,13 +355,12 @@ class RegistryClient:
         base_url = f"{'http' if cfg.insecure else 'https'}://{api_host}"
         auth = RegistryAuth(host, credentials=self._credentials, clock=self._clock)
         scope = CredentialScope(base_url, realm=lambda: auth.realm)
+        limits = httpx.Limits(
+            max_connections=cfg.concurrency + 4, max_keepalive_connections=cfg.concurrency
+        )
         http = httpx.AsyncClient(
-            transport=self._transport,
-            verify=self._tls(cfg) if self._transport is None else True,
+            transport=self._transport or pooled_transport(verify=self._tls(cfg), limits=limits),
             timeout=httpx.Timeout(cfg.timeout),
-            limits=httpx.Limits(
-                max_connections=cfg.concurrency + 4, max_keepalive_connections=cfg.concurrency
-            ),
             headers={"User-Agent": USER_AGENT},
             follow_redirects=True,
             event_hooks={
