@@ -21,7 +21,7 @@ from imagebot.core.rewrite.scalars import split_reference
 from imagebot.core.scan import ImageScan as ImageScan  # re-exported: its first home
 from imagebot.core.selection import Decision, SelectionRule, TagInfo, select
 from imagebot.core.selectmemo import SelectionMemo
-from imagebot.core.yamldoc import dotted
+from imagebot.core.yamldoc import dotted, line_at
 from imagebot.errors import EditError, InvalidReference, SelectionError
 
 TRAILER_ENVIRONMENT = "Imagebot-Environment"
@@ -237,7 +237,8 @@ def plan_environment(
                     decisions.append((g.image, current, by_current[current]))
             except SelectionError as exc:  # this image's rule fails; the others are planned
                 field = dotted((*g.written_at, *rule_field_path(exc.field)))
-                at = f"{source}:{lines[field]}" if field in lines else source
+                line = line_at(lines, field)
+                at = f"{source}:{line}" if line is not None else source
                 all_problems.append(f"{env}: image {g.image}: {at}: {field}: {exc}")
                 break
             decision = by_current[current]

@@ -371,15 +371,15 @@ class LoadedPolicy:
 
     source: str
     policy: EnvironmentPolicy
-    #: line of each image's selection fields in ``source`` (``images[0].follow``: 12), of
-    #: each image entry (``images[0]``) and of ``promote.from``/``promote.checks``.
+    #: line of every field written in ``source`` (``images[0].follow``: 12), read through
+    #: :meth:`at`: a field left out is placed at its entry (``yamldoc.line_at``).
     lines: Mapping[str, int] = field(default_factory=dict)
     #: what is allowed but probably not meant, with file:line (``imagebot check`` shows them).
     warnings: tuple[str, ...] = ()
 
     def at(self, where: str) -> str:
         """``file:line`` of a field named as in ``lines``."""
-        return f"{self.source}:{self.lines.get(where, 1)}"
+        return f"{self.source}:{yamldoc.line_at(self.lines, where) or 1}"
 
     @property
     def name(self) -> str:
@@ -401,16 +401,7 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     ]
     if problems:
         raise PolicyError(problems)
-    lines: dict[str, int] = {
-        "promote.from": yamldoc.line_of(doc, ("promote", "from")),
-        "promote.checks": yamldoc.line_of(doc, ("promote", "checks")),
-    }
-    for i in range(len(model.images)):
-        lines[f"images[{i}]"] = yamldoc.line_of(doc, ("images", i))
-    for entry, _ in _rules(model):
-        for f in dataclasses.fields(SelectionRule):
-            loc = (*entry, *rule_field_path(f.name))
-            lines[yamldoc.dotted(loc)] = yamldoc.line_of(doc, loc)
+    lines = yamldoc.written_lines(doc)
     warnings = tuple(
         yamldoc.problem_at(source, doc, loc, message) for loc, message in _rule_warnings(model)
     )
