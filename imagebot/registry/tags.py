@@ -108,7 +108,8 @@ class TagCollector:
     Which ones a cap keeps depends on the registry's order: the first ``cap`` when it lists
     newest first (and then paging stops), the last ``cap`` when it lists oldest first, and
     for a lexical (or unknown) order the ``cap`` newest by ``newness`` — text order would keep
-    ``v1.9.0`` over ``v1.12.0``. ``dropped`` names the tags a cap left out.
+    ``v1.9.0`` over ``v1.12.0``. ``dropped`` names the tags a cap left out. Under the cap
+    every tag is kept, in the order the registry lists them, and none is ranked.
     """
 
     cap: int
@@ -131,11 +132,14 @@ class TagCollector:
                 continue
             self.seen += 1
             if self.order == "lexical":
-                item = (newness(tag), tag)
-                if len(self._newest) < self.cap:
-                    heapq.heappush(self._newest, item)
-                else:
-                    self.dropped.append(heapq.heappushpop(self._newest, item)[1])
+                if len(self._kept) < self.cap and not self._newest:
+                    self._kept.append(tag)  # under the cap every tag is kept: no ranking
+                    continue
+                if not self._newest:  # the cap is reached: rank what is kept so far
+                    self._newest = [(newness(t), t) for t in self._kept]
+                    heapq.heapify(self._newest)
+                    self._kept.clear()
+                self.dropped.append(heapq.heappushpop(self._newest, (newness(tag), tag))[1])
             elif self.order == "newest-first" and len(self._kept) >= self.cap:
                 self.dropped.append(tag)
             else:
@@ -154,6 +158,6 @@ class TagCollector:
 
     @property
     def tags(self) -> list[str]:
-        if self.order == "lexical":
+        if self._newest:
             return [tag for _, tag in sorted(self._newest)]
         return list(self._kept)
