@@ -16,7 +16,6 @@ from ruamel.yaml.nodes import ScalarNode as _RuamelScalar
 from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
-from imagebot.core.rewrite.documents import UntypedLoader
 from imagebot.errors import PolicyError
 
 #: Largest policy file or registries.yaml read. Real ones are a few KiB; the cap bounds the
@@ -76,9 +75,22 @@ class _Unusual(Exception):
     """The document holds something the fast loader leaves to ruamel.yaml."""
 
 
-class _Loader(UntypedLoader):
-    """libyaml, marking what was written without a tag: ruamel.yaml loads an explicit tag
-    (``!!str 5``) as a TaggedScalar, which the fast loader leaves to it."""
+try:
+    from yaml import CSafeLoader as _Base
+except ImportError:  # PyYAML built without libyaml: the same nodes, ten times slower
+    from yaml import SafeLoader as _Base  # type: ignore[assignment]
+
+
+class _Loader(_Base):
+    """libyaml, marking what was written without a tag (ruamel.yaml loads an explicit tag,
+    ``!!str 5``, as a TaggedScalar, which the fast loader leaves to it) and typing nothing:
+    plain scalars are typed afterwards by ruamel.yaml's YAML 1.2 resolver."""
+
+    def descend_resolver(self, current_node: object, current_index: object) -> None:
+        return None  # no path-based resolvers: skip PyYAML's bookkeeping for them
+
+    def ascend_resolver(self) -> None:
+        return None
 
     def resolve(self, kind: type[yaml.Node], value: object, implicit: tuple[bool, bool]) -> str:
         if kind is yaml.ScalarNode:

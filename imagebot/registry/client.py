@@ -55,7 +55,6 @@ from imagebot.registry.politeness import (
 )
 from imagebot.registry.settings import RegistriesSettings, RegistryConfig
 from imagebot.registry.tags import BadPage, TagCollector, newness, next_link, page_tags
-from imagebot.registry.transport import pooled_transport
 
 log = logs.get_logger("imagebot.registry")
 
@@ -355,6 +354,10 @@ class RegistryClient:
         base_url = f"{'http' if cfg.insecure else 'https'}://{api_host}"
         auth = RegistryAuth(host, credentials=self._credentials, clock=self._clock)
         scope = CredentialScope(base_url, realm=lambda: auth.realm)
+        # Here, not at the top: httpx imports httpcore only when a transport is made, so
+        # `imagebot tags --help` and friends start without it.
+        from imagebot.registry.transport import pooled_transport
+
         limits = httpx.Limits(
             max_connections=cfg.concurrency + 4, max_keepalive_connections=cfg.concurrency
         )

@@ -42,7 +42,7 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
 
 
-class UntypedLoader(_Base):
+class _Loader(_Base):
     """libyaml with the implicit-type resolver switched off.
 
     PyYAML's resolver runs a Python regex per plain scalar and takes a third of the parse
@@ -98,7 +98,7 @@ def split(text: str) -> list[Chunk]:
 
 
 def _compose(body: str) -> tuple[Node, ...]:
-    return tuple(d for d in yaml.compose_all(body, Loader=UntypedLoader) if d is not None)
+    return tuple(d for d in yaml.compose_all(body, Loader=_Loader) if d is not None)
 
 
 class _LastLocated:
