@@ -467,13 +467,18 @@ async def scan_repositories(
                 for t in tags
             ),
             digests={t: i.digest for t, i in infos.items() if i.digest},
-            fingerprint=hashlib.blake2b("\n".join(tags).encode(), digest_size=16).hexdigest(),
+            fingerprint=fingerprint(tags),
         )
 
     async with anyio.create_task_group() as tg:
         for repository in repositories:
             tg.start_soon(one, repository)
     return scans
+
+
+def fingerprint(tags: Sequence[str]) -> str:
+    """A hash of the set of tags, whatever order the registry lists them in."""
+    return hashlib.blake2b("\n".join(sorted(tags)).encode(), digest_size=16).hexdigest()
 
 
 async def _image_info(

@@ -116,8 +116,9 @@ def test_plan_prints_diff_and_summary_and_publishes_nothing(setup: Setup) -> Non
     assert f"dev: app ({setup.image}) 1.0.0 -> 1.1.0  [envs/dev/app.yaml:11]" in out
     code, out = setup.cli("plan", "--explain")
     explained = out[out.index("dev: app (running 1.0.0):") :].splitlines()
-    verdicts = {line.split()[1]: line.split()[0] for line in explained[2:6]}
-    assert verdicts == {"1.0.0": "+", "1.1.0": "*", "2.0.0-rc.1": "-", "2.0.0": "-"}, out
+    verdicts = [(line.split()[1], line.split()[0]) for line in explained[2:6]]
+    # oldest to newest by version, whatever order the registry listed them in
+    assert verdicts == [("1.0.0", "+"), ("1.1.0", "*"), ("2.0.0-rc.1", "-"), ("2.0.0", "-")], out
     result = run_cli(
         "plan", "--output", "json", "--policies", str(setup.policies),
         "--cache-dir", str(setup.cache),

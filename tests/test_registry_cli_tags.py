@@ -91,3 +91,15 @@ def test_basic_auth_registry_via_docker_config(basic_registry: Registry, tmp_pat
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "1.0\n"
+
+
+def test_tags_print_oldest_to_newest_by_version(registry: Registry, tmp_path: Path) -> None:
+    """Distribution lists tags in the order it finds them on disk; `imagebot tags` prints
+    versions in version order (1.0.9 before 1.0.10), other tags first."""
+    pushed = ["1.0.10", "latest", "1.0.9", "1.0.2", "1.1.0-rc.1", "1.1.0"]
+    for tag in pushed:
+        push_image(registry, "acme/app", tag)
+    ref = f"{registry.host}/acme/app"
+    result = run_cli("tags", ref, "--cache", str(tmp_path / "c.db"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["latest", "1.0.2", "1.0.9", "1.0.10", "1.1.0-rc.1", "1.1.0"]

@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,13 @@ from imagebot.cli.options import (
 )
 from imagebot.core.governing import Governed
 from imagebot.core.plan import Change, EnvironmentPlan
-from imagebot.core.selection import explain_lines
+from imagebot.core.selection import Verdict, explain_lines
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.daemon.runtime import Runtime
 from imagebot.engine import CycleResult
 from imagebot.registry.decisions import DecisionStore
 from imagebot.registry.settings import RegistriesSettings, load_registries
+from imagebot.registry.tags import newness
 
 
 def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,6 +116,12 @@ def change_json(c: Change) -> dict[str, Any]:
     }
 
 
+def by_version(verdicts: Sequence[Verdict]) -> tuple[Verdict, ...]:
+    """Verdicts oldest to newest by version (other tags first, in natural order): registries
+    list tags in whatever order they keep them."""
+    return tuple(sorted(verdicts, key=lambda v: newness(v.tag)))
+
+
 def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]:
     """A plan as JSON; with ``explain``, every tag's verdict under each decision."""
     return {
@@ -134,7 +143,7 @@ def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]
                                 if v.rejection is not None
                                 else {}
                             )
-                            for v in d.verdicts
+                            for v in by_version(d.verdicts)
                         ]
                     }
                     if explain
@@ -192,7 +201,8 @@ def print_result(
                 out.writelines(f"    {path}:{t.line} {t.field}\n" for path, t in g.targets)
             for image, current, d in plan.decisions:
                 out.write(f"{plan.environment}: {image} (running {current or 'no tag'}):\n")
-                out.writelines(f"    {line}\n" for line in explain_lines(d))
+                ordered = replace(d, verdicts=by_version(d.verdicts))
+                out.writelines(f"    {line}\n" for line in explain_lines(ordered))
         for image, current, d in plan.decisions:
             if d.tag is None or d.tag == current:
                 out.write(

@@ -1,8 +1,10 @@
 """``imagebot tags REF...``: list repositories' tags through the full registry client.
 
 Auth, pagination, the tag cap, signature-tag filtering, politeness and the SQLite cache
-all apply, so what this prints is exactly what a policy gets to choose from. Tags keep the
-registry's order. With several references they are listed concurrently.
+all apply, so what this prints is exactly what a policy gets to choose from. Tags are
+printed oldest to newest by version (other tags first, in natural order), except from a
+registry configured with ``tag_order: newest-first`` or ``oldest-first``, whose order they
+keep. With several references they are listed concurrently.
 
 Text output: with one reference, one tag per line; with several, each reference on a line
 of its own followed by its tags indented. ``--output json`` prints one object mapping each
@@ -25,6 +27,7 @@ from imagebot.errors import ImagebotError, RegistryError
 from imagebot.registry.cache import TagCache
 from imagebot.registry.connect import connect
 from imagebot.registry.settings import RegistriesSettings, load_registries
+from imagebot.registry.tags import newness
 
 NAME = "tags"
 
@@ -56,7 +59,13 @@ async def list_refs(
     async with connect(settings, cache=cache) as client:
         scanned = await client.scan(repositories.values())
     for ref, repository in repositories.items():
-        out[ref] = scanned[repository]
+        tags = scanned[repository]
+        if isinstance(tags, list) and settings.for_host(repository.split("/")[0]).tag_order == (
+            "lexical"
+        ):
+            # A registry listing in text (or no useful) order: print versions in their order.
+            tags = sorted(tags, key=newness)
+        out[ref] = tags
     return {ref: out[ref] for ref in refs}
 
 

@@ -196,7 +196,8 @@ class TagCache:
 
     @staticmethod
     def _write(db: sqlite3.Connection, repository: str, tags: list[str], stamp: float) -> None:
-        digest = hashlib.blake2b("\n".join(tags).encode(), digest_size=16).digest()
+        # Of the set of tags: a registry may list them in a different order each time.
+        digest = hashlib.blake2b("\n".join(sorted(tags)).encode(), digest_size=16).digest()
         row = db.execute(
             "SELECT id, tags_hash, first_seen FROM repositories WHERE name = ?", (repository,)
         ).fetchone()
