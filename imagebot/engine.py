@@ -437,15 +437,16 @@ async def _finish_publishing(
 async def scan_repositories(
     registry: Registry, repositories: Sequence[str], *, with_created: Set[str] = frozenset()
 ) -> dict[str, ImageScan]:
-    """List the tags of every repository concurrently, with when imagebot first saw each
-    (for min_age) and, for repositories in ``with_created``, each image's build time (for
-    newest-build). A failure is recorded in the scan, never raised."""
+    """List the tags of every repository concurrently and, for repositories in
+    ``with_created``, when imagebot first saw each tag and each image's build time (for
+    min_age and newest-build). A failure is recorded in the scan, never raised."""
     scans: dict[str, ImageScan] = {}
 
     async def one(repository: str) -> None:
         try:
             tags = await registry.list_tags(repository)
-            seen = await registry.first_seen(repository)
+            # First-seen times and build times only count for min_age and newest-build.
+            seen = await registry.first_seen(repository) if repository in with_created else {}
             infos: dict[str, ImageInfo] = {}
             if repository in with_created:
                 async with anyio.create_task_group() as tg:

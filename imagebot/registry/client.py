@@ -190,7 +190,7 @@ class RegistryClient:
                 raise RegistryError(
                     f"tags/list pagination loops back to {url}", **self._names(repo)
                 )
-            if not same_origin(reg.base_url, url):
+            if visited and not same_origin(reg.base_url, url):  # the first is built here
                 # next_link refuses these; a page cached by an older version might not.
                 raise RegistryError(
                     f"tags/list: next page {url} is not on the registry", **self._names(repo)
