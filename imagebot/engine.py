@@ -34,7 +34,7 @@ from imagebot.core.selection import TagInfo
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.errors import EditError, ForgeError, GitError, RegistryError
 from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
-from imagebot.gitrepo import EnvRepo, PushRejected, redact
+from imagebot.gitrepo import EnvRepo, PushRejected, redact, refs_of
 from imagebot.publisher import Publishers
 from imagebot.registry.manifests import ImageInfo
 
@@ -653,20 +653,28 @@ def _read_workspace(
             f"{loaded.name}: {loaded.source}: repo.path {spec.path!r} holds no YAML files"
             f" on branch {spec.branch!r} of {redact(url)}"
         )
+    contents = repo.read_all(entries)
     for entry in entries:
-        data = repo.read(entry)
+        # What history would find in this file: remembered for a first history read.
+        located = (entry.path, entry.blob, repositories) if repositories is not None else None
         try:
-            text = data.decode("utf-8")
+            text = contents[entry.blob].decode("utf-8")
         except UnicodeDecodeError:
             problems.append(f"{loaded.name}: {entry.path}: not UTF-8; skipped")
             continue
         if repositories is not None and not rewrite.mentions(text, repositories):
+            if located is not None:
+                repo.located[located] = ()
             continue
         try:
             found = rewrite.locate(text, source=entry.path, repositories=repositories)
         except EditError as exc:
             problems.append(f"{loaded.name}: {exc}; file left untouched")
+            if located is not None:
+                repo.located[located] = ()
             continue
+        if located is not None:
+            repo.located[located] = refs_of(entry.path, found)
         found = in_scope(loaded.policy, found)  # detect: markers, marker_namespace
         if found:
             files[entry.path] = text

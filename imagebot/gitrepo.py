@@ -103,6 +103,10 @@ class EnvRepo:
         self.fetched: str | None = None
         """The head our last fetch saw; files, reads and commits use it, not the ref, which
         another process sharing the clone may move meanwhile."""
+        self.located: dict[tuple[str, str, frozenset[str]], tuple[Ref, ...]] = {}
+        """Image references found in a file (path, blob) for a set of repositories: the
+        engine's read of the files fills it, so a first history read, whose snapshot is of
+        the same files, locates nothing twice."""
         self._remote_ref = f"refs/remotes/origin/{branch}"
         self._lock_path = cache_dir.parent / f"{cache_dir.name}.lock"
         try:
@@ -189,6 +193,38 @@ class EnvRepo:
             ):
                 entries.append(FileEntry(path=path, mode=int(mode, 8), blob=sha))
         return entries
+
+    def read_all(self, entries: Collection[FileEntry]) -> dict[str, bytes]:
+        """The content of every entry's blob, by blob sha, from one ``git cat-file --batch``
+        (reading blob by blob costs a round trip each: 80 ms for 1,000 files)."""
+        shas = list(dict.fromkeys(entry.blob for entry in entries))
+        if not shas:
+            return {}
+        with tempfile.TemporaryFile() as wanted:
+            wanted.write("".join(f"{sha}\n" for sha in shas).encode("ascii"))
+            wanted.seek(0)
+            try:
+                out: bytes = self._repo.git.execute(
+                    ["git", "cat-file", "--batch"],
+                    istream=wanted,
+                    stdout_as_string=False,
+                    strip_newline_in_stdout=False,
+                    kill_after_timeout=self.timeout,
+                )
+            except git.GitCommandError as exc:
+                raise GitError(f"{redact(self.url)}: cannot read files: {_stderr(exc)}") from None
+        found: dict[str, bytes] = {}
+        pos = 0
+        for sha in shas:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].split()
+            if len(header) != 3 or header[0].decode("ascii") != sha:
+                path = next(e.path for e in entries if e.blob == sha)
+                raise GitError(f"{redact(self.url)}: cannot read {path}: blob {sha} not found")
+            size = int(header[2])
+            found[sha] = out[end + 1 : end + 1 + size]
+            pos = end + 1 + size + 1  # the content is followed by a newline
+        return found
 
     def read(self, entry: FileEntry) -> bytes:
         try:
@@ -366,11 +402,18 @@ class EnvRepo:
     ) -> HistoryCommit:
         args = ["ls-tree", "-r", "-z", "--full-tree", commit.sha, "--", _pathspec(under)]
         out = self._git(*args, what=f"list files under {under!r} at {commit.sha[:12]}")
-        files: dict[str, tuple[Ref, ...]] = {}
-        for record in out.split("\0"):
-            meta, _, path = record.partition("\t")
-            if _is_manifest(path) and meta.split()[1] == "blob":
-                files[path] = self._refs(path, meta.split()[2], repositories)
+        entries = [
+            FileEntry(path=path, mode=0o100644, blob=meta.split()[2])
+            for meta, _, path in (record.partition("\t") for record in out.split("\0"))
+            if _is_manifest(path) and meta.split()[1] == "blob"
+        ]
+        try:
+            contents = self.read_all(entries)
+        except GitError:
+            contents = {}  # each file is then read (or found unreadable) on its own
+        files = {
+            e.path: self._refs(e.path, e.blob, repositories, contents.get(e.blob)) for e in entries
+        }
         return HistoryCommit(
             sha=commit.sha,
             time=commit.time,
@@ -380,22 +423,27 @@ class EnvRepo:
             snapshot=True,
         )
 
-    def _refs(self, path: str, blob: str, repositories: Collection[str]) -> tuple[Ref, ...]:
-        """The image references in one blob; none for a deleted, unreadable or unsafe file."""
+    def _refs(
+        self, path: str, blob: str, repositories: Collection[str], data: bytes | None = None
+    ) -> tuple[Ref, ...]:
+        """The image references in one blob (``data``, when already read); none for a
+        deleted, unreadable or unsafe file."""
         if not blob or set(blob) == {"0"}:
             return ()
+        key = (path, blob, frozenset(repositories))
+        known = self.located.get(key)
+        if known is not None:
+            return known
         try:
-            text = self.read(FileEntry(path=path, mode=0o100644, blob=blob)).decode("utf-8")
+            if data is None:
+                data = self.read(FileEntry(path=path, mode=0o100644, blob=blob))
+            text = data.decode("utf-8")
             if not rewrite.mentions(text, repositories):
                 return ()
             targets = rewrite.locate(text, source=path, repositories=repositories)
         except (GitError, UnicodeDecodeError, EditError):
             return ()
-        return tuple(
-            Ref(path, t.line, t.repository, t.policy, t.tag, t.digest)
-            for t in targets
-            if t.problem is None
-        )
+        return refs_of(path, targets)
 
     # -- imagebot's own branch (pull-request mode) -------------------------------------------
 
@@ -572,6 +620,15 @@ class EnvRepo:
 
 
 _HISTORY_FORMAT = 1
+
+
+def refs_of(path: str, targets: Collection[rewrite.Target]) -> tuple[Ref, ...]:
+    """What history keeps of the references located in one file: the safely editable ones."""
+    return tuple(
+        Ref(path, t.line, t.repository, t.policy, t.tag, t.digest)
+        for t in targets
+        if t.problem is None
+    )
 
 
 def _is_manifest(path: str) -> bool:

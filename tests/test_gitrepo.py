@@ -74,3 +74,33 @@ def test_credentials_in_urls_are_redacted(tmp_path: Path) -> None:
         repo.fetch()
     assert "s3cr3t-token" not in str(info.value)
     assert "***@127.0.0.1:1" in str(info.value)
+
+
+def test_read_all_returns_every_blob_byte_exact(tmp_path: Path) -> None:
+    """One `cat-file --batch` answers as reading file by file does: CRLF, binary bytes,
+    lines that look like batch headers, empty files and two paths sharing a blob."""
+    files = {
+        "a.yaml": CRLF,
+        "b.yaml": b"\x00\xff binary\nda39a3ee5e6b4b0d3255bfef95601890afd80709 blob 3\n",
+        "c.yaml": b"",
+        "d/same.yaml": b"x: 1\n",
+        "d/twin.yaml": b"x: 1\n",
+    }
+    remote = make_remote(tmp_path, files)
+    repo = EnvRepo(str(remote), "main", tmp_path / "cache")
+    repo.fetch()
+    entries = repo.files(".")
+    contents = repo.read_all(entries)
+    assert {e.path: contents[e.blob] for e in entries} == files
+    assert all(repo.read(e) == contents[e.blob] for e in entries)
+    assert repo.read_all([]) == {}
+
+
+def test_read_all_names_the_file_whose_blob_is_missing(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, {"a.yaml": b"a: 1\n"})
+    repo = EnvRepo(str(remote), "main", tmp_path / "cache")
+    repo.fetch()
+    (entry,) = repo.files(".")
+    gone = type(entry)(path="envs/gone.yaml", mode=entry.mode, blob="1" * 40)
+    with pytest.raises(GitError, match=r"envs/gone\.yaml"):
+        repo.read_all([entry, gone])
