@@ -126,3 +126,52 @@ def test_a_lock_per_repository_not_per_daemon(tmp_path: Path, registry: Registry
         == show(repo_a, "qa/x.yaml")
         == b"image: " + (f"{image}:1.1.0\n".encode())
     )
+
+
+def test_scan_interval_reuses_a_listing_until_it_is_due_or_a_webhook_reports_a_push(
+    tmp_path: Path, registry: Registry
+) -> None:
+    """With `scan_interval: 600`, cycles within ten minutes reuse a's listing (a tag pushed
+    meanwhile is not seen), a webhook for a makes the next cycle list it at once, and once
+    the interval has passed a scheduled cycle lists again."""
+    from datetime import UTC, datetime, timedelta
+
+    from imagebot.registry.settings import parse_registries
+
+    a, b = f"{registry.host}/acme/a", f"{registry.host}/acme/b"
+    for repo in ("acme/a", "acme/b"):
+        push_image(registry, repo, "1.0.0")
+    remote = make_remote(tmp_path, {"env/app.yaml": FILE.format(a=a, b=b).encode()})
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "dev.yaml").write_text(
+        f"environment: dev\nrepo: {{url: {remote}, path: env}}\n"
+        f"images:\n  - {{name: a, repository: {a}}}\n  - {{name: b, repository: {b}}}\n"
+    )
+    envs = load_policies(policies).environments
+    settings = parse_registries(
+        f"registries:\n  {registry.host}:\n    scan_interval: 600\n", source="registries.yaml"
+    )
+    now = [datetime(2026, 3, 1, 12, 0, tzinfo=UTC)]
+
+    async def main() -> list[bytes]:
+        seen = []
+        async with Runtime(settings=settings, cache_dir=tmp_path / "c", clock=lambda: now[0]) as rt:
+            await rt.run_cycle(envs, publish=True)  # lists a and b
+            push_image(registry, "acme/a", "1.1.0")
+            push_image(registry, "acme/b", "1.1.0")
+            now[0] += timedelta(minutes=5)
+            await rt.run_cycle(envs, publish=True)  # both listings are 5 minutes old
+            seen.append(show(remote, "env/app.yaml"))
+            rt.pushed(a)
+            await rt.run_cycle(envs, publish=True)  # a is listed at once
+            seen.append(show(remote, "env/app.yaml"))
+            now[0] += timedelta(minutes=6)  # b's listing is 11 minutes old
+            await rt.run_cycle(envs, publish=True)
+            seen.append(show(remote, "env/app.yaml"))
+        return seen
+
+    within, pushed, due = anyio.run(main)
+    assert within == FILE.format(a=a, b=b).encode()
+    assert pushed == FILE.format(a=a, b=b).replace(f"{a}:1.0.0", f"{a}:1.1.0").encode()
+    assert due == FILE.format(a=a, b=b).replace(":1.0.0", ":1.1.0").encode()

@@ -223,3 +223,36 @@ def test_load_registries_missing_file(tmp_path: Path) -> None:
     """A registries file that cannot be read is a PolicyError naming it."""
     with pytest.raises(PolicyError, match="cannot read"):
         load_registries(tmp_path / "nope.yaml")
+
+
+def test_scan_interval_reuses_the_cached_listing_across_processes(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """A listing in the cache file younger than `scan_interval` answers a new client without
+    a request; an older one, or one made at a later clock reading, is listed again."""
+    from datetime import UTC, datetime, timedelta
+
+    from imagebot.registry.cache import TagCache
+
+    push_image(registry, "acme/app", "1.0.0")
+    settings = parse_registries(
+        f"registries:\n  {registry.host}:\n    scan_interval: 60\n", source="registries.yaml"
+    )
+    repo = f"{registry.host}/acme/app"
+    t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+    async def listing(at: datetime) -> tuple[list[str], int]:
+        cache = TagCache(tmp_path / "registry.sqlite")  # a new process: a new client and file
+        try:
+            async with RegistryClient(settings=settings, cache=cache, clock=lambda: at) as c:
+                return sorted(await c.list_tags(repo)), c.requests
+        finally:
+            cache.close()
+
+    assert anyio.run(listing, t0) == (["1.0.0"], 1)
+    push_image(registry, "acme/app", "1.1.0")
+    assert anyio.run(listing, t0 + timedelta(seconds=59)) == (["1.0.0"], 0)
+    assert anyio.run(listing, t0 - timedelta(seconds=1)) == (["1.0.0", "1.1.0"], 1)
+    # that listing (at t0 - 1s) is fresh for the next 60 s, unchanged tags or not
+    assert anyio.run(listing, t0 + timedelta(seconds=58)) == (["1.0.0", "1.1.0"], 0)
+    assert anyio.run(listing, t0 + timedelta(seconds=59)) == (["1.0.0", "1.1.0"], 1)

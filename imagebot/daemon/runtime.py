@@ -22,6 +22,7 @@ from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.engine import Clock, CycleResult, Registry, utc_now
 from imagebot.registry.cache import TagCache
+from imagebot.registry.client import RegistryClient
 from imagebot.registry.connect import connect
 from imagebot.registry.manifests import ImageInfo
 from imagebot.registry.settings import RegistriesSettings
@@ -49,6 +50,7 @@ class Runtime:
         self._wrap = wrap_registry
         self._stack = AsyncExitStack()
         self._registry: Registry | None = None
+        self._client: RegistryClient | None = None
         self._locks: dict[str, anyio.Lock] = {}
         self._known_tags: dict[str, list[str]] = {}
         """Each repository's last tag listing, until a webhook says it changed."""
@@ -60,8 +62,9 @@ class Runtime:
         cache = TagCache(self.cache_dir / "registry.sqlite")
         self._stack.callback(cache.close)
         client = await self._stack.enter_async_context(
-            connect(self.settings, cache=cache, event_hooks=self._event_hooks)
+            connect(self.settings, cache=cache, event_hooks=self._event_hooks, clock=self.clock)
         )
+        self._client = client
         self._registry = self._wrap(client) if self._wrap else client
         return self
 
@@ -71,7 +74,7 @@ class Runtime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._registry = None
+        self._registry = self._client = None
         await self._stack.aclose()
 
     @property
@@ -89,8 +92,11 @@ class Runtime:
         return lock is not None and lock.locked()
 
     def pushed(self, repository: str) -> None:
-        """A webhook reported a push: the next listing of ``repository`` asks the registry."""
+        """A webhook reported a push: the next listing of ``repository`` asks the registry
+        (whatever its registry's ``scan_interval`` says)."""
         self._known_tags.pop(repository, None)
+        if self._client is not None:
+            self._client.expire(repository)
 
     async def run_cycle(
         self,

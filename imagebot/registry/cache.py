@@ -171,6 +171,17 @@ class TagCache:
         if self._pending_rows >= self.FLUSH_ROWS * 4:
             self.flush()  # a caller that never flushes in a thread still stays bounded
 
+    def listing(self, repository: str) -> tuple[list[str], float] | None:
+        """The repository's last recorded tag list and when it was listed (a POSIX time),
+        or None if it never was."""
+        for name, tags, stamp in reversed(self._pending):
+            if name == repository:
+                return tags, stamp
+        row = self._db.execute(
+            "SELECT tags, fetched_at FROM repositories WHERE name = ?", (repository,)
+        ).fetchone()
+        return (json.loads(row[0]), row[1]) if row is not None else None
+
     @property
     def pending_rows(self) -> int:
         return self._pending_rows
@@ -201,8 +212,9 @@ class TagCache:
         row = db.execute(
             "SELECT id, tags_hash, first_seen FROM repositories WHERE name = ?", (repository,)
         ).fetchone()
-        if row is not None and row[1] == digest:
-            return  # unchanged since the last listing: nothing new to stamp
+        if row is not None and row[1] == digest:  # unchanged: nothing new to stamp
+            db.execute("UPDATE repositories SET fetched_at = ? WHERE id = ?", (stamp, row[0]))
+            return
         encoded = json.dumps(tags)
         if row is None:  # every tag is new: one group, the list just encoded
             db.execute(

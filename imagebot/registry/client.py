@@ -121,6 +121,8 @@ class RegistryClient:
         self._event_hooks = dict(event_hooks or {})
         self.requests = 0
         """Requests sent (registry and token endpoints), retries included."""
+        self._expired: set[str] = set()
+        """Repositories listed afresh next time, whatever ``scan_interval`` says."""
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -149,6 +151,14 @@ class RegistryClient:
         repo = self._repo(repository)
         reg = self._registry(repo.host)
         cfg = reg.config
+        if cfg.scan_interval > 0 and repo.name not in self._expired:
+            listed = self.cache.listing(repo.name)
+            if listed is not None:
+                age = self._clock().timestamp() - listed[1]
+                if 0 <= age < cfg.scan_interval:  # a clock set back lists again
+                    log.debug("tags_reused", registry=repo.host, repository=repo.path, age=age)
+                    return listed[0]
+        self._expired.discard(repo.name)
         collector = TagCollector(cap=cfg.tag_cap, order=cfg.tag_order)
         # One deadline for the whole listing: every page, retry and Retry-After wait.
         with anyio.move_on_after(cfg.repository_deadline) as deadline:
@@ -180,6 +190,11 @@ class RegistryClient:
             # SQLite work in a thread: the event loop keeps the registry busy meanwhile.
             await anyio.to_thread.run_sync(self.cache.flush)
         return tags
+
+    def expire(self, repository: str) -> None:
+        """The next listing of ``repository`` asks the registry, whatever ``scan_interval``
+        says (a webhook reported a push)."""
+        self._expired.add(self._repo(repository).name)
 
     async def _list_pages(self, reg: _Registry, repo: Repo, collector: TagCollector) -> None:
         cfg = reg.config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -29,9 +30,11 @@ async def connect(
     *,
     cache: TagCache,
     event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> AsyncIterator[RegistryClient]:
     """A RegistryClient with credentials from ``settings`` (and the Docker config);
-    ``event_hooks`` go on its registry HTTP clients (the daemon's metrics)."""
+    ``event_hooks`` go on its registry HTTP clients (the daemon's metrics); ``clock`` (the
+    cycle's) stamps listings, first sightings and tokens."""
     async with (
         httpx.AsyncClient(timeout=30) as http,
         RegistryClient(
@@ -39,6 +42,7 @@ async def connect(
             credentials=provider_for(credential_sources(settings), http=http),
             cache=cache,
             event_hooks=event_hooks,
+            clock=clock,
         ) as client,
     ):
         yield client

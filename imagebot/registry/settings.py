@@ -65,6 +65,12 @@ class RegistrySettings(BaseModel):
         gt=0,
         description="seconds for listing one repository's tags: every page, retry and wait",
     )
+    scan_interval: float | None = Field(
+        default=None,
+        ge=0,
+        description="seconds a repository's last tag listing is used before it is listed"
+        " again (Flux's ImageRepository interval); 0: every cycle lists every repository",
+    )
     max_pages: int | None = Field(
         default=None,
         ge=1,
@@ -109,6 +115,7 @@ class RegistryConfig:
     timeout: float
     deadline: float
     repository_deadline: float
+    scan_interval: float
     max_pages: int
     max_response_bytes: int
 
@@ -149,6 +156,7 @@ _FALLBACK: dict[str, Any] = {
     "timeout": 30.0,
     "deadline": 120.0,
     "repository_deadline": 600.0,
+    "scan_interval": 0.0,
     "max_pages": None,  # derived from tag_cap and page_size, see default_max_pages
     "max_response_bytes": 64 * 1024 * 1024,
 }
