@@ -1,42 +1,34 @@
 """One cycle: read env repos → scan registries → plan → edit → publish.
 
 All decisions are made by pure functions in ``imagebot.core``; this module only moves data
-between them and the outside world (git, registries, the clock).
+between them and the outside world (git, registries, the clock). Reading an environment's
+files is :mod:`imagebot.workspace`; asking the registries is :mod:`imagebot.scanning`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
 from imagebot import config, logs, promoting
-from imagebot.core import rewrite
 from imagebot.core.envgraph import order_environments
-from imagebot.core.governing import Governance, govern, locate_filter
-from imagebot.core.plan import (
-    EnvironmentPlan,
-    ImageScan,
-    in_scope,
-    plan_environment,
-)
+from imagebot.core.plan import EnvironmentPlan, ImageScan, plan_environment
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.promotion import CommitStatuses, HistoryCommit
-from imagebot.core.selection import TagInfo
 from imagebot.core.selectmemo import SelectionMemo
-from imagebot.errors import EditError, ForgeError, GitError, RegistryError
+from imagebot.errors import ForgeError, GitError
 from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
-from imagebot.gitrepo import EnvRepo, PushRejected, redact, refs_of
+from imagebot.gitrepo import EnvRepo, PushRejected
 from imagebot.publisher import Publishers
-from imagebot.registry.manifests import ImageInfo
+from imagebot.scanning import Registry, resolve_digests, scan_repositories
+from imagebot.workspace import Workspace, read_workspace, repo_cache_dir
 
 log = logs.get_logger("imagebot.engine")
 
@@ -45,20 +37,6 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class Registry(Protocol):
-    """What the engine needs from a registry client (imagebot.registry.RegistryClient)."""
-
-    async def list_tags(self, repository: str) -> list[str]: ...
-
-    async def digest(self, repository: str, tag: str) -> str: ...
-
-    async def first_seen(self, repository: str) -> dict[str, datetime]: ...
-
-    async def image_info(
-        self, repository: str, tag: str, *, created: bool = False, platform: str | None = None
-    ) -> ImageInfo: ...
 
 
 @dataclass(frozen=True)
@@ -83,18 +61,6 @@ class CycleResult:
     @property
     def ok(self) -> bool:
         return not self.problems and all(r.ok for r in self.environments)
-
-
-@dataclass(repr=False)  # asyncio formats the worker thread's future, result included
-class _Workspace:
-    """An environment's files as read from git in this cycle."""
-
-    repo: EnvRepo
-    head: str
-    files: dict[str, str]
-    targets: dict[str, list[rewrite.Target]]
-    problems: list[str]
-    governance: Governance
 
 
 async def run_cycle(
@@ -171,18 +137,18 @@ async def _run_cycle(
     known = {p.name: p for p in (*catalog, *policies)}
     histories: dict[str, list[HistoryCommit]] = {}
     prepared_for: dict[str, promoting.Prepared] = {}
-    workspaces: dict[str, _Workspace | str] = {}
+    workspaces: dict[str, Workspace | str] = {}
     fetched: set[tuple[str, str]] = set()  # (clone, branch): environments share one fetch
     for loaded in policies:
         try:
             workspaces[loaded.name] = await anyio.to_thread.run_sync(
-                _read_workspace, loaded, repos_dir, git_timeout, fetched
+                read_workspace, loaded, repos_dir, git_timeout, fetched
             )
         except GitError as exc:
             log.error("repo_unavailable", environment=loaded.name, error=str(exc))
             workspaces[loaded.name] = f"{loaded.name}: {exc}"
     governed = [
-        g for ws in workspaces.values() if isinstance(ws, _Workspace) for g in ws.governance.groups
+        g for ws in workspaces.values() if isinstance(ws, Workspace) for g in ws.governance.groups
     ]
     wanted = {g.repository for g in governed}
     builds = {g.repository for g in governed if g.rule.rule().needs_created}
@@ -209,7 +175,7 @@ async def _run_cycle(
             promote = loaded.policy.promote
             for earlier in policies[:position]:
                 other = workspaces[earlier.name]
-                shared = isinstance(other, _Workspace) and other.repo.path == ws.repo.path
+                shared = isinstance(other, Workspace) and other.repo.path == ws.repo.path
                 if shared or (promote is not None and earlier.name == promote.from_):
                     await finished[earlier.name].wait()
             try:
@@ -250,7 +216,7 @@ async def _run_cycle(
             sharing = [
                 p
                 for p in policies
-                if isinstance(other := workspaces[p.name], _Workspace)
+                if isinstance(other := workspaces[p.name], Workspace)
                 and other.repo.path == ws.repo.path
             ]
             if sharing[-1] is loaded:
@@ -293,7 +259,7 @@ async def _run_cycle(
 
 async def _prepare(
     loaded: LoadedPolicy,
-    ws: _Workspace,
+    ws: Workspace,
     known: Mapping[str, LoadedPolicy],
     histories: dict[str, list[HistoryCommit]],
     scans: Mapping[str, ImageScan],
@@ -410,7 +376,7 @@ async def _finish_publishing(
                 log.warning("push_race", environment=env, attempt=attempt, error=str(failure))
                 try:
                     ws = await anyio.to_thread.run_sync(
-                        _read_workspace, loaded, repos_dir, git_timeout
+                        read_workspace, loaded, repos_dir, git_timeout
                     )
                 except GitError as err:
                     results[env] = replace(results[env], commit=None, error=f"{env}: {err}")
@@ -434,90 +400,9 @@ async def _finish_publishing(
             break
 
 
-async def scan_repositories(
-    registry: Registry, repositories: Sequence[str], *, with_created: Set[str] = frozenset()
-) -> dict[str, ImageScan]:
-    """List the tags of every repository concurrently and, for repositories in
-    ``with_created``, when imagebot first saw each tag and each image's build time (for
-    min_age and newest-build). A failure is recorded in the scan, never raised."""
-    scans: dict[str, ImageScan] = {}
-
-    async def one(repository: str) -> None:
-        try:
-            tags = await registry.list_tags(repository)
-            # First-seen times and build times only count for min_age and newest-build.
-            seen = await registry.first_seen(repository) if repository in with_created else {}
-            infos: dict[str, ImageInfo] = {}
-            if repository in with_created:
-                async with anyio.create_task_group() as tg:
-                    for tag in tags:
-                        tg.start_soon(_image_info, registry, repository, tag, infos)
-        except RegistryError as exc:
-            log.error("scan_failed", repository=repository, error=str(exc))
-            scans[repository] = ImageScan(error=str(exc))
-            return
-        log.info("tags_listed", repository=repository, count=len(tags))
-        scans[repository] = ImageScan(
-            tags=tuple(
-                TagInfo(
-                    name=t,
-                    first_seen=seen.get(t),
-                    created=infos[t].created if t in infos else None,
-                    digest=infos[t].digest if t in infos else None,
-                )
-                for t in tags
-            ),
-            digests={t: i.digest for t, i in infos.items() if i.digest},
-            fingerprint=fingerprint(tags),
-        )
-
-    async with anyio.create_task_group() as tg:
-        for repository in repositories:
-            tg.start_soon(one, repository)
-    return scans
-
-
-def fingerprint(tags: Sequence[str]) -> str:
-    """A hash of the set of tags, whatever order the registry lists them in."""
-    return hashlib.blake2b("\n".join(sorted(tags)).encode(), digest_size=16).hexdigest()
-
-
-async def _image_info(
-    registry: Registry, repository: str, tag: str, out: dict[str, ImageInfo]
-) -> None:
-    try:
-        out[tag] = await registry.image_info(repository, tag, created=True)
-    except RegistryError as exc:
-        # One unreadable tag is skipped by selection ("no creation time"), not fatal.
-        log.warning("image_info_failed", repository=repository, tag=tag, error=str(exc))
-
-
-async def _resolve_digests(
-    registry: Registry, needed: Set[tuple[str, str]], scans: dict[str, ImageScan]
-) -> bool:
-    """Fetch the digests of ``needed`` (repository, tag) pairs; True if any was added."""
-    if not needed:
-        return False
-    found: dict[tuple[str, str], str] = {}
-
-    async def one(repository: str, tag: str) -> None:
-        try:
-            found[(repository, tag)] = await registry.digest(repository, tag)
-        except RegistryError as exc:
-            log.error("digest_failed", repository=repository, tag=tag, error=str(exc))
-
-    async with anyio.create_task_group() as tg:
-        for repository, tag in sorted(needed):
-            tg.start_soon(one, repository, tag)
-    for (repository, tag), digest in found.items():
-        scan = scans[repository]
-        scans[repository] = replace(scan, digests={**scan.digests, tag: digest})
-    return bool(found)
-
-
 async def _run_environment(
     loaded: LoadedPolicy,
-    ws: _Workspace,
+    ws: Workspace,
     *,
     registry: Registry,
     scans: dict[str, ImageScan],
@@ -543,7 +428,7 @@ async def _run_environment(
         # An environment earlier in this cycle pushed to the same repo: start from its
         # commit instead of losing a push race against ourselves.
         try:
-            ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir, git_timeout)
+            ws = await anyio.to_thread.run_sync(read_workspace, loaded, repos_dir, git_timeout)
         except GitError as err:
             empty = EnvironmentPlan(environment=env, source=loaded.source)
             return EnvironmentResult(plan=empty, error=f"{env}: {err}")
@@ -552,7 +437,7 @@ async def _run_environment(
         # daemon's health checks and webhooks are answered meanwhile.
         plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
         needed = plan.digests_needed | (plan.trailer_digests if image_digests else frozenset())
-        if await _resolve_digests(registry, needed, scans):
+        if await resolve_digests(registry, needed, scans):
             # The memo answers again for every image whose selection read only tag names.
             plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
         for problem in plan.problems:
@@ -581,7 +466,7 @@ async def _run_environment(
         except PushRejected as exc:
             bound.warning("push_race", attempt=attempt, error=str(exc))
             try:
-                ws = await anyio.to_thread.run_sync(_read_workspace, loaded, repos_dir, git_timeout)
+                ws = await anyio.to_thread.run_sync(read_workspace, loaded, repos_dir, git_timeout)
             except GitError as err:
                 return EnvironmentResult(plan=plan, error=f"{env}: {err}")
             continue
@@ -598,7 +483,7 @@ async def _run_environment(
 
 def _plan(
     loaded: LoadedPolicy,
-    ws: _Workspace,
+    ws: Workspace,
     scans: Mapping[str, ImageScan],
     clock: Clock,
     prepared: promoting.Prepared,
@@ -617,94 +502,3 @@ def _plan(
         memo=memo,
     )
     return promoting.annotate(plan, prepared)
-
-
-def repo_cache_dir(repos_dir: Path, url: str) -> Path:
-    return repos_dir / hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
-def _read_workspace(
-    loaded: LoadedPolicy,
-    repos_dir: Path,
-    git_timeout: float = DEFAULT_GIT_TIMEOUT,
-    fetched: set[tuple[str, str]] | None = None,
-) -> _Workspace:
-    """Read an environment's files; ``fetched`` lists the branches already fetched this
-    cycle, which are read as they are instead of fetched again."""
-    spec = loaded.policy.repo
-    url = config.resolve_repo_url(spec.url, loaded.source)
-    repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url), timeout=git_timeout)
-    key = (str(repo.path), spec.branch)
-    if fetched is not None and key in fetched:
-        head = repo.fetched = repo.head()
-    else:
-        head = repo.fetch()
-    if fetched is not None:
-        fetched.add(key)
-    # Only files that may name a watched repository are parsed; with a pattern entry or
-    # defaults any reference may be governed, so every file is.
-    repositories = locate_filter(loaded.policy)
-    files: dict[str, str] = {}
-    targets: dict[str, list[rewrite.Target]] = {}
-    problems: list[str] = []
-    entries = repo.files(spec.path)
-    if not entries:
-        problems.append(
-            f"{loaded.name}: {loaded.source}: repo.path {spec.path!r} holds no YAML files"
-            f" on branch {spec.branch!r} of {redact(url)}"
-        )
-    contents = repo.read_all(entries)
-    for entry in entries:
-        # What history would find in this file: remembered for a first history read.
-        located = (entry.path, entry.blob, repositories) if repositories is not None else None
-        try:
-            text = contents[entry.blob].decode("utf-8")
-        except UnicodeDecodeError:
-            problems.append(f"{loaded.name}: {entry.path}: not UTF-8; skipped")
-            continue
-        if repositories is not None and not rewrite.mentions(text, repositories):
-            if located is not None:
-                repo.located[located] = ()
-            continue
-        try:
-            found = rewrite.locate(text, source=entry.path, repositories=repositories)
-        except EditError as exc:
-            problems.append(f"{loaded.name}: {exc}; file left untouched")
-            if located is not None:
-                repo.located[located] = ()
-            continue
-        if located is not None:
-            repo.located[located] = refs_of(entry.path, found)
-        found = in_scope(loaded.policy, found)  # detect: markers, marker_namespace
-        if found:
-            files[entry.path] = text
-            targets[entry.path] = found
-    governance = govern(loaded.policy, targets)
-    for image in governance.unreferenced:
-        if entries:
-            problems.append(
-                f"{loaded.name}: image {image.name} ({image.repository}) is referenced by no"
-                f" file under {spec.path}"
-            )
-            log.warning(
-                "image_unreferenced",
-                environment=loaded.name,
-                image=image.name,
-                repository=image.repository,
-                path=spec.path,
-            )
-    log.info(
-        "repo_read",
-        environment=loaded.name,
-        head=head,
-        files=len(files),
-        targets=sum(len(t) for t in targets.values()),
-    )
-    return _Workspace(
-        repo=repo,
-        head=head,
-        files=files,
-        targets=targets,
-        problems=problems,
-        governance=governance,
-    )

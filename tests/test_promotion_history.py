@@ -162,7 +162,7 @@ def test_a_snapshot_reuses_what_the_files_read_found_and_gets_the_same_answer(
     """The engine's read of the files remembers what it located; a first history read of
     the same files takes it from there and answers exactly as reading them again does."""
     from imagebot.config import load_policies
-    from imagebot.engine import _read_workspace, repo_cache_dir
+    from imagebot.workspace import read_workspace, repo_cache_dir
 
     remote, _ = setup(tmp_path)
     push_files(remote, {"envs/dev/other.yaml": b"kind: ConfigMap\n"}, message="cm", when=T0)
@@ -173,7 +173,7 @@ def test_a_snapshot_reuses_what_the_files_read_found_and_gets_the_same_answer(
         f"images:\n  - {{name: app, repository: {REPO}, range: '^1'}}\n"
     )
     (loaded,) = load_policies(policies).environments
-    ws = _read_workspace(loaded, tmp_path / "repos")
+    ws = read_workspace(loaded, tmp_path / "repos")
     assert ws.repo.located  # the read left its findings for history
     reused = ws.repo.history("envs/dev", {REPO})
     fresh = EnvRepo(str(remote), "main", repo_cache_dir(tmp_path / "repos2", str(remote)))

@@ -11,10 +11,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from imagebot import logs
 from imagebot.core.policy import LoadedPolicy
-from imagebot.engine import CycleResult, Registry
+from imagebot.engine import CycleResult
 from imagebot.errors import ForgeError, RegistryError
 from imagebot.publisher import Publishers
 from imagebot.registry.manifests import ImageInfo
+from imagebot.scanning import Registry
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

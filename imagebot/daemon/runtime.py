@@ -20,12 +20,13 @@ import anyio
 from imagebot import config, engine
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selectmemo import SelectionMemo
-from imagebot.engine import Clock, CycleResult, Registry, utc_now
+from imagebot.engine import Clock, CycleResult, utc_now
 from imagebot.registry.cache import TagCache
 from imagebot.registry.client import RegistryClient
 from imagebot.registry.connect import connect
 from imagebot.registry.manifests import ImageInfo
 from imagebot.registry.settings import RegistriesSettings
+from imagebot.scanning import Registry
 
 RegistryWrapper = Callable[[Registry], Registry]
 
