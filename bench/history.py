@@ -31,7 +31,8 @@ from pathlib import Path
 
 from imagebot.core.policy import ImagePolicy
 from imagebot.core.promotion import HistoryCommit, Ref, holds_of, runs_by_image
-from imagebot.gitrepo import HISTORY_LIMIT, EnvRepo
+from imagebot.gitrepo import EnvRepo
+from imagebot.history import HISTORY_LIMIT, path_history
 
 REPO = "ghcr.io/acme/app"
 
@@ -70,7 +71,7 @@ def fast_import(work: Path, commits: int, files: int, start: int) -> None:
 def timed(repo: EnvRepo, cache: Path | None) -> tuple[float, int]:
     repo.fetch()
     t0 = time.perf_counter()
-    history = repo.history("envs/dev", {REPO}, cache_file=cache)
+    history = path_history(repo, "envs/dev", {REPO}, cache_file=cache)
     return time.perf_counter() - t0, len(history)
 
 

@@ -12,12 +12,14 @@ read from ``git push --porcelain``'s status line, never from the remote's free t
 hook may say anything). Every git command has a timeout, and the clone is locked (a file
 lock beside it) while it is created, fetched into or pushed from, so imagebot processes
 sharing a cache directory take turns instead of breaking each other's refs.
+
+The history of an environment's path (commits, trailers, references) is read through an
+EnvRepo by :mod:`imagebot.history`.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -27,21 +29,16 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from io import BytesIO
 from pathlib import Path
-from typing import Any
 
 import git
 from git.index.typ import BaseIndexEntry
 from gitdb import IStream
 
-from imagebot.core import rewrite
-from imagebot.core.promotion import HistoryCommit, Ref, fold_history
-from imagebot.errors import EditError, GitError
-
-#: How many commits touching an environment's path are read back at most.
-HISTORY_LIMIT = 1000
+from imagebot.core.promotion import Ref
+from imagebot.errors import GitError
 
 #: File names read whatever their suffix: kustomize (and Flux) accept a kustomization file
 #: named ``Kustomization`` beside ``kustomization.yaml``/``.yml``.
@@ -151,7 +148,7 @@ class EnvRepo:
     def fetch(self) -> str:
         """Fetch the branch; return the sha it points at."""
         with self._locked():
-            self._git(
+            self.run_git(
                 "fetch",
                 "--quiet",
                 "--no-tags",
@@ -178,7 +175,7 @@ class EnvRepo:
         args = ["ls-tree", "-r", "-z", "--full-tree", self.fetched or self._remote_ref]
         if under not in ("", "."):
             args += ["--", under.strip("/") + "/"]
-        out = self._git(*args, what=f"list files under {under!r}")
+        out = self.run_git(*args, what=f"list files under {under!r}")
         entries = []
         for record in out.split("\0"):
             if not record:
@@ -304,152 +301,21 @@ class EnvRepo:
                 if status is not None:
                     raise GitError(f"{where} rejected: {status}" + (f": {said}" if said else ""))
                 raise GitError(f"{where} failed: {redact(' '.join(err.split()))}")
-            self._git("update-ref", self._remote_ref, sha, what="record pushed head")
+            self.run_git("update-ref", self._remote_ref, sha, what="record pushed head")
 
-    def history(
-        self,
-        under: str,
-        repositories: Collection[str],
-        *,
-        cache_file: Path | None = None,
-        limit: int = HISTORY_LIMIT,
-    ) -> list[HistoryCommit]:
-        """The first-parent commits of the fetched branch that touched ``under``, oldest
-        first, at most ``limit``, each with the image references (of ``repositories``) in the
-        files it changed; the oldest is a snapshot of every file.
-
-        With ``cache_file`` only commits since the last call are read: the file keeps what
-        was read before. A missing, stale or unreadable cache file costs a full read, never
-        a wrong answer: it is used only when its head is an ancestor of the new head.
-        """
-        head = self.fetched or self.head()
-        key = {"under": under, "repositories": sorted(repositories), "limit": limit}
-        cached = _load_history(cache_file, key)
-        if cached is not None and cached[0] == head:
-            return cached[1]
-        commits: list[HistoryCommit] | None = None
-        if cached is not None and self._is_ancestor(cached[0], head):
-            new = self._log(f"{cached[0]}..{head}", under, repositories, limit)
-            if len(new) < limit:  # else a gap may hide between old and new: read afresh
-                commits = fold_history([*cached[1], *new], limit)
-        if commits is None:
-            commits = self._log(head, under, repositories, limit)
-            if commits:
-                commits[0] = self._snapshot(commits[0], under, repositories)
-        if cache_file is not None:
-            _save_history(cache_file, key, head, commits)
-        return commits
-
-    def _is_ancestor(self, old: str, new: str) -> bool:
+    def is_ancestor(self, old: str, new: str) -> bool:
+        """Whether commit ``old`` is ``new`` or one of its ancestors."""
         try:
             self._repo.git.merge_base("--is-ancestor", old, new)
         except git.GitCommandError:
             return False
         return True
 
-    def _log(
-        self, revisions: str, under: str, repositories: Collection[str], limit: int
-    ) -> list[HistoryCommit]:
-        out = self._git(
-            "log",
-            "--first-parent",
-            "--reverse",
-            f"--max-count={limit}",
-            "-z",
-            "--raw",
-            "--no-abbrev",
-            "--no-renames",
-            "--diff-merges=first-parent",
-            "--format=%x1e%H%x1f%P%x1f%ct%x1f%an <%ae>%x1f%(trailers:only,unfold)%x1f",
-            revisions,
-            "--",
-            _pathspec(under),
-            what=f"read the history of {under!r}",
-        )
-        commits = []
-        for record in out.split("\x1e")[1:]:
-            sha, parents, stamp, author, trailer_text, raw = record.split("\x1f", 5)
-            for merged in parents.split()[1:]:
-                # A merged pull request: the trailers are on the branch it merged.
-                trailer_text += self._git(
-                    "log", "-1", "--format=%(trailers:only,unfold)", merged,
-                    what=f"read the trailers of {merged[:12]}",
-                )  # fmt: skip
-            trailers = tuple(
-                (k.strip(), v.strip())
-                for k, sep, v in (line.partition(":") for line in trailer_text.splitlines())
-                if sep
-            )
-            fields = raw.strip("\n\0").split("\0")
-            files: dict[str, tuple[Ref, ...]] = {}
-            for meta, path in zip(fields[::2], fields[1::2], strict=False):
-                blob = meta.split()[3] if meta.startswith(":") else ""
-                if _is_manifest(path):
-                    files[path] = self._refs(path, blob, repositories)
-            commits.append(
-                HistoryCommit(
-                    sha=sha,
-                    time=datetime.fromtimestamp(int(stamp), UTC),
-                    author=author,
-                    trailers=trailers,
-                    files=files,
-                )
-            )
-        return commits
-
-    def _snapshot(
-        self, commit: HistoryCommit, under: str, repositories: Collection[str]
-    ) -> HistoryCommit:
-        args = ["ls-tree", "-r", "-z", "--full-tree", commit.sha, "--", _pathspec(under)]
-        out = self._git(*args, what=f"list files under {under!r} at {commit.sha[:12]}")
-        entries = [
-            FileEntry(path=path, mode=0o100644, blob=meta.split()[2])
-            for meta, _, path in (record.partition("\t") for record in out.split("\0"))
-            if _is_manifest(path) and meta.split()[1] == "blob"
-        ]
-        try:
-            contents = self.read_all(entries)
-        except GitError:
-            contents = {}  # each file is then read (or found unreadable) on its own
-        files = {
-            e.path: self._refs(e.path, e.blob, repositories, contents.get(e.blob)) for e in entries
-        }
-        return HistoryCommit(
-            sha=commit.sha,
-            time=commit.time,
-            author=commit.author,
-            trailers=commit.trailers,
-            files=files,
-            snapshot=True,
-        )
-
-    def _refs(
-        self, path: str, blob: str, repositories: Collection[str], data: bytes | None = None
-    ) -> tuple[Ref, ...]:
-        """The image references in one blob (``data``, when already read); none for a
-        deleted, unreadable or unsafe file."""
-        if not blob or set(blob) == {"0"}:
-            return ()
-        key = (path, blob, frozenset(repositories))
-        known = self.located.get(key)
-        if known is not None:
-            return known
-        try:
-            if data is None:
-                data = self.read(FileEntry(path=path, mode=0o100644, blob=blob))
-            text = data.decode("utf-8")
-            if not rewrite.mentions(text, repositories):
-                return ()
-            targets = rewrite.locate(text, source=path, repositories=repositories)
-        except (GitError, UnicodeDecodeError, EditError):
-            return ()
-        return refs_of(path, targets)
-
     # -- imagebot's own branch (pull-request mode) -------------------------------------------
 
     def commits_between(self, base: str, head: str) -> list[CommitInfo]:
         """Commits reachable from ``head`` but not from ``base``, newest first."""
-        out = self._git(
+        out = self.run_git(
             "log", "--format=%H%x1f%ce%x1f%T%x1f%P%x1f%B%x1e", f"{base}..{head}",
             what=f"list commits {base[:12]}..{head[:12]}",
         )  # fmt: skip
@@ -474,7 +340,7 @@ class EnvRepo:
 
     def remote_branches(self) -> dict[str, str]:
         """Every branch of the remote and the sha it points at (one ``ls-remote``)."""
-        out = self._git("ls-remote", "--heads", "origin", what="list branches")
+        out = self.run_git("ls-remote", "--heads", "origin", what="list branches")
         heads = {}
         for line in out.splitlines():
             sha, _, ref = line.partition("\t")
@@ -491,7 +357,7 @@ class EnvRepo:
 
     def fetch_ref(self, branch: str) -> None:
         with self._locked():
-            self._git(
+            self.run_git(
                 "fetch", "--quiet", "--no-tags", "origin",
                 f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
                 what=f"fetch branch {branch!r}",
@@ -604,7 +470,9 @@ class EnvRepo:
             )
         return result.stdout.decode().strip()
 
-    def _git(self, *args: str, what: str) -> str:
+    def run_git(self, *args: str, what: str) -> str:
+        """Git's output for ``git *args`` in the clone; GitError saying it cannot ``what``
+        (within ``timeout``) otherwise."""
         try:
             out: str = self._repo.git.execute(
                 ["git", *args], strip_newline_in_stdout=False, kill_after_timeout=self.timeout
@@ -617,83 +485,6 @@ class EnvRepo:
                 ) from None
             raise GitError(f"{redact(self.url)}: cannot {what}: {_stderr(exc)}") from None
         return out
-
-
-_HISTORY_FORMAT = 1
-
-
-def refs_of(path: str, targets: Collection[rewrite.Target]) -> tuple[Ref, ...]:
-    """What history keeps of the references located in one file: the safely editable ones."""
-    return tuple(
-        Ref(path, t.line, t.repository, t.policy, t.tag, t.digest)
-        for t in targets
-        if t.problem is None
-    )
-
-
-def _is_manifest(path: str) -> bool:
-    """A file the engine reads (see ``files``), so history sees what the cycle edits."""
-    return path.endswith((".yaml", ".yml")) or path.rpartition("/")[2] in EXTRA_NAMES
-
-
-def _pathspec(under: str) -> str:
-    return "." if under in ("", ".") else under.strip("/") + "/"
-
-
-def _load_history(
-    path: Path | None, key: Mapping[str, Any]
-) -> tuple[str, list[HistoryCommit]] | None:
-    if path is None:
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("format") != _HISTORY_FORMAT or doc.get("key") != key:
-            return None
-        commits = [
-            HistoryCommit(
-                sha=c["sha"],
-                time=datetime.fromisoformat(c["time"]),
-                author=c["author"],
-                trailers=tuple((k, v) for k, v in c["trailers"]),
-                files={f: tuple(Ref(*r) for r in refs) for f, refs in c["files"].items()},
-                snapshot=c["snapshot"],
-            )
-            for c in doc["commits"]
-        ]
-        return str(doc["head"]), commits
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # a broken cache is read again from git
-
-
-def _save_history(
-    path: Path, key: Mapping[str, Any], head: str, commits: list[HistoryCommit]
-) -> None:
-    doc = {
-        "format": _HISTORY_FORMAT,
-        "key": key,
-        "head": head,
-        "commits": [
-            {
-                "sha": c.sha,
-                "time": c.time.isoformat(),
-                "author": c.author,
-                "trailers": [list(t) for t in c.trailers],
-                "files": {
-                    f: [[r.file, r.line, r.repository, r.policy, r.tag, r.digest] for r in refs]
-                    for f, refs in c.files.items()
-                },
-                "snapshot": c.snapshot,
-            }
-            for c in commits
-        ],
-    }
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}-{id(doc):x}.tmp")  # one per writer
-        tmp.write_text(json.dumps(doc), encoding="utf-8")
-        os.replace(tmp, path)  # readers see the old file or the new one, never half
-    except OSError:
-        pass  # the cache only saves time
 
 
 def _read_key(path: Path) -> bytes:

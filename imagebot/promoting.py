@@ -32,6 +32,7 @@ from imagebot.core.promotion import (
 )
 from imagebot.errors import ImagebotError, SelectionError
 from imagebot.gitrepo import EnvRepo
+from imagebot.history import path_history
 
 #: Reads the commit statuses of a commit in an environment's repo through its forge:
 #: {context: state}. Raises ImagebotError when the forge cannot answer.
@@ -42,7 +43,8 @@ def read_history(loaded: LoadedPolicy, repo: EnvRepo) -> list[HistoryCommit]:
     """The environment's history from its fetched clone, cached beside the clone."""
     spec = loaded.policy.repo
     name = hashlib.sha256(f"{spec.branch}\0{spec.path}".encode()).hexdigest()[:16]
-    return repo.history(
+    return path_history(
+        repo,
         spec.path,
         {i.normalized_repository for i in loaded.policy.images},
         cache_file=repo.path / "imagebot-history" / f"{name}.json",

@@ -16,7 +16,8 @@ from imagebot.core.plan import in_scope
 from imagebot.core.policy import LoadedPolicy
 from imagebot.errors import EditError
 from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
-from imagebot.gitrepo import EnvRepo, redact, refs_of
+from imagebot.gitrepo import EnvRepo, redact
+from imagebot.history import refs_of
 
 log = logs.get_logger("imagebot.workspace")
 

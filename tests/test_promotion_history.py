@@ -9,6 +9,7 @@ from pathlib import Path
 from imagebot.core.policy import ImagePolicy
 from imagebot.core.promotion import runs_of
 from imagebot.gitrepo import EnvRepo
+from imagebot.history import path_history
 from tests.support.gitenv import git, make_remote, push_files
 
 REPO = "ghcr.io/acme/app"
@@ -32,7 +33,7 @@ def setup(tmp_path: Path) -> tuple[Path, EnvRepo]:
 
 def tags(repo: EnvRepo, cache: Path | None, limit: int = 1000) -> list[tuple[str | None, datetime]]:
     repo.fetch()
-    history = repo.history("envs/dev", {REPO}, cache_file=cache, limit=limit)
+    history = path_history(repo, "envs/dev", {REPO}, cache_file=cache, limit=limit)
     return [(r.tag, r.start) for r in runs_of(APP, history)]
 
 
@@ -47,7 +48,7 @@ def test_reads_only_commits_touching_the_path_with_trailers(tmp_path: Path) -> N
         when=T0 + timedelta(hours=1),
     )
     repo.fetch()
-    history = repo.history("envs/dev", {REPO})
+    history = path_history(repo, "envs/dev", {REPO})
     assert [c.sha for c in history][1:] == [sha]
     assert history[0].snapshot and not history[1].snapshot
     assert history[1].trailers == (
@@ -148,7 +149,7 @@ def test_merged_pull_request_counts_as_imagebot_at_merge_time(tmp_path: Path) ->
     )
     git("push", "--quiet", "origin", "main", cwd=work)
     repo.fetch()
-    history = repo.history("envs/dev", {REPO})
+    history = path_history(repo, "envs/dev", {REPO})
     assert history[-1].by_imagebot
     assert [(r.tag, r.start, r.by_imagebot) for r in runs_of(APP, history)] == [
         ("1.0.0", T0, False),
@@ -175,9 +176,9 @@ def test_a_snapshot_reuses_what_the_files_read_found_and_gets_the_same_answer(
     (loaded,) = load_policies(policies).environments
     ws = read_workspace(loaded, tmp_path / "repos")
     assert ws.repo.located  # the read left its findings for history
-    reused = ws.repo.history("envs/dev", {REPO})
+    reused = path_history(ws.repo, "envs/dev", {REPO})
     fresh = EnvRepo(str(remote), "main", repo_cache_dir(tmp_path / "repos2", str(remote)))
     fresh.fetch()
     assert not fresh.located
-    assert reused == fresh.history("envs/dev", {REPO})
+    assert reused == path_history(fresh, "envs/dev", {REPO})
     assert [r.tag for r in runs_of(APP, reused)] == ["1.0.0"]

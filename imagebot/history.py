@@ -1,0 +1,237 @@
+"""The history of an environment's path, read from its clone: the first-parent commits that
+touched it, each with its trailers and the image references in the files it changed (the
+oldest read commit is a snapshot of every file). Promotion and holds are replayed from it
+(``imagebot.core.promotion``).
+
+A cache file keeps what was read, so a later read asks git only for the commits since.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from imagebot.core import rewrite
+from imagebot.core.promotion import HistoryCommit, Ref, fold_history
+from imagebot.errors import EditError, GitError
+from imagebot.gitrepo import EXTRA_NAMES, EnvRepo, FileEntry
+
+#: How many commits touching an environment's path are read back at most.
+HISTORY_LIMIT = 1000
+
+
+def path_history(
+    repo: EnvRepo,
+    under: str,
+    repositories: Collection[str],
+    *,
+    cache_file: Path | None = None,
+    limit: int = HISTORY_LIMIT,
+) -> list[HistoryCommit]:
+    """The first-parent commits of the fetched branch that touched ``under``, oldest
+    first, at most ``limit``, each with the image references (of ``repositories``) in the
+    files it changed; the oldest is a snapshot of every file.
+
+    With ``cache_file`` only commits since the last call are read: the file keeps what
+    was read before. A missing, stale or unreadable cache file costs a full read, never
+    a wrong answer: it is used only when its head is an ancestor of the new head.
+    """
+    head = repo.fetched or repo.head()
+    key = {"under": under, "repositories": sorted(repositories), "limit": limit}
+    cached = _load_history(cache_file, key)
+    if cached is not None and cached[0] == head:
+        return cached[1]
+    commits: list[HistoryCommit] | None = None
+    if cached is not None and repo.is_ancestor(cached[0], head):
+        new = _log(repo, f"{cached[0]}..{head}", under, repositories, limit)
+        if len(new) < limit:  # else a gap may hide between old and new: read afresh
+            commits = fold_history([*cached[1], *new], limit)
+    if commits is None:
+        commits = _log(repo, head, under, repositories, limit)
+        if commits:
+            commits[0] = _snapshot(repo, commits[0], under, repositories)
+    if cache_file is not None:
+        _save_history(cache_file, key, head, commits)
+    return commits
+
+
+def _log(
+    repo: EnvRepo, revisions: str, under: str, repositories: Collection[str], limit: int
+) -> list[HistoryCommit]:
+    out = repo.run_git(
+        "log",
+        "--first-parent",
+        "--reverse",
+        f"--max-count={limit}",
+        "-z",
+        "--raw",
+        "--no-abbrev",
+        "--no-renames",
+        "--diff-merges=first-parent",
+        "--format=%x1e%H%x1f%P%x1f%ct%x1f%an <%ae>%x1f%(trailers:only,unfold)%x1f",
+        revisions,
+        "--",
+        _pathspec(under),
+        what=f"read the history of {under!r}",
+    )
+    commits = []
+    for record in out.split("\x1e")[1:]:
+        sha, parents, stamp, author, trailer_text, raw = record.split("\x1f", 5)
+        for merged in parents.split()[1:]:
+            # A merged pull request: the trailers are on the branch it merged.
+            trailer_text += repo.run_git(
+                "log", "-1", "--format=%(trailers:only,unfold)", merged,
+                what=f"read the trailers of {merged[:12]}",
+            )  # fmt: skip
+        trailers = tuple(
+            (k.strip(), v.strip())
+            for k, sep, v in (line.partition(":") for line in trailer_text.splitlines())
+            if sep
+        )
+        fields = raw.strip("\n\0").split("\0")
+        files: dict[str, tuple[Ref, ...]] = {}
+        for meta, path in zip(fields[::2], fields[1::2], strict=False):
+            blob = meta.split()[3] if meta.startswith(":") else ""
+            if _is_manifest(path):
+                files[path] = _refs(repo, path, blob, repositories)
+        commits.append(
+            HistoryCommit(
+                sha=sha,
+                time=datetime.fromtimestamp(int(stamp), UTC),
+                author=author,
+                trailers=trailers,
+                files=files,
+            )
+        )
+    return commits
+
+
+def _snapshot(
+    repo: EnvRepo, commit: HistoryCommit, under: str, repositories: Collection[str]
+) -> HistoryCommit:
+    args = ["ls-tree", "-r", "-z", "--full-tree", commit.sha, "--", _pathspec(under)]
+    out = repo.run_git(*args, what=f"list files under {under!r} at {commit.sha[:12]}")
+    entries = [
+        FileEntry(path=path, mode=0o100644, blob=meta.split()[2])
+        for meta, _, path in (record.partition("\t") for record in out.split("\0"))
+        if _is_manifest(path) and meta.split()[1] == "blob"
+    ]
+    try:
+        contents = repo.read_all(entries)
+    except GitError:
+        contents = {}  # each file is then read (or found unreadable) on its own
+    files = {
+        e.path: _refs(repo, e.path, e.blob, repositories, contents.get(e.blob)) for e in entries
+    }
+    return HistoryCommit(
+        sha=commit.sha,
+        time=commit.time,
+        author=commit.author,
+        trailers=commit.trailers,
+        files=files,
+        snapshot=True,
+    )
+
+
+def _refs(
+    repo: EnvRepo, path: str, blob: str, repositories: Collection[str], data: bytes | None = None
+) -> tuple[Ref, ...]:
+    """The image references in one blob (``data``, when already read); none for a
+    deleted, unreadable or unsafe file."""
+    if not blob or set(blob) == {"0"}:
+        return ()
+    key = (path, blob, frozenset(repositories))
+    known = repo.located.get(key)
+    if known is not None:
+        return known
+    try:
+        if data is None:
+            data = repo.read(FileEntry(path=path, mode=0o100644, blob=blob))
+        text = data.decode("utf-8")
+        if not rewrite.mentions(text, repositories):
+            return ()
+        targets = rewrite.locate(text, source=path, repositories=repositories)
+    except (GitError, UnicodeDecodeError, EditError):
+        return ()
+    return refs_of(path, targets)
+
+
+_HISTORY_FORMAT = 1
+
+
+def refs_of(path: str, targets: Collection[rewrite.Target]) -> tuple[Ref, ...]:
+    """What history keeps of the references located in one file: the safely editable ones."""
+    return tuple(
+        Ref(path, t.line, t.repository, t.policy, t.tag, t.digest)
+        for t in targets
+        if t.problem is None
+    )
+
+
+def _is_manifest(path: str) -> bool:
+    """A file the engine reads (see ``files``), so history sees what the cycle edits."""
+    return path.endswith((".yaml", ".yml")) or path.rpartition("/")[2] in EXTRA_NAMES
+
+
+def _pathspec(under: str) -> str:
+    return "." if under in ("", ".") else under.strip("/") + "/"
+
+
+def _load_history(
+    path: Path | None, key: Mapping[str, Any]
+) -> tuple[str, list[HistoryCommit]] | None:
+    if path is None:
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc.get("format") != _HISTORY_FORMAT or doc.get("key") != key:
+            return None
+        commits = [
+            HistoryCommit(
+                sha=c["sha"],
+                time=datetime.fromisoformat(c["time"]),
+                author=c["author"],
+                trailers=tuple((k, v) for k, v in c["trailers"]),
+                files={f: tuple(Ref(*r) for r in refs) for f, refs in c["files"].items()},
+                snapshot=c["snapshot"],
+            )
+            for c in doc["commits"]
+        ]
+        return str(doc["head"]), commits
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # a broken cache is read again from git
+
+
+def _save_history(
+    path: Path, key: Mapping[str, Any], head: str, commits: list[HistoryCommit]
+) -> None:
+    doc = {
+        "format": _HISTORY_FORMAT,
+        "key": key,
+        "head": head,
+        "commits": [
+            {
+                "sha": c.sha,
+                "time": c.time.isoformat(),
+                "author": c.author,
+                "trailers": [list(t) for t in c.trailers],
+                "files": {
+                    f: [[r.file, r.line, r.repository, r.policy, r.tag, r.digest] for r in refs]
+                    for f, refs in c.files.items()
+                },
+                "snapshot": c.snapshot,
+            }
+            for c in commits
+        ],
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{id(doc):x}.tmp")  # one per writer
+        tmp.write_text(json.dumps(doc), encoding="utf-8")
+        os.replace(tmp, path)  # readers see the old file or the new one, never half
+    except OSError:
+        pass  # the cache only saves time
