@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from imagebot.core import rewrite
-from imagebot.core.plan import EnvironmentPlan, ImageScan, targets_for
+from imagebot.core.plan import EnvironmentPlan, ImageScan
 from imagebot.core.policy import ImagePolicy, LoadedPolicy
 from imagebot.core.promotion import (
     CommitStatuses,
@@ -72,15 +72,28 @@ async def read_statuses(
     return lambda _env, sha: found.get(sha)
 
 
-def current_version(
-    image: ImagePolicy, targets: Mapping[str, Sequence[rewrite.Target]]
-) -> rewrite.Target | None:
-    """The reference that stands for the image: the first by file and line."""
+def current_versions(
+    images: Sequence[ImagePolicy], targets: Mapping[str, Sequence[rewrite.Target]]
+) -> dict[str, rewrite.Target]:
+    """The reference that stands for each image (by name): the first, by file and line, of
+    those ``targets_for`` gives it — a marker naming the entry, else its repository. One pass
+    over the targets, whatever the number of images."""
+    first: dict[str, rewrite.Target] = {}  # "repo:<repository>" / "marker:<name>" -> target
     for path in sorted(targets):
-        found = targets_for(image, targets[path])
+        for t in targets[path]:
+            if t.policy is not None:
+                first.setdefault(f"marker:{t.policy}", t)
+                first.setdefault(f"marker:{t.policy.rsplit(':', 1)[-1]}", t)
+            elif t.repository is not None:
+                first.setdefault(f"repo:{t.repository}", t)
+    rank = {id(t): n for n, t in enumerate(first.values())}  # insertion is file-and-line order
+    out: dict[str, rewrite.Target] = {}
+    for image in images:
+        keys = (f"marker:{image.name}", f"repo:{image.normalized_repository}")
+        found = [first[key] for key in keys if key in first]
         if found:
-            return found[0]
-    return None
+            out[image.name] = min(found, key=lambda target: rank[id(target)])
+    return out
 
 
 #: What a candidate waits for in an environment that publishes by pull request.
@@ -133,8 +146,9 @@ def prepare(
         i for image in policy.images if upstream and (i := upstream.policy.image(image.name))
     ]
     up_runs = runs_by_image(up_images, upstream_history or [])
+    current = current_versions(policy.images, targets)
     for image in policy.images:
-        target = current_version(image, targets)
+        target = current.get(image.name)
         if target is None:
             continue
         repo = image.normalized_repository
@@ -237,8 +251,9 @@ def statuses_of(
     chosen = {image: d.tag for image, _, d in plan.decisions}
     by_pull_request = loaded.policy.publish.mode == "pull-request"
     rows = []
+    current = current_versions(loaded.policy.images, targets)
     for image in loaded.policy.images:
-        target = current_version(image, targets)
+        target = current.get(image.name)
         if target is None:
             continue
         runs = prepared.runs.get(image.name, [])

@@ -122,26 +122,27 @@ def _load_fast(text: str) -> list[Any] | None:
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
         built: dict[int, Any] = {}
-        docs = [_build(node, built) for node in nodes]
+        typed: dict[str, str] = {}  # plain scalar -> its YAML 1.2 tag (keys repeat a lot)
+        docs = [_build(node, built, typed) for node in nodes]
     except (yaml.YAMLError, _Unusual, RecursionError):
         return None
     return [d for d in docs if d is not None]
 
 
-def _build(node: yaml.Node, built: dict[int, Any]) -> Any:
+def _build(node: yaml.Node, built: dict[int, Any], typed: dict[str, str]) -> Any:
     key = id(node)
     if key in built:
         return built[key]
     mark = node.start_mark
     if isinstance(node, yaml.ScalarNode):
-        out = built[key] = _scalar(node)
+        out = built[key] = _scalar(node, typed)
     elif isinstance(node, yaml.SequenceNode):
         if node.tag != _SEQ:
             raise _Unusual
         seq = built[key] = CommentedSeq()
         seq.lc.line, seq.lc.col = mark.line, mark.column
         for i, child in enumerate(node.value):
-            seq.append(_build(child, built))
+            seq.append(_build(child, built, typed))
             seq.lc.add_idx_line_col(i, [child.start_mark.line, child.start_mark.column])
         out = seq
     else:
@@ -150,17 +151,17 @@ def _build(node: yaml.Node, built: dict[int, Any]) -> Any:
         mapping = built[key] = CommentedMap()
         mapping.lc.line, mapping.lc.col = mark.line, mark.column
         for k, v in node.value:
-            name = _build(k, built)
+            name = _build(k, built, typed)
             if not isinstance(k, yaml.ScalarNode) or name in mapping:
                 raise _Unusual  # a complex or duplicate key: ruamel words the error
-            mapping[name] = _build(v, built)
+            mapping[name] = _build(v, built, typed)
             position = [k.start_mark.line, k.start_mark.column]
             mapping.lc.add_kv_line_col(name, [*position, v.start_mark.line, v.start_mark.column])
         out = mapping
     return out
 
 
-def _scalar(node: yaml.ScalarNode) -> Any:
+def _scalar(node: yaml.ScalarNode, typed: dict[str, str]) -> Any:
     value: str = node.value
     if node.tag == _QUOTED:
         if node.style == "|":
@@ -168,7 +169,9 @@ def _scalar(node: yaml.ScalarNode) -> Any:
         return FoldedScalarString(value) if node.style == ">" else value
     if node.tag != _PLAIN:
         raise _Unusual
-    tag = _RESOLVER.resolve(_RuamelScalar, value, (True, False))
+    tag = typed.get(value)
+    if tag is None:
+        tag = typed[value] = _RESOLVER.resolve(_RuamelScalar, value, (True, False))
     if tag == f"{_T}str":
         return value
     if tag == f"{_T}null":

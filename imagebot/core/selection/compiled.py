@@ -124,5 +124,6 @@ def ignore_entry_kind(entry: str, strategy: str) -> str | None:
 
 
 def validate_rule(rule: SelectionRule) -> None:
-    """Raise SelectionError(message, field=...) for a bad range, regex, template or format."""
-    compile_rule(rule)
+    """Raise SelectionError(message, field=...) for a bad range, regex, template or format.
+    A good rule keeps what was compiled (``rule.compiled``): it is not compiled twice."""
+    _ = rule.compiled
