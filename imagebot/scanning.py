@@ -70,7 +70,9 @@ async def scan_repositories(
                     digest=infos[t].digest if t in infos else None,
                 )
                 for t in tags
-            ),
+            )
+            if seen or infos
+            else tuple(map(TagInfo, tags)),  # names only: the common case, made cheaply
             digests={t: i.digest for t, i in infos.items() if i.digest},
             fingerprint=fingerprint(tags),
         )
