@@ -78,9 +78,20 @@ def _log(
         _pathspec(under),
         what=f"read the history of {under!r}",
     )
+    records = [record.split("\x1f", 5) for record in out.split("\x1e")[1:]]
+    # Every changed file's content in one `cat-file --batch`, not a round trip per file.
+    changed = [
+        FileEntry(path=path, mode=0o100644, blob=meta.split()[3])
+        for *_, raw in records
+        for meta, path in _pairs(raw)
+        if meta.startswith(":") and _is_manifest(path) and set(meta.split()[3]) != {"0"}
+    ]
+    try:
+        contents = repo.read_all(changed)
+    except GitError:
+        contents = {}  # each file is then read (or found unreadable) on its own
     commits = []
-    for record in out.split("\x1e")[1:]:
-        sha, parents, stamp, author, trailer_text, raw = record.split("\x1f", 5)
+    for sha, parents, stamp, author, trailer_text, raw in records:
         for merged in parents.split()[1:]:
             # A merged pull request: the trailers are on the branch it merged.
             trailer_text += repo.run_git(
@@ -92,12 +103,11 @@ def _log(
             for k, sep, v in (line.partition(":") for line in trailer_text.splitlines())
             if sep
         )
-        fields = raw.strip("\n\0").split("\0")
         files: dict[str, tuple[Ref, ...]] = {}
-        for meta, path in zip(fields[::2], fields[1::2], strict=False):
+        for meta, path in _pairs(raw):
             blob = meta.split()[3] if meta.startswith(":") else ""
             if _is_manifest(path):
-                files[path] = _refs(repo, path, blob, repositories)
+                files[path] = _refs(repo, path, blob, repositories, contents.get(blob))
         commits.append(
             HistoryCommit(
                 sha=sha,
@@ -108,6 +118,12 @@ def _log(
             )
         )
     return commits
+
+
+def _pairs(raw: str) -> list[tuple[str, str]]:
+    """(raw diff line, path) of each file in one commit's ``git log --raw -z`` output."""
+    fields = raw.strip("\n\0").split("\0")
+    return list(zip(fields[::2], fields[1::2], strict=False))
 
 
 def _snapshot(

@@ -94,6 +94,7 @@ def test_read_all_returns_every_blob_byte_exact(tmp_path: Path) -> None:
     assert {e.path: contents[e.blob] for e in entries} == files
     assert all(repo.read(e) == contents[e.blob] for e in entries)
     assert repo.read_all([]) == {}
+    repo.close()
 
 
 def test_read_all_names_the_file_whose_blob_is_missing(tmp_path: Path) -> None:
