@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import jwt
 
+from tests.support.httpserver import nonblocking_accept
+
 
 @dataclass
 class Request:
@@ -92,6 +94,7 @@ class FakeServer(ABC):
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        nonblocking_accept(self._server)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), daemon=True
         )

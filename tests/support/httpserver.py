@@ -9,6 +9,14 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def nonblocking_accept(httpd: ThreadingHTTPServer) -> None:
+    """``serve_forever`` accepts once a poll says a connection waits. A client that resets
+    its connection in between takes it out of the queue, and a blocking ``accept`` would
+    then wait for good, and ``shutdown`` with it (a test hung so, once). Non-blocking, that
+    ``accept`` fails at once and the loop polls again; accepted sockets still block."""
+    httpd.socket.setblocking(False)
+
+
 @contextmanager
 def serving(
     handler: type[BaseHTTPRequestHandler], *, address: str = "127.0.0.1"
@@ -19,6 +27,7 @@ def serving(
     drip-fed answer) never holds up the end of the block."""
     httpd = ThreadingHTTPServer((address, 0), handler)
     httpd.daemon_threads = True
+    nonblocking_accept(httpd)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
