@@ -158,7 +158,6 @@ class RegistryClient:
                 if 0 <= age < cfg.scan_interval:  # a clock set back lists again
                     log.debug("tags_reused", registry=repo.host, repository=repo.path, age=age)
                     return listed[0]
-        self._expired.discard(repo.name)
         collector = TagCollector(cap=cfg.tag_cap, order=cfg.tag_order)
         # One deadline for the whole listing: every page, retry and Retry-After wait.
         with anyio.move_on_after(cfg.repository_deadline) as deadline:
@@ -186,6 +185,7 @@ class RegistryClient:
             )
         tags = collector.tags
         self.cache.record_tags(repo.name, tags, self._clock())
+        self._expired.discard(repo.name)  # only once listed: a failed listing stays due
         if self.cache.pending_rows >= self.cache.FLUSH_ROWS:
             # SQLite work in a thread: the event loop keeps the registry busy meanwhile.
             await anyio.to_thread.run_sync(self.cache.flush)
