@@ -9,6 +9,7 @@ import anyio
 from structlog.testing import capture_logs
 
 from imagebot.config import load_policies
+from imagebot.core.policy import LoadedPolicy
 from imagebot.daemon.runtime import Runtime
 from imagebot.registry.settings import RegistriesSettings
 from tests.support.gitenv import commits, make_remote, show
@@ -17,12 +18,9 @@ from tests.support.registry import Registry, push_image
 FILE = "containers:\n  - image: {a}:1.0.0\n  - image: {b}:1.0.0\n"
 
 
-def test_webhook_cycle_reuses_listings_of_repositories_no_webhook_reported(
-    tmp_path: Path, registry: Registry
-) -> None:
-    """After a push of both a and b where only a's webhook arrived, a webhook cycle moves a
-    (listed again) and keeps b (its last listing reused); the next scheduled cycle lists
-    everything and moves b too."""
+def two_images(tmp_path: Path, registry: Registry) -> tuple[str, str, Path, list[LoadedPolicy]]:
+    """Images a and b at 1.0.0 in the registry, both in one file of an environment repo,
+    and the policy of its one environment, dev."""
     a, b = f"{registry.host}/acme/a", f"{registry.host}/acme/b"
     for repo in ("acme/a", "acme/b"):
         push_image(registry, repo, "1.0.0")
@@ -40,7 +38,16 @@ def test_webhook_cycle_reuses_listings_of_repositories_no_webhook_reported(
             """
         )
     )
-    envs = load_policies(policies).environments
+    return a, b, remote, list(load_policies(policies).environments)
+
+
+def test_webhook_cycle_reuses_listings_of_repositories_no_webhook_reported(
+    tmp_path: Path, registry: Registry
+) -> None:
+    """After a push of both a and b where only a's webhook arrived, a webhook cycle moves a
+    (listed again) and keeps b (its last listing reused); the next scheduled cycle lists
+    everything and moves b too."""
+    a, b, remote, envs = two_images(tmp_path, registry)
 
     async def main() -> list[bytes]:
         seen = []
@@ -138,17 +145,7 @@ def test_scan_interval_reuses_a_listing_until_it_is_due_or_a_webhook_reports_a_p
 
     from imagebot.registry.settings import parse_registries
 
-    a, b = f"{registry.host}/acme/a", f"{registry.host}/acme/b"
-    for repo in ("acme/a", "acme/b"):
-        push_image(registry, repo, "1.0.0")
-    remote = make_remote(tmp_path, {"env/app.yaml": FILE.format(a=a, b=b).encode()})
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "dev.yaml").write_text(
-        f"environment: dev\nrepo: {{url: {remote}, path: env}}\n"
-        f"images:\n  - {{name: a, repository: {a}}}\n  - {{name: b, repository: {b}}}\n"
-    )
-    envs = load_policies(policies).environments
+    a, b, remote, envs = two_images(tmp_path, registry)
     settings = parse_registries(
         f"registries:\n  {registry.host}:\n    scan_interval: 600\n", source="registries.yaml"
     )
