@@ -34,7 +34,6 @@ import sys
 sys.path[0] = str(__import__("pathlib").Path(__file__).resolve().parents[1])
 
 import argparse
-import hashlib
 import os
 import subprocess
 import tempfile
@@ -43,7 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from bench.registry_scan import FLOOR, MANIFEST, access_count
+from bench.registry_scan import FLOOR, access_count, write_tags
 from imagebot.registry.settings import builtin_defaults
 from tests.support.gitenv import make_remote
 from tests.support.registry import run_registry
@@ -116,24 +115,9 @@ def names(k: int) -> list[str]:
 def populate(storage: Path, repositories: list[str]) -> None:
     """Write tags 1.0.0…1.0.99 of each repository into the registry's storage layout."""
     marker = storage / f".cycle-{len(repositories)}"
-    if marker.exists():
-        return
-    digest = hashlib.sha256(MANIFEST).hexdigest()
-    v2 = storage / "docker" / "registry" / "v2"
-    blob = v2 / "blobs" / "sha256" / digest[:2] / digest / "data"
-    blob.parent.mkdir(parents=True, exist_ok=True)
-    blob.write_bytes(MANIFEST)
-    link = f"sha256:{digest}".encode()
-    for name in repositories:
-        manifests = v2 / "repositories" / name / "_manifests"
-        rev = manifests / "revisions" / "sha256" / digest
-        rev.mkdir(parents=True, exist_ok=True)
-        (rev / "link").write_bytes(link)
-        for tag in TAGS:
-            current = manifests / "tags" / tag / "current"
-            current.mkdir(parents=True, exist_ok=True)
-            (current / "link").write_bytes(link)
-    marker.write_text("done\n")
+    if not marker.exists():
+        write_tags(storage, repositories, TAGS)
+        marker.write_text("done\n")
 
 
 def environment(work: Path, host: str, repositories: list[str], *, pattern: bool = False) -> Path:

@@ -76,30 +76,35 @@ anyio.run(main)
 """
 
 
-def populate(storage: Path, repos: int, tags: int) -> list[str]:
-    """Write the registry's storage layout directly; reuse it when already there."""
-    names = [f"bench/app{i:04d}" for i in range(repos)]
-    marker = storage / f".populated-{repos}x{tags}"
-    if marker.exists():
-        return names
+def write_tags(storage: Path, names: list[str], tags: list[str]) -> None:
+    """Give every repository in ``names`` the tags ``tags``, all pointing at one real manifest
+    blob, by writing the registry's storage layout directly (the API would take minutes)."""
     digest = hashlib.sha256(MANIFEST).hexdigest()
     v2 = storage / "docker" / "registry" / "v2"
     blob = v2 / "blobs" / "sha256" / digest[:2] / digest / "data"
     blob.parent.mkdir(parents=True, exist_ok=True)
     blob.write_bytes(MANIFEST)
     link = f"sha256:{digest}".encode()
-    started = time.perf_counter()
     for n, name in enumerate(names):
         manifests = v2 / "repositories" / name / "_manifests"
-        rev = manifests / "revisions" / "sha256" / digest
-        rev.mkdir(parents=True, exist_ok=True)
-        (rev / "link").write_bytes(link)
-        for t in range(tags):
-            current = manifests / "tags" / f"{t // 100}.{(t // 10) % 10}.{t % 10}" / "current"
-            current.mkdir(parents=True, exist_ok=True)
-            (current / "link").write_bytes(link)
+        for path in (
+            manifests / "revisions" / "sha256" / digest,
+            *(manifests / "tags" / tag / "current" for tag in tags),
+        ):
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "link").write_bytes(link)
         if n % 200 == 199:
-            print(f"  populated {n + 1}/{repos} repositories", file=sys.stderr)
+            print(f"  populated {n + 1}/{len(names)} repositories", file=sys.stderr)
+
+
+def populate(storage: Path, repos: int, tags: int) -> list[str]:
+    """Write the registry's storage layout directly; reuse it when already there."""
+    names = [f"bench/app{i:04d}" for i in range(repos)]
+    marker = storage / f".populated-{repos}x{tags}"
+    if marker.exists():
+        return names
+    started = time.perf_counter()
+    write_tags(storage, names, [f"{t // 100}.{(t // 10) % 10}.{t % 10}" for t in range(tags)])
     marker.write_text(f"{time.perf_counter() - started:.1f}s\n")
     return names
 

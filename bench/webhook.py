@@ -21,8 +21,6 @@ import sys
 sys.path[0] = str(__import__("pathlib").Path(__file__).resolve().parents[1])
 
 import argparse
-import hashlib
-import json
 import os
 import statistics
 import subprocess
@@ -34,6 +32,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from bench.registry_scan import write_tags
 from tests.support.gitenv import make_remote
 from tests.support.registry import free_port, push_image, run_registry
 from tests.test_serve import SECRET, readme_notification
@@ -50,38 +49,6 @@ spec:
         - name: app
           image: {image}:1.0.0
 """
-
-
-def populate(storage: Path, names: list[str]) -> None:
-    """Tag 1.0.0 of every repository, written into the registry's storage directly (one
-    real manifest blob shared by all): the API would take minutes for 500 pushes."""
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": "sha256:" + "0" * 64,
-                "size": 2,
-            },
-            "layers": [],
-        },
-        separators=(",", ":"),
-    ).encode()
-    digest = hashlib.sha256(manifest).hexdigest()
-    v2 = storage / "docker" / "registry" / "v2"
-    blob = v2 / "blobs" / "sha256" / digest[:2] / digest / "data"
-    blob.parent.mkdir(parents=True, exist_ok=True)
-    blob.write_bytes(manifest)
-    link = f"sha256:{digest}".encode()
-    for name in names:
-        manifests = v2 / "repositories" / name / "_manifests"
-        for path in (
-            manifests / "revisions" / "sha256" / digest,
-            manifests / "tags" / "1.0.0" / "current",
-        ):
-            path.mkdir(parents=True, exist_ok=True)
-            (path / "link").write_bytes(link)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -126,7 +93,7 @@ def main() -> int:
         work = Path(tmp)
         port = free_port()
         storage = work / "storage"
-        populate(storage, names)
+        write_tags(storage, names, ["1.0.0"])
         with run_registry(
             work / "r", storage=storage, notifications=[readme_notification(port)]
         ) as reg:
