@@ -88,8 +88,7 @@ async def run_cycle(
     cycle. ``catalog`` holds every known environment (default: ``policies``) so that a
     promoted environment finds its upstream even when only it was asked for; ``statuses``
     answers the checks gate (default: the upstream's forge, from its ``publish.forge``).
-    scanned, so one slow registry holds up only the environments that use it. ``memo``
-    carries decisions from the last cycle (a long-running process passes the same one each
+    ``memo`` carries decisions from the last cycle (a long-running process passes the same one each
     time). Without ``image_digests`` a moving tag's digest is fetched only when the file
     pins it, since nothing else shows it (plain-text ``plan``).
     """
@@ -99,39 +98,46 @@ async def run_cycle(
         if publishers is None:
             publishers = await stack.enter_async_context(Publishers())
         publishers.start_cycle()
-        return await _run_cycle(
-            policies,
+        cycle = _Cycle(
             registry=registry,
             repos_dir=repos_dir,
             publish=publish,
             clock=clock,
-            problems=problems,
             push_attempts=push_attempts,
             git_timeout=git_timeout,
             publishers=publishers,
-            catalog=catalog,
-            statuses=statuses,
             memo=memo,
             image_digests=image_digests,
         )
+        return await _run_cycle(
+            policies, cycle, problems=problems, catalog=catalog, statuses=statuses
+        )
+
+
+@dataclass(frozen=True)
+class _Cycle:
+    """What every environment of one cycle is run with (see :func:`run_cycle`)."""
+
+    registry: Registry
+    repos_dir: Path
+    publish: bool
+    clock: Clock
+    push_attempts: int
+    git_timeout: float
+    publishers: Publishers
+    memo: SelectionMemo
+    image_digests: bool
 
 
 async def _run_cycle(
     policies: Sequence[LoadedPolicy],
+    cycle: _Cycle,
     *,
-    registry: Registry,
-    repos_dir: Path,
-    publish: bool,
-    clock: Clock,
     problems: Sequence[str],
-    push_attempts: int,
-    git_timeout: float,
-    publishers: Publishers,
     catalog: Sequence[LoadedPolicy],
     statuses: promoting.StatusSource | None,
-    memo: SelectionMemo,
-    image_digests: bool,
 ) -> CycleResult:
+    repos_dir, git_timeout = cycle.repos_dir, cycle.git_timeout
     policies, graph_problems = order_environments(policies, catalog)
     problems = (*problems, *(p for p in graph_problems if p not in problems))
     known = {p.name: p for p in (*catalog, *policies)}
@@ -158,7 +164,7 @@ async def _run_cycle(
     results: dict[str, EnvironmentResult] = {}
 
     async def scan(repository: str) -> None:
-        scans.update(await scan_repositories(registry, [repository], with_created=builds))
+        scans.update(await scan_repositories(cycle.registry, [repository], with_created=builds))
         scanned[repository].set()
 
     async def environment(position: int, loaded: LoadedPolicy) -> None:
@@ -180,8 +186,8 @@ async def _run_cycle(
                     await finished[earlier.name].wait()
             try:
                 prepared = await _prepare(
-                    loaded, ws, known, histories, scans, repos_dir, clock(), git_timeout,
-                    results=results, source=statuses, publishers=publishers,
+                    loaded, ws, known, histories, scans, repos_dir, cycle.clock(), git_timeout,
+                    results=results, source=statuses, publishers=cycle.publishers,
                 )  # fmt: skip
                 prepared_for[loaded.name] = prepared
             except GitError as exc:
@@ -189,21 +195,7 @@ async def _run_cycle(
                 empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
                 results[loaded.name] = EnvironmentResult(plan=empty, error=str(exc))
                 return
-            result = await _run_environment(
-                loaded,
-                ws,
-                registry=registry,
-                scans=prepared.scans,
-                repos_dir=repos_dir,
-                publish=publish,
-                clock=clock,
-                push_attempts=push_attempts,
-                git_timeout=git_timeout,
-                publishers=publishers,
-                prepared=prepared,
-                memo=memo,
-                image_digests=image_digests,
-            )
+            result = await _run_environment(loaded, ws, cycle, prepared)
             if result.commit:
                 histories.pop(loaded.name, None)  # downstream environments read the new commit
             results[loaded.name] = replace(
@@ -221,11 +213,8 @@ async def _run_cycle(
             ]
             if sharing[-1] is loaded:
                 await _finish_publishing(
-                    results, sharing, clone=str(ws.repo.path), registry=registry, scans=scans,
-                    repos_dir=repos_dir, publish=publish, clock=clock,
-                    push_attempts=push_attempts, git_timeout=git_timeout, publishers=publishers,
+                    results, sharing, cycle, clone=str(ws.repo.path), scans=scans,
                     prepared_for=prepared_for,
-                    memo=memo, image_digests=image_digests,
                 )  # fmt: skip
         finally:
             finished[loaded.name].set()
@@ -235,21 +224,9 @@ async def _run_cycle(
             tg.start_soon(scan, repository)
         for position, loaded in enumerate(policies):
             tg.start_soon(environment, position, loaded)
-    await _finish_publishing(  # nothing should be left; this makes sure
-        results,
-        policies,
-        clone=None,
-        registry=registry,
-        scans=scans,
-        repos_dir=repos_dir,
-        publish=publish,
-        clock=clock,
-        push_attempts=push_attempts,
-        git_timeout=git_timeout,
-        publishers=publishers,
-        prepared_for=prepared_for,
-        memo=memo,
-        image_digests=image_digests,
+    # Nothing should be left to push; this makes sure.
+    await _finish_publishing(
+        results, policies, cycle, clone=None, scans=scans, prepared_for=prepared_for
     )
     return CycleResult(
         environments=tuple(results[loaded.name] for loaded in policies),
@@ -343,27 +320,20 @@ def _forge_statuses(
 async def _finish_publishing(
     results: dict[str, EnvironmentResult],
     policies: Sequence[LoadedPolicy],
+    cycle: _Cycle,
     *,
     clone: str | None,
-    registry: Registry,
     scans: dict[str, ImageScan],
-    repos_dir: Path,
-    publish: bool,
-    clock: Clock,
-    push_attempts: int,
-    git_timeout: float,
-    publishers: Publishers,
     prepared_for: Mapping[str, promoting.Prepared],
-    memo: SelectionMemo,
-    image_digests: bool,
 ) -> None:
     """Make the pushes that waited for the last environment of a clone (once per repo, see
     publisher.PendingPushes) and update ``results``; an environment whose push lost a race
     is read, planned and published again on the new head, like a single push would be."""
+    push_attempts = cycle.push_attempts
     for attempt in range(1, push_attempts + 1):
         await anyio.lowlevel.checkpoint_if_cancelled()
         with anyio.CancelScope(shield=True):  # a pushed branch always gets its pull request
-            flushed = await publishers.flush(clone)
+            flushed = await cycle.publishers.flush(clone)
         for loaded in policies:
             env = loaded.name
             note = flushed.notes.get(env)
@@ -376,7 +346,7 @@ async def _finish_publishing(
                 log.warning("push_race", environment=env, attempt=attempt, error=str(failure))
                 try:
                     ws = await anyio.to_thread.run_sync(
-                        read_workspace, loaded, repos_dir, git_timeout
+                        read_workspace, loaded, cycle.repos_dir, cycle.git_timeout
                     )
                 except GitError as err:
                     results[env] = replace(results[env], commit=None, error=f"{env}: {err}")
@@ -384,12 +354,7 @@ async def _finish_publishing(
                 prepared = prepared_for.get(env) or promoting.Prepared(
                     scans=dict(scans), views={}, runs={}
                 )
-                results[env] = await _run_environment(
-                    loaded, ws, registry=registry, scans=prepared.scans, repos_dir=repos_dir,
-                    publish=publish, clock=clock, push_attempts=push_attempts,
-                    git_timeout=git_timeout, publishers=publishers, prepared=prepared,
-                    memo=memo, image_digests=image_digests,
-                )  # fmt: skip
+                results[env] = await _run_environment(loaded, ws, cycle, prepared)
             else:
                 log.error("publish_failed", environment=env, error=str(failure))
                 error = f"{env}: {failure}"
@@ -401,30 +366,19 @@ async def _finish_publishing(
 
 
 async def _run_environment(
-    loaded: LoadedPolicy,
-    ws: Workspace,
-    *,
-    registry: Registry,
-    scans: dict[str, ImageScan],
-    repos_dir: Path,
-    publish: bool,
-    clock: Clock,
-    push_attempts: int,
-    git_timeout: float,
-    publishers: Publishers,
-    prepared: promoting.Prepared,
-    memo: SelectionMemo,
-    image_digests: bool,
+    loaded: LoadedPolicy, ws: Workspace, cycle: _Cycle, prepared: promoting.Prepared
 ) -> EnvironmentResult:
+    registry, repos_dir, git_timeout = cycle.registry, cycle.repos_dir, cycle.git_timeout
+    clock, memo, scans = cycle.clock, cycle.memo, prepared.scans
     env = loaded.name
     bound = log.bind(environment=env)
     try:
-        publisher = publishers.for_policy(loaded)
+        publisher = cycle.publishers.for_policy(loaded)
     except ForgeError as exc:
         bound.error("publish_failed", error=str(exc))
         empty = EnvironmentPlan(environment=env, source=loaded.source)
         return EnvironmentResult(plan=empty, error=f"{env}: {exc}")
-    if publish and ws.repo.head() != ws.head:
+    if cycle.publish and ws.repo.head() != ws.head:
         # An environment earlier in this cycle pushed to the same repo: start from its
         # commit instead of losing a push race against ourselves.
         try:
@@ -432,11 +386,13 @@ async def _run_environment(
         except GitError as err:
             empty = EnvironmentPlan(environment=env, source=loaded.source)
             return EnvironmentResult(plan=empty, error=f"{env}: {err}")
-    for attempt in range(1, push_attempts + 1):
+    for attempt in range(1, cycle.push_attempts + 1):
         # Planning is CPU work (selection over thousands of tags): off the event loop, so a
         # daemon's health checks and webhooks are answered meanwhile.
         plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
-        needed = plan.digests_needed | (plan.trailer_digests if image_digests else frozenset())
+        needed = plan.digests_needed | (
+            plan.trailer_digests if cycle.image_digests else frozenset()
+        )
         if await resolve_digests(registry, needed, scans):
             # The memo answers again for every image whose selection read only tag names.
             plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
@@ -452,7 +408,7 @@ async def _run_environment(
                 reason=change.reason,
             )
         try:
-            if not publish:
+            if not cycle.publish:
                 preview = await publisher.preview(plan)
                 return EnvironmentResult(plan=plan, publication=preview.note)
             # Shielded (as is the flush below): a cancelled cycle — daemon shutdown, lost
@@ -476,7 +432,7 @@ async def _run_environment(
         if done.commit is not None:
             bound.info("committed", commit=done.commit, changes=len(plan.changes))
         return EnvironmentResult(plan=plan, commit=done.commit, publication=done.note)
-    message = f"{env}: gave up after {push_attempts} push attempts: the branch kept moving"
+    message = f"{env}: gave up after {cycle.push_attempts} push attempts: the branch kept moving"
     bound.error("publish_failed", error=message)
     return EnvironmentResult(plan=plan, error=message)
 
