@@ -37,7 +37,6 @@ import git
 from git.index.typ import BaseIndexEntry
 from gitdb import IStream
 
-from imagebot.core.promotion import Ref
 from imagebot.errors import GitError
 
 #: File names read whatever their suffix: kustomize (and Flux) accept a kustomization file
@@ -100,10 +99,6 @@ class EnvRepo:
         self.fetched: str | None = None
         """The head our last fetch saw; files, reads and commits use it, not the ref, which
         another process sharing the clone may move meanwhile."""
-        self.located: dict[tuple[str, str, frozenset[str]], tuple[Ref, ...]] = {}
-        """Image references found in a file (path, blob) for a set of repositories: the
-        engine's read of the files fills it, so a first history read, whose snapshot is of
-        the same files, locates nothing twice."""
         self._remote_ref = f"refs/remotes/origin/{branch}"
         self._lock_path = cache_dir.parent / f"{cache_dir.name}.lock"
         try:

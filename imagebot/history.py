@@ -160,10 +160,6 @@ def _refs(
     deleted, unreadable or unsafe file."""
     if not blob or set(blob) == {"0"}:
         return ()
-    key = (path, blob, frozenset(repositories))
-    known = repo.located.get(key)
-    if known is not None:
-        return known
     try:
         if data is None:
             data = repo.read(FileEntry(path=path, mode=0o100644, blob=blob))
@@ -173,19 +169,14 @@ def _refs(
         targets = rewrite.locate(text, source=path, repositories=repositories)
     except (GitError, UnicodeDecodeError, EditError):
         return ()
-    return refs_of(path, targets)
-
-
-_HISTORY_FORMAT = 1
-
-
-def refs_of(path: str, targets: Collection[rewrite.Target]) -> tuple[Ref, ...]:
-    """What history keeps of the references located in one file: the safely editable ones."""
     return tuple(
         Ref(path, t.line, t.repository, t.policy, t.tag, t.digest)
         for t in targets
         if t.problem is None
     )
+
+
+_HISTORY_FORMAT = 1
 
 
 def _is_manifest(path: str) -> bool:

@@ -17,7 +17,6 @@ from imagebot.core.policy import LoadedPolicy
 from imagebot.errors import EditError
 from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
 from imagebot.gitrepo import EnvRepo, redact
-from imagebot.history import refs_of
 
 log = logs.get_logger("imagebot.workspace")
 
@@ -70,26 +69,18 @@ def read_workspace(
         )
     contents = repo.read_all(entries)
     for entry in entries:
-        # What history would find in this file: remembered for a first history read.
-        located = (entry.path, entry.blob, repositories) if repositories is not None else None
         try:
             text = contents[entry.blob].decode("utf-8")
         except UnicodeDecodeError:
             problems.append(f"{loaded.name}: {entry.path}: not UTF-8; skipped")
             continue
         if repositories is not None and not rewrite.mentions(text, repositories):
-            if located is not None:
-                repo.located[located] = ()
             continue
         try:
             found = rewrite.locate(text, source=entry.path, repositories=repositories)
         except EditError as exc:
             problems.append(f"{loaded.name}: {exc}; file left untouched")
-            if located is not None:
-                repo.located[located] = ()
             continue
-        if located is not None:
-            repo.located[located] = refs_of(entry.path, found)
         found = in_scope(loaded.policy, found)  # detect: markers, marker_namespace
         if found:
             files[entry.path] = text

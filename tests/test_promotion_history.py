@@ -155,30 +155,3 @@ def test_merged_pull_request_counts_as_imagebot_at_merge_time(tmp_path: Path) ->
         ("1.0.0", T0, False),
         ("1.1.0", T0 + timedelta(hours=5), True),
     ]
-
-
-def test_a_snapshot_reuses_what_the_files_read_found_and_gets_the_same_answer(
-    tmp_path: Path,
-) -> None:
-    """The engine's read of the files remembers what it located; a first history read of
-    the same files takes it from there and answers exactly as reading them again does."""
-    from imagebot.config import load_policies
-    from imagebot.workspace import read_workspace, repo_cache_dir
-
-    remote, _ = setup(tmp_path)
-    push_files(remote, {"envs/dev/other.yaml": b"kind: ConfigMap\n"}, message="cm", when=T0)
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "dev.yaml").write_text(
-        f"environment: dev\nrepo: {{url: {remote}, path: envs/dev}}\n"
-        f"images:\n  - {{name: app, repository: {REPO}, range: '^1'}}\n"
-    )
-    (loaded,) = load_policies(policies).environments
-    ws = read_workspace(loaded, tmp_path / "repos")
-    assert ws.repo.located  # the read left its findings for history
-    reused = path_history(ws.repo, "envs/dev", {REPO})
-    fresh = EnvRepo(str(remote), "main", repo_cache_dir(tmp_path / "repos2", str(remote)))
-    fresh.fetch()
-    assert not fresh.located
-    assert reused == path_history(fresh, "envs/dev", {REPO})
-    assert [r.tag for r in runs_of(APP, reused)] == ["1.0.0"]

@@ -3,18 +3,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.nodes import ScalarNode as _RuamelScalar
-from ruamel.yaml.resolver import VersionedResolver
-from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
 from imagebot.errors import PolicyError
 
@@ -41,8 +36,17 @@ def load_mapping(text: str, *, source: str, what: str) -> CommentedMap | None:
     if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
         limit = f"{MAX_FILE_BYTES // 1024} KiB"
         raise PolicyError([f"{source}:1: a {what} may be at most {limit}; this one is larger"])
-    fast = _load_fast(text)
-    docs = fast if fast is not None else _load_ruamel(text, source=source)
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        docs = [d for d in yaml.load_all(text) if d is not None]
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        raise PolicyError([f"{source}:{line}: invalid YAML: {problem}"]) from None
+    except Exception as exc:  # ruamel raises a few unmarked errors (e.g. bad characters)
+        raise PolicyError([f"{source}:1: invalid YAML: {exc}"]) from None
     if not docs:
         return None
     if len(docs) > 1:
@@ -53,136 +57,6 @@ def load_mapping(text: str, *, source: str, what: str) -> CommentedMap | None:
     if not isinstance(doc, CommentedMap):
         raise PolicyError([f"{source}:1: a {what} must be a mapping of fields"])
     return doc
-
-
-def _load_ruamel(text: str, *, source: str) -> list[Any]:
-    """Every non-empty document of ``text``, by ruamel.yaml's round-trip loader; YAML errors
-    as PolicyError with their line."""
-    loader = YAML(typ="rt")
-    loader.allow_duplicate_keys = False
-    try:
-        return [d for d in loader.load_all(text) if d is not None]
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
-        raise PolicyError([f"{source}:{line}: invalid YAML: {problem}"]) from None
-    except Exception as exc:  # ruamel raises a few unmarked errors (e.g. bad characters)
-        raise PolicyError([f"{source}:1: invalid YAML: {exc}"]) from None
-
-
-class _Unusual(Exception):
-    """The document holds something the fast loader leaves to ruamel.yaml."""
-
-
-try:
-    from yaml import CSafeLoader as _Base
-except ImportError:  # PyYAML built without libyaml: the same nodes, ten times slower
-    from yaml import SafeLoader as _Base  # type: ignore[assignment]
-
-
-class _Loader(_Base):
-    """libyaml, marking what was written without a tag (ruamel.yaml loads an explicit tag,
-    ``!!str 5``, as a TaggedScalar, which the fast loader leaves to it) and typing nothing:
-    plain scalars are typed afterwards by ruamel.yaml's YAML 1.2 resolver."""
-
-    def descend_resolver(self, current_node: object, current_index: object) -> None:
-        return None  # no path-based resolvers: skip PyYAML's bookkeeping for them
-
-    def ascend_resolver(self) -> None:
-        return None
-
-    def resolve(self, kind: type[yaml.Node], value: object, implicit: tuple[bool, bool]) -> str:
-        if kind is yaml.ScalarNode:
-            return _PLAIN if implicit[0] else _QUOTED
-        return _SEQ if kind is yaml.SequenceNode else _MAP
-
-
-_PLAIN, _QUOTED, _SEQ, _MAP = (f"tag:imagebot,{k}" for k in ("plain", "quoted", "seq", "map"))
-_RESOLVER = VersionedResolver()  # YAML 1.2, as ruamel.yaml's round-trip loader reads
-_INT = re.compile(r"[-+]?[0-9]+")
-_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?")
-_T = "tag:yaml.org,2002:"
-
-
-def _load_fast(text: str) -> list[Any] | None:
-    """What :func:`_load_ruamel` returns, composed by libyaml (about 10x faster on a policy
-    file of 1,000 images), or None to leave the text to ruamel.yaml: anything invalid, a
-    duplicate key, a directive, a merge key, a tag or a scalar spelling beyond the plain
-    ones (strings, booleans, nulls, decimal numbers). Those rare files get exactly the
-    answer, and the error messages, they always got.
-
-    The containers are ruamel.yaml's, with the same line and column information, and
-    scalars are typed by ruamel.yaml's own YAML 1.2 resolver (``yes`` stays a string).
-    An alias yields the very object of its anchor, as with ruamel.yaml, so an alias bomb
-    costs no more than its text here and is refused by :func:`plain_mapping`.
-    """
-    if text.startswith("%") or "\n%" in text:
-        return None
-    try:
-        nodes = list(yaml.compose_all(text, Loader=_Loader))
-        built: dict[int, Any] = {}
-        typed: dict[str, str] = {}  # plain scalar -> its YAML 1.2 tag (keys repeat a lot)
-        docs = [_build(node, built, typed) for node in nodes]
-    except (yaml.YAMLError, _Unusual, RecursionError):
-        return None
-    return [d for d in docs if d is not None]
-
-
-def _build(node: yaml.Node, built: dict[int, Any], typed: dict[str, str]) -> Any:
-    key = id(node)
-    if key in built:
-        return built[key]
-    mark = node.start_mark
-    if isinstance(node, yaml.ScalarNode):
-        out = built[key] = _scalar(node, typed)
-    elif isinstance(node, yaml.SequenceNode):
-        if node.tag != _SEQ:
-            raise _Unusual
-        seq = built[key] = CommentedSeq()
-        seq.lc.line, seq.lc.col = mark.line, mark.column
-        for i, child in enumerate(node.value):
-            seq.append(_build(child, built, typed))
-            seq.lc.add_idx_line_col(i, [child.start_mark.line, child.start_mark.column])
-        out = seq
-    else:
-        if node.tag != _MAP:
-            raise _Unusual
-        mapping = built[key] = CommentedMap()
-        mapping.lc.line, mapping.lc.col = mark.line, mark.column
-        for k, v in node.value:
-            name = _build(k, built, typed)
-            if not isinstance(k, yaml.ScalarNode) or name in mapping:
-                raise _Unusual  # a complex or duplicate key: ruamel words the error
-            mapping[name] = _build(v, built, typed)
-            position = [k.start_mark.line, k.start_mark.column]
-            mapping.lc.add_kv_line_col(name, [*position, v.start_mark.line, v.start_mark.column])
-        out = mapping
-    return out
-
-
-def _scalar(node: yaml.ScalarNode, typed: dict[str, str]) -> Any:
-    value: str = node.value
-    if node.tag == _QUOTED:
-        if node.style == "|":
-            return LiteralScalarString(value)
-        return FoldedScalarString(value) if node.style == ">" else value
-    if node.tag != _PLAIN:
-        raise _Unusual
-    tag = typed.get(value)
-    if tag is None:
-        tag = typed[value] = _RESOLVER.resolve(_RuamelScalar, value, (True, False))
-    if tag == f"{_T}str":
-        return value
-    if tag == f"{_T}null":
-        return None
-    if tag == f"{_T}bool" and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    if tag == f"{_T}int" and _INT.fullmatch(value):
-        return int(value)
-    if tag == f"{_T}float" and _FLOAT.fullmatch(value):
-        return float(value)
-    raise _Unusual
 
 
 def plain(node: Any) -> Any:
