@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import imagebot
-from tests.support.cli import run_cli
+from tests.support.cli import ROOT, run_cli
 
 
 def test_version() -> None:
@@ -41,13 +44,36 @@ def test_logs_are_json_lines_off_a_terminal(tmp_path: Path) -> None:
             """
         )
     )
-    result = run_cli("plan", "--policies", str(tmp_path), "--cache-dir", str(tmp_path / "c"))
+    args = ("--policies", str(tmp_path), "--cache-dir", str(tmp_path / "c"))
+    result = run_cli("--log-level", "info", "plan", *args)
     assert result.returncode == 1
-    events = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    lines = result.stderr.splitlines()
+    events = [json.loads(line) for line in lines if not line.startswith("error: ")]
     assert events, result.stderr
     assert all("event" in e and "level" in e and "timestamp" in e for e in events)
     assert any(e["event"] == "repo_unavailable" and e["environment"] == "dev" for e in events)
-    assert "error: " in result.stdout and "nowhere.git" in result.stdout
+
+
+def test_each_error_is_said_once_on_stderr_and_stdout_keeps_results(tmp_path: Path) -> None:
+    """At the default log level a failing environment gives exactly one line on stderr, its
+    error: line naming the environment and repo; stdout has no error line."""
+    (tmp_path / "dev.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            environment: dev
+            repo: {{url: {tmp_path / "nowhere.git"}}}
+            images:
+              - {{name: app, repository: 127.0.0.1:1/acme/app}}
+            """
+        )
+    )
+    args = ("--policies", str(tmp_path), "--cache-dir", str(tmp_path / "c"))
+    for command in ("plan", "apply", "status"):
+        result = run_cli(command, *args, env={"IMAGEBOT_LOG_FORMAT": "auto"})
+        assert result.returncode == 1
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("error: dev: ") and "nowhere.git" in line, result.stderr
+        assert "error" not in result.stdout, result.stdout
 
 
 def test_missing_policies_directory_is_a_clear_error(tmp_path: Path) -> None:
@@ -72,3 +98,34 @@ def test_global_options_before_the_command_still_work() -> None:
     result = run_cli("--log-format", "json", "--log-level", "error", "check", "--help")
     assert result.returncode == 0
     assert "usage: imagebot check" in result.stdout
+
+
+def test_unknown_environment_lists_the_known_ones(tmp_path: Path) -> None:
+    """`-e nosuch` names the environments the policies directory does define."""
+    for env in ("dev", "staging"):
+        (tmp_path / f"{env}.yaml").write_text(
+            f"environment: {env}\nrepo: {{url: ./x}}\nimages: [{{name: a, repository: nginx}}]\n"
+        )
+    result = run_cli("check", "--policies", str(tmp_path), "-e", "nosuch")
+    assert result.returncode == 1
+    assert f"error: {tmp_path}: no environment named 'nosuch' (known: dev, staging)" in (
+        result.stderr
+    ), result.stderr
+
+
+def test_building_the_package_warns_about_nothing(tmp_path: Path) -> None:
+    """`pip wheel` of the project (as `pip install .` builds it) prints no deprecation
+    warning: the license is an SPDX string, not the deprecated table."""
+    source = tmp_path / "src"
+    shutil.copytree(
+        ROOT / "imagebot", source / "imagebot", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "deprecated" not in (result.stdout + result.stderr).lower(), result.stderr
+    assert list(tmp_path.glob("imagebot-*.whl"))

@@ -40,7 +40,7 @@ def test_alias_bomb_in_a_policy_file_is_refused_naming_the_file(tmp_path: Path) 
     (policies / "dev.yaml").write_text(POLICY + alias_bomb(9))
     result = check(policies)
     assert result.returncode == 1
-    assert f"error: {policies / 'dev.yaml'}:1: too many aliases to expand safely" in result.stdout
+    assert f"error: {policies / 'dev.yaml'}:1: too many aliases to expand safely" in result.stderr
 
 
 def test_alias_bomb_in_registries_yaml_is_refused_naming_the_file(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_alias_bomb_in_registries_yaml_is_refused_naming_the_file(tmp_path: Path
     registries.write_text("defaults:\n  concurrency: 2\n" + alias_bomb(9))
     result = check(policies, "--registries", str(registries))
     assert result.returncode == 1
-    assert f"error: {registries}:1: too many aliases to expand safely" in result.stdout
+    assert f"error: {registries}:1: too many aliases to expand safely" in result.stderr
 
 
 def test_anchors_within_the_limit_still_work(tmp_path: Path) -> None:
@@ -87,8 +87,8 @@ def test_a_policy_file_over_one_mebibyte_is_refused(tmp_path: Path, name: str) -
         (policies / "registries.yaml").write_text("defaults: {concurrency: 2}\n" + huge)
     result = check(policies)
     assert result.returncode == 1
-    assert f"error: {policies / name}:1: " in result.stdout
-    assert "may be at most 1024 KiB; this one is larger" in result.stdout
+    assert f"error: {policies / name}:1: " in result.stderr
+    assert "may be at most 1024 KiB; this one is larger" in result.stderr
 
 
 def test_a_policy_file_just_under_the_cap_loads(tmp_path: Path) -> None:

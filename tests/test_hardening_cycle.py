@@ -76,7 +76,7 @@ def test_url_credentials_with_at_signs_never_reach_messages(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "tTok" not in result.stdout + result.stderr
     assert "S3cr" not in result.stdout + result.stderr
-    assert "error: dev: http://***@127.0.0.1:" in result.stdout
+    assert "error: dev: http://***@127.0.0.1:" in result.stderr
 
 
 def test_an_image_referenced_by_no_file_is_reported_in_the_result(
@@ -92,7 +92,7 @@ def test_an_image_referenced_by_no_file_is_reported_in_the_result(
     result = cli(policies, tmp_path / "cache", "plan")
     assert result.returncode == 1
     expected = f"dev: image app ({image}) is referenced by no file under envs/dev"
-    assert f"error: {expected}" in result.stdout
+    assert f"error: {expected}" in result.stderr
     assert "up to date" not in result.stdout
     doc = json.loads(cli(policies, tmp_path / "cache", "plan", "-o", "json").stdout)
     assert doc["environments"][0]["problems"] == [expected]
@@ -152,8 +152,8 @@ def test_a_git_remote_that_never_answers_times_out(tmp_path: Path) -> None:
         result = cli(policies, tmp_path / "cache", "plan", "--git-timeout", "1")
         release.set()
     assert result.returncode == 1
-    assert "error: dev: http://127.0.0.1:" in result.stdout
-    assert "cannot fetch branch 'main': no answer within 1s (git_timeout)" in result.stdout
+    assert "error: dev: http://127.0.0.1:" in result.stderr
+    assert "cannot fetch branch 'main': no answer within 1s (git_timeout)" in result.stderr
 
 
 def test_a_hook_saying_fetch_first_is_not_mistaken_for_a_race(
@@ -181,9 +181,9 @@ def test_a_hook_saying_fetch_first_is_not_mistaken_for_a_race(
     assert result.returncode == 1
     assert (
         "rejected: [remote rejected] pre-receive hook declined: Direct pushes are closed:"
-        " fetch first and open a merge request" in result.stdout
+        " fetch first and open a merge request" in result.stderr
     )
-    assert "kept moving" not in result.stdout
+    assert "kept moving" not in result.stdout + result.stderr
     assert calls.read_text().count("run") == 1
     assert len(commits(remote)) == 1
 
@@ -271,7 +271,7 @@ def test_shipped_example_policies_fail_naming_each_environment(tmp_path: Path) -
         (policies / shipped.name).write_text(text)
     result = cli(policies, tmp_path / "cache", "plan")
     assert result.returncode == 1
-    errors = [line for line in result.stdout.splitlines() if line.startswith("error:")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     # Environments are reported upstream first (staging promotes from dev, production from
     # staging), the order they run in.
     assert [e.split(":")[1].strip() for e in errors] == ["dev", "staging", "production"]
@@ -300,8 +300,8 @@ def test_a_clone_locked_by_another_process_is_waited_for_within_the_git_timeout(
         result = cli(policies, cache, "plan", "--git-timeout", "1")
         fcntl.flock(held, fcntl.LOCK_UN)
     assert result.returncode == 1
-    assert "error: dev: " in result.stdout
-    assert "stayed locked by another imagebot process for 1s (git_timeout)" in result.stdout
+    assert "error: dev: " in result.stderr
+    assert "stayed locked by another imagebot process for 1s (git_timeout)" in result.stderr
     result = cli(policies, cache, "plan", "--git-timeout", "1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1.0.0 -> 1.1.0" in result.stdout
@@ -325,6 +325,6 @@ def test_a_push_that_hangs_times_out_and_leaves_the_branch_alone(
     result = cli(policies, tmp_path / "cache", "apply", "--git-timeout", "1")
     assert result.returncode == 1
     assert f"error: dev: {remote}: push to 'main': no answer within 1s (git_timeout)" in (
-        result.stdout
+        result.stderr
     )
     assert len(commits(remote)) == 1

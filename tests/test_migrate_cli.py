@@ -48,7 +48,7 @@ def test_dry_run_prints_policies_and_writes_nothing(tmp_path: Path) -> None:
     """``--dry-run`` prints each policy file under a header and creates no file."""
     out = tmp_path / "policies"
     result = run_cli(
-        "migrate", "--from", "flux", str(_flux_dir(tmp_path)), "-o", str(out), "--dry-run"
+        "migrate", "--from", "flux", str(_flux_dir(tmp_path)), "--out-dir", str(out), "--dry-run"
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"# --- {out / 'apps.yaml'}\n")
@@ -62,15 +62,30 @@ def test_dry_run_prints_policies_and_writes_nothing(tmp_path: Path) -> None:
 def test_writes_policies_that_check_accepts_and_never_overwrites(tmp_path: Path) -> None:
     """The files written pass ``imagebot check``; a second run refuses to overwrite them."""
     out = tmp_path / "policies"
-    result = run_cli("migrate", "--from", "flux", str(_flux_dir(tmp_path)), "-o", str(out))
+    result = run_cli("migrate", "--from", "flux", str(_flux_dir(tmp_path)), "--out-dir", str(out))
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"wrote {out / 'apps.yaml'}: environment apps\n"
     assert run_cli("check", "--policies", str(out)).returncode == 0
     written = (out / "apps.yaml").read_text()
-    result = run_cli("migrate", "--from", "flux", str(tmp_path / "flux"), "-o", str(out))
+    result = run_cli("migrate", "--from", "flux", str(tmp_path / "flux"), "--out-dir", str(out))
     assert result.returncode == 1
     assert f"{out / 'apps.yaml'}: already exists; not overwritten" in result.stderr
     assert (out / "apps.yaml").read_text() == written
+
+
+def test_force_overwrites_and_o_is_not_an_output_directory(tmp_path: Path) -> None:
+    """``--force`` replaces an existing policy file; ``-o`` (the output format elsewhere)
+    is refused as a usage error instead of naming a directory."""
+    out = tmp_path / "policies"
+    out.mkdir()
+    (out / "apps.yaml").write_text("# mine\n")
+    source = str(_flux_dir(tmp_path))
+    result = run_cli("migrate", "--from", "flux", source, "--out-dir", str(out), "--force")
+    assert result.returncode == 0, result.stderr
+    assert "environment: apps\n" in (out / "apps.yaml").read_text()
+    result = run_cli("migrate", "--from", "flux", source, "-o", str(out))
+    assert result.returncode == 2
+    assert "unrecognized arguments: -o" in result.stderr
 
 
 def test_bad_file_is_named_and_the_rest_converted(tmp_path: Path) -> None:
@@ -115,7 +130,7 @@ def test_one_existing_file_does_not_stop_the_other_environments(tmp_path: Path) 
     out = tmp_path / "policies"
     out.mkdir()
     (out / "apps.yaml").write_text("# mine\n")
-    result = run_cli("migrate", "--from", "flux", str(source), "-o", str(out))
+    result = run_cli("migrate", "--from", "flux", str(source), "--out-dir", str(out))
     assert result.returncode == 1
     assert f"{out / 'apps.yaml'}: already exists" in result.stderr
     assert (out / "apps.yaml").read_text() == "# mine\n"

@@ -131,8 +131,8 @@ def test_check_reports_three_errors_and_fails(tmp_path: Path) -> None:
     (tmp_path / "c-invalid.yaml").write_text("environment: prod\nrepo: [unclosed\n")
     result = run_cli("check", "--policies", str(tmp_path))
     assert result.returncode == 1
-    errors = [line for line in result.stdout.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 3, result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3, result.stderr
     assert errors[0].startswith(f"error: {tmp_path / 'a-unknown.yaml'}:4: repo.pth: unknown field")
     assert errors[1].startswith(f"error: {tmp_path / 'b-range.yaml'}:8: images[0].range: ")
     assert errors[2].startswith(f"error: {tmp_path / 'c-invalid.yaml'}:3: invalid YAML")
@@ -182,5 +182,5 @@ def test_check_validates_registries_yaml_beside_the_policies(tmp_path: Path) -> 
     assert result.returncode == 1
     assert (
         f"error: {tmp_path / 'registries.yaml'}:3: registries.ghcr.io.insecur: unknown field"
-        in result.stdout
+        in result.stderr
     )

@@ -91,7 +91,7 @@ def test_check_reports_publish_problems_at_file_line(tmp_path: Path, case: str) 
     (tmp_path / "staging.yaml").write_text(text)
     result = run_cli("check", "--policies", str(tmp_path))
     assert result.returncode == 1
-    (error,) = [x for x in result.stdout.splitlines() if x.startswith("error: ")]
+    (error,) = [x for x in result.stderr.splitlines() if x.startswith("error: ")]
     assert error.startswith(f"error: {tmp_path / 'staging.yaml'}:{line}: {expected}"), error
 
 
@@ -105,7 +105,7 @@ def test_project_not_derivable_is_reported(tmp_path: Path) -> None:
     result = run_cli("check", "--policies", str(tmp_path))
     assert result.returncode == 1
     assert f"error: {tmp_path / 'dev.yaml'}:5: publish.forge.project: cannot be derived" in (
-        result.stdout
+        result.stderr
     )
 
 
@@ -114,7 +114,7 @@ def test_signing_block_is_validated(tmp_path: Path) -> None:
     text = HEAD + "signing: {key_file: /k, format: x509}\n" + IMAGES
     (tmp_path / "staging.yaml").write_text(text)
     result = run_cli("check", "--policies", str(tmp_path))
-    assert f"{tmp_path / 'staging.yaml'}:4: signing.format: Input should be" in result.stdout
+    assert f"{tmp_path / 'staging.yaml'}:4: signing.format: Input should be" in result.stderr
 
 
 def test_schema_accepts_both_publish_forms_and_rejects_unknown_keys() -> None:

@@ -4,6 +4,7 @@ and Gitea as local HTTP servers speaking their documented APIs."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import textwrap
 from collections.abc import Callable, Iterator
@@ -427,7 +428,7 @@ def test_cli_plan_says_which_pr_then_apply_and_tokens_stay_out_of_output(world: 
     """`imagebot plan` names the PR it would open, then the one it would update; a rejected
     token is reported without ever printing it."""
     checked = run_cli("check", "--policies", str(world.policies))
-    code, out = checked.returncode, checked.stdout
+    code, out = checked.returncode, checked.stderr
     assert code == 0, out
     token_line = (
         (world.policies / "staging.yaml")
@@ -441,7 +442,7 @@ def test_cli_plan_says_which_pr_then_apply_and_tokens_stay_out_of_output(world: 
     ), out
     checked = run_cli("check", "--policies", str(world.policies), env={"FORGE_TOKEN": TOKEN})
     code, out = checked.returncode, checked.stdout
-    assert "warning" not in out
+    assert "warning" not in out + checked.stderr
     assert "staging, 1 image(s), pull requests from imagebot/staging on " + world.kind in out
     code, out = world.cli("plan")
     assert code == 0, out
@@ -511,3 +512,37 @@ def test_draft_pull_requests_stay_drafts_when_updated(world: World) -> None:
     writes = len(world.forge.writes)
     assert world.cycle().ok
     assert len(world.forge.writes) == writes, "the prefix does not look like a change"
+
+
+def test_plan_without_a_token_shows_the_diff_and_says_the_pr_is_unknown(world: World) -> None:
+    """Without the forge token `plan` still prints the diff and change lines (text and JSON)
+    plus one line saying which pull request cannot be told; only `apply` needs the token."""
+    args = ("--policies", str(world.policies), "--cache-dir", str(world.cache))
+    result = run_cli("plan", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert f"+          image: {world.image}:1.1.0  # staging app" in lines, result.stdout
+    assert f"staging: app ({world.image}) 1.0.0 -> 1.1.0" in result.stdout, result.stdout
+    assert "staging: pull request: cannot tell which (no token)" in lines, result.stdout
+    assert result.stderr == ""
+    doc = json.loads(run_cli("plan", "-o", "json", *args).stdout)
+    (env,) = doc["environments"]
+    assert [(c["from"]["tag"], c["to"]["tag"]) for c in env["changes"]] == [("1.0.0", "1.1.0")]
+    assert env["publication"] == "pull request: cannot tell which (no token)"
+    applied = run_cli("apply", *args)
+    assert applied.returncode == 1
+    assert "environment variable FORGE_TOKEN is not set" in applied.stderr, applied.stderr
+    assert world.branch() is None, "nothing was pushed without a token"
+
+
+def test_apply_prints_the_push_before_the_pull_request(world: World) -> None:
+    """In pull-request mode `apply` says it pushed the branch, then that it opened the PR:
+    the order in which the two happen."""
+    code, out = world.cli("apply")
+    assert code == 0, out
+    lines = out.splitlines()
+    pushed = next(i for i, line in enumerate(lines) if line.startswith("staging: pushed "))
+    opened = lines.index(
+        next(line for line in lines if line.startswith("staging: opened pull request #1"))
+    )
+    assert pushed < opened, out

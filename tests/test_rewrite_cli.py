@@ -67,7 +67,8 @@ def test_set_image_short_name_on_docker_hub(tmp_path: Path) -> None:
 
 
 def test_set_image_refuses_unsafe_edit_and_touches_no_file(tmp_path: Path) -> None:
-    """When one file cannot be edited safely, the command fails and writes no file at all."""
+    """When one file cannot be edited safely, the command fails, writes no file at all and
+    prints no change line (stdout stays empty)."""
     good = tmp_path / "deploy.yaml"
     good.write_bytes(DEPLOYMENT.encode())
     bad = tmp_path / "values.yaml"
@@ -79,6 +80,7 @@ def test_set_image_refuses_unsafe_edit_and_touches_no_file(tmp_path: Path) -> No
     assert result.returncode == 1
     assert f"{bad}:1:" in result.stderr and "alias" in result.stderr
     assert "no file was changed" in result.stderr
+    assert result.stdout == ""
     assert good.read_bytes() == DEPLOYMENT.encode()
     assert bad.read_bytes() == shared.encode()
 

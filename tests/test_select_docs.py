@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
+import subprocess
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
 from imagebot.core.policy import ImagePolicy
 from imagebot.core.selection import STRATEGIES, SelectionRule, validate_rule
+from tests.support.cli import run_cli
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "policies.md"
 
@@ -81,3 +84,27 @@ def test_documented_gate_order_is_the_code_order() -> None:
     }
     at = [listed.index(words.get(g.name, f"`{g.name}`")) for g in GATES]
     assert at == sorted(at), [g.name for g in GATES]
+
+
+def _select_sessions() -> list[tuple[str, str, str]]:
+    """(where, command, output shown) for each ``$ printf … | imagebot select`` in the docs."""
+    out = []
+    for doc in sorted([DOC.parents[1] / "README.md", *DOC.parent.glob("*.md")]):
+        text = doc.read_text(encoding="utf-8")
+        session = r"^```console\n\$ (printf [^\n]*\| imagebot select [^\n]*)\n(.*?)^```"
+        for m in re.finditer(session, text, flags=re.S | re.M):
+            where = f"{doc.name}:{text.count(chr(10), 0, m.start()) + 1}"
+            out.append((where, m.group(1), m.group(2)))
+    return out
+
+
+def test_select_sessions_in_the_docs_print_what_they_show() -> None:
+    """Every `printf … | imagebot select` session in the docs prints exactly the lines shown
+    (the explanation on stderr, then the chosen tag on stdout)."""
+    sessions = _select_sessions()
+    assert len(sessions) >= 3
+    for where, command, shown in sessions:
+        printf, select = command.split(" | imagebot select ")
+        tags = subprocess.run(["bash", "-c", printf], capture_output=True, text=True, check=True)
+        result = run_cli("select", *shlex.split(select), input=tags.stdout)
+        assert result.stderr + result.stdout == shown, where

@@ -266,6 +266,20 @@ def test_running_precision_is_kept() -> None:
     assert select(tags, SelectionRule(keep_precision=False), current="12.14").tag == "12.15.0"
 
 
+def test_keep_precision_considers_only_the_running_precision() -> None:
+    """Running 20.11, only two-number tags are candidates: 20.12, not the newer 20.12.2 or
+    21.0.0; a running full version likewise never moves to a partial one."""
+    assert (
+        select(["20.11", "20.12", "20.12.2", "21.0.0"], SelectionRule(), current="20.11").tag
+        == "20.12"
+    )
+    assert select(["12.14", "12.15", "12.15.1"], SelectionRule(), current="12.14").tag == "12.15"
+    full = SelectionRule(partial=True)
+    assert select(["1.2.3", "1.3", "1.2.4"], full, current="1.2.3").tag == "1.2.4"
+    off = SelectionRule(keep_precision=False)
+    assert select(["12.14", "12.15", "12.15.1"], off, current="12.14").tag == "12.15.1"
+
+
 def test_masterminds_range_style_admits_every_prerelease_in_range() -> None:
     """>=1.2.0-0 admits 1.3.0-rc.1 when read as Flux and Argo CD do, not as npm does."""
     tags = ["1.2.0", "1.3.0-rc.1"]

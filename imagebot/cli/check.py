@@ -48,11 +48,11 @@ def run(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         problems.extend(exc.problems)
     for problem in problems:
-        print(f"error: {problem}")
+        print(f"error: {problem}", file=sys.stderr)
     known = {p.name: p for p in policies.catalog}
     for loaded in policies.environments:
         for warning in (*loaded.warnings, *overlap_warnings(loaded)):
-            print(f"warning: {warning}")
+            print(f"warning: {warning}", file=sys.stderr)
         promote = loaded.policy.promote
         upstream = known.get(promote.from_) if promote is not None else None
         if promote and promote.checks and upstream and upstream.policy.publish.forge is None:
@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"warning: {loaded.at('promote.checks')}: promote.checks: {upstream.name}"
                 f" names no forge (publish.forge in {upstream.source}), so commit statuses"
-                f" cannot be read and promotions into {loaded.name} wait at the checks gate"
+                f" cannot be read and promotions into {loaded.name} wait at the checks gate",
+                file=sys.stderr,
             )
         images = len(loaded.policy.images)
         defaults = " and defaults" if loaded.policy.defaults is not None else ""
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             how = f", pull requests from {branch} on {publish.forge.type}"
         print(f"ok: {loaded.source}: environment {loaded.name}, {images} image(s){defaults}{how}")
         for warning in token_warnings(loaded):
-            print(f"warning: {warning}")
+            print(f"warning: {warning}", file=sys.stderr)
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1

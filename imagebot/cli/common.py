@@ -92,7 +92,11 @@ def load(args: argparse.Namespace) -> config.PolicySet:
     if not wanted:
         return policies
     known = {p.name for p in policies.environments}
-    missing = [f"{args.policies}: no environment named {n!r}" for n in sorted(wanted - known)]
+    names = ", ".join(sorted(known)) or "none"
+    missing = [
+        f"{args.policies}: no environment named {n!r} (known: {names})"
+        for n in sorted(wanted - known)
+    ]
     return config.PolicySet(
         environments=tuple(p for p in policies.environments if p.name in wanted),
         problems=policies.problems + tuple(missing),
@@ -167,9 +171,20 @@ def governed_json(g: Governed) -> dict[str, Any]:
     }
 
 
+def print_problems(result: CycleResult) -> None:
+    """Every problem of a cycle once, on stderr, as an ``error:`` line."""
+    problems = list(result.problems)
+    for r in result.environments:
+        problems += [*r.plan.problems, *([r.error] if r.error else [])]
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+
+
 def print_result(
     result: CycleResult, *, output: str, published: bool, explain: bool = False
 ) -> None:
+    """Results on stdout (JSON, or diff and change lines); each problem once on stderr."""
+    print_problems(result)
     if output == "json":
         doc = {
             "ok": result.ok,
@@ -188,8 +203,6 @@ def print_result(
         sys.stdout.write("\n")
         return
     out = sys.stdout
-    for problem in result.problems:
-        out.write(f"error: {problem}\n")
     for r in result.environments:
         plan = r.plan
         out.write(plan.diff())
@@ -208,15 +221,11 @@ def print_result(
                 out.write(
                     f"{plan.environment}: {image} stays at {current or '(none)'}: {d.reason}\n"
                 )
-        for problem in plan.problems:
-            out.write(f"error: {problem}\n")
-        if r.error:
-            out.write(f"error: {r.error}\n")
-        if r.publication:
-            out.write(f"{plan.environment}: {r.publication}\n")
         if r.commit:
             out.write(f"{plan.environment}: pushed {r.commit}\n")
-        elif not plan.changes and not r.error and not plan.problems:
+        if r.publication:
+            out.write(f"{plan.environment}: {r.publication}\n")
+        if not r.commit and not plan.changes and not r.error and not plan.problems:
             out.write(f"{plan.environment}: up to date\n")
         elif plan.changes and not published and not r.error:
             out.write(f"{plan.environment}: {len(plan.changes)} change(s) planned\n")

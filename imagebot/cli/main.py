@@ -33,6 +33,12 @@ COMMANDS: dict[str, str] = {
     "migrate": "convert Flux, Argo CD Image Updater or Renovate configuration into policy files",
 }
 
+#: Log events whose content a one-shot command prints itself as an ``error:`` line.
+REPORTED_EVENTS = frozenset(
+    {"scan_failed", "digest_failed", "repo_unavailable", "history_unavailable",
+     "publish_failed", "problem"}
+)  # fmt: skip
+
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
@@ -51,15 +57,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"imagebot {imagebot.__version__}")
     parser.add_argument(
         "--log-level",
-        default=os.environ.get("IMAGEBOT_LOG_LEVEL", "info"),
+        default=os.environ.get("IMAGEBOT_LOG_LEVEL"),
         choices=["debug", "info", "warning", "error"],
-        help="default: $IMAGEBOT_LOG_LEVEL or info",
+        help="default: $IMAGEBOT_LOG_LEVEL, else info for serve and warning for the others",
     )
     parser.add_argument(
         "--log-format",
-        default=os.environ.get("IMAGEBOT_LOG_FORMAT", "auto"),
+        default=os.environ.get("IMAGEBOT_LOG_FORMAT"),
         choices=["auto", "console", "json"],
-        help="auto: console on a terminal, JSON otherwise (default: $IMAGEBOT_LOG_FORMAT or auto)",
+        help="auto: human lines on a terminal, JSON otherwise (default: $IMAGEBOT_LOG_FORMAT,"
+        " else json for serve and auto for the others)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
@@ -90,7 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from imagebot import logs
     from imagebot.errors import ImagebotError, PolicyError
 
-    logs.configure(level=args.log_level, fmt=args.log_format)
+    daemon = args.command == "serve"
+    level = args.log_level or ("info" if daemon else "warning")
+    # A one-shot command reports every failure once, as an error: line of its own; below
+    # info the log events saying the same are left out (--log-level info shows them).
+    quiet = not daemon and level in ("warning", "error")
+    reported = REPORTED_EVENTS if quiet else frozenset()
+    logs.configure(level=level, fmt=args.log_format or ("json" if daemon else "auto"),
+                   reported=reported)  # fmt: skip
     # A cycle allocates millions of small objects it keeps (tags, references, plans) and
     # makes few reference cycles. At Python's default (a young collection every 700
     # allocations) the collector walked the growing heap often enough to cost a quarter of a

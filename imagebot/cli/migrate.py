@@ -1,7 +1,7 @@
 """``imagebot migrate``: policy files from Flux, Argo CD Image Updater or Renovate config.
 
 Reads every YAML (and Renovate JSON) file below DIR, converts, checks each policy as
-``imagebot check`` would, and writes ``<environment>.yaml`` files into ``--output`` (or
+``imagebot check`` would, and writes ``<environment>.yaml`` files into ``--out-dir`` (or
 prints them with ``--dry-run``). Warnings name each thing that was not converted.
 """
 
@@ -30,8 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="tool", required=True, choices=sorted(CONVERTERS))
     parser.add_argument("directory", metavar="DIR", type=Path, help="where the manifests are")
     parser.add_argument(
-        "--output",
-        "-o",
+        "--out-dir",
         type=Path,
         default=Path("policies"),
         metavar="DIR",
@@ -39,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print the policy files, write nothing"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite policy files that already exist"
     )
 
 
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     out: dict[Path, str] = {}
     problems: list[str] = []
     for env in migration.environments:
-        path = args.output / f"{env.name}.yaml"
+        path = args.out_dir / f"{env.name}.yaml"
         try:
             out[path] = checked(env, migration.tool, str(path))
         except PolicyError as exc:
@@ -102,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
         return 1 if problems else 0
     failed = bool(problems)
     for path, text in out.items():
-        if path.exists():
-            print(f"error: {path}: already exists; not overwritten", file=sys.stderr)
+        if path.exists() and not args.force:
+            print(f"error: {path}: already exists; not overwritten (--force overwrites)",
+                  file=sys.stderr)  # fmt: skip
             failed = True
             continue
         path.parent.mkdir(parents=True, exist_ok=True)

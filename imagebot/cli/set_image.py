@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.tag is None and args.digest is None:
         print("imagebot set-image: give --tag, --digest or both", file=sys.stderr)
         return 2
-    results: list[tuple[Path, str, str]] = []
+    results: list[tuple[Path, str, list[str]]] = []
     failed = False
     found_any = False
     for path in args.files:
@@ -118,15 +118,15 @@ def run(args: argparse.Namespace) -> int:
             failed = True
             continue
         found_any = found_any or count > 0
-        for line in report:
-            print(line)
         if new != old:
-            results.append((path, old, new))
+            results.append((path, new, report))
     if failed:
         print("imagebot set-image: no file was changed", file=sys.stderr)
         return 1
-    for path, _, new in results:
+    for path, new, report in results:  # a change line only once its file is written
         _write(path, new)
+        for line in report:
+            print(line)
     if not found_any:
         print(f"imagebot set-image: no reference to {args.image} found", file=sys.stderr)
         return 1

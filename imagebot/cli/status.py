@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = common.cycle(args, publish=False)
+    common.print_problems(result)
     if args.output == "json":
         json.dump(status_json(result), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -78,7 +79,7 @@ def _cell(s: ImageStatus) -> list[str]:
 
 
 def status_text(result: CycleResult) -> str:
-    """A table a person reads at a glance, then every problem."""
+    """A table a person reads at a glance (problems go to stderr)."""
     head = ["ENVIRONMENT", "IMAGE", "RUNNING", "SINCE", "NEXT", "STATE"]
     rows = [_cell(s) for r in result.environments for s in r.images]
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head) - 1)]
@@ -86,9 +87,4 @@ def status_text(result: CycleResult) -> str:
         "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]])
         for row in [head, *rows]
     ]
-    lines += [f"error: {p}" for p in result.problems]
-    for r in result.environments:
-        lines += [f"error: {p}" for p in r.plan.problems]
-        if r.error:
-            lines.append(f"error: {r.error}")
     return "\n".join(line.rstrip() for line in lines) + "\n"

@@ -62,9 +62,12 @@ class Change:
         return version_text(self.new_tag, self.new_digest)
 
     def summary(self) -> str:
+        """One line for people: digests shortened as `status` shows them (JSON has them whole)."""
         renamed = f" (name written: {self.new_name})" if self.new_name else ""
+        old = version_text(self.old_tag, short_digest(self.old_digest))
+        new = version_text(self.new_tag, short_digest(self.new_digest))
         return (
-            f"{self.environment}: {self.image} ({self.repository}) {self.old} -> {self.new}"
+            f"{self.environment}: {self.image} ({self.repository}) {old} -> {new}"
             f"{renamed}  [{self.file}:{self.line}]"
         )
 
@@ -101,6 +104,39 @@ class EnvironmentPlan:
                 )
             )
         return "".join(line if line.endswith("\n") else line + "\n" for line in out)
+
+
+def short_digest(digest: str | None) -> str | None:
+    """``sha256:`` and 12 hex characters: enough to tell images apart on a screen."""
+    return digest[:19] if digest else digest
+
+
+#: Longest commit subject (and default pull request title) imagebot writes, as git advises.
+SUBJECT_WIDTH = 72
+
+
+def summary(plan: EnvironmentPlan, *, room: int = SUBJECT_WIDTH) -> str:
+    """What a commit or pull request does, in at most ``room`` characters: versions only
+    (digests are in the body and trailers), then fewer words when they do not fit."""
+
+    def short(tag: str | None, digest: str | None) -> str:
+        return tag or short_digest(digest) or "(none)"
+
+    moves = {(c.image, short(c.old_tag, c.old_digest), short(c.new_tag, c.new_digest))
+             for c in plan.changes}  # fmt: skip
+    names = sorted({image for image, _, _ in moves})
+    if len(names) == 1:
+        news = {new for _, _, new in moves}
+        tries = [f"update {image} {old} -> {new}" for image, old, new in moves if len(moves) == 1]
+        tries += [f"update {names[0]} to {new}" for new in news if len(news) == 1]
+        tries.append(f"update {names[0]}")
+    else:
+        head = f"update {len(names)} images"
+        listed = [f"{head}: {', '.join(names)}"]
+        listed += [f"{head}: {', '.join(names[:n])}, …" for n in range(len(names) - 1, 0, -1)]
+        tries = [*listed, head]
+    text = next((t for t in tries if len(t) <= room), tries[-1])
+    return text if len(text) <= room else text[: max(room - 1, 0)] + "…"
 
 
 def version_text(tag: str | None, digest: str | None) -> str:
@@ -346,12 +382,8 @@ def commit_message(
     transitions: dict[tuple[str, str, str, str | None], list[Change]] = {}
     for c in plan.changes:
         transitions.setdefault((c.image, c.old, c.new, c.image_digest), []).append(c)
-    if len(transitions) == 1:
-        image, old, new, _ = next(iter(transitions))
-        subject = f"imagebot({env}): update {image} {old} -> {new}"
-    else:
-        names = sorted({key[0] for key in transitions})
-        subject = f"imagebot({env}): update {len(names)} images: {', '.join(names)}"
+    prefix = f"imagebot({env}): "
+    subject = prefix + summary(plan, room=SUBJECT_WIDTH - len(prefix))
     body = [f"imagebot updated environment {env} (policy {plan.source}):", ""]
     trailers = [f"{TRAILER_ENVIRONMENT}: {env}"]
     for (image, old, new, digest), group in transitions.items():

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from imagebot.core.plan import Change, EnvironmentPlan
+from imagebot.core.plan import SUBJECT_WIDTH, Change, EnvironmentPlan, summary
 from imagebot.core.publish_policy import PublishSpec
 
 #: (repository, old version, new version) -> compare or commit URL of the source change
@@ -63,15 +63,6 @@ def transitions(plan: EnvironmentPlan) -> list[Transition]:
     ]
 
 
-def summary(plan: EnvironmentPlan) -> str:
-    moves = transitions(plan)
-    if len(moves) == 1:
-        t = moves[0]
-        return f"update {t.image} {t.old} -> {t.new}"
-    names = sorted({t.image for t in moves})
-    return f"update {len(names)} images: {', '.join(names)}"
-
-
 def compare_url(source: str, old_revision: str | None, new_revision: str) -> str:
     """A web link to the source change: compare old...new, or the new commit alone.
 
@@ -115,8 +106,10 @@ def table(plan: EnvironmentPlan, links: Mapping[LinkKey, str]) -> str:
 
 
 def title(spec: PublishSpec, plan: EnvironmentPlan, *, branch: str, base: str) -> str:
+    """The title template filled in; {summary} fits the default title in SUBJECT_WIDTH."""
+    room = SUBJECT_WIDTH - len(f"imagebot({plan.environment}): ")
     return spec.title.format(
-        environment=plan.environment, summary=summary(plan), branch=branch, base=base
+        environment=plan.environment, summary=summary(plan, room=room), branch=branch, base=base
     )
 
 

@@ -22,7 +22,6 @@ import json5
 from imagebot.core.reference import familiar_repository
 from imagebot.core.rewrite import locate
 from imagebot.core.rewrite.scalars import split_reference
-from imagebot.core.selection import parse_tag
 from imagebot.errors import EditError
 from imagebot.migrate.model import EnvironmentOut, Field, ImageOut, Migration, policy_name, unique
 from imagebot.migrate.ranges import valid_range
@@ -76,8 +75,6 @@ class Dependency:
     repository: str
     managers: set[str] = field(default_factory=set)
     files: set[str] = field(default_factory=set)
-    precisions: set[int] = field(default_factory=set)
-    """How many numbers the running tags write (``1.1``: 2)."""
 
 
 @dataclass
@@ -189,8 +186,6 @@ def _dependencies(files: Mapping[str, str], warnings: list[str]) -> dict[str, De
                 dep = deps[target.repository] = Dependency(name, target.repository)
             dep.managers |= MANAGERS.get(target.kind, set())
             dep.files.add(path)
-            if target.tag and (version := parse_tag(target.tag)) is not None:
-                dep.precisions.add(version.precision)
     return deps
 
 
@@ -307,18 +302,6 @@ def _image(dep: Dependency, s: Rules, names: set[str], warnings: list[str]) -> I
             tags.append(Field("extract", ".".join(f"${g}" for g in groups)))
     elif versioning not in ("docker", "semver", "semver-coerced", "loose"):
         fields[2].comment = f"Renovate versioning {versioning} read as docker/semver versions."
-    if versioning == "docker" and len(dep.precisions) == 1 and min(dep.precisions) < 3:
-        # keep_precision prefers 1.2 over 1.2.0 but takes a newer 1.3.0 over 1.2; Renovate
-        # never changes the precision (docs/usage/docker.md "Preservation of Version Precision").
-        numbers = r"\.\d+" * (min(dep.precisions) - 1)
-        tags.append(
-            Field(
-                "include",
-                rf"^v?\d+{numbers}(?![.\d])",
-                "Renovate keeps the running tags' precision: only tags written with as many"
-                " numbers.",
-            )
-        )
     if s.allowed:
         allowed = s.allowed
         if allowed.startswith("!/") and allowed.endswith("/"):

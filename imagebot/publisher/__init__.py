@@ -23,12 +23,13 @@ import anyio.to_thread
 import httpx
 
 from imagebot import config
+from imagebot.core.plan import EnvironmentPlan
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.publish_policy import derive_project
 from imagebot.errors import ForgeError, ImagebotError
 from imagebot.forge import Forge, connect_forge
 from imagebot.forge.base import Clock, Sleep
-from imagebot.gitrepo import Signing
+from imagebot.gitrepo import EnvRepo, Signing
 from imagebot.publisher.base import (
     Flushed,
     ImageInfoReader,
@@ -117,14 +118,19 @@ class Publishers:
             self._client = None
 
     def for_policy(self, loaded: LoadedPolicy) -> Publisher:
-        """The environment's publisher; ForgeError when its forge cannot be set up (no
-        token), which stops that environment only."""
+        """The environment's publisher. Without its forge token a pull-request environment
+        still previews (a plan needs no token); publishing raises the ForgeError."""
         policy = loaded.policy
         signing = None
         if policy.signing is not None:
             key = _path_beside(policy.signing.key_file, loaded.source)
             signing = Signing(format=policy.signing.format, key_file=key)
-        forge = self.forge_for(loaded)
+        try:
+            forge = self.forge_for(loaded)
+        except ForgeError as exc:
+            if policy.publish.mode == "commit":
+                raise
+            return _Tokenless(exc)
         if policy.publish.mode == "commit" or forge is None:
             return CommitPublisher(loaded, signing, self.pending, self.infos)
         return PullRequestPublisher(
@@ -179,6 +185,24 @@ class Publishers:
         if not value:
             raise error(f"token file {path} is empty")
         return value
+
+
+class _Tokenless:
+    """A pull-request environment whose forge token is not here (a laptop): the plan is
+    the same, only which pull request it touches is unknown."""
+
+    def __init__(self, error: ForgeError) -> None:
+        self.error = error
+
+    async def preview(self, plan: EnvironmentPlan) -> Publication:
+        return Publication(
+            note="pull request: cannot tell which (no token)" if plan.changes else None
+        )
+
+    async def publish(
+        self, repo: EnvRepo, plan: EnvironmentPlan, *, when: datetime, images: ImageInfoReader
+    ) -> Publication:
+        raise self.error
 
 
 def _path_beside(raw: str, policy_file: str) -> Path:

@@ -48,7 +48,7 @@ def migrate_and_plan(tool: str, source: Path, tmp_path: Path) -> list[dict[str, 
     """``imagebot migrate --from tool source``, ``check`` of what it wrote, then ``plan
     --output json`` over it: the environments planned (each step must succeed)."""
     policies = tmp_path / "policies"
-    result = run_cli("migrate", "--from", tool, str(source), "--output", str(policies))
+    result = run_cli("migrate", "--from", tool, str(source), "--out-dir", str(policies))
     assert result.returncode == 0, result.stderr
     assert run_cli("check", "--policies", str(policies)).returncode == 0
     result = run_cli(

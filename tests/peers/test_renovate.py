@@ -235,10 +235,9 @@ def test_precision_is_preserved() -> None:
     assert choose(policy, ["3.7.0", "3.8"], current="3.7.0") == "3.7.0"
 
 
-def test_mixed_precision_gives_way_to_a_newer_version_on_purpose() -> None:
-    """One image run as 1.1 in one file and 1.1.0 in another: one policy serves both, so
-    imagebot keeps each file's precision where it can but takes a newer fuller version
-    (1.1 -> 1.3.0 over 1.2), where Renovate proposes 1.2 (docs/migrating.md)."""
+def test_mixed_precision_keeps_each_files_precision() -> None:
+    """One image run as 1.1 in one file and 1.1.0 in another: one policy serves both and,
+    as Renovate does, 1.1 moves to 1.2 (not the newer 1.3.0) and 1.1.0 to 1.3.0."""
     files = {
         "renovate.json": "{}",
         "a.yaml": "services:\n  app:\n    image: myimage:1.1\n",
@@ -246,7 +245,8 @@ def test_mixed_precision_gives_way_to_a_newer_version_on_purpose() -> None:
     }
     (policy,) = converted("renovate", files, "https://git.example.com/acme/env.git")
     assert "include" not in policy
-    assert choose(policy, ["1.1", "1.2", "1.3.0"], current="1.1") == "1.3.0"
+    assert choose(policy, ["1.1", "1.2", "1.3.0"], current="1.1") == "1.2"
+    assert choose(policy, ["1.1", "1.2", "1.1.0", "1.3.0"], current="1.1.0") == "1.3.0"
 
 
 def test_leading_zeros_are_numbers() -> None:

@@ -83,6 +83,9 @@ def said_once(c: CompiledRule, running: Running) -> dict[str, Rejection]:
         ),
         "range": Rejection("range", f"outside range '{c.rule.range}'", {"range": c.rule.range}),
         "variant": Rejection("variant", f"variant differs from {after}"),
+        "precision": Rejection(
+            "precision", f"written with more or fewer numbers than {after} (keep_precision)"
+        ),
         "allow": Rejection("allow", f"beyond allow: {c.rule.allow} from {after}"),
         "downgrade": Rejection(
             "downgrade",
@@ -142,6 +145,14 @@ def _partial(tag: Candidate, ctx: Context) -> Rejection | None:
     # A running 12.14 may move to 12.15: its precision is kept, as Renovate keeps it.
     same = base is not None and base.precision == version.precision
     return None if same and ctx.compiled.rule.keep_precision else _PARTIAL
+
+
+def _precision(tag: Candidate, ctx: Context) -> Rejection | None:
+    # As Renovate does: a running 20.11 moves to 20.12, never to 20.12.2.
+    version, base = tag.version, ctx.running.version
+    if version is None or base is None or version.precision == base.precision:
+        return None
+    return ctx.said["precision"]
 
 
 def _prerelease(tag: Candidate, ctx: Context) -> Rejection | None:
@@ -240,6 +251,11 @@ GATES: tuple[Gate, ...] = (
     ),
     Gate("read", _read, lambda c, running: True),
     Gate("partial", _partial, lambda c, running: _semver(c) and not c.rule.partial),
+    Gate(
+        "precision",
+        _precision,
+        lambda c, running: _semver(c) and c.rule.keep_precision and running.version is not None,
+    ),
     Gate("prerelease", _prerelease, lambda c, running: _semver(c) and not c.rule.prerelease),
     Gate("variant", _variant, lambda c, running: _semver(c) and c.rule.variant == "match"),
     Gate("range", _range, lambda c, running: c.range is not None),

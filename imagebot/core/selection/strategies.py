@@ -78,14 +78,14 @@ def _read_followed(tag: Candidate, ctx: Context) -> Rejection | None:
 
 def _plain_first(tag: Candidate, ctx: Context) -> tuple[Any, ...]:
     """semver ties: ``1.2.3`` beats ``1.2.3_build.7`` (build metadata never makes a version
-    newer), the running tag's precision (else a full version) and ``v`` style win."""
+    newer), a full version (keep_precision leaves only the running tag's precision) and the
+    running tag's ``v`` style win."""
     parsed = parse_tag(tag.name)
     if parsed is None:  # the version came from extract; the name has no spelling rules
         return ()
-    base, keep = ctx.running.version, ctx.compiled.rule.keep_precision
-    precision = base.precision if base is not None and keep else 3
+    base = ctx.running.version
     want_v = base.v_prefix if base is not None else False
-    return (not parsed.build, parsed.precision == precision, parsed.v_prefix == want_v)
+    return (not parsed.build, parsed.precision == 3, parsed.v_prefix == want_v)
 
 
 def _release_first(tag: Candidate, ctx: Context) -> tuple[Any, ...]:
