@@ -2,7 +2,7 @@
 
 All decisions are made by pure functions in ``imagebot.core``; this module only moves data
 between them and the outside world (git, registries, the clock). Reading an environment's
-files is :mod:`imagebot.workspace`; asking the registries is :mod:`imagebot.scanning`.
+files is :mod:`imagebot.git.workspace`; asking the registries is :mod:`imagebot.scanning`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from imagebot.core.policy import LoadedPolicy
 from imagebot.core.promotion import CommitStatuses, HistoryCommit
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.errors import ForgeError, GitError
-from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
-from imagebot.gitrepo import EnvRepo, PushRejected
+from imagebot.git.repo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
+from imagebot.git.repo import EnvRepo, PushRejected
 from imagebot.publisher import Publishers
 from imagebot.scanning import Registry, resolve_digests, scan_repositories
-from imagebot.workspace import Workspace, read_workspace, repo_cache_dir
+from imagebot.git.workspace import Workspace, read_workspace, repo_cache_dir
 
 log = logs.get_logger("imagebot.engine")
 

@@ -28,7 +28,7 @@ from imagebot.core.publish_policy import derive_project
 from imagebot.errors import ForgeError, ImagebotError
 from imagebot.forge import Forge, connect_forge
 from imagebot.forge.base import Clock, Sleep
-from imagebot.gitrepo import Signing
+from imagebot.git.repo import Signing
 from imagebot.publisher.base import (
     Flushed,
     ImageInfoReader,

@@ -16,7 +16,7 @@ from imagebot.core import proposal
 from imagebot.core.plan import EnvironmentPlan, commit_message
 from imagebot.core.policy import LoadedPolicy
 from imagebot.forge import Forge, PullRequest
-from imagebot.gitrepo import EnvRepo, PushRejected, Signing
+from imagebot.git.repo import EnvRepo, PushRejected, Signing
 from imagebot.publisher.base import (
     ImageInfoReader,
     ImageInfos,
