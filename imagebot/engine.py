@@ -26,9 +26,9 @@ from imagebot.core.selectmemo import SelectionMemo
 from imagebot.errors import ForgeError, GitError
 from imagebot.git.repo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
 from imagebot.git.repo import EnvRepo, PushRejected
+from imagebot.git.workspace import Workspace, read_workspace, repo_cache_dir
 from imagebot.publisher import Publishers
 from imagebot.scanning import Registry, resolve_digests, scan_repositories
-from imagebot.git.workspace import Workspace, read_workspace, repo_cache_dir
 
 log = logs.get_logger("imagebot.engine")
 
