@@ -11,9 +11,9 @@ import anyio
 import httpx
 import pytest
 
-from imagebot.core.proposal import compare_url
 from imagebot.errors import ForgeError
 from imagebot.forge import CommitStatus, Forge, PullRequest, connect_forge
+from imagebot.publisher.proposal import compare_url
 from tests.support.clock import FakeClock
 from tests.support.forges import ForgeServer, Pull, run_forge
 from tests.support.gitenv import make_remote
