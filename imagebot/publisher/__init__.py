@@ -150,7 +150,7 @@ class Publishers:
         return connect_forge(
             forge.type,
             client=self._client,
-            api_url=forge.api_url,
+            api_url=forge.url,
             project=project,
             token=self._token(loaded, project),
             sleep=self.sleep,
