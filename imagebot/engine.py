@@ -2,7 +2,7 @@
 
 All decisions are made by pure functions in ``imagebot.core``; this module only moves data
 between them and the outside world (git, registries, the clock). Reading an environment's
-files is :mod:`imagebot.git.workspace`; asking the registries is :mod:`imagebot.scanning`.
+files is :mod:`imagebot.git.workspace`; asking the registries is :mod:`imagebot.registry.scan`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from imagebot.git.repo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
 from imagebot.git.repo import EnvRepo, PushRejected
 from imagebot.git.workspace import Workspace, read_workspace, repo_cache_dir
 from imagebot.publisher import Publishers
-from imagebot.scanning import Registry, resolve_digests, scan_repositories
+from imagebot.registry.scan import Registry, resolve_digests, scan_repositories
 
 log = logs.get_logger("imagebot.engine")
 

@@ -25,8 +25,8 @@ from imagebot.registry.cache import TagCache
 from imagebot.registry.client import RegistryClient
 from imagebot.registry.connect import connect
 from imagebot.registry.manifests import ImageInfo
+from imagebot.registry.scan import Registry
 from imagebot.registry.settings import RegistriesSettings
-from imagebot.scanning import Registry
 
 RegistryWrapper = Callable[[Registry], Registry]
 
