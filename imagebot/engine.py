@@ -8,9 +8,9 @@ files is :mod:`imagebot.git.workspace`; asking the registries is :mod:`imagebot.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -18,6 +18,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from imagebot import config, logs, promoting
+from imagebot.clock import Clock, utc_now
 from imagebot.core.envgraph import order_environments
 from imagebot.core.plan import EnvironmentPlan, ImageScan, plan_environment
 from imagebot.core.policy import LoadedPolicy
@@ -31,12 +32,6 @@ from imagebot.publisher import Publishers
 from imagebot.registry.scan import Registry, resolve_digests, scan_repositories
 
 log = logs.get_logger("imagebot.engine")
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

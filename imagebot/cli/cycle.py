@@ -9,9 +9,10 @@ from pathlib import Path
 
 import anyio
 
-from imagebot import config, engine
+from imagebot import config
 from imagebot.cli.options import default_cache_dir
 from imagebot.cli.render import print_result
+from imagebot.clock import utc_now
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.daemon.runtime import Runtime
 from imagebot.engine import CycleResult
@@ -60,7 +61,7 @@ def cycle(args: argparse.Namespace, *, publish: bool) -> CycleResult:
     # a cycle's result at 5,000 images cost seconds and hundreds of megabytes.
     async def run() -> None:
         # The same runtime `imagebot serve` keeps open, here for a single cycle.
-        clock = (lambda: now) if now is not None else engine.utc_now
+        clock = (lambda: now) if now is not None else utc_now
         async with Runtime(settings=settings, cache_dir=cache_dir, clock=clock) as runtime:
             results.append(
                 await runtime.run_cycle(

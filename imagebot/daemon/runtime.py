@@ -18,9 +18,10 @@ from typing import Any
 import anyio
 
 from imagebot import config, engine
+from imagebot.clock import Clock, utc_now
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selectmemo import SelectionMemo
-from imagebot.engine import Clock, CycleResult, utc_now
+from imagebot.engine import CycleResult
 from imagebot.registry.cache import TagCache
 from imagebot.registry.client import RegistryClient
 from imagebot.registry.connect import connect

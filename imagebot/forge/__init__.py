@@ -11,14 +11,13 @@ from dataclasses import dataclass
 
 import httpx
 
+from imagebot.clock import Clock, Sleep
 from imagebot.forge import gitea, github, gitlab
 from imagebot.forge.base import (
-    Clock,
     CommitStatus,
     Forge,
     ForgeHTTP,
     PullRequest,
-    Sleep,
 )
 
 __all__ = ["FORGES", "CommitStatus", "Forge", "PullRequest", "connect_forge"]
