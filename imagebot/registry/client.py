@@ -24,7 +24,7 @@ import httpx
 
 from imagebot import logs
 from imagebot.clock import Clock, Sleep, utc_now
-from imagebot.core.reference import normalize_repository
+from imagebot.core.reference import DIGEST_RE, normalize_repository
 from imagebot.errors import (
     AuthError,
     ImagebotError,
@@ -229,7 +229,7 @@ class RegistryClient:
         response = await self._call(reg, repo, "HEAD", url, {"Accept": mf.ACCEPT}, what=tag)
         digest: str = response.headers.get("docker-content-digest", "").strip()
         if digest:
-            if not mf.DIGEST_RE.match(digest):
+            if not DIGEST_RE.match(digest):
                 raise RegistryError(
                     f"tag {tag}: invalid Docker-Content-Digest {digest!r}", **self._names(repo)
                 )
