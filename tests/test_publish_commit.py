@@ -8,8 +8,8 @@ import textwrap
 from pathlib import Path
 
 from imagebot.core.plan import Change, EnvironmentPlan, commit_message
-from imagebot.core.proposal import title
 from imagebot.core.publish_policy import PublishSpec
+from imagebot.publisher.proposal import title
 from tests.support.cli import run_cli
 from tests.support.gitenv import commits, git, make_remote, message, show, trailers
 from tests.support.registry import Registry, push_image

@@ -8,7 +8,8 @@ import json
 import sys
 from typing import Any
 
-from imagebot.cli import common
+from imagebot.cli import cycle, options
+from imagebot.cli.render import print_problems
 from imagebot.engine import CycleResult
 from imagebot.promoting import ImageStatus
 
@@ -16,12 +17,12 @@ NAME = "status"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    common.add_cycle_arguments(parser, explain=False)
+    options.add_cycle_arguments(parser, explain=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = common.cycle(args, publish=False)
-    common.print_problems(result)
+    result = cycle.cycle(args, publish=False)
+    print_problems(result)
     if args.output == "json":
         json.dump(status_json(result), sys.stdout, indent=2)
         sys.stdout.write("\n")
