@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagebot.core import yamldoc
@@ -16,6 +17,8 @@ NOT_ENVIRONMENTS = frozenset({"registries.yaml", "registries.yml"})
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _SCP_LIKE = re.compile(r"^[^/]+@[^/:]+:")
+#: The environment a file that does not load meant to define (else its file name says).
+_DECLARED = re.compile(r"""^environment:\s*["']?([a-z0-9-]+)""", re.M)
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class PolicySet:
     #: every environment that loaded, even when ``environments`` is narrowed to a few
     #: (a promoted environment reads its upstream's history)
     catalog: tuple[LoadedPolicy, ...] = ()
+    #: environments whose file did not load (its problems say why) -> that file
+    broken: Mapping[str, str] = field(default_factory=dict)
 
 
 def policy_files(directory: Path) -> list[Path]:
@@ -44,6 +49,7 @@ def load_policies(directory: Path) -> PolicySet:
     loaded: list[LoadedPolicy] = []
     problems: list[str] = []
     by_name: dict[str, str] = {}
+    broken: dict[str, str] = {}  # environment -> its file that did not load
     for path in policy_files(directory):
         try:
             text = read_capped(path)
@@ -54,6 +60,8 @@ def load_policies(directory: Path) -> PolicySet:
             policy = parse_policy(text, source=str(path))
         except PolicyError as exc:
             problems.extend(exc.problems)
+            declared = _DECLARED.search(text)
+            broken[declared[1] if declared else path.stem] = str(path)
             continue
         if policy.name in by_name:
             first = by_name[policy.name]
@@ -64,9 +72,10 @@ def load_policies(directory: Path) -> PolicySet:
     if not loaded and not problems:
         problems.append(f"{directory}: no policy files (*.yaml) found")
     # Upstream environments first; a broken promotion graph stops only the environments in it.
-    ordered, graph_problems = order_environments(loaded)
+    ordered, graph_problems = order_environments(loaded, broken=broken)
     problems.extend(graph_problems)
-    return PolicySet(environments=tuple(ordered), problems=tuple(problems), catalog=tuple(loaded))
+    return PolicySet(environments=tuple(ordered), problems=tuple(problems), catalog=tuple(loaded),
+                     broken=broken)  # fmt: skip
 
 
 def resolve_repo_url(url: str, policy_file: str) -> str:

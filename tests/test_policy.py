@@ -52,7 +52,7 @@ def test_valid_policy_loads_into_frozen_model() -> None:
 def test_unknown_key_names_file_line_and_field() -> None:
     """An unknown key deep in the file is reported at its own line with its dotted path."""
     text = VALID.replace('    range: "^1.0"\n', '    range: "^1.0"\n    rnage: "^2"\n')
-    assert problems_of(text) == ["p.yaml:9: images[0].rnage: unknown field"]
+    assert problems_of(text) == ["p.yaml:9: images[0].rnage: unknown field; did you mean `range`?"]
 
 
 def test_wrong_type_is_reported_with_its_line() -> None:
@@ -136,6 +136,73 @@ def test_check_reports_three_errors_and_fails(tmp_path: Path) -> None:
     assert errors[0].startswith(f"error: {tmp_path / 'a-unknown.yaml'}:4: repo.pth: unknown field")
     assert errors[1].startswith(f"error: {tmp_path / 'b-range.yaml'}:8: images[0].range: ")
     assert errors[2].startswith(f"error: {tmp_path / 'c-invalid.yaml'}:3: invalid YAML")
+
+
+def test_check_reports_every_problem_of_a_file_at_once_in_plain_words(tmp_path: Path) -> None:
+    """Type errors no longer hide range errors: one `check` reports them all, in file order,
+    in plain sentences (no pydantic wording), with a "did you mean" for a misspelt field."""
+    path = tmp_path / "dev.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            environment: Dev_1
+            repo: {url: ./x}
+            images:
+              - name: backend
+                repository: ghcr.io/acme/backend
+                prerelease: maybe
+                rnage: "^1"
+              - name: api
+                repository: 3
+                range: "^^1"
+              - name: web
+                repository: ghcr.io/acme/web
+                range: "^^2"
+                digest: pinned
+            """
+        )
+    )
+    result = run_cli("check", "--policies", str(tmp_path))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    cannot_read = "(expected a comparison such as '>=1.2', '^1', '~1.2.3', '1.x' or '*')"
+    assert errors == [
+        f"error: {path}:1: environment: must be lowercase letters, digits and dashes, starting"
+        " and ending with a letter or digit (got 'Dev_1')",
+        f"error: {path}:6: images[0].prerelease: must be true or false (got 'maybe')",
+        f"error: {path}:7: images[0].rnage: unknown field; did you mean `range`?",
+        f"error: {path}:9: images[1].repository: must be text (got 3)",
+        f"error: {path}:10: images[1].range: range '^^1': cannot read '^^1' {cannot_read}",
+        f"error: {path}:13: images[2].range: range '^^2': cannot read '^^2' {cannot_read}",
+        f"error: {path}:14: images[2].digest: must be 'pin' or 'none' (got 'pinned')",
+    ]
+    assert "7 problem(s) found" in result.stderr
+
+
+def test_check_session_in_the_docs_is_the_real_output(tmp_path: Path) -> None:
+    """docs/policies.md's `imagebot check` session is what check prints for the files it
+    describes: every problem of dev.yaml at once, and prod's promotion naming dev as broken."""
+    doc = (ROOT / "docs" / "policies.md").read_text(encoding="utf-8")
+    shown = doc.split("```console\n$ imagebot check\n", 1)[1].split("```", 1)[0].splitlines()
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "dev.yaml").write_text(
+        "environment: dev\nrepo: {url: ./x}\nimages:\n"
+        "  - name: backend\n    repository: ghcr.io/acme/backend\n"
+        '    prerelease: maybe\n    rnage: "^1"\n'
+        '  - name: api\n    repository: ghcr.io/acme/api\n    range: "^^1"\n'
+    )
+    (policies / "prod.yaml").write_text(
+        "environment: prod\nrepo: {url: ./x}\npromote: {from: dev}\n"
+        "images: [{name: backend, repository: ghcr.io/acme/backend}]\n"
+    )
+    (policies / "staging.yaml").write_text(
+        "environment: staging\nrepo: {url: ./x}\nimages: [{name: api, repository: nginx}]\n"
+    )
+    result = run_cli("check", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [line for line in shown if line.startswith("ok: ")]
+    assert result.stderr.splitlines() == [line for line in shown if not line.startswith("ok: ")]
 
 
 def test_example_policies_pass_check() -> None:

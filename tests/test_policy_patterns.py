@@ -200,7 +200,7 @@ def test_check_warns_about_overlapping_patterns_naming_the_winner(tmp_path: Path
     assert (
         f"warning: {tmp_path / 'dev.yaml'}: images[acme] (ghcr.io/acme/*) and images[redis]"
         " (**/redis) overlap; a repository matching both follows images[acme] (more specific)"
-    ) in result.stdout
+    ) in result.stderr
     (tmp_path / "dev.yaml").write_text("environment: dev\nrepo: {url: x}\ndefaults: {}\n")
     result = run_cli("check", "--policies", str(tmp_path))
     assert result.returncode == 0, result.stderr

@@ -98,3 +98,19 @@ def test_checks_are_accepted_with_a_warning_when_upstream_has_no_forge(
     code, out = check(tmp_path)
     assert code == 0, out
     assert "warning" not in out
+
+
+def test_a_broken_upstream_is_named_as_broken_not_unknown(tmp_path: Path) -> None:
+    """When dev.yaml does not load, prod's `from: dev` says dev's file has errors instead of
+    calling dev unknown, and `-e dev` does not claim dev does not exist."""
+    dev = tmp_path / "dev.yaml"
+    dev.write_text(write(tmp_path, "dev").read_text() + "    prerelease: maybe\n")
+    prod = write(tmp_path, "prod", "from: dev\n")
+    code, out = check(tmp_path)
+    assert code == 1
+    assert (
+        f"error: {prod}:4: promote.from: environment 'dev' did not load ({dev} has errors)" in out
+    )
+    assert "unknown environment" not in out
+    result = run_cli("check", "--policies", str(tmp_path), "-e", "dev")
+    assert "no environment named" not in result.stderr, result.stderr

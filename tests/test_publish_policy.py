@@ -114,7 +114,8 @@ def test_signing_block_is_validated(tmp_path: Path) -> None:
     text = HEAD + "signing: {key_file: /k, format: x509}\n" + IMAGES
     (tmp_path / "staging.yaml").write_text(text)
     result = run_cli("check", "--policies", str(tmp_path))
-    assert f"{tmp_path / 'staging.yaml'}:4: signing.format: Input should be" in result.stderr
+    expected = "signing.format: must be 'ssh' or 'openpgp' (got 'x509')"
+    assert f"{tmp_path / 'staging.yaml'}:4: {expected}" in result.stderr
 
 
 def test_schema_accepts_both_publish_forms_and_rejects_unknown_keys() -> None:

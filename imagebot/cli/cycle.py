@@ -26,16 +26,17 @@ def load(args: argparse.Namespace) -> config.PolicySet:
     wanted = set(args.environment)
     if not wanted:
         return policies
-    known = {p.name for p in policies.environments}
+    known = {p.name for p in policies.catalog}
     names = ", ".join(sorted(known)) or "none"
-    missing = [
+    missing = [  # a broken file's environment exists: its own problems say what is wrong
         f"{args.policies}: no environment named {n!r} (known: {names})"
-        for n in sorted(wanted - known)
+        for n in sorted(wanted - known - set(policies.broken))
     ]
     return config.PolicySet(
         environments=tuple(p for p in policies.environments if p.name in wanted),
         problems=policies.problems + tuple(missing),
         catalog=policies.catalog,
+        broken=policies.broken,
     )
 
 

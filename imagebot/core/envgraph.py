@@ -6,18 +6,22 @@ at the file and line of the field to fix.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from imagebot.core.policy import LoadedPolicy
 
 
 def order_environments(
-    policies: Sequence[LoadedPolicy], catalog: Sequence[LoadedPolicy] = ()
+    policies: Sequence[LoadedPolicy],
+    catalog: Sequence[LoadedPolicy] = (),
+    *,
+    broken: Mapping[str, str] = {},
 ) -> tuple[list[LoadedPolicy], list[str]]:
     """``policies`` with every upstream before its downstreams, and the problems of the
     graph: an unknown ``from``, a cycle, an image with no upstream entry. Environments in a
     cycle or promoting from an unknown one are left out; the others keep their file order.
-    ``catalog`` (default: ``policies``) is every environment an upstream may be."""
+    ``catalog`` (default: ``policies``) is every environment an upstream may be; ``broken``
+    names the environments whose file did not load, with the file."""
     known = {p.name: p for p in (catalog or policies)}
     known.update({p.name: p for p in policies})
     problems: list[str] = []
@@ -27,6 +31,13 @@ def order_environments(
         if promote is None:
             continue
         up = known.get(promote.from_)
+        if up is None and promote.from_ in broken:
+            problems.append(
+                f"{p.at('promote.from')}: promote.from: environment {promote.from_!r} did not"
+                f" load ({broken[promote.from_]} has errors); {p.name} waits until it does"
+            )
+            bad.add(p.name)
+            continue
         if up is None:
             problems.append(
                 f"{p.at('promote.from')}: promote.from: unknown environment {promote.from_!r}"

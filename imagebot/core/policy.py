@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
 from pydantic import (
@@ -39,7 +39,7 @@ from imagebot.core.selection import SelectionRule, ignore_entry_kind, validate_r
 from imagebot.core.windows import Period, parse_period
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
 
-_NAME_RE = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+_NAME_RE = yamldoc.NAME_PATTERN
 
 
 class _Model(BaseModel):
@@ -391,10 +391,15 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     doc = yamldoc.load_mapping(text, source=source, what="policy file")
     if doc is None:
         raise PolicyError([f"{source}:1: empty policy file"])
+    data = yamldoc.plain_mapping(doc, source=source)
     try:
-        model = EnvironmentPolicy.model_validate(yamldoc.plain_mapping(doc, source=source))
+        model = EnvironmentPolicy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(yamldoc.validation_problems(source, doc, exc)) from None
+        problems = yamldoc.validation_problems(source, doc, exc, fields=_field_names())
+        hidden = _hidden_rule_problems(data, exc)
+        problems += [yamldoc.problem_at(source, doc, *p) for p in hidden]
+        line = lambda p: int(p.removeprefix(f"{source}:").split(":", 1)[0])  # noqa: E731
+        raise PolicyError(sorted(problems, key=line)) from None
     problems = [
         yamldoc.problem_at(source, doc, loc, message)
         for loc, message in [*_rule_problems(model), *_publish_problems(model)]
@@ -406,6 +411,39 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
         yamldoc.problem_at(source, doc, loc, message) for loc, message in _rule_warnings(model)
     )
     return LoadedPolicy(source=source, policy=model, lines=lines, warnings=warnings)
+
+
+@cache
+def _field_names() -> frozenset[str]:
+    return yamldoc.field_names(policy_json_schema())
+
+
+def _hidden_rule_problems(
+    data: Mapping[str, Any], exc: ValidationError
+) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """The rule problems (a bad range, regex…) a failed validation would otherwise hide
+    until the next round of fixes: each image entry, and ``defaults``, checked on its own
+    without the fields already reported."""
+    images = data.get("images")
+    entries: list[tuple[tuple[Any, ...], Any]] = [(("defaults",), data.get("defaults"))]
+    if isinstance(images, list):
+        entries += [(("images", i), entry) for i, entry in enumerate(images)]
+    for at, entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        reported = {p for err in exc.errors() if tuple(err["loc"][: len(at)]) == at
+                    for p in err["loc"][len(at):] if p in entry}  # fmt: skip
+        rest = {k: v for k, v in entry.items() if k not in reported}
+        model: type[ImageRule] = ImageDefaults
+        if at[0] == "images":  # a reported name or repository stands in, to check the rest
+            model, rest = ImagePolicy, {"name": "x", "repository": "x", **rest}
+        try:
+            rule = model.model_validate(rest)
+            validate_rule(rule.rule())
+        except ValidationError:
+            continue
+        except SelectionError as err:
+            yield (*at, *rule_field_path(err.field)), str(err)
 
 
 def _rules(model: EnvironmentPolicy) -> list[tuple[tuple[str | int, ...], ImageRule]]:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+import re
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,6 +23,9 @@ MAX_FILE_BYTES = 1024 * 1024
 #: ("billion laughs": each level lists the previous one ten times) loads in linear time but
 #: expands exponentially; environment files stop at the same number (rewrite.locate).
 MAX_NODES = 200_000
+
+#: A name imagebot uses in branches, metrics and file names: environments, images, groups.
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 
 
 class TooManyNodes(ValueError):
@@ -109,9 +114,53 @@ def plain_mapping(doc: CommentedMap, *, source: str) -> dict[str, Any]:
     return out
 
 
-def validation_problems(source: str, doc: CommentedMap, exc: ValidationError) -> list[str]:
-    """One ``file:line: field: message`` per root-cause error of a pydantic validation."""
-    return [_problem(source, doc, err) for err in _root_causes(exc.errors())]
+def validation_problems(
+    source: str, doc: CommentedMap, exc: ValidationError, *, fields: Collection[str] = ()
+) -> list[str]:
+    """One ``file:line: field: message`` per root-cause error of a pydantic validation, in
+    plain words; an unknown field is matched against ``fields`` for a "did you mean"."""
+    return [_problem(source, doc, err, fields) for err in _root_causes(exc.errors())]
+
+
+def field_names(schema: Mapping[str, Any]) -> frozenset[str]:
+    """Every property name anywhere in a JSON Schema: the fields a file may spell."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            if isinstance(node.get("properties"), Mapping):
+                found.update(node["properties"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return frozenset(found)
+
+
+#: Patterns of policy fields, said in words instead of as a regex.
+PATTERN_WORDS = {
+    NAME_PATTERN: "must be lowercase letters, digits and dashes, starting and ending with a"
+    " letter or digit",
+}
+#: pydantic's words for a wrong type, said plainly.
+_TYPE_WORDS = {
+    "string_type": "must be text",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "dict_type": "must be a mapping of fields",
+    "model_type": "must be a mapping of fields",
+    "model_attributes_type": "must be a mapping of fields",
+    "missing": "is required",
+}
 
 
 def problem_at(source: str, doc: CommentedMap, loc: tuple[Any, ...], message: str) -> str:
@@ -132,7 +181,22 @@ def _root_causes(errors: list[Any]) -> list[Any]:
     ]
 
 
-def _problem(source: str, doc: CommentedMap, err: Any) -> str:
+def _plain_words(err: Any) -> str:
+    kind, given = err["type"], err.get("input")
+    if kind == "string_pattern_mismatch":
+        pattern = str((err.get("ctx") or {}).get("pattern", ""))
+        message = PATTERN_WORDS.get(pattern, f"does not have the expected form ({pattern})")
+    else:
+        message = _TYPE_WORDS.get(kind) or re.sub(
+            r"^(Input|String|List|Tuple|Dictionary|Value) should", "must", str(err["msg"])
+        ).removeprefix("Value error, ")
+        message = re.sub(r" after validation, not \d+$", "", message)
+    if kind != "missing" and isinstance(given, str | int | float | bool) and len(repr(given)) < 60:
+        message += f" (got {given!r})"
+    return message
+
+
+def _problem(source: str, doc: CommentedMap, err: Any, fields: Collection[str] = ()) -> str:
     loc = tuple(err["loc"])
     # pydantic adds validator names and a union member's discriminator ("basic") to the
     # location; neither is something the user wrote.
@@ -144,10 +208,11 @@ def _problem(source: str, doc: CommentedMap, err: Any) -> str:
     )
     if err["type"] == "extra_forbidden":
         message = "unknown field"
+        close = difflib.get_close_matches(str(path[-1]), fields, n=1, cutoff=0.7) if path else []
+        if close:
+            message += f"; did you mean `{close[0]}`?"
     else:
-        message = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] in ("literal_error", "enum"):
-            message += f" (got {err.get('input')!r})"
+        message = _plain_words(err)
     return problem_at(source, doc, path, message)
 
 

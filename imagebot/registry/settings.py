@@ -247,7 +247,8 @@ def parse_registries(text: str, *, source: str) -> RegistriesSettings:
     try:
         return RegistriesSettings.model_validate(yamldoc.plain_mapping(doc, source=source))
     except ValidationError as exc:
-        raise PolicyError(yamldoc.validation_problems(source, doc, exc)) from None
+        fields = yamldoc.field_names(RegistriesSettings.model_json_schema())
+        raise PolicyError(yamldoc.validation_problems(source, doc, exc, fields=fields)) from None
 
 
 def read_capped(path: Path) -> str:
