@@ -17,7 +17,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from imagebot import config, logs, promoting
+from imagebot import config, logs, progress, promoting
 from imagebot.clock import Clock, utc_now
 from imagebot.core.envgraph import order_environments
 from imagebot.core.plan import EnvironmentPlan, ImageScan, plan_environment
@@ -161,6 +161,7 @@ async def _run_cycle(
     async def scan(repository: str) -> None:
         scans.update(await scan_repositories(cycle.registry, [repository], with_created=builds))
         scanned[repository].set()
+        listed.advance()
 
     async def environment(position: int, loaded: LoadedPolicy) -> None:
         try:
@@ -213,12 +214,19 @@ async def _run_cycle(
                 )  # fmt: skip
         finally:
             finished[loaded.name].set()
+            planned.advance()
 
-    async with anyio.create_task_group() as tg:
-        for repository in sorted(wanted):
-            tg.start_soon(scan, repository)
-        for position, loaded in enumerate(policies):
-            tg.start_soon(environment, position, loaded)
+    listed = progress.Counter("repositories listed", len(wanted))
+    planned = progress.Counter("environments planned", len(policies))
+    try:
+        async with anyio.create_task_group() as tg:
+            for repository in sorted(wanted):
+                tg.start_soon(scan, repository)
+            for position, loaded in enumerate(policies):
+                tg.start_soon(environment, position, loaded)
+    finally:
+        listed.close()
+        planned.close()
     # Nothing should be left to push; this makes sure.
     await _finish_publishing(
         results, policies, cycle, clone=None, scans=scans, prepared_for=prepared_for

@@ -4,12 +4,14 @@ for and the registry settings, run the cycle, print it."""
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 from pathlib import Path
 
 import anyio
 
 from imagebot import config
+from imagebot.cli import progressbar
 from imagebot.cli.options import default_cache_dir
 from imagebot.cli.render import print_result
 from imagebot.clock import utc_now
@@ -82,7 +84,8 @@ def cycle(args: argparse.Namespace, *, publish: bool) -> CycleResult:
             )
 
     try:
-        anyio.run(run)
+        with progressbar.shown(sys.stderr):
+            anyio.run(run)
     finally:
         decisions.close()
     (result,) = results

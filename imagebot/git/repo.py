@@ -37,7 +37,10 @@ import git
 from git.index.typ import BaseIndexEntry
 from gitdb import IStream
 
+from imagebot import logs, progress
 from imagebot.errors import GitError
+
+log = logs.get_logger("imagebot.git")
 
 #: File names read whatever their suffix: kustomize (and Flux) accept a kustomization file
 #: named ``Kustomization`` beside ``kustomization.yaml``/``.yml``.
@@ -141,8 +144,14 @@ class EnvRepo:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def fetch(self) -> str:
-        """Fetch the branch; return the sha it points at."""
-        with self._locked():
+        """Fetch the branch; return the sha it points at. The first fetch is the clone."""
+        first = self._remote_ref not in {ref.path for ref in self._repo.refs}
+        what, done = ("clone", "cloned") if first else ("fetch", "fetched")
+        with (
+            self._locked(),
+            progress.step(log, f"{what}_started", done, f"{what} {redact(self.url)}",
+                          url=redact(self.url), branch=self.branch),
+        ):  # fmt: skip
             self.run_git(
                 "fetch",
                 "--quiet",

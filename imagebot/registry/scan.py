@@ -15,7 +15,7 @@ from typing import Protocol
 
 import anyio
 
-from imagebot import logs
+from imagebot import logs, progress
 from imagebot.core.selection import ImageScan, TagInfo
 from imagebot.errors import RegistryError
 from imagebot.registry.manifests import ImageInfo
@@ -47,7 +47,10 @@ async def scan_repositories(
 
     async def one(repository: str) -> None:
         try:
-            tags = await registry.list_tags(repository)
+            with progress.step(log, "listing_tags", "tags_listed", f"listing {repository}",
+                               repository=repository) as listed:  # fmt: skip
+                tags = await registry.list_tags(repository)
+                listed["count"] = len(tags)
             # First-seen times and build times only count for min_age and newest-build.
             seen = await registry.first_seen(repository) if repository in with_created else {}
             infos: dict[str, ImageInfo] = {}
@@ -59,7 +62,6 @@ async def scan_repositories(
             log.error("scan_failed", repository=repository, error=str(exc))
             scans[repository] = ImageScan(error=str(exc))
             return
-        log.info("tags_listed", repository=repository, count=len(tags))
         scans[repository] = ImageScan(
             tags=tuple(
                 TagInfo(
