@@ -56,6 +56,11 @@ class Governed(Owner):
 
     targets: tuple[Placed, ...] = ()
 
+    @property
+    def standing(self) -> Target:
+        """The reference that stands for the image: the first by file and line."""
+        return min(self.targets, key=lambda p: (p[0], p[1].line))[1]
+
 
 @dataclass(frozen=True)
 class Governance:
