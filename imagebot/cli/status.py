@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = common.cycle(args, publish=False)
+    result = common.cycle(args, publish=False, verdicts=args.output == "json")
     if args.output == "json":
         json.dump(status_json(result), sys.stdout, indent=2)
         sys.stdout.write("\n")
