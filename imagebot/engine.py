@@ -21,16 +21,10 @@ from imagebot import config, logs
 from imagebot.core.envgraph import order_environments
 from imagebot.core.plan import EnvironmentPlan, ImageScan, plan_environment
 from imagebot.core.policy import LoadedPolicy
-from imagebot.core.promotion import (
-    CommitStatuses,
-    HistoryCommit,
-    ImageRecord,
-    Prepared,
-    PullRequestRecord,
-    annotate,
-    prepare,
-    records,
-)
+from imagebot.core.promotion.gates import CommitStatuses
+from imagebot.core.promotion.history import HistoryCommit
+from imagebot.core.promotion.record import ImageRecord, PullRequestRecord, records
+from imagebot.core.promotion.views import Prepared, annotate, prepare
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.errors import ForgeError, GitError
 from imagebot.forge.statuses import StatusSource, forge_statuses, read_statuses

@@ -10,15 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagebot.core.policy import EnvironmentPolicy
-from imagebot.core.promotion import (
-    HistoryCommit,
-    Ref,
-    Run,
-    hold_back_groups,
-    holds_of,
-    promotion_view,
-    runs_of,
-)
+from imagebot.core.promotion.history import HistoryCommit, Ref, Run, runs_of
+from imagebot.core.promotion.holds import holds_of
+from imagebot.core.promotion.views import hold_back_groups, promotion_view
 from imagebot.core.selection import select
 
 REPO = "ghcr.io/acme/app"

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from imagebot.cli import common
-from imagebot.core.promotion import ImageRecord
+from imagebot.core.promotion.record import ImageRecord
 from imagebot.engine import CycleResult
 
 NAME = "status"

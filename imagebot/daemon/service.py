@@ -32,7 +32,7 @@ from anyio.abc import TaskGroup
 
 from imagebot import logs
 from imagebot.core.policy import Schedule
-from imagebot.core.promotion import ImageRecord
+from imagebot.core.promotion.record import ImageRecord
 from imagebot.daemon.app import build_app
 from imagebot.daemon.leader import Elector, LeaseClient, LeaseSettings
 from imagebot.daemon.metrics import Metrics

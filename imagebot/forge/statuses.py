@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from imagebot.core.governing import Ownership
 from imagebot.core.policy import LoadedPolicy
-from imagebot.core.promotion import CommitStatuses, HistoryCommit, runs_by_image
+from imagebot.core.promotion.gates import CommitStatuses
+from imagebot.core.promotion.history import HistoryCommit, runs_by_image
 from imagebot.errors import ImagebotError
 from imagebot.forge.base import Forge
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from imagebot.core import rewrite
 from imagebot.core.policy import LoadedPolicy
-from imagebot.core.promotion import HistoryCommit, Ref, fold_history
+from imagebot.core.promotion.history import HistoryCommit, Ref, fold_history
 from imagebot.errors import EditError, GitError
 from imagebot.git.repo import EXTRA_NAMES, EnvRepo, FileEntry
 

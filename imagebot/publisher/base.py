@@ -11,7 +11,7 @@ import anyio
 from imagebot import logs
 from imagebot.core import proposal
 from imagebot.core.plan import EnvironmentPlan
-from imagebot.core.promotion import PullRequestRecord
+from imagebot.core.promotion.record import PullRequestRecord
 from imagebot.errors import ImagebotError, RegistryError
 from imagebot.git.repo import EnvRepo
 from imagebot.registry.manifests import ImageInfo

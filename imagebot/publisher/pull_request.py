@@ -15,8 +15,7 @@ import anyio.to_thread
 from imagebot.core import proposal
 from imagebot.core.plan import EnvironmentPlan, commit_message
 from imagebot.core.policy import LoadedPolicy
-from imagebot.core.promotion import PullRequestRecord
-from imagebot.core.promotion.record import PullRequestState
+from imagebot.core.promotion.record import PullRequestRecord, PullRequestState
 from imagebot.forge import Forge, PullRequest
 from imagebot.git.repo import EnvRepo, PushRejected, Signing
 from imagebot.publisher.base import (
@@ -57,16 +56,8 @@ class PullRequestPublisher:
 
     async def preview(self, repo: EnvRepo, plan: EnvironmentPlan) -> Publication:
         pr = await self.forge.find_open(head=self.branch, base=self.base)
-        if pr is not None:
-            base_head = repo.fetched or repo.head()
-            head = await anyio.to_thread.run_sync(self.branches.head, repo, self.branch)
-            foreign = []
-            if head is not None:
-                foreign = await anyio.to_thread.run_sync(
-                    self._foreign_commits, repo, base_head, head
-                )
-            if foreign:
-                return Publication(note=_human_owned(pr), pull_request=_record(pr, "human-edited"))
+        if pr is not None and (await self._branch(repo, pr))[1]:
+            return Publication(note=_human_owned(pr), pull_request=_record(pr, "human-edited"))
         if not plan.changes:
             if pr is not None and not plan.problems:
                 return Publication(
@@ -94,11 +85,9 @@ class PullRequestPublisher:
     ) -> Publication:
         pr = await self.forge.find_open(head=self.branch, base=self.base)
         base_head = repo.fetched or repo.head()  # the head the plan was made on
-        head = await anyio.to_thread.run_sync(self.branches.head, repo, self.branch)
-        if pr is not None and head is not None:
-            foreign = await anyio.to_thread.run_sync(self._foreign_commits, repo, base_head, head)
-            if foreign:
-                return await self._stand_aside(pr, foreign)
+        head, foreign = await self._branch(repo, pr)
+        if pr is not None and foreign:
+            return await self._stand_aside(pr, foreign)
         if not plan.changes:
             if pr is not None and not plan.problems:
                 return await self._close_obsolete(repo, pr, head)
@@ -167,6 +156,15 @@ class PullRequestPublisher:
             if (new.tree, new.parents, new.message) == (old.tree, old.parents, old.message):
                 return head
         return sha
+
+    async def _branch(self, repo: EnvRepo, pr: PullRequest | None) -> tuple[str | None, list[str]]:
+        """The branch's head, and (with an open pull request) the commits on it imagebot
+        did not write."""
+        head = await anyio.to_thread.run_sync(self.branches.head, repo, self.branch)
+        if pr is None or head is None:
+            return head, []
+        base_head = repo.fetched or repo.head()
+        return head, await anyio.to_thread.run_sync(self._foreign_commits, repo, base_head, head)
 
     def _foreign_commits(self, repo: EnvRepo, base_head: str, head: str) -> list[str]:
         """Commits on the branch that imagebot did not write: ``sha (email)``."""
