@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from imagebot.cli import common
+from imagebot.cli import cycle, options
 from imagebot.core.promotion.record import ImageRecord
 from imagebot.engine import CycleResult
 
@@ -16,11 +16,11 @@ NAME = "status"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    common.add_cycle_arguments(parser, explain=False)
+    options.add_cycle_arguments(parser, explain=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = common.cycle(args, publish=False, verdicts=args.output == "json")
+    result = cycle.cycle(args, publish=False, verdicts=args.output == "json")
     if args.output == "json":
         json.dump(status_json(result), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -12,12 +12,12 @@ from datetime import datetime
 import anyio
 import anyio.to_thread
 
-from imagebot.core import proposal
 from imagebot.core.plan import EnvironmentPlan, commit_message
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.promotion.record import PullRequestRecord, PullRequestState
 from imagebot.forge import Forge, PullRequest
 from imagebot.git.repo import EnvRepo, PushRejected, Signing
+from imagebot.publisher import proposal
 from imagebot.publisher.base import (
     ImageInfoReader,
     ImageInfos,
