@@ -74,12 +74,14 @@ def git_daemon(base: Path) -> Iterator[int]:
     )  # fmt: skip
     try:
         wait_for(
-            lambda: subprocess.run(
-                ["git", "ls-remote", f"git://127.0.0.1:{port}/remote.git"],
-                capture_output=True,
-                check=False,
-            ).returncode
-            == 0,
+            lambda: (
+                subprocess.run(
+                    ["git", "ls-remote", f"git://127.0.0.1:{port}/remote.git"],
+                    capture_output=True,
+                    check=False,
+                ).returncode
+                == 0
+            ),
             timeout=20,
             what="git daemon",
         )
