@@ -194,7 +194,7 @@ class _Tokenless:
     def __init__(self, error: ForgeError) -> None:
         self.error = error
 
-    async def preview(self, plan: EnvironmentPlan) -> Publication:
+    async def preview(self, repo: EnvRepo, plan: EnvironmentPlan) -> Publication:
         return Publication(
             note="pull request: cannot tell which (no token)" if plan.changes else None
         )
