@@ -46,12 +46,7 @@ def git(*args: str, cwd: Path, when: datetime | None = None) -> str:
 
 
 def imagebot(*args: str) -> int:
-    # status prints a table: only warnings in the log keep it readable
-    level = "warning" if args[0] == "status" else "info"
-    return sh(
-        str(ROOT / ".venv/bin/imagebot"), "--log-format", "console", "--log-level", level,
-        *args, check=False,
-    )  # fmt: skip
+    return sh(str(ROOT / ".venv/bin/imagebot"), *args, check=False)
 
 
 MANIFEST = """\

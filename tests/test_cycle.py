@@ -104,7 +104,7 @@ def test_one_cycle_makes_one_commit_then_none(setup: Setup) -> None:
     code, out = setup.cli("apply")
     assert code == 0, out
     assert commits(setup.remote) == history
-    assert "dev: up to date" in out
+    assert "dev: 1 image up to date" in out.splitlines()
 
 
 def test_plan_prints_diff_and_summary_and_publishes_nothing(setup: Setup) -> None:

@@ -133,7 +133,7 @@ def test_a_slow_registry_delays_no_other_environment(tmp_path: Path, registry: R
     assert result.returncode == 0, result.stdout + result.stderr
     assert seen_push.is_set(), "the fast environment waited for the slow registry"
     assert b"app:1.1.0" in show(fast_remote, "envs/fast/app.yaml")
-    assert "aslow: up to date" in result.stdout
+    assert "aslow: 1 image up to date" in result.stdout.splitlines()
 
 
 def test_a_git_remote_that_never_answers_times_out(tmp_path: Path) -> None:

@@ -605,3 +605,37 @@ def test_production_in_pull_request_mode_gets_a_pr_that_a_newer_candidate_replac
         assert forge.open_pulls() == []
         prod_row = next(r for r in result.environments if r.plan.environment == "prod").images
         assert prod_row[0].running.tag == "1.2.0" and prod_row[0].blocker is None
+
+
+def test_a_no_op_apply_prints_one_summary_line_per_environment(pipe: Pipeline) -> None:
+    """An apply that changes nothing says per environment how many images are up to date
+    and how many wait, by gate; -v adds a line per image with why it stays."""
+    assert pipe.cycle().ok  # dev takes 1.1.0; staging waits for the soak
+    args = ("--now", (pipe.now + timedelta(minutes=20)).isoformat(),
+            "--policies", str(pipe.policies), "--cache-dir", str(pipe.cache / "cli"))  # fmt: skip
+    result = run_cli("apply", *args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "dev: 1 image up to date",
+        "staging: 0 images up to date, 1 waiting: soak (1)",
+        "prod: 1 image up to date",
+    ]
+    lines = run_cli("apply", "-v", *args).stdout.splitlines()
+    assert (
+        "staging: app stays at 1.0.0: waiting: soak: 1.1.0 has run in dev for 20m of 1h (40m left)"
+    ) in lines, lines
+    assert "staging: 0 images up to date, 1 waiting: soak (1)" in lines
+
+
+def test_before_anything_has_soaked_the_reason_says_so_in_words(pipe: Pipeline) -> None:
+    """Ten minutes after dev first ran 1.0.0, staging (soak 1h) is told that nothing has run
+    in dev long enough yet, not that no tag qualifies among 0."""
+    when = START - timedelta(days=30) + timedelta(minutes=10)
+    result = run_cli(
+        "plan", "-v", "--now", when.isoformat(),
+        "--policies", str(pipe.policies), "--cache-dir", str(pipe.cache / "cli"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("staging: app stays at")]
+    assert line.endswith(": nothing has run in dev long enough yet (soak 1h)"), line
+    assert "among 0" not in result.stdout

@@ -171,7 +171,7 @@ def test_digest_only_reference_resolves_its_tag_before_moving(env: Env) -> None:
             range: "^1"
         """,
     )
-    code, out = env.cli("apply")
+    code, out = env.cli("apply", "-v")
     assert code == 0, out
     assert f"app stays at {two}: no tag imagebot checked carries this digest" in out
     assert env.image_line("app") == f"{env.repo}@{two}"

@@ -140,7 +140,7 @@ def test_unreadable_signing_key_fails_only_that_environment(
     remote, policies = _setup(tmp_path, shared_registry, "{key_file: /nonexistent/key}")
     result = run_cli("apply", "--policies", str(policies), "--cache-dir", str(tmp_path / "c"))
     assert result.returncode == 1
-    assert "signing key /nonexistent/key: cannot read" in result.stdout, result.stdout
+    assert "signing key /nonexistent/key: cannot read" in result.stderr, result.stderr
     assert len(commits(remote)) == 1
 
 

@@ -45,7 +45,8 @@ def load(args: argparse.Namespace) -> config.PolicySet:
 def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
     """Load policies, run one cycle, print the result; 0 when everything went through."""
     result = cycle(args, publish=publish)
-    print_result(result, output=args.output, published=publish, explain=args.explain)
+    print_result(result, output=args.output, published=publish, explain=args.explain,
+                 verbose=args.verbose or args.explain)  # fmt: skip
     return 0 if result.ok else 1
 
 

@@ -97,7 +97,14 @@ def add_cycle_arguments(parser: argparse.ArgumentParser, *, explain: bool = True
         "--explain",
         action="store_true",
         help="print which policy entry governs each reference, and every tag of every image"
-        " with the rule that accepted or rejected it",
+        " with the rule that accepted or rejected it (implies --verbose)",
+    )
+    parser.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="a line for every image that stays, with why (default: one summary line per"
+        " environment)",
     )
 
 

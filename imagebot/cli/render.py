@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
 from imagebot.core.governing import Governed
 from imagebot.core.plan import Change, EnvironmentPlan
-from imagebot.core.selection import Verdict, explain_lines
+from imagebot.core.selection import Rejection, Verdict, explain_lines
 from imagebot.engine import CycleResult
 from imagebot.registry.tags import newness
 
@@ -91,10 +92,27 @@ def print_problems(result: CycleResult) -> None:
         print(f"error: {problem}", file=sys.stderr)
 
 
+def stays_summary(stays: int, waiting: Collection[Rejection]) -> str:
+    """ "214 images up to date, 3 waiting: soak (2), checks (1)" — one line for an
+    environment's images that do not move, instead of one line each."""
+    ready = stays - len(waiting)
+    text = f"{ready} image{'s' * (ready != 1)} up to date"
+    if waiting:
+        gates = Counter(w.gate for w in waiting).most_common()
+        text += f", {len(waiting)} waiting: " + ", ".join(f"{g} ({n})" for g, n in gates)
+    return text
+
+
 def print_result(
-    result: CycleResult, *, output: str, published: bool, explain: bool = False
+    result: CycleResult,
+    *,
+    output: str,
+    published: bool,
+    explain: bool = False,
+    verbose: bool = False,
 ) -> None:
-    """Results on stdout (JSON, or diff and change lines); each problem once on stderr."""
+    """Results on stdout (JSON, or diff and change lines); each problem once on stderr.
+    Images that stay get one summary line per environment (and a line each: ``verbose``)."""
     print_problems(result)
     if output == "json":
         doc = {
@@ -127,16 +145,18 @@ def print_result(
                 out.write(f"{plan.environment}: {image} (running {current or 'no tag'}):\n")
                 ordered = replace(d, verdicts=by_version(d.verdicts))
                 out.writelines(f"    {line}\n" for line in explain_lines(ordered))
-        waiting = {i.image: i.blocker for i in r.images if i.blocker and not i.choice}
-        for image, current, d in plan.decisions:
-            if d.tag is None or d.tag == current or image in waiting:
-                why = f"waiting: {waiting[image]}" if image in waiting else d.reason
-                out.write(f"{plan.environment}: {image} stays at {current or '(none)'}: {why}\n")
+        waiting = {i.image: i.waiting for i in r.images if i.waiting and not i.choice}
+        stays = [(image, current, d) for image, current, d in plan.decisions
+                 if d.tag is None or d.tag == current or image in waiting]  # fmt: skip
+        for image, current, d in stays if verbose else ():
+            why = f"waiting: {waiting[image].words}" if image in waiting else d.reason
+            out.write(f"{plan.environment}: {image} stays at {current or '(none)'}: {why}\n")
         if r.commit:
             out.write(f"{plan.environment}: pushed {r.commit}\n")
         if r.publication:
             out.write(f"{plan.environment}: {r.publication}\n")
-        if not r.commit and not plan.changes and not r.error and not plan.problems:
-            out.write(f"{plan.environment}: up to date\n")
-        elif plan.changes and not published and not r.error:
+        if (stays or not plan.changes) and not r.error and not (plan.problems and not stays):
+            held = [waiting[image] for image, _, _ in stays if image in waiting]
+            out.write(f"{plan.environment}: {stays_summary(len(stays), held)}\n")
+        if plan.changes and not published and not r.error:
             out.write(f"{plan.environment}: {len(plan.changes)} change(s) planned\n")

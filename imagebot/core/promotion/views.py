@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from imagebot.core import windows
+from imagebot.core.durations import format_duration
 from imagebot.core.governing import Governance, Ownership
 from imagebot.core.plan import EnvironmentPlan, ImageScan
 from imagebot.core.policy import EnvironmentPolicy, ImagePolicy, LoadedPolicy
@@ -46,6 +47,8 @@ class ImageView:
     holds: tuple[Hold, ...] = ()
     #: every candidate a promotion gate or hold turned away, with the first rejection
     blocked: Mapping[str, Rejection] = field(default_factory=dict)
+    #: promoted, and no candidate is left: why, in words ("nothing has run in dev yet")
+    nothing: str | None = None
 
     @property
     def waiting(self) -> bool:
@@ -132,7 +135,13 @@ def promotion_view(
         replace(registry_tags.get(v.tag, TagInfo(name=v.tag)), name=v.tag, digest=v.digest)
         for v in latest.values()
     ]
-    return view_image(
+    nothing = None
+    if not latest:
+        nothing = f"nothing has run in {promote.from_} yet"
+    elif len(blocked) == len(latest) and all(r.gate == "soak" for r in blocked.values()):
+        soak = format_duration(promote.soak_time)
+        nothing = f"nothing has run in {promote.from_} long enough yet (soak {soak})"
+    view = view_image(
         image,
         current=current,
         tags=tags,
@@ -142,6 +151,7 @@ def promotion_view(
         origins={v.tag: f"{promote.from_}@{v.commit}" for v in latest.values()},
         holds=holds,
     )
+    return replace(view, nothing=nothing)
 
 
 def hold_back_groups(
@@ -266,8 +276,15 @@ def _guarded(build: Callable[..., ImageView], image: ImagePolicy, **kwargs: Any)
 
 
 def annotate(plan: EnvironmentPlan, prepared: Prepared) -> EnvironmentPlan:
-    """Say in the plan where promoted versions come from."""
+    """Say in the plan where promoted versions come from, and why nothing was promoted
+    when no upstream version is a candidate yet (not "no tag qualifies among 0")."""
     views = prepared.views
+    decisions = tuple(
+        (image, current, replace(d, reason=view.nothing))
+        if d.tag is None and (view := views.get(image)) is not None and view.nothing
+        else (image, current, d)
+        for image, current, d in plan.decisions
+    )
     promoted = {}
     changes = []
     for c in plan.changes:
@@ -277,4 +294,4 @@ def annotate(plan: EnvironmentPlan, prepared: Prepared) -> EnvironmentPlan:
             promoted[c.image] = origin
             c = replace(c, reason=f"promoted from {origin}; {c.reason}")
         changes.append(c)
-    return replace(plan, changes=tuple(changes), promoted_from=promoted)
+    return replace(plan, changes=tuple(changes), promoted_from=promoted, decisions=decisions)
