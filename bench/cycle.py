@@ -71,7 +71,7 @@ from pathlib import Path
 from imagebot import engine, logs
 from imagebot.config import load_policies
 from imagebot.core.selectmemo import SelectionMemo
-from imagebot.registry.cache import TagCache
+from imagebot.cache import Cache
 from imagebot.registry.connect import connect
 from imagebot.registry.settings import RegistriesSettings
 logs.configure(level="warning")
@@ -79,7 +79,7 @@ policies, cache_dir = Path(sys.argv[1]), Path(sys.argv[2])
 async def main():
     loaded = load_policies(policies).environments
     memo = SelectionMemo()
-    cache = TagCache(cache_dir / "registry.sqlite")
+    cache = Cache(cache_dir / "registry.sqlite")
     async with connect(RegistriesSettings(), cache=cache) as registry:
         for _ in range(2):
             wall, cpu = time.perf_counter(), time.process_time()

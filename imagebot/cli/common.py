@@ -27,7 +27,6 @@ from imagebot.core.selection import Verdict, explain_lines
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.daemon.runtime import Runtime
 from imagebot.engine import CycleResult
-from imagebot.registry.decisions import DecisionStore
 from imagebot.registry.settings import RegistriesSettings, load_registries
 from imagebot.registry.tags import newness
 
@@ -235,11 +234,6 @@ def cycle(args: argparse.Namespace, *, publish: bool) -> CycleResult:
     cache_dir.mkdir(parents=True, exist_ok=True)
     policies = load(args)
     settings = registry_settings(args)
-    # Decisions from earlier runs answer for unchanged repositories (not with --explain:
-    # stored decisions keep no per-tag verdicts).
-    decisions = DecisionStore(cache_dir / "decisions.sqlite")
-    memo = SelectionMemo(store=decisions, keep_verdicts=getattr(args, "explain", False))
-
     now: datetime | None = args.now
     results: list[CycleResult] = []
 
@@ -250,6 +244,10 @@ def cycle(args: argparse.Namespace, *, publish: bool) -> CycleResult:
         # The same runtime `imagebot serve` keeps open, here for a single cycle.
         clock = (lambda: now) if now is not None else engine.utc_now
         async with Runtime(settings=settings, cache_dir=cache_dir, clock=clock) as runtime:
+            # Decisions from earlier runs answer for unchanged repositories (not with
+            # --explain: stored decisions keep no per-tag verdicts).
+            explain = getattr(args, "explain", False)
+            memo = SelectionMemo(store=runtime.cache, keep_verdicts=explain)
             results.append(
                 await runtime.run_cycle(
                     policies.environments,
@@ -263,10 +261,7 @@ def cycle(args: argparse.Namespace, *, publish: bool) -> CycleResult:
                 )
             )
 
-    try:
-        anyio.run(run)
-    finally:
-        decisions.close()
+    anyio.run(run)
     (result,) = results
     return result
 

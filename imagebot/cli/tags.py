@@ -21,10 +21,10 @@ from pathlib import Path
 
 import anyio
 
+from imagebot.cache import FILE_NAME, Cache
 from imagebot.cli.options import add_registry_arguments, default_cache_dir
 from imagebot.core.reference import parse
 from imagebot.errors import ImagebotError, RegistryError
-from imagebot.registry.cache import TagCache
 from imagebot.registry.connect import connect
 from imagebot.registry.settings import RegistriesSettings, load_registries
 from imagebot.registry.tags import newness
@@ -41,12 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="PATH",
-        help="SQLite cache file (default: $IMAGEBOT_CACHE_DIR/registry.sqlite)",
+        help=f"SQLite cache file (default: $IMAGEBOT_CACHE_DIR/{FILE_NAME})",
     )
 
 
 async def list_refs(
-    refs: list[str], *, settings: RegistriesSettings, cache: TagCache
+    refs: list[str], *, settings: RegistriesSettings, cache: Cache
 ) -> dict[str, list[str] | ImagebotError]:
     """Tags for each reference as given; a reference's failure is its own entry."""
     out: dict[str, list[str] | ImagebotError] = {}
@@ -73,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
     settings = (
         load_registries(args.registries) if args.registries else RegistriesSettings()
     ).with_insecure(frozenset(args.insecure_registry))
-    cache_path: Path = args.cache or default_cache_dir() / "registry.sqlite"
+    cache_path: Path = args.cache or default_cache_dir() / FILE_NAME
     try:
-        cache = TagCache(cache_path)
+        cache = Cache(cache_path)
     except Exception as exc:  # sqlite3.Error, OSError: an unusable cache path
         print(f"error: cache {cache_path}: {exc}", file=sys.stderr)
         return 2

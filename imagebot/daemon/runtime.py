@@ -18,10 +18,10 @@ from typing import Any
 import anyio
 
 from imagebot import config, engine
+from imagebot.cache import FILE_NAME, Cache
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.engine import Clock, CycleResult, utc_now
-from imagebot.registry.cache import TagCache
 from imagebot.registry.client import RegistryClient
 from imagebot.registry.connect import connect
 from imagebot.registry.manifests import ImageInfo
@@ -51,6 +51,7 @@ class Runtime:
         self._wrap = wrap_registry
         self._stack = AsyncExitStack()
         self._registry: Registry | None = None
+        self._cache: Cache | None = None
         self._client: RegistryClient | None = None
         self._locks: dict[str, anyio.Lock] = {}
         self._known_tags: dict[str, list[str]] = {}
@@ -60,7 +61,7 @@ class Runtime:
 
     async def __aenter__(self) -> Runtime:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        cache = TagCache(self.cache_dir / "registry.sqlite")
+        cache = self._cache = Cache(self.cache_dir / FILE_NAME)
         self._stack.callback(cache.close)
         client = await self._stack.enter_async_context(
             connect(self.settings, cache=cache, event_hooks=self._event_hooks, clock=self.clock)
@@ -75,7 +76,7 @@ class Runtime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._registry = self._client = None
+        self._registry = self._client = self._cache = None
         await self._stack.aclose()
 
     @property
@@ -83,6 +84,12 @@ class Runtime:
         if self._registry is None:
             raise RuntimeError("Runtime used outside `async with`")
         return self._registry
+
+    @property
+    def cache(self) -> Cache:
+        if self._cache is None:
+            raise RuntimeError("Runtime used outside `async with`")
+        return self._cache
 
     def repo_urls(self, policies: Sequence[LoadedPolicy]) -> list[str]:
         """The environment repos ``policies`` write to, sorted (the order locks are taken)."""

@@ -23,6 +23,7 @@ import anyio.to_thread
 import httpx
 
 from imagebot import logs
+from imagebot.cache import Cache, CachedPage
 from imagebot.core.reference import normalize_repository
 from imagebot.errors import (
     AuthError,
@@ -33,7 +34,6 @@ from imagebot.errors import (
 )
 from imagebot.registry import manifests as mf
 from imagebot.registry.auth import RegistryAuth, pull_scope
-from imagebot.registry.cache import CachedPage, TagCache
 from imagebot.registry.credentials import AnonymousProvider, CredentialProvider
 from imagebot.registry.limits import (
     CredentialScope,
@@ -98,7 +98,7 @@ class RegistryClient:
         *,
         settings: RegistriesSettings | None = None,
         credentials: CredentialProvider | None = None,
-        cache: TagCache | None = None,
+        cache: Cache | None = None,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -109,7 +109,7 @@ class RegistryClient:
         self.settings = settings or RegistriesSettings()
         self._credentials = credentials or AnonymousProvider()
         self._owns_cache = cache is None
-        self.cache = cache if cache is not None else TagCache(":memory:")
+        self.cache = cache if cache is not None else Cache(":memory:")
         self._clock: Clock = clock or utc_now
         self._sleep: Sleep = sleep or anyio.sleep
         self._transport = transport
