@@ -9,6 +9,7 @@ import anyio
 import httpx
 import pytest
 
+from imagebot.cli.tags import list_each
 from imagebot.errors import AuthError
 from imagebot.registry import RegistryClient
 from imagebot.registry.auth import Challenge, parse_challenges
@@ -165,7 +166,9 @@ def test_401_after_token_refresh_is_auth_error(tmp_path: Path) -> None:
 
         async def main() -> dict[str, object]:
             async with RegistryClient(credentials=creds) as client:
-                return dict(await client.scan([f"{reg.host}/acme/locked", f"{reg.host}/acme/open"]))
+                return dict(
+                    await list_each(client, [f"{reg.host}/acme/locked", f"{reg.host}/acme/open"])
+                )
 
         results = anyio.run(main)
     locked = results[f"{reg.host}/acme/locked"]

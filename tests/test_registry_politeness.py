@@ -11,6 +11,7 @@ import anyio
 import httpx
 import pytest
 
+from imagebot.cli.tags import list_each
 from imagebot.errors import RateLimited, RegistryError
 from imagebot.registry import RegistriesSettings, RegistryClient, RegistrySettings, RetryPolicy
 from imagebot.registry.politeness import TokenBucket, docker_hub_quota_window, retry_after
@@ -83,7 +84,7 @@ def test_every_third_request_429_scan_of_50_repositories(registry: Registry) -> 
             async with RegistryClient(
                 clock=clock.now, sleep=clock.sleep, retry=RetryPolicy(attempts=20)
             ) as client:
-                return await client.scan(f"{proxy.host}/{name}" for name in expected)
+                return await list_each(client, [f"{proxy.host}/{name}" for name in expected])
 
         results = anyio.run(main)
     got = {k.removeprefix(f"{proxy.host}/"): sorted(v) for k, v in results.items()}  # type: ignore[arg-type]
@@ -147,7 +148,7 @@ def test_rate_setting_paces_requests(registry: Registry) -> None:
 
     async def main() -> None:
         async with RegistryClient(settings=settings, clock=clock.now, sleep=clock.sleep) as c:
-            await c.scan(f"{registry.host}/acme/r{i}" for i in range(6))
+            await list_each(c, [f"{registry.host}/acme/r{i}" for i in range(6)])
 
     anyio.run(main)
     assert clock.sleeps == pytest.approx([0.2] * 4)

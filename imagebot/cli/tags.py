@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import anyio
@@ -25,6 +26,7 @@ from imagebot.cache import FILE_NAME, Cache
 from imagebot.cli.options import add_registry_arguments, default_cache_dir
 from imagebot.core.reference import parse
 from imagebot.errors import ImagebotError, RegistryError
+from imagebot.registry.client import RegistryClient
 from imagebot.registry.connect import connect
 from imagebot.registry.settings import RegistriesSettings, load_registries
 from imagebot.registry.tags import newness
@@ -57,7 +59,7 @@ async def list_refs(
         except ImagebotError as exc:
             out[ref] = exc
     async with connect(settings, cache=cache) as client:
-        scanned = await client.scan(repositories.values())
+        scanned = await list_each(client, repositories.values())
     for ref, repository in repositories.items():
         tags = scanned[repository]
         if isinstance(tags, list) and settings.for_host(repository.split("/")[0]).tag_order == (
@@ -67,6 +69,24 @@ async def list_refs(
             tags = sorted(tags, key=newness)
         out[ref] = tags
     return {ref: out[ref] for ref in refs}
+
+
+async def list_each(
+    client: RegistryClient, repositories: Iterable[str]
+) -> dict[str, list[str] | RegistryError]:
+    """List the repositories concurrently; each gets its tags or its own error."""
+    results: dict[str, list[str] | RegistryError] = {}
+
+    async def one(repository: str) -> None:
+        try:
+            results[repository] = await client.list_tags(repository)
+        except RegistryError as exc:
+            results[repository] = exc
+
+    async with anyio.create_task_group() as tg:
+        for repository in dict.fromkeys(repositories):
+            tg.start_soon(one, repository)
+    return results
 
 
 def run(args: argparse.Namespace) -> int:

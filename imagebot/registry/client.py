@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -323,23 +323,6 @@ class RegistryClient:
     async def first_seen(self, repository: str) -> dict[str, datetime]:
         """When this process's cache first saw each tag of ``repository``."""
         return self.cache.first_seen(self._repo(repository).name)
-
-    async def scan(self, repositories: Iterable[str]) -> dict[str, list[str] | RegistryError]:
-        """List many repositories concurrently; each gets its tags or its own error."""
-        results: dict[str, list[str] | RegistryError] = {}
-
-        async def one(repository: str) -> None:
-            try:
-                results[repository] = await self.list_tags(repository)
-            except RegistryError as exc:
-                log.error("scan_failed", repository=repository, error=str(exc))
-                results[repository] = exc
-
-        async with anyio.create_task_group() as tg:
-            for repository in dict.fromkeys(repositories):
-                tg.start_soon(one, repository)
-        await anyio.to_thread.run_sync(self.cache.flush)
-        return results
 
     # ----------------------------------------------------------------- internals
 

@@ -10,7 +10,7 @@ import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from imagebot.core.selection import parse_tag
@@ -22,11 +22,6 @@ from imagebot.registry.settings import TagOrder
 _ARTIFACT_TAG = re.compile(r"^sha(256|384|512)-[0-9a-f]{64,128}(\.[A-Za-z0-9_-]+)*$")
 
 _LINK = re.compile(r"\s*<([^>]*)>\s*((?:;\s*[^;,]*)*)")
-
-
-class TagsPage(TypedDict, total=False):
-    name: str
-    tags: list[str] | None
 
 
 class BadPage(ValueError):
