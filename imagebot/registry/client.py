@@ -1,10 +1,11 @@
 """The OCI Distribution v2 client: tags, digests and image facts for any registry.
 
 One :class:`RegistryClient` serves every registry of a process. Per registry host it keeps
-an ``httpx.AsyncClient`` with that host's TLS settings, the auth state (challenge, tokens)
-and its politeness (concurrency limit, token bucket, retry and rate-limit waits), so one
-slow or failing registry never holds up another. httpx exceptions are mapped to
-:class:`~imagebot.errors.RegistryError` here and nowhere else.
+an ``httpx.AsyncClient`` built on httpx's seams: that host's TLS settings, its auth as an
+``httpx.Auth`` flow (:mod:`.auth`) and its politeness as a transport wrapping the network
+(:mod:`.politeness`), so one slow or failing registry never holds up another. A request here
+is "send, map the status": httpx exceptions become :class:`~imagebot.errors.RegistryError`
+here and nowhere else.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from __future__ import annotations
 import json
 import random
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -33,25 +36,15 @@ from imagebot.errors import (
     RegistryError,
 )
 from imagebot.registry import manifests as mf
-from imagebot.registry.auth import RegistryAuth, pull_scope
+from imagebot.registry.auth import RegistryAuth
 from imagebot.registry.credentials import AnonymousProvider, CredentialProvider
-from imagebot.registry.limits import (
-    CredentialScope,
-    DeadlineExceeded,
-    ResponseTooLarge,
-    bounded_send,
-    same_origin,
-)
+from imagebot.registry.limits import MAX_REDIRECTS, CredentialScope, same_origin
 from imagebot.registry.politeness import (
-    RETRY_STATUS,
     Clock,
-    Politeness,
+    PoliteTransport,
     RetryPolicy,
     Sleep,
-    TokenBucket,
-    docker_hub_quota_window,
-    retry_after,
-    transport_retryable,
+    describe,
 )
 from imagebot.registry.settings import RegistriesSettings, RegistryConfig
 from imagebot.registry.tags import BadPage, TagCollector, newness, next_link, page_tags
@@ -62,6 +55,20 @@ log = logs.get_logger("imagebot.registry")
 API_HOSTS = {"docker.io": "registry-1.docker.io"}
 
 USER_AGENT = "imagebot (+https://github.com/imagebot)"
+
+_REUSE_LISTINGS: ContextVar[bool] = ContextVar("reuse_listings", default=False)
+
+
+@contextmanager
+def reusing_listings() -> Iterator[None]:
+    """Within the block (and the tasks it starts), a repository's last listing answers
+    however old it is, unless ``expire`` was called for it since: a cycle triggered only by
+    webhooks lists only what they reported."""
+    token = _REUSE_LISTINGS.set(True)
+    try:
+        yield
+    finally:
+        _REUSE_LISTINGS.reset(token)
 
 
 def utc_now() -> datetime:
@@ -84,10 +91,8 @@ class Repo:
 class _Registry:
     config: RegistryConfig
     http: httpx.AsyncClient
-    auth: RegistryAuth
-    politeness: Politeness
+    transport: PoliteTransport
     base_url: str
-    scope: CredentialScope
 
 
 class RegistryClient:
@@ -119,8 +124,6 @@ class RegistryClient:
         # httpx event hooks on every registry's client: the daemon counts responses by
         # registry and status for /metrics without the client knowing about Prometheus.
         self._event_hooks = dict(event_hooks or {})
-        self.requests = 0
-        """Requests sent (registry and token endpoints), retries included."""
         self._expired: set[str] = set()
         """Repositories listed afresh next time, whatever ``scan_interval`` says."""
 
@@ -134,6 +137,11 @@ class RegistryClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    @property
+    def requests(self) -> int:
+        """Requests sent (registry and token endpoints), retries included."""
+        return sum(reg.transport.requests for reg in self._registries.values())
 
     async def aclose(self) -> None:
         for reg in self._registries.values():
@@ -151,11 +159,12 @@ class RegistryClient:
         repo = self._repo(repository)
         reg = self._registry(repo.host)
         cfg = reg.config
-        if cfg.scan_interval > 0 and repo.name not in self._expired:
+        reuse = _REUSE_LISTINGS.get()
+        if (reuse or cfg.scan_interval > 0) and repo.name not in self._expired:
             listed = self.cache.listing(repo.name)
             if listed is not None:
                 age = self._clock().timestamp() - listed[1]
-                if 0 <= age < cfg.scan_interval:  # a clock set back lists again
+                if reuse or 0 <= age < cfg.scan_interval:  # a clock set back lists again
                     log.debug("tags_reused", registry=repo.host, repository=repo.path, age=age)
                     return listed[0]
         collector = TagCollector(cap=cfg.tag_cap, order=cfg.tag_order)
@@ -343,15 +352,8 @@ class RegistryClient:
         if reg is not None:
             return reg
         cfg = self.settings.for_host(host)
-        bucket = (
-            TokenBucket(cfg.rate, cfg.burst, clock=self._clock, sleep=self._sleep)
-            if cfg.rate
-            else None
-        )
-        api_host = API_HOSTS.get(host, host)
-        base_url = f"{'http' if cfg.insecure else 'https'}://{api_host}"
-        auth = RegistryAuth(host, credentials=self._credentials, clock=self._clock)
-        scope = CredentialScope(base_url, realm=lambda: auth.realm)
+        base_url = f"{'http' if cfg.insecure else 'https'}://{API_HOSTS.get(host, host)}"
+        auth = RegistryAuth(host, base_url, credentials=self._credentials, clock=self._clock)
         # Here, not at the top: httpx imports httpcore only when a transport is made, so
         # `imagebot tags --help` and friends start without it.
         from imagebot.registry.transport import pooled_transport
@@ -359,24 +361,32 @@ class RegistryClient:
         limits = httpx.Limits(
             max_connections=cfg.concurrency + 4, max_keepalive_connections=cfg.concurrency
         )
+        transport = PoliteTransport(
+            self._transport or pooled_transport(verify=self._tls(cfg), limits=limits),
+            registry=host,
+            concurrency=cfg.concurrency,
+            rate=cfg.rate,
+            burst=cfg.burst,
+            max_bytes=cfg.max_response_bytes,
+            deadline=cfg.deadline,
+            retry=self.retry,
+            clock=self._clock,
+            sleep=self._sleep,
+            rng=self._rng,
+            # httpx event hooks see only the last try; the daemon counts every answer.
+            on_response=self._event_hooks.get("response", []),
+        )
+        scope = CredentialScope(base_url, realm=lambda: auth.realm)
         http = httpx.AsyncClient(
-            transport=self._transport or pooled_transport(verify=self._tls(cfg), limits=limits),
+            transport=transport,
+            auth=auth,
             timeout=httpx.Timeout(cfg.timeout),
             headers={"User-Agent": USER_AGENT},
             follow_redirects=True,
-            event_hooks={
-                **self._event_hooks,
-                "request": [scope, *self._event_hooks.get("request", [])],
-            },
+            max_redirects=MAX_REDIRECTS,
+            event_hooks={"request": [scope, *self._event_hooks.get("request", [])]},
         )
-        reg = _Registry(
-            config=cfg,
-            http=http,
-            auth=auth,
-            politeness=Politeness(concurrency=cfg.concurrency, bucket=bucket),
-            base_url=base_url,
-            scope=scope,
-        )
+        reg = _Registry(config=cfg, http=http, transport=transport, base_url=base_url)
         self._registries[host] = reg
         return reg
 
@@ -434,186 +444,37 @@ class RegistryClient:
         what: str,
         ok: tuple[int, ...] = (200,),
     ) -> httpx.Response:
-        """Send with auth, politeness and retries; return a response with status in ``ok``."""
-        scope = pull_scope(repo.path)
+        """Send (auth and politeness are the client's) and map the status: a response with
+        status in ``ok``, or a RegistryError naming the repository and ``what``."""
         names = self._names(repo)
-        answered = False
-        tries = 0
-        auth: str | None = None
-        answer: str | None = None
-
-        async def send_token(request: httpx.Request) -> httpx.Response:
-            return await self._send_token(reg, repo, request)
-
-        while True:
-            self._check_blocked(reg, names)
-            auth = answer if answer is not None else await reg.auth.header(scope, send=send_token)
-            answer = None
-            try:
-                request = reg.http.build_request(method, url, headers=headers)
-            except httpx.InvalidURL as exc:
-                raise RegistryError(f"{what}: invalid URL {url!r}: {exc}", **names) from None
-            if auth is not None:
-                request.headers["Authorization"] = auth
-            try:
-                response = await self._send(reg, request)
-            except httpx.HTTPError as exc:
-                tries += 1
-                if not transport_retryable(exc) or tries >= self.retry.attempts:
-                    raise RegistryError(f"{what}: {_describe(exc)}", **names) from None
-                await self._backoff(reg, repo, tries, reason=_describe(exc))
-                continue
-            status = response.status_code
-            if status in ok:
-                return response
-            if status == 401:
-                if not same_origin(reg.base_url, response.url):
-                    # A challenge from wherever the registry redirected us is not the
-                    # registry's: answering it would hand our credentials to that host.
-                    raise AuthError(
-                        f"{what}: redirected to {response.url.netloc.decode('ascii')}, which"
-                        " asks for credentials; imagebot sends credentials only to the"
-                        " registry itself and the token realm it names",
-                        **names,
-                    )
-                if answered:
-                    raise AuthError(
-                        f"{what}: still unauthorized (401) after "
-                        + ("a token refresh" if auth and auth.startswith("Bearer") else "login"),
-                        **names,
-                    )
-                answered = True
-                answer = await reg.auth.answer(response, scope, sent=auth, send=send_token)
-                continue
-            if status == 429:
-                tries += 1
-                await self._rate_limited(reg, repo, response, tries, what)
-                continue
-            if status in RETRY_STATUS:
-                tries += 1
-                if tries >= self.retry.attempts:
-                    raise RegistryError(
-                        f"{what}: HTTP {status} after {tries} tries{_error_detail(response)}",
-                        **names,
-                    )
-                await self._backoff(reg, repo, tries, reason=f"HTTP {status}")
-                continue
-            raise _status_error(status, what, response, names)
-
-    async def _send(self, reg: _Registry, request: httpx.Request) -> httpx.Response:
-        pol = reg.politeness
-        async with pol.limiter:
-            if pol.bucket is not None:
-                await pol.bucket.acquire()
-            self.requests += 1
-            return await bounded_send(
-                reg.http,
-                request,
-                max_bytes=reg.config.max_response_bytes,
-                deadline=reg.config.deadline,
-            )
-
-    async def _send_token(
-        self, reg: _Registry, repo: Repo, request: httpx.Request
-    ) -> httpx.Response:
-        """Ask the token realm; network errors and 5xx are retried like registry calls."""
-        tries = 0
-        while True:
-            try:
-                self.requests += 1
-                # No redirects: a token request carries credentials (a refresh token in
-                # a POST body survives a 307), so it goes to the realm and nowhere else.
-                response = await bounded_send(
-                    reg.http,
-                    request,
-                    max_bytes=reg.config.max_response_bytes,
-                    deadline=reg.config.deadline,
-                    follow_redirects=False,
-                )
-            except httpx.HTTPError as exc:
-                tries += 1
-                if not transport_retryable(exc) or tries >= self.retry.attempts:
-                    raise AuthError(
-                        f"token endpoint: {_describe(exc)}", **self._names(repo)
-                    ) from None
-                await self._backoff(reg, repo, tries, reason=_describe(exc))
-                continue
-            if response.status_code in RETRY_STATUS and tries + 1 < self.retry.attempts:
-                tries += 1
-                await self._backoff(reg, repo, tries, reason=f"token HTTP {response.status_code}")
-                continue
-            if response.is_redirect:
-                raise AuthError(
-                    f"token endpoint {request.url.netloc.decode('ascii')} redirects"
-                    f" (HTTP {response.status_code}); token requests are not redirected",
-                    **self._names(repo),
-                )
+        try:
+            response = await reg.http.request(method, url, headers=headers)
+        except httpx.InvalidURL as exc:
+            raise RegistryError(f"{what}: invalid URL {url!r}: {exc}", **names) from None
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"{what}: {describe(exc)}", **names) from None
+        except RegistryError as exc:  # from the auth flow or the transport: name the request
+            kind = type(exc)
+            if isinstance(exc, RateLimited):
+                raise RateLimited(
+                    f"{what}: {exc.detail}", retry_after=exc.retry_after, **names
+                ) from None
+            raise kind(f"{what}: {exc.detail}", **names) from None
+        status = response.status_code
+        if status in ok:
             return response
-
-    def _check_blocked(self, reg: _Registry, names: dict[str, str]) -> None:
-        pol = reg.politeness
-        if pol.blocked_until is not None:
-            left = (pol.blocked_until - self._clock()).total_seconds()
-            if left > 0:
-                raise RateLimited(pol.blocked_reason, retry_after=left, **names)
-            pol.blocked_until = None
-
-    async def _backoff(self, reg: _Registry, repo: Repo, tries: int, *, reason: str) -> None:
-        wait = self.retry.backoff(tries - 1, self._rng)
-        log.warning(
-            "registry_retry",
-            registry=repo.host,
-            repository=repo.path,
-            reason=reason,
-            attempt=tries,
-            wait=round(wait, 3),
-        )
-        await self._sleep(wait)
-
-    async def _rate_limited(
-        self, reg: _Registry, repo: Repo, response: httpx.Response, tries: int, what: str
-    ) -> None:
-        now = self._clock()
-        wait = retry_after(response, now)
-        quota = docker_hub_quota_window(response)
-        if wait is None and quota is not None:
-            wait = quota
-        if wait is not None and wait > self.retry.max_wait:
-            # Waiting hours for a quota helps nobody: fail this registry fast for that long.
-            reason = f"{what}: rate limited (HTTP 429), retry after {wait:.0f}s"
-            reg.politeness.blocked_until = now + timedelta(seconds=wait)
-            reg.politeness.blocked_reason = reason
-            raise RateLimited(reason, retry_after=wait, **self._names(repo))
-        if tries >= self.retry.attempts:
-            raise RateLimited(
-                f"{what}: still rate limited (HTTP 429) after {tries} tries",
-                retry_after=wait,
-                **self._names(repo),
-            )
-        if wait is None:
-            wait = self.retry.backoff(tries - 1, self._rng)
-        log.warning("registry_rate_limited", registry=repo.host, repository=repo.path, wait=wait)
-        await self._sleep(wait)
+        detail = _error_detail(response)
+        if status == 404:
+            raise NotFound(f"{what}: not found (404){detail}", **names)
+        if status == 403:
+            raise AuthError(f"{what}: access denied (403){detail}", **names)
+        raise RegistryError(f"{what}: HTTP {status}{detail}", **names)
 
 
 def _require_json(response: httpx.Response) -> None:
     kind = mf.media_type(response.headers.get("content-type"))
     if kind and "json" not in kind:
         raise BadPage(f"expected JSON, got {kind}")
-
-
-def _describe(exc: httpx.HTTPError) -> str:
-    kinds: dict[type[httpx.HTTPError], str] = {
-        httpx.ConnectTimeout: "connection timed out",
-        httpx.ReadTimeout: "no answer in time",
-        httpx.ConnectError: "cannot connect",
-        httpx.RemoteProtocolError: "connection dropped",
-        DeadlineExceeded: "too slow",
-        ResponseTooLarge: "answer too large",
-    }
-    kind = kinds.get(type(exc), type(exc).__name__)
-    detail = str(exc)
-    return f"{kind} ({detail})" if detail else kind
 
 
 def _error_detail(response: httpx.Response) -> str:
@@ -634,14 +495,3 @@ def _error_detail(response: httpx.Response) -> str:
         text = "; ".join(p for p in parts if p)
         return f": {text}" if text else ""
     return ""
-
-
-def _status_error(
-    status: int, what: str, response: httpx.Response, names: dict[str, str]
-) -> RegistryError:
-    detail = _error_detail(response)
-    if status == 404:
-        return NotFound(f"{what}: not found (404){detail}", **names)
-    if status == 403:
-        return AuthError(f"{what}: access denied (403){detail}", **names)
-    return RegistryError(f"{what}: HTTP {status}{detail}", **names)
