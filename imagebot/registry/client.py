@@ -10,9 +10,7 @@ here and nowhere else.
 
 from __future__ import annotations
 
-import json
 import random
-import ssl
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,24 +26,12 @@ import httpx
 from imagebot import logs
 from imagebot.cache import Cache, CachedPage
 from imagebot.core.reference import normalize_repository
-from imagebot.errors import (
-    AuthError,
-    ImagebotError,
-    NotFound,
-    RateLimited,
-    RegistryError,
-)
+from imagebot.errors import AuthError, ImagebotError, NotFound, RateLimited, RegistryError
 from imagebot.registry import manifests as mf
 from imagebot.registry.auth import RegistryAuth
 from imagebot.registry.credentials import AnonymousProvider, CredentialProvider
 from imagebot.registry.limits import MAX_REDIRECTS, CredentialScope, same_origin
-from imagebot.registry.politeness import (
-    Clock,
-    PoliteTransport,
-    RetryPolicy,
-    Sleep,
-    describe,
-)
+from imagebot.registry.politeness import Clock, PoliteTransport, RetryPolicy, Sleep, describe
 from imagebot.registry.settings import RegistriesSettings, RegistryConfig
 from imagebot.registry.tags import BadPage, TagCollector, newness, next_link, page_tags
 
@@ -356,13 +342,10 @@ class RegistryClient:
         auth = RegistryAuth(host, base_url, credentials=self._credentials, clock=self._clock)
         # Here, not at the top: httpx imports httpcore only when a transport is made, so
         # `imagebot tags --help` and friends start without it.
-        from imagebot.registry.transport import pooled_transport
+        from imagebot.registry.transport import network_transport
 
-        limits = httpx.Limits(
-            max_connections=cfg.concurrency + 4, max_keepalive_connections=cfg.concurrency
-        )
         transport = PoliteTransport(
-            self._transport or pooled_transport(verify=self._tls(cfg), limits=limits),
+            self._transport or network_transport(cfg),
             registry=host,
             concurrency=cfg.concurrency,
             rate=cfg.rate,
@@ -390,18 +373,6 @@ class RegistryClient:
         self._registries[host] = reg
         return reg
 
-    @staticmethod
-    def _tls(cfg: RegistryConfig) -> ssl.SSLContext | bool:
-        if cfg.insecure or not (cfg.ca_file or cfg.client_cert):
-            return True
-        try:
-            context = ssl.create_default_context(cafile=cfg.ca_file)
-            if cfg.client_cert:
-                context.load_cert_chain(cfg.client_cert, cfg.client_key)
-        except (OSError, ssl.SSLError) as exc:
-            raise RegistryError(f"TLS settings: {exc}", registry=cfg.host) from None
-        return context
-
     async def _tags_page(
         self, reg: _Registry, repo: Repo, url: str
     ) -> tuple[list[str], str | None]:
@@ -413,8 +384,7 @@ class RegistryClient:
         if response.status_code == 304 and cached is not None:
             return cached.tags, cached.next
         try:
-            _require_json(response)
-            tags = page_tags(response.json())
+            tags = page_tags(response.content, response.headers.get("content-type"))
             nxt = next_link(response.headers.get("link"), str(response.url), registry=reg.base_url)
         except (BadPage, ValueError) as exc:
             raise RegistryError(f"tags/list: {exc}", **self._names(repo)) from None
@@ -453,45 +423,18 @@ class RegistryClient:
             raise RegistryError(f"{what}: invalid URL {url!r}: {exc}", **names) from None
         except httpx.HTTPError as exc:
             raise RegistryError(f"{what}: {describe(exc)}", **names) from None
-        except RegistryError as exc:  # from the auth flow or the transport: name the request
-            kind = type(exc)
-            if isinstance(exc, RateLimited):
-                raise RateLimited(
-                    f"{what}: {exc.detail}", retry_after=exc.retry_after, **names
-                ) from None
-            raise kind(f"{what}: {exc.detail}", **names) from None
+        except RateLimited as exc:  # from the transport: name the request
+            raise RateLimited(
+                f"{what}: {exc.detail}", retry_after=exc.retry_after, **names
+            ) from None
+        except RegistryError as exc:  # from the auth flow
+            raise type(exc)(f"{what}: {exc.detail}", **names) from None
         status = response.status_code
         if status in ok:
             return response
-        detail = _error_detail(response)
+        detail = mf.error_text(response.content, response.headers.get("content-type"))
         if status == 404:
             raise NotFound(f"{what}: not found (404){detail}", **names)
         if status == 403:
             raise AuthError(f"{what}: access denied (403){detail}", **names)
         raise RegistryError(f"{what}: HTTP {status}{detail}", **names)
-
-
-def _require_json(response: httpx.Response) -> None:
-    kind = mf.media_type(response.headers.get("content-type"))
-    if kind and "json" not in kind:
-        raise BadPage(f"expected JSON, got {kind}")
-
-
-def _error_detail(response: httpx.Response) -> str:
-    """The registry's own error text: ``{"errors": [{"code", "message"}]}``, or the page type."""
-    kind = mf.media_type(response.headers.get("content-type"))
-    if kind.startswith("text/html"):
-        return " (an HTML error page)"
-    try:
-        body: Any = json.loads(response.content) if response.content else None
-    except (ValueError, UnicodeDecodeError):
-        return ""
-    if isinstance(body, dict) and isinstance(body.get("errors"), list):
-        parts = [
-            ": ".join(str(e.get(k)) for k in ("code", "message") if e.get(k))
-            for e in body["errors"]
-            if isinstance(e, dict)
-        ]
-        text = "; ".join(p for p in parts if p)
-        return f": {text}" if text else ""
-    return ""

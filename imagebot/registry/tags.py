@@ -6,6 +6,7 @@ Pure helpers; the client does the requests.
 from __future__ import annotations
 
 import heapq
+import json
 import re
 from collections import deque
 from collections.abc import Iterable
@@ -14,6 +15,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from imagebot.core.selection import parse_tag
+from imagebot.registry.manifests import media_type
 from imagebot.registry.settings import TagOrder
 
 # cosign stores signatures, attestations and SBOMs as tags named after the image digest
@@ -33,8 +35,15 @@ def is_artifact_tag(tag: str) -> bool:
     return bool(_ARTIFACT_TAG.match(tag))
 
 
-def page_tags(body: Any) -> list[str]:
+def page_tags(content: bytes, content_type: str | None) -> list[str]:
     """The ``tags`` of a tags/list JSON document; ``null`` (an empty repository) is []."""
+    kind = media_type(content_type)
+    if kind and "json" not in kind:
+        raise BadPage(f"expected JSON, got {kind}")
+    try:
+        body = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        raise BadPage("not valid JSON") from None
     if not isinstance(body, dict):
         raise BadPage("tags/list is not a JSON object")
     tags = body.get("tags")
