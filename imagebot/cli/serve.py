@@ -9,7 +9,7 @@ from pathlib import Path
 
 import anyio
 
-from imagebot.cli import common
+from imagebot.cli import cycle
 from imagebot.cli.options import (
     add_cache_dir_argument,
     add_git_timeout_argument,
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     options = ServeOptions(
         policies=args.policies,
         cache_dir=args.cache_dir or default_cache_dir(),
-        settings=common.registry_settings(args),
+        settings=cycle.registry_settings(args),
         listen=args.listen,
         webhook_secret=webhook_secret(args),
         lease=lease,

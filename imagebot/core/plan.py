@@ -18,8 +18,8 @@ from imagebot.core.reference import normalize_repository
 from imagebot.core.rewrite import Edit, Target
 from imagebot.core.rewrite import apply as apply_edits
 from imagebot.core.rewrite.scalars import split_reference
-from imagebot.core.scan import ImageScan as ImageScan  # re-exported: its first home
 from imagebot.core.selection import Decision, SelectionRule, TagInfo, select
+from imagebot.core.selection import ImageScan as ImageScan  # re-exported: its first home
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.core.yamldoc import dotted, line_at
 from imagebot.errors import EditError, InvalidReference, SelectionError
@@ -107,19 +107,6 @@ def version_text(tag: str | None, digest: str | None) -> str:
     if tag and digest:
         return f"{tag}@{digest}"
     return tag or digest or "(none)"
-
-
-def targets_for(image: ImagePolicy, targets: Sequence[Target]) -> list[Target]:
-    """The targets an image policy governs: same repository, or a marker naming the policy."""
-    repo = image.normalized_repository
-    out = []
-    for t in targets:
-        if t.policy is not None:
-            if image.name in (t.policy, t.policy.rsplit(":", 1)[-1]):
-                out.append(t)
-        elif t.repository == repo:
-            out.append(t)
-    return out
 
 
 def in_scope(policy: EnvironmentPolicy, targets: Sequence[Target]) -> list[Target]:

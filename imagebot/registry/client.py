@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -25,13 +25,14 @@ import httpx
 
 from imagebot import logs
 from imagebot.cache import Cache, CachedPage
-from imagebot.core.reference import normalize_repository
+from imagebot.clock import Clock, Sleep, utc_now
+from imagebot.core.reference import DIGEST_RE, normalize_repository
 from imagebot.errors import AuthError, ImagebotError, NotFound, RateLimited, RegistryError
 from imagebot.registry import manifests as mf
 from imagebot.registry.auth import RegistryAuth
 from imagebot.registry.credentials import AnonymousProvider, CredentialProvider
 from imagebot.registry.limits import MAX_REDIRECTS, CredentialScope, same_origin
-from imagebot.registry.politeness import Clock, PoliteTransport, RetryPolicy, Sleep, describe
+from imagebot.registry.politeness import PoliteTransport, RetryPolicy, describe
 from imagebot.registry.settings import RegistriesSettings, RegistryConfig
 from imagebot.registry.tags import BadPage, TagCollector, newness, next_link, page_tags
 
@@ -55,10 +56,6 @@ def reusing_listings() -> Iterator[None]:
         yield
     finally:
         _REUSE_LISTINGS.reset(token)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +226,7 @@ class RegistryClient:
         response = await self._call(reg, repo, "HEAD", url, {"Accept": mf.ACCEPT}, what=tag)
         digest: str = response.headers.get("docker-content-digest", "").strip()
         if digest:
-            if not mf.DIGEST_RE.match(digest):
+            if not DIGEST_RE.match(digest):
                 raise RegistryError(
                     f"tag {tag}: invalid Docker-Content-Digest {digest!r}", **self._names(repo)
                 )

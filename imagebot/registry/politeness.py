@@ -19,6 +19,7 @@ import anyio
 import httpx
 
 from imagebot import logs
+from imagebot.clock import Clock, Sleep
 from imagebot.errors import AuthError, RateLimited
 from imagebot.registry.limits import (
     TOKEN_REQUEST,
@@ -29,9 +30,6 @@ from imagebot.registry.limits import (
 )
 
 log = logs.get_logger("imagebot.registry")
-
-Clock = Callable[[], datetime]
-Sleep = Callable[[float], Awaitable[None]]
 
 #: Status codes worth retrying: the registry or a proxy in front of it is overloaded or
 #: restarting. 501/505 are permanent and are not here.
