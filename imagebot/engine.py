@@ -26,6 +26,7 @@ from imagebot.core.promotion.gates import CommitStatuses
 from imagebot.core.promotion.history import HistoryCommit
 from imagebot.core.promotion.record import ImageRecord, PullRequestRecord, records
 from imagebot.core.promotion.views import Prepared, annotate, prepare
+from imagebot.core.selection import compile_rule
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.errors import ForgeError, GitError
 from imagebot.forge.statuses import StatusSource, forge_statuses, read_statuses
@@ -158,7 +159,7 @@ async def _run_cycle(
         g for ws in workspaces.values() if isinstance(ws, Workspace) for g in ws.governance.groups
     ]
     wanted = {g.repository for g in governed}
-    builds = {g.repository for g in governed if g.rule.rule().needs_created}
+    builds = {g.repository for g in governed if compile_rule(g.rule.rule()).needs_created}
     scans: dict[str, ImageScan] = {}
     scanned = {repository: anyio.Event() for repository in wanted}
     finished = {loaded.name: anyio.Event() for loaded in policies}

@@ -14,7 +14,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
-from imagebot.core.selection import Decision, ImageScan, SelectionRule, TagInfo, select
+from imagebot.core.selection import (
+    Decision,
+    ImageScan,
+    SelectionRule,
+    TagInfo,
+    compile_rule,
+    select,
+)
 
 
 class DecisionStore(Protocol):
@@ -108,4 +115,5 @@ class SelectionMemo:
 def _names_only(rule: SelectionRule) -> bool:
     """Whether selection under ``rule`` reads only tag names (not first-seen or build times,
     nor digests)."""
-    return rule.min_age is None and not rule.needs_created and not rule.needs_digest
+    compiled = compile_rule(rule)
+    return rule.min_age is None and not compiled.needs_created and not compiled.needs_digest
