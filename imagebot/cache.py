@@ -1,5 +1,5 @@
 """The one cache: a SQLite file of tag listings, tag-list pages with their ETags, first-seen
-times and selection decisions.
+times, selection decisions and what was read of each environment's history.
 
 Everything here can be rebuilt from the registries except first-seen times: deleting the
 file costs registry calls, selection time and restarts every minimum-age clock, nothing
@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS decisions (
     reason      TEXT NOT NULL,
     digest      TEXT,
     PRIMARY KEY (repository, rule, current)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    key TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
 ) WITHOUT ROWID
 """
 #: ``repositories.first_seen`` holds first-seen times as JSON groups ``[[stamp, [tag, ...]],
@@ -60,10 +64,12 @@ CREATE TABLE IF NOT EXISTS decisions (
 #: a row per tag made the first scan of 2,000 repositories x 200 tags write 400,000 rows.
 #: ``decisions`` holds one selection decision per (repository, rule, running tag) with the
 #: fingerprint of the tag list it was made from; a changed tag list overwrites it.
+#: ``history`` holds the commits read of one environment's path (``imagebot.git.history``).
 
-#: The schema's version (``PRAGMA user_version``); 2 lacked ``decisions``, 1 kept a row per
-#: first sighting (a ``first_seen`` table) and is started afresh like an unreadable file.
-_VERSION = 3
+#: The schema's version (``PRAGMA user_version``); 2 lacked ``decisions`` and ``history``, 1
+#: kept a row per first sighting (a ``first_seen`` table) and is started afresh like an
+#: unreadable file.
+_VERSION = 4
 
 #: Seconds to wait for another process's write to the cache file to finish.
 LOCK_TIMEOUT = 30.0
@@ -124,6 +130,7 @@ class Cache:
         self._pending: list[tuple[str, list[str], float]] = []
         self._pending_rows = 0
         self._decisions: list[tuple[str, str, str, str, str | None, str, str | None]] = []
+        self._histories: dict[str, str] = {}
         self._flush_lock = threading.Lock()
         # Batches are written on a second connection so a worker thread can commit them
         # while the event loop keeps reading (WAL lets readers and a writer overlap).
@@ -254,6 +261,22 @@ class Cache:
         with self._lock:
             self._decisions.append((repository, rule, current or "", fingerprint, *value))
 
+    # ---------------------------------------------------------------------- histories
+
+    def history(self, key: str) -> str | None:
+        """The history document stored under ``key``, if any."""
+        with self._lock:
+            pending = self._histories.get(key)
+        if pending is not None:
+            return pending
+        row = self._one("SELECT doc FROM history WHERE key = ?", key)
+        return None if row is None else str(row[0])
+
+    def store_history(self, key: str, doc: str) -> None:
+        """Keep a history document; written with the next flush."""
+        with self._lock:
+            self._histories[key] = doc
+
     # ------------------------------------------------------------------------ writing
 
     def flush(self) -> None:
@@ -262,7 +285,8 @@ class Cache:
             pending, self._pending, self._pending_rows = self._pending, [], 0
             with self._lock:
                 decisions, self._decisions = self._decisions, []
-            if not pending and not decisions:
+                histories, self._histories = self._histories, {}
+            if not pending and not decisions and not histories:
                 return
             db = self._writer
             # IMMEDIATE: take the write lock before reading. A deferred transaction that
@@ -275,6 +299,7 @@ class Cache:
                 db.executemany(
                     "INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)", decisions
                 )
+                db.executemany("INSERT OR REPLACE INTO history VALUES (?, ?)", histories.items())
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

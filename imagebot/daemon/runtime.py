@@ -130,5 +130,5 @@ class Runtime:
                 publish=publish,
                 clock=self.clock,
                 problems=problems,
-                **{"memo": self._memo, **engine_options},
+                **{"memo": self._memo, "cache": self.cache, **engine_options},
             )
