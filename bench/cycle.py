@@ -86,7 +86,7 @@ async def main():
             wall, cpu = time.perf_counter(), time.process_time()
             result = await engine.run_cycle(
                 loaded, registry=registry, repos_dir=cache_dir / "repos", publish=False,
-                memo=memo, image_digests=False,
+                memo=memo, image_digests=False, cache=cache,
             )
             changes = sum(len(r.plan.changes) for r in result.environments)
             print(time.perf_counter() - wall, time.process_time() - cpu, changes)
