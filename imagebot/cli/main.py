@@ -89,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here, not at the top: --help and --version never need them.
     from imagebot import logs
     from imagebot.errors import ImagebotError, PolicyError
+    from imagebot.redact import redact
 
     logs.configure(level=args.log_level, fmt=args.log_format)
     # A cycle allocates millions of small objects it keeps (tags, references, plans) and
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except PolicyError as exc:
         for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
+            print(f"error: {redact(problem)}", file=sys.stderr)
         return EXIT_ERROR
     except ImagebotError as exc:
         print(f"error: {exc}", file=sys.stderr)
