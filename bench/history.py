@@ -31,8 +31,8 @@ from pathlib import Path
 
 from imagebot.core.policy import ImagePolicy
 from imagebot.core.promotion import HistoryCommit, Ref, holds_of, runs_by_image
-from imagebot.gitrepo import EnvRepo
-from imagebot.history import HISTORY_LIMIT, path_history
+from imagebot.git.history import HISTORY_LIMIT, path_history
+from imagebot.git.repo import EnvRepo
 
 REPO = "ghcr.io/acme/app"
 

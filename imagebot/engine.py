@@ -2,15 +2,15 @@
 
 All decisions are made by pure functions in ``imagebot.core``; this module only moves data
 between them and the outside world (git, registries, the clock). Reading an environment's
-files is :mod:`imagebot.workspace`; asking the registries is :mod:`imagebot.scanning`.
+files is :mod:`imagebot.git.workspace`; asking the registries is :mod:`imagebot.registry.scan`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -18,25 +18,20 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from imagebot import config, logs, promoting
+from imagebot.clock import Clock, utc_now
 from imagebot.core.envgraph import order_environments
 from imagebot.core.plan import EnvironmentPlan, ImageScan, plan_environment
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.promotion import CommitStatuses, HistoryCommit
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.errors import ForgeError, GitError
-from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
-from imagebot.gitrepo import EnvRepo, PushRejected
+from imagebot.git.repo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
+from imagebot.git.repo import EnvRepo, PushRejected
+from imagebot.git.workspace import Workspace, read_workspace, repo_cache_dir
 from imagebot.publisher import Publishers
-from imagebot.scanning import Registry, resolve_digests, scan_repositories
-from imagebot.workspace import Workspace, read_workspace, repo_cache_dir
+from imagebot.registry.scan import Registry, resolve_digests, scan_repositories
 
 log = logs.get_logger("imagebot.engine")
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

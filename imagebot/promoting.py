@@ -31,8 +31,8 @@ from imagebot.core.promotion import (
     view_image,
 )
 from imagebot.errors import ImagebotError, SelectionError
-from imagebot.gitrepo import EnvRepo
-from imagebot.history import path_history
+from imagebot.git.history import path_history
+from imagebot.git.repo import EnvRepo
 
 #: Reads the commit statuses of a commit in an environment's repo through its forge:
 #: {context: state}. Raises ImagebotError when the forge cannot answer.

@@ -228,7 +228,7 @@ def test_plan_in_a_new_process_sees_a_new_tag_and_survives_a_deleted_store(
 def test_a_tag_list_is_fingerprinted_as_a_set() -> None:
     """Registries list tags in no fixed order (Distribution: as found on disk); a listing in
     another order is the same listing, so stored decisions still answer for it."""
-    from imagebot.scanning import fingerprint
+    from imagebot.registry.scan import fingerprint
 
     assert fingerprint(["1.0.10", "1.0.9", "latest"]) == fingerprint(["latest", "1.0.9", "1.0.10"])
     assert fingerprint(["1.0.10", "1.0.9"]) != fingerprint(["1.0.10", "1.0.9", "1.0.11"])

@@ -11,9 +11,9 @@ import anyio
 import httpx
 import pytest
 
-from imagebot.core.proposal import compare_url
 from imagebot.errors import ForgeError
 from imagebot.forge import CommitStatus, Forge, PullRequest, connect_forge
+from imagebot.publisher.proposal import compare_url
 from tests.support.clock import FakeClock
 from tests.support.forges import ForgeServer, Pull, run_forge
 from tests.support.gitenv import make_remote
@@ -39,6 +39,34 @@ def _call(server_kind: str, url: str, clock: FakeClock, action: Any) -> Any:
             return await action(forge)
 
     return anyio.run(run)
+
+
+@pytest.mark.parametrize(
+    ("kind", "api"),
+    [
+        ("github", "https://api.github.com/repos/acme/environments/pulls"),
+        ("gitlab", "https://gitlab.com/api/v4/projects/acme%2Fenvironments/merge_requests"),
+        ("gitea", "https://gitea.com/api/v1/repos/acme/environments/pulls"),
+    ],
+)
+def test_forge_without_url_calls_its_public_api(kind: str, api: str) -> None:
+    """A policy that gives no forge.url reaches the forge type's public API."""
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url.copy_with(query=None)))
+        return httpx.Response(200, json=[])
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            forge = connect_forge(
+                kind, client=client, api_url=None, project="acme/environments",
+                token=TOKEN, sleep=FakeClock().sleep, clock=FakeClock().now,
+            )  # fmt: skip
+            assert await forge.find_open(head="imagebot/dev", base="main") is None
+
+    anyio.run(run)
+    assert sent == [api]
 
 
 def test_closed_pull_requests_are_read_across_pages(server: ForgeServer) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from imagebot.errors import GitError
-from imagebot.gitrepo import EnvRepo, PushRejected, redact
+from imagebot.git.repo import EnvRepo, PushRejected, redact
 from tests.support.gitenv import commits, git, make_remote, message, push_files, show
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

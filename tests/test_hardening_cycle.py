@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from imagebot.workspace import repo_cache_dir
+from imagebot.git.workspace import repo_cache_dir
 from tests.support.adversary import Adversary, Answer, Request, run_adversary, run_raw
 from tests.support.cli import ROOT, run_cli
 from tests.support.gitenv import commits, git, make_remote, show, trailers

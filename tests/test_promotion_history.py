@@ -8,8 +8,8 @@ from pathlib import Path
 
 from imagebot.core.policy import ImagePolicy
 from imagebot.core.promotion import runs_of
-from imagebot.gitrepo import EnvRepo
-from imagebot.history import path_history
+from imagebot.git.history import path_history
+from imagebot.git.repo import EnvRepo
 from tests.support.gitenv import git, make_remote, push_files
 
 REPO = "ghcr.io/acme/app"

@@ -32,12 +32,12 @@ def test_short_and_long_commit_forms_are_the_same() -> None:
 
 
 def test_pull_request_defaults() -> None:
-    """A minimal pull-request policy gets branch imagebot/<env>, the public API URL and the
-    project from repo.url."""
+    """A minimal pull-request policy gets branch imagebot/<env>, no API URL (the forge's
+    public one is used) and the project from repo.url."""
     text = HEAD + "publish:\n  mode: pull-request\n  forge: {type: gitlab, token_env: T}\n" + IMAGES
     publish = parse_policy(text, source="p.yaml").policy.publish
     assert publish.branch_for("staging") == "imagebot/staging"
-    assert publish.forge is not None and publish.forge.api_url == "https://gitlab.com/api/v4"
+    assert publish.forge is not None and publish.forge.url is None
     assert derive_project("https://github.com/acme/environments.git") == "acme/environments"
 
 

@@ -17,11 +17,11 @@ import pytest
 import structlog.testing
 
 from imagebot.config import load_policies
-from imagebot.core.proposal import HUMAN_COMMIT_MARKER
 from imagebot.daemon.metrics import Metrics
 from imagebot.engine import CycleResult, run_cycle
 from imagebot.forge import CommitStatus, connect_forge
 from imagebot.publisher import Publishers
+from imagebot.publisher.proposal import HUMAN_COMMIT_MARKER
 from imagebot.registry.client import RegistryClient
 from imagebot.registry.manifests import ImageInfo
 from tests.support.cli import run_cli

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from imagebot.core.rewrite import Edit, Target, apply, locate
-from imagebot.errors import EditError
+from imagebot.core.rewrite.scalars import check_version
+from imagebot.errors import EditError, InvalidReference
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
@@ -73,6 +74,26 @@ def test_digest_is_added_and_removed_in_an_image_string() -> None:
     pinned = set_version(text, "nginx", "1.26", DIGEST)
     assert pinned == text.replace("nginx:1.25", f"nginx:1.26@{DIGEST}")
     assert set_version(pinned, "nginx", "1.27") == text.replace("1.25", "1.27")
+
+
+@pytest.mark.parametrize(
+    ("digest", "valid"),
+    [
+        (DIGEST, True),
+        ("sha512:" + "ab" * 64, True),
+        ("sha256:" + "AB" * 32, False),  # go-digest refuses uppercase hex
+        ("md5:" + "ab" * 16, False),  # not a registered algorithm
+        ("sha256:" + "ab" * 20, False),
+    ],
+)
+def test_only_a_digest_docker_accepts_reaches_a_file(digest: str, valid: bool) -> None:
+    """A digest is written only when docker would pull by it: sha256 or sha512, lowercase hex
+    of the right length (the same rule the registry client applies to what registries send)."""
+    if valid:
+        check_version("1.0", digest)
+    else:
+        with pytest.raises(InvalidReference, match="invalid digest"):
+            check_version("1.0", digest)
 
 
 def test_image_without_tag_gets_one() -> None:

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from imagebot.cli import common
+from imagebot.cli import cycle, options
 from imagebot.cli.options import add_registry_arguments
 from imagebot.core import yamldoc
 from imagebot.core.governing import overlapping_patterns
@@ -18,7 +18,7 @@ NAME = "check"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    common.add_policy_arguments(parser)
+    options.add_policy_arguments(parser)
     add_registry_arguments(parser, insecure=False)
 
 
@@ -41,10 +41,10 @@ def overlap_warnings(loaded: LoadedPolicy) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    policies = common.load(args)
+    policies = cycle.load(args)
     problems = list(policies.problems)
     try:
-        common.registry_settings(args)
+        cycle.registry_settings(args)
     except PolicyError as exc:
         problems.extend(exc.problems)
     for problem in problems:

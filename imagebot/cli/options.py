@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -55,3 +56,56 @@ def add_git_timeout_argument(parser: argparse.ArgumentParser) -> None:
         help="longest a git fetch or push may take, and a wait for a clone another imagebot"
         " process holds (default: $IMAGEBOT_GIT_TIMEOUT or 300)",
     )
+
+
+def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policies",
+        type=Path,
+        default=Path(os.environ.get("IMAGEBOT_POLICIES", "policies")),
+        metavar="DIR",
+        help="directory of policy files, one per environment (default: ./policies)",
+    )
+    parser.add_argument(
+        "--environment",
+        "-e",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this environment (repeatable; default: all)",
+    )
+
+
+def add_cycle_arguments(parser: argparse.ArgumentParser, *, explain: bool = True) -> None:
+    add_policy_arguments(parser)
+    add_cache_dir_argument(parser)
+    add_registry_arguments(parser)
+    add_git_timeout_argument(parser)
+    parser.add_argument("--output", "-o", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--now",
+        type=_timestamp,
+        default=None,
+        metavar="TIME",
+        help="judge promotion gates (soak, windows, freezes) and min_age as of this ISO 8601"
+        " time instead of the system clock, e.g. 2026-12-04T18:00+01:00; commits made by"
+        " apply are dated at it too (for rehearsals and demos)",
+    )
+    if not explain:
+        return
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print which policy entry governs each reference, and every tag of every image"
+        " with the rule that accepted or rejected it",
+    )
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-12-04T18:00+01:00)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from imagebot.cli import common
+from imagebot.cli import cycle, options
 
 NAME = "plan"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    common.add_cycle_arguments(parser)
+    options.add_cycle_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    return common.run_cycle_command(args, publish=False)
+    return cycle.run_cycle_command(args, publish=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import anyio
 
-from imagebot.cli import common
+from imagebot.cli import cycle
 from imagebot.cli.options import (
     add_cache_dir_argument,
     add_git_timeout_argument,
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     options = ServeOptions(
         policies=args.policies,
         cache_dir=args.cache_dir or default_cache_dir(),
-        settings=common.registry_settings(args),
+        settings=cycle.registry_settings(args),
         listen=args.listen,
         webhook_secret=read_secret(
             "IMAGEBOT_WEBHOOK_SECRET", args.webhook_secret_file, "--webhook-secret-file"

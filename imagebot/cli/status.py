@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from imagebot.cli import common
+from imagebot.cli import cycle, options
 from imagebot.engine import CycleResult
 from imagebot.promoting import ImageStatus
 
@@ -16,11 +16,11 @@ NAME = "status"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    common.add_cycle_arguments(parser, explain=False)
+    options.add_cycle_arguments(parser, explain=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = common.cycle(args, publish=False)
+    result = cycle.cycle(args, publish=False)
     if args.output == "json":
         json.dump(status_json(result), sys.stdout, indent=2)
         sys.stdout.write("\n")

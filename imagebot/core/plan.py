@@ -18,8 +18,8 @@ from imagebot.core.reference import normalize_repository
 from imagebot.core.rewrite import Edit, Target
 from imagebot.core.rewrite import apply as apply_edits
 from imagebot.core.rewrite.scalars import split_reference
-from imagebot.core.scan import ImageScan as ImageScan  # re-exported: its first home
 from imagebot.core.selection import Decision, SelectionRule, TagInfo, select
+from imagebot.core.selection import ImageScan as ImageScan  # re-exported: its first home
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.core.yamldoc import dotted, line_at
 from imagebot.errors import EditError, InvalidReference, SelectionError

@@ -1,7 +1,7 @@
 """Promotion and holds, from git history alone: pure functions over plain values.
 
 An environment's history is the list of commits that touched its path (read by
-``imagebot.history``), each with the image references of the files it changed. Replaying it
+``imagebot.git.history``), each with the image references of the files it changed. Replaying it
 gives each image's *runs*: which version (tag and digest) ran from when to when, and whether
 imagebot or a human put it there. From runs come:
 

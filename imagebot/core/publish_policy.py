@@ -26,13 +26,6 @@ from imagebot.core.reference import is_loopback_host
 
 ForgeType = Literal["github", "gitlab", "gitea"]
 
-#: Each forge type's public API base, used when ``forge.url`` is not given.
-DEFAULT_API_URLS: dict[str, str] = {
-    "github": "https://api.github.com",
-    "gitlab": "https://gitlab.com/api/v4",
-    "gitea": "https://gitea.com/api/v1",
-}
-
 DEFAULT_TITLE = "imagebot({environment}): {summary}"
 TEMPLATE_FIELDS = frozenset({"environment", "summary", "branch", "base"})
 BODY_FIELDS = TEMPLATE_FIELDS | {"table"}
@@ -103,10 +96,6 @@ class ForgeSpec(_Model):
                 + (f" (got {', '.join(given)})" if given else " (no token configured)")
             )
         return self
-
-    @property
-    def api_url(self) -> str:
-        return self.url or DEFAULT_API_URLS[self.type]
 
 
 class PublishSpec(_Model):

@@ -14,8 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
-from imagebot.core.scan import ImageScan
-from imagebot.core.selection import Decision, SelectionRule, TagInfo, select
+from imagebot.core.selection import Decision, ImageScan, SelectionRule, TagInfo, select
 
 
 class DecisionStore(Protocol):

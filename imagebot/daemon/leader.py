@@ -26,6 +26,7 @@ import anyio
 import httpx
 
 from imagebot import logs
+from imagebot.clock import Clock, utc_now
 from imagebot.errors import ImagebotError
 
 log = logs.get_logger("imagebot.daemon.leader")
@@ -165,7 +166,7 @@ class Elector:
         client: LeaseClient,
         *,
         monotonic: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Clock = utc_now,
         sleep: Callable[[float], Any] = anyio.sleep,
     ) -> None:
         self.client = client

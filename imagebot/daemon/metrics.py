@@ -15,7 +15,7 @@ from imagebot.engine import CycleResult
 from imagebot.errors import ForgeError, RegistryError
 from imagebot.publisher import Publishers
 from imagebot.registry.manifests import ImageInfo
-from imagebot.scanning import Registry
+from imagebot.registry.scan import Registry
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -18,15 +18,16 @@ from typing import Any
 import anyio
 
 from imagebot import config, engine
+from imagebot.clock import Clock, utc_now
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selectmemo import SelectionMemo
-from imagebot.engine import Clock, CycleResult, utc_now
+from imagebot.engine import CycleResult
 from imagebot.registry.cache import TagCache
 from imagebot.registry.client import RegistryClient
 from imagebot.registry.connect import connect
 from imagebot.registry.manifests import ImageInfo
+from imagebot.registry.scan import Registry
 from imagebot.registry.settings import RegistriesSettings
-from imagebot.scanning import Registry
 
 RegistryWrapper = Callable[[Registry], Registry]
 

@@ -11,14 +11,13 @@ from dataclasses import dataclass
 
 import httpx
 
+from imagebot.clock import Clock, Sleep
 from imagebot.forge import gitea, github, gitlab
 from imagebot.forge.base import (
-    Clock,
     CommitStatus,
     Forge,
     ForgeHTTP,
     PullRequest,
-    Sleep,
 )
 
 __all__ = ["FORGES", "CommitStatus", "Forge", "PullRequest", "connect_forge"]
@@ -26,16 +25,18 @@ __all__ = ["FORGES", "CommitStatus", "Forge", "PullRequest", "connect_forge"]
 
 @dataclass(frozen=True)
 class ForgeKind:
-    """One forge type: how to build it and which headers carry its token."""
+    """One forge type: how to build it, which headers carry its token, and its public API
+    (used when a policy's ``forge.url`` is not given)."""
 
     make: Callable[[ForgeHTTP], Forge]
     headers: Callable[[str], dict[str, str]]
+    api_url: str
 
 
 FORGES: dict[str, ForgeKind] = {
-    "github": ForgeKind(make=github.GitHub, headers=github.headers),
-    "gitlab": ForgeKind(make=gitlab.GitLab, headers=gitlab.headers),
-    "gitea": ForgeKind(make=gitea.Gitea, headers=gitea.headers),
+    "github": ForgeKind(github.GitHub, github.headers, "https://api.github.com"),
+    "gitlab": ForgeKind(gitlab.GitLab, gitlab.headers, "https://gitlab.com/api/v4"),
+    "gitea": ForgeKind(gitea.Gitea, gitea.headers, "https://gitea.com/api/v1"),
 }
 
 
@@ -43,18 +44,19 @@ def connect_forge(
     kind: str,
     *,
     client: httpx.AsyncClient,
-    api_url: str,
+    api_url: str | None,
     project: str,
     token: str,
     sleep: Sleep,
     clock: Clock,
 ) -> Forge:
-    """A forge client for one project, sending through ``client``."""
+    """A forge client for one project, sending through ``client`` to ``api_url`` (default:
+    the forge's public API)."""
     entry = FORGES[kind]
     http = ForgeHTTP(
         client=client,
         forge=kind,
-        base_url=api_url.rstrip("/"),
+        base_url=(api_url or entry.api_url).rstrip("/"),
         project=project,
         headers=entry.headers(token),
         sleep=sleep,

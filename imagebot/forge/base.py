@@ -10,7 +10,7 @@ or a log event.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -19,15 +19,13 @@ from typing import Any, Literal, Protocol
 import httpx
 
 from imagebot import logs
+from imagebot.clock import Clock, Sleep
 from imagebot.errors import ForgeError
 
 log = logs.get_logger("imagebot.forge")
 
 PullState = Literal["open", "closed", "merged"]
 StatusState = Literal["success", "pending", "failure", "error"]
-
-Sleep = Callable[[float], Awaitable[None]]
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -23,12 +22,12 @@ import anyio.to_thread
 import httpx
 
 from imagebot import config
+from imagebot.clock import Clock, Sleep, utc_now
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.publish_policy import derive_project
 from imagebot.errors import ForgeError, ImagebotError
 from imagebot.forge import Forge, connect_forge
-from imagebot.forge.base import Clock, Sleep
-from imagebot.gitrepo import Signing
+from imagebot.git.repo import Signing
 from imagebot.publisher.base import (
     Flushed,
     ImageInfoReader,
@@ -68,7 +67,7 @@ class Publishers:
         environ: Mapping[str, str] | None = None,
         client: httpx.AsyncClient | None = None,
         sleep: Sleep = anyio.sleep,
-        clock: Clock = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
     ) -> None:
         self.environ = dict(os.environ) if environ is None else dict(environ)
         self._client = client
@@ -151,7 +150,7 @@ class Publishers:
         return connect_forge(
             forge.type,
             client=self._client,
-            api_url=forge.api_url,
+            api_url=forge.url,
             project=project,
             token=self._token(loaded, project),
             sleep=self.sleep,

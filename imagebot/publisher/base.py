@@ -9,10 +9,10 @@ from typing import Protocol
 import anyio
 
 from imagebot import logs
-from imagebot.core import proposal
 from imagebot.core.plan import EnvironmentPlan
 from imagebot.errors import ImagebotError, RegistryError
-from imagebot.gitrepo import EnvRepo
+from imagebot.git.repo import EnvRepo
+from imagebot.publisher import proposal
 from imagebot.registry.manifests import ImageInfo
 
 log = logs.get_logger("imagebot.publisher")

@@ -9,7 +9,7 @@ import anyio.to_thread
 
 from imagebot.core.plan import EnvironmentPlan, commit_message
 from imagebot.core.policy import LoadedPolicy
-from imagebot.gitrepo import EnvRepo, PushRejected, Signing
+from imagebot.git.repo import EnvRepo, PushRejected, Signing
 from imagebot.publisher.base import (
     ImageInfoReader,
     ImageInfos,

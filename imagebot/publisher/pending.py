@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from imagebot.errors import GitError
-from imagebot.gitrepo import EnvRepo
+from imagebot.git.repo import EnvRepo
 from imagebot.publisher.base import log
 
 

@@ -12,11 +12,11 @@ from datetime import datetime
 import anyio
 import anyio.to_thread
 
-from imagebot.core import proposal
 from imagebot.core.plan import EnvironmentPlan, commit_message
 from imagebot.core.policy import LoadedPolicy
 from imagebot.forge import Forge, PullRequest
-from imagebot.gitrepo import EnvRepo, PushRejected, Signing
+from imagebot.git.repo import EnvRepo, PushRejected, Signing
+from imagebot.publisher import proposal
 from imagebot.publisher.base import (
     ImageInfoReader,
     ImageInfos,

@@ -14,7 +14,7 @@ import random
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -23,7 +23,8 @@ import anyio.to_thread
 import httpx
 
 from imagebot import logs
-from imagebot.core.reference import normalize_repository
+from imagebot.clock import Clock, Sleep, utc_now
+from imagebot.core.reference import DIGEST_RE, normalize_repository
 from imagebot.errors import (
     AuthError,
     ImagebotError,
@@ -44,10 +45,8 @@ from imagebot.registry.limits import (
 )
 from imagebot.registry.politeness import (
     RETRY_STATUS,
-    Clock,
     Politeness,
     RetryPolicy,
-    Sleep,
     TokenBucket,
     docker_hub_quota_window,
     retry_after,
@@ -62,10 +61,6 @@ log = logs.get_logger("imagebot.registry")
 API_HOSTS = {"docker.io": "registry-1.docker.io"}
 
 USER_AGENT = "imagebot (+https://github.com/imagebot)"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +229,7 @@ class RegistryClient:
         response = await self._call(reg, repo, "HEAD", url, {"Accept": mf.ACCEPT}, what=tag)
         digest: str = response.headers.get("docker-content-digest", "").strip()
         if digest:
-            if not mf.DIGEST_RE.match(digest):
+            if not DIGEST_RE.match(digest):
                 raise RegistryError(
                     f"tag {tag}: invalid Docker-Content-Digest {digest!r}", **self._names(repo)
                 )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import ssl
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -16,8 +15,7 @@ from email.utils import parsedate_to_datetime
 import anyio
 import httpx
 
-Clock = Callable[[], datetime]
-Sleep = Callable[[float], Awaitable[None]]
+from imagebot.clock import Clock, Sleep
 
 #: Status codes worth retrying: the registry or a proxy in front of it is overloaded or
 #: restarting. 501/505 are permanent and are not here.

@@ -10,7 +10,7 @@ from imagebot.core.rewrite import documents, splice, verify
 from imagebot.core.rewrite.documents import Chunk, MappingNode, Node
 from imagebot.core.rewrite.kinds import format_path
 from imagebot.core.rewrite.scalars import check_name, check_version
-from imagebot.core.rewrite.splice import Change, Expect
+from imagebot.core.rewrite.splice import Expect, Replacement
 from imagebot.core.rewrite.targets import Edit, Target
 from imagebot.errors import EditError, InvalidReference
 
@@ -29,7 +29,7 @@ def apply(text: str, edits: Sequence[Edit], *, source: str = "<text>") -> str:
 
 
 def _apply(text: str, edits: Sequence[Edit], source: str) -> str:
-    changes: list[Change] = []
+    changes: list[Replacement] = []
     expects: list[Expect] = []
     for edit in edits:
         _check(text, edit.target, source)
@@ -61,9 +61,9 @@ def _check(text: str, target: Target, source: str) -> None:
         raise EditError(f"{source}:{target.line}: the file changed since it was read")
 
 
-def _merge(changes: list[Change], source: str) -> list[Change]:
+def _merge(changes: list[Replacement], source: str) -> list[Replacement]:
     """Sorted, without duplicates (one anchored scalar edited through two aliases)."""
-    merged: list[Change] = []
+    merged: list[Replacement] = []
     for change in sorted(set(changes), key=lambda c: (c.start, c.end)):
         if merged and change.start < merged[-1].end:
             other = merged[-1]
@@ -73,7 +73,9 @@ def _merge(changes: list[Change], source: str) -> list[Change]:
             )
         if merged and change.start == change.end == merged[-1].start == merged[-1].end:
             # Two keys added at one place (a newTag and a digest): keep their order.
-            merged[-1] = Change(change.start, change.end, merged[-1].new + change.new, change.line)
+            merged[-1] = Replacement(
+                change.start, change.end, merged[-1].new + change.new, change.line
+            )
             continue
         merged.append(change)
     return merged
@@ -86,7 +88,7 @@ def _merge_expects(expects: list[Expect]) -> list[Expect]:
     return list(seen.values())
 
 
-def _splice(text: str, changes: list[Change]) -> str:
+def _splice(text: str, changes: list[Replacement]) -> str:
     parts: list[str] = []
     pos = 0
     for change in changes:
@@ -98,7 +100,7 @@ def _splice(text: str, changes: list[Change]) -> str:
 
 
 def _verify(
-    text: str, new_text: str, changes: list[Change], expects: list[Expect], source: str
+    text: str, new_text: str, changes: list[Replacement], expects: list[Expect], source: str
 ) -> None:
     chunks = documents.split(text)
     new_chunks = documents.split(new_text)
@@ -108,7 +110,7 @@ def _verify(
     touched: dict[int, list[Expect]] = {}
     for e in expects:
         touched.setdefault(bisect.bisect_right(starts, e.offset) - 1, []).append(e)
-    in_chunk: dict[int, list[Change]] = {}
+    in_chunk: dict[int, list[Replacement]] = {}
     for change in changes:
         in_chunk.setdefault(bisect.bisect_right(starts, change.start) - 1, []).append(change)
     for index in sorted(touched):
@@ -128,7 +130,7 @@ def _verify_chunk(
     expects: list[Expect],
     source: str,
     changed: list[int] | None,
-    changes: list[Change],
+    changes: list[Replacement],
 ) -> None:
     line = min(e.line for e in expects)
     old_docs = documents.compose(text, chunk, source=source, purpose="verify")
@@ -166,7 +168,7 @@ def _verify_chunk(
 
 
 def _section(
-    chunk: Chunk, docs: tuple[Node, ...], changes: list[Change]
+    chunk: Chunk, docs: tuple[Node, ...], changes: list[Replacement]
 ) -> tuple[int, int, int] | None:
     """The top-level entries ``first..last`` of a chunk's mapping that hold every change, and
     the old offset where the entry after them begins, when re-parsing only their text is

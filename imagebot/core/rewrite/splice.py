@@ -16,7 +16,7 @@ from imagebot.errors import EditError
 
 
 @dataclass(frozen=True, order=True)
-class Change:
+class Replacement:
     """Replace ``text[start:end]`` with ``new``."""
 
     start: int
@@ -49,7 +49,7 @@ class _Plan:
     def __init__(self, text: str, target: Target) -> None:
         self.text = text
         self.target = target
-        self.changes: list[Change] = []
+        self.changes: list[Replacement] = []
         self.expects: list[Expect] = []
 
     def where(self, line: int | None = None) -> str:
@@ -62,7 +62,7 @@ class _Plan:
         new = rewrite_scalar(slot.raw, slot.style, slot.value, value, where=self.where(slot.line))
         if slot.raw == "" and self.text[slot.start - 1 : slot.start] == ":":
             new = " " + new  # "tag:" (null) becomes "tag: 1.2.3"
-        self.changes.append(Change(slot.start, slot.end, new, slot.line))
+        self.changes.append(Replacement(slot.start, slot.end, new, slot.line))
         self.expects.append(Expect(slot.start, slot.document, slot.path, "set", value, slot.line))
 
     def insert(self, role: str, value: str) -> bool:
@@ -70,7 +70,7 @@ class _Plan:
         if insert is None:
             return False
         new = f"{insert.prefix}{insert.key}: {render_plain(value)}"
-        self.changes.append(Change(insert.at, insert.at, new, self.target.line))
+        self.changes.append(Replacement(insert.at, insert.at, new, self.target.line))
         path = (*insert.mapping_path, insert.key)
         self.expects.append(
             Expect(insert.at, insert.document, path, "insert", value, self.target.line)
@@ -128,7 +128,7 @@ def _set_digest(p: _Plan, slot: Slot, digest: str | None) -> None:
             return
         removal = p.target.removal
         if removal is not None:
-            p.changes.append(Change(removal.start, removal.end, "", slot.line))
+            p.changes.append(Replacement(removal.start, removal.end, "", slot.line))
             path = (*removal.mapping_path, removal.key)
             p.expects.append(
                 Expect(removal.start, removal.document, path, "remove", None, slot.line)

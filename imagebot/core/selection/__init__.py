@@ -7,7 +7,7 @@ from __future__ import annotations
 from .compiled import ignore_entry_kind, validate_rule
 from .gates import GATES
 from .ranges import parse_range
-from .rule import Decision, Rejection, SelectionRule, TagInfo, Verdict, explain_lines
+from .rule import Decision, ImageScan, Rejection, SelectionRule, TagInfo, Verdict, explain_lines
 from .select import select
 from .strategies import STRATEGIES, Strategy
 from .versions import parse_tag
@@ -16,6 +16,7 @@ __all__ = [
     "GATES",
     "STRATEGIES",
     "Decision",
+    "ImageScan",
     "Rejection",
     "SelectionRule",
     "Strategy",

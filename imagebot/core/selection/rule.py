@@ -91,6 +91,18 @@ class TagInfo:
     digest: str | None = None
 
 
+@dataclass(frozen=True)
+class ImageScan:
+    """What the registry said about one repository in this cycle: selection's input."""
+
+    tags: tuple[TagInfo, ...] = ()
+    digests: Mapping[str, str] = field(default_factory=dict)  # tag -> digest
+    error: str | None = None
+    fingerprint: str | None = None
+    """A hash of the tag names in registry order, when the scan made one: selection under a
+    rule that reads only names gives the same answer for the same fingerprint."""
+
+
 class Rejection(NamedTuple):
     """Why a gate turned a tag away: the gate's name, words for people, values for JSON."""
 

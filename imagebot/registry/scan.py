@@ -16,12 +16,11 @@ from typing import Protocol
 import anyio
 
 from imagebot import logs
-from imagebot.core.scan import ImageScan
-from imagebot.core.selection import TagInfo
+from imagebot.core.selection import ImageScan, TagInfo
 from imagebot.errors import RegistryError
 from imagebot.registry.manifests import ImageInfo
 
-log = logs.get_logger("imagebot.scanning")
+log = logs.get_logger("imagebot.registry.scan")
 
 
 class Registry(Protocol):

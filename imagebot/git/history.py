@@ -18,7 +18,7 @@ from typing import Any
 from imagebot.core import rewrite
 from imagebot.core.promotion import HistoryCommit, Ref, fold_history
 from imagebot.errors import EditError, GitError
-from imagebot.gitrepo import EXTRA_NAMES, EnvRepo, FileEntry
+from imagebot.git.repo import EXTRA_NAMES, EnvRepo, FileEntry
 
 #: How many commits touching an environment's path are read back at most.
 HISTORY_LIMIT = 1000

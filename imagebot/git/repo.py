@@ -14,7 +14,7 @@ lock beside it) while it is created, fetched into or pushed from, so imagebot pr
 sharing a cache directory take turns instead of breaking each other's refs.
 
 The history of an environment's path (commits, trailers, references) is read through an
-EnvRepo by :mod:`imagebot.history`.
+EnvRepo by :mod:`imagebot.git.history`.
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ from imagebot.core.governing import Governance, govern, locate_filter
 from imagebot.core.plan import in_scope
 from imagebot.core.policy import LoadedPolicy
 from imagebot.errors import EditError
-from imagebot.gitrepo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
-from imagebot.gitrepo import EnvRepo, redact
+from imagebot.git.repo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
+from imagebot.git.repo import EnvRepo, redact
 
-log = logs.get_logger("imagebot.workspace")
+log = logs.get_logger("imagebot.git.workspace")
 
 
 @dataclass(repr=False)  # asyncio formats the worker thread's future, result included

@@ -1,0 +1,137 @@
+"""What the cycle commands print: a cycle's result as text or JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from imagebot.core.governing import Governed
+from imagebot.core.plan import Change, EnvironmentPlan
+from imagebot.core.selection import Verdict, explain_lines
+from imagebot.engine import CycleResult
+from imagebot.registry.tags import newness
+
+
+def change_json(c: Change) -> dict[str, Any]:
+    return {
+        "environment": c.environment,
+        "image": c.image,
+        "repository": c.repository,
+        "file": c.file,
+        "line": c.line,
+        "field": c.field,
+        "kind": c.kind,
+        "from": {"tag": c.old_tag, "digest": c.old_digest},
+        "to": {"tag": c.new_tag, "digest": c.new_digest},
+        "image_digest": c.image_digest,
+        "reason": c.reason,
+    }
+
+
+def by_version(verdicts: Sequence[Verdict]) -> tuple[Verdict, ...]:
+    """Verdicts oldest to newest by version (other tags first, in natural order): registries
+    list tags in whatever order they keep them."""
+    return tuple(sorted(verdicts, key=lambda v: newness(v.tag)))
+
+
+def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]:
+    """A plan as JSON; with ``explain``, every tag's verdict under each decision."""
+    return {
+        "environment": plan.environment,
+        "policy": plan.source,
+        "changes": [change_json(c) for c in plan.changes],
+        "decisions": [
+            {
+                "image": image,
+                "current": current,
+                "chosen": d.tag,
+                "reason": d.reason,
+                **(
+                    {
+                        "verdicts": [
+                            {"tag": v.tag, "accepted": v.accepted, "reason": v.reason}
+                            | (
+                                {"gate": v.rejection.gate, "data": dict(v.rejection.data or {})}
+                                if v.rejection is not None
+                                else {}
+                            )
+                            for v in by_version(d.verdicts)
+                        ]
+                    }
+                    if explain
+                    else {}
+                ),
+            }
+            for image, current, d in plan.decisions
+        ],
+        "problems": list(plan.problems),
+        "diff": plan.diff(),
+        **({"governed": [governed_json(g) for g in plan.governed]} if explain else {}),
+    }
+
+
+def governed_json(g: Governed) -> dict[str, Any]:
+    return {
+        "image": g.image,
+        "repository": g.repository,
+        "entry": g.entry,
+        "targets": [{"file": path, "line": t.line, "field": t.field} for path, t in g.targets],
+    }
+
+
+def print_result(
+    result: CycleResult, *, output: str, published: bool, explain: bool = False
+) -> None:
+    if output == "json":
+        doc = {
+            "ok": result.ok,
+            "problems": list(result.problems),
+            "environments": [
+                {
+                    **plan_json(r.plan, explain=explain),
+                    "commit": r.commit,
+                    "publication": r.publication,
+                    "error": r.error,
+                }
+                for r in result.environments
+            ],
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    out = sys.stdout
+    for problem in result.problems:
+        out.write(f"error: {problem}\n")
+    for r in result.environments:
+        plan = r.plan
+        out.write(plan.diff())
+        for c in plan.changes:
+            out.write(f"{c.summary()}\n    why: {c.reason}\n")
+        if explain:
+            for g in plan.governed:
+                out.write(f"{plan.environment}: {g.repository} governed by {g.entry}:\n")
+                out.writelines(f"    {path}:{t.line} {t.field}\n" for path, t in g.targets)
+            for image, current, d in plan.decisions:
+                out.write(f"{plan.environment}: {image} (running {current or 'no tag'}):\n")
+                ordered = replace(d, verdicts=by_version(d.verdicts))
+                out.writelines(f"    {line}\n" for line in explain_lines(ordered))
+        for image, current, d in plan.decisions:
+            if d.tag is None or d.tag == current:
+                out.write(
+                    f"{plan.environment}: {image} stays at {current or '(none)'}: {d.reason}\n"
+                )
+        for problem in plan.problems:
+            out.write(f"error: {problem}\n")
+        if r.error:
+            out.write(f"error: {r.error}\n")
+        if r.publication:
+            out.write(f"{plan.environment}: {r.publication}\n")
+        if r.commit:
+            out.write(f"{plan.environment}: pushed {r.commit}\n")
+        elif not plan.changes and not r.error and not plan.problems:
+            out.write(f"{plan.environment}: up to date\n")
+        elif plan.changes and not published and not r.error:
+            out.write(f"{plan.environment}: {len(plan.changes)} change(s) planned\n")
