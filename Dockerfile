@@ -1,17 +1,24 @@
 # imagebot container image: `imagebot serve` (and every other command) with git, non-root.
 # Choices are explained in docs/daemon.md ("The container image").
 
+# The base is pinned by digest: a tag moves, and a rebuild must not pick up a different
+# Python or Debian silently. This digest of the official python:3.11-slim-bookworm is taken
+# from published references (it was not pulled where this file was written); refresh it
+# with `docker buildx imagetools inspect python:3.11-slim-bookworm` when updating.
+ARG BASE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
+
 # Build stage: a wheel and its dependencies, built once, nothing of it kept but /venv.
-FROM python:3.12-slim-bookworm AS build
+# constraints.txt pins every dependency to the versions the release was tested with.
+FROM ${BASE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /venv
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md constraints.txt /src/
 COPY imagebot /src/imagebot
-RUN /venv/bin/pip install /src
+RUN /venv/bin/pip install --constraint /src/constraints.txt /src
 
 # Runtime stage: Debian slim (glibc: the wheels of cryptography, regex, pyahocorasick and
 # PyYAML's libyaml install as published) plus git and ssh for the environment repos.
-FROM python:3.12-slim-bookworm
+FROM ${BASE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
