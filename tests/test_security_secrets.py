@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import BASIC_USERS
 from tests.support.cli import run_cli
+from tests.support.daemon import run_daemon, wait_for
 from tests.support.forges import ForgeServer, run_forge
 from tests.support.gitenv import make_remote
 from tests.support.httpserver import serving
@@ -225,3 +226,19 @@ def test_duplicate_password_key_does_not_print_the_passwords(tmp_path: Path) -> 
     assert result.returncode != 0
     assert f'{registries}:7: invalid YAML: found duplicate key "password"' in result.stderr
     assert "Hunter2" not in result.stdout + result.stderr
+
+
+def test_readyz_and_daemon_logs_mask_an_echoed_token(world: World, tmp_path: Path) -> None:
+    """``imagebot serve`` whose forge echoes the token in an error shows ``***`` in its place
+    in the unauthenticated ``/readyz`` and in its log, never the token."""
+    world.forge.fail("POST", r"/pulls$", 422, {"message": f"bad {TOKEN}"}, times=100)
+    with run_daemon(
+        tmp_path, "--policies", str(world.policies), "--cache-dir", str(world.cache),
+        env={"FORGE_TOKEN": TOKEN},
+    ) as daemon:  # fmt: skip
+        wait_for(lambda: bool(daemon.named("cycle_finished")), timeout=60, what="a cycle")
+        ready = daemon.get("/readyz")
+        daemon.stop()
+    assert "bad ***" in ready.json()["environments"]["staging"]["error"]
+    assert TOKEN not in ready.text
+    assert "bad ***" in daemon.log_text() and TOKEN not in daemon.log_text()
