@@ -347,8 +347,7 @@ async def _finish_publishing(
 async def _run_environment(
     loaded: LoadedPolicy, ws: Workspace, cycle: _Cycle, prepared: promoting.Prepared
 ) -> EnvironmentResult:
-    registry, repos_dir, git_timeout = cycle.registry, cycle.repos_dir, cycle.git_timeout
-    clock, memo, scans = cycle.clock, cycle.memo, prepared.scans
+    registry, clock, memo, scans = cycle.registry, cycle.clock, cycle.memo, prepared.scans
     env = loaded.name
     bound = log.bind(environment=env)
     try:
@@ -357,14 +356,6 @@ async def _run_environment(
         bound.error("publish_failed", error=str(exc))
         empty = EnvironmentPlan(environment=env, source=loaded.source)
         return EnvironmentResult(plan=empty, error=f"{env}: {exc}")
-    if cycle.publish and ws.repo.head() != ws.head:
-        # An environment earlier in this cycle pushed to the same repo: start from its
-        # commit instead of losing a push race against ourselves.
-        try:
-            ws = await anyio.to_thread.run_sync(read_workspace, loaded, repos_dir, git_timeout)
-        except GitError as err:
-            empty = EnvironmentPlan(environment=env, source=loaded.source)
-            return EnvironmentResult(plan=empty, error=f"{env}: {err}")
     # Planning is CPU work (selection over thousands of tags): off the event loop, so a
     # daemon's health checks and webhooks are answered meanwhile.
     plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
