@@ -30,7 +30,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from imagebot.core.policy import ImagePolicy
-from imagebot.core.promotion import HistoryCommit, Ref, holds_of, runs_by_image
+from imagebot.core.promotion.history import HistoryCommit, Ref, runs_by_image
+from imagebot.core.promotion.holds import holds_of
 from imagebot.git.history import HISTORY_LIMIT, path_history
 from imagebot.git.repo import EnvRepo
 

@@ -17,14 +17,19 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from imagebot import config, logs, promoting
+from imagebot import config, logs
 from imagebot.clock import Clock, utc_now
 from imagebot.core.envgraph import order_environments
 from imagebot.core.plan import EnvironmentPlan, ImageScan, plan_environment
 from imagebot.core.policy import LoadedPolicy
-from imagebot.core.promotion import CommitStatuses, HistoryCommit
+from imagebot.core.promotion.gates import CommitStatuses
+from imagebot.core.promotion.history import HistoryCommit
+from imagebot.core.promotion.record import ImageRecord, PullRequestRecord, records
+from imagebot.core.promotion.views import Prepared, annotate, prepare
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.errors import ForgeError, GitError
+from imagebot.forge.statuses import StatusSource, forge_statuses, read_statuses
+from imagebot.git.history import read_history
 from imagebot.git.repo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
 from imagebot.git.repo import EnvRepo
 from imagebot.git.workspace import Workspace, read_workspace, repo_cache_dir
@@ -40,8 +45,9 @@ class EnvironmentResult:
     commit: str | None = None
     error: str | None = None
     publication: str | None = None  # what the publisher did or would do, e.g. a PR opened
-    #: per image: what runs since when, what comes next and what it waits for
-    images: tuple[promoting.ImageStatus, ...] = ()
+    pull_request: PullRequestRecord | None = None  # the environment's, as the forge shows it
+    #: the decision record of each image: what runs, what comes next and what it waits for
+    images: tuple[ImageRecord, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -70,7 +76,7 @@ async def run_cycle(
     git_timeout: float = DEFAULT_GIT_TIMEOUT,
     publishers: Publishers | None = None,
     catalog: Sequence[LoadedPolicy] = (),
-    statuses: promoting.StatusSource | None = None,
+    statuses: StatusSource | None = None,
     memo: SelectionMemo | None = None,
     image_digests: bool = True,
 ) -> CycleResult:
@@ -130,14 +136,14 @@ async def _run_cycle(
     *,
     problems: Sequence[str],
     catalog: Sequence[LoadedPolicy],
-    statuses: promoting.StatusSource | None,
+    statuses: StatusSource | None,
 ) -> CycleResult:
     repos_dir, git_timeout = cycle.repos_dir, cycle.git_timeout
     policies, graph_problems = order_environments(policies, catalog)
     problems = (*problems, *(p for p in graph_problems if p not in problems))
     known = {p.name: p for p in (*catalog, *policies)}
     histories: dict[str, list[HistoryCommit]] = {}
-    prepared_for: dict[str, promoting.Prepared] = {}
+    prepared_for: dict[str, Prepared] = {}
     workspaces: dict[str, Workspace | str] = {}
     fetched: set[tuple[str, str]] = set()  # (clone, branch): environments share one fetch
     for loaded in policies:
@@ -193,12 +199,7 @@ async def _run_cycle(
             result = await _run_environment(loaded, ws, cycle, prepared)
             if result.commit:
                 histories.pop(loaded.name, None)  # downstream environments read the new commit
-            results[loaded.name] = replace(
-                result,
-                images=promoting.statuses_of(
-                    loaded, targets=ws.targets, prepared=prepared, plan=result.plan
-                ),
-            )
+            results[loaded.name] = result
             # The last environment of a clone pushes what all of them committed (once).
             sharing = [
                 p
@@ -223,6 +224,17 @@ async def _run_cycle(
     await _finish_publishing(
         results, policies, cycle, clone=None, scans=scans, prepared_for=prepared_for
     )
+    for env, prepared in prepared_for.items():  # the record, once everything is published
+        r = results[env]
+        found = records(
+            known[env],
+            r.plan,
+            prepared,
+            commit=r.commit,
+            pull_request=r.pull_request,
+            error=r.error,
+        )
+        results[env] = replace(r, images=found)
     return CycleResult(
         environments=tuple(results[loaded.name] for loaded in policies),
         problems=tuple(problems),
@@ -240,9 +252,9 @@ async def _prepare(
     git_timeout: float,
     *,
     results: Mapping[str, EnvironmentResult],
-    source: promoting.StatusSource | None,
+    source: StatusSource | None,
     publishers: Publishers,
-) -> promoting.Prepared:
+) -> Prepared:
     """Read this environment's history (for holds) and its upstream's (for candidates),
     and the forge's commit statuses when the checks gate needs them."""
 
@@ -259,7 +271,7 @@ async def _prepare(
                     repo.fetched = done.commit
                 else:
                     repo.fetch()
-            histories[env.name] = promoting.read_history(env, repo)
+            histories[env.name] = read_history(env, repo)
         return histories[env.name]
 
     promote = loaded.policy.promote
@@ -272,13 +284,17 @@ async def _prepare(
     own, upstream_history = await anyio.to_thread.run_sync(read)
     statuses: CommitStatuses | None = None
     if promote and promote.checks and upstream and upstream_history:
-        source = source or _forge_statuses(publishers, upstream)
+        if source is None:
+            try:
+                source = forge_statuses(publishers.forge_for(upstream))
+            except ForgeError as exc:  # no token, say: every status read fails with this
+                source = forge_statuses(exc)
         if source is not None:
-            statuses = await promoting.read_statuses(loaded, upstream, upstream_history, source)
+            statuses = await read_statuses(loaded, upstream, upstream_history, source)
     return await anyio.to_thread.run_sync(
-        lambda: promoting.prepare(
+        lambda: prepare(
             loaded,
-            targets=ws.targets,
+            governance=ws.governance,
             history=own,
             upstream=upstream,
             upstream_history=upstream_history,
@@ -289,29 +305,6 @@ async def _prepare(
     )
 
 
-def _forge_statuses(
-    publishers: Publishers, upstream: LoadedPolicy
-) -> promoting.StatusSource | None:
-    """The commit statuses of the upstream's repo, from the forge its policy names
-    (``publish.forge``); None when it names none."""
-    try:
-        forge = publishers.forge_for(upstream)
-    except ForgeError as exc:
-        failure = exc  # no token, say: every status read fails with this
-
-        async def unreadable(env: LoadedPolicy, sha: str) -> Mapping[str, str]:
-            raise failure
-
-        return unreadable
-    if forge is None:
-        return None
-
-    async def read(env: LoadedPolicy, sha: str) -> Mapping[str, str]:
-        return {s.context: s.state for s in await forge.commit_statuses(sha)}
-
-    return read
-
-
 async def _finish_publishing(
     results: dict[str, EnvironmentResult],
     policies: Sequence[LoadedPolicy],
@@ -319,7 +312,7 @@ async def _finish_publishing(
     *,
     clone: str | None,
     scans: dict[str, ImageScan],
-    prepared_for: Mapping[str, promoting.Prepared],
+    prepared_for: Mapping[str, Prepared],
 ) -> None:
     """Make the pushes that waited for the last environment of a clone (once per repo, see
     publisher.PendingPushes) and update ``results``; the publishers publish again, read and
@@ -334,7 +327,7 @@ async def _finish_publishing(
         except GitError as err:
             results[env] = replace(results[env], commit=None, error=f"{env}: {err}")
             return
-        prepared = prepared_for.get(env) or promoting.Prepared(scans=dict(scans), views={}, runs={})
+        prepared = prepared_for.get(env) or Prepared(scans=dict(scans), views={}, runs={})
         results[env] = await _run_environment(known[env], ws, cycle, prepared)
 
     settled = await cycle.publishers.settle(clone, attempts=cycle.push_attempts, again=again)
@@ -345,7 +338,7 @@ async def _finish_publishing(
 
 
 async def _run_environment(
-    loaded: LoadedPolicy, ws: Workspace, cycle: _Cycle, prepared: promoting.Prepared
+    loaded: LoadedPolicy, ws: Workspace, cycle: _Cycle, prepared: Prepared
 ) -> EnvironmentResult:
     registry, clock, memo, scans = cycle.registry, cycle.clock, cycle.memo, prepared.scans
     env = loaded.name
@@ -376,8 +369,10 @@ async def _run_environment(
         )
     try:
         if not cycle.publish:
-            preview = await publisher.preview(plan)
-            return EnvironmentResult(plan=plan, publication=preview.note)
+            preview = await publisher.preview(ws.repo, plan)
+            return EnvironmentResult(
+                plan=plan, publication=preview.note, pull_request=preview.pull_request
+            )
         # Shielded (as is the push in Publishers.settle): a cancelled cycle — daemon
         # shutdown, lost leadership — stops before a publisher's writes or after them, never
         # between.
@@ -389,7 +384,9 @@ async def _run_environment(
         return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
     if done.commit is not None:
         bound.info("committed", commit=done.commit, changes=len(plan.changes))
-    return EnvironmentResult(plan=plan, commit=done.commit, publication=done.note)
+    return EnvironmentResult(
+        plan=plan, commit=done.commit, publication=done.note, pull_request=done.pull_request
+    )
 
 
 def _plan(
@@ -397,7 +394,7 @@ def _plan(
     ws: Workspace,
     scans: Mapping[str, ImageScan],
     clock: Clock,
-    prepared: promoting.Prepared,
+    prepared: Prepared,
     memo: SelectionMemo,
 ) -> EnvironmentPlan:
     plan = plan_environment(
@@ -412,4 +409,4 @@ def _plan(
         governance=ws.governance,
         memo=memo,
     )
-    return promoting.annotate(plan, prepared)
+    return annotate(plan, prepared)

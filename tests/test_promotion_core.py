@@ -10,15 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagebot.core.policy import EnvironmentPolicy
-from imagebot.core.promotion import (
-    HistoryCommit,
-    Ref,
-    Run,
-    hold_back_groups,
-    holds_of,
-    promotion_view,
-    runs_of,
-)
+from imagebot.core.promotion.history import HistoryCommit, Ref, Run, runs_of
+from imagebot.core.promotion.holds import holds_of
+from imagebot.core.promotion.views import hold_back_groups, promotion_view
 from imagebot.core.selection import select
 
 REPO = "ghcr.io/acme/app"
@@ -135,7 +129,7 @@ def test_checks_without_a_forge_block_and_say_so() -> None:
               registry_tags={}, now=T0 + timedelta(hours=1))  # fmt: skip
     blind = promotion_view(staging.images[0], **kw)  # type: ignore[arg-type]
     assert blind.chosen is None, "nothing verified: staging stays where it is"
-    assert blind.blocker is not None and blind.blocker.startswith(
+    assert blind.blocker is not None and blind.blocker.words.startswith(
         "checks: ci/deploy cannot be verified"
     )
     asked: list[tuple[str, str]] = []
@@ -187,7 +181,9 @@ def test_group_moves_together_or_not_at_all() -> None:
     assert views["app"].chosen == "1.1.0" and views["web"].waiting
     held = hold_back_groups(staging, views)
     assert held["app"].chosen is None and held["app"].tags == ()
-    assert held["app"].blocker == f"group core: waits for web ({views['web'].blocker})"
+    waits, blocked = held["app"].blocker, views["web"].blocker
+    assert waits is not None and blocked is not None
+    assert waits.words == f"group: core waits for web ({blocked.words})"
 
 
 VERSIONS = ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0-rc.1", "2.0.0"]
@@ -278,7 +274,7 @@ def test_version_rolled_back_upstream_is_not_promoted() -> None:
     )  # fmt: skip
     assert view.chosen == "1.0.0"
     assert view.blocker is not None
-    assert view.blocker.startswith("held in dev: hold: 1.1.0 was rolled back by Ann")
+    assert view.blocker.words.startswith("hold: in dev: 1.1.0 was rolled back by Ann")
 
 
 def test_running_version_held_upstream_is_not_reported_as_waiting() -> None:

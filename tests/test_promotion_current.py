@@ -1,16 +1,16 @@
-"""The reference that stands for each image in an environment's files: found for every
-image in one pass, with the answer the per-image definition gives (the first target, by
-file and line, that is a marker naming the entry or a plain reference to its repository)."""
+"""The reference that stands for each image in an environment's files: the ownership rule
+(``governing``) gives every image the answer the per-image definition gives (the first
+target, by file and line, that is a marker naming the entry or a plain reference to its
+repository)."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagebot.core.plan import targets_for
-from imagebot.core.policy import ImagePolicy
+from imagebot.core.governing import govern
+from imagebot.core.policy import EnvironmentPolicy, ImagePolicy
 from imagebot.core.rewrite import Target
-from imagebot.promoting import current_versions
 
 REPOS = ["ghcr.io/acme/a", "ghcr.io/acme/b", "docker.io/library/redis"]
 IMAGES = [
@@ -22,13 +22,16 @@ IMAGES = [
 
 
 def one_by_one(image: ImagePolicy, targets: dict[str, list[Target]]) -> Target | None:
-    """The definition: the first file (by path) holding any of the image's targets, and
-    that file's first."""
-    for path in sorted(targets):
-        found = targets_for(image, targets[path])
-        if found:
-            return found[0]
-    return None
+    """The definition: the first target by file and line that a marker naming the image
+    (``namespace:name`` for Flux) or a plain reference to its repository is."""
+    found = [
+        (path, t.line, n, t)
+        for path, ts in targets.items()
+        for n, t in enumerate(ts)
+        if (t.policy is not None and image.name in (t.policy, t.policy.split(":")[-1]))
+        or (t.policy is None and t.repository == image.normalized_repository)
+    ]
+    return min(found, key=lambda f: f[:3])[3] if found else None
 
 
 target = st.builds(
@@ -58,6 +61,10 @@ target = st.builds(
 def test_one_pass_gives_each_image_what_the_definition_gives(
     targets: dict[str, list[Target]],
 ) -> None:
-    found = current_versions(IMAGES, targets)
+    """Each image's standing reference is the definition's, in one pass over the targets."""
+    policy = EnvironmentPolicy.model_validate(
+        {"environment": "dev", "repo": {"url": "x"}, "images": IMAGES}
+    )
+    found = {g.image: g.standing for g in govern(policy, targets).groups}
     for image in IMAGES:
         assert found.get(image.name) is one_by_one(image, targets), image.name

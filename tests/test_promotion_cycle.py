@@ -395,9 +395,9 @@ def test_rollback_in_an_environment_without_promotion_is_held_too(pipe: Pipeline
     assert pipe.running("dev") == f"1.0.0@{d10}"
     (dev,) = [r for r in result.environments if r.plan.environment == "dev"]
     assert dev.commit is None and not dev.plan.changes
-    ((_, current, decision),) = dev.plan.decisions
-    assert current == "1.0.0"
-    assert decision.reason.startswith("waiting: hold: 1.1.0 was rolled back by Test Human")
+    (record,) = dev.images
+    assert record.running.tag == "1.0.0" and record.choice is None
+    assert str(record.blocker).startswith("hold: 1.1.0 was rolled back by Test Human")
     d12 = push_image(pipe.registry, "acme/app", "1.2.0")
     pipe.cycle()
     assert pipe.running("dev") == f"1.2.0@{d12}"
@@ -539,7 +539,7 @@ def test_group_members_move_together_or_not_at_all(pipe: Pipeline) -> None:
     staging = next(r for r in result.environments if r.plan.environment == "staging")
     rows = {row.image: row.blocker for row in staging.images}
     assert rows["web"] == "soak: 1.1.0 has run in dev for 31m of 1h (29m left)"
-    assert rows["app"] == f"group core: waits for web ({rows['web']})"
+    assert rows["app"] == f"group: core waits for web ({rows['web']})"
     before = commit_of(pipe.remote, "envs/staging")
     pipe.now += timedelta(minutes=30)
     assert pipe.cycle().ok
@@ -578,7 +578,7 @@ def test_production_in_pull_request_mode_gets_a_pr_that_a_newer_candidate_replac
         first = pipe.cycle(environ=tokens)
         assert first.ok
         (waiting,) = next(r for r in first.environments if r.plan.environment == "prod").images
-        assert (waiting.candidate, waiting.blocker) == (
+        assert (waiting.choice, waiting.blocker) == (
             "1.1.0",
             "approval: the environment's pull request must be merged",
         )
@@ -604,4 +604,4 @@ def test_production_in_pull_request_mode_gets_a_pr_that_a_newer_candidate_replac
         assert pipe.running("prod") == f"1.2.0@{d12}"
         assert forge.open_pulls() == []
         prod_row = next(r for r in result.environments if r.plan.environment == "prod").images
-        assert prod_row[0].tag == "1.2.0" and prod_row[0].blocker is None
+        assert prod_row[0].running.tag == "1.2.0" and prod_row[0].blocker is None

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from imagebot.core.policy import ImagePolicy
-from imagebot.core.promotion import runs_of
+from imagebot.core.promotion.history import runs_of
 from imagebot.git.history import path_history
 from imagebot.git.repo import EnvRepo
 from tests.support.gitenv import git, make_remote, push_files

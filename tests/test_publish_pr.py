@@ -4,6 +4,7 @@ and Gitea as local HTTP servers speaking their documented APIs."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import textwrap
 from collections.abc import Callable, Iterator
@@ -311,6 +312,59 @@ def test_closed_unmerged_pr_is_not_proposed_again_until_a_newer_version(world: W
     assert world.cycle().ok
     assert world.forge.pulls[2].state == "open"
     assert world.forge.pulls[2].title.endswith("1.0.0 -> 1.2.0")
+
+
+def status(world: World) -> tuple[dict[str, Any], str]:
+    """`imagebot status` as JSON (the app's record) and as text."""
+    done = run_cli(
+        "status", "-o", "json", "--policies", str(world.policies), "--cache-dir",
+        str(world.cache), env={"FORGE_TOKEN": TOKEN},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (env,) = json.loads(done.stdout)["environments"]
+    code, text = world.cli("status")
+    assert code == 0, text
+    return env["images"][0], text
+
+
+def test_status_after_a_closed_pr_says_closed_and_not_proposed_again(world: World) -> None:
+    """After a human closed imagebot's PR unmerged, `imagebot status` says so — the same
+    decision apply acts on — instead of waiting for that PR to be merged."""
+    assert world.cycle().ok
+    world.forge.close_by_human(1)
+    record, text = status(world)
+    assert "closed without merging; not proposed again" in record["waiting_for"]
+    assert record["candidate"] is None, "nothing moves: the version is not proposed again"
+    assert record["gate"] == "approval"
+    assert record["pull_request"]["state"] == "closed"
+    assert record["pull_request"]["number"] == 1
+    assert record["pull_request"]["holds"] == ["1.1.0"]
+    (row,) = [line for line in text.splitlines() if line.startswith("staging")]
+    assert "waiting: approval: pull request #1" in row and "closed without merging" in row
+    assert "must be merged" not in text
+    result = world.cycle()
+    (applied,) = world.env(result).images
+    assert applied.blocker == f"approval: {record['waiting_for'].split(': ', 1)[1]}"
+
+
+def test_status_after_a_human_commit_shows_what_the_pr_holds_and_who_owns_it(
+    world: World,
+) -> None:
+    """After a human pushed to imagebot's PR branch, `imagebot status` shows the version the
+    PR holds (not a newer one imagebot would propose) and that a human owns the PR."""
+    assert world.cycle().ok
+    _human_commit_on_branch(world)
+    world.push_tag("1.2.0")
+    record, text = status(world)
+    assert record["candidate"] == "1.1.0", "what the PR holds, not 1.2.0"
+    assert "a human owns it" in record["waiting_for"]
+    assert record["pull_request"]["state"] == "human-edited"
+    assert record["pull_request"]["holds"] == ["1.1.0"]
+    assert "#1" in record["waiting_for"]
+    (row,) = [line for line in text.splitlines() if line.startswith("staging")]
+    assert "1.2.0" not in row and "a human owns it" in row
+    accepted = [c["tag"] for c in record["candidates"] if c["accepted"]]
+    assert "1.2.0" in accepted, "selection still says what is newest"
 
 
 def test_crash_between_push_and_pr_is_completed_next_cycle(world: World) -> None:

@@ -42,8 +42,9 @@ def run_cycle_command(args: argparse.Namespace, *, publish: bool) -> int:
     return 0 if result.ok else 1
 
 
-def cycle(args: argparse.Namespace, *, publish: bool) -> CycleResult:
-    """Load policies and run one cycle as the command line asks."""
+def cycle(args: argparse.Namespace, *, publish: bool, verdicts: bool = False) -> CycleResult:
+    """Load policies and run one cycle as the command line asks; with ``verdicts`` every
+    candidate's verdict is kept in the decision record."""
     cache_dir: Path = args.cache_dir or default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     policies = load(args)
@@ -51,7 +52,8 @@ def cycle(args: argparse.Namespace, *, publish: bool) -> CycleResult:
     # Decisions from earlier runs answer for unchanged repositories (not with --explain:
     # stored decisions keep no per-tag verdicts).
     decisions = DecisionStore(cache_dir / "decisions.sqlite")
-    memo = SelectionMemo(store=decisions, keep_verdicts=getattr(args, "explain", False))
+    verdicts = verdicts or getattr(args, "explain", False)
+    memo = SelectionMemo(store=decisions, keep_verdicts=verdicts)
 
     now: datetime | None = args.now
     results: list[CycleResult] = []

@@ -118,11 +118,11 @@ def print_result(
                 out.write(f"{plan.environment}: {image} (running {current or 'no tag'}):\n")
                 ordered = replace(d, verdicts=by_version(d.verdicts))
                 out.writelines(f"    {line}\n" for line in explain_lines(ordered))
+        waiting = {i.image: i.blocker for i in r.images if i.blocker and not i.choice}
         for image, current, d in plan.decisions:
-            if d.tag is None or d.tag == current:
-                out.write(
-                    f"{plan.environment}: {image} stays at {current or '(none)'}: {d.reason}\n"
-                )
+            if d.tag is None or d.tag == current or image in waiting:
+                why = f"waiting: {waiting[image]}" if image in waiting else d.reason
+                out.write(f"{plan.environment}: {image} stays at {current or '(none)'}: {why}\n")
         for problem in plan.problems:
             out.write(f"error: {problem}\n")
         if r.error:

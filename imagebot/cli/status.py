@@ -9,8 +9,8 @@ import sys
 from typing import Any
 
 from imagebot.cli import cycle, options
+from imagebot.core.promotion.record import ImageRecord
 from imagebot.engine import CycleResult
-from imagebot.promoting import ImageStatus
 
 NAME = "status"
 
@@ -20,27 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = cycle.cycle(args, publish=False)
+    result = cycle.cycle(args, publish=False, verdicts=args.output == "json")
     if args.output == "json":
         json.dump(status_json(result), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(status_text(result))
     return 0 if result.ok else 1
-
-
-def _row_json(s: ImageStatus) -> dict[str, Any]:
-    return {
-        "image": s.image,
-        "repository": s.repository,
-        "running": {"tag": s.tag, "digest": s.digest},
-        "since": {
-            "commit": s.since_commit,
-            "time": s.since.isoformat() if s.since else None,
-        },
-        "candidate": s.candidate,
-        "waiting_for": s.blocker,
-    }
 
 
 def status_json(result: CycleResult) -> dict[str, Any]:
@@ -52,7 +38,7 @@ def status_json(result: CycleResult) -> dict[str, Any]:
                 "environment": r.plan.environment,
                 "policy": r.plan.source,
                 "promote_from": r.images[0].upstream if r.images else None,
-                "images": [_row_json(s) for s in r.images],
+                "images": [s.to_json() for s in r.images],
                 "problems": list(r.plan.problems) + ([r.error] if r.error else []),
             }
             for r in result.environments
@@ -60,21 +46,20 @@ def status_json(result: CycleResult) -> dict[str, Any]:
     }
 
 
-def _cell(s: ImageStatus) -> list[str]:
-    running = s.tag or "(none)"
-    if s.digest:
-        running += f"@{s.digest[:19]}"
+def _cell(s: ImageRecord) -> list[str]:
+    run = s.running
+    running = (run.tag or "(none)") + (f"@{run.digest[:19]}" if run.digest else "")
     since = "-"
-    if s.since is not None and s.since_commit is not None:
-        since = f"{s.since:%Y-%m-%d %H:%M %Z} {s.since_commit[:10]}"
+    if run.since is not None and run.commit is not None:
+        since = f"{run.since:%Y-%m-%d %H:%M %Z} {run.commit[:10]}"
     env = s.environment + (f" (from {s.upstream})" if s.upstream else "")
     if s.blocker:
         state = f"waiting: {s.blocker}"
-    elif s.candidate:
+    elif s.choice:
         state = "moves next cycle"
     else:
         state = "up to date"
-    return [env, s.image, running, since, s.candidate or "-", state]
+    return [env, s.image, running, since, s.choice or "-", state]
 
 
 def status_text(result: CycleResult) -> str:

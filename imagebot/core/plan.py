@@ -109,19 +109,6 @@ def version_text(tag: str | None, digest: str | None) -> str:
     return tag or digest or "(none)"
 
 
-def targets_for(image: ImagePolicy, targets: Sequence[Target]) -> list[Target]:
-    """The targets an image policy governs: same repository, or a marker naming the policy."""
-    repo = image.normalized_repository
-    out = []
-    for t in targets:
-        if t.policy is not None:
-            if image.name in (t.policy, t.policy.rsplit(":", 1)[-1]):
-                out.append(t)
-        elif t.repository == repo:
-            out.append(t)
-    return out
-
-
 def in_scope(policy: EnvironmentPolicy, targets: Sequence[Target]) -> list[Target]:
     """The targets an environment edits at all: with ``detect: markers`` only marked ones
     (as Flux does); with ``marker_namespace`` set, Flux markers of other namespaces are

@@ -32,6 +32,7 @@ from anyio.abc import TaskGroup
 
 from imagebot import logs
 from imagebot.core.policy import Schedule
+from imagebot.core.promotion.record import ImageRecord
 from imagebot.daemon.app import build_app
 from imagebot.daemon.leader import Elector, LeaseClient, LeaseSettings
 from imagebot.daemon.metrics import Metrics
@@ -72,6 +73,8 @@ class LastCycle:
     ok: bool
     at: datetime
     error: str | None = None
+    #: the decision record of each image, as the cycle made it (kept when a cycle crashes)
+    images: tuple[ImageRecord, ...] = ()
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -279,7 +282,7 @@ class Service:
                     await self.metrics.read_open_pull_requests(policies, publishers)
                 for env in result.environments:
                     error = env.error or "; ".join(env.plan.problems) or None
-                    self.last[env.plan.environment] = LastCycle(ok=env.ok, at=now, error=error)
+                    self.last[env.plan.environment] = LastCycle(env.ok, now, error, env.images)
                 log.info(
                     "cycle_finished",
                     ok=result.ok,
@@ -297,7 +300,8 @@ class Service:
         self.metrics.errors.labels("internal").inc()
         now = self.timer.now()
         for name in batch:
-            self.last[name] = LastCycle(ok=False, at=now, error=f"internal error: {exc!r}")
+            kept = self.last[name].images if name in self.last else ()
+            self.last[name] = LastCycle(False, now, f"internal error: {exc!r}", kept)
 
     def _cancel_cycles(self) -> None:
         for scope in list(self._cycle_scopes):

@@ -8,6 +8,7 @@ A cache file keeps what was read, so a later read asks git only for the commits 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Collection, Mapping
@@ -16,12 +17,25 @@ from pathlib import Path
 from typing import Any
 
 from imagebot.core import rewrite
-from imagebot.core.promotion import HistoryCommit, Ref, fold_history
+from imagebot.core.policy import LoadedPolicy
+from imagebot.core.promotion.history import HistoryCommit, Ref, fold_history
 from imagebot.errors import EditError, GitError
 from imagebot.git.repo import EXTRA_NAMES, EnvRepo, FileEntry
 
 #: How many commits touching an environment's path are read back at most.
 HISTORY_LIMIT = 1000
+
+
+def read_history(loaded: LoadedPolicy, repo: EnvRepo) -> list[HistoryCommit]:
+    """The environment's history from its fetched clone, cached beside the clone."""
+    spec = loaded.policy.repo
+    name = hashlib.sha256(f"{spec.branch}\0{spec.path}".encode()).hexdigest()[:16]
+    return path_history(
+        repo,
+        spec.path,
+        {i.normalized_repository for i in loaded.policy.images},
+        cache_file=repo.path / "imagebot-history" / f"{name}.json",
+    )
 
 
 def path_history(

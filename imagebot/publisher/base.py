@@ -10,6 +10,7 @@ import anyio
 
 from imagebot import logs
 from imagebot.core.plan import EnvironmentPlan
+from imagebot.core.promotion.record import PullRequestRecord
 from imagebot.errors import RegistryError
 from imagebot.git.repo import EnvRepo
 from imagebot.publisher import proposal
@@ -40,10 +41,11 @@ class Publication:
 
     commit: str | None = None  # the commit pushed, if one was
     note: str | None = None  # one line for the user: "opened pull request #3 (…)"
+    pull_request: PullRequestRecord | None = None  # the environment's, when it has one
 
 
 class Publisher(Protocol):
-    async def preview(self, plan: EnvironmentPlan) -> Publication:
+    async def preview(self, repo: EnvRepo, plan: EnvironmentPlan) -> Publication:
         """What :meth:`publish` would do with ``plan``; reads, never writes."""
         ...
 

@@ -37,7 +37,7 @@ class CommitPublisher:
         self.pending = pending
         self.infos = infos
 
-    async def preview(self, plan: EnvironmentPlan) -> Publication:
+    async def preview(self, repo: EnvRepo, plan: EnvironmentPlan) -> Publication:
         return Publication()
 
     async def publish(

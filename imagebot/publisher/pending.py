@@ -42,7 +42,7 @@ class PendingPushes:
 
     def __init__(self) -> None:
         # Environments of different clones publish concurrently (worker threads commit and
-        # push); the lock guards these two collections, never a git command.
+        # push); the lock guards these collections, never a git command.
         self._lock = threading.Lock()
         self._chains: dict[tuple[str, str], _Chain] = {}
         self._branches: list[_BranchPush] = []

@@ -14,6 +14,7 @@ import anyio.to_thread
 
 from imagebot.core.plan import EnvironmentPlan, commit_message
 from imagebot.core.policy import LoadedPolicy
+from imagebot.core.promotion.record import PullRequestRecord, PullRequestState
 from imagebot.errors import GitError
 from imagebot.forge import Forge, PullRequest
 from imagebot.git.push import delete_branch
@@ -56,24 +57,29 @@ class PullRequestPublisher:
             environment=loaded.name, forge=forge.kind, project=forge.project, branch=self.branch
         )
 
-    async def preview(self, plan: EnvironmentPlan) -> Publication:
+    async def preview(self, repo: EnvRepo, plan: EnvironmentPlan) -> Publication:
         pr = await self.forge.find_open(head=self.branch, base=self.base)
+        if pr is not None and (await self._branch(repo, pr))[1]:
+            return Publication(note=_human_owned(pr), pull_request=_record(pr, "human-edited"))
         if not plan.changes:
             if pr is not None and not plan.problems:
                 return Publication(
                     note=f"would close pull request #{pr.number} ({pr.url}): {self.base}"
-                    " already holds what it proposes"
+                    " already holds what it proposes",
+                    pull_request=_record(pr),
                 )
-            return Publication()
+            return Publication(pull_request=_record(pr) if pr is not None else None)
         if pr is not None:
             return Publication(
-                note=f"would update pull request #{pr.number} ({pr.url}) from {self.branch}"
+                note=f"would update pull request #{pr.number} ({pr.url}) from {self.branch}",
+                pull_request=_record(pr),
             )
         declined = await self._declined_by(proposal.proposal(plan))
         if declined is not None:
             return Publication(
                 note=f"would not propose these versions again: pull request #{declined.number}"
-                f" ({declined.url}) was closed without merging"
+                f" ({declined.url}) was closed without merging",
+                pull_request=_record(declined, "closed"),
             )
         return Publication(note=f"would open a pull request {self.branch} -> {self.base}")
 
@@ -82,11 +88,9 @@ class PullRequestPublisher:
     ) -> Publication:
         pr = await self.forge.find_open(head=self.branch, base=self.base)
         base_head = repo.fetched or repo.head()  # the head the plan was made on
-        head = await anyio.to_thread.run_sync(self.branches.head, repo, self.branch)
-        if pr is not None and head is not None:
-            foreign = await anyio.to_thread.run_sync(self._foreign_commits, repo, base_head, head)
-            if foreign:
-                return await self._stand_aside(pr, foreign)
+        head, foreign = await self._branch(repo, pr)
+        if pr is not None and foreign:
+            return await self._stand_aside(pr, foreign)
         if not plan.changes:
             if pr is not None and not plan.problems:
                 return await self._close_obsolete(repo, pr, head)
@@ -97,7 +101,8 @@ class PullRequestPublisher:
                 self.log.info("proposal_declined_before", pull_request=declined.number)
                 return Publication(
                     note=f"not proposing these versions again: pull request #{declined.number}"
-                    f" ({declined.url}) was closed without merging; waiting for newer ones"
+                    f" ({declined.url}) was closed without merging; waiting for newer ones",
+                    pull_request=_record(declined, "closed"),
                 )
         links = await source_links(images, plan, infos=self.infos)
         title = proposal.title(self.spec, plan, branch=self.branch, base=self.base)
@@ -118,12 +123,15 @@ class PullRequestPublisher:
             note = f"pull request #{pr.number} ({pr.url}) is up to date"
             return f"rebuilt {self.branch} on {self.base}; {note}" if sha != head else note
 
+        record = _record(pr) if pr is not None else None
         if sha == head:
-            return Publication(note=await then())
+            return Publication(note=await then(), pull_request=record)
         # Pushed with the other environments' branches of this clone, in one push, once the
         # last of them is done (engine._finish_publishing).
         self.pending.add_branch(_BranchPush(repo, self.branch, sha, head, self.loaded.name, then))
-        return Publication(commit=sha, note=f"{self.branch} waits to be pushed")
+        return Publication(
+            commit=sha, note=f"{self.branch} waits to be pushed", pull_request=record
+        )
 
     def _rebuild(
         self,
@@ -152,6 +160,15 @@ class PullRequestPublisher:
                 return head
         return sha
 
+    async def _branch(self, repo: EnvRepo, pr: PullRequest | None) -> tuple[str | None, list[str]]:
+        """The branch's head, and (with an open pull request) the commits on it imagebot
+        did not write."""
+        head = await anyio.to_thread.run_sync(self.branches.head, repo, self.branch)
+        if pr is None or head is None:
+            return head, []
+        base_head = repo.fetched or repo.head()
+        return head, await anyio.to_thread.run_sync(self._foreign_commits, repo, base_head, head)
+
     def _foreign_commits(self, repo: EnvRepo, base_head: str, head: str) -> list[str]:
         """Commits on the branch that imagebot did not write: ``sha (email)``."""
         email = self.loaded.policy.repo.author.email
@@ -174,10 +191,7 @@ class PullRequestPublisher:
                 " imagebot proposes newer versions in a new one.",
             )
             self.log.warning("human_commits", number=pr.number, commits=foreign)
-        return Publication(
-            note=f"pull request #{pr.number} ({pr.url}) has commits imagebot did not write;"
-            " left alone until it is merged or closed"
-        )
+        return Publication(note=_human_owned(pr), pull_request=_record(pr, "human-edited"))
 
     async def _close_obsolete(
         self, repo: EnvRepo, pr: PullRequest, head: str | None
@@ -199,7 +213,10 @@ class PullRequestPublisher:
                 self.pending.again(repo, self.loaded.name, refused.message)
                 return Publication()
         self.log.info("pull_request_obsolete", number=pr.number)
-        return Publication(note=f"closed obsolete pull request #{pr.number} ({pr.url})")
+        return Publication(
+            note=f"closed obsolete pull request #{pr.number} ({pr.url})",
+            pull_request=_record(pr, "closed"),
+        )
 
     async def _declined_by(self, wanted: frozenset[tuple[str, str]]) -> PullRequest | None:
         """The newest pull request closed unmerged (by a human) that proposed all of
@@ -231,3 +248,17 @@ class PullRequestPublisher:
         if self.spec.automerge:
             await self.forge.enable_automerge(pr)
         return f"opened pull request #{pr.number} ({pr.url})"
+
+
+def _record(pr: PullRequest, state: PullRequestState | None = None) -> PullRequestRecord:
+    """The pull request as the decision record shows it (``state`` when imagebot knows more
+    than the forge says: a human closed it, or pushed to its branch)."""
+    shown: PullRequestState = state or ("draft" if pr.draft and pr.state == "open" else pr.state)
+    return PullRequestRecord(pr.number, pr.url, shown, proposal.proposed_in(pr.body))
+
+
+def _human_owned(pr: PullRequest) -> str:
+    return (
+        f"pull request #{pr.number} ({pr.url}) has commits imagebot did not write;"
+        " left alone until it is merged or closed"
+    )

@@ -114,6 +114,11 @@ class Rejection(NamedTuple):
     def reason(self) -> str:
         return f"rejected: {self.message}"
 
+    @property
+    def words(self) -> str:
+        """The gate and its message, as status shows what an image waits for."""
+        return f"{self.gate}: {self.message}"
+
 
 @dataclass(slots=True)  # not frozen: building 100,000 frozen ones cost a tenth of a second
 class Verdict:
