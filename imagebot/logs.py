@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 import structlog
 
+from imagebot.redact import redact_value
+
 LogFormat = Literal["auto", "console", "json"]
 
 
@@ -42,6 +44,7 @@ def configure(
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _redact,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -63,6 +66,11 @@ def _human(_: Any, __: str, event: dict[str, Any]) -> str:
     )
     line = f"{level}: {name}" + (f" {fields}" if fields else "")
     return f"{line}\n{text}" if text else line
+
+
+def _redact(logger: Any, name: str, event: Any) -> Any:
+    """Every remembered secret masked in every value of the event (imagebot.redact)."""
+    return redact_value(event)
 
 
 def get_logger(name: str) -> Any:
