@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -250,3 +251,37 @@ def test_the_polite_transport_refuses_a_redirected_token_request() -> None:
     with pytest.raises(AuthError, match="token requests are not redirected"):
         anyio.run(main)
     assert asked == ["auth.example"]
+
+
+def _dns_failure(errno: int) -> httpx.MockTransport:
+    """A transport failing as httpx does when getaddrinfo fails (the gaierror as cause)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        try:
+            raise socket.gaierror(errno, "Name or service not known")
+        except socket.gaierror as exc:
+            raise httpx.ConnectError(f"[Errno {errno}] {exc.strerror}", request=request) from exc
+
+    return httpx.MockTransport(handler)
+
+
+def test_a_host_that_does_not_resolve_is_tried_once_with_one_clear_error() -> None:
+    """NXDOMAIN is permanent for the cycle: one try, no backoff, an error saying the name
+    does not resolve; a temporary DNS failure is still retried."""
+    clock = FakeClock(NOW)
+
+    async def listing(errno: int) -> tuple[str, int]:
+        transport = _dns_failure(errno)
+        async with RegistryClient(transport=transport, clock=clock.now, sleep=clock.sleep,
+                                  retry=RetryPolicy(attempts=5)) as client:  # fmt: skip
+            with pytest.raises(RegistryError) as caught:
+                await client.list_tags("nosuch.example/acme/app")
+            return str(caught.value), client.requests
+
+    message, requests = anyio.run(listing, socket.EAI_NONAME)
+    assert requests == 1 and clock.sleeps == []
+    assert message.startswith("nosuch.example/acme/app: ")
+    assert "the host name does not resolve (DNS: no such name)" in message
+    message, requests = anyio.run(listing, socket.EAI_AGAIN)
+    assert requests == 5 and len(clock.sleeps) == 4
+    assert "does not resolve" not in message

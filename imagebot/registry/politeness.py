@@ -10,6 +10,7 @@ time through an injected ``clock``, so tests record the waits instead of spendin
 from __future__ import annotations
 
 import random
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -128,10 +129,28 @@ def docker_hub_quota_window(response: httpx.Response) -> float | None:
 
 
 def transport_retryable(exc: httpx.HTTPError) -> bool:
-    """Network trouble worth another try: refused/reset connections, timeouts, a body cut off."""
-    return isinstance(exc, httpx.TransportError) and not isinstance(
-        exc, httpx.UnsupportedProtocol | httpx.ProxyError | TlsFailure
+    """Network trouble worth another try: refused/reset connections, timeouts, a body cut off.
+    A host name that does not exist (NXDOMAIN) will not exist a second later either."""
+    return (
+        isinstance(exc, httpx.TransportError)
+        and not isinstance(exc, httpx.UnsupportedProtocol | httpx.ProxyError | TlsFailure)
+        and not unknown_host(exc)
     )
+
+
+def unknown_host(exc: BaseException) -> bool:
+    """Whether the failure is DNS saying the name does not exist (a gaierror somewhere in
+    the chain httpx and httpcore wrap it in); a temporary DNS failure is not."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return seen.errno in _NO_SUCH_NAME
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+#: getaddrinfo's "no such name" answers (EAI_NODATA is glibc-only).
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 
 ResponseHook = Callable[[httpx.Response], Awaitable[None]]
@@ -266,6 +285,8 @@ def describe(exc: httpx.HTTPError) -> str:
         DeadlineExceeded: "too slow",
         ResponseTooLarge: "answer too large",
     }
+    if unknown_host(exc):
+        return "the host name does not resolve (DNS: no such name); check the registry's name"
     kind = kinds.get(type(exc), type(exc).__name__)
     detail = str(exc)
     return f"{kind} ({detail})" if detail else kind
