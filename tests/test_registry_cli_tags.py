@@ -103,3 +103,37 @@ def test_tags_print_oldest_to_newest_by_version(registry: Registry, tmp_path: Pa
     result = run_cli("tags", ref, "--cache", str(tmp_path / "c.db"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["latest", "1.0.2", "1.0.9", "1.0.10", "1.1.0-rc.1", "1.1.0"]
+
+
+def test_refused_basic_credentials_name_user_and_where_the_password_comes_from(
+    basic_registry: Registry, tmp_path: Path
+) -> None:
+    """A wrong password is reported once, naming the registry, the user, the variable the
+    password came from and the registries.yaml line; `check` warns when that variable is
+    not set, as it does for a forge token."""
+    (user,) = BASIC_USERS
+    config = tmp_path / "registries.yaml"
+    config.write_text(
+        f"registries:\n  {basic_registry.host}:\n"
+        f"    credentials: {{type: basic, username: {user}, password_env: PRIV_PW}}\n"
+    )
+    result = run_cli(
+        "tags", f"{basic_registry.host}/acme/app", "--registries", str(config),
+        "--cache", str(tmp_path / "c.db"), env={"PRIV_PW": "not-the-password"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: {basic_registry.host}/acme/app: tags: the registry refused the basic"
+        f" credentials for user {user} (password from $PRIV_PW, {config}:3)"
+    ]
+    assert "not-the-password" not in result.stderr + result.stdout
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "dev.yaml").write_text(
+        "environment: dev\nrepo: {url: ./x}\nimages: [{name: a, repository: nginx}]\n"
+    )
+    checked = run_cli("check", "--policies", str(policies), "--registries", str(config))
+    assert (
+        f"warning: {config}:3: credentials.password_env: environment variable PRIV_PW is not"
+        " set here"
+    ) in checked.stderr, checked.stderr

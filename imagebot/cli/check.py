@@ -13,6 +13,8 @@ from imagebot.core import yamldoc
 from imagebot.core.governing import overlapping_patterns
 from imagebot.core.policy import LoadedPolicy
 from imagebot.errors import PolicyError
+from imagebot.registry.providers.spec import BasicSource
+from imagebot.registry.settings import RegistriesSettings
 
 NAME = "check"
 
@@ -44,9 +46,12 @@ def run(args: argparse.Namespace) -> int:
     policies = cycle.load(args)
     problems = list(policies.problems)
     try:
-        cycle.registry_settings(args)
+        settings = cycle.registry_settings(args)
     except PolicyError as exc:
         problems.extend(exc.problems)
+    else:
+        for warning in credential_warnings(settings):
+            print(f"warning: {warning}", file=sys.stderr)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     known = {p.name: p for p in policies.catalog}
@@ -78,6 +83,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
     return 0
+
+
+def credential_warnings(settings: RegistriesSettings) -> list[str]:
+    """A registry credential variable this process does not have: a warning, as for a
+    forge token (the secret may exist only where imagebot runs)."""
+    out = []
+    entries = [settings.defaults, *settings.registries.values()]
+    for source in (e.credentials for e in entries if isinstance(e.credentials, BasicSource)):
+        for field in ("username_env", "password_env"):
+            name = getattr(source, field)
+            if name and not os.environ.get(name):
+                where = source.at or "registries.yaml"
+                out.append(f"{where}: credentials.{field}: environment variable {name} is not"
+                           " set here")  # fmt: skip
+    return out
 
 
 def token_warnings(loaded: LoadedPolicy) -> list[str]:

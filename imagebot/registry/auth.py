@@ -182,6 +182,9 @@ class RegistryAuth(httpx.Auth):
                     registry=self.registry,
                 )
             if answered:
+                creds = await self._creds()
+                if creds is not None and self._scheme == "basic":
+                    raise AuthError(creds.refused("basic"), registry=self.registry)
                 again = "a token refresh" if self._scheme == "bearer" else "login"
                 raise AuthError(f"still unauthorized (401) after {again}", registry=self.registry)
             answered = True
@@ -204,9 +207,10 @@ class RegistryAuth(httpx.Auth):
             return None, True
         if basic is not None:
             self._scheme = "basic"
-            if sent is not None and sent.startswith("Basic "):
-                raise AuthError("credentials refused (401)", registry=self.registry)
             creds = await self._creds()
+            if sent is not None and sent.startswith("Basic "):
+                refused = creds.refused("basic") if creds else "credentials refused (401)"
+                raise AuthError(refused, registry=self.registry)
             if creds is None:
                 raise AuthError(
                     "the registry requires credentials (Basic) and none are configured",
@@ -261,8 +265,9 @@ class RegistryAuth(httpx.Auth):
                 if identity
                 else (f"as {creds.username!r}" if creds else "anonymously")
             )
+            source = f"; {creds.origin}" if creds and creds.origin else ""
             raise AuthError(
-                f"token endpoint refused {who} (HTTP {response.status_code})",
+                f"token endpoint refused {who} (HTTP {response.status_code}{source})",
                 registry=self.registry,
             )
         if response.status_code != 200:

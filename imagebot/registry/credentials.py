@@ -29,6 +29,13 @@ class Credentials:
     username: str
     password: str = field(repr=False)
     expires_at: datetime | None = None
+    #: where they come from, for messages ("password from $PRIV_PW, registries.yaml:3")
+    origin: str = field(default="", compare=False)
+
+    def refused(self, scheme: str) -> str:
+        """What to say when the registry turns these down: whose, and where they come from."""
+        source = f" ({self.origin})" if self.origin else ""
+        return f"the registry refused the {scheme} credentials for user {self.username}{source}"
 
     def __post_init__(self) -> None:
         remember(self.password)  # masked wherever imagebot shows text from now on

@@ -245,10 +245,17 @@ def parse_registries(text: str, *, source: str) -> RegistriesSettings:
     if doc is None:
         return RegistriesSettings()
     try:
-        return RegistriesSettings.model_validate(yamldoc.plain_mapping(doc, source=source))
+        settings = RegistriesSettings.model_validate(yamldoc.plain_mapping(doc, source=source))
     except ValidationError as exc:
         fields = yamldoc.field_names(RegistriesSettings.model_json_schema())
         raise PolicyError(yamldoc.validation_problems(source, doc, exc, fields=fields)) from None
+    blocks: list[tuple[tuple[str, ...], RegistrySettings]] = [(("defaults",), settings.defaults)]
+    blocks += [(("registries", host), entry) for host, entry in settings.registries.items()]
+    for at, entry in blocks:
+        if entry.credentials is not None:
+            line = yamldoc.line_of(doc, (*at, "credentials"))
+            entry.credentials._at = f"{source}:{line}"
+    return settings
 
 
 def read_capped(path: Path) -> str:

@@ -22,7 +22,9 @@ class BasicProvider:
 
     async def get(self, registry: str, *, now: datetime) -> Credentials | None:
         return Credentials(
-            username=self._value(registry, "username"), password=self._value(registry, "password")
+            username=self._value(registry, "username"),
+            password=self._value(registry, "password"),
+            origin=self._source.origin(),
         )
 
     def _value(self, registry: str, name: str) -> str:

@@ -8,15 +8,30 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 
 class _Source(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    #: where the block is written (``registries.yaml:3``), for messages about it
+    _at: str = PrivateAttr(default="")
+
+    @property
+    def at(self) -> str:
+        return self._at
 
 
 class BasicSource(_Source):
     """A username and a password given inline, in an environment variable, or in a file."""
+
+    def origin(self) -> str:
+        """Where the password comes from, said for messages: never the secret itself."""
+        where = (
+            f"password from ${self.password_env}" if self.password_env
+            else f"password from {self.password_file}" if self.password_file
+            else "password given inline"
+        )  # fmt: skip
+        return f"{where}, {self._at}" if self._at else where
 
     type: Literal["basic"]
     username: str | None = None
