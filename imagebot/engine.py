@@ -18,6 +18,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from imagebot import config, logs
+from imagebot.cache import Cache
 from imagebot.clock import Clock, utc_now
 from imagebot.core.envgraph import order_environments
 from imagebot.core.plan import EnvironmentPlan, ImageScan, plan_environment
@@ -26,6 +27,7 @@ from imagebot.core.promotion.gates import CommitStatuses
 from imagebot.core.promotion.history import HistoryCommit
 from imagebot.core.promotion.record import ImageRecord, PullRequestRecord, records
 from imagebot.core.promotion.views import Prepared, annotate, prepare
+from imagebot.core.selection import compile_rule
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.errors import ForgeError, GitError
 from imagebot.forge.statuses import StatusSource, forge_statuses, read_statuses
@@ -79,6 +81,7 @@ async def run_cycle(
     statuses: StatusSource | None = None,
     memo: SelectionMemo | None = None,
     image_digests: bool = True,
+    cache: Cache | None = None,
 ) -> CycleResult:
     """Run one cycle over ``policies``; with ``publish`` publish each environment the way
     its policy says (``publishers`` builds the publishers; default: the process's tokens).
@@ -91,7 +94,8 @@ async def run_cycle(
     answers the checks gate (default: the upstream's forge, from its ``publish.forge``).
     ``memo`` carries decisions from the last cycle (a long-running process passes the same one each
     time). Without ``image_digests`` a moving tag's digest is fetched only when the file
-    pins it, since nothing else shows it (plain-text ``plan``).
+    pins it, since nothing else shows it (plain-text ``plan``). ``cache`` keeps what was
+    read of each environment's history, so the next cycle reads only the commits since.
     """
     memo = memo or SelectionMemo()
     memo.new_cycle()
@@ -109,6 +113,7 @@ async def run_cycle(
             publishers=publishers,
             memo=memo,
             image_digests=image_digests,
+            cache=cache,
         )
         return await _run_cycle(
             policies, cycle, problems=problems, catalog=catalog, statuses=statuses
@@ -128,6 +133,7 @@ class _Cycle:
     publishers: Publishers
     memo: SelectionMemo
     image_digests: bool
+    cache: Cache | None
 
 
 async def _run_cycle(
@@ -158,7 +164,7 @@ async def _run_cycle(
         g for ws in workspaces.values() if isinstance(ws, Workspace) for g in ws.governance.groups
     ]
     wanted = {g.repository for g in governed}
-    builds = {g.repository for g in governed if g.rule.rule().needs_created}
+    builds = {g.repository for g in governed if compile_rule(g.rule.rule()).needs_created}
     scans: dict[str, ImageScan] = {}
     scanned = {repository: anyio.Event() for repository in wanted}
     finished = {loaded.name: anyio.Event() for loaded in policies}
@@ -189,6 +195,7 @@ async def _run_cycle(
                 prepared = await _prepare(
                     loaded, ws, known, histories, scans, repos_dir, cycle.clock(), git_timeout,
                     results=results, source=statuses, publishers=cycle.publishers,
+                    cache=cycle.cache,
                 )  # fmt: skip
                 prepared_for[loaded.name] = prepared
             except GitError as exc:
@@ -254,6 +261,7 @@ async def _prepare(
     results: Mapping[str, EnvironmentResult],
     source: StatusSource | None,
     publishers: Publishers,
+    cache: Cache | None,
 ) -> Prepared:
     """Read this environment's history (for holds) and its upstream's (for candidates),
     and the forge's commit statuses when the checks gate needs them."""
@@ -262,8 +270,8 @@ async def _prepare(
         if env.name not in histories:
             if repo is None:
                 url = config.resolve_repo_url(env.policy.repo.url, env.source)
-                cache = repo_cache_dir(repos_dir, url)
-                repo = EnvRepo(url, env.policy.repo.branch, cache, timeout=git_timeout)
+                clone = repo_cache_dir(repos_dir, url)
+                repo = EnvRepo(url, env.policy.repo.branch, clone, timeout=git_timeout)
                 done = results.get(env.name)
                 if done is not None and done.commit is not None:
                     # Committed this cycle: in commit mode the push may still wait for the
@@ -271,7 +279,7 @@ async def _prepare(
                     repo.fetched = done.commit
                 else:
                     repo.fetch()
-            histories[env.name] = read_history(env, repo)
+            histories[env.name] = read_history(env, repo, cache)
         return histories[env.name]
 
     promote = loaded.policy.promote
