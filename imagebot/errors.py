@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from imagebot.redact import redact
+
 
 class ImagebotError(Exception):
-    """Base of every error imagebot raises on purpose."""
+    """Base of every error imagebot raises on purpose. Its text never shows a secret: one a
+    forge or a file echoed back is masked (imagebot.redact)."""
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
 
 class PolicyError(ImagebotError):
@@ -25,6 +31,7 @@ class RegistryError(ImagebotError):
     def __init__(self, message: str, *, registry: str = "", repository: str = "") -> None:
         self.registry = registry
         self.repository = repository
+        self.detail = message
         where = "/".join(p for p in (registry, repository) if p)
         super().__init__(f"{where}: {message}" if where else message)
 

@@ -33,12 +33,13 @@ from anyio.abc import TaskGroup
 from imagebot import logs
 from imagebot.core.policy import Schedule
 from imagebot.core.promotion.record import ImageRecord
-from imagebot.daemon.app import build_app
+from imagebot.daemon.app import server_config
 from imagebot.daemon.leader import Elector, LeaseClient, LeaseSettings
 from imagebot.daemon.metrics import Metrics
 from imagebot.daemon.policies import PolicyDirectory
 from imagebot.daemon.runtime import Runtime
 from imagebot.daemon.scheduler import Dispatcher, Timer, WallTimer, run_schedule
+from imagebot.daemon.shards import Shards
 from imagebot.daemon.webhooks import Push
 from imagebot.errors import ImagebotError
 from imagebot.publisher import Publishers
@@ -54,8 +55,15 @@ class ServeOptions:
     settings: RegistriesSettings = field(default_factory=RegistriesSettings)
     listen: str = "127.0.0.1:8080"
     webhook_secret: str | None = None
+    url_token: str | None = None
+    """The ``?token=`` of senders that cannot send headers (Docker Hub, Quay); None: off."""
+    http_deadline: float = 10.0
+    """Seconds a client has to send a request's headers, and a webhook's body."""
     lease: LeaseSettings | None = None
     """Leader election through this Lease; None runs cycles unconditionally."""
+    shards: int = 0
+    """With ``lease``: split environments into this many shards, one Lease each (0: one
+    leader runs them all)."""
     grace: float = 25.0
     """Seconds from SIGTERM to exit, in-flight cycles included."""
     max_cycles: int = 4
@@ -114,13 +122,15 @@ class Service:
         self.timer = timer or WallTimer()
         self.metrics = metrics or Metrics()
         self.webhook_secret = options.webhook_secret
+        self.url_token = options.url_token
         self.policies = PolicyDirectory(options.policies)
         self.last: dict[str, LastCycle] = {}
         self._monotonic = monotonic
         self._hard_exit = hard_exit
         self._elector: Elector | None = None
+        self._shards: Shards | None = None
         self._runtime: Runtime | None = None
-        self._cycle_scopes: set[anyio.CancelScope] = set()
+        self._cycle_scopes: dict[anyio.CancelScope, list[str]] = {}
         self._schedules: dict[str, tuple[Schedule, anyio.CancelScope]] = {}
         self._debounced: set[str] = set()
         self._debouncing = False
@@ -136,6 +146,10 @@ class Service:
     @property
     def leading(self) -> bool:
         return self._elector is None or self._elector.leading
+
+    def owns(self, environment: str) -> bool:
+        """Whether this replica may run ``environment`` now (its shard, or the leader)."""
+        return self.leading and (self._shards is None or self._shards.owns(environment))
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         state = self.policies.state
@@ -160,35 +174,43 @@ class Service:
             "policy_problems": list(state.problems),
             "kept_last_good": list(state.kept),
         }
+        if self._shards:
+            detail["shards"] = {"count": self._shards.count, "owned": self._shards.owned}
         return ready, detail
 
     def refresh_gauges(self) -> None:
         self.metrics.leader.set(1 if self.leading else 0)
+        self.metrics.shards_owned.set(len(self._shards.owned) if self._shards else 0)
         self.metrics.environments.set(len(self.policies.state.environments))
         self.metrics.policy_problems.set(len(self.policies.state.problems))
 
-    def watching(self, repository: str) -> list[str]:
-        return [
-            name
-            for name, loaded in self.policies.state.environments.items()
-            if any(i.normalized_repository == repository for i in loaded.policy.images)
-        ]
+    def watchers(self) -> dict[str, set[str]]:
+        """Each watched repository with the environments whose policies watch it."""
+        found: dict[str, set[str]] = {}
+        for name, loaded in self.policies.state.environments.items():
+            for image in loaded.policy.images:
+                found.setdefault(image.normalized_repository, set()).add(name)
+        return found
 
     # ------------------------------------------------------------------ triggers
 
-    def on_pushes(self, pushes: Iterable[Push], *, sender: str) -> list[str]:
-        """Queue a (debounced) cycle of every environment watching a pushed repository."""
-        envs = sorted({e for p in pushes for e in self.watching(p.repository)})
-        for p in pushes:
-            log.info("webhook_push", sender=sender, repository=p.repository, tag=p.tag)
-            if self._runtime is not None:
-                self._runtime.pushed(p.repository)
+    def on_pushes(self, pushes: Iterable[Push], *, sender: str) -> tuple[list[str], list[str]]:
+        """Queue a (debounced) cycle of every environment watching a pushed repository; the
+        environments and the watched repositories. Repositories no policy watches are
+        ignored: a flood of them costs nothing that stays."""
+        watchers = self.watchers()
+        watched = {p.repository: watchers[p.repository] for p in pushes if p.repository in watchers}
+        # A replica triggers only the environments it owns; see docs/daemon.md.
+        envs = sorted(e for e in set().union(*watched.values()) if self.owns(e))
+        if self._runtime is not None:
+            for repository in watched:
+                self._runtime.pushed(repository)
         if envs:
             self._debounced.update(envs)
             if not self._debouncing and self._tg is not None:
                 self._debouncing = True
                 self._tg.start_soon(self._flush_debounced, name="webhook-debounce")
-        return envs
+        return envs, sorted(watched)
 
     async def _flush_debounced(self) -> None:
         try:
@@ -246,11 +268,8 @@ class Service:
         assert self._runtime is not None
         if self.stopping.is_set() or not self.leading:
             return  # queued behind the concurrency limit when the service stopped writing
-        policies = [
-            self.policies.state.environments[n]
-            for n in batch
-            if n in self.policies.state.environments
-        ]
+        batch = [n for n in batch if n in self.policies.state.environments and self.owns(n)]
+        policies = [self.policies.state.environments[n] for n in batch]
         if not policies:
             return
         cycle_id = uuid.uuid4().hex[:12]
@@ -258,7 +277,7 @@ class Service:
             structlog.contextvars.bound_contextvars(cycle_id=cycle_id, trigger=trigger),
             anyio.CancelScope() as scope,
         ):
-            self._cycle_scopes.add(scope)
+            self._cycle_scopes[scope] = batch
             try:
                 log.info("cycle_started", environments=batch)
                 start = self._monotonic()
@@ -290,7 +309,7 @@ class Service:
                     commits={e.plan.environment: e.commit for e in result.environments if e.commit},
                 )
             finally:
-                self._cycle_scopes.discard(scope)
+                self._cycle_scopes.pop(scope, None)
         if scope.cancelled_caught:
             log.warning("cycle_abandoned", cycle_id=cycle_id, trigger=trigger)
 
@@ -303,9 +322,11 @@ class Service:
             kept = self.last[name].images if name in self.last else ()
             self.last[name] = LastCycle(False, now, f"internal error: {exc!r}", kept)
 
-    def _cancel_cycles(self) -> None:
-        for scope in list(self._cycle_scopes):
-            scope.cancel()
+    def _cancel_cycles(self, environments: Iterable[str] | None = None) -> None:
+        """Cancel the cycles running any of ``environments`` (default: every cycle)."""
+        for scope, batch in list(self._cycle_scopes.items()):
+            if environments is None or set(batch) & set(environments):
+                scope.cancel()
 
     def _leadership_started(self) -> None:
         self.dispatcher.request(self.policies.state.environments, "startup")
@@ -348,15 +369,7 @@ class Service:
         """Serve until stopped; the exit code."""
         sock = self._bind()
         http_stop = anyio.Event()
-        config = uvicorn.Config(
-            build_app(self),
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            date_header=False,
-            timeout_graceful_shutdown=2,
-        )
+        config = server_config(self, deadline=self.options.http_deadline)
         server = _Server(config, http_stop)
         state = self.policies.load()
         log.info(
@@ -367,7 +380,16 @@ class Service:
             webhooks=self.webhook_secret is not None,
         )
         lease_client = LeaseClient(self.options.lease) if self.options.lease else None
-        if lease_client is not None:
+        if lease_client is not None and self.options.shards:
+            self._shards = Shards(
+                lease_client,
+                self.options.shards,
+                environments=lambda: self.policies.state.environments,
+                dispatcher=self.dispatcher,
+                cancel=self._cancel_cycles,
+                monotonic=self._monotonic,
+            )
+        elif lease_client is not None:
             self._elector = Elector(lease_client, monotonic=self._monotonic)
         try:
             async with Runtime(
@@ -386,7 +408,7 @@ class Service:
                     tg.start_soon(self._jobs, jobs, name="jobs")
                     cycles_done = anyio.Event()
                     tg.start_soon(self._dispatch, cycles_done, name="dispatcher")
-                    if self._elector is None:
+                    if self._elector is None and self._shards is None:
                         self.dispatcher.request(state.environments, "startup")
                     await self.stopping.wait()
                     # Stop: nothing new, cycles in flight cancelled (writes in progress end).
@@ -397,6 +419,8 @@ class Service:
                         await cycles_done.wait()
                         if self._elector is not None:
                             await self._elector.release()
+                        if self._shards is not None:
+                            await self._shards.release()
                     if grace.cancelled_caught:
                         # A write still running in a worker thread cannot be interrupted
                         # from here (that is what keeps it whole), and the loop would wait
@@ -424,6 +448,8 @@ class Service:
                 self._tg = tg
                 self._reschedule()
                 tg.start_soon(self._watch_policies, name="policy-watch")
+                if (shards := self._shards) is not None:
+                    tg.start_soon(lambda: shards.run(sleep=anyio.sleep), name="shards")
                 if self._elector is not None:
                     elector = self._elector
                     tg.start_soon(

@@ -25,8 +25,7 @@ log = logs.get_logger("imagebot.git.workspace")
 class Workspace:
     """An environment's files as read from git in this cycle."""
 
-    repo: EnvRepo
-    head: str
+    repo: EnvRepo  # its ``fetched`` is the head the files were read at
     files: dict[str, str]
     targets: dict[str, list[rewrite.Target]]
     problems: list[str]
@@ -67,6 +66,14 @@ def read_workspace(
             f"{loaded.name}: {loaded.source}: repo.path {spec.path!r} holds no YAML files"
             f" on branch {spec.branch!r} of {redact(url)}"
         )
+    limit = spec.max_file_bytes
+    for entry in [e for e in entries if e.size > limit]:
+        # Reading a 200 MB file of comments would cost gigabytes and seconds every cycle.
+        problems.append(
+            f"{loaded.name}: {entry.path}: {entry.size} bytes, over repo.max_file_bytes"
+            f" ({limit}); skipped"
+        )
+    entries = [e for e in entries if e.size <= limit]
     contents = repo.read_all(entries)
     for entry in entries:
         try:
@@ -106,11 +113,4 @@ def read_workspace(
         files=len(files),
         targets=sum(len(t) for t in targets.values()),
     )
-    return Workspace(
-        repo=repo,
-        head=head,
-        files=files,
-        targets=targets,
-        problems=problems,
-        governance=governance,
-    )
+    return Workspace(repo, files, targets, problems, governance)
