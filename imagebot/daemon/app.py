@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from imagebot import logs
 from imagebot.daemon import metrics as m
+from imagebot.daemon.status_api import routes as status_routes
 from imagebot.daemon.webhooks import MAX_BODY, SENDERS, BadPayload
 from imagebot.daemon.webhooks import Request as WebhookRequest
 
@@ -65,7 +66,7 @@ def build_app(service: Service) -> Starlette:
         try:
             body = await _body(request)
         except TooLarge:
-            counter.labels(name, "too_large").inc()
+            counter.labels(name, "refused").inc()
             return JSONResponse({"error": f"body over {MAX_BODY} bytes"}, status_code=413)
         req = WebhookRequest(
             headers={k.lower(): v for k, v in request.headers.items()},
@@ -73,32 +74,35 @@ def build_app(service: Service) -> Starlette:
             body=body,
         )
         if not sender.authenticate(req, secret):
-            counter.labels(name, "unauthorized").inc()
+            counter.labels(name, "refused").inc()
             service.metrics.errors.labels("webhook_auth").inc()
             log.warning("webhook_unauthorized", sender=name, client=_client(request))
             return JSONResponse({"error": "invalid or missing signature"}, status_code=401)
         try:
             pushes = sender.pushes(req)
         except BadPayload as exc:
-            counter.labels(name, "bad_payload").inc()
+            counter.labels(name, "refused").inc()
             log.warning("webhook_bad_payload", sender=name, error=str(exc))
             return JSONResponse({"error": str(exc)}, status_code=400)
         if not service.leading:
-            counter.labels(name, "not_leader").inc()
+            counter.labels(name, "refused").inc()
             return JSONResponse(
                 {"error": "not the leader; retry"}, status_code=503, headers={"Retry-After": "2"}
             )
         environments = service.on_pushes(pushes, sender=name)
-        counter.labels(name, "accepted").inc()
+        # Pulls, blob uploads and unwatched repositories are answered but start nothing.
+        counter.labels(name, "accepted" if environments else "ignored").inc()
         log.info("webhook_received", sender=name, pushes=len(pushes), environments=environments)
         return JSONResponse({"pushes": len(pushes), "environments": environments}, status_code=202)
 
+    status = service.options.status_page
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/webhooks/{sender}", webhook, methods=["POST"]),
+            *(status_routes(service, service.options.status_access) if status else ()),
         ]
     )
 

@@ -19,6 +19,7 @@ import signal
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,11 +35,13 @@ from imagebot import logs
 from imagebot.core.policy import Schedule
 from imagebot.core.promotion.record import ImageRecord
 from imagebot.daemon.app import build_app
+from imagebot.daemon.events import EVENTS_KEPT, decision_events, event
 from imagebot.daemon.leader import Elector, LeaseClient, LeaseSettings
 from imagebot.daemon.metrics import Metrics
 from imagebot.daemon.policies import PolicyDirectory
 from imagebot.daemon.runtime import Runtime
 from imagebot.daemon.scheduler import Dispatcher, Timer, WallTimer, run_schedule
+from imagebot.daemon.status_api import Access
 from imagebot.daemon.webhooks import Push
 from imagebot.errors import ImagebotError
 from imagebot.publisher import Publishers
@@ -66,6 +69,10 @@ class ServeOptions:
     """Seconds a webhook waits for more pushes before its cycle starts."""
     git_timeout: float = 300.0
     """Longest a git fetch or push may take."""
+    status_page: bool = True
+    """Serve ``/`` and ``/api/v1/status``."""
+    status_access: Access | None = None
+    """Who may read them (None: anyone who reaches the port)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,7 @@ class LastCycle:
     error: str | None = None
     #: the decision record of each image, as the cycle made it (kept when a cycle crashes)
     images: tuple[ImageRecord, ...] = ()
+    seconds: float = 0.0  # how long the cycle took
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -116,6 +124,9 @@ class Service:
         self.webhook_secret = options.webhook_secret
         self.policies = PolicyDirectory(options.policies)
         self.last: dict[str, LastCycle] = {}
+        self.next_due: dict[str, datetime] = {}
+        #: the latest decision changes, oldest first (the status page's recent events)
+        self.events: deque[dict[str, Any]] = deque(maxlen=EVENTS_KEPT)
         self._monotonic = monotonic
         self._hard_exit = hard_exit
         self._elector: Elector | None = None
@@ -166,6 +177,7 @@ class Service:
         self.metrics.leader.set(1 if self.leading else 0)
         self.metrics.environments.set(len(self.policies.state.environments))
         self.metrics.policy_problems.set(len(self.policies.state.problems))
+        self.metrics.show_decisions({n: (c.ok, c.at, c.images) for n, c in self.last.items()})
 
     def watching(self, repository: str) -> list[str]:
         return [
@@ -222,6 +234,7 @@ class Service:
                 schedule,
                 timer=self.timer,
                 fire=lambda env: self.dispatcher.request([env], "schedule"),
+                planned=self.next_due.__setitem__,
             )
 
     async def _watch_policies(self) -> None:
@@ -235,6 +248,7 @@ class Service:
             self.dispatcher.forget(removed)
             for name in removed:
                 self.last.pop(name, None)
+                self.next_due.pop(name, None)
             changed = [n for n, p in state.environments.items() if before.get(n) != p]
             self._reschedule()
             if changed:
@@ -281,8 +295,11 @@ class Service:
                 async with Publishers() as publishers:
                     await self.metrics.read_open_pull_requests(policies, publishers)
                 for env in result.environments:
+                    name = env.plan.environment
                     error = env.error or "; ".join(env.plan.problems) or None
-                    self.last[env.plan.environment] = LastCycle(env.ok, now, error, env.images)
+                    before = self.last[name].images if name in self.last else None
+                    self.events.extend(decision_events(before, env.images, now))
+                    self.last[name] = LastCycle(env.ok, now, error, env.images, seconds)
                 log.info(
                     "cycle_finished",
                     ok=result.ok,
@@ -302,6 +319,7 @@ class Service:
         for name in batch:
             kept = self.last[name].images if name in self.last else ()
             self.last[name] = LastCycle(False, now, f"internal error: {exc!r}", kept)
+            self.events.append(event(now, "cycle_crashed", name, "", f"internal error: {exc!r}"))
 
     def _cancel_cycles(self) -> None:
         for scope in list(self._cycle_scopes):
