@@ -290,7 +290,7 @@ def test_a_closed_pull_request_shows_closed(pipeline: Pipeline) -> None:
     """A human closes production's pull request; after the next cycle the API and the page
     say it was closed, and an ignored webhook (a repository nobody watches) is counted so."""
     pipeline.forge.close_by_human(1)
-    assert pipeline.push("1.2.0") == 3
+    assert pipeline.push("1.1.0") == 3
     wait_for(
         lambda: (
             (pipeline.image("production", "app")["pull_request"] or {}).get("state") == "closed"
