@@ -218,7 +218,8 @@ def test_api_renders_the_decision_records_in_pipeline_order(pipeline: Pipeline) 
     staging = pipeline.image("staging", "app")
     assert staging["running"]["tag"] == "1.0.0"
     assert staging["state"] == "waiting" and staging["waiting"]["gate"] == "soak"
-    left = staging["waiting"]["left_seconds"]
+    opens = datetime.fromisoformat(staging["waiting"]["until"])
+    left = (opens - datetime.fromisoformat(doc["generated_at"])).total_seconds()
     assert 22 * 3600 < left <= 24 * 3600, staging["waiting"]
     api = pipeline.image("dev", "api")
     assert api["state"] == "held"

@@ -1,17 +1,20 @@
 """``GET /api/v1/status`` and ``GET /``: the daemon's last decision records as JSON and as a
 page.
 
-Both are built from one context (:func:`status_context`), as datasette builds a page and its
-JSON twin, so the page and the API cannot disagree. Nothing here calls a registry, git or a
+Both are built from one context (:meth:`StatusView.context`), as datasette builds a page and
+its JSON twin, so the page and the API cannot disagree. Nothing here calls a registry, git or a
 forge: it reads what each environment's last cycle recorded, and only the time left on a
 gate moves with the clock. Every string goes through one redaction before it is served.
+The JSON gives the time a gate opens (``waiting.until``); the page, the time left.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import Callable, Mapping
+import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import jinja2
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -30,7 +34,7 @@ from imagebot.errors import ImagebotError
 from imagebot.git.repo import redact
 
 if TYPE_CHECKING:
-    from imagebot.daemon.service import Service
+    from imagebot.daemon.service import LastCycle, Service
 
 API_VERSION = "v1"
 #: States an image can be in, most urgent first (the page's groups, the ``state`` filter).
@@ -113,37 +117,31 @@ def _state(r: ImageRecord) -> str:
     return "moving" if r.choice else "up-to-date"
 
 
-def _left(r: ImageRecord, decided: datetime, now: datetime) -> float | None:
-    """Seconds the blocking gate has left, counted from the decision to now."""
+def _until(r: ImageRecord, decided: datetime) -> datetime | None:
+    """When the blocking gate opens, if time opens it (soak, window, freeze)."""
     data = dict(r.waiting.data or {}) if r.waiting else {}
-    if isinstance(data.get("left_seconds"), int | float):
-        left = float(data["left_seconds"]) - (now - decided).total_seconds()  # type: ignore[arg-type]
-        return max(left, 0.0)
-    until = data.get("until")
-    if isinstance(until, str):
-        return max((datetime.fromisoformat(until) - now).total_seconds(), 0.0)
-    return None
+    left, until = data.get("left_seconds"), data.get("until")
+    if isinstance(left, int | float):
+        return decided + timedelta(seconds=float(left))
+    return datetime.fromisoformat(until) if isinstance(until, str) else None
 
 
-def image_json(
-    r: ImageRecord, loaded: LoadedPolicy, decided: datetime, now: datetime
-) -> dict[str, Any]:
-    """The record's JSON with what a reader needs beside it: state, time left, links, and
-    the command for each manual action."""
+def image_json(r: ImageRecord, loaded: LoadedPolicy, decided: datetime) -> dict[str, Any]:
+    """The record's JSON with what a reader needs beside it: state, when the gate opens,
+    links, and the command for each manual action. It changes only with the record."""
     doc = r.to_json()
     env, image = r.environment, r.image
     doc["environment"] = env
     doc["state"] = _state(r)
     doc["since"]["url"] = commit_url(loaded, r.running.commit)
-    left = _left(r, decided, now)
+    until = _until(r, decided)
     doc["waiting"] = (
         None
         if r.waiting is None
         else {
             "gate": r.waiting.gate,
             "reason": r.waiting.message,
-            "left_seconds": None if left is None else round(left),
-            "left": None if left is None else format_duration(timedelta(seconds=round(left))),
+            "until": until.isoformat(timespec="seconds") if until else None,
         }
     )
     for hold in doc["holds"]:
@@ -151,65 +149,7 @@ def image_json(
     doc["commands"] = {
         op: f"imagebot {op} {env} {image}" for op in ("promote", "hold", "release", "rollback")
     }
-    return doc
-
-
-def _matches(doc: dict[str, Any], q: str, state: str) -> bool:
-    if state and doc["state"] != state:
-        return False
-    if not q:
-        return True
-    words = (doc["image"], doc["repository"], doc["running"]["tag"] or "", doc["candidate"] or "")
-    return any(q in w.lower() for w in words)
-
-
-def status_context(
-    service: Service, now: datetime, *, q: str = "", environment: str = "", state: str = ""
-) -> dict[str, Any]:
-    """Everything ``/api/v1/status`` answers and ``/`` shows, filtered as asked."""
-    loaded = service.policies.state.environments
-    q = q.strip().lower()
-    environments = []
-    for name in pipeline_order(loaded):
-        if environment and name != environment:
-            continue
-        policy = loaded[name]
-        last = service.last.get(name)
-        due = service.next_due.get(name)
-        promote = policy.policy.promote
-        images = [
-            doc
-            for r in (last.images if last else ())
-            if _matches(doc := image_json(r, policy, last.at, now), q, state)  # type: ignore[union-attr]
-        ]
-        environments.append(
-            {
-                "name": name,
-                "upstream": promote.from_ if promote else None,
-                "publish": policy.policy.publish.mode,
-                "last_cycle": None
-                if last is None
-                else {
-                    "start": (last.at - timedelta(seconds=last.seconds)).isoformat(
-                        timespec="seconds"
-                    ),
-                    "duration_seconds": round(last.seconds, 3),
-                    "result": "ok" if last.ok else "failed",
-                    "problems": [last.error] if last.error else [],
-                },
-                "next_cycle": due.isoformat(timespec="seconds") if due else None,
-                "images": images,
-            }
-        )
-    doc = {
-        "api_version": API_VERSION,
-        "generated_at": now.isoformat(timespec="seconds"),
-        "filters": {"q": q, "environment": environment, "state": state},
-        "environments": environments,
-        "events": list(service.events)[::-1],  # one C-level copy: safe beside the loop
-    }
-    clean: dict[str, Any] = _redacted(doc)
-    return clean
+    return _redacted(doc)  # type: ignore[no-any-return]
 
 
 def _redacted(value: Any) -> Any:
@@ -223,82 +163,192 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-def rows(context: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """The page's rows: one per image, a cell per environment, grouped by the most urgent
-    state of any cell (errors first)."""
-    names = [e["name"] for e in context["environments"]]
-    by_image: dict[str, dict[str, Any]] = {}
-    for e in context["environments"]:
-        for doc in e["images"]:
-            by_image.setdefault(doc["image"], {})[e["name"]] = doc
-    groups: dict[str, list[dict[str, Any]]] = {s: [] for s in STATES}
-    for image in sorted(by_image):
-        cells = [by_image[image].get(n) for n in names]
-        state = min((STATES.index(c["state"]) for c in cells if c), default=len(STATES) - 1)
-        groups[STATES[state]].append({"image": image, "cells": cells})
-    return groups
+def _matches(doc: dict[str, Any], q: str, state: str) -> bool:
+    if state and doc["state"] != state:
+        return False
+    if not q:
+        return True
+    words = (doc["image"], doc["repository"], doc["running"]["tag"] or "", doc["candidate"] or "")
+    return any(q in w.lower() for w in words)
 
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("imagebot.daemon", "templates"),
     autoescape=True,
+    auto_reload=False,
     trim_blocks=True,
     lstrip_blocks=True,
 )
+#: In a cell rendered once per cycle, the gate's opening time; each request writes the time
+#: left in its place.
+_LEFT = re.compile("\x00(\\d+)\x00")
+_PART = re.compile('"\\\\u0000(\\d+)"')  # where an environment's images go in the JSON
 
 
-def render_page(context: dict[str, Any], *, environments: list[str], reload: str = "/") -> str:
-    groups = rows(context)
-    return _templates.get_template("status.html").render(
-        **context,
-        groups=groups,
-        shown=sum(len(g) for g in groups.values()),
-        states=STATES,
-        all_environments=environments,
-        reload=reload,
-    )
+@dataclass(frozen=True)
+class _Rendered:
+    """One environment's last cycle as served: its records' JSON, and each image's page cell
+    (and, under ``<image``, the head of its row)."""
+
+    last: LastCycle
+    docs: tuple[dict[str, Any], ...]
+    json: str
+    cells: Mapping[str, str]
+
+
+class StatusView:
+    """``/api/v1/status`` and ``/`` over the service's last records. Each environment's records
+    are turned into JSON and page cells once, on the first request after its cycle, in a
+    worker thread; a request then only filters and joins."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self._rendered: dict[str, _Rendered] = {}
+
+    def _environment(self, name: str, last: LastCycle) -> _Rendered:
+        kept = self._rendered.get(name)
+        if kept is not None and kept.last is last:
+            return kept
+        loaded = self.service.policies.state.environments[name]
+        docs = tuple(image_json(r, loaded, last.at) for r in last.images)
+        cell = _templates.get_template("cell.html").module.cell  # type: ignore[attr-defined]
+        cells = {d["image"]: str(cell(d, _epoch(d))) for d in docs}
+        cells |= {f"<{d['image']}": f'<tr><th scope="row">{escape(d["image"])}</th>' for d in docs}
+        # One document at a time: the C encoder holds the GIL while it runs, and the event
+        # loop must get it back every few milliseconds.
+        kept = _Rendered(last, docs, "[" + ",".join(json.dumps(d) for d in docs) + "]", cells)
+        self._rendered[name] = kept
+        return kept
+
+    def context(
+        self, now: datetime, *, q: str = "", environment: str = "", state: str = ""
+    ) -> dict[str, Any]:
+        """Everything both forms show, filtered as asked; ``images`` of each environment is
+        its rendering and the records that match."""
+        service = self.service
+        loaded = service.policies.state.environments
+        q = q.strip().lower()
+        for name in set(self._rendered) - set(loaded):
+            del self._rendered[name]
+        environments = []
+        for name in pipeline_order(loaded):
+            last = service.last.get(name)
+            if (environment and name != environment) or name not in loaded:
+                continue
+            rendered = self._environment(name, last) if last is not None else None
+            docs = rendered.docs if rendered else ()
+            due = service.next_due.get(name)
+            promote = loaded[name].policy.promote
+            environments.append(
+                {
+                    "name": name,
+                    "upstream": promote.from_ if promote else None,
+                    "publish": loaded[name].policy.publish.mode,
+                    "last_cycle": None if last is None else _cycle_json(last),
+                    "next_cycle": due.isoformat(timespec="seconds") if due else None,
+                    "images": (rendered, [d for d in docs if _matches(d, q, state)]),
+                }
+            )
+        return {
+            "api_version": API_VERSION,
+            "generated_at": now.isoformat(timespec="seconds"),
+            "filters": {"q": q, "environment": environment, "state": state},
+            "environments": environments,
+            # one C-level copy of the deque: safe beside the loop appending to it
+            "events": _redacted(list(service.events)[::-1]),
+        }
+
+    def api(self, now: datetime, **filters: str) -> str:
+        """The JSON document: each environment's images as rendered once, unless filtered."""
+        doc = self.context(now, **filters)
+        parts = []
+        for n, env in enumerate(doc["environments"]):
+            rendered, docs = env["images"]
+            whole = rendered is not None and len(docs) == len(rendered.docs)
+            parts.append(rendered.json if whole and rendered else json.dumps(docs))
+            env["images"] = f"\x00{n}"
+        pieces = _PART.split(json.dumps(doc))  # text, part number, text, …
+        return "".join(parts[int(p)] if i % 2 else p for i, p in enumerate(pieces))
+
+    def page(self, now: datetime, *, reload: str = "/", **filters: str) -> str:
+        doc = self.context(now, **filters)
+        names = [e["name"] for e in doc["environments"]]
+        by_image: dict[str, dict[str, tuple[dict[str, Any], str, str]]] = {}
+        for e in doc["environments"]:
+            rendered, docs = e["images"]
+            for d in docs:
+                image = d["image"]
+                cells = rendered.cells
+                by_image.setdefault(image, {})[e["name"]] = (d, cells[image], cells[f"<{image}"])
+        groups: dict[str, list[str]] = {s: [] for s in STATES}
+        for image in sorted(by_image):
+            cells = by_image[image]
+            state = min(STATES.index(d["state"]) for d, _, _ in cells.values())
+            row = "".join(cells[n][1] if n in cells else "<td>—</td>" for n in names)
+            head = next(iter(cells.values()))[2]
+            groups[STATES[state]].append(f"{head}{row}</tr>")
+        html = _templates.get_template("status.html").render(
+            **doc,
+            groups={s: (len(rows), Markup("\n".join(rows))) for s, rows in groups.items()},
+            shown=len(by_image),
+            states=STATES,
+            all_environments=pipeline_order(self.service.policies.state.environments),
+            reload=reload,
+        )
+        stamp = now.timestamp()
+        return _LEFT.sub(
+            lambda m: format_duration(timedelta(seconds=max(int(m[1]) - stamp, 0))), html
+        )
+
+
+def _epoch(doc: dict[str, Any]) -> str | None:
+    """The placeholder of the time left on the blocking gate (see ``_LEFT``)."""
+    until = (doc["waiting"] or {}).get("until")
+    return f"\x00{int(datetime.fromisoformat(until).timestamp())}\x00" if until else None
+
+
+def _cycle_json(last: LastCycle) -> dict[str, Any]:
+    return {
+        "start": (last.at - timedelta(seconds=last.seconds)).isoformat(timespec="seconds"),
+        "duration_seconds": round(last.seconds, 3),
+        "result": "ok" if last.ok else "failed",
+        "problems": [redact(last.error)] if last.error else [],
+    }
 
 
 def routes(service: Service, access: Access | None) -> list[Route]:
-    def guarded(
-        endpoint: Callable[[Request], Any],
-    ) -> Callable[[Request], Any]:
-        async def check(request: Request) -> Response:
-            if access is not None and not access.allows(request.headers.get("authorization", "")):
-                scheme = "Bearer" if access.token else 'Basic realm="imagebot"'
-                return JSONResponse(
-                    {"error": "authentication required"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": scheme},
-                )
-            result: Response = await endpoint(request)
-            return result
+    view = StatusView(service)
 
-        return check
-
-    def context(request: Request) -> dict[str, Any]:
-        p = request.query_params
-        return status_context(
-            service,
-            service.timer.now(),
-            q=p.get("q", ""),
-            environment=p.get("environment", ""),
-            state=p.get("state", ""),
+    def allowed(request: Request) -> Response | None:
+        if access is None or access.allows(request.headers.get("authorization", "")):
+            return None
+        scheme = "Bearer" if access.token else 'Basic realm="imagebot"'
+        return JSONResponse(
+            {"error": "authentication required"},
+            status_code=401,
+            headers={"WWW-Authenticate": scheme},
         )
 
+    def filters(request: Request) -> dict[str, str]:
+        return {k: request.query_params.get(k, "") for k in ("q", "environment", "state")}
+
     async def api(request: Request) -> Response:
-        return JSONResponse(await anyio.to_thread.run_sync(context, request))
+        refused = allowed(request)
+        if refused is not None:
+            return refused
+        now = service.timer.now()
+        text = await anyio.to_thread.run_sync(lambda: view.api(now, **filters(request)))
+        return Response(text, media_type="application/json")
 
     async def page(request: Request) -> Response:
-        def build() -> str:
-            names = pipeline_order(service.policies.state.environments)
-            url = request.url
-            return render_page(
-                context(request),
-                environments=names,
-                reload=url.path + (f"?{url.query}" if url.query else ""),
-            )
+        refused = allowed(request)
+        if refused is not None:
+            return refused
+        now, url = service.timer.now(), request.url
+        reload = url.path + (f"?{url.query}" if url.query else "")
+        html = await anyio.to_thread.run_sync(
+            lambda: view.page(now, reload=reload, **filters(request))
+        )
+        return HTMLResponse(html)
 
-        return HTMLResponse(await anyio.to_thread.run_sync(build))
-
-    return [Route("/api/v1/status", guarded(api)), Route("/", guarded(page))]
+    return [Route("/api/v1/status", api), Route("/", page)]
