@@ -36,7 +36,8 @@ from imagebot.core.promotion.holds import Hold
 from imagebot.core.promotion.record import Candidate, ImageRecord, PullRequestRecord, Running
 from imagebot.core.selection import Rejection
 from imagebot.daemon.app import build_app
-from imagebot.daemon.service import LastCycle, ServeOptions, Service
+from imagebot.daemon.events import LastCycle
+from imagebot.daemon.service import ServeOptions, Service
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 NAMES = ("dev", "qa", "staging", "canary", "production")
@@ -135,7 +136,7 @@ def main() -> int:
         for i, name in enumerate(names):
             kept = records(name, names[i - 1] if i else None, args.images)
             service.last[name] = LastCycle(True, NOW, None, kept, 2.5)
-            service.next_due[name] = NOW + timedelta(minutes=2)
+            service.decisions.next_due[name] = NOW + timedelta(minutes=2)
         gc.collect()
         grown = (rss() - before) / 2**20
         app = build_app(service)

@@ -42,6 +42,7 @@ from imagebot.core.promotion.holds import (
 from imagebot.core.rewrite import Edit, apply
 from imagebot.errors import ImagebotError
 from imagebot.git.history import read_history
+from imagebot.git.push import push
 from imagebot.git.workspace import Workspace, read_workspace
 from imagebot.registry.tags import newness
 
@@ -206,6 +207,8 @@ def run(op: str, args: argparse.Namespace) -> int:
     sha = repo.commit(
         changes, message=message, author_name=author[0], author_email=author[1], when=utc_now()
     )
-    repo.push(sha)
+    refused = push(repo, sha)
+    if refused is not None:
+        raise ImagebotError(f"{env}: {refused.message}; nothing changed, run it again")
     print(f"{env}: {op} {name} {what}: pushed {sha}")
     return 0

@@ -1,21 +1,70 @@
-"""Decision changes as events: what differs between an environment's last two decision
-records, logged (``waiting``, ``held``, ``released``, ``promoted``, ``proposed``,
-``pull_request``,
-``image_error``; ``stays`` at debug) and kept for the status page's recent events."""
+"""What the daemon keeps of its cycles: each environment's last cycle with its decision
+records, when it runs next, and the decision changes as events (what differs between an
+environment's last two records), logged — ``waiting``, ``held``, ``released``, ``promoted``,
+``proposed``, ``pull_request``, ``image_error``; ``stays`` at debug — and kept for the status
+page."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagebot import logs
 from imagebot.core.promotion.record import ImageRecord
+
+if TYPE_CHECKING:
+    from imagebot.engine import EnvironmentResult
 
 log = logs.get_logger("imagebot.daemon.decisions")
 
 #: How many events the daemon keeps for the status page.
 EVENTS_KEPT = 200
+
+
+@dataclass(frozen=True)
+class LastCycle:
+    ok: bool
+    at: datetime
+    error: str | None = None
+    #: the decision record of each image, as the cycle made it (kept when a cycle crashes)
+    images: tuple[ImageRecord, ...] = ()
+    seconds: float = 0.0  # how long the cycle took
+
+
+class Decisions:
+    """What ``/readyz``, the gauges and the status page read; replaced, never edited, so a
+    reader in another thread sees one cycle's records or the next one's."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, LastCycle] = {}
+        self.next_due: dict[str, datetime] = {}
+        #: the latest decision changes, oldest first
+        self.events: deque[dict[str, Any]] = deque(maxlen=EVENTS_KEPT)
+
+    def record(
+        self,
+        name: str,
+        ok: bool,
+        now: datetime,
+        error: str | None,
+        result: EnvironmentResult,
+        seconds: float,
+    ) -> None:
+        before = self.last[name].images if name in self.last else None
+        self.events.extend(decision_events(before, result.images, now))
+        self.last[name] = LastCycle(ok, now, error, result.images, seconds)
+
+    def crashed(self, name: str, now: datetime, error: str) -> None:
+        kept = self.last[name].images if name in self.last else ()
+        self.last[name] = LastCycle(False, now, error, kept)
+        self.events.append(event(now, "cycle_crashed", name, "", error))
+
+    def forget(self, name: str) -> None:
+        self.last.pop(name, None)
+        self.next_due.pop(name, None)
 
 
 def event(now: datetime, name: str, environment: str, image: str, words: str) -> dict[str, Any]:

@@ -120,6 +120,9 @@ class Metrics:
             "1 while this replica may run cycles (always 1 without election)",
             registry=r,
         )
+        self.shards_owned = Gauge(
+            "imagebot_shards_owned", "Shards this replica owns (serve --shards)", registry=r
+        )
 
     def show_decisions(
         self, last: Mapping[str, tuple[bool, datetime, Sequence[ImageRecord]]]

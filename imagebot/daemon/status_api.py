@@ -34,7 +34,8 @@ from imagebot.errors import ImagebotError
 from imagebot.git.repo import redact
 
 if TYPE_CHECKING:
-    from imagebot.daemon.service import LastCycle, Service
+    from imagebot.daemon.events import LastCycle
+    from imagebot.daemon.service import Service
 
 API_VERSION = "v1"
 #: States an image can be in, most urgent first (the page's groups, the ``state`` filter).
@@ -237,7 +238,7 @@ class StatusView:
                 continue
             rendered = self._environment(name, last) if last is not None else None
             docs = rendered.docs if rendered else ()
-            due = service.next_due.get(name)
+            due = service.decisions.next_due.get(name)
             promote = loaded[name].policy.promote
             environments.append(
                 {
@@ -255,7 +256,7 @@ class StatusView:
             "filters": {"q": q, "environment": environment, "state": state},
             "environments": environments,
             # one C-level copy of the deque: safe beside the loop appending to it
-            "events": _redacted(list(service.events)[::-1]),
+            "events": _redacted(list(service.decisions.events)[::-1]),
         }
 
     def api(self, now: datetime, **filters: str) -> str:
