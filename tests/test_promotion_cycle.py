@@ -617,14 +617,14 @@ def test_a_no_op_apply_prints_one_summary_line_per_environment(pipe: Pipeline) -
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "dev: 1 image up to date",
-        "staging: 0 images up to date, 1 waiting: soak (1)",
+        "staging: 1 waiting: soak (1)",
         "prod: 1 image up to date",
     ]
     lines = run_cli("apply", "-v", *args).stdout.splitlines()
     assert (
         "staging: app stays at 1.0.0: waiting: soak: 1.1.0 has run in dev for 20m of 1h (40m left)"
     ) in lines, lines
-    assert "staging: 0 images up to date, 1 waiting: soak (1)" in lines
+    assert "staging: 1 waiting: soak (1)" in lines
 
 
 def test_before_anything_has_soaked_the_reason_says_so_in_words(pipe: Pipeline) -> None:

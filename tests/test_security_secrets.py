@@ -150,7 +150,7 @@ def test_plain_http_forge_url_needs_loopback_or_insecure(world: World) -> None:
     policy.write_text(text.replace(world.forge.url, "http://forge.example.com/api"))
     result = run_cli("check", "--policies", str(world.policies))
     assert result.returncode == 1
-    assert "plain http to forge.example.com would send the token unencrypted" in result.stdout
+    assert "plain http to forge.example.com would send the token unencrypted" in result.stderr
     policy.write_text(
         text.replace(world.forge.url, "http://forge.example.com/api").replace(
             "token_env: FORGE_TOKEN", "token_env: FORGE_TOKEN, insecure: true"

@@ -5,20 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from typing import IO, TYPE_CHECKING
 
 from imagebot import progress
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class RichDisplay:
@@ -45,17 +37,26 @@ class RichDisplay:
 def shown(stream: IO[str], *, force: bool = False) -> Iterator[None]:
     """Draw imagebot's progress on ``stream`` while the block runs, if it is a terminal
     (``force``: draw anyway, for tests)."""
-    console = Console(file=stream, force_terminal=force or None)
-    if not console.is_terminal:
-        yield
+    if not (force or stream.isatty()):
+        yield  # rich is imported only to draw: a pipe or a cron job never pays for it
         return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     bars = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=Console(file=stream, force_terminal=force or None),
         transient=True,
     )
     with bars:

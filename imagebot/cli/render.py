@@ -96,11 +96,11 @@ def stays_summary(stays: int, waiting: Collection[Rejection]) -> str:
     """ "214 images up to date, 3 waiting: soak (2), checks (1)" — one line for an
     environment's images that do not move, instead of one line each."""
     ready = stays - len(waiting)
-    text = f"{ready} image{'s' * (ready != 1)} up to date"
+    parts = [f"{ready} image{'s' * (ready != 1)} up to date"] if ready or not waiting else []
     if waiting:
         gates = Counter(w.gate for w in waiting).most_common()
-        text += f", {len(waiting)} waiting: " + ", ".join(f"{g} ({n})" for g, n in gates)
-    return text
+        parts.append(f"{len(waiting)} waiting: " + ", ".join(f"{g} ({n})" for g, n in gates))
+    return ", ".join(parts)
 
 
 def print_result(
@@ -124,6 +124,7 @@ def print_result(
                     "commit": r.commit,
                     "publication": r.publication,
                     "error": r.error,
+                    "images": [record.to_json() for record in r.images],
                 }
                 for r in result.environments
             ],

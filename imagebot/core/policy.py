@@ -11,11 +11,10 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cache, cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,6 +26,8 @@ from pydantic import (
 
 from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
+from imagebot.core.promote_policy import ENVIRONMENT_NAME as _NAME_RE
+from imagebot.core.promote_policy import Promotion as Promotion  # re-exported
 from imagebot.core.publish_policy import (
     PublishSpec,
     SigningSpec,
@@ -41,10 +42,7 @@ from imagebot.core.selection import (
     ignore_entry_kind,
     validate_rule,
 )
-from imagebot.core.windows import Period, parse_period
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
-
-_NAME_RE = yamldoc.NAME_PATTERN
 
 
 class _Model(BaseModel):
@@ -260,63 +258,6 @@ class Schedule(_Model):
         return self
 
 
-def _period(spec: str) -> str:
-    parse_period(spec)
-    return spec
-
-
-#: A window or freeze, checked where it is written (errors name the list item's line).
-PeriodText = Annotated[str, AfterValidator(_period)]
-
-
-class Promotion(_Model):
-    """Where a promoted environment's versions come from, and the gates they pass first."""
-
-    from_: str = Field(
-        alias="from",
-        pattern=_NAME_RE,
-        description="the upstream environment whose history supplies the versions",
-    )
-    soak: str | None = Field(
-        default=None, description="how long upstream must have run a version, e.g. 1h, 2d"
-    )
-    checks: tuple[Annotated[str, Field(min_length=1, pattern=r"\S")], ...] = Field(
-        default=(),
-        description="commit status contexts that must be success on the upstream commit",
-    )
-    windows: tuple[PeriodText, ...] = Field(
-        default=(),
-        description="promote only inside one of these, e.g. 'Mon-Thu 09:00-16:00 Europe/Berlin'",
-    )
-    freeze: tuple[PeriodText, ...] = Field(
-        default=(),
-        description="never promote inside these, e.g. '2026-12-20 .. 2027-01-04 Europe/Berlin'",
-    )
-
-    @field_validator("soak")
-    @classmethod
-    def _soak(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
-
-    @field_validator("checks", "windows", "freeze", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return (value,) if isinstance(value, str) else value
-
-    @property
-    def soak_time(self) -> timedelta:
-        return parse_duration(self.soak) if self.soak else timedelta(0)
-
-    def periods(self) -> tuple[tuple[Period, ...], tuple[Period, ...]]:
-        """The parsed windows and freezes."""
-        return (
-            tuple(parse_period(w) for w in self.windows),
-            tuple(parse_period(f) for f in self.freeze),
-        )
-
-
 class EnvironmentPolicy(_Model):
     """One environment: its repo, how changes are published, and its image policies."""
 
@@ -403,11 +344,9 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
     try:
         model = EnvironmentPolicy.model_validate(data)
     except ValidationError as exc:
-        problems = yamldoc.validation_problems(source, doc, exc, fields=_field_names())
-        hidden = _hidden_rule_problems(data, exc)
-        problems += [yamldoc.problem_at(source, doc, *p) for p in hidden]
-        line = lambda p: int(p.removeprefix(f"{source}:").split(":", 1)[0])  # noqa: E731
-        raise PolicyError(sorted(problems, key=line)) from None
+        from imagebot.core.policy_problems import all_problems  # it imports this module
+
+        raise PolicyError(all_problems(source, doc, data, exc)) from None
     problems = [
         yamldoc.problem_at(source, doc, loc, message)
         for loc, message in [*_rule_problems(model), *_publish_problems(model)]
@@ -419,39 +358,6 @@ def parse_policy(text: str, *, source: str) -> LoadedPolicy:
         yamldoc.problem_at(source, doc, loc, message) for loc, message in _rule_warnings(model)
     )
     return LoadedPolicy(source=source, policy=model, lines=lines, warnings=warnings)
-
-
-@cache
-def _field_names() -> frozenset[str]:
-    return yamldoc.field_names(policy_json_schema())
-
-
-def _hidden_rule_problems(
-    data: Mapping[str, Any], exc: ValidationError
-) -> Iterator[tuple[tuple[Any, ...], str]]:
-    """The rule problems (a bad range, regex…) a failed validation would otherwise hide
-    until the next round of fixes: each image entry, and ``defaults``, checked on its own
-    without the fields already reported."""
-    images = data.get("images")
-    entries: list[tuple[tuple[Any, ...], Any]] = [(("defaults",), data.get("defaults"))]
-    if isinstance(images, list):
-        entries += [(("images", i), entry) for i, entry in enumerate(images)]
-    for at, entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        reported = {p for err in exc.errors() if tuple(err["loc"][: len(at)]) == at
-                    for p in err["loc"][len(at):] if p in entry}  # fmt: skip
-        rest = {k: v for k, v in entry.items() if k not in reported}
-        model: type[ImageRule] = ImageDefaults
-        if at[0] == "images":  # a reported name or repository stands in, to check the rest
-            model, rest = ImagePolicy, {"name": "x", "repository": "x", **rest}
-        try:
-            rule = model.model_validate(rest)
-            validate_rule(rule.rule())
-        except ValidationError:
-            continue
-        except SelectionError as err:
-            yield (*at, *rule_field_path(err.field)), str(err)
 
 
 def _rules(model: EnvironmentPolicy) -> list[tuple[tuple[str | int, ...], ImageRule]]:
