@@ -129,3 +129,15 @@ def test_building_the_package_warns_about_nothing(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "deprecated" not in (result.stdout + result.stderr).lower(), result.stderr
     assert list(tmp_path.glob("imagebot-*.whl"))
+
+
+def test_log_defaults_per_command() -> None:
+    """serve logs JSON at info; one-shot commands log warnings (human lines on a terminal)
+    and leave out the events they print as error: lines, unless asked for info or JSON."""
+    from imagebot.cli.main import REPORTED_EVENTS, log_settings
+
+    assert log_settings("serve", None, None) == ("info", "json", frozenset())
+    assert log_settings("plan", None, None) == ("warning", "auto", REPORTED_EVENTS)
+    assert log_settings("status", "info", "json") == ("info", "json", frozenset())
+    assert log_settings("apply", "debug", None) == ("debug", "auto", frozenset())
+    assert "repo_unavailable" in REPORTED_EVENTS

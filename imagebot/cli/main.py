@@ -15,8 +15,12 @@ import shutil
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import imagebot
+
+if TYPE_CHECKING:
+    from imagebot.logs import LogFormat
 
 #: Subcommand modules under imagebot.cli and their help, in the order ``--help`` lists them.
 COMMANDS: dict[str, str] = {
@@ -105,14 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from imagebot.errors import ImagebotError, PolicyError
     from imagebot.redact import redact
 
-    daemon = args.command == "serve"
-    level = args.log_level or ("info" if daemon else "warning")
-    # A one-shot command reports every failure once, as an error: line of its own; below
-    # info the log events saying the same are left out (--log-level info shows them).
-    quiet = not daemon and level in ("warning", "error")
-    reported = REPORTED_EVENTS if quiet else frozenset()
-    logs.configure(level=level, fmt=args.log_format or ("json" if daemon else "auto"),
-                   reported=reported)  # fmt: skip
+    level, fmt, reported = log_settings(args.command, args.log_level, args.log_format)
+    logs.configure(level=level, fmt=fmt, reported=reported)
     # A cycle allocates millions of small objects it keeps (tags, references, plans) and
     # makes few reference cycles. At Python's default (a young collection every 700
     # allocations) the collector walked the growing heap often enough to cost a quarter of a
@@ -144,6 +142,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_ERROR
     return code
+
+
+def log_settings(
+    command: str, level: str | None, fmt: LogFormat | None
+) -> tuple[str, LogFormat, frozenset[str]]:
+    """(level, format, events left out) for a command, given --log-level/--log-format or
+    their variables (None: not given). serve logs JSON at info; a one-shot command logs
+    warnings, readable on a terminal, and leaves out below info the events it reports
+    itself as error: lines, so each problem is said once."""
+    daemon = command == "serve"
+    level = level or ("info" if daemon else "warning")
+    quiet = not daemon and level in ("warning", "error")
+    return level, fmt or ("json" if daemon else "auto"), REPORTED_EVENTS if quiet else frozenset()
 
 
 def _full_disk(args: argparse.Namespace) -> str | None:
