@@ -35,6 +35,7 @@ from imagebot.git.repo import EnvRepo, PushRejected
 from imagebot.git.workspace import Workspace, read_workspace, repo_cache_dir
 from imagebot.publisher import Publishers
 from imagebot.registry.scan import Registry, resolve_digests, scan_repositories
+from imagebot.registry.trust import Store, verify_gate
 
 log = logs.get_logger("imagebot.engine")
 
@@ -79,6 +80,7 @@ async def run_cycle(
     statuses: StatusSource | None = None,
     memo: SelectionMemo | None = None,
     image_digests: bool = True,
+    verified: Store | None = None,
 ) -> CycleResult:
     """Run one cycle over ``policies``; with ``publish`` publish each environment the way
     its policy says (``publishers`` builds the publishers; default: the process's tokens).
@@ -109,6 +111,7 @@ async def run_cycle(
             publishers=publishers,
             memo=memo,
             image_digests=image_digests,
+            verified=verified or Store(getattr(registry, "cache", None)),
         )
         return await _run_cycle(
             policies, cycle, problems=problems, catalog=catalog, statuses=statuses
@@ -128,6 +131,7 @@ class _Cycle:
     publishers: Publishers
     memo: SelectionMemo
     image_digests: bool
+    verified: Store
 
 
 async def _run_cycle(
@@ -355,8 +359,7 @@ async def _run_environment(
     loaded: LoadedPolicy, ws: Workspace, cycle: _Cycle, prepared: Prepared
 ) -> EnvironmentResult:
     registry, repos_dir, git_timeout = cycle.registry, cycle.repos_dir, cycle.git_timeout
-    clock, memo, scans = cycle.clock, cycle.memo, prepared.scans
-    env = loaded.name
+    clock, env = cycle.clock, loaded.name
     bound = log.bind(environment=env)
     try:
         publisher = cycle.publishers.for_policy(loaded)
@@ -375,13 +378,7 @@ async def _run_environment(
     for attempt in range(1, cycle.push_attempts + 1):
         # Planning is CPU work (selection over thousands of tags): off the event loop, so a
         # daemon's health checks and webhooks are answered meanwhile.
-        plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
-        needed = plan.digests_needed | (
-            plan.trailer_digests if cycle.image_digests else frozenset()
-        )
-        if await resolve_digests(registry, needed, scans):
-            # The memo answers again for every image whose selection read only tag names.
-            plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
+        plan = await _planned(loaded, ws, cycle, prepared)
         for problem in plan.problems:
             bound.warning("problem", detail=problem)
         for change in plan.changes:
@@ -425,6 +422,26 @@ async def _run_environment(
     message = f"{env}: gave up after {cycle.push_attempts} push attempts: the branch kept moving"
     bound.error("publish_failed", error=message)
     return EnvironmentResult(plan=plan, error=message)
+
+
+async def _planned(
+    loaded: LoadedPolicy, ws: Workspace, cycle: _Cycle, prepared: Prepared
+) -> EnvironmentPlan:
+    """Plan; fetch the digests the plan asks for and plan again; then the verify gate."""
+
+    async def plan(p: Prepared) -> EnvironmentPlan:
+        args = (loaded, ws, p.scans, cycle.clock, p, cycle.memo)
+        made = await anyio.to_thread.run_sync(_plan, *args)
+        extra = made.trailer_digests if cycle.image_digests else frozenset()
+        if await resolve_digests(cycle.registry, made.digests_needed | extra, p.scans):
+            # The memo answers again for every image whose selection read only tag names.
+            made = await anyio.to_thread.run_sync(_plan, *args)
+        return made
+
+    first = await plan(prepared)
+    return await verify_gate(
+        loaded, first, prepared, plan, registry=cycle.registry, store=cycle.verified
+    )
 
 
 def _plan(

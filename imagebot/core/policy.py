@@ -36,6 +36,7 @@ from imagebot.core.publish_policy import (
 )
 from imagebot.core.repopattern import RepositoryPattern, compile_pattern, is_pattern
 from imagebot.core.selection import SelectionRule, ignore_entry_kind, validate_rule
+from imagebot.core.verify_policy import VerifySpec
 from imagebot.core.windows import Period, parse_period
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
 
@@ -83,6 +84,9 @@ class ImageRule(_Model):
     unhold: tuple[str, ...] = Field(
         default=(),
         description="versions whose hold (from a human rollback) is lifted, e.g. ['1.4.0']",
+    )
+    verify: VerifySpec | None = Field(
+        default=None, description="signatures the image must carry (wins over the environment's)"
     )
 
     @field_validator("min_age", check_fields=False)
@@ -323,6 +327,9 @@ class EnvironmentPolicy(_Model):
         default=None, description="take versions from an upstream environment's history"
     )
     signing: SigningSpec | None = Field(default=None, description="sign imagebot's commits")
+    verify: VerifySpec | None = Field(
+        default=None, description="signatures and attestations every image must carry"
+    )
     defaults: ImageDefaults | None = Field(
         default=None,
         description="rule for every image referenced in the environment's files that no"

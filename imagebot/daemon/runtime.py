@@ -28,6 +28,7 @@ from imagebot.registry.connect import connect
 from imagebot.registry.manifests import ImageInfo
 from imagebot.registry.scan import Registry
 from imagebot.registry.settings import RegistriesSettings
+from imagebot.registry.trust import Store
 
 RegistryWrapper = Callable[[Registry], Registry]
 
@@ -68,6 +69,7 @@ class Runtime:
         )
         self._client = client
         self._registry = self._wrap(client) if self._wrap else client
+        self._verified = Store(cache)  # verify gate passes, per digest and policy
         return self
 
     async def __aexit__(
@@ -126,7 +128,7 @@ class Runtime:
                 publish=publish,
                 clock=self.clock,
                 problems=problems,
-                **{"memo": self._memo, **engine_options},
+                **{"memo": self._memo, "verified": self._verified, **engine_options},
             )
 
 
@@ -156,3 +158,6 @@ class _RememberedTags:
         self, repository: str, tag: str, *, created: bool = False, platform: str | None = None
     ) -> ImageInfo:
         return await self._inner.image_info(repository, tag, created=created, platform=platform)
+
+    async def fetch(self, repository: str, path: str, *, accept: str) -> bytes | None:
+        return await self._inner.fetch(repository, path, accept=accept)

@@ -1,0 +1,256 @@
+"""The trust material a ``verify`` block names — public keys, Sigstore trusted roots — loaded
+once, and verification outcomes kept per digest and signer in the cache.
+
+``imagebot check`` reports a bad key or trusted root at its file:line through
+:func:`trust_problems`; a cycle refuses the image's new versions with the same words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from imagebot.core.governing import Governed
+from imagebot.core.plan import Change, EnvironmentPlan
+from imagebot.core.policy import LoadedPolicy
+from imagebot.core.promotion.views import Prepared, refuse
+from imagebot.core.selection import Rejection
+from imagebot.core.verify_policy import Keyless, Signature, VerifySpec
+from imagebot.core.yamldoc import dotted
+from imagebot.errors import RegistryError
+from imagebot.registry.scan import Registry
+from imagebot.registry.signatures import (
+    Checker,
+    Fetcher,
+    Outcome,
+    Trust,
+    certificate_identity,
+    find_and_check,
+)
+
+
+class TrustError(ValueError):
+    """A key or trusted root cannot be used; ``field`` names where the policy gives it."""
+
+    def __init__(self, field: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def load_trust(
+    spec: VerifySpec, *, base: Path, environ: Mapping[str, str] = os.environ
+) -> list[Trust]:
+    """Every ``signatures`` entry with its key or keyless checker; raises TrustError."""
+    return [load_signature(s, i, base=base, environ=environ) for i, s in enumerate(spec.signatures)]
+
+
+def load_signature(
+    sig: Signature, i: int, *, base: Path, environ: Mapping[str, str] = os.environ
+) -> Trust:
+    """``signatures[i]`` made usable: its public key read, or its trusted root loaded."""
+    at = ("signatures", i)
+    if sig.keyless is not None:
+        return Trust(sig, keyless=_checker(sig.keyless, base, at))
+    return Trust(sig, key=_key(sig, base, environ, at))
+
+
+def _key(sig: Signature, base: Path, environ: Mapping[str, str], at: tuple[str | int, ...]) -> Any:
+    if sig.key_env is not None:
+        field, pem = "key_env", environ.get(sig.key_env, "").encode()
+        if not pem:
+            raise TrustError((*at, field), f"environment variable {sig.key_env} is not set")
+    else:
+        field = "key" if sig.key is not None else "key_file"
+        path = base / Path(str(sig.key or sig.key_file)).expanduser()
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise TrustError((*at, field), f"cannot read {path}: {exc.strerror}") from None
+    try:
+        key = load_pem_public_key(pem)
+    except ValueError:
+        raise TrustError((*at, field), "not a PEM public key") from None
+    if isinstance(key, ec.EllipticCurvePublicKey) and not isinstance(key.curve, ec.SECP256R1):
+        raise TrustError((*at, field), f"ECDSA key on {key.curve.name}; cosign keys use P-256")
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
+        raise TrustError((*at, field), "not an ECDSA P-256, RSA or Ed25519 key")
+    return key
+
+
+class _AnyIdentity:
+    """sigstore's policy hook; the identity is compared afterwards, to say whose it was."""
+
+    def verify(self, cert: Any) -> None:
+        return None
+
+
+def _checker(spec: Keyless, base: Path, at: tuple[str | int, ...]) -> Checker:
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import Bundle, TrustedRoot
+    from sigstore.verify import Verifier
+
+    try:
+        if spec.trusted_root is not None:
+            path = base / Path(spec.trusted_root).expanduser()
+            verifier = Verifier(trusted_root=TrustedRoot.from_file(str(path)))
+        else:
+            verifier = Verifier.production(offline=True)
+    except (OSError, ValueError, SigstoreError) as exc:
+        field = (*at, "keyless", "trusted_root")
+        raise TrustError(field, f"unusable trusted root: {exc}") from None
+
+    def check(raw: bytes) -> tuple[bytes, tuple[str, str]]:
+        try:
+            bundle = Bundle.from_json(raw)
+            _, payload = verifier.verify_dsse(bundle, _AnyIdentity())
+        except Exception as exc:  # sigstore raises many kinds; any of them is "not valid"
+            raise ValueError(str(exc)) from None
+        return payload, certificate_identity(bundle.signing_certificate)
+
+    return check
+
+
+class Store:
+    """Verified (digest, policy) pairs: in the registry client's cache when it has one. Only
+    passes are kept: an unsigned image may be signed later; a valid signature stays valid."""
+
+    def __init__(self, cache: Any = None) -> None:
+        self._db = getattr(cache, "_db", None)
+        self._memory: dict[tuple[str, str], str] = {}
+        if self._db is not None:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS verifications"
+                " (digest TEXT, policy TEXT, how TEXT, PRIMARY KEY (digest, policy))"
+            )
+
+    def get(self, digest: str, policy: str) -> str | None:
+        if (digest, policy) in self._memory or self._db is None:
+            return self._memory.get((digest, policy))
+        row = self._db.execute(
+            "SELECT how FROM verifications WHERE digest = ? AND policy = ?", (digest, policy)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def put(self, digest: str, policy: str, how: str) -> None:
+        self._memory[(digest, policy)] = how
+        if self._db is not None:
+            self._db.execute(
+                "INSERT OR REPLACE INTO verifications VALUES (?, ?, ?)", (digest, policy, how)
+            )
+
+
+def policy_key(spec: VerifySpec, trust: list[Trust], where: str) -> str:
+    """What a stored outcome depends on: the block, its keys' bytes, where signatures live."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    keys = [
+        t.key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo).hex()
+        for t in trust
+        if t.key is not None
+    ]
+    text = f"{spec.model_dump_json()}|{'|'.join(keys)}|{where}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def verify_digest(
+    registry: Fetcher,
+    store: Store,
+    repository: str,
+    digest: str,
+    spec: VerifySpec,
+    trust: list[Trust],
+) -> Outcome:
+    """The verify gate for one digest: the stored pass, or a look in the registry. A
+    registry error fails the gate with the error; it never passes."""
+    key = policy_key(spec, trust, spec.repository or repository)
+    known = store.get(digest, key)
+    if known is not None:
+        return Outcome(known)
+    try:
+        outcome = await find_and_check(registry, repository, digest, spec, trust)
+    except RegistryError as exc:
+        return Outcome(None, f"signatures could not be read: {exc}")
+    if outcome.how is not None:
+        store.put(digest, key, outcome.how)
+    return outcome
+
+
+async def verify_gate(
+    loaded: LoadedPolicy,
+    plan: EnvironmentPlan,
+    prepared: Prepared,
+    replan: Callable[[Prepared], Awaitable[EnvironmentPlan]],
+    *,
+    registry: Registry,
+    store: Store,
+) -> EnvironmentPlan:
+    """The last gate of the chain. Each image's new version must carry the signatures its
+    ``verify`` block asks for; a refused version is turned away with the reason and the
+    environment planned again, so the next candidate is tried — newest first, stopping at
+    the first that passes. Only versions every cheaper gate let through are verified."""
+    groups = {g.image: g for g in plan.governed}
+    loaded_trust: dict[int, list[Trust] | str] = {}
+    refused_all: dict[str, dict[str, Rejection]] = {}
+    while True:
+        verified: dict[str, str] = {}
+        refused: dict[str, dict[str, Rejection]] = {}
+        for change in {(c.image, c.new_tag): c for c in plan.changes}.values():
+            g = groups[change.image]
+            spec = g.rule.verify or loaded.policy.verify
+            if spec is None or change.new_tag is None:
+                continue
+            outcome = await _verify_change(loaded, g, change, spec, loaded_trust, registry, store)
+            if outcome.how is not None:
+                verified[change.image] = outcome.how
+            else:
+                why = Rejection("verify", outcome.why)
+                refused.setdefault(change.image, {})[change.new_tag] = why
+        if not refused:
+            break
+        for image, tags in refused.items():
+            refused_all.setdefault(image, {}).update(tags)
+            prepared = refuse(prepared, groups[image], tags)
+        plan = await replan(prepared)
+    changes = tuple(
+        replace(c, reason=f"{c.reason}; verified: {verified[c.image]}")
+        if c.image in verified
+        else c
+        for c in plan.changes
+    )
+    return replace(plan, changes=changes, verified=verified, refused=refused_all)
+
+
+async def _verify_change(
+    loaded: LoadedPolicy,
+    g: Governed,
+    change: Change,
+    spec: VerifySpec,
+    loaded_trust: dict[int, list[Trust] | str],
+    registry: Registry,
+    store: Store,
+) -> Outcome:
+    trust = loaded_trust.get(id(spec))
+    if trust is None:
+        try:
+            trust = load_trust(spec, base=Path(loaded.source).parent)
+        except TrustError as exc:
+            at = g.written_at if g.rule.verify is not None else ()
+            where = dotted((*at, "verify", *exc.field))
+            trust = f"{loaded.at(where)}: {where}: {exc}"
+        loaded_trust[id(spec)] = trust
+    if isinstance(trust, str):
+        return Outcome(None, trust)
+    digest = change.image_digest
+    if digest is None:
+        try:
+            digest = await registry.digest(change.repository, str(change.new_tag))
+        except RegistryError as exc:
+            return Outcome(None, f"digest could not be read: {exc}")
+    return await verify_digest(registry, store, change.repository, digest, spec, trust)
