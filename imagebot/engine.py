@@ -101,18 +101,9 @@ async def run_cycle(
         if publishers is None:
             publishers = await stack.enter_async_context(Publishers())
         publishers.start_cycle()
-        cycle = _Cycle(
-            registry=registry,
-            repos_dir=repos_dir,
-            publish=publish,
-            clock=clock,
-            push_attempts=push_attempts,
-            git_timeout=git_timeout,
-            publishers=publishers,
-            memo=memo,
-            image_digests=image_digests,
-            verified=verified or Store(getattr(registry, "cache", None)),
-        )
+        cycle = _Cycle(registry, repos_dir, publish, clock, push_attempts, git_timeout,
+                       publishers, memo, image_digests,
+                       verified or Store(getattr(registry, "cache", None)))  # fmt: skip
         return await _run_cycle(
             policies, cycle, problems=problems, catalog=catalog, statuses=statuses
         )
@@ -176,8 +167,7 @@ async def _run_cycle(
         try:
             ws = workspaces[loaded.name]
             if isinstance(ws, str):
-                empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
-                results[loaded.name] = EnvironmentResult(plan=empty, error=ws)
+                results[loaded.name] = _failed(loaded, ws)
                 return
             for g in ws.governance.groups:
                 await scanned[g.repository].wait()
@@ -197,8 +187,7 @@ async def _run_cycle(
                 prepared_for[loaded.name] = prepared
             except GitError as exc:
                 log.error("history_unavailable", environment=loaded.name, error=str(exc))
-                empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
-                results[loaded.name] = EnvironmentResult(plan=empty, error=str(exc))
+                results[loaded.name] = _failed(loaded, str(exc))
                 return
             result = await _run_environment(loaded, ws, cycle, prepared)
             if result.commit:
@@ -230,14 +219,8 @@ async def _run_cycle(
     )
     for env, prepared in prepared_for.items():  # the record, once everything is published
         r = results[env]
-        found = records(
-            known[env],
-            r.plan,
-            prepared,
-            commit=r.commit,
-            pull_request=r.pull_request,
-            error=r.error,
-        )
+        found = records(known[env], r.plan, prepared, commit=r.commit,
+                        pull_request=r.pull_request, error=r.error)  # fmt: skip
         results[env] = replace(r, images=found)
     return CycleResult(
         environments=tuple(results[loaded.name] for loaded in policies),
@@ -365,16 +348,14 @@ async def _run_environment(
         publisher = cycle.publishers.for_policy(loaded)
     except ForgeError as exc:
         bound.error("publish_failed", error=str(exc))
-        empty = EnvironmentPlan(environment=env, source=loaded.source)
-        return EnvironmentResult(plan=empty, error=f"{env}: {exc}")
+        return _failed(loaded, f"{env}: {exc}")
     if cycle.publish and ws.repo.head() != ws.head:
         # An environment earlier in this cycle pushed to the same repo: start from its
         # commit instead of losing a push race against ourselves.
         try:
             ws = await anyio.to_thread.run_sync(read_workspace, loaded, repos_dir, git_timeout)
         except GitError as err:
-            empty = EnvironmentPlan(environment=env, source=loaded.source)
-            return EnvironmentResult(plan=empty, error=f"{env}: {err}")
+            return _failed(loaded, f"{env}: {err}")
     for attempt in range(1, cycle.push_attempts + 1):
         # Planning is CPU work (selection over thousands of tags): off the event loop, so a
         # daemon's health checks and webhooks are answered meanwhile.
@@ -401,9 +382,6 @@ async def _run_environment(
             await anyio.lowlevel.checkpoint_if_cancelled()
             with anyio.CancelScope(shield=True):
                 done = await publisher.publish(ws.repo, plan, when=clock(), images=registry)
-        except ForgeError as exc:
-            bound.error("publish_failed", error=str(exc))
-            return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
         except PushRejected as exc:
             bound.warning("push_race", attempt=attempt, error=str(exc))
             try:
@@ -411,7 +389,7 @@ async def _run_environment(
             except GitError as err:
                 return EnvironmentResult(plan=plan, error=f"{env}: {err}")
             continue
-        except GitError as exc:
+        except (ForgeError, GitError) as exc:
             bound.error("publish_failed", error=str(exc))
             return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
         if done.commit is not None:
@@ -422,6 +400,10 @@ async def _run_environment(
     message = f"{env}: gave up after {cycle.push_attempts} push attempts: the branch kept moving"
     bound.error("publish_failed", error=message)
     return EnvironmentResult(plan=plan, error=message)
+
+
+def _failed(loaded: LoadedPolicy, error: str) -> EnvironmentResult:
+    return EnvironmentResult(EnvironmentPlan(loaded.name, loaded.source), error=error)
 
 
 async def _planned(
@@ -438,10 +420,7 @@ async def _planned(
             made = await anyio.to_thread.run_sync(_plan, *args)
         return made
 
-    first = await plan(prepared)
-    return await verify_gate(
-        loaded, first, prepared, plan, registry=cycle.registry, store=cycle.verified
-    )
+    return await verify_gate(loaded, prepared, plan, registry=cycle.registry, store=cycle.verified)
 
 
 def _plan(

@@ -7,6 +7,7 @@ import json
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,14 @@ from tests.support.cosign import (
     new_key,
     public_pem,
     push_attestation,
+    push_bundle,
     push_signature,
     slsa,
     statement,
 )
 from tests.support.gitenv import make_remote, show, trailers
 from tests.support.registry import Registry, push_image, run_registry
+from tests.support.sigstore import PrivateSigstore
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -225,3 +228,66 @@ def test_check_refuses_a_bad_identity_pattern_and_issuer(setup: Setup) -> None:
     assert "dev.yaml:8: images[0].verify.signatures[0].keyless.identity_regexp:" in out
     assert "invalid regular expression" in out
     assert "dev.yaml:8: images[0].verify.signatures[0].keyless.issuer:" in out
+
+
+WORKFLOW = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1"
+ACTIONS = "https://token.actions.githubusercontent.com"
+SIGN = "https://sigstore.dev/cosign/sign/v1"
+
+
+def test_keyless_bundles_verify_offline_against_a_private_trusted_root(setup: Setup) -> None:
+    """Sigstore v0.3 bundles found through the fallback referrers tag: signed for the trusted
+    workflow identity (1.3.0) is promoted; another identity (1.5.0) and another issuer
+    (1.4.0) are refused with whose signature it was."""
+    sigstore = PrivateSigstore()
+    (setup.policies / "trusted_root.json").write_text(json.dumps(sigstore.trusted_root()))
+    setup.policy(
+        f"""\
+        signatures:
+          - keyless:
+              identity: "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/*"
+              issuer: {ACTIONS}
+              trusted_root: trusted_root.json
+        """
+    )
+    now = datetime.now(UTC)
+    signers = {
+        "1.3.0": (WORKFLOW, ACTIONS),
+        "1.4.0": (WORKFLOW, "https://gitlab.com"),
+        "1.5.0": ("https://github.com/evil/x/.github/workflows/r.yml@refs/heads/main", ACTIONS),
+    }
+    for tag, (identity, issuer) in signers.items():
+        digest = setup.digests[tag]
+        payload = statement(digest, SIGN, {})
+        bundle = sigstore.bundle(payload, identity=identity, issuer=issuer, now=now)
+        push_bundle(setup.registry, "acme/app", digest, bundle)
+    reasons = verdicts(setup)
+    untrusted = "rejected: signed by an identity the policy does not trust: "
+    assert reasons["1.5.0"] == f"{untrusted}{signers['1.5.0'][0]} ({ACTIONS})"
+    assert reasons["1.4.0"] == f"{untrusted}{WORKFLOW} (https://gitlab.com)"
+    assert reasons["1.3.0"].startswith("chosen:")
+    code, out = setup.cli("apply")
+    assert code == 0, out
+    assert (
+        "Imagebot-Verified",
+        f"keyless {WORKFLOW.removesuffix('v1')}* ({ACTIONS})",
+    ) in trailers(setup.remote)
+
+
+def test_a_bundle_from_another_sigstore_is_not_trusted(setup: Setup) -> None:
+    """A bundle whose certificate chains to another CA fails sigstore's verification: the
+    image counts as carrying no valid signature."""
+    (setup.policies / "trusted_root.json").write_text(json.dumps(PrivateSigstore().trusted_root()))
+    setup.policy(
+        f"""\
+        signatures:
+          - keyless: {{identity: "{WORKFLOW}", issuer: {ACTIONS}, trusted_root: trusted_root.json}}
+        """
+    )
+    digest = setup.digests["1.5.0"]
+    bundle = PrivateSigstore().bundle(
+        statement(digest, SIGN, {}), identity=WORKFLOW, issuer=ACTIONS, now=datetime.now(UTC)
+    )
+    push_bundle(setup.registry, "acme/app", digest, bundle)
+    reasons = verdicts(setup)
+    assert reasons["1.5.0"].startswith("rejected: no signature verifies with keyless")

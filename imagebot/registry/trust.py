@@ -184,7 +184,6 @@ async def verify_digest(
 
 async def verify_gate(
     loaded: LoadedPolicy,
-    plan: EnvironmentPlan,
     prepared: Prepared,
     replan: Callable[[Prepared], Awaitable[EnvironmentPlan]],
     *,
@@ -195,6 +194,7 @@ async def verify_gate(
     ``verify`` block asks for; a refused version is turned away with the reason and the
     environment planned again, so the next candidate is tried — newest first, stopping at
     the first that passes. Only versions every cheaper gate let through are verified."""
+    plan = await replan(prepared)
     groups = {g.image: g for g in plan.governed}
     loaded_trust: dict[int, list[Trust] | str] = {}
     refused_all: dict[str, dict[str, Rejection]] = {}

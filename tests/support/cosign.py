@@ -165,10 +165,12 @@ def push_attestation(
         pusher.client.close()
 
 
-def push_bundle(registry: Registry, repository: str, digest: str, bundle: bytes, size: int) -> None:
+def push_bundle(registry: Registry, repository: str, digest: str, bundle: bytes) -> None:
     """A Sigstore bundle as an OCI 1.1 referrer of ``digest``, listed in the fallback tag."""
     pusher = _Pusher(registry, repository, None)
     try:
+        size = len(pusher.client.get(f"{pusher.base}/manifests/{digest}",
+                                     headers={"Accept": OCI_MANIFEST}).content)  # fmt: skip
         body = _artifact(
             pusher,
             [(BUNDLE, bundle, {})],
