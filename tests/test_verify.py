@@ -4,6 +4,7 @@ remote, and imagebot's commands."""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from imagebot.core.policy import parse_policy
 from tests.support.cli import run_cli
 from tests.support.cosign import (
     PrivateKey,
@@ -291,3 +293,19 @@ def test_a_bundle_from_another_sigstore_is_not_trusted(setup: Setup) -> None:
     push_bundle(setup.registry, "acme/app", digest, bundle)
     reasons = verdicts(setup)
     assert reasons["1.5.0"].startswith("rejected: no signature verifies with keyless")
+
+
+def test_the_copy_paste_policies_of_the_docs_load_and_say_what_they_mean() -> None:
+    """docs/verify.md's three policies are valid policy files with a verify block, and the
+    GitHub Actions one trusts the release workflow on a tag, not on a branch."""
+    text = (Path(__file__).resolve().parents[1] / "docs/verify.md").read_text()
+    examples = re.findall(r"^```yaml\n(.*?)^```", text, flags=re.S | re.M)
+    loaded = [parse_policy(e, source="docs/verify.md").policy for e in examples]
+    specs = [p.verify or p.images[0].verify for p in loaded]
+    assert len(specs) == 3 and all(specs)
+    keyless = specs[0].signatures[0].keyless  # type: ignore[union-attr]
+    assert keyless is not None
+    release = "https://github.com/acme/backend/.github/workflows/release.yml@refs/"
+    assert keyless.trusts(release + "tags/v1.4.0", ACTIONS)
+    assert not keyless.trusts(release + "heads/main", ACTIONS)
+    assert not keyless.trusts(release + "tags/v1.4.0", "https://gitlab.com")

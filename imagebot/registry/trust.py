@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anyio
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -199,19 +200,22 @@ async def verify_gate(
     loaded_trust: dict[int, list[Trust] | str] = {}
     refused_all: dict[str, dict[str, Rejection]] = {}
     while True:
-        verified: dict[str, str] = {}
+        outcomes: dict[Change, Outcome] = {}
+
+        async def one(change: Change, spec: VerifySpec, into: dict[Change, Outcome]) -> None:
+            args = (loaded, groups[change.image], change, spec, loaded_trust, registry, store)
+            into[change] = await _verify_change(*args)
+
+        async with anyio.create_task_group() as tg:  # images verify concurrently
+            for change in {(c.image, c.new_tag): c for c in plan.changes}.values():
+                spec = groups[change.image].rule.verify or loaded.policy.verify
+                if spec is not None and change.new_tag is not None:
+                    tg.start_soon(one, change, spec, outcomes)
+        verified = {c.image: o.how for c, o in outcomes.items() if o.how is not None}
         refused: dict[str, dict[str, Rejection]] = {}
-        for change in {(c.image, c.new_tag): c for c in plan.changes}.values():
-            g = groups[change.image]
-            spec = g.rule.verify or loaded.policy.verify
-            if spec is None or change.new_tag is None:
-                continue
-            outcome = await _verify_change(loaded, g, change, spec, loaded_trust, registry, store)
-            if outcome.how is not None:
-                verified[change.image] = outcome.how
-            else:
-                why = Rejection("verify", outcome.why)
-                refused.setdefault(change.image, {})[change.new_tag] = why
+        for c, o in outcomes.items():
+            if o.how is None:
+                refused.setdefault(c.image, {})[str(c.new_tag)] = Rejection("verify", o.why)
         if not refused:
             break
         for image, tags in refused.items():
