@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from imagebot.redact import redact
+
 
 class ImagebotError(Exception):
-    """Base of every error imagebot raises on purpose."""
+    """Base of every error imagebot raises on purpose. Its text never shows a secret: one a
+    forge or a file echoed back is masked (imagebot.redact)."""
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
 
 class PolicyError(ImagebotError):

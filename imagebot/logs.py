@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import structlog
 
+from imagebot.redact import redact_value
+
 LogFormat = Literal["auto", "console", "json"]
 
 
@@ -27,6 +29,7 @@ def configure(*, level: str = "info", fmt: LogFormat = "auto", stream: Any = Non
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _redact,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -35,6 +38,11 @@ def configure(*, level: str = "info", fmt: LogFormat = "auto", stream: Any = Non
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+
+
+def _redact(logger: Any, name: str, event: Any) -> Any:
+    """Every remembered secret masked in every value of the event (imagebot.redact)."""
+    return redact_value(event)
 
 
 def get_logger(name: str) -> Any:

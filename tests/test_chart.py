@@ -164,3 +164,71 @@ def test_dockerfile_runs_as_the_charts_user_with_git() -> None:
     docs = (ROOT / "docs" / "daemon.md").read_text()
     for choice in ("**Base:", "**User 10001:10001**", "**Read-only root filesystem.**"):
         assert choice in docs
+
+
+def test_kubernetes_api_token_is_mounted_only_for_leader_election() -> None:
+    """The pod mounts no service account token by default; leader election turns it on."""
+    values = load(CHART / "values.yaml")
+    assert values["serviceAccount"]["automount"] is False
+    assert values["leaderElection"]["enabled"] is False
+    template = (CHART / "templates" / "deployment.yaml").read_text()
+    expression = "{{ or .Values.serviceAccount.automount .Values.leaderElection.enabled }}"
+    assert f"automountServiceAccountToken: {expression}" in template
+
+
+def test_secrets_reach_the_pod_as_files_not_environment_variables() -> None:
+    """No Secret becomes an environment variable (git, ssh and gpg children would inherit
+    it): the webhook secret, URL token and forge tokens are mounted files imagebot reads."""
+    template = (CHART / "templates" / "deployment.yaml").read_text()
+    assert "secretKeyRef" not in template and "envFrom" not in template
+    assert (
+        "IMAGEBOT_WEBHOOK_SECRET_FILE\n              value: /var/run/secrets/imagebot/webhook/"
+        in (template)
+    )
+    assert "IMAGEBOT_WEBHOOK_URL_TOKEN_FILE" in template
+    for volume, path in (("webhook-secret", "webhook"), ("forge-tokens", "forge")):
+        assert f"- name: {volume}\n              mountPath: /var/run/secrets/imagebot/{path}" in (
+            template
+        )
+    values = load(CHART / "values.yaml")
+    assert set(values["secrets"]["webhook"]) == {"name", "key", "urlTokenKey"}
+
+
+def test_network_policy_limits_egress_to_dns_and_the_configured_ports() -> None:
+    """With the NetworkPolicy on, egress is DNS (53 UDP and TCP) plus egressPorts (443 and
+    22 by default), each rendered as a TCP port."""
+    values = load(CHART / "values.yaml")
+    assert values["networkPolicy"]["egressPorts"] == [443, 22]
+    template = (CHART / "templates" / "networkpolicy.yaml").read_text()
+    assert "policyTypes: [Ingress, Egress]" in template
+    egress = template[template.index("  egress:") :]
+    assert "- port: 53\n          protocol: UDP" in egress
+    assert "- port: 53\n          protocol: TCP" in egress
+    assert "{{- range . }}\n        - port: {{ . }}\n          protocol: TCP" in egress
+    with pytest.raises(jsonschema.ValidationError):
+        override = {"networkPolicy": {"egressPorts": [70000]}}
+        jsonschema.validate(merged(values, override), schema())
+
+
+def test_dockerfile_pins_the_base_by_digest_and_dependencies_by_constraints() -> None:
+    """Both stages build FROM one base pinned by sha256 digest, and pip installs with
+    constraints.txt, which pins every dependency of pyproject.toml (and not imagebot)."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    base = re.search(r"^ARG BASE=python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}$", dockerfile, re.M)
+    assert base is not None
+    assert re.findall(r"^FROM (\S+)", dockerfile, flags=re.M) == ["${BASE}", "${BASE}"]
+    assert "pip install --constraint /src/constraints.txt /src" in dockerfile
+    pins = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    project = (ROOT / "pyproject.toml").read_text()
+    deps = project[
+        project.index("dependencies = [") : project.index("]", project.index("dependencies = ["))
+    ]
+    wanted = {
+        m.lower().replace("_", "-") for m in re.findall(r'^\s+"([A-Za-z0-9_.-]+)', deps, re.M)
+    }
+    assert wanted and wanted <= pins, wanted - pins
+    assert "imagebot" not in pins

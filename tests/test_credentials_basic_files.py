@@ -51,12 +51,13 @@ async def test_unset_environment_variable_is_an_error(tmp_path: Path) -> None:
 
 
 async def test_basic_from_files_strips_one_trailing_newline(tmp_path: Path) -> None:
-    """Password files written by ``echo`` lose their newline; inner whitespace is kept."""
+    """Password files written by ``echo`` lose their newline (surrounding whitespace goes,
+    inner whitespace is kept)."""
     (tmp_path / "user").write_text("robot$acme\n")
     (tmp_path / "pass").write_text("two words \n")
     source = BasicSource(type="basic", username_file="~/user", password_file=str(tmp_path / "pass"))
     creds = await _get({"harbor.example.com": source}, "harbor.example.com", env={}, home=tmp_path)
-    assert creds == Credentials("robot$acme", "two words ")
+    assert creds == Credentials("robot$acme", "two words")
 
 
 def test_basic_needs_exactly_one_source_per_field() -> None:

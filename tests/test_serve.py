@@ -157,7 +157,7 @@ def test_registry_push_lands_commit_and_bad_signatures_trigger_nothing(stack: St
     ).encode()
     bad_bearer = {"Authorization": "Bearer guess"}
     assert d.post("/webhooks/distribution", envelope, bad_bearer).status_code == 401
-    assert d.post("/webhooks/distribution", b"x" * (1024 * 1024 + 1)).status_code == 413
+    assert d.post("/webhooks/generic", b"x" * (1024 * 1024 + 1)).status_code == 413
 
     push_image(stack.registry, "acme/app", "1.1.0", auth=AUTH)
     wait_for(lambda: len(commits(stack.remote)) == len(history) + 1, timeout=30, what="commit")

@@ -18,6 +18,12 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def webhook_secret(args: argparse.Namespace) -> str | None:
+    return serve.read_secret(
+        "IMAGEBOT_WEBHOOK_SECRET", args.webhook_secret_file, "--webhook-secret-file"
+    )
+
+
 def test_secret_from_file_loses_its_trailing_newline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -25,17 +31,15 @@ def test_secret_from_file_loses_its_trailing_newline(
     monkeypatch.delenv("IMAGEBOT_WEBHOOK_SECRET", raising=False)
     path = tmp_path / "secret"
     path.write_text("s3cret\n")
-    assert serve.webhook_secret(parse("--webhook-secret-file", str(path))) == "s3cret"
+    assert webhook_secret(parse("--webhook-secret-file", str(path))) == "s3cret"
 
 
 def test_secret_from_the_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """IMAGEBOT_WEBHOOK_SECRET is used when set, and no secret at all means webhooks off."""
     monkeypatch.setenv("IMAGEBOT_WEBHOOK_SECRET", "from-env")
-    assert (
-        serve.webhook_secret(parse("--webhook-secret-file", str(tmp_path / "none"))) == "from-env"
-    )
+    assert webhook_secret(parse("--webhook-secret-file", str(tmp_path / "none"))) == "from-env"
     monkeypatch.delenv("IMAGEBOT_WEBHOOK_SECRET")
-    assert serve.webhook_secret(parse()) is None
+    assert webhook_secret(parse()) is None
 
 
 def test_unreadable_or_empty_secret_file_is_an_error_naming_it(
@@ -44,10 +48,10 @@ def test_unreadable_or_empty_secret_file_is_an_error_naming_it(
     """A secret file that is missing or empty stops start-up with its path in the message."""
     monkeypatch.delenv("IMAGEBOT_WEBHOOK_SECRET", raising=False)
     with pytest.raises(ImagebotError, match="missing"):
-        serve.webhook_secret(parse("--webhook-secret-file", str(tmp_path / "missing")))
+        webhook_secret(parse("--webhook-secret-file", str(tmp_path / "missing")))
     (tmp_path / "empty").write_text("\n")
-    with pytest.raises(ImagebotError, match="empty: empty"):
-        serve.webhook_secret(parse("--webhook-secret-file", str(tmp_path / "empty")))
+    with pytest.raises(ImagebotError, match="empty is empty"):
+        webhook_secret(parse("--webhook-secret-file", str(tmp_path / "empty")))
 
 
 def test_bad_listen_address_is_a_usage_error(tmp_path: Path) -> None:

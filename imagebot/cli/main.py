@@ -11,6 +11,7 @@ import argparse
 import gc
 import importlib
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -89,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here, not at the top: --help and --version never need them.
     from imagebot import logs
     from imagebot.errors import ImagebotError, PolicyError
+    from imagebot.redact import redact
 
     logs.configure(level=args.log_level, fmt=args.log_format)
     # A cycle allocates millions of small objects it keeps (tags, references, plans) and
@@ -107,9 +109,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except PolicyError as exc:
         for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
+            print(f"error: {redact(problem)}", file=sys.stderr)
         return EXIT_ERROR
     except ImagebotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception:
+        full = _full_disk(args)
+        if full is None:
+            raise
+        print(
+            f"error: no space left on the device of {full}; free some and run again",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     return code
+
+
+def _full_disk(args: argparse.Namespace) -> str | None:
+    """The cache directory, when its disk is full: whatever raised (sqlite, GitPython, a
+    write), that is what the user must fix. The next run recovers (the cache is rebuilt,
+    git writes nothing half)."""
+    from imagebot.cli.options import default_cache_dir
+
+    directory = getattr(args, "cache_dir", None) or default_cache_dir()
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    return str(directory) if shutil.disk_usage(directory).free < 1024 * 1024 else None

@@ -203,6 +203,9 @@ class RepoSpec(_Model):
     branch: str = Field(default="main", description="branch to read and push")
     path: str = Field(default=".", description="directory of this environment inside the repo")
     author: Author = Field(default_factory=Author, description="author and committer of commits")
+    max_file_bytes: int = Field(
+        default=4 * 1024 * 1024, gt=0, description="larger files are skipped with a problem"
+    )
 
     @field_validator("path")
     @classmethod

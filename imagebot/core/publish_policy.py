@@ -18,8 +18,11 @@ from __future__ import annotations
 import re
 import string
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from imagebot.core.reference import is_loopback_host
 
 ForgeType = Literal["github", "gitlab", "gitea"]
 
@@ -53,6 +56,11 @@ class ForgeSpec(_Model):
     )
     token_env: str | None = Field(default=None, description="environment variable with the token")
     token_file: str | None = Field(default=None, description="file holding the token")
+    insecure: bool = Field(
+        default=False,
+        description="allow a plain-http url to a host that is not loopback (the token then"
+        " travels unencrypted)",
+    )
 
     @field_validator("url")
     @classmethod
@@ -67,6 +75,17 @@ class ForgeSpec(_Model):
         if value is not None and not re.match(r"^[^/\s]+(/[^/\s]+)+$", value):
             raise ValueError(f"expected owner/name, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _https(self) -> ForgeSpec:
+        host = urlsplit(self.url or "").netloc.rpartition("@")[2]
+        plain = (self.url or "").startswith("http://")
+        if plain and not self.insecure and not is_loopback_host(host):
+            raise ValueError(
+                f"url: plain http to {host} would send the token unencrypted; use https,"
+                " or set insecure: true"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_token(self) -> ForgeSpec:

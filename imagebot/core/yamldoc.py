@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +45,8 @@ def load_mapping(text: str, *, source: str, what: str) -> CommentedMap | None:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        # ruamel quotes both values of a duplicate key: an inline password would be printed.
+        problem = re.sub(r'(found duplicate key ".*?") with value .*', r"\1", problem)
         raise PolicyError([f"{source}:{line}: invalid YAML: {problem}"]) from None
     except Exception as exc:  # ruamel raises a few unmarked errors (e.g. bad characters)
         raise PolicyError([f"{source}:1: invalid YAML: {exc}"]) from None

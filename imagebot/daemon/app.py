@@ -1,23 +1,42 @@
-"""The HTTP side of the daemon, a Starlette app: health, readiness, metrics and webhooks."""
+"""The HTTP side of the daemon, a Starlette app: health, readiness, metrics and webhooks.
+
+Hostile clients are bounded by the server, not trusted to behave: at most MAX_CONNECTIONS
+connections (uvicorn answers 503 past it), a client that has not sent a request's headers
+within the HTTP deadline is disconnected (:class:`_HeaderDeadline`), a webhook body must
+arrive within the same deadline, and at most MAX_BODIES_IN_FLIGHT bodies are read at once —
+so stalled clients hold a bounded amount of memory, and only for a bounded time.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hashlib
+import time
+from typing import TYPE_CHECKING, Any
 
+import anyio
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from imagebot import logs
 from imagebot.daemon import metrics as m
-from imagebot.daemon.webhooks import MAX_BODY, SENDERS, BadPayload
+from imagebot.daemon.webhooks import MAX_BODY, REPLAY_WINDOW, SENDERS, BadPayload, Seen
 from imagebot.daemon.webhooks import Request as WebhookRequest
+from imagebot.redact import redact_value
 
 if TYPE_CHECKING:
     from imagebot.daemon.service import Service
 
 log = logs.get_logger("imagebot.daemon.http")
+
+MAX_CONNECTIONS = 256
+"""Connections served at once; a request on one more is answered 503."""
+MAX_BODIES_IN_FLIGHT = 8
+"""Webhook bodies read at once (each at most MAX_BODY); one more is answered 503."""
+_CLOSE = {"Connection": "close"}  # the body was not read: the connection cannot be reused
 
 
 class TooLarge(Exception):
@@ -38,13 +57,20 @@ async def _body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def build_app(service: Service) -> Starlette:
+def _error(message: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def build_app(service: Service, *, deadline: float = 10.0) -> Starlette:
+    bodies = anyio.Semaphore(MAX_BODIES_IN_FLIGHT)
+    seen = Seen()
+
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
         ready, detail = service.readiness()
-        return JSONResponse(detail, status_code=200 if ready else 503)
+        return JSONResponse(redact_value(detail), status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
         service.refresh_gauges()
@@ -54,43 +80,70 @@ def build_app(service: Service) -> Starlette:
         name = request.path_params["sender"]
         sender = SENDERS.get(name)
         if sender is None:
-            return JSONResponse({"error": f"unknown sender {name!r}"}, status_code=404)
-        secret = service.webhook_secret
+            return _error(f"unknown sender {name!r}", 404)
+        secret = service.url_token if sender.in_url else service.webhook_secret
         if secret is None:
-            return JSONResponse(
-                {"error": "webhooks are off: set IMAGEBOT_WEBHOOK_SECRET or a secret file"},
-                status_code=404,
+            off = (
+                "set IMAGEBOT_WEBHOOK_URL_TOKEN or --webhook-url-token-file"
+                if sender.in_url
+                else "set IMAGEBOT_WEBHOOK_SECRET or --webhook-secret-file"
             )
+            return _error(f"webhooks from {name} are off: {off}", 404)
         counter = service.metrics.webhooks
-        try:
-            body = await _body(request)
-        except TooLarge:
-            counter.labels(name, "too_large").inc()
-            return JSONResponse({"error": f"body over {MAX_BODY} bytes"}, status_code=413)
         req = WebhookRequest(
             headers={k.lower(): v for k, v in request.headers.items()},
             query=dict(request.query_params),
-            body=body,
+            body=b"",
         )
-        if not sender.authenticate(req, secret):
-            counter.labels(name, "unauthorized").inc()
-            service.metrics.errors.labels("webhook_auth").inc()
-            log.warning("webhook_unauthorized", sender=name, client=_client(request))
-            return JSONResponse({"error": "invalid or missing signature"}, status_code=401)
+
+        def refuse(outcome: str, message: str, status: int, **headers: str) -> Response:
+            counter.labels(name, outcome).inc()
+            if outcome == "unauthorized":
+                service.metrics.errors.labels("webhook_auth").inc()
+                log.warning("webhook_unauthorized", sender=name, client=_client(request))
+            return _error(message, status, {**_CLOSE, **headers})
+
+        if not sender.signed and not sender.authenticate(req, secret):
+            return refuse("unauthorized", "invalid or missing credentials", 401)
+        try:
+            bodies.acquire_nowait()
+        except anyio.WouldBlock:
+            return refuse("busy", "too many webhooks in flight; retry", 503, **{"Retry-After": "2"})
+        try:
+            with anyio.fail_after(deadline):
+                body = await _body(request)
+        except TooLarge:
+            return refuse("too_large", f"body over {MAX_BODY} bytes", 413)
+        except TimeoutError:
+            return refuse("timeout", f"body not received within {deadline:g}s", 408)
+        finally:
+            bodies.release()
+        req = WebhookRequest(headers=req.headers, query=req.query, body=body)
+        if sender.signed and not sender.authenticate(req, secret):
+            return refuse("unauthorized", "invalid or missing signature", 401)
+        stamp = req.headers.get("x-imagebot-timestamp")
+        now = time.time()
+        if sender.signed and stamp is not None and not _fresh(stamp, now):
+            return refuse("unauthorized", "timestamp outside the 5-minute window", 401)
         try:
             pushes = sender.pushes(req)
         except BadPayload as exc:
             counter.labels(name, "bad_payload").inc()
             log.warning("webhook_bad_payload", sender=name, error=str(exc))
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        if not service.leading:
+            return _error(str(exc), 400)
+        if not service.leading:  # before any is remembered: the sender retries the same one
             counter.labels(name, "not_leader").inc()
-            return JSONResponse(
-                {"error": "not the leader; retry"}, status_code=503, headers={"Retry-After": "2"}
-            )
-        environments = service.on_pushes(pushes, sender=name)
+            return _error("not the leader; retry", 503, {"Retry-After": "2"})
+        signature = hashlib.sha256(f"{stamp}.".encode() + body).hexdigest()
+        if sender.signed and not seen.first(f"{name}:{signature}", now):
+            return refuse("replayed", "this signature was already accepted", 409)
+        pushes = [p for p in pushes if not p.event or seen.first(f"{name}#{p.event}", now)]
+        environments, watched = service.on_pushes(pushes, sender=name)
         counter.labels(name, "accepted").inc()
-        log.info("webhook_received", sender=name, pushes=len(pushes), environments=environments)
+        log.info(
+            "webhook_received", sender=name, pushes=len(pushes), watched=watched,
+            environments=environments,
+        )  # fmt: skip
         return JSONResponse({"pushes": len(pushes), "environments": environments}, status_code=202)
 
     return Starlette(
@@ -103,5 +156,49 @@ def build_app(service: Service) -> Starlette:
     )
 
 
+def _fresh(stamp: str, now: float) -> bool:
+    return stamp.isdigit() and abs(now - int(stamp)) <= REPLAY_WINDOW
+
+
 def _client(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+class _HeaderDeadline(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, closing a connection that has not sent a whole request
+    head within ``deadline`` seconds of connecting (or of its previous response): uvicorn
+    itself waits for a trickling client forever (slowloris)."""
+
+    deadline = 10.0
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def _arm(self) -> None:
+        self.loop.call_later(self.deadline, self._expire)
+
+    def _expire(self) -> None:
+        in_request = self.cycle is not None and not self.cycle.response_complete
+        if not in_request and not self.transport.is_closing():
+            self.transport.close()  # the app's body deadline covers a request under way
+
+
+def server_config(service: Service, *, deadline: float) -> uvicorn.Config:
+    """The HTTP server: the app and every bound on what clients may hold."""
+    return uvicorn.Config(
+        build_app(service, deadline=deadline),
+        http=type("HeaderDeadline", (_HeaderDeadline,), {"deadline": deadline}),
+        limit_concurrency=MAX_CONNECTIONS,
+        timeout_keep_alive=5,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        date_header=False,
+        timeout_graceful_shutdown=2,
+    )

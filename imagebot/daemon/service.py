@@ -33,7 +33,7 @@ from anyio.abc import TaskGroup
 from imagebot import logs
 from imagebot.core.policy import Schedule
 from imagebot.core.promotion.record import ImageRecord
-from imagebot.daemon.app import build_app
+from imagebot.daemon.app import server_config
 from imagebot.daemon.leader import Elector, LeaseClient, LeaseSettings
 from imagebot.daemon.metrics import Metrics
 from imagebot.daemon.policies import PolicyDirectory
@@ -54,6 +54,10 @@ class ServeOptions:
     settings: RegistriesSettings = field(default_factory=RegistriesSettings)
     listen: str = "127.0.0.1:8080"
     webhook_secret: str | None = None
+    url_token: str | None = None
+    """The ``?token=`` of senders that cannot send headers (Docker Hub, Quay); None: off."""
+    http_deadline: float = 10.0
+    """Seconds a client has to send a request's headers, and a webhook's body."""
     lease: LeaseSettings | None = None
     """Leader election through this Lease; None runs cycles unconditionally."""
     grace: float = 25.0
@@ -114,6 +118,7 @@ class Service:
         self.timer = timer or WallTimer()
         self.metrics = metrics or Metrics()
         self.webhook_secret = options.webhook_secret
+        self.url_token = options.url_token
         self.policies = PolicyDirectory(options.policies)
         self.last: dict[str, LastCycle] = {}
         self._monotonic = monotonic
@@ -167,28 +172,32 @@ class Service:
         self.metrics.environments.set(len(self.policies.state.environments))
         self.metrics.policy_problems.set(len(self.policies.state.problems))
 
-    def watching(self, repository: str) -> list[str]:
-        return [
-            name
-            for name, loaded in self.policies.state.environments.items()
-            if any(i.normalized_repository == repository for i in loaded.policy.images)
-        ]
+    def watchers(self) -> dict[str, set[str]]:
+        """Each watched repository with the environments whose policies watch it."""
+        found: dict[str, set[str]] = {}
+        for name, loaded in self.policies.state.environments.items():
+            for image in loaded.policy.images:
+                found.setdefault(image.normalized_repository, set()).add(name)
+        return found
 
     # ------------------------------------------------------------------ triggers
 
-    def on_pushes(self, pushes: Iterable[Push], *, sender: str) -> list[str]:
-        """Queue a (debounced) cycle of every environment watching a pushed repository."""
-        envs = sorted({e for p in pushes for e in self.watching(p.repository)})
-        for p in pushes:
-            log.info("webhook_push", sender=sender, repository=p.repository, tag=p.tag)
-            if self._runtime is not None:
-                self._runtime.pushed(p.repository)
+    def on_pushes(self, pushes: Iterable[Push], *, sender: str) -> tuple[list[str], list[str]]:
+        """Queue a (debounced) cycle of every environment watching a pushed repository; the
+        environments and the watched repositories. Repositories no policy watches are
+        ignored: a flood of them costs nothing that stays."""
+        watchers = self.watchers()
+        watched = {p.repository: watchers[p.repository] for p in pushes if p.repository in watchers}
+        envs = sorted(set().union(*watched.values()))
+        if self._runtime is not None:
+            for repository in watched:
+                self._runtime.pushed(repository)
         if envs:
             self._debounced.update(envs)
             if not self._debouncing and self._tg is not None:
                 self._debouncing = True
                 self._tg.start_soon(self._flush_debounced, name="webhook-debounce")
-        return envs
+        return envs, sorted(watched)
 
     async def _flush_debounced(self) -> None:
         try:
@@ -348,15 +357,7 @@ class Service:
         """Serve until stopped; the exit code."""
         sock = self._bind()
         http_stop = anyio.Event()
-        config = uvicorn.Config(
-            build_app(self),
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            date_header=False,
-            timeout_graceful_shutdown=2,
-        )
+        config = server_config(self, deadline=self.options.http_deadline)
         server = _Server(config, http_stop)
         state = self.policies.load()
         log.info(

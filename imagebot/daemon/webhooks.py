@@ -1,8 +1,9 @@
 """Registry webhooks: who may call, and which repository (and tag) each payload says was pushed.
 
-Every sender is authenticated as it supports — a shared bearer header, an HMAC of the body,
-or (for senders that can sign nothing) a token in the URL — always compared in constant
-time. Parsing is pure: bytes in, :class:`Push` values out; only pushes of a *tag* count, so
+Every sender is authenticated as it supports — a shared bearer header, an HMAC of the body
+(optionally of a timestamp and the body), or (for senders that can sign nothing, and only
+when a URL token is configured) a token in the URL — always compared in constant time.
+Parsing is pure: bytes in, :class:`Push` values out; only pushes of a *tag* count, so
 imagebot's own pulls and blob uploads never trigger anything.
 """
 
@@ -13,7 +14,7 @@ import hmac
 import json
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from imagebot.core.reference import normalize_repository, parse
@@ -22,6 +23,11 @@ from imagebot.errors import InvalidReference
 MAX_BODY = 1024 * 1024
 """Largest body read; anything longer is answered 413 without being parsed."""
 
+REPLAY_WINDOW = 300.0
+"""Seconds a signed timestamp stays valid, and a signature or event id is remembered."""
+MAX_REMEMBERED = 10_000
+"""Most signatures and event ids remembered; the oldest are forgotten first."""
+
 
 @dataclass(frozen=True)
 class Push:
@@ -29,6 +35,8 @@ class Push:
 
     repository: str
     tag: str
+    #: the sender's event id, when it gives one (Distribution does); not part of the push
+    event: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -53,11 +61,14 @@ def bearer(req: Request, secret: str) -> bool:
     return _same(req.headers.get("authorization", ""), f"Bearer {secret}")
 
 
-def hmac_signature(header: str) -> Callable[[Request, str], bool]:
-    """``<header>: sha256=<hex HMAC-SHA256 of the body keyed with the secret>``."""
+def hmac_signature(header: str, *, stamp: str = "") -> Callable[[Request, str], bool]:
+    """``<header>: sha256=<hex HMAC-SHA256 of the body keyed with the secret>``; when the
+    sender gives the ``stamp`` header, the HMAC is of ``<timestamp>.<body>``."""
 
     def check(req: Request, secret: str) -> bool:
-        digest = hmac.new(secret.encode(), req.body, hashlib.sha256).hexdigest()
+        given = req.headers.get(stamp, "") if stamp else ""
+        material = f"{given}.".encode() + req.body if given else req.body
+        digest = hmac.new(secret.encode(), material, hashlib.sha256).hexdigest()
         return _same(req.headers.get(header, ""), f"sha256={digest}")
 
     return check
@@ -85,6 +96,8 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadPayload(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise BadPayload("body is nested too deeply") from None
 
 
 def _field(doc: Any, *path: str) -> Any:
@@ -122,7 +135,8 @@ def distribution(req: Request) -> list[Push]:
             urllib.parse.urlsplit(str(_field(event, "target", "url") or "")).netloc
             or str(_field(event, "request", "host") or "")
         )
-        pushes.append(Push(_repository(f"{host}/{path}" if host else path), str(tag)))
+        repository = _repository(f"{host}/{path}" if host else path)
+        pushes.append(Push(repository, str(tag), str(_field(event, "id") or "")))
     return pushes
 
 
@@ -193,19 +207,45 @@ def generic(req: Request) -> list[Push]:
     return [Push(_repository(name), tag)]
 
 
+class Seen:
+    """Keys (signatures, event ids) seen in the last ``window`` seconds, at most ``limit`` of
+    them: a replay within the window is recognised, and memory stays bounded."""
+
+    def __init__(self, window: float = REPLAY_WINDOW, limit: int = MAX_REMEMBERED) -> None:
+        self.window, self.limit = window, limit
+        self._at: dict[str, float] = {}  # insertion order is time order
+
+    def first(self, key: str, now: float) -> bool:
+        """True the first time ``key`` is offered within the window; remembers it."""
+        at = self._at
+        while at and (len(at) >= self.limit or next(iter(at.values())) < now - self.window):
+            del at[next(iter(at))]
+        if key in at:
+            return False
+        at[key] = now
+        return True
+
+
 @dataclass(frozen=True)
 class Sender:
     authenticate: Callable[[Request, str], bool]
     pushes: Callable[[Request], list[Push]]
+    #: an HMAC of the body: authenticated only once the body is read (every other sender is
+    #: authenticated on its headers or URL before a byte of the body is)
+    signed: bool = False
+    #: the secret travels in the URL: only with a URL token configured, never the main secret
+    in_url: bool = False
 
 
 #: ``POST /webhooks/<name>``: each sender with its authentication and payload parser.
 SENDERS: dict[str, Sender] = {
     "distribution": Sender(bearer, distribution),
-    "dockerhub": Sender(url_token, docker_hub),
-    "github": Sender(hmac_signature("x-hub-signature-256"), github),
+    "dockerhub": Sender(url_token, docker_hub, in_url=True),
+    "github": Sender(hmac_signature("x-hub-signature-256"), github, signed=True),
     "harbor": Sender(harbor_auth, harbor),
-    "quay": Sender(url_token, quay),
+    "quay": Sender(url_token, quay, in_url=True),
     "gitlab": Sender(gitlab_token, distribution),
-    "generic": Sender(hmac_signature("x-imagebot-signature"), generic),
+    "generic": Sender(
+        hmac_signature("x-imagebot-signature", stamp="x-imagebot-timestamp"), generic, signed=True
+    ),
 }

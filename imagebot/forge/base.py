@@ -147,8 +147,9 @@ class ForgeHTTP:
                     headers={"Accept": "application/json", **self.headers},
                 )
             except httpx.HTTPError as exc:
+                # Described, never quoted: h11's text of a refused header holds the header.
                 raise self.error(
-                    f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}", action=action
+                    f"cannot reach {self.base_url}: {_failure(exc)}", action=action
                 ) from None
             if response.is_success:
                 return response
@@ -205,7 +206,7 @@ class ForgeHTTP:
             if not isinstance(page, list):
                 raise self.error(f"expected a JSON list, got {type(page).__name__}", action=action)
             items.extend(page)
-            url, query = self._next_page(response, url, query)
+            url, query = self._next_page(response, url, query, action=action)
         return items
 
     def error(
@@ -226,11 +227,24 @@ class ForgeHTTP:
         )
 
     def _next_page(
-        self, response: httpx.Response, url: str, query: Mapping[str, str | int] | None
+        self,
+        response: httpx.Response,
+        url: str,
+        query: Mapping[str, str | int] | None,
+        *,
+        action: str,
     ) -> tuple[str | None, Mapping[str, str | int] | None]:
         match = _LINK_NEXT.search(response.headers.get("link", ""))
         if match:
-            return match.group(1), None  # the link carries the whole query
+            # The token travels with the request: follow only links to the forge itself.
+            link, forge = response.url.join(match.group(1)), httpx.URL(self.base_url)
+            if (link.scheme, link.host, link.port) != (forge.scheme, forge.host, forge.port):
+                raise self.error(
+                    f"the next page is on another server ({link.scheme}://{link.netloc.decode()});"
+                    " imagebot sends the token only to the forge's own URL",
+                    action=action,
+                )
+            return str(link), None  # the link carries the whole query
         next_page = response.headers.get("x-next-page", "").strip()
         if next_page:
             return url, {**(query or {}), "page": int(next_page)}
@@ -259,6 +273,19 @@ class ForgeHTTP:
         if status == 429 or "secondary rate limit" in response.text.lower():
             return 60.0
         return None
+
+
+def _failure(exc: httpx.HTTPError) -> str:
+    """What went wrong, in words that cannot hold a header, a URL's credentials or a token."""
+    invalid = "the request cannot be sent (an invalid header: check the token for stray characters)"
+    kinds: list[tuple[type[httpx.HTTPError], str]] = [
+        (httpx.TimeoutException, "no answer in time"),
+        (httpx.ConnectError, "cannot connect"),
+        (httpx.LocalProtocolError, invalid),
+        (httpx.RemoteProtocolError, "the server broke the HTTP protocol"),
+        (httpx.NetworkError, "the connection failed"),
+    ]
+    return next((words for kind, words in kinds if isinstance(exc, kind)), type(exc).__name__)
 
 
 def _seconds_until(retry_after: str, now: datetime) -> float:

@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
@@ -37,7 +37,10 @@ import git
 from git.index.typ import BaseIndexEntry
 from gitdb import IStream
 
+from imagebot import logs
 from imagebot.errors import GitError
+
+log = logs.get_logger("imagebot.git")
 
 #: File names read whatever their suffix: kustomize (and Flux) accept a kustomization file
 #: named ``Kustomization`` beside ``kustomization.yaml``/``.yml``.
@@ -84,6 +87,7 @@ class FileEntry:
     path: str  # repo-relative, POSIX
     mode: int
     blob: str  # hex sha
+    size: int = 0  # bytes
 
 
 class EnvRepo:
@@ -110,6 +114,7 @@ class EnvRepo:
                 else:
                     cache_dir.mkdir(parents=True, exist_ok=True)
                     self._repo = git.Repo.init(cache_dir, bare=True)
+                    (cache_dir / "config").chmod(0o600)
                     self._repo.create_remote("origin", url)
         except (git.GitError, ValueError) as exc:
             raise GitError(
@@ -136,9 +141,25 @@ class EnvRepo:
                         ) from None
                     time.sleep(0.05)
             try:
+                self._clear_leftovers()
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _clear_leftovers(self) -> None:
+        """Under the clone lock no git or GitPython of ours works in the clone, so what a killed
+        one left goes: a git lock file older than the git timeout (a fresh one may be a
+        human's git), and GitPython's temporary index files. The config may hold a
+        credential URL: only its owner reads it."""
+        now = time.time()
+        if (self.path / "config").exists():
+            (self.path / "config").chmod(0o600)
+        locks = [*self.path.glob("*.lock"), *self.path.glob("refs/**/*.lock")]
+        for path in [*locks, *self.path.glob("index?*"), *self.path.glob("tmp?*")]:
+            with suppress(OSError):
+                if path.suffix != ".lock" or now - path.stat().st_mtime > self.timeout:
+                    path.unlink()
+                    log.warning("stale_git_file_removed", path=str(path))
 
     def fetch(self) -> str:
         """Fetch the branch; return the sha it points at."""
@@ -167,7 +188,7 @@ class EnvRepo:
     ) -> list[FileEntry]:
         """Regular files below ``under`` at the fetched head whose names end in ``suffixes``
         (or are one of :data:`EXTRA_NAMES`)."""
-        args = ["ls-tree", "-r", "-z", "--full-tree", self.fetched or self._remote_ref]
+        args = ["ls-tree", "-r", "-z", "-l", "--full-tree", self.fetched or self._remote_ref]
         if under not in ("", "."):
             args += ["--", under.strip("/") + "/"]
         out = self.run_git(*args, what=f"list files under {under!r}")
@@ -176,14 +197,14 @@ class EnvRepo:
             if not record:
                 continue
             meta, _, path = record.partition("\t")
-            mode, kind, sha = meta.split()
+            mode, kind, sha, size = meta.split()
             named = path.rpartition("/")[2] in EXTRA_NAMES
             if (
                 kind == "blob"
                 and mode in ("100644", "100755")
                 and (path.endswith(suffixes) or named)
             ):
-                entries.append(FileEntry(path=path, mode=int(mode, 8), blob=sha))
+                entries.append(FileEntry(path, int(mode, 8), sha, int(size)))
         return entries
 
     def close(self) -> None:

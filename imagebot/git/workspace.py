@@ -67,6 +67,14 @@ def read_workspace(
             f"{loaded.name}: {loaded.source}: repo.path {spec.path!r} holds no YAML files"
             f" on branch {spec.branch!r} of {redact(url)}"
         )
+    limit = spec.max_file_bytes
+    for entry in [e for e in entries if e.size > limit]:
+        # Reading a 200 MB file of comments would cost gigabytes and seconds every cycle.
+        problems.append(
+            f"{loaded.name}: {entry.path}: {entry.size} bytes, over repo.max_file_bytes"
+            f" ({limit}); skipped"
+        )
+    entries = [e for e in entries if e.size <= limit]
     contents = repo.read_all(entries)
     for entry in entries:
         try:

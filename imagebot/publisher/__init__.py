@@ -40,6 +40,7 @@ from imagebot.publisher.base import (
 from imagebot.publisher.commit import CommitPublisher
 from imagebot.publisher.pending import PendingPushes, RemoteBranches
 from imagebot.publisher.pull_request import PullRequestPublisher
+from imagebot.redact import SecretError, remember, secret, secret_file
 
 __all__ = [
     "CommitPublisher",
@@ -163,21 +164,22 @@ class Publishers:
         def error(message: str) -> ForgeError:
             return ForgeError(message, forge=forge.type, project=project, action="read the token")
 
-        if forge.token_env is not None:
-            value = self.environ.get(forge.token_env)
-            if not value:
-                raise error(f"environment variable {forge.token_env} is not set ({loaded.source})")
-            return value
-        assert forge.token_file is not None
-        path = _path_beside(forge.token_file, loaded.source)
         try:
-            value = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise error(f"cannot read token file {path}: {reason}") from None
-        if not value:
-            raise error(f"token file {path} is empty")
-        return value
+            if forge.token_env is not None:
+                value = self.environ.get(forge.token_env)
+                if not value:
+                    raise error(
+                        f"environment variable {forge.token_env} is not set ({loaded.source})"
+                    )
+                return remember(secret(value, what=f"environment variable {forge.token_env}"))
+            assert forge.token_file is not None
+            path = _path_beside(forge.token_file, loaded.source)
+            try:
+                return remember(secret_file(path, what="token file"))
+            except OSError as exc:
+                raise error(f"cannot read token file {path}: {exc.strerror}") from None
+        except SecretError as exc:
+            raise error(str(exc)) from None
 
 
 def _path_beside(raw: str, policy_file: str) -> Path:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from imagebot.redact import remember
+
 IDENTITY_TOKEN_USERNAME = "<token>"
 """Docker's marker username: the password is an OAuth2 refresh token ("identity token") to
 send as ``grant_type=refresh_token`` to the registry's token endpoint, not a Basic password."""
@@ -27,6 +29,9 @@ class Credentials:
     username: str
     password: str = field(repr=False)
     expires_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        remember(self.password)  # masked wherever imagebot shows text from now on
 
     @property
     def is_identity_token(self) -> bool:

@@ -20,6 +20,7 @@ import httpx
 
 from imagebot.core.reference import is_loopback_host
 from imagebot.errors import AuthError
+from imagebot.redact import remember
 from imagebot.registry.credentials import Credentials
 from imagebot.registry.providers.env import Environment, read_secret_file
 from imagebot.registry.providers.oauth import access_token, lifetime_seconds, token_request
@@ -73,8 +74,10 @@ class AcrProvider:
                 assert federated_file is not None
                 form["client_assertion_type"] = _CLIENT_ASSERTION_TYPE
                 # AKS rotates the projected token: read it for every sign-in.
-                form["client_assertion"] = read_secret_file(
-                    env.path(federated_file), registry=registry, what="ACR federated token"
+                form["client_assertion"] = remember(
+                    read_secret_file(
+                        env.path(federated_file), registry=registry, what="ACR federated token"
+                    )
                 )
                 what = "Entra ID workload-identity sign-in"
             authority = self._source.authority_host or env.get("AZURE_AUTHORITY_HOST")
@@ -127,10 +130,12 @@ class AcrProvider:
                 )
             return value
         if self._source.client_secret_file is not None:
-            return read_secret_file(
-                self._environment.path(self._source.client_secret_file),
-                registry=registry,
-                what="ACR client secret",
+            return remember(
+                read_secret_file(
+                    self._environment.path(self._source.client_secret_file),
+                    registry=registry,
+                    what="ACR client secret",
+                )
             )
         return self._environment.get("AZURE_CLIENT_SECRET")
 

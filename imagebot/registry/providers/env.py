@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagebot.errors import AuthError
+from imagebot.redact import SecretError, secret, secret_file
 
 
 @dataclass(frozen=True)
@@ -44,19 +45,25 @@ class Environment:
 
 
 def read_secret_file(path: Path, *, registry: str, what: str) -> str:
-    """The content of a secret file, without the trailing newline an editor or ``echo`` adds."""
+    """The secret a file holds, without surrounding whitespace (an editor's or ``echo``'s
+    newline); a file that is not one line of text is refused without showing its content."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return secret_file(path, what=what)
     except OSError as exc:
         raise AuthError(
-            f"{what}: cannot read {path}: {exc.strerror or exc}", registry=registry
-        ) from exc
-    return text.rstrip("\r\n")
+            f"{what}: cannot read {path}: {exc.strerror or type(exc).__name__}", registry=registry
+        ) from None
+    except SecretError as exc:
+        raise AuthError(str(exc), registry=registry) from None
 
 
 def require_env(environment: Environment, name: str, *, registry: str, what: str) -> str:
-    """The value of a variable the configuration names; unset is an error, not anonymity."""
+    """The value of a variable the configuration names (surrounding whitespace dropped);
+    unset is an error, not anonymity."""
     value = environment.get(name)
     if value is None:
         raise AuthError(f"{what}: environment variable {name} is not set", registry=registry)
-    return value
+    try:
+        return secret(value, what=f"{what}: environment variable {name}")
+    except SecretError as exc:
+        raise AuthError(str(exc), registry=registry) from None
