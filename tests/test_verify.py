@@ -18,6 +18,7 @@ from imagebot.core.policy import parse_policy
 from tests.support.cli import run_cli
 from tests.support.cosign import (
     PrivateKey,
+    envelope,
     new_key,
     public_pem,
     push_attestation,
@@ -26,7 +27,7 @@ from tests.support.cosign import (
     slsa,
     statement,
 )
-from tests.support.gitenv import make_remote, show, trailers
+from tests.support.gitenv import make_remote, push_files, show, trailers
 from tests.support.registry import Registry, push_image, run_registry
 from tests.support.sigstore import PrivateSigstore
 
@@ -309,3 +310,82 @@ def test_the_copy_paste_policies_of_the_docs_load_and_say_what_they_mean() -> No
     assert keyless.trusts(release + "tags/v1.4.0", ACTIONS)
     assert not keyless.trusts(release + "heads/main", ACTIONS)
     assert not keyless.trusts(release + "tags/v1.4.0", "https://gitlab.com")
+
+
+def test_a_promoted_environment_verifies_the_digest_it_promotes(setup: Setup) -> None:
+    """Staging promotes what dev runs only once that digest is signed: dev takes the unsigned
+    1.5.0, staging refuses it (verify: no signature) and stays; signed, it is promoted."""
+    staging = DEPLOYMENT.format(image=setup.image)
+    files = {"envs/staging/app.yaml": staging.encode()}
+    push_files(setup.remote, files, message="staging")
+    (setup.policies / "dev.yaml").write_text(
+        f"environment: dev\nrepo: {{url: {setup.remote}, path: envs/dev}}\n"
+        f"images: [{{name: app, repository: {setup.image}}}]\n"
+    )
+    (setup.policies / "staging.yaml").write_text(
+        f"environment: staging\nrepo: {{url: {setup.remote}, path: envs/staging}}\n"
+        "promote: {from: dev}\nverify: {signatures: [{key: cosign.pub}]}\n"
+        f"images: [{{name: app, repository: {setup.image}}}]\n"
+    )
+    code, out = setup.cli("apply")
+    assert code == 0, out
+    assert b"app:1.5.0" in show(setup.remote, "envs/dev/app.yaml")
+    assert b"app:1.0.0" in show(setup.remote, "envs/staging/app.yaml")
+    records = {e["environment"]: e["images"][0] for e in setup.json("status")["environments"]}
+    assert records["staging"]["waiting_for"] == "verify: no signature"
+
+    setup.sign("1.5.0")
+    code, out = setup.cli("apply")
+    assert code == 0, out
+    assert b"app:1.5.0" in show(setup.remote, "envs/staging/app.yaml")
+    found = dict(trailers(setup.remote))
+    assert found["Imagebot-Environment"] == "staging"
+    assert found["Imagebot-Digest"] == setup.digests["1.5.0"]
+    assert found["Imagebot-Verified"] == "key cosign.pub"
+
+
+def test_a_registry_error_while_verifying_refuses_with_the_error(
+    setup: Setup, basic_registry: Registry
+) -> None:
+    """Signatures kept in a registry that refuses imagebot: the gate fails with the
+    registry's error and nothing moves — an error never passes."""
+    setup.sign("1.5.0")
+    setup.policy(
+        f"repository: {basic_registry.host}/acme/signatures\nsignatures: [{{key: cosign.pub}}]\n"
+    )
+    reasons = verdicts(setup)
+    assert reasons["1.5.0"] == (
+        f"rejected: signatures could not be read: {basic_registry.host}: the registry requires"
+        " credentials (Basic) and none are configured"
+    )
+    assert all(reasons[t].startswith("rejected: signatures could not") for t in TAGS[1:])
+    assert reasons["1.0.0"].endswith("already running")
+
+
+def test_a_bundle_signed_with_a_key_is_found_through_the_fallback_tag(setup: Setup) -> None:
+    """A v0.3 bundle holding a DSSE envelope signed with the trusted key (cosign's
+    --new-bundle-format with --key), attached as a referrer, verifies like a .sig."""
+    digest = setup.digests["1.5.0"]
+    bundle = {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"publicKey": {"hint": "cosign.pub"}, "tlogEntries": []},
+        "dsseEnvelope": envelope(setup.key, statement(digest, SIGN, {})),
+    }
+    push_bundle(setup.registry, "acme/app", digest, json.dumps(bundle).encode())
+    setup.policy("signatures: [{key: cosign.pub}]\n")
+    code, out = setup.cli("apply")
+    assert code == 0, out
+    assert b"app:1.5.0" in show(setup.remote, "envs/dev/app.yaml")
+
+
+def test_require_all_wants_every_signer(setup: Setup) -> None:
+    """With require: all, an image signed by one of two trusted keys is refused, naming the
+    missing signer; signed by both, it is taken."""
+    release = new_key()
+    (setup.policies / "release.pub").write_bytes(public_pem(release))
+    setup.policy("require: all\nsignatures: [{key: cosign.pub}, {key: release.pub}]\n")
+    setup.sign("1.5.0")
+    setup.sign("1.4.0", also=release)
+    reasons = verdicts(setup)
+    assert reasons["1.5.0"] == "rejected: require all: no valid signature by key release.pub"
+    assert reasons["1.4.0"].startswith("chosen:")

@@ -133,18 +133,22 @@ def push_signature(
     *,
     names: str | None = None,
     tamper: bool = False,
+    also: PrivateKey | None = None,
 ) -> None:
     """A classic cosign signature of ``digest`` (its payload naming ``names`` if given;
-    ``tamper``: the payload altered after signing)."""
+    ``tamper``: the payload altered after signing); ``also``: a second signer's layer, as
+    cosign appends one to the same ``.sig`` manifest."""
     payload = simple_signing(f"{registry.host}/{repository}", names or digest)
-    signature = base64.b64encode(sign(key, payload)).decode()
-    if tamper:
-        payload = payload.replace(b'"optional": null', b'"optional": {"by": "mallory"}')
+    layers = []
+    for signer in (key, *([also] if also else [])):
+        signature = b64(sign(signer, payload))
+        signed = payload
+        if tamper:
+            signed = payload.replace(b'"optional": null', b'"optional": {"by": "mallory"}')
+        layers.append((SIMPLE_SIGNING, signed, {"dev.cosignproject.cosign/signature": signature}))
     pusher = _Pusher(registry, repository, None)
     try:
-        body = _artifact(
-            pusher, [(SIMPLE_SIGNING, payload, {"dev.cosignproject.cosign/signature": signature})]
-        )
+        body = _artifact(pusher, layers)
         pusher.manifest(digest.replace(":", "-") + ".sig", body, OCI_MANIFEST)
     finally:
         pusher.client.close()
