@@ -137,7 +137,10 @@ class VerifySpec(_Model):
         return self
 
 
+def bare_source(uri: str) -> str:
+    """``git+https://github.com/acme/app.git@refs/tags/v1`` is ``github.com/acme/app``."""
+    return re.sub(r"^(git\+)?[a-z]+://", "", uri).split("@")[0].removesuffix(".git").rstrip("/")
+
+
 def source_matches(wanted: str, found: str) -> bool:
-    """``github.com/acme/app`` matches ``git+https://github.com/acme/app@refs/tags/v1``."""
-    bare = re.sub(r"^(git\+)?[a-z]+://", "", found).split("@")[0].removesuffix(".git")
-    return bare.rstrip("/") == wanted.removesuffix(".git").rstrip("/")
+    return bare_source(found) == bare_source(wanted)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,8 +27,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from imagebot.core.verify_policy import Attestation, Signature, VerifySpec, source_matches
-from imagebot.registry.manifests import OCI_INDEX, OCI_MANIFEST
+from imagebot.core.reference import DIGEST_RE
+from imagebot.core.verify_policy import (
+    Attestation,
+    Signature,
+    VerifySpec,
+    bare_source,
+    source_matches,
+)
+from imagebot.registry.manifests import OCI_INDEX, OCI_MANIFEST, BadManifest, verify_digest
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE = "application/vnd.dsse.envelope.v1+json"
@@ -38,7 +44,6 @@ SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 SIGNATURE_TYPE = "cosign container image signature"
 #: the predicate of the statement a Sigstore bundle signs to sign an image
 SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
-IN_TOTO = "application/vnd.in-toto+json"
 
 _ISSUER_V1, _ISSUER_V2 = "1.3.6.1.4.1.57264.1.1", "1.3.6.1.4.1.57264.1.8"
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
@@ -102,42 +107,60 @@ async def find_and_check(
     return outcome
 
 
-async def _manifest(registry: Fetcher, where: str, ref: str, accept: str) -> dict[str, Any] | None:
+async def _manifest(registry: Fetcher, where: str, ref: str, accept: str) -> dict[str, Any]:
     body = await registry.fetch(where, f"manifests/{ref}", accept=accept)
-    return None if body is None else _json(body)
+    return {} if body is None else _json(body)
+
+
+async def _layers(
+    registry: Fetcher, where: str, manifest: dict[str, Any], media_type: str
+) -> list[tuple[bytes, dict[str, str]]]:
+    """(content, annotations) of each layer of ``media_type`` whose content matches its
+    digest; anything malformed is skipped (a registry's answer is untrusted input)."""
+    out = []
+    for layer in manifest.get("layers") or []:
+        if not isinstance(layer, dict) or layer.get("mediaType") != media_type:
+            continue
+        digest = str(layer.get("digest"))
+        if not DIGEST_RE.match(digest):
+            continue
+        blob = await registry.fetch(where, f"blobs/{digest}", accept="*/*")
+        try:
+            verify_digest(blob or b"", digest)
+        except BadManifest:
+            continue
+        notes = layer.get("annotations")
+        out.append((blob or b"", notes if isinstance(notes, dict) else {}))
+    return out
 
 
 async def _classic(registry: Fetcher, where: str, tag: str, media_type: str) -> list[Found]:
     manifest = await _manifest(registry, where, tag, OCI_MANIFEST)
     out = []
-    for layer in (manifest or {}).get("layers", []):
-        if layer.get("mediaType") != media_type:
-            continue
-        blob = await registry.fetch(where, f"blobs/{layer['digest']}", accept="*/*")
-        if blob is None:
-            continue
+    for blob, notes in await _layers(registry, where, manifest, media_type):
         if media_type == DSSE:
             out.append(_envelope(blob))
         else:
-            sig = (layer.get("annotations") or {}).get(SIGNATURE_ANNOTATION, "")
-            out.append(Found("simple", blob, _b64(sig)))
+            out.append(Found("simple", blob, _b64(str(notes.get(SIGNATURE_ANNOTATION, "")))))
     return out
 
 
 async def _referrers(registry: Fetcher, where: str, digest: str, hexed: str) -> list[Found]:
     index = await _manifest(registry, where, hexed, OCI_INDEX)  # the fallback tag
-    if index is None:
+    if not index:  # no fallback tag: the referrers API, where the registry has it
         body = await registry.fetch(where, f"referrers/{digest}", accept=OCI_INDEX)
-        index = _json(body) if body is not None else {}
+        index = _json(body or b"{}")
     out = []
-    for entry in index.get("manifests", []):
-        if entry.get("artifactType") != BUNDLE:
+    for entry in index.get("manifests") or []:
+        if not isinstance(entry, dict) or entry.get("artifactType") != BUNDLE:
             continue
-        manifest = await _manifest(registry, where, entry["digest"], OCI_MANIFEST)
-        for layer in (manifest or {}).get("layers", [])[:1]:
-            blob = await registry.fetch(where, f"blobs/{layer['digest']}", accept="*/*")
-            if blob is not None:
-                out.append(Found("bundle", blob))
+        ref = str(entry.get("digest"))
+        if not DIGEST_RE.match(ref):
+            continue
+        manifest = await _manifest(registry, where, ref, OCI_MANIFEST)
+        out += [
+            Found("bundle", b) for b, _ in (await _layers(registry, where, manifest, BUNDLE))[:1]
+        ]
     return out
 
 
@@ -307,7 +330,7 @@ def _attested(wanted: Attestation, vouched: Sequence[_Statement], digest: str) -
         if wanted.builder_id is not None and builder != wanted.builder_id:
             why = f"provenance builder {builder}"
         elif wanted.source and not any(source_matches(wanted.source, s) for s in sources):
-            why = f"provenance source {_bare(sources[0]) if sources else '(none)'}"
+            why = f"provenance source {bare_source(sources[0]) if sources else '(none)'}"
         else:
             return None
     return why
@@ -326,10 +349,6 @@ def _provenance(predicate: dict[str, Any]) -> tuple[str | None, list[str]]:
         *(m.get("uri") for m in predicate.get("materials") or [] if isinstance(m, dict)),
     ]
     return builder, [s for s in sources if isinstance(s, str)]
-
-
-def _bare(uri: str) -> str:
-    return re.sub(r"^(git\+)?[a-z]+://", "", uri).split("@")[0].removesuffix(".git")
 
 
 def certificate_identity(cert: x509.Certificate) -> tuple[str, str]:
