@@ -7,6 +7,7 @@ once, and verification outcomes kept per digest and signer in the cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -92,17 +93,25 @@ class _AnyIdentity:
         return None
 
 
-def _checker(spec: Keyless, base: Path, at: tuple[str | int, ...]) -> Checker:
-    from sigstore.errors import Error as SigstoreError
-    from sigstore.models import Bundle, TrustedRoot
+@functools.lru_cache(maxsize=16)
+def _verifier(path: str | None, changed: int) -> Any:
+    """sigstore's Verifier over a trusted root file (None: the public-good root shipped with
+    sigstore), loaded once per file version: every image of a policy shares it."""
+    from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
 
+    if path is None:
+        return Verifier.production(offline=True)
+    return Verifier(trusted_root=TrustedRoot.from_file(path))
+
+
+def _checker(spec: Keyless, base: Path, at: tuple[str | int, ...]) -> Checker:
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import Bundle
+
     try:
-        if spec.trusted_root is not None:
-            path = base / Path(spec.trusted_root).expanduser()
-            verifier = Verifier(trusted_root=TrustedRoot.from_file(str(path)))
-        else:
-            verifier = Verifier.production(offline=True)
+        path = base / Path(spec.trusted_root).expanduser() if spec.trusted_root else None
+        verifier = _verifier(path and str(path), path.stat().st_mtime_ns if path else 0)
     except (OSError, ValueError, SigstoreError) as exc:
         field = (*at, "keyless", "trusted_root")
         raise TrustError(field, f"unusable trusted root: {exc}") from None
