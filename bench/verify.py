@@ -31,9 +31,9 @@ import anyio
 
 from bench.registry_scan import access_count
 from imagebot import engine, logs
+from imagebot.cache import Cache
 from imagebot.config import load_policies
 from imagebot.core.selectmemo import SelectionMemo
-from imagebot.registry.cache import TagCache
 from imagebot.registry.connect import connect
 from imagebot.registry.settings import RegistriesSettings
 from tests.support.cosign import new_key, public_pem, push_signature
@@ -90,7 +90,7 @@ async def two_cycles(policies: Path, cache_dir: Path, log: Path) -> list[tuple[f
     """(wall seconds, requests, signature requests) of two cycles in one process."""
     loaded = load_policies(policies).environments
     memo = SelectionMemo()
-    cache = TagCache(cache_dir / "registry.sqlite")
+    cache = Cache(cache_dir / "registry.sqlite")
     out = []
     async with connect(RegistriesSettings(), cache=cache) as registry:
         for _ in range(2):
@@ -98,7 +98,7 @@ async def two_cycles(policies: Path, cache_dir: Path, log: Path) -> list[tuple[f
             started = time.perf_counter()
             result = await engine.run_cycle(
                 loaded, registry=registry, repos_dir=cache_dir / "repos", publish=False,
-                memo=memo, image_digests=True,
+                memo=memo, image_digests=True, cache=cache,
             )  # fmt: skip
             wall = time.perf_counter() - started
             changes = sum(len(r.plan.changes) for r in result.environments)

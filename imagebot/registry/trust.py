@@ -19,6 +19,7 @@ import anyio
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from imagebot.cache import Cache
 from imagebot.core.governing import Governed
 from imagebot.core.plan import Change, EnvironmentPlan
 from imagebot.core.policy import LoadedPolicy
@@ -128,32 +129,24 @@ def _checker(spec: Keyless, base: Path, at: tuple[str | int, ...]) -> Checker:
 
 
 class Store:
-    """Verified (digest, policy) pairs: in the registry client's cache when it has one. Only
-    passes are kept: an unsigned image may be signed later; a valid signature stays valid."""
+    """Passes of the verify gate per (digest, policy): in the one cache when there is one,
+    else for this process. Only passes are kept: an unsigned image may be signed later; a
+    valid signature of a digest stays valid."""
 
-    def __init__(self, cache: Any = None) -> None:
-        self._db = getattr(cache, "_db", None)
+    def __init__(self, cache: Cache | None = None) -> None:
+        self._cache = cache
         self._memory: dict[tuple[str, str], str] = {}
-        if self._db is not None:
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS verifications"
-                " (digest TEXT, policy TEXT, how TEXT, PRIMARY KEY (digest, policy))"
-            )
 
     def get(self, digest: str, policy: str) -> str | None:
-        if (digest, policy) in self._memory or self._db is None:
-            return self._memory.get((digest, policy))
-        row = self._db.execute(
-            "SELECT how FROM verifications WHERE digest = ? AND policy = ?", (digest, policy)
-        ).fetchone()
-        return None if row is None else str(row[0])
+        known = self._memory.get((digest, policy))
+        if known is None and self._cache is not None:
+            known = self._cache.verification(digest, policy)
+        return known
 
     def put(self, digest: str, policy: str, how: str) -> None:
         self._memory[(digest, policy)] = how
-        if self._db is not None:
-            self._db.execute(
-                "INSERT OR REPLACE INTO verifications VALUES (?, ?, ?)", (digest, policy, how)
-            )
+        if self._cache is not None:
+            self._cache.store_verification(digest, policy, how)
 
 
 def policy_key(spec: VerifySpec, trust: list[Trust], where: str) -> str:
