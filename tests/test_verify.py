@@ -354,10 +354,9 @@ def test_a_registry_error_while_verifying_refuses_with_the_error(
         f"repository: {basic_registry.host}/acme/signatures\nsignatures: [{{key: cosign.pub}}]\n"
     )
     reasons = verdicts(setup)
-    assert reasons["1.5.0"] == (
-        f"rejected: signatures could not be read: {basic_registry.host}: the registry requires"
-        " credentials (Basic) and none are configured"
-    )
+    why = reasons["1.5.0"]
+    assert why.startswith(f"rejected: signatures could not be read: {basic_registry.host}")
+    assert why.endswith("the registry requires credentials (Basic) and none are configured")
     assert all(reasons[t].startswith("rejected: signatures could not") for t in TAGS[1:])
     assert reasons["1.0.0"].endswith("already running")
 
