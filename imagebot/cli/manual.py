@@ -8,6 +8,9 @@ but never past a hold or a failing check; ``hold`` keeps an image at the version
 (``Imagebot-Hold``) until ``release`` lifts it (``Imagebot-Lift-Hold``); ``rollback`` puts
 back the version that ran before, which holds the version it left.
 
+Where the environment publishes by pull request, the commit goes on a branch of its own
+with a pull request into the environment's branch: it takes effect once merged.
+
 Holds and releases change only ``.imagebot/holds.txt`` under the environment's path, a
 human-readable list of the manual holds: git lists a commit in a path's history only when it
 changes a file there.
@@ -19,6 +22,8 @@ import argparse
 import os
 import subprocess
 from collections import defaultdict
+
+import anyio
 
 from imagebot import config
 from imagebot.cli import cycle, options
@@ -42,8 +47,10 @@ from imagebot.core.promotion.holds import (
 from imagebot.core.rewrite import Edit, apply
 from imagebot.errors import ImagebotError
 from imagebot.git.history import read_history
-from imagebot.git.push import push
+from imagebot.git.push import push, push_branches
+from imagebot.git.repo import EnvRepo
 from imagebot.git.workspace import Workspace, read_workspace
+from imagebot.publisher import Publishers
 from imagebot.registry.tags import newness
 
 #: Gates a manual promotion may pass: time-based ones, never holds, checks or verification.
@@ -95,11 +102,6 @@ def _policy(args: argparse.Namespace) -> tuple[LoadedPolicy, ImagePolicy]:
     if image is None or image.pattern is not None:
         known = ", ".join(i.name for i in loaded.policy.images if i.pattern is None)
         raise ImagebotError(f"{loaded.source}: no image {name!r} (known: {known})")
-    if loaded.policy.publish.mode != "commit":
-        raise ImagebotError(
-            f"{loaded.source}: {env} publishes by pull request; manual operations commit to"
-            f" {loaded.policy.repo.branch} directly and are only for publish: commit"
-        )
     return loaded, image
 
 
@@ -207,8 +209,28 @@ def run(op: str, args: argparse.Namespace) -> int:
     sha = repo.commit(
         changes, message=message, author_name=author[0], author_email=author[1], when=utc_now()
     )
+    if loaded.policy.publish.mode == "pull-request":
+        url = anyio.run(_propose, loaded, repo, sha, f"imagebot/manual/{env}-{op}-{name}", message)
+        print(f"{env}: {op} {name} {what}: proposed in {url}; it takes effect once merged")
+        return 0
     refused = push(repo, sha)
     if refused is not None:
         raise ImagebotError(f"{env}: {refused.message}; nothing changed, run it again")
     print(f"{env}: {op} {name} {what}: pushed {sha}")
     return 0
+
+
+async def _propose(loaded: LoadedPolicy, repo: EnvRepo, sha: str, branch: str, message: str) -> str:
+    """Reviewed like every change of the environment: the commit on a branch of its own, and a
+    pull request into the environment's branch."""
+    refused = push_branches(repo, [(sha, branch, None)])
+    if refused:
+        raise ImagebotError(f"{loaded.name}: {refused[branch].message}; is {branch} left over?")
+    title, _, body = message.partition("\n\n")
+    async with Publishers() as publishers:
+        forge = publishers.forge_for(loaded)
+        assert forge is not None  # pull-request mode names its forge
+        pr = await forge.open(
+            head=branch, base=loaded.policy.repo.branch, title=title, body=body, draft=False
+        )
+    return f"pull request #{pr.number} ({pr.url})"
