@@ -125,23 +125,22 @@ def approval(
     its pull request is merged. Returns what comes next and what it waits for."""
     if mode != "pull-request" or choice is None:
         return choice, None
-    if pr is None or pr.state in ("open", "draft", "merged"):
-        which = f" #{pr.number} ({pr.url})" if pr is not None and pr.state != "merged" else ""
-        return choice, Rejection(
-            "approval", f"the environment's pull request{which} must be merged"
-        )
-    if pr.state == "closed":
+    if pr is not None and pr.state == "closed":
         return None, Rejection(
             "approval",
             f"pull request #{pr.number} ({pr.url}) proposing {choice} was closed without"
             " merging; not proposed again until a newer version",
         )
-    held = sorted(v for r, v in pr.holds if r == repository)
-    return (held[0] if held else None), Rejection(
-        "approval",
-        f"pull request #{pr.number} ({pr.url}) holds {', '.join(held) or 'no version of it'}"
-        " and has commits imagebot did not write: a human owns it until it is merged or closed",
-    )
+    if pr is not None and pr.state == "human-edited":
+        held = sorted(v for r, v in pr.holds if r == repository)
+        return (held[0] if held else None), Rejection(
+            "approval",
+            f"pull request #{pr.number} ({pr.url}) holds {', '.join(held) or 'no version of it'}"
+            " and has commits imagebot did not write: a human owns it until it is merged or"
+            " closed",
+        )
+    which = f" #{pr.number} ({pr.url})" if pr is not None else ""
+    return choice, Rejection("approval", f"the environment's pull request{which} must be merged")
 
 
 def records(
