@@ -132,7 +132,7 @@ def test_hold_then_release(world: World) -> None:
     assert code == 0, out
     assert dict(trailers(world.remote))["Imagebot-Hold"] == "app 1.0.0"
     assert (
-        "app 1.0.0 held by Ann Operator: release freeze"
+        "hold app at 1.0.0 by Ann Operator: release freeze"
         in show(world.remote, "envs/dev/.imagebot/holds.txt").decode()
     )
     assert world.cli("apply")[0] == 0

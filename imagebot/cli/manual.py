@@ -11,9 +11,9 @@ back the version that ran before, which holds the version it left.
 Where the environment publishes by pull request, the commit goes on a branch of its own
 with a pull request into the environment's branch: it takes effect once merged.
 
-Holds and releases change only ``.imagebot/holds.txt`` under the environment's path, a
-human-readable list of the manual holds: git lists a commit in a path's history only when it
-changes a file there.
+Holds and releases each add a line to ``.imagebot/holds.txt`` under the environment's path,
+a human-readable log: git lists a commit in a path's history only when it changes a file
+there, and the trailers, not the file, are what the next cycle reads.
 """
 
 from __future__ import annotations
@@ -161,17 +161,8 @@ def run(op: str, args: argparse.Namespace) -> int:
     trailers = [f"{TRAILER_MANUAL}: {op} {name}"] + (
         [f"{TRAILER_REASON}: {reason}"] if reason else []
     )
-    holds_path = f"{loaded.policy.repo.path.strip('/')}/{HOLDS_FILE}".lstrip("/")
-    entry = next(
-        (
-            e
-            for e in repo.files(holds_path.rpartition("/")[0], suffixes=(".txt",))
-            if e.path == holds_path
-        ),
-        None,
-    )
-    listed = repo.read(entry).decode() if entry is not None else ""
     changes: dict[str, bytes] = {}
+    why = f": {reason}" if reason else ""
     if op in ("promote", "rollback"):
         if op == "promote":
             assert target is not None
@@ -196,13 +187,11 @@ def run(op: str, args: argparse.Namespace) -> int:
         if running is None or running.tag is None:
             raise ImagebotError(f"{env}: {name} runs no tagged version to hold")
         trailers.append(f"{TRAILER_HOLD}: {name} {running.tag}")
-        line = f"{name} {running.tag} held by {author[0]}" + (f": {reason}" if reason else "")
-        changes = {holds_path: (listed + line + "\n").encode()}
+        changes = _logged(loaded, repo, f"hold {name} at {running.tag} by {author[0]}{why}")
         what = f"at {running.tag}"
     else:
         trailers.append(f"{TRAILER_LIFT_HOLD}: {name}")
-        kept = [ln for ln in listed.splitlines(keepends=True) if ln.split(" ", 1)[0] != name]
-        changes = {holds_path: "".join(kept).encode() + f"# {name} released\n".encode()}
+        changes = _logged(loaded, repo, f"release {name} by {author[0]}{why}")
         what = "holds lifted"
     title = f"imagebot({env}): {op} {name} {what}"
     message = "\n\n".join([title, *([reason] if reason else []), "\n".join(trailers)]) + "\n"
@@ -218,6 +207,15 @@ def run(op: str, args: argparse.Namespace) -> int:
         raise ImagebotError(f"{env}: {refused.message}; nothing changed, run it again")
     print(f"{env}: {op} {name} {what}: pushed {sha}")
     return 0
+
+
+def _logged(loaded: LoadedPolicy, repo: EnvRepo, line: str) -> dict[str, bytes]:
+    """The holds log with ``line`` added: the one file a hold or release changes."""
+    path = f"{loaded.policy.repo.path.strip('/')}/{HOLDS_FILE}".lstrip("/")
+    folder = path.rpartition("/")[0]
+    entry = next((e for e in repo.files(folder, suffixes=(".txt",)) if e.path == path), None)
+    text = repo.read(entry).decode() if entry is not None else ""
+    return {path: f"{text}{utc_now():%Y-%m-%d %H:%M} {line}\n".encode()}
 
 
 async def _propose(loaded: LoadedPolicy, repo: EnvRepo, sha: str, branch: str, message: str) -> str:

@@ -231,11 +231,11 @@ class StatusView:
         loaded = service.policies.state.environments
         q = q.strip().lower()
         for name in set(self._rendered) - set(loaded):
-            del self._rendered[name]
+            self._rendered.pop(name, None)  # another request may have dropped it too
         environments = []
         for name in pipeline_order(loaded):
             last = service.last.get(name)
-            if (environment and name != environment) or name not in loaded:
+            if environment and name != environment:
                 continue
             rendered = self._environment(name, last) if last is not None else None
             docs = rendered.docs if rendered else ()
