@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -61,7 +62,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lease-name",
         default=os.environ.get("IMAGEBOT_LEASE_NAME", "imagebot"),
-        help="name of the Lease in the pod's namespace (default: imagebot)",
+        help="name of the Lease in the pod's namespace, and the prefix of the shard Leases"
+        " (default: imagebot)",
+    )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=int(os.environ.get("IMAGEBOT_SHARDS", "0")),
+        metavar="N",
+        help="split the environments into N shards, each owned through its own Lease, so"
+        " replicas share the work (default: $IMAGEBOT_SHARDS or 0, one leader runs all)",
+    )
+    parser.add_argument(
+        "--lease-duration",
+        type=float,
+        default=_env_float("IMAGEBOT_LEASE_DURATION", 15.0),
+        metavar="SECONDS",
+        help="how long a Lease holds without renewal: a dead replica's work moves after it"
+        " (default: 15; renewals every 2/15 of it, giving up after 2/3 of it)",
     )
     parser.add_argument(
         "--webhook-secret-file",
@@ -87,6 +105,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="longest a client may take to send a request's headers, and a webhook's body"
         " (default: 10)",
     )
+    parser.add_argument(
+        "--status-page",
+        choices=["on", "off"],
+        default=os.environ.get("IMAGEBOT_STATUS_PAGE", "on"),
+        help="serve the status page / and /api/v1/status (default: $IMAGEBOT_STATUS_PAGE or on)",
+    )
+    for kind, holds in (("token", "a bearer token"), ("basic-auth", "USER:PASSWORD")):
+        variable = f"IMAGEBOT_STATUS_{kind.upper().replace('-', '_')}_FILE"
+        parser.add_argument(
+            f"--status-{kind}-file",
+            type=Path,
+            default=_env_path(variable),
+            metavar="FILE",
+            help=f"file holding {holds} the status page and API demand (default: ${variable})",
+        )
     add_git_timeout_argument(parser)
     parser.add_argument(
         "--grace",
@@ -147,17 +180,26 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: `imagebot --help` and the other commands do not pay for the HTTP stack.
     from imagebot.daemon.leader import SERVICE_ACCOUNT, LeaseSettings
     from imagebot.daemon.service import ServeOptions, Service, parse_listen
+    from imagebot.daemon.status_api import Access
 
     try:
         parse_listen(args.listen)
     except ValueError as exc:
         print(f"imagebot serve: {exc}", file=sys.stderr)
         return 2
+    if args.shards < 0 or args.lease_duration < 1:
+        print("imagebot serve: --shards must be >= 0 and --lease-duration >= 1", file=sys.stderr)
+        return 2
     _return_freed_memory()
     lease = None
-    if args.leader_elect:
+    if args.leader_elect or args.shards:
         mount = Path(os.environ.get("IMAGEBOT_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT)
-        lease = LeaseSettings.in_cluster(os.environ, name=args.lease_name, mount=mount)
+        lease = dataclasses.replace(
+            LeaseSettings.in_cluster(os.environ, name=args.lease_name, mount=mount),
+            lease_duration=args.lease_duration,
+            renew_deadline=args.lease_duration * 2 / 3,
+            retry_period=args.lease_duration * 2 / 15,
+        )
     options = ServeOptions(
         policies=args.policies,
         cache_dir=args.cache_dir or default_cache_dir(),
@@ -171,11 +213,14 @@ def run(args: argparse.Namespace) -> int:
         ),
         http_deadline=args.http_deadline,
         lease=lease,
+        shards=args.shards,
         grace=args.grace,
         max_cycles=args.max_cycles,
         reload_interval=args.reload_interval,
         debounce=args.webhook_debounce,
         git_timeout=args.git_timeout,
+        status_page=args.status_page == "on",
+        status_access=Access.from_files(args.status_token_file, args.status_basic_auth_file),
     )
     service = Service(options)
     return anyio.run(service.run)

@@ -12,10 +12,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,6 +26,8 @@ from pydantic import (
 
 from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
+from imagebot.core.promote_policy import ENVIRONMENT_NAME as _NAME_RE
+from imagebot.core.promote_policy import Promotion as Promotion  # re-exported
 from imagebot.core.publish_policy import (
     PublishSpec,
     SigningSpec,
@@ -35,11 +36,13 @@ from imagebot.core.publish_policy import (
     publish_short_form,
 )
 from imagebot.core.repopattern import RepositoryPattern, compile_pattern, is_pattern
-from imagebot.core.selection import SelectionRule, ignore_entry_kind, validate_rule
-from imagebot.core.windows import Period, parse_period
+from imagebot.core.selection import (
+    SelectionRule,
+    compile_rule,
+    ignore_entry_kind,
+    validate_rule,
+)
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
-
-_NAME_RE = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 
 
 class _Model(BaseModel):
@@ -255,63 +258,6 @@ class Schedule(_Model):
         return self
 
 
-def _period(spec: str) -> str:
-    parse_period(spec)
-    return spec
-
-
-#: A window or freeze, checked where it is written (errors name the list item's line).
-PeriodText = Annotated[str, AfterValidator(_period)]
-
-
-class Promotion(_Model):
-    """Where a promoted environment's versions come from, and the gates they pass first."""
-
-    from_: str = Field(
-        alias="from",
-        pattern=_NAME_RE,
-        description="the upstream environment whose history supplies the versions",
-    )
-    soak: str | None = Field(
-        default=None, description="how long upstream must have run a version, e.g. 1h, 2d"
-    )
-    checks: tuple[Annotated[str, Field(min_length=1, pattern=r"\S")], ...] = Field(
-        default=(),
-        description="commit status contexts that must be success on the upstream commit",
-    )
-    windows: tuple[PeriodText, ...] = Field(
-        default=(),
-        description="promote only inside one of these, e.g. 'Mon-Thu 09:00-16:00 Europe/Berlin'",
-    )
-    freeze: tuple[PeriodText, ...] = Field(
-        default=(),
-        description="never promote inside these, e.g. '2026-12-20 .. 2027-01-04 Europe/Berlin'",
-    )
-
-    @field_validator("soak")
-    @classmethod
-    def _soak(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
-
-    @field_validator("checks", "windows", "freeze", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return (value,) if isinstance(value, str) else value
-
-    @property
-    def soak_time(self) -> timedelta:
-        return parse_duration(self.soak) if self.soak else timedelta(0)
-
-    def periods(self) -> tuple[tuple[Period, ...], tuple[Period, ...]]:
-        """The parsed windows and freezes."""
-        return (
-            tuple(parse_period(w) for w in self.windows),
-            tuple(parse_period(f) for f in self.freeze),
-        )
-
-
 class EnvironmentPolicy(_Model):
     """One environment: its repo, how changes are published, and its image policies."""
 
@@ -424,13 +370,14 @@ def _rules(model: EnvironmentPolicy) -> list[tuple[tuple[str | int, ...], ImageR
 def _rule_warnings(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
     for at, image in _rules(model):
         rule = image.rule()
-        if rule.needs_digest and rule.follow is None:
+        compiled = compile_rule(rule)
+        if compiled.needs_digest and rule.follow is None:
             yield (
                 (*at, "strategy"),
                 "strategy digest without follow follows whatever tag each file runs, and an"
                 " image pinned by digest alone cannot be followed; set follow (e.g. latest)",
             )
-        if rule.compiled.named_cores and "range_style" not in image.model_fields_set:
+        if compiled.named_cores and "range_style" not in image.model_fields_set:
             yield (
                 (*at, "range"),
                 f"range {rule.range!r} spells a prerelease: npm (imagebot's default) admits only"
