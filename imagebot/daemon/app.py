@@ -176,6 +176,7 @@ class _HeaderDeadline(H11Protocol):
     itself waits for a trickling client forever (slowloris)."""
 
     deadline = 10.0
+    _timer: Any = None
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -185,8 +186,15 @@ class _HeaderDeadline(H11Protocol):
         super().on_response_complete()
         self._arm()
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._timer is not None:
+            self._timer.cancel()  # nothing left to close: let the connection go now
+
     def _arm(self) -> None:
-        self.loop.call_later(self.deadline, self._expire)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_later(self.deadline, self._expire)
 
     def _expire(self) -> None:
         in_request = self.cycle is not None and not self.cycle.response_complete
