@@ -29,6 +29,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from imagebot.cache import Cache
 from imagebot.core.policy import ImagePolicy
 from imagebot.core.promotion.history import HistoryCommit, Ref, runs_by_image
 from imagebot.core.promotion.holds import holds_of
@@ -69,10 +70,10 @@ def fast_import(work: Path, commits: int, files: int, start: int) -> None:
     subprocess.run(["git", "fast-import", "--quiet"], cwd=work, input=bytes(out), check=True)
 
 
-def timed(repo: EnvRepo, cache: Path | None) -> tuple[float, int]:
+def timed(repo: EnvRepo, cache: Cache | None) -> tuple[float, int]:
     repo.fetch()
     t0 = time.perf_counter()
-    history = path_history(repo, "envs/dev", {REPO}, cache_file=cache)
+    history = path_history(repo, "envs/dev", {REPO}, cache=cache)
     return time.perf_counter() - t0, len(history)
 
 
@@ -126,7 +127,7 @@ def main() -> None:
         subprocess.run(["git", "init", "--quiet", "--bare", "-b", "main", str(source)], check=True)
         fast_import(source, args.commits, args.files, 0)
         repo = EnvRepo(str(source), "main", Path(tmp) / "clone")
-        cache = Path(tmp) / "history.json"
+        cache = Cache(Path(tmp) / "cache.sqlite")
         cold, read = timed(repo, cache)
         warm, _ = timed(repo, cache)
         fast_import(source, 20, 0, args.commits)
@@ -140,7 +141,8 @@ def main() -> None:
         print(f"(b) warm read, cache current: {warm * 1000:8.1f} ms")
         print(f"(c) incremental, 10 new:     {incremental * 1000:8.1f} ms")
         print(f"    same without the cache:   {uncached * 1000:8.1f} ms")
-        print(f"cache file: {cache.stat().st_size / 1024:.0f} KiB")
+        cache.close()
+        print(f"cache file: {Path(cache.path).stat().st_size / 1024:.0f} KiB")
     seconds, runs = replay(args.images)
     print(
         f"(d) replay, {args.images} images x 1000 commits: {seconds * 1000:8.1f} ms ({runs} runs)"

@@ -18,6 +18,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from imagebot import config, logs
+from imagebot.cache import Cache
 from imagebot.clock import Clock, utc_now
 from imagebot.core.envgraph import order_environments
 from imagebot.core.plan import EnvironmentPlan, ImageScan, plan_environment
@@ -26,12 +27,13 @@ from imagebot.core.promotion.gates import CommitStatuses
 from imagebot.core.promotion.history import HistoryCommit
 from imagebot.core.promotion.record import ImageRecord, PullRequestRecord, records
 from imagebot.core.promotion.views import Prepared, annotate, prepare
+from imagebot.core.selection import compile_rule
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.errors import ForgeError, GitError
 from imagebot.forge.statuses import StatusSource, forge_statuses, read_statuses
 from imagebot.git.history import read_history
 from imagebot.git.repo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
-from imagebot.git.repo import EnvRepo, PushRejected
+from imagebot.git.repo import EnvRepo
 from imagebot.git.workspace import Workspace, read_workspace, repo_cache_dir
 from imagebot.publisher import Publishers
 from imagebot.registry.scan import Registry, resolve_digests, scan_repositories
@@ -79,6 +81,7 @@ async def run_cycle(
     statuses: StatusSource | None = None,
     memo: SelectionMemo | None = None,
     image_digests: bool = True,
+    cache: Cache | None = None,
 ) -> CycleResult:
     """Run one cycle over ``policies``; with ``publish`` publish each environment the way
     its policy says (``publishers`` builds the publishers; default: the process's tokens).
@@ -91,7 +94,8 @@ async def run_cycle(
     answers the checks gate (default: the upstream's forge, from its ``publish.forge``).
     ``memo`` carries decisions from the last cycle (a long-running process passes the same one each
     time). Without ``image_digests`` a moving tag's digest is fetched only when the file
-    pins it, since nothing else shows it (plain-text ``plan``).
+    pins it, since nothing else shows it (plain-text ``plan``). ``cache`` keeps what was
+    read of each environment's history, so the next cycle reads only the commits since.
     """
     memo = memo or SelectionMemo()
     memo.new_cycle()
@@ -109,6 +113,7 @@ async def run_cycle(
             publishers=publishers,
             memo=memo,
             image_digests=image_digests,
+            cache=cache,
         )
         return await _run_cycle(
             policies, cycle, problems=problems, catalog=catalog, statuses=statuses
@@ -128,6 +133,7 @@ class _Cycle:
     publishers: Publishers
     memo: SelectionMemo
     image_digests: bool
+    cache: Cache | None
 
 
 async def _run_cycle(
@@ -158,7 +164,7 @@ async def _run_cycle(
         g for ws in workspaces.values() if isinstance(ws, Workspace) for g in ws.governance.groups
     ]
     wanted = {g.repository for g in governed}
-    builds = {g.repository for g in governed if g.rule.rule().needs_created}
+    builds = {g.repository for g in governed if compile_rule(g.rule.rule()).needs_created}
     scans: dict[str, ImageScan] = {}
     scanned = {repository: anyio.Event() for repository in wanted}
     finished = {loaded.name: anyio.Event() for loaded in policies}
@@ -189,6 +195,7 @@ async def _run_cycle(
                 prepared = await _prepare(
                     loaded, ws, known, histories, scans, repos_dir, cycle.clock(), git_timeout,
                     results=results, source=statuses, publishers=cycle.publishers,
+                    cache=cycle.cache,
                 )  # fmt: skip
                 prepared_for[loaded.name] = prepared
             except GitError as exc:
@@ -254,6 +261,7 @@ async def _prepare(
     results: Mapping[str, EnvironmentResult],
     source: StatusSource | None,
     publishers: Publishers,
+    cache: Cache | None,
 ) -> Prepared:
     """Read this environment's history (for holds) and its upstream's (for candidates),
     and the forge's commit statuses when the checks gate needs them."""
@@ -262,8 +270,8 @@ async def _prepare(
         if env.name not in histories:
             if repo is None:
                 url = config.resolve_repo_url(env.policy.repo.url, env.source)
-                cache = repo_cache_dir(repos_dir, url)
-                repo = EnvRepo(url, env.policy.repo.branch, cache, timeout=git_timeout)
+                clone = repo_cache_dir(repos_dir, url)
+                repo = EnvRepo(url, env.policy.repo.branch, clone, timeout=git_timeout)
                 done = results.get(env.name)
                 if done is not None and done.commit is not None:
                     # Committed this cycle: in commit mode the push may still wait for the
@@ -271,7 +279,7 @@ async def _prepare(
                     repo.fetched = done.commit
                 else:
                     repo.fetch()
-            histories[env.name] = read_history(env, repo)
+            histories[env.name] = read_history(env, repo, cache)
         return histories[env.name]
 
     promote = loaded.policy.promote
@@ -315,47 +323,32 @@ async def _finish_publishing(
     prepared_for: Mapping[str, Prepared],
 ) -> None:
     """Make the pushes that waited for the last environment of a clone (once per repo, see
-    publisher.PendingPushes) and update ``results``; an environment whose push lost a race
-    is read, planned and published again on the new head, like a single push would be."""
-    push_attempts = cycle.push_attempts
-    for attempt in range(1, push_attempts + 1):
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        with anyio.CancelScope(shield=True):  # a pushed branch always gets its pull request
-            flushed = await cycle.publishers.flush(clone)
-        for loaded in policies:
-            env = loaded.name
-            note = flushed.notes.get(env)
-            if note is not None:
-                results[env] = replace(results[env], publication=note)
-            failure = flushed.failed.get(env)
-            if failure is None:
-                continue
-            if isinstance(failure, PushRejected) and attempt < push_attempts:
-                log.warning("push_race", environment=env, attempt=attempt, error=str(failure))
-                try:
-                    ws = await anyio.to_thread.run_sync(
-                        read_workspace, loaded, cycle.repos_dir, cycle.git_timeout
-                    )
-                except GitError as err:
-                    results[env] = replace(results[env], commit=None, error=f"{env}: {err}")
-                    continue
-                prepared = prepared_for.get(env) or Prepared(scans=dict(scans), views={}, runs={})
-                results[env] = await _run_environment(loaded, ws, cycle, prepared)
-            else:
-                log.error("publish_failed", environment=env, error=str(failure))
-                error = f"{env}: {failure}"
-                if isinstance(failure, PushRejected):
-                    error = f"{env}: gave up after {push_attempts} push attempts: {failure}"
-                results[env] = replace(results[env], commit=None, error=error)
-        if not flushed.failed:
-            break
+    publisher.PendingPushes) and update ``results``; the publishers publish again, read and
+    planned anew, an environment whose push lost a race (``Publishers.settle``)."""
+    known = {loaded.name: loaded for loaded in policies}
+
+    async def again(env: str) -> None:
+        try:
+            ws = await anyio.to_thread.run_sync(
+                read_workspace, known[env], cycle.repos_dir, cycle.git_timeout
+            )
+        except GitError as err:
+            results[env] = replace(results[env], commit=None, error=f"{env}: {err}")
+            return
+        prepared = prepared_for.get(env) or Prepared(scans=dict(scans), views={}, runs={})
+        results[env] = await _run_environment(known[env], ws, cycle, prepared)
+
+    settled = await cycle.publishers.settle(clone, attempts=cycle.push_attempts, again=again)
+    for env, note in settled.notes.items():
+        results[env] = replace(results[env], publication=note)
+    for env, error in settled.failed.items():
+        results[env] = replace(results[env], commit=None, error=f"{env}: {error}")
 
 
 async def _run_environment(
     loaded: LoadedPolicy, ws: Workspace, cycle: _Cycle, prepared: Prepared
 ) -> EnvironmentResult:
-    registry, repos_dir, git_timeout = cycle.registry, cycle.repos_dir, cycle.git_timeout
-    clock, memo, scans = cycle.clock, cycle.memo, prepared.scans
+    registry, clock, memo, scans = cycle.registry, cycle.clock, cycle.memo, prepared.scans
     env = loaded.name
     bound = log.bind(environment=env)
     try:
@@ -364,67 +357,44 @@ async def _run_environment(
         bound.error("publish_failed", error=str(exc))
         empty = EnvironmentPlan(environment=env, source=loaded.source)
         return EnvironmentResult(plan=empty, error=f"{env}: {exc}")
-    if cycle.publish and ws.repo.head() != ws.head:
-        # An environment earlier in this cycle pushed to the same repo: start from its
-        # commit instead of losing a push race against ourselves.
-        try:
-            ws = await anyio.to_thread.run_sync(read_workspace, loaded, repos_dir, git_timeout)
-        except GitError as err:
-            empty = EnvironmentPlan(environment=env, source=loaded.source)
-            return EnvironmentResult(plan=empty, error=f"{env}: {err}")
-    for attempt in range(1, cycle.push_attempts + 1):
-        # Planning is CPU work (selection over thousands of tags): off the event loop, so a
-        # daemon's health checks and webhooks are answered meanwhile.
+    # Planning is CPU work (selection over thousands of tags): off the event loop, so a
+    # daemon's health checks and webhooks are answered meanwhile.
+    plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
+    needed = plan.digests_needed | (plan.trailer_digests if cycle.image_digests else frozenset())
+    if await resolve_digests(registry, needed, scans):
+        # The memo answers again for every image whose selection read only tag names.
         plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
-        needed = plan.digests_needed | (
-            plan.trailer_digests if cycle.image_digests else frozenset()
+    for problem in plan.problems:
+        bound.warning("problem", detail=problem)
+    for change in plan.changes:
+        bound.info(
+            "change_planned",
+            image=change.image,
+            file=change.file,
+            old=change.old,
+            new=change.new,
+            reason=change.reason,
         )
-        if await resolve_digests(registry, needed, scans):
-            # The memo answers again for every image whose selection read only tag names.
-            plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
-        for problem in plan.problems:
-            bound.warning("problem", detail=problem)
-        for change in plan.changes:
-            bound.info(
-                "change_planned",
-                image=change.image,
-                file=change.file,
-                old=change.old,
-                new=change.new,
-                reason=change.reason,
+    try:
+        if not cycle.publish:
+            preview = await publisher.preview(ws.repo, plan)
+            return EnvironmentResult(
+                plan=plan, publication=preview.note, pull_request=preview.pull_request
             )
-        try:
-            if not cycle.publish:
-                preview = await publisher.preview(ws.repo, plan)
-                return EnvironmentResult(
-                    plan=plan, publication=preview.note, pull_request=preview.pull_request
-                )
-            # Shielded (as is the flush below): a cancelled cycle — daemon shutdown, lost
-            # leadership — stops before a publisher's writes or after them, never between.
-            await anyio.lowlevel.checkpoint_if_cancelled()
-            with anyio.CancelScope(shield=True):
-                done = await publisher.publish(ws.repo, plan, when=clock(), images=registry)
-        except ForgeError as exc:
-            bound.error("publish_failed", error=str(exc))
-            return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
-        except PushRejected as exc:
-            bound.warning("push_race", attempt=attempt, error=str(exc))
-            try:
-                ws = await anyio.to_thread.run_sync(read_workspace, loaded, repos_dir, git_timeout)
-            except GitError as err:
-                return EnvironmentResult(plan=plan, error=f"{env}: {err}")
-            continue
-        except GitError as exc:
-            bound.error("publish_failed", error=str(exc))
-            return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
-        if done.commit is not None:
-            bound.info("committed", commit=done.commit, changes=len(plan.changes))
-        return EnvironmentResult(
-            plan=plan, commit=done.commit, publication=done.note, pull_request=done.pull_request
-        )
-    message = f"{env}: gave up after {cycle.push_attempts} push attempts: the branch kept moving"
-    bound.error("publish_failed", error=message)
-    return EnvironmentResult(plan=plan, error=message)
+        # Shielded (as is the push in Publishers.settle): a cancelled cycle — daemon
+        # shutdown, lost leadership — stops before a publisher's writes or after them, never
+        # between.
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        with anyio.CancelScope(shield=True):
+            done = await publisher.publish(ws.repo, plan, when=clock(), images=registry)
+    except (ForgeError, GitError) as exc:
+        bound.error("publish_failed", error=str(exc))
+        return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
+    if done.commit is not None:
+        bound.info("committed", commit=done.commit, changes=len(plan.changes))
+    return EnvironmentResult(
+        plan=plan, commit=done.commit, publication=done.note, pull_request=done.pull_request
+    )
 
 
 def _plan(

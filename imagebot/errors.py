@@ -31,6 +31,7 @@ class RegistryError(ImagebotError):
     def __init__(self, message: str, *, registry: str = "", repository: str = "") -> None:
         self.registry = registry
         self.repository = repository
+        self.detail = message
         where = "/".join(p for p in (registry, repository) if p)
         super().__init__(f"{where}: {message}" if where else message)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from imagebot import logs
+from imagebot import logs, redact
 from imagebot.core.yamldoc import MAX_FILE_BYTES
 from imagebot.errors import ImagebotError
 
@@ -63,3 +63,9 @@ def read(path: Path, parse: Callable[[Path], T], *, what: str) -> T:
 def problems() -> list[str]:
     """Every file whose current version is broken while its last good one is in use."""
     return sorted(_problems.values())
+
+
+def secret_file(path: Path, *, what: str) -> str:
+    """:func:`imagebot.redact.secret_file`, read again only when the file changed; a rotation
+    that breaks the file keeps the last good secret."""
+    return read(path, lambda p: redact.secret_file(p, what=what), what=what)

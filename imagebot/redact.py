@@ -55,14 +55,8 @@ def secret(value: str, *, what: str) -> str:
 def secret_file(path: Path, *, what: str) -> str:
     """The secret held by the file at ``path`` (see :func:`secret`); OSError when unreadable.
     At most MAX_SECRET_BYTES (plus a little whitespace) is read, whatever the file's size.
-    Read again only when the file changed; a rotation that breaks it keeps the last good
-    secret in use and reports the problem (:mod:`imagebot.livefile`)."""
-    from imagebot import livefile  # it logs, and logging imports this module
-
-    return livefile.read(path, lambda p: _secret_file(p, what=what), what=what)
-
-
-def _secret_file(path: Path, *, what: str) -> str:
+    Where a daemon re-reads a file, :func:`imagebot.livefile.secret_file` keeps the last
+    good secret through a rotation that breaks it."""
     with path.open("rb") as f:
         raw = f.read(MAX_SECRET_BYTES + 64)
     try:

@@ -12,9 +12,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from imagebot.cache import Cache
 from imagebot.config import load_policies
 from imagebot.engine import run_cycle
-from imagebot.registry.cache import TagCache
 from imagebot.registry.client import RegistryClient
 from imagebot.registry.manifests import ImageInfo
 from tests.support.cli import run_cli
@@ -281,7 +281,7 @@ def cycle_at(setup: Setup, clock: FakeClock) -> list[str]:
 
     async def run() -> list[str]:
         policies = load_policies(setup.policies)
-        cache = TagCache(setup.cache / "tags.sqlite")
+        cache = Cache(setup.cache / "tags.sqlite")
         try:
             async with RegistryClient(cache=cache, clock=clock) as client:
                 result = await run_cycle(

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import anyio
 
+from imagebot.cache import Cache
 from imagebot.config import load_policies
 from imagebot.core.plan import ImageScan
 from imagebot.core.selection import SelectionRule, TagInfo
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.engine import run_cycle
 from imagebot.registry.client import RegistryClient
-from imagebot.registry.decisions import DecisionStore
 from tests.support.cli import run_cli
 from tests.support.gitenv import make_remote
 from tests.support.registry import Registry, push_image
@@ -186,15 +186,15 @@ def test_stored_decisions_answer_a_new_process_only_for_the_same_tags_and_rule(
 ) -> None:
     """A decision stored by one process answers the next one for the same tag list, rule and
     running tag; a changed tag list or rule is selected afresh, never served the old answer."""
-    path = tmp_path / "decisions.sqlite"
+    path = tmp_path / "registry.sqlite"
     rule = SelectionRule(range="^1")
     tags = scan("1.0.0", "1.0.1", "1.1.0")
-    first_store = DecisionStore(path)
+    first_store = Cache(path)
     first = SelectionMemo(store=first_store, keep_verdicts=False)
     assert first.select("r", tags, tags.tags, rule, "1.0.0", NOW).tag == "1.1.0"
     first_store.close()
 
-    store = DecisionStore(path)
+    store = Cache(path)
     second = SelectionMemo(store=store, keep_verdicts=False)
     decision = second.select("r", tags, tags.tags, rule, "1.0.0", NOW)
     assert (decision.tag, second.hits) == ("1.1.0", 1)
@@ -218,7 +218,7 @@ def test_plan_in_a_new_process_sees_a_new_tag_and_survives_a_deleted_store(
     assert "1.0.0 -> 1.1.0" in run_cli("plan", *args).stdout
     push_image(registry, "acme/app", "1.2.0")
     assert "1.0.0 -> 1.2.0" in run_cli("plan", *args).stdout
-    (cache / "decisions.sqlite").unlink()
+    (cache / "registry.sqlite").unlink()
     assert "1.0.0 -> 1.2.0" in run_cli("plan", *args).stdout
     explained = run_cli("plan", "--explain", *args).stdout
     verdicts = [line.split()[:2] for line in explained.splitlines() if line.startswith("    ")]
@@ -232,3 +232,25 @@ def test_a_tag_list_is_fingerprinted_as_a_set() -> None:
 
     assert fingerprint(["1.0.10", "1.0.9", "latest"]) == fingerprint(["latest", "1.0.9", "1.0.10"])
     assert fingerprint(["1.0.10", "1.0.9"]) != fingerprint(["1.0.10", "1.0.9", "1.0.11"])
+
+
+def test_apply_over_an_unreadable_cache_file_moves_it_aside_and_runs(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """`imagebot apply` with a cache file SQLite cannot read warns, moves it aside, publishes,
+    and the next run uses the new file without a warning."""
+    policies = make_env(registry, tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "registry.sqlite").write_bytes(b"\x00garbage" * 512)
+    args = ("--policies", str(policies), "--cache-dir", str(cache))
+    result = run_cli("apply", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pushed" in result.stdout
+    lines = result.stderr.splitlines()
+    (warning,) = [json.loads(line) for line in lines if "cache_unreadable" in line]
+    assert warning["moved_to"] == str(cache / "registry.sqlite.unreadable")
+    assert (cache / "registry.sqlite.unreadable").read_bytes() == b"\x00garbage" * 512
+    again = run_cli("plan", *args)
+    assert again.returncode == 0 and "cache_unreadable" not in again.stderr, again.stderr
+    assert "dev: up to date" in again.stdout, again.stdout

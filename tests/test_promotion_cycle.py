@@ -14,10 +14,10 @@ from pathlib import Path
 import anyio
 import pytest
 
+from imagebot.cache import Cache
 from imagebot.config import load_policies
 from imagebot.engine import CycleResult, run_cycle
 from imagebot.publisher import Publishers
-from imagebot.registry.cache import TagCache
 from imagebot.registry.client import RegistryClient
 from tests.support.cli import run_cli
 from tests.support.forges import run_forge
@@ -59,7 +59,7 @@ class Pipeline:
 
         async def run() -> CycleResult:
             policies = load_policies(self.policies)
-            cache = TagCache(self.cache / "tags.sqlite")
+            cache = Cache(self.cache / "tags.sqlite")
             try:
                 async with (
                     RegistryClient(cache=cache) as client,

@@ -6,9 +6,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from imagebot.cache import Cache
 from imagebot.core.policy import ImagePolicy
 from imagebot.core.promotion.history import runs_of
-from imagebot.git.history import path_history
+from imagebot.git.history import HISTORY_LIMIT, history_key, path_history
 from imagebot.git.repo import EnvRepo
 from tests.support.gitenv import git, make_remote, push_files
 
@@ -31,9 +32,11 @@ def setup(tmp_path: Path) -> tuple[Path, EnvRepo]:
     return remote, repo
 
 
-def tags(repo: EnvRepo, cache: Path | None, limit: int = 1000) -> list[tuple[str | None, datetime]]:
+def tags(
+    repo: EnvRepo, cache: Cache | None, limit: int = 1000
+) -> list[tuple[str | None, datetime]]:
     repo.fetch()
-    history = path_history(repo, "envs/dev", {REPO}, cache_file=cache, limit=limit)
+    history = path_history(repo, "envs/dev", {REPO}, cache=cache, limit=limit)
     return [(r.tag, r.start) for r in runs_of(APP, history)]
 
 
@@ -64,9 +67,10 @@ def test_reads_only_commits_touching_the_path_with_trailers(tmp_path: Path) -> N
 
 
 def test_incremental_reads_equal_a_full_read_and_a_lost_cache(tmp_path: Path) -> None:
-    """Reading through the cache cycle after cycle gives what a fresh read gives."""
+    """Reading through the cache cycle after cycle gives what a fresh read gives; the entry
+    outlives the process, and a broken one is read again from git."""
     remote, repo = setup(tmp_path)
-    cache = tmp_path / "history.json"
+    cache = Cache(tmp_path / "cache.sqlite")
     assert tags(repo, cache) == [("1.0.0", T0)]
     for n, tag in enumerate(("1.1.0", "1.2.0", "1.1.0"), start=1):
         push_files(
@@ -75,15 +79,21 @@ def test_incremental_reads_equal_a_full_read_and_a_lost_cache(tmp_path: Path) ->
         cached = tags(repo, cache)
         assert cached == tags(repo, None)
     assert [t for t, _ in cached] == ["1.0.0", "1.1.0", "1.2.0", "1.1.0"]
-    assert json.loads(cache.read_text())["head"] == git("rev-parse", "main", cwd=remote).strip()
-    cache.write_text("{not json")
+    cache.close()
+    cache = Cache(tmp_path / "cache.sqlite")
+    key = history_key(repo, "envs/dev", {REPO}, HISTORY_LIMIT)
+    stored = cache.history(key)
+    assert stored is not None
+    assert json.loads(stored)["head"] == git("rev-parse", "main", cwd=remote).strip()
+    cache.store_history(key, "{not json")
     assert tags(repo, cache) == cached, "a broken cache is read again from git"
+    cache.close()
 
 
 def test_rewritten_branch_ignores_the_cache(tmp_path: Path) -> None:
     """After a force-push the cached head is no ancestor: history is read afresh, not merged."""
     remote, repo = setup(tmp_path)
-    cache = tmp_path / "history.json"
+    cache = Cache(":memory:")
     push_files(
         remote,
         {"envs/dev/app.yaml": manifest("1.5.0")},
@@ -104,7 +114,7 @@ def test_history_is_bounded_and_the_oldest_read_commit_is_a_snapshot(tmp_path: P
     """With a limit of 2, only the last two commits are read; the first stands for the files
     as they were then, so the running version is still known."""
     remote, repo = setup(tmp_path)
-    cache = tmp_path / "history.json"
+    cache = Cache(":memory:")
     for n, tag in enumerate(("1.1.0", "1.2.0", "1.3.0"), start=1):
         push_files(
             remote,

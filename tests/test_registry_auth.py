@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,9 +10,10 @@ import anyio
 import httpx
 import pytest
 
+from imagebot.cli.tags import list_each
 from imagebot.errors import AuthError
 from imagebot.registry import RegistryClient
-from imagebot.registry.auth import Challenge, parse_challenges
+from imagebot.registry.auth import Challenge, RegistryAuth, parse_challenges
 from imagebot.registry.credentials import IDENTITY_TOKEN_USERNAME, Credentials, StaticProvider
 from tests.conftest import BASIC_USERS, TOKEN_USERS
 from tests.support.clock import FakeClock
@@ -165,7 +167,9 @@ def test_401_after_token_refresh_is_auth_error(tmp_path: Path) -> None:
 
         async def main() -> dict[str, object]:
             async with RegistryClient(credentials=creds) as client:
-                return dict(await client.scan([f"{reg.host}/acme/locked", f"{reg.host}/acme/open"]))
+                return dict(
+                    await list_each(client, [f"{reg.host}/acme/locked", f"{reg.host}/acme/open"])
+                )
 
         results = anyio.run(main)
     locked = results[f"{reg.host}/acme/locked"]
@@ -212,3 +216,41 @@ def test_identity_token_is_exchanged_with_the_oauth2_refresh_grant(
     with pytest.raises(AuthError, match="refused the identity token") as info:
         anyio.run(tags, bad)
     assert "stolen" not in str(info.value)
+
+
+def test_the_auth_flow_alone_fetches_one_token_and_sends_basic_only_to_the_realm() -> None:
+    """RegistryAuth as an httpx.Auth flow on a bare client (httpx.MockTransport): a Bearer
+    challenge costs one token request with Basic credentials to the realm, and the token
+    then goes up front on every request of that repository."""
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        auth = request.headers.get("authorization")
+        seen.append((f"{request.url.host}{request.url.path}", auth))
+        if request.url.host == "auth.example":
+            assert request.url.params["scope"] == "repository:acme/app:pull"
+            return httpx.Response(200, json={"token": "t1", "expires_in": 300})
+        if auth != "Bearer t1":
+            challenge = 'Bearer realm="https://auth.example/token",service="reg"'
+            return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+        return httpx.Response(200, json={"tags": ["1.0"]})
+
+    creds = StaticProvider({"reg.example": Credentials("u", "p")})
+    auth = RegistryAuth(
+        "reg.example", "https://reg.example", credentials=creds, clock=FakeClock().now
+    )
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler), auth=auth) as c:
+            url = "https://reg.example/v2/acme/app/tags/list"
+            return [(await c.get(url)).status_code for _ in range(2)]
+
+    assert anyio.run(main) == [200, 200]
+    basic = "Basic " + base64.b64encode(b"u:p").decode()
+    assert seen == [
+        ("reg.example/v2/acme/app/tags/list", None),
+        ("auth.example/token", basic),
+        ("reg.example/v2/acme/app/tags/list", "Bearer t1"),
+        ("reg.example/v2/acme/app/tags/list", "Bearer t1"),
+    ]
+    assert auth.token_fetches == 1

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import anyio
 import pytest
+from structlog.testing import capture_logs
 
+from imagebot.cache import Cache
 from imagebot.errors import PolicyError
-from imagebot.registry import RegistriesSettings, RegistryClient, TagCache, load_registries
+from imagebot.registry import RegistriesSettings, RegistryClient, load_registries
 from imagebot.registry.settings import parse_registries
 from imagebot.registry.tags import TagCollector, is_artifact_tag, next_link
 from tests.support.clock import FakeClock
@@ -30,7 +32,7 @@ def test_first_seen_survives_restart_and_stamps_only_new_tags(
     clock = FakeClock(T0)
 
     async def scan_once() -> dict[str, datetime]:
-        cache = TagCache(path)
+        cache = Cache(path)
         try:
             async with RegistryClient(cache=cache, clock=clock.now) as client:
                 await client.list_tags(repo)
@@ -49,7 +51,7 @@ def test_first_seen_survives_restart_and_stamps_only_new_tags(
 
 
 def test_first_seen_keeps_removed_and_readded_tags_at_their_first_time(tmp_path: Path) -> None:
-    cache = TagCache(tmp_path / "c.sqlite")
+    cache = Cache(tmp_path / "c.sqlite")
     t1, t2, t3 = T0, T0 + timedelta(days=1), T0 + timedelta(days=2)
     cache.record_tags("r", ["1.0", "1.1"], t1)
     cache.record_tags("r", ["1.1", "1.2"], t2)  # 1.0 deleted from the registry
@@ -57,46 +59,38 @@ def test_first_seen_keeps_removed_and_readded_tags_at_their_first_time(tmp_path:
     assert cache.first_seen("r") == {"1.0": t1, "1.1": t1, "1.2": t2, "1.3": t3}
     assert cache.tags("r") == ["1.0", "1.1", "1.2", "1.3"]
     cache.close()
-    reopened = TagCache(tmp_path / "c.sqlite")
+    reopened = Cache(tmp_path / "c.sqlite")
     assert reopened.first_seen("r")["1.2"] == t2
     assert reopened.first_seen("unknown") == {}
     reopened.close()
 
 
-def test_a_cache_written_with_one_row_per_tag_is_converted_on_open(tmp_path: Path) -> None:
-    """Files from before first-seen groups (a ``first_seen`` table) keep every time."""
-    path = tmp_path / "old.sqlite"
-    db = sqlite3.connect(path)
-    db.executescript(
-        """
-        CREATE TABLE repositories (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
-            tags TEXT NOT NULL, tags_hash BLOB NOT NULL, fetched_at REAL NOT NULL);
-        CREATE TABLE first_seen (repository INTEGER NOT NULL, tag TEXT NOT NULL,
-            seen_at REAL NOT NULL, PRIMARY KEY (repository, tag)) WITHOUT ROWID;
-        """
-    )
-    t1, t2 = T0.timestamp(), (T0 + timedelta(hours=5)).timestamp()
-    db.execute(
-        "INSERT INTO repositories VALUES (1, 'reg/app', '[\"1.0\", \"2.0\"]', x'00', ?)", (t2,)
-    )
-    db.executemany(
-        "INSERT INTO first_seen VALUES (1, ?, ?)", [("1.0", t1), ("2.0", t2), ("0.9", t1)]
-    )
+def test_an_unreadable_or_outdated_cache_file_is_moved_aside_and_started_afresh(
+    tmp_path: Path,
+) -> None:
+    """A file that is no SQLite database, or one in the format of the row-per-tag days, is
+    renamed to NAME.unreadable with a warning naming both paths; the new file works."""
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"file is not a database " * 100)
+    old = tmp_path / "old.sqlite"
+    db = sqlite3.connect(old)
+    db.execute("CREATE TABLE first_seen (repository INTEGER, tag TEXT, seen_at REAL)")
     db.commit()
     db.close()
-    cache = TagCache(path)
-    assert cache.first_seen("reg/app") == {
-        "0.9": T0,
-        "1.0": T0,
-        "2.0": T0 + timedelta(hours=5),
-    }
-    assert cache.tags("reg/app") == ["1.0", "2.0"]
-    # A new listing adds to the converted times.
-    cache.record_tags("reg/app", ["1.0", "2.0", "3.0"], T0 + timedelta(days=1))
-    assert cache.first_seen("reg/app")["3.0"] == T0 + timedelta(days=1)
-    cache.close()
-    tables = {row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
-    assert "first_seen" not in tables
+    for path in (garbage, old):
+        with capture_logs() as logs:
+            cache = Cache(path)
+        cache.record_tags("r", ["1.0"], T0)
+        assert cache.first_seen("r") == {"1.0": T0}
+        cache.close()
+        (event,) = [e for e in logs if e["event"] == "cache_unreadable"]
+        assert (event["log_level"], event["path"]) == ("warning", str(path))
+        assert event["moved_to"] == f"{path}.unreadable"
+        assert Path(event["moved_to"]).exists()
+        reopened = Cache(path)  # the new file is read back without a warning
+        assert reopened.first_seen("r") == {"1.0": T0}
+        reopened.close()
+    assert Path(f"{garbage}.unreadable").read_bytes() == b"file is not a database " * 100
 
 
 def test_etag_answered_304_reuses_cached_page(registry: Registry, tmp_path: Path) -> None:
@@ -108,7 +102,7 @@ def test_etag_answered_304_reuses_cached_page(registry: Registry, tmp_path: Path
             return Rewrite(lambda s, h, b: (304, {"ETag": '"v1"'}, b""))
         return Rewrite(lambda s, h, b: (s, {**h, "ETag": '"v1"'}, b))
 
-    cache = TagCache(tmp_path / "c.sqlite")
+    cache = Cache(tmp_path / "c.sqlite")
     with run_fault_proxy(registry.url, rule) as proxy:
 
         async def main() -> tuple[list[str], list[str]]:
@@ -232,8 +226,6 @@ def test_scan_interval_reuses_the_cached_listing_across_processes(
     a request; an older one, or one made at a later clock reading, is listed again."""
     from datetime import UTC, datetime, timedelta
 
-    from imagebot.registry.cache import TagCache
-
     push_image(registry, "acme/app", "1.0.0")
     settings = parse_registries(
         f"registries:\n  {registry.host}:\n    scan_interval: 60\n", source="registries.yaml"
@@ -242,7 +234,7 @@ def test_scan_interval_reuses_the_cached_listing_across_processes(
     t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
     async def listing(at: datetime) -> tuple[list[str], int]:
-        cache = TagCache(tmp_path / "registry.sqlite")  # a new process: a new client and file
+        cache = Cache(tmp_path / "registry.sqlite")  # a new process: a new client and file
         try:
             async with RegistryClient(settings=settings, cache=cache, clock=lambda: at) as c:
                 return sorted(await c.list_tags(repo)), c.requests

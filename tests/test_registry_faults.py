@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import anyio
 import pytest
 
+from imagebot.cli.tags import list_each
 from imagebot.errors import RegistryError
 from imagebot.registry import RegistriesSettings, RegistryClient, RegistrySettings, RetryPolicy
 from tests.support.clock import FakeClock
@@ -123,7 +124,9 @@ def test_bad_tag_list_fails_only_its_repository(registry: Registry, change, mess
 
         async def main() -> dict[str, list[str] | RegistryError]:
             async with RegistryClient() as client:
-                return await client.scan([f"{proxy.host}/acme/broken", f"{proxy.host}/acme/fine"])
+                return await list_each(
+                    client, [f"{proxy.host}/acme/broken", f"{proxy.host}/acme/fine"]
+                )
 
         results = anyio.run(main)
     broken = results[f"{proxy.host}/acme/broken"]

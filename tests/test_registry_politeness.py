@@ -11,9 +11,16 @@ import anyio
 import httpx
 import pytest
 
-from imagebot.errors import RateLimited, RegistryError
+from imagebot.cli.tags import list_each
+from imagebot.errors import AuthError, RateLimited, RegistryError
 from imagebot.registry import RegistriesSettings, RegistryClient, RegistrySettings, RetryPolicy
-from imagebot.registry.politeness import TokenBucket, docker_hub_quota_window, retry_after
+from imagebot.registry.limits import TOKEN_REQUEST
+from imagebot.registry.politeness import (
+    PoliteTransport,
+    TokenBucket,
+    docker_hub_quota_window,
+    retry_after,
+)
 from tests.support.clock import FakeClock
 from tests.support.faultproxy import Respond, Seen, every_nth, run_fault_proxy
 from tests.support.registry import Registry, push_image
@@ -83,7 +90,7 @@ def test_every_third_request_429_scan_of_50_repositories(registry: Registry) -> 
             async with RegistryClient(
                 clock=clock.now, sleep=clock.sleep, retry=RetryPolicy(attempts=20)
             ) as client:
-                return await client.scan(f"{proxy.host}/{name}" for name in expected)
+                return await list_each(client, [f"{proxy.host}/{name}" for name in expected])
 
         results = anyio.run(main)
     got = {k.removeprefix(f"{proxy.host}/"): sorted(v) for k, v in results.items()}  # type: ignore[arg-type]
@@ -147,7 +154,7 @@ def test_rate_setting_paces_requests(registry: Registry) -> None:
 
     async def main() -> None:
         async with RegistryClient(settings=settings, clock=clock.now, sleep=clock.sleep) as c:
-            await c.scan(f"{registry.host}/acme/r{i}" for i in range(6))
+            await list_each(c, [f"{registry.host}/acme/r{i}" for i in range(6)])
 
     anyio.run(main)
     assert clock.sleeps == pytest.approx([0.2] * 4)
@@ -170,3 +177,76 @@ def test_5xx_is_retried_with_backoff(registry: Registry) -> None:
         assert anyio.run(main) == ["1"]
     assert len(clock.sleeps) == 2
     assert 0.25 <= clock.sleeps[0] <= 0.5 and 0.5 <= clock.sleeps[1] <= 1.0
+
+
+def test_the_polite_transport_alone_retries_and_waits_as_asked() -> None:
+    """PoliteTransport around httpx.MockTransport: a 503 is retried after a backoff, a 429
+    after exactly its Retry-After, every try is counted and shown to the response hooks."""
+    answers = [
+        httpx.Response(503),
+        httpx.Response(429, headers={"Retry-After": "3"}),
+        httpx.Response(200, json={"tags": []}),
+    ]
+    statuses: list[int] = []
+
+    async def hook(response: httpx.Response) -> None:
+        statuses.append(response.status_code)
+
+    clock = FakeClock(NOW)
+    transport = PoliteTransport(
+        httpx.MockTransport(lambda request: answers.pop(0)),
+        registry="reg.example",
+        concurrency=1,
+        rate=None,
+        burst=1,
+        max_bytes=1024,
+        deadline=10,
+        retry=RetryPolicy(base=1.0),
+        clock=clock.now,
+        sleep=clock.sleep,
+        rng=random.Random(1),
+        on_response=[hook],
+    )
+
+    async def main() -> int:
+        async with httpx.AsyncClient(transport=transport) as client:
+            return (await client.get("https://reg.example/v2/acme/app/tags/list")).status_code
+
+    assert anyio.run(main) == 200
+    assert statuses == [503, 429, 200] and transport.requests == 3
+    assert len(clock.sleeps) == 2
+    assert 0.5 <= clock.sleeps[0] <= 1.0 and clock.sleeps[1] == 3.0
+
+
+def test_the_polite_transport_refuses_a_redirected_token_request() -> None:
+    """A token request (marked by the auth flow) answered with a redirect is an AuthError;
+    the place it points to is never asked."""
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.host)
+        return httpx.Response(307, headers={"Location": "https://evil.example/token"})
+
+    clock = FakeClock(NOW)
+    transport = PoliteTransport(
+        httpx.MockTransport(handler),
+        registry="reg.example",
+        concurrency=1,
+        rate=None,
+        burst=1,
+        max_bytes=1024,
+        deadline=10,
+        retry=RetryPolicy(),
+        clock=clock.now,
+        sleep=clock.sleep,
+        rng=random.Random(1),
+    )
+    request = httpx.Request("POST", "https://auth.example/token", extensions={TOKEN_REQUEST: True})
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=transport, follow_redirects=True) as client:
+            await client.send(request)
+
+    with pytest.raises(AuthError, match="token requests are not redirected"):
+        anyio.run(main)
+    assert asked == ["auth.example"]

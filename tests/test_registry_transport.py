@@ -11,7 +11,8 @@ import anyio
 import httpcore
 import httpx
 
-from imagebot.registry.transport import SocketOnce, pooled_transport
+from imagebot.registry.settings import RegistriesSettings
+from imagebot.registry.transport import SocketOnce, network_transport
 from tests.support.httpserver import serving
 
 closed = threading.Event()
@@ -43,8 +44,7 @@ def test_a_connection_the_server_closed_is_not_reused() -> None:
     peers.clear()
 
     async def main() -> list[str]:
-        limits = httpx.Limits(max_connections=4, max_keepalive_connections=4)
-        transport = pooled_transport(verify=True, limits=limits)
+        transport = network_transport(RegistriesSettings().for_host(f"127.0.0.1:{port}"))
         async with httpx.AsyncClient(transport=transport) as client:
             bodies = []
             for _ in range(3):
@@ -63,7 +63,7 @@ def test_a_connection_the_server_closed_is_not_reused() -> None:
 
 
 def test_the_pool_connects_through_the_socket_once_backend() -> None:
-    transport = pooled_transport(verify=True, limits=httpx.Limits(max_connections=2))
+    transport = network_transport(RegistriesSettings().for_host("registry.example"))
     pool = transport._pool
     assert isinstance(pool, httpcore.AsyncConnectionPool)
     assert isinstance(pool._network_backend, SocketOnce)

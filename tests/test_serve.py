@@ -392,3 +392,28 @@ def test_sigterm_during_a_pull_request_push_still_opens_the_pull_request(
                 == DEPLOYMENT.format(image=image).replace("1.0.0", "1.1.0").encode()
             )
             assert token not in d.log_text()
+
+
+def test_an_unreadable_cache_file_is_moved_aside_and_serve_keeps_running(tmp_path: Path) -> None:
+    """`serve` over a cache file SQLite cannot read moves it aside with a warning naming it,
+    starts a new one and runs its cycle, instead of exiting on every start."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "registry.sqlite").write_bytes(b"not a database, a disk-full leftover\n" * 200)
+    with run_registry(tmp_path / "registry") as registry:
+        image = f"{registry.host}/acme/app"
+        for tag in ("1.0.0", "1.1.0"):
+            push_image(registry, "acme/app", tag)
+        remote = make_remote(
+            tmp_path, {"envs/dev/app.yaml": DEPLOYMENT.format(image=image).encode()}
+        )
+        write_policies(tmp_path / "policies", remote, image, host=registry.host)
+        with run_daemon(
+            tmp_path, "--policies", str(tmp_path / "policies"), "--cache-dir", str(cache)
+        ) as d:
+            wait_for(lambda: bool(d.named("pushed")), timeout=30, what="the first cycle's push")
+            (warning,) = d.named("cache_unreadable")
+            assert d.stop()[0] == 0, d.log_text()
+    assert warning["path"] == str(cache / "registry.sqlite")
+    assert (cache / "registry.sqlite.unreadable").read_bytes().startswith(b"not a database")
+    assert b"1.1.0" in show(remote, "envs/dev/app.yaml")

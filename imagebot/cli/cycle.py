@@ -19,7 +19,6 @@ from imagebot.daemon.runtime import Runtime
 from imagebot.engine import CycleResult
 from imagebot.git.repo import DEFAULT_TIMEOUT
 from imagebot.policysource import GitPolicies
-from imagebot.registry.decisions import DecisionStore
 from imagebot.registry.settings import RegistriesSettings, load_registries
 
 
@@ -64,11 +63,7 @@ def cycle(args: argparse.Namespace, *, publish: bool, verdicts: bool = False) ->
     cache_dir.mkdir(parents=True, exist_ok=True)
     policies = load(args)
     settings = registry_settings(args)
-    # Decisions from earlier runs answer for unchanged repositories (not with --explain:
-    # stored decisions keep no per-tag verdicts).
-    decisions = DecisionStore(cache_dir / "decisions.sqlite")
     verdicts = verdicts or getattr(args, "explain", False)
-    memo = SelectionMemo(store=decisions, keep_verdicts=verdicts)
 
     now: datetime | None = args.now
     results: list[CycleResult] = []
@@ -80,6 +75,9 @@ def cycle(args: argparse.Namespace, *, publish: bool, verdicts: bool = False) ->
         # The same runtime `imagebot serve` keeps open, here for a single cycle.
         clock = (lambda: now) if now is not None else utc_now
         async with Runtime(settings=settings, cache_dir=cache_dir, clock=clock) as runtime:
+            # Decisions from earlier runs answer for unchanged repositories (not when every
+            # verdict is wanted: stored decisions keep none).
+            memo = SelectionMemo(store=runtime.cache, keep_verdicts=verdicts)
             results.append(
                 await runtime.run_cycle(
                     policies.environments,
@@ -93,10 +91,7 @@ def cycle(args: argparse.Namespace, *, publish: bool, verdicts: bool = False) ->
                 )
             )
 
-    try:
-        anyio.run(run)
-    finally:
-        decisions.close()
+    anyio.run(run)
     (result,) = results
     return result
 

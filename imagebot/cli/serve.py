@@ -134,7 +134,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def read_secret(variable: str, path: Path | None, flag: str) -> str | None:
     """$``variable``, else the file's content (surrounding whitespace dropped); remembered
     so that no message shows it."""
-    from imagebot.redact import SecretError, remember, secret, secret_file
+    from imagebot.livefile import secret_file
+    from imagebot.redact import SecretError, remember, secret
 
     value = os.environ.get(variable)
     try:

@@ -17,14 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import anyio
 
+from imagebot.cache import FILE_NAME, Cache
 from imagebot.cli.options import add_registry_arguments, default_cache_dir
 from imagebot.core.reference import parse
 from imagebot.errors import ImagebotError, RegistryError
-from imagebot.registry.cache import TagCache
+from imagebot.registry.client import RegistryClient
 from imagebot.registry.connect import connect
 from imagebot.registry.settings import RegistriesSettings, load_registries
 from imagebot.registry.tags import newness
@@ -41,12 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="PATH",
-        help="SQLite cache file (default: $IMAGEBOT_CACHE_DIR/registry.sqlite)",
+        help=f"SQLite cache file (default: $IMAGEBOT_CACHE_DIR/{FILE_NAME})",
     )
 
 
 async def list_refs(
-    refs: list[str], *, settings: RegistriesSettings, cache: TagCache
+    refs: list[str], *, settings: RegistriesSettings, cache: Cache
 ) -> dict[str, list[str] | ImagebotError]:
     """Tags for each reference as given; a reference's failure is its own entry."""
     out: dict[str, list[str] | ImagebotError] = {}
@@ -57,7 +59,7 @@ async def list_refs(
         except ImagebotError as exc:
             out[ref] = exc
     async with connect(settings, cache=cache) as client:
-        scanned = await client.scan(repositories.values())
+        scanned = await list_each(client, repositories.values())
     for ref, repository in repositories.items():
         tags = scanned[repository]
         if isinstance(tags, list) and settings.for_host(repository.split("/")[0]).tag_order == (
@@ -69,13 +71,31 @@ async def list_refs(
     return {ref: out[ref] for ref in refs}
 
 
+async def list_each(
+    client: RegistryClient, repositories: Iterable[str]
+) -> dict[str, list[str] | RegistryError]:
+    """List the repositories concurrently; each gets its tags or its own error."""
+    results: dict[str, list[str] | RegistryError] = {}
+
+    async def one(repository: str) -> None:
+        try:
+            results[repository] = await client.list_tags(repository)
+        except RegistryError as exc:
+            results[repository] = exc
+
+    async with anyio.create_task_group() as tg:
+        for repository in dict.fromkeys(repositories):
+            tg.start_soon(one, repository)
+    return results
+
+
 def run(args: argparse.Namespace) -> int:
     settings = (
         load_registries(args.registries) if args.registries else RegistriesSettings()
     ).with_insecure(frozenset(args.insecure_registry))
-    cache_path: Path = args.cache or default_cache_dir() / "registry.sqlite"
+    cache_path: Path = args.cache or default_cache_dir() / FILE_NAME
     try:
-        cache = TagCache(cache_path)
+        cache = Cache(cache_path)
     except Exception as exc:  # sqlite3.Error, OSError: an unusable cache path
         print(f"error: cache {cache_path}: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ from imagebot.core.reference import normalize_repository
 from imagebot.core.rewrite import Edit, Target
 from imagebot.core.rewrite import apply as apply_edits
 from imagebot.core.rewrite.scalars import split_reference
-from imagebot.core.selection import Decision, SelectionRule, TagInfo, select
+from imagebot.core.selection import Decision, SelectionRule, TagInfo, compile_rule, select
 from imagebot.core.selection import ImageScan as ImageScan  # re-exported: its first home
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.core.yamldoc import dotted, line_at
@@ -148,7 +148,7 @@ def needs_digest(image: ImageRule, target: Target) -> bool:
     without its digest would keep running the old image) or holds only a digest field."""
     return (
         image.digest == "pin"
-        or image.rule().needs_digest
+        or compile_rule(image.rule()).needs_digest
         or target.digest is not None
         or target.digest_only
     )
@@ -185,9 +185,6 @@ def plan_environment(
     changes: dict[str, list[Change]] = {}
     needed: set[tuple[str, str]] = set()
     trailer: set[tuple[str, str]] = set()
-    # Equal rules (500 entries all saying range: ^1) share one rule object, and with it the
-    # tag readings selection keeps on a rule: each tag text is then read once per plan.
-    shared_rules: dict[SelectionRule, SelectionRule] = {}
     for g in governance.groups:
         image = g.rule
         repository = g.repository
@@ -196,9 +193,10 @@ def plan_environment(
             reason = scan.error if scan else "not scanned"
             all_problems.append(f"{env}: image {g.image} ({g.display}): {reason}")
             continue
-        rule = shared_rules.setdefault(image.rule(), image.rule())
+        rule = image.rule()
+        digest_version = compile_rule(rule).needs_digest
         tags = scan.tags
-        if rule.needs_digest:  # the version is the followed tag's digest, as the scan found it
+        if digest_version:  # the version is the followed tag's digest, as the scan found it
             tags = tuple(replace(t, digest=scan.digests.get(t.name, t.digest)) for t in tags)
         by_current: dict[str | None, Decision] = {}
         for path, target in g.targets:
@@ -206,14 +204,14 @@ def plan_environment(
             # The tag of another repository says nothing about where this one stands.
             current = None if new_name is not None else target.tag
             follow = rule.follow or current
-            if rule.needs_digest and follow is not None and follow not in scan.digests:
+            if digest_version and follow is not None and follow not in scan.digests:
                 needed.add((repository, follow))
             try:
                 # Pinned by digest alone: which version is that? (A field a marker gives to
                 # the policy is written as the policy says, as Flux does.)
                 unmarked = current is None and new_name is None and target.policy is None
                 pinned = target.digest if unmarked else None
-                if pinned is not None and not rule.needs_digest:
+                if pinned is not None and not digest_version:
                     current = _tag_of_digest(rule, repository, pinned, tags, scan, needed, now)
                     if current is None:  # not knowing the running version, stay on it
                         why = "no tag imagebot checked carries this digest; it stays"

@@ -35,7 +35,12 @@ from imagebot.core.publish_policy import (
     publish_short_form,
 )
 from imagebot.core.repopattern import RepositoryPattern, compile_pattern, is_pattern
-from imagebot.core.selection import SelectionRule, ignore_entry_kind, validate_rule
+from imagebot.core.selection import (
+    SelectionRule,
+    compile_rule,
+    ignore_entry_kind,
+    validate_rule,
+)
 from imagebot.core.windows import Period, parse_period
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
 
@@ -424,13 +429,14 @@ def _rules(model: EnvironmentPolicy) -> list[tuple[tuple[str | int, ...], ImageR
 def _rule_warnings(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
     for at, image in _rules(model):
         rule = image.rule()
-        if rule.needs_digest and rule.follow is None:
+        compiled = compile_rule(rule)
+        if compiled.needs_digest and rule.follow is None:
             yield (
                 (*at, "strategy"),
                 "strategy digest without follow follows whatever tag each file runs, and an"
                 " image pinned by digest alone cannot be followed; set follow (e.g. latest)",
             )
-        if rule.compiled.named_cores and "range_style" not in image.model_fields_set:
+        if compiled.named_cores and "range_style" not in image.model_fields_set:
             yield (
                 (*at, "range"),
                 f"range {rule.range!r} spells a prerelease: npm (imagebot's default) admits only"

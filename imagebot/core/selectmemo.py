@@ -14,19 +14,26 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
-from imagebot.core.selection import Decision, ImageScan, SelectionRule, TagInfo, select
+from imagebot.core.selection import (
+    Decision,
+    ImageScan,
+    SelectionRule,
+    TagInfo,
+    compile_rule,
+    select,
+)
 
 
 class DecisionStore(Protocol):
-    """Decisions kept between processes (imagebot.registry.decisions)."""
+    """Decisions kept between processes (imagebot.cache)."""
 
     def rule_key(self, rule: SelectionRule) -> str: ...
 
-    def get(
+    def decision(
         self, repository: str, rule: str, current: str | None, fingerprint: str
     ) -> tuple[str | None, str, str | None] | None: ...
 
-    def put(
+    def store_decision(
         self,
         repository: str,
         rule: str,
@@ -95,17 +102,18 @@ class SelectionMemo:
         stored, so only a memo without ``keep_verdicts`` reads it)."""
         assert self._store is not None
         rule_key = self._store.rule_key(rule)
-        found = self._store.get(repository, rule_key, current, fingerprint)
+        found = self._store.decision(repository, rule_key, current, fingerprint)
         if found is not None:
             self.hits += 1
             return Decision(tag=found[0], reason=found[1], verdicts=(), digest=found[2])
         decision = self._select(tags, rule, current, now)
         value = (decision.tag, decision.reason, decision.digest)
-        self._store.put(repository, rule_key, current, fingerprint, value)
+        self._store.store_decision(repository, rule_key, current, fingerprint, value)
         return decision
 
 
 def _names_only(rule: SelectionRule) -> bool:
     """Whether selection under ``rule`` reads only tag names (not first-seen or build times,
     nor digests)."""
-    return rule.min_age is None and not rule.needs_created and not rule.needs_digest
+    compiled = compile_rule(rule)
+    return rule.min_age is None and not compiled.needs_created and not compiled.needs_digest

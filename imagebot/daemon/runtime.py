@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,14 +18,13 @@ from typing import Any
 import anyio
 
 from imagebot import config, engine
+from imagebot.cache import FILE_NAME, Cache
 from imagebot.clock import Clock, utc_now
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.engine import CycleResult
-from imagebot.registry.cache import TagCache
-from imagebot.registry.client import RegistryClient
+from imagebot.registry.client import RegistryClient, reusing_listings
 from imagebot.registry.connect import connect
-from imagebot.registry.manifests import ImageInfo
 from imagebot.registry.scan import Registry
 from imagebot.registry.settings import RegistriesSettings
 
@@ -57,19 +55,17 @@ class Runtime:
         self._wrap = wrap_registry
         self._stack = AsyncExitStack()
         self._registry: Registry | None = None
+        self._cache: Cache | None = None
         self._client: RegistryClient | None = None
-        self._cache: TagCache | None = None
         self._clients: dict[RegistryClient, AsyncExitStack] = {}
         self._in_use: Counter[RegistryClient] = Counter()
         self._locks: dict[str, anyio.Lock] = {}
-        self._known_tags: dict[str, list[str]] = {}
-        """Each repository's last tag listing, until a webhook says it changed."""
         self._memo = SelectionMemo()
         """Selection decisions kept from one cycle to the next (a daemon's warm cycles)."""
 
     async def __aenter__(self) -> Runtime:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        self._cache = TagCache(self.cache_dir / "registry.sqlite")
+        self._cache = Cache(self.cache_dir / FILE_NAME)
         self._stack.callback(self._cache.close)
         self._stack.push_async_callback(self._close_clients)
         await self._connect(self.settings)
@@ -102,7 +98,7 @@ class Runtime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._registry = self._client = None
+        self._registry = self._client = self._cache = None
         await self._stack.aclose()
 
     @property
@@ -110,6 +106,12 @@ class Runtime:
         if self._registry is None:
             raise RuntimeError("Runtime used outside `async with`")
         return self._registry
+
+    @property
+    def cache(self) -> Cache:
+        if self._cache is None:
+            raise RuntimeError("Runtime used outside `async with`")
+        return self._cache
 
     def repo_urls(self, policies: Sequence[LoadedPolicy]) -> list[str]:
         """The environment repos ``policies`` write to, sorted (the order locks are taken)."""
@@ -122,7 +124,6 @@ class Runtime:
     def pushed(self, repository: str) -> None:
         """A webhook reported a push: the next listing of ``repository`` asks the registry
         (whatever its registry's ``scan_interval`` says)."""
-        self._known_tags.pop(repository, None)
         if self._client is not None:
             self._client.expire(repository)
 
@@ -154,40 +155,14 @@ class Runtime:
             for url in self.repo_urls(policies):
                 # Sorted acquisition: two cycles over overlapping repos cannot deadlock.
                 await locks.enter_async_context(self._locks.setdefault(url, anyio.Lock()))
+            if known_tags:
+                locks.enter_context(reusing_listings())
             return await engine.run_cycle(
                 policies,
-                registry=_RememberedTags(registry, self._known_tags, reuse=known_tags),
+                registry=registry,
                 repos_dir=self.repos_dir,
                 publish=publish,
                 clock=self.clock,
                 problems=problems,
-                **{"memo": self._memo, **engine_options},
+                **{"memo": self._memo, "cache": self.cache, **engine_options},
             )
-
-
-class _RememberedTags:
-    """The registry as the engine sees it, remembering (and, with ``reuse``, reusing) each
-    repository's last tag list."""
-
-    def __init__(self, inner: Registry, known: dict[str, list[str]], *, reuse: bool) -> None:
-        self._inner = inner
-        self._known = known
-        self._reuse = reuse
-
-    async def list_tags(self, repository: str) -> list[str]:
-        if self._reuse and repository in self._known:
-            return list(self._known[repository])
-        tags = await self._inner.list_tags(repository)
-        self._known[repository] = list(tags)
-        return tags
-
-    async def digest(self, repository: str, tag: str) -> str:
-        return await self._inner.digest(repository, tag)
-
-    async def first_seen(self, repository: str) -> dict[str, datetime]:
-        return await self._inner.first_seen(repository)
-
-    async def image_info(
-        self, repository: str, tag: str, *, created: bool = False, platform: str | None = None
-    ) -> ImageInfo:
-        return await self._inner.image_info(repository, tag, created=created, platform=platform)

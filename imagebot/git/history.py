@@ -3,19 +3,17 @@ touched it, each with its trailers and the image references in the files it chan
 oldest read commit is a snapshot of every file). Promotion and holds are replayed from it
 (``imagebot.core.promotion``).
 
-A cache file keeps what was read, so a later read asks git only for the commits since.
+The cache keeps what was read, so a later read asks git only for the commits since.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
+from imagebot.cache import Cache
 from imagebot.core import rewrite
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.promotion.history import HistoryCommit, Ref, fold_history
@@ -26,16 +24,18 @@ from imagebot.git.repo import EXTRA_NAMES, EnvRepo, FileEntry
 HISTORY_LIMIT = 1000
 
 
-def read_history(loaded: LoadedPolicy, repo: EnvRepo) -> list[HistoryCommit]:
-    """The environment's history from its fetched clone, cached beside the clone."""
-    spec = loaded.policy.repo
-    name = hashlib.sha256(f"{spec.branch}\0{spec.path}".encode()).hexdigest()[:16]
-    return path_history(
-        repo,
-        spec.path,
-        {i.normalized_repository for i in loaded.policy.images},
-        cache_file=repo.path / "imagebot-history" / f"{name}.json",
-    )
+def read_history(
+    loaded: LoadedPolicy, repo: EnvRepo, cache: Cache | None = None
+) -> list[HistoryCommit]:
+    """The environment's history from its fetched clone, through ``cache``."""
+    repositories = {i.normalized_repository for i in loaded.policy.images}
+    return path_history(repo, loaded.policy.repo.path, repositories, cache=cache)
+
+
+def history_key(repo: EnvRepo, under: str, repositories: Collection[str], limit: int) -> str:
+    """What the history of ``under`` in ``repo``'s clone is cached under."""
+    key = [str(repo.path), repo.branch, under, sorted(repositories), limit]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
 
 
 def path_history(
@@ -43,20 +43,20 @@ def path_history(
     under: str,
     repositories: Collection[str],
     *,
-    cache_file: Path | None = None,
+    cache: Cache | None = None,
     limit: int = HISTORY_LIMIT,
 ) -> list[HistoryCommit]:
     """The first-parent commits of the fetched branch that touched ``under``, oldest
     first, at most ``limit``, each with the image references (of ``repositories``) in the
     files it changed; the oldest is a snapshot of every file.
 
-    With ``cache_file`` only commits since the last call are read: the file keeps what
-    was read before. A missing, stale or unreadable cache file costs a full read, never
-    a wrong answer: it is used only when its head is an ancestor of the new head.
+    With ``cache`` only commits since the last call are read: the cache keeps what was
+    read before. A missing, stale or unreadable entry costs a full read, never a wrong
+    answer: it is used only when its head is an ancestor of the new head.
     """
     head = repo.fetched or repo.head()
-    key = {"under": under, "repositories": sorted(repositories), "limit": limit}
-    cached = _load_history(cache_file, key)
+    key = history_key(repo, under, repositories, limit)
+    cached = _load_history(cache, key)
     if cached is not None and cached[0] == head:
         return cached[1]
     commits: list[HistoryCommit] | None = None
@@ -68,8 +68,8 @@ def path_history(
         commits = _log(repo, head, under, repositories, limit)
         if commits:
             commits[0] = _snapshot(repo, commits[0], under, repositories)
-    if cache_file is not None:
-        _save_history(cache_file, key, head, commits)
+    if cache is not None:
+        _save_history(cache, key, head, commits)
     return commits
 
 
@@ -202,14 +202,13 @@ def _pathspec(under: str) -> str:
     return "." if under in ("", ".") else under.strip("/") + "/"
 
 
-def _load_history(
-    path: Path | None, key: Mapping[str, Any]
-) -> tuple[str, list[HistoryCommit]] | None:
-    if path is None:
+def _load_history(cache: Cache | None, key: str) -> tuple[str, list[HistoryCommit]] | None:
+    text = cache.history(key) if cache is not None else None
+    if text is None:
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("format") != _HISTORY_FORMAT or doc.get("key") != key:
+        doc = json.loads(text)
+        if doc.get("format") != _HISTORY_FORMAT:
             return None
         commits = [
             HistoryCommit(
@@ -223,16 +222,13 @@ def _load_history(
             for c in doc["commits"]
         ]
         return str(doc["head"]), commits
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # a broken cache is read again from git
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # a broken entry is read again from git
 
 
-def _save_history(
-    path: Path, key: Mapping[str, Any], head: str, commits: list[HistoryCommit]
-) -> None:
+def _save_history(cache: Cache, key: str, head: str, commits: list[HistoryCommit]) -> None:
     doc = {
         "format": _HISTORY_FORMAT,
-        "key": key,
         "head": head,
         "commits": [
             {
@@ -249,10 +245,4 @@ def _save_history(
             for c in commits
         ],
     }
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}-{id(doc):x}.tmp")  # one per writer
-        tmp.write_text(json.dumps(doc), encoding="utf-8")
-        os.replace(tmp, path)  # readers see the old file or the new one, never half
-    except OSError:
-        pass  # the cache only saves time
+    cache.store_history(key, json.dumps(doc))

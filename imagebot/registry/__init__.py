@@ -1,8 +1,7 @@
-"""Registry I/O: the OCI Distribution client, its auth, politeness, cache and settings."""
+"""Registry I/O: the OCI Distribution client, its auth, politeness and settings."""
 
 from __future__ import annotations
 
-from imagebot.registry.cache import TagCache
 from imagebot.registry.client import RegistryClient
 from imagebot.registry.manifests import ImageInfo
 from imagebot.registry.politeness import RetryPolicy
@@ -20,6 +19,5 @@ __all__ = [
     "RegistryConfig",
     "RegistrySettings",
     "RetryPolicy",
-    "TagCache",
     "load_registries",
 ]

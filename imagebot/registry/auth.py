@@ -1,17 +1,19 @@
-"""Registry authentication: ``WWW-Authenticate`` challenges, Basic, and Bearer tokens.
+"""Registry authentication as an ``httpx.Auth`` flow: challenges, Basic, and Bearer tokens.
 
 The Bearer flow is distribution's token authentication: the registry answers 401 with
 ``Bearer realm=…,service=…,scope=…``; we ask the realm for a token for the repository's
 ``repository:NAME:pull`` scope (with Basic credentials if we have any) and retry. Tokens are
 cached per (registry, scope) until ``expires_in`` runs out, so a scan asks once per
-repository, and a token that expires mid-scan is fetched again once, not per request.
+repository, and a token that expires mid-scan is fetched again once, not per request. The
+flow yields its token requests to the client, so they pass the registry's politeness
+(limits, retries) like any other request.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypedDict
@@ -21,6 +23,7 @@ import httpx
 
 from imagebot.errors import AuthError
 from imagebot.registry.credentials import CredentialProvider, Credentials
+from imagebot.registry.limits import TOKEN_REQUEST, same_origin
 
 #: The token spec: "If expires_in is not given, a default of 60 seconds should be assumed".
 DEFAULT_TOKEN_SECONDS = 60
@@ -31,6 +34,7 @@ OAUTH_CLIENT_ID = "imagebot"
 
 _TOKEN68 = re.compile(r"\s*([A-Za-z0-9._~+/-]+=*)\s*(?:,|$)")
 _PARAM = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*')
+_REPOSITORY_PATH = re.compile(r"^/v2/(.+)/(?:tags|manifests|blobs)/")
 _SCHEME = re.compile(r"\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?:\s+|$)")
 
 
@@ -96,16 +100,19 @@ class Token:
     expires_at: datetime
 
 
-Send = Callable[[httpx.Request], Awaitable[httpx.Response]]
-
-
-class RegistryAuth:
+class RegistryAuth(httpx.Auth):
     """What a registry wants (none, Basic or Bearer), and the tokens we hold for it."""
 
     def __init__(
-        self, registry: str, *, credentials: CredentialProvider, clock: Callable[[], datetime]
+        self,
+        registry: str,
+        base_url: str,
+        *,
+        credentials: CredentialProvider,
+        clock: Callable[[], datetime],
     ) -> None:
         self.registry = registry
+        self._base_url = base_url
         self._credentials = credentials
         self._clock = clock
         self._scheme: str | None = None  # learned from the first 401
@@ -127,48 +134,74 @@ class RegistryAuth:
         except Exception as exc:  # a provider's own failure names the registry for the user
             raise AuthError(f"cannot get credentials: {exc}", registry=self.registry) from exc
 
-    def cached_header(self, scope: str) -> str | None:
-        """The ``Authorization`` header to send up front, if we know one that is still good."""
-        if self._scheme == "bearer":
-            token = self._tokens.get(scope)
-            if token is not None and self._clock() < token.expires_at - REFRESH_MARGIN:
-                return f"Bearer {token.value}"
+    def _valid(self, scope: str) -> str | None:
+        """The Bearer header of a token for ``scope`` that is still good, if we hold one."""
+        token = self._tokens.get(scope)
+        if token is not None and self._clock() < token.expires_at - REFRESH_MARGIN:
+            return f"Bearer {token.value}"
         return None
 
-    async def header(self, scope: str, *, send: Send) -> str | None:
-        """The header for a request: a valid cached token, a refreshed one, or Basic."""
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        match = _REPOSITORY_PATH.match(request.url.path)
+        scope = pull_scope(match.group(1)) if match else "registry:catalog:*"
+        header: str | None = None
+        refresh = False
         if self._scheme == "bearer":
-            cached = self.cached_header(scope)
-            if cached is not None:
-                return cached
-            # The token has expired: fetch a new one before sending, not after a 401.
-            if scope in self._tokens:
-                return await self._token(scope, stale=self._tokens[scope], send=send)
-            return None
-        if self._scheme == "basic":
+            # A token we hold that has expired is fetched anew before sending, not after a 401.
+            header = self._valid(scope)
+            refresh = header is None and scope in self._tokens
+        elif self._scheme == "basic":
             creds = await self._creds()
-            return basic_header(creds) if creds else None
-        return None
+            header = basic_header(creds) if creds else None
+        answered = False
+        while True:
+            if refresh:
+                stale = self._tokens.get(scope)
+                async with self._locks.setdefault(scope, anyio.Lock()):
+                    current = self._tokens.get(scope)
+                    # Someone else fetched while we waited: one refresh, not one each.
+                    if current is None or current is stale:
+                        creds = await self._creds()
+                        answer = yield self._token_request(scope, creds)
+                        current = self._tokens[scope] = self._token(answer, creds)
+                    header = f"Bearer {current.value}"
+            if header is not None:
+                request.headers["Authorization"] = header
+            response = yield request
+            if response.status_code != 401:
+                return
+            if not same_origin(self._base_url, response.url):
+                # A challenge from wherever the registry redirected us is not the registry's:
+                # answering it would hand our credentials to that host.
+                raise AuthError(
+                    f"redirected to {response.url.netloc.decode('ascii')}, which asks for"
+                    " credentials; imagebot sends credentials only to the registry itself and"
+                    " the token realm it names",
+                    registry=self.registry,
+                )
+            if answered:
+                again = "a token refresh" if self._scheme == "bearer" else "login"
+                raise AuthError(f"still unauthorized (401) after {again}", registry=self.registry)
+            answered = True
+            header, refresh = await self._answer(response, scope, sent=header)
 
-    async def answer(
-        self, response: httpx.Response, scope: str, *, sent: str | None, send: Send
-    ) -> str:
-        """Answer a 401: return the header to retry with, or raise AuthError."""
+    async def _answer(
+        self, response: httpx.Response, scope: str, *, sent: str | None
+    ) -> tuple[str | None, bool]:
+        """Read a 401's challenge: (the header to retry with, whether a token is needed)."""
         challenges = parse_challenges(response.headers.get("www-authenticate", ""))
         bearer = next((c for c in challenges if c.scheme == "bearer"), None)
         basic = next((c for c in challenges if c.scheme == "basic"), None)
         if bearer is not None and "realm" in bearer.params:
             self._scheme, self._bearer = "bearer", bearer
-            current = self._tokens.get(scope)
+            valid = self._valid(scope)
             # Another request fetched a token while this one was in flight: use it, so
             # a burst of concurrent 401s costs one token request, not one each.
-            if (
-                current is not None
-                and f"Bearer {current.value}" != sent
-                and self._clock() < current.expires_at - REFRESH_MARGIN
-            ):
-                return f"Bearer {current.value}"
-            return await self._token(scope, stale=current, send=send)
+            if valid is not None and valid != sent:
+                return valid, False
+            return None, True
         if basic is not None:
             self._scheme = "basic"
             if sent is not None and sent.startswith("Basic "):
@@ -178,38 +211,29 @@ class RegistryAuth:
                 creds = await self._creds()
                 if creds is None or basic_header(creds) == sent:
                     raise AuthError("credentials refused (401)", registry=self.registry)
-                return basic_header(creds)
+                return basic_header(creds), False
             creds = await self._creds()
             if creds is None:
                 raise AuthError(
                     "the registry requires credentials (Basic) and none are configured",
                     registry=self.registry,
                 )
-            return basic_header(creds)
+            return basic_header(creds), False
         raise AuthError(
             f"401 with an unsupported challenge {response.headers.get('www-authenticate')!r}",
             registry=self.registry,
         )
 
-    async def _token(self, scope: str, *, stale: Token | None, send: Send) -> str:
-        lock = self._locks.setdefault(scope, anyio.Lock())
-        async with lock:
-            current = self._tokens.get(scope)
-            # Someone else fetched while we waited for the lock: one refresh, not one each.
-            if current is not None and current is not stale:
-                return f"Bearer {current.value}"
-            token = await self._fetch(scope, send)
-            self._tokens[scope] = token
-            return f"Bearer {token.value}"
-
-    async def _fetch(self, scope: str, send: Send) -> Token:
+    def _token_request(self, scope: str, creds: Credentials | None) -> httpx.Request:
         challenge = self._bearer
         if challenge is None:
             raise AuthError("no Bearer challenge to answer", registry=self.registry)
         params = {k: v for k, v in (("service", challenge.params.get("service")),) if v}
         params["scope"] = scope
-        headers = {}
-        creds = await self._creds()
+        # No redirects: a token request carries credentials (a refresh token in a POST body
+        # survives a 307), so it goes to the realm and nowhere else.
+        extensions = {TOKEN_REQUEST: True}
+        self.token_fetches += 1
         try:
             if creds is not None and creds.is_identity_token:
                 # An identity token (Docker config `identitytoken`, e.g. from `az acr login`
@@ -221,25 +245,26 @@ class RegistryAuth:
                     "refresh_token": creds.password,
                     "client_id": OAUTH_CLIENT_ID,
                 }
-                request = httpx.Request("POST", challenge.params["realm"], data=form)
-            else:
-                if creds is not None:
-                    headers["Authorization"] = basic_header(creds)
-                request = httpx.Request(
-                    "GET", challenge.params["realm"], params=params, headers=headers
+                return httpx.Request(
+                    "POST", challenge.params["realm"], data=form, extensions=extensions
                 )
+            headers = {"Authorization": basic_header(creds)} if creds is not None else {}
+            return httpx.Request(
+                "GET", challenge.params["realm"], params=params, headers=headers,
+                extensions=extensions,
+            )  # fmt: skip
         except httpx.InvalidURL:
             raise AuthError(
                 f"invalid token realm {challenge.params['realm']!r}", registry=self.registry
             ) from None
-        self.token_fetches += 1
-        response = await send(request)
+
+    def _token(self, response: httpx.Response, creds: Credentials | None) -> Token:
         identity = creds is not None and creds.is_identity_token
         # OAuth2 answers a bad refresh token with 400 invalid_grant (RFC 6749 §5.2).
         if response.status_code in (401, 403) or (identity and response.status_code == 400):
             who = (
                 "the identity token"
-                if creds is not None and creds.is_identity_token
+                if identity
                 else (f"as {creds.username!r}" if creds else "anonymously")
             )
             raise AuthError(

@@ -1,20 +1,21 @@
 """The OCI Distribution v2 client: tags, digests and image facts for any registry.
 
 One :class:`RegistryClient` serves every registry of a process. Per registry host it keeps
-an ``httpx.AsyncClient`` with that host's TLS settings, the auth state (challenge, tokens)
-and its politeness (concurrency limit, token bucket, retry and rate-limit waits), so one
-slow or failing registry never holds up another. httpx exceptions are mapped to
-:class:`~imagebot.errors.RegistryError` here and nowhere else.
+an ``httpx.AsyncClient`` built on httpx's seams: that host's TLS settings, its auth as an
+``httpx.Auth`` flow (:mod:`.auth`) and its politeness as a transport wrapping the network
+(:mod:`.politeness`), so one slow or failing registry never holds up another. A request here
+is "send, map the status": httpx exceptions become :class:`~imagebot.errors.RegistryError`
+here and nowhere else.
 """
 
 from __future__ import annotations
 
-import json
 import random
-import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -23,35 +24,15 @@ import anyio.to_thread
 import httpx
 
 from imagebot import logs
+from imagebot.cache import Cache, CachedPage
 from imagebot.clock import Clock, Sleep, utc_now
 from imagebot.core.reference import DIGEST_RE, normalize_repository
-from imagebot.errors import (
-    AuthError,
-    ImagebotError,
-    NotFound,
-    RateLimited,
-    RegistryError,
-)
+from imagebot.errors import AuthError, ImagebotError, NotFound, RateLimited, RegistryError
 from imagebot.registry import manifests as mf
-from imagebot.registry.auth import RegistryAuth, pull_scope
-from imagebot.registry.cache import CachedPage, TagCache
+from imagebot.registry.auth import RegistryAuth
 from imagebot.registry.credentials import AnonymousProvider, CredentialProvider
-from imagebot.registry.limits import (
-    CredentialScope,
-    DeadlineExceeded,
-    ResponseTooLarge,
-    bounded_send,
-    same_origin,
-)
-from imagebot.registry.politeness import (
-    RETRY_STATUS,
-    Politeness,
-    RetryPolicy,
-    TokenBucket,
-    docker_hub_quota_window,
-    retry_after,
-    transport_retryable,
-)
+from imagebot.registry.limits import MAX_REDIRECTS, CredentialScope, same_origin
+from imagebot.registry.politeness import PoliteTransport, RetryPolicy, describe
 from imagebot.registry.settings import RegistriesSettings, RegistryConfig
 from imagebot.registry.tags import BadPage, TagCollector, newness, next_link, page_tags
 
@@ -61,6 +42,20 @@ log = logs.get_logger("imagebot.registry")
 API_HOSTS = {"docker.io": "registry-1.docker.io"}
 
 USER_AGENT = "imagebot (+https://github.com/imagebot)"
+
+_REUSE_LISTINGS: ContextVar[bool] = ContextVar("reuse_listings", default=False)
+
+
+@contextmanager
+def reusing_listings() -> Iterator[None]:
+    """Within the block (and the tasks it starts), a repository's last listing answers
+    however old it is, unless ``expire`` was called for it since: a cycle triggered only by
+    webhooks lists only what they reported."""
+    token = _REUSE_LISTINGS.set(True)
+    try:
+        yield
+    finally:
+        _REUSE_LISTINGS.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +74,8 @@ class Repo:
 class _Registry:
     config: RegistryConfig
     http: httpx.AsyncClient
-    auth: RegistryAuth
-    politeness: Politeness
+    transport: PoliteTransport
     base_url: str
-    scope: CredentialScope
 
 
 class RegistryClient:
@@ -93,7 +86,7 @@ class RegistryClient:
         *,
         settings: RegistriesSettings | None = None,
         credentials: CredentialProvider | None = None,
-        cache: TagCache | None = None,
+        cache: Cache | None = None,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -104,7 +97,7 @@ class RegistryClient:
         self.settings = settings or RegistriesSettings()
         self._credentials = credentials or AnonymousProvider()
         self._owns_cache = cache is None
-        self.cache = cache if cache is not None else TagCache(":memory:")
+        self.cache = cache if cache is not None else Cache(":memory:")
         self._clock: Clock = clock or utc_now
         self._sleep: Sleep = sleep or anyio.sleep
         self._transport = transport
@@ -114,8 +107,6 @@ class RegistryClient:
         # httpx event hooks on every registry's client: the daemon counts responses by
         # registry and status for /metrics without the client knowing about Prometheus.
         self._event_hooks = dict(event_hooks or {})
-        self.requests = 0
-        """Requests sent (registry and token endpoints), retries included."""
         self._expired: set[str] = set()
         """Repositories listed afresh next time, whatever ``scan_interval`` says."""
 
@@ -129,6 +120,11 @@ class RegistryClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    @property
+    def requests(self) -> int:
+        """Requests sent (registry and token endpoints), retries included."""
+        return sum(reg.transport.requests for reg in self._registries.values())
 
     async def aclose(self) -> None:
         for reg in self._registries.values():
@@ -146,11 +142,12 @@ class RegistryClient:
         repo = self._repo(repository)
         reg = self._registry(repo.host)
         cfg = reg.config
-        if cfg.scan_interval > 0 and repo.name not in self._expired:
+        reuse = _REUSE_LISTINGS.get()
+        if (reuse or cfg.scan_interval > 0) and repo.name not in self._expired:
             listed = self.cache.listing(repo.name)
             if listed is not None:
                 age = self._clock().timestamp() - listed[1]
-                if 0 <= age < cfg.scan_interval:  # a clock set back lists again
+                if reuse or 0 <= age < cfg.scan_interval:  # a clock set back lists again
                     log.debug("tags_reused", registry=repo.host, repository=repo.path, age=age)
                     return listed[0]
         collector = TagCollector(cap=cfg.tag_cap, order=cfg.tag_order)
@@ -319,23 +316,6 @@ class RegistryClient:
         """When this process's cache first saw each tag of ``repository``."""
         return self.cache.first_seen(self._repo(repository).name)
 
-    async def scan(self, repositories: Iterable[str]) -> dict[str, list[str] | RegistryError]:
-        """List many repositories concurrently; each gets its tags or its own error."""
-        results: dict[str, list[str] | RegistryError] = {}
-
-        async def one(repository: str) -> None:
-            try:
-                results[repository] = await self.list_tags(repository)
-            except RegistryError as exc:
-                log.error("scan_failed", repository=repository, error=str(exc))
-                results[repository] = exc
-
-        async with anyio.create_task_group() as tg:
-            for repository in dict.fromkeys(repositories):
-                tg.start_soon(one, repository)
-        await anyio.to_thread.run_sync(self.cache.flush)
-        return results
-
     # ----------------------------------------------------------------- internals
 
     def _repo(self, repository: str) -> Repo:
@@ -355,54 +335,40 @@ class RegistryClient:
         if reg is not None:
             return reg
         cfg = self.settings.for_host(host)
-        bucket = (
-            TokenBucket(cfg.rate, cfg.burst, clock=self._clock, sleep=self._sleep)
-            if cfg.rate
-            else None
-        )
-        api_host = API_HOSTS.get(host, host)
-        base_url = f"{'http' if cfg.insecure else 'https'}://{api_host}"
-        auth = RegistryAuth(host, credentials=self._credentials, clock=self._clock)
-        scope = CredentialScope(base_url, realm=lambda: auth.realm)
+        base_url = f"{'http' if cfg.insecure else 'https'}://{API_HOSTS.get(host, host)}"
+        auth = RegistryAuth(host, base_url, credentials=self._credentials, clock=self._clock)
         # Here, not at the top: httpx imports httpcore only when a transport is made, so
         # `imagebot tags --help` and friends start without it.
-        from imagebot.registry.transport import pooled_transport
+        from imagebot.registry.transport import network_transport
 
-        limits = httpx.Limits(
-            max_connections=cfg.concurrency + 4, max_keepalive_connections=cfg.concurrency
+        transport = PoliteTransport(
+            self._transport or network_transport(cfg),
+            registry=host,
+            concurrency=cfg.concurrency,
+            rate=cfg.rate,
+            burst=cfg.burst,
+            max_bytes=cfg.max_response_bytes,
+            deadline=cfg.deadline,
+            retry=self.retry,
+            clock=self._clock,
+            sleep=self._sleep,
+            rng=self._rng,
+            # httpx event hooks see only the last try; the daemon counts every answer.
+            on_response=self._event_hooks.get("response", []),
         )
+        scope = CredentialScope(base_url, realm=lambda: auth.realm)
         http = httpx.AsyncClient(
-            transport=self._transport or pooled_transport(verify=self._tls(cfg), limits=limits),
+            transport=transport,
+            auth=auth,
             timeout=httpx.Timeout(cfg.timeout),
             headers={"User-Agent": USER_AGENT},
             follow_redirects=True,
-            event_hooks={
-                **self._event_hooks,
-                "request": [scope, *self._event_hooks.get("request", [])],
-            },
+            max_redirects=MAX_REDIRECTS,
+            event_hooks={"request": [scope, *self._event_hooks.get("request", [])]},
         )
-        reg = _Registry(
-            config=cfg,
-            http=http,
-            auth=auth,
-            politeness=Politeness(concurrency=cfg.concurrency, bucket=bucket),
-            base_url=base_url,
-            scope=scope,
-        )
+        reg = _Registry(config=cfg, http=http, transport=transport, base_url=base_url)
         self._registries[host] = reg
         return reg
-
-    @staticmethod
-    def _tls(cfg: RegistryConfig) -> ssl.SSLContext | bool:
-        if cfg.insecure or not (cfg.ca_file or cfg.client_cert):
-            return True
-        try:
-            context = ssl.create_default_context(cafile=cfg.ca_file)
-            if cfg.client_cert:
-                context.load_cert_chain(cfg.client_cert, cfg.client_key)
-        except (OSError, ssl.SSLError) as exc:
-            raise RegistryError(f"TLS settings: {exc}", registry=cfg.host) from None
-        return context
 
     async def _tags_page(
         self, reg: _Registry, repo: Repo, url: str
@@ -415,8 +381,7 @@ class RegistryClient:
         if response.status_code == 304 and cached is not None:
             return cached.tags, cached.next
         try:
-            _require_json(response)
-            tags = page_tags(response.json())
+            tags = page_tags(response.content, response.headers.get("content-type"))
             nxt = next_link(response.headers.get("link"), str(response.url), registry=reg.base_url)
         except (BadPage, ValueError) as exc:
             raise RegistryError(f"tags/list: {exc}", **self._names(repo)) from None
@@ -446,214 +411,27 @@ class RegistryClient:
         what: str,
         ok: tuple[int, ...] = (200,),
     ) -> httpx.Response:
-        """Send with auth, politeness and retries; return a response with status in ``ok``."""
-        scope = pull_scope(repo.path)
+        """Send (auth and politeness are the client's) and map the status: a response with
+        status in ``ok``, or a RegistryError naming the repository and ``what``."""
         names = self._names(repo)
-        answered = False
-        tries = 0
-        auth: str | None = None
-        answer: str | None = None
-
-        async def send_token(request: httpx.Request) -> httpx.Response:
-            return await self._send_token(reg, repo, request)
-
-        while True:
-            self._check_blocked(reg, names)
-            auth = answer if answer is not None else await reg.auth.header(scope, send=send_token)
-            answer = None
-            try:
-                request = reg.http.build_request(method, url, headers=headers)
-            except httpx.InvalidURL as exc:
-                raise RegistryError(f"{what}: invalid URL {url!r}: {exc}", **names) from None
-            if auth is not None:
-                request.headers["Authorization"] = auth
-            try:
-                response = await self._send(reg, request)
-            except httpx.HTTPError as exc:
-                tries += 1
-                if not transport_retryable(exc) or tries >= self.retry.attempts:
-                    raise RegistryError(f"{what}: {_describe(exc)}", **names) from None
-                await self._backoff(reg, repo, tries, reason=_describe(exc))
-                continue
-            status = response.status_code
-            if status in ok:
-                return response
-            if status == 401:
-                if not same_origin(reg.base_url, response.url):
-                    # A challenge from wherever the registry redirected us is not the
-                    # registry's: answering it would hand our credentials to that host.
-                    raise AuthError(
-                        f"{what}: redirected to {response.url.netloc.decode('ascii')}, which"
-                        " asks for credentials; imagebot sends credentials only to the"
-                        " registry itself and the token realm it names",
-                        **names,
-                    )
-                if answered:
-                    raise AuthError(
-                        f"{what}: still unauthorized (401) after "
-                        + ("a token refresh" if auth and auth.startswith("Bearer") else "login"),
-                        **names,
-                    )
-                answered = True
-                answer = await reg.auth.answer(response, scope, sent=auth, send=send_token)
-                continue
-            if status == 429:
-                tries += 1
-                await self._rate_limited(reg, repo, response, tries, what)
-                continue
-            if status in RETRY_STATUS:
-                tries += 1
-                if tries >= self.retry.attempts:
-                    raise RegistryError(
-                        f"{what}: HTTP {status} after {tries} tries{_error_detail(response)}",
-                        **names,
-                    )
-                await self._backoff(reg, repo, tries, reason=f"HTTP {status}")
-                continue
-            raise _status_error(status, what, response, names)
-
-    async def _send(self, reg: _Registry, request: httpx.Request) -> httpx.Response:
-        pol = reg.politeness
-        async with pol.limiter:
-            if pol.bucket is not None:
-                await pol.bucket.acquire()
-            self.requests += 1
-            return await bounded_send(
-                reg.http,
-                request,
-                max_bytes=reg.config.max_response_bytes,
-                deadline=reg.config.deadline,
-            )
-
-    async def _send_token(
-        self, reg: _Registry, repo: Repo, request: httpx.Request
-    ) -> httpx.Response:
-        """Ask the token realm; network errors and 5xx are retried like registry calls."""
-        tries = 0
-        while True:
-            try:
-                self.requests += 1
-                # No redirects: a token request carries credentials (a refresh token in
-                # a POST body survives a 307), so it goes to the realm and nowhere else.
-                response = await bounded_send(
-                    reg.http,
-                    request,
-                    max_bytes=reg.config.max_response_bytes,
-                    deadline=reg.config.deadline,
-                    follow_redirects=False,
-                )
-            except httpx.HTTPError as exc:
-                tries += 1
-                if not transport_retryable(exc) or tries >= self.retry.attempts:
-                    raise AuthError(
-                        f"token endpoint: {_describe(exc)}", **self._names(repo)
-                    ) from None
-                await self._backoff(reg, repo, tries, reason=_describe(exc))
-                continue
-            if response.status_code in RETRY_STATUS and tries + 1 < self.retry.attempts:
-                tries += 1
-                await self._backoff(reg, repo, tries, reason=f"token HTTP {response.status_code}")
-                continue
-            if response.is_redirect:
-                raise AuthError(
-                    f"token endpoint {request.url.netloc.decode('ascii')} redirects"
-                    f" (HTTP {response.status_code}); token requests are not redirected",
-                    **self._names(repo),
-                )
-            return response
-
-    def _check_blocked(self, reg: _Registry, names: dict[str, str]) -> None:
-        pol = reg.politeness
-        if pol.blocked_until is not None:
-            left = (pol.blocked_until - self._clock()).total_seconds()
-            if left > 0:
-                raise RateLimited(pol.blocked_reason, retry_after=left, **names)
-            pol.blocked_until = None
-
-    async def _backoff(self, reg: _Registry, repo: Repo, tries: int, *, reason: str) -> None:
-        wait = self.retry.backoff(tries - 1, self._rng)
-        log.warning(
-            "registry_retry",
-            registry=repo.host,
-            repository=repo.path,
-            reason=reason,
-            attempt=tries,
-            wait=round(wait, 3),
-        )
-        await self._sleep(wait)
-
-    async def _rate_limited(
-        self, reg: _Registry, repo: Repo, response: httpx.Response, tries: int, what: str
-    ) -> None:
-        now = self._clock()
-        wait = retry_after(response, now)
-        quota = docker_hub_quota_window(response)
-        if wait is None and quota is not None:
-            wait = quota
-        if wait is not None and wait > self.retry.max_wait:
-            # Waiting hours for a quota helps nobody: fail this registry fast for that long.
-            reason = f"{what}: rate limited (HTTP 429), retry after {wait:.0f}s"
-            reg.politeness.blocked_until = now + timedelta(seconds=wait)
-            reg.politeness.blocked_reason = reason
-            raise RateLimited(reason, retry_after=wait, **self._names(repo))
-        if tries >= self.retry.attempts:
+        try:
+            response = await reg.http.request(method, url, headers=headers)
+        except httpx.InvalidURL as exc:
+            raise RegistryError(f"{what}: invalid URL {url!r}: {exc}", **names) from None
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"{what}: {describe(exc)}", **names) from None
+        except RateLimited as exc:  # from the transport: name the request
             raise RateLimited(
-                f"{what}: still rate limited (HTTP 429) after {tries} tries",
-                retry_after=wait,
-                **self._names(repo),
-            )
-        if wait is None:
-            wait = self.retry.backoff(tries - 1, self._rng)
-        log.warning("registry_rate_limited", registry=repo.host, repository=repo.path, wait=wait)
-        await self._sleep(wait)
-
-
-def _require_json(response: httpx.Response) -> None:
-    kind = mf.media_type(response.headers.get("content-type"))
-    if kind and "json" not in kind:
-        raise BadPage(f"expected JSON, got {kind}")
-
-
-def _describe(exc: httpx.HTTPError) -> str:
-    kinds: dict[type[httpx.HTTPError], str] = {
-        httpx.ConnectTimeout: "connection timed out",
-        httpx.ReadTimeout: "no answer in time",
-        httpx.ConnectError: "cannot connect",
-        httpx.RemoteProtocolError: "connection dropped",
-        DeadlineExceeded: "too slow",
-        ResponseTooLarge: "answer too large",
-    }
-    kind = kinds.get(type(exc), type(exc).__name__)
-    detail = str(exc)
-    return f"{kind} ({detail})" if detail else kind
-
-
-def _error_detail(response: httpx.Response) -> str:
-    """The registry's own error text: ``{"errors": [{"code", "message"}]}``, or the page type."""
-    kind = mf.media_type(response.headers.get("content-type"))
-    if kind.startswith("text/html"):
-        return " (an HTML error page)"
-    try:
-        body: Any = json.loads(response.content) if response.content else None
-    except (ValueError, UnicodeDecodeError):
-        return ""
-    if isinstance(body, dict) and isinstance(body.get("errors"), list):
-        parts = [
-            ": ".join(str(e.get(k)) for k in ("code", "message") if e.get(k))
-            for e in body["errors"]
-            if isinstance(e, dict)
-        ]
-        text = "; ".join(p for p in parts if p)
-        return f": {text}" if text else ""
-    return ""
-
-
-def _status_error(
-    status: int, what: str, response: httpx.Response, names: dict[str, str]
-) -> RegistryError:
-    detail = _error_detail(response)
-    if status == 404:
-        return NotFound(f"{what}: not found (404){detail}", **names)
-    if status == 403:
-        return AuthError(f"{what}: access denied (403){detail}", **names)
-    return RegistryError(f"{what}: HTTP {status}{detail}", **names)
+                f"{what}: {exc.detail}", retry_after=exc.retry_after, **names
+            ) from None
+        except RegistryError as exc:  # from the auth flow
+            raise type(exc)(f"{what}: {exc.detail}", **names) from None
+        status = response.status_code
+        if status in ok:
+            return response
+        detail = mf.error_text(response.content, response.headers.get("content-type"))
+        if status == 404:
+            raise NotFound(f"{what}: not found (404){detail}", **names)
+        if status == 403:
+            raise AuthError(f"{what}: access denied (403){detail}", **names)
+        raise RegistryError(f"{what}: HTTP {status}{detail}", **names)

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from imagebot.registry.cache import TagCache
+from imagebot.cache import Cache
 from imagebot.registry.client import RegistryClient
 from imagebot.registry.providers import provider_for
 from imagebot.registry.providers.spec import CredentialSource
@@ -28,7 +28,7 @@ def credential_sources(settings: RegistriesSettings) -> dict[str, CredentialSour
 async def connect(
     settings: RegistriesSettings,
     *,
-    cache: TagCache,
+    cache: Cache,
     event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> AsyncIterator[RegistryClient]:

@@ -2,8 +2,9 @@
 
 httpx's timeouts apply per network read, so a registry that sends one byte a second is
 never cut off, and ``response.content`` holds a body of any size in memory. Every registry
-and token request goes through :func:`bounded_send`, which streams the body up to a size
-cap and gives the whole exchange (connect, redirects, headers, body) one deadline.
+and token request goes through :func:`read_bounded` (in the registry's transport), which
+streams the body up to a size cap and gives each request (connect, headers, body) one
+deadline. A redirect's body is never read: a hostile registry could make it endless.
 
 :class:`CredentialScope` is an httpx request hook: it sees every request the client sends,
 redirect hops included, and strips ``Authorization`` from any request that is not for the
@@ -20,8 +21,6 @@ import anyio
 import httpx
 
 from imagebot import logs
-from imagebot.registry.politeness import TlsFailure
-from imagebot.registry.politeness import send as http_send
 
 log = logs.get_logger("imagebot.registry")
 
@@ -30,6 +29,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Redirects followed per request (httpx's own default is 20).
 MAX_REDIRECTS = 10
 
+#: Marks a token request (an extension of the request): the registry's transport refuses
+#: to see its answer redirected, for it carries credentials meant for the realm alone.
+TOKEN_REQUEST = "imagebot.token_request"
+
 
 class DeadlineExceeded(httpx.TimeoutException):
     """The whole request (headers and body) took longer than the registry's ``deadline``."""
@@ -37,6 +40,14 @@ class DeadlineExceeded(httpx.TimeoutException):
 
 class ResponseTooLarge(httpx.DecodingError):
     """The body is larger than the registry's ``max_response_bytes``; reading stopped there."""
+
+
+class TlsFailure(httpx.TransportError):
+    """The TLS peer refused us (bad client certificate, alert after the handshake).
+
+    httpcore maps handshake errors to ConnectError, but a TLS 1.3 server's alert about our
+    client certificate arrives on the first read as a bare ``ssl.SSLError``.
+    """
 
 
 Origin = tuple[str, str, int]
@@ -86,38 +97,35 @@ class CredentialScope:
             )
 
 
-async def bounded_send(
-    client: httpx.AsyncClient,
-    request: httpx.Request,
-    *,
-    max_bytes: int,
-    deadline: float,
-    follow_redirects: bool = True,
+async def read_bounded(
+    transport: httpx.AsyncBaseTransport, request: httpx.Request, *, max_bytes: int, deadline: float
 ) -> httpx.Response:
-    """Send ``request`` and read its body, at most ``max_bytes`` of it, within ``deadline``
-    seconds in all; raise :class:`ResponseTooLarge` or :class:`DeadlineExceeded`."""
+    """Send ``request`` on ``transport`` and read its body, at most ``max_bytes`` of it, within
+    ``deadline`` seconds; raise :class:`ResponseTooLarge` or :class:`DeadlineExceeded`. The
+    OS-level errors httpcore lets through become httpx ones."""
+    chunks: list[bytes] = []
     response: httpx.Response | None = None
     with anyio.move_on_after(deadline) as scope:
-        response = await _send_following(client, request, follow_redirects=follow_redirects)
         try:
-            chunks: list[bytes] = []
-            size = 0
+            response = await transport.handle_async_request(request)
             try:
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise ResponseTooLarge(
-                            f"answer larger than {_size(max_bytes)} (max_response_bytes)",
-                            request=request,
-                        )
-                    chunks.append(chunk)
-            except ssl.SSLError as exc:
-                raise TlsFailure(f"TLS: {exc}", request=request) from exc
-            except OSError as exc:
-                raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
-        finally:
-            with anyio.CancelScope(shield=True):  # close even when the deadline cancels us
-                await response.aclose()
+                size = 0
+                if not response.has_redirect_location:
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise ResponseTooLarge(
+                                f"answer larger than {_size(max_bytes)} (max_response_bytes)",
+                                request=request,
+                            )
+                        chunks.append(chunk)
+            finally:
+                with anyio.CancelScope(shield=True):  # close even when the deadline cancels us
+                    await response.aclose()
+        except ssl.SSLError as exc:
+            raise TlsFailure(f"TLS: {exc}", request=request) from exc
+        except OSError as exc:
+            raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
     if scope.cancelled_caught or response is None:
         raise DeadlineExceeded(
             f"no complete answer within {deadline:g}s (deadline)", request=request
@@ -128,25 +136,9 @@ async def bounded_send(
         response.status_code,
         headers=headers,
         content=b"".join(chunks),
-        request=response.request,
+        request=request,
         extensions=response.extensions,
     )
-
-
-async def _send_following(
-    client: httpx.AsyncClient, request: httpx.Request, *, follow_redirects: bool
-) -> httpx.Response:
-    """The streamed response at the end of the redirects. httpx would read each redirect's
-    body whole before following it; a hostile registry could make that body endless, so
-    redirects are followed here, their bodies left unread. ``next_request`` is httpx's own
-    (it drops ``Authorization`` across origins), and the request hook sees every hop."""
-    for _ in range(MAX_REDIRECTS + 1):
-        response = await http_send(client, request, stream=True, follow_redirects=False)
-        if not follow_redirects or response.next_request is None:
-            return response
-        await response.aclose()
-        request = response.next_request
-    raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects", request=request)
 
 
 def _size(n: int) -> str:

@@ -211,3 +211,23 @@ def config_created(body: bytes) -> datetime | None:
     if not isinstance(doc, dict):
         raise BadManifest("config blob is not a JSON object")
     return parse_created(doc.get("created"))
+
+
+def error_text(content: bytes, content_type: str | None) -> str:
+    """The registry's own words in an error answer: ``{"errors": [{"code", "message"}]}``,
+    or what kind of page it is, as ``": TEXT"`` to append to a message ("" if none)."""
+    if media_type(content_type).startswith("text/html"):
+        return " (an HTML error page)"
+    try:
+        body: Any = json.loads(content) if content else None
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        parts = [
+            ": ".join(str(e.get(k)) for k in ("code", "message") if e.get(k))
+            for e in body["errors"]
+            if isinstance(e, dict)
+        ]
+        text = "; ".join(p for p in parts if p)
+        return f": {text}" if text else ""
+    return ""

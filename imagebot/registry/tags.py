@@ -6,14 +6,16 @@ Pure helpers; the client does the requests.
 from __future__ import annotations
 
 import heapq
+import json
 import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from imagebot.core.selection import parse_tag
+from imagebot.registry.manifests import media_type
 from imagebot.registry.settings import TagOrder
 
 # cosign stores signatures, attestations and SBOMs as tags named after the image digest
@@ -22,11 +24,6 @@ from imagebot.registry.settings import TagOrder
 _ARTIFACT_TAG = re.compile(r"^sha(256|384|512)-[0-9a-f]{64,128}(\.[A-Za-z0-9_-]+)*$")
 
 _LINK = re.compile(r"\s*<([^>]*)>\s*((?:;\s*[^;,]*)*)")
-
-
-class TagsPage(TypedDict, total=False):
-    name: str
-    tags: list[str] | None
 
 
 class BadPage(ValueError):
@@ -38,8 +35,15 @@ def is_artifact_tag(tag: str) -> bool:
     return bool(_ARTIFACT_TAG.match(tag))
 
 
-def page_tags(body: Any) -> list[str]:
+def page_tags(content: bytes, content_type: str | None) -> list[str]:
     """The ``tags`` of a tags/list JSON document; ``null`` (an empty repository) is []."""
+    kind = media_type(content_type)
+    if kind and "json" not in kind:
+        raise BadPage(f"expected JSON, got {kind}")
+    try:
+        body = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        raise BadPage("not valid JSON") from None
     if not isinstance(body, dict):
         raise BadPage("tags/list is not a JSON object")
     tags = body.get("tags")

@@ -21,23 +21,40 @@ from typing import Any
 import httpcore
 import httpx
 
+from imagebot.errors import RegistryError
+from imagebot.registry.settings import RegistryConfig
+
 # httpcore's own spelling of a socket option.
 _SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 )
 
 
-def pooled_transport(
-    *, verify: ssl.SSLContext | bool, limits: httpx.Limits
-) -> httpx.AsyncHTTPTransport:
-    """An ``httpx.AsyncHTTPTransport`` whose pool connects through :class:`SocketOnce`."""
-    out = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+def network_transport(cfg: RegistryConfig) -> httpx.AsyncHTTPTransport:
+    """The connection pool of one registry: its TLS settings, room for its concurrency, and
+    connections through :class:`SocketOnce`."""
+    limits = httpx.Limits(
+        max_connections=cfg.concurrency + 4, max_keepalive_connections=cfg.concurrency
+    )
+    out = httpx.AsyncHTTPTransport(verify=_tls(cfg), limits=limits)
     pool = getattr(out, "_pool", None)
     # httpx builds its pool without a way to pass a backend; it keeps the backend in this
     # attribute (httpcore 1.x). Should a later release move it, the pool keeps its own.
     if isinstance(pool, httpcore.AsyncConnectionPool) and hasattr(pool, "_network_backend"):
         pool._network_backend = SocketOnce(pool._network_backend)
     return out
+
+
+def _tls(cfg: RegistryConfig) -> ssl.SSLContext | bool:
+    if cfg.insecure or not (cfg.ca_file or cfg.client_cert):
+        return True
+    try:
+        context = ssl.create_default_context(cafile=cfg.ca_file)
+        if cfg.client_cert:
+            context.load_cert_chain(cfg.client_cert, cfg.client_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise RegistryError(f"TLS settings: {exc}", registry=cfg.host) from None
+    return context
 
 
 class SocketOnce(httpcore.AsyncNetworkBackend):

@@ -4,7 +4,7 @@ the strategy (``strategies.STRATEGIES``) ranks the survivors."""
 
 from __future__ import annotations
 
-from .compiled import ignore_entry_kind, validate_rule
+from .compiled import CompiledRule, compile_rule, ignore_entry_kind, validate_rule
 from .gates import GATES
 from .ranges import parse_range
 from .rule import Decision, ImageScan, Rejection, SelectionRule, TagInfo, Verdict, explain_lines
@@ -15,6 +15,7 @@ from .versions import parse_tag
 __all__ = [
     "GATES",
     "STRATEGIES",
+    "CompiledRule",
     "Decision",
     "ImageScan",
     "Rejection",
@@ -22,6 +23,7 @@ __all__ = [
     "Strategy",
     "TagInfo",
     "Verdict",
+    "compile_rule",
     "explain_lines",
     "ignore_entry_kind",
     "parse_range",

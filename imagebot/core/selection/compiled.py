@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -40,11 +41,28 @@ class CompiledRule:
     #: tag -> what it reads as a version (None: not a version).
     version: Memo[str, SemverTag | None] = field(default_factory=version_reader)
 
+    @property
+    def needs_created(self) -> bool:
+        """Whether selection needs each image's build time from the registry."""
+        return self.strategy.needs_created or self.rule.min_age is not None
+
+    @property
+    def needs_digest(self) -> bool:
+        """Whether the version is a digest (the plan always writes it)."""
+        return self.strategy.needs_digest
+
 
 def compile_rule(rule: SelectionRule) -> CompiledRule:
-    """Check every field of ``rule``; SelectionError(field=...) names the first bad one."""
+    """``rule`` checked and compiled, once per distinct rule: equal rules (500 entries all
+    saying range: ^1, or the same policy in a daemon's every cycle) share one compiled rule
+    and the memos of its readings. SelectionError(field=...) names the first bad field."""
     if not isinstance(rule.exclude, tuple) or not isinstance(rule.ignore, tuple):
         rule = dataclasses.replace(rule, exclude=tuple(rule.exclude), ignore=tuple(rule.ignore))
+    return _compile(rule)
+
+
+@functools.lru_cache(maxsize=10_000)
+def _compile(rule: SelectionRule) -> CompiledRule:
     for name, allowed in (
         ("strategy", tuple(STRATEGIES)),
         ("order", ("asc", "desc")),
@@ -125,5 +143,5 @@ def ignore_entry_kind(entry: str, strategy: str) -> str | None:
 
 def validate_rule(rule: SelectionRule) -> None:
     """Raise SelectionError(message, field=...) for a bad range, regex, template or format.
-    A good rule keeps what was compiled (``rule.compiled``): it is not compiled twice."""
-    _ = rule.compiled
+    A good rule keeps what was compiled: it is not compiled twice."""
+    compile_rule(rule)

@@ -10,11 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
-from typing import TYPE_CHECKING, Literal, NamedTuple
-
-if TYPE_CHECKING:
-    from .compiled import CompiledRule
+from typing import Literal, NamedTuple
 
 StrategyName = Literal["semver", "numeric", "lexical", "calver", "newest-build", "digest"]
 
@@ -61,24 +57,6 @@ class SelectionRule:
     min_age: timedelta | None = field(default=None, metadata=_doc("minimum age, e.g. 2d"))
     ignore: tuple[str, ...] = field(default=(), metadata=_doc("tags, globs, ranges never chosen"))
     follow: str | None = field(default=None, metadata=_doc("digest: the tag to follow"))
-
-    @cached_property
-    def compiled(self) -> CompiledRule:
-        """The rule checked and compiled, with the memos of its readings (see ``compiled``).
-        Kept on the rule, so a daemon that keeps its policies reuses them every cycle."""
-        from .compiled import compile_rule
-
-        return compile_rule(self)
-
-    @property
-    def needs_created(self) -> bool:
-        """Whether selection needs each image's build time from the registry."""
-        return self.compiled.strategy.needs_created or self.min_age is not None
-
-    @property
-    def needs_digest(self) -> bool:
-        """Whether the version is a digest (the plan always writes it)."""
-        return self.compiled.strategy.needs_digest
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from imagebot.core.gcpause import gc_paused
 from imagebot.errors import SelectionError
 
 from .build_tags import build_tag_kind
+from .compiled import compile_rule
 from .gates import GATES, Candidate, Context, Running, age_words, said_once, tag_age
 from .rule import Decision, Rejection, SelectionRule, TagInfo, Verdict
 
@@ -41,7 +42,7 @@ def select(
 def _select(
     tags: Sequence[str | TagInfo], rule: SelectionRule, current: str | None, now: datetime | None
 ) -> Decision:
-    compiled = rule.compiled
+    compiled = compile_rule(rule)
     follow = rule.follow or current
     if compiled.strategy.needs_digest and follow is None:
         raise SelectionError(
