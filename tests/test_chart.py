@@ -263,3 +263,38 @@ def test_values_examples_in_the_chart_readme_validate() -> None:
     assert any("policiesFromGit" in b for b in overrides)
     for override in overrides:
         jsonschema.validate(merged(load(CHART / "values.yaml"), override), schema())
+
+
+def test_example_alerts_fire_on_what_the_daemon_exports() -> None:
+    """Each example alert's selector matches a sample the daemon's metrics expose when the
+    condition holds: a failed last cycle, an image waiting on checks."""
+    from datetime import UTC, datetime
+
+    from imagebot.core.promotion.record import ImageRecord, Running
+    from imagebot.core.selection import Rejection
+    from imagebot.daemon.metrics import Metrics
+
+    waiting = ImageRecord(
+        environment="production",
+        image="app",
+        repository="ghcr.io/acme/app",
+        upstream="staging",
+        running=Running("1.0.0", None, None, None),
+        candidates=(),
+        choice=None,
+        waiting=Rejection("checks", "on staging@abc: ci=failure"),
+    )
+    metrics = Metrics()
+    metrics.show_decisions({"production": (False, datetime.now(UTC), [waiting])})
+    text = metrics.exposition().decode()
+    rule = (CHART / "templates" / "prometheusrule.yaml").read_text()
+    exprs = re.findall(r"expr: (\w+)(\{[^}]*\})? == (\d)", rule)
+    assert len(exprs) == 2, rule
+    for name, selector, value in exprs:
+        wanted = dict(re.findall(r'(\w+)="([^"]*)"', selector))
+        samples = re.findall(rf"^{name}\{{([^}}]*)\}} ([\d.]+)$", text, flags=re.M)
+        assert any(
+            wanted.items() <= dict(re.findall(r'(\w+)="([^"]*)"', labels)).items()
+            and float(got) == float(value)
+            for labels, got in samples
+        ), (name, selector, text)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from imagebot.errors import GitError
-from imagebot.git.push import push
+from imagebot.git.push import is_race, push, push_status
 from imagebot.git.repo import EnvRepo, redact
 from tests.support.gitenv import commits, git, make_remote, message, push_files, show
 
@@ -58,6 +58,28 @@ def test_push_race_is_detected_and_leaves_remote_untouched(tmp_path: Path) -> No
     assert "rejected: the branch moved ([rejected] fetch first)" in refused.message
     assert commits(remote)[0] == human
     assert repo.fetch() == human
+
+
+@pytest.mark.parametrize(
+    ("porcelain", "race"),
+    [
+        ("!\trefs/heads/main:refs/heads/main\t[rejected] (fetch first)", True),
+        ("!\trefs/heads/main:refs/heads/main\t[rejected] (non-fast-forward)", True),
+        ("!\trefs/heads/b:refs/heads/b\t[rejected] (stale info)", True),  # a stale lease
+        ("!\trefs/heads/main:refs/heads/main\t[remote rejected] (failed to update ref)", True),
+        ("!\trefs/heads/main:refs/heads/main\t[remote rejected] (cannot lock ref 'x')", True),
+        (
+            "!\trefs/heads/main:refs/heads/main\t[remote rejected] (pre-receive hook declined)",
+            False,
+        ),
+        ("!\trefs/heads/main:refs/heads/main\t[remote rejected] (permission denied)", False),
+    ],
+)
+def test_only_git_own_verdicts_make_a_push_race(porcelain: str, race: bool) -> None:
+    """A refused push is a race (worth a retry on the new head) only when git's porcelain
+    status says the branch moved or its lock was held, never for a hook or a permission."""
+    status = push_status(f"To /srv/env.git\n{porcelain}\nDone\n")
+    assert status is not None and is_race(status) is race
 
 
 def test_missing_branch_is_a_git_error_naming_it(tmp_path: Path) -> None:

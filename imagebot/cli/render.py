@@ -95,6 +95,7 @@ def print_result(
                     "commit": r.commit,
                     "publication": r.publication,
                     "error": r.error,
+                    "images": [record.to_json() for record in r.images],
                 }
                 for r in result.environments
             ],

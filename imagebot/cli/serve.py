@@ -99,6 +99,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="longest a client may take to send a request's headers, and a webhook's body"
         " (default: 10)",
     )
+    parser.add_argument(
+        "--status-page",
+        choices=["on", "off"],
+        default=os.environ.get("IMAGEBOT_STATUS_PAGE", "on"),
+        help="serve the status page / and /api/v1/status (default: $IMAGEBOT_STATUS_PAGE or on)",
+    )
+    for kind, holds in (("token", "a bearer token"), ("basic-auth", "USER:PASSWORD")):
+        variable = f"IMAGEBOT_STATUS_{kind.upper().replace('-', '_')}_FILE"
+        parser.add_argument(
+            f"--status-{kind}-file",
+            type=Path,
+            default=_env_path(variable),
+            metavar="FILE",
+            help=f"file holding {holds} the status page and API demand (default: ${variable})",
+        )
     add_git_timeout_argument(parser)
     parser.add_argument(
         "--grace",
@@ -161,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
     from imagebot.daemon.leader import SERVICE_ACCOUNT, LeaseSettings
     from imagebot.daemon.listener import parse_listen
     from imagebot.daemon.service import ServeOptions, Service
+    from imagebot.daemon.status_api import Access
     from imagebot.policysource import GitPolicies
 
     try:
@@ -209,6 +225,8 @@ def run(args: argparse.Namespace) -> int:
         reload_interval=args.reload_interval,
         debounce=args.webhook_debounce,
         git_timeout=args.git_timeout,
+        status_page=args.status_page == "on",
+        status_access=Access.from_files(args.status_token_file, args.status_basic_auth_file),
     )
     service = Service(options)
     return anyio.run(service.run)

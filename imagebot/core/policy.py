@@ -12,10 +12,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,6 +26,8 @@ from pydantic import (
 
 from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
+from imagebot.core.promote_policy import ENVIRONMENT_NAME as _NAME_RE
+from imagebot.core.promote_policy import Promotion as Promotion  # re-exported
 from imagebot.core.publish_policy import (
     PublishSpec,
     SigningSpec,
@@ -41,10 +42,7 @@ from imagebot.core.selection import (
     ignore_entry_kind,
     validate_rule,
 )
-from imagebot.core.windows import Period, parse_period
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
-
-_NAME_RE = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 
 
 class _Model(BaseModel):
@@ -258,63 +256,6 @@ class Schedule(_Model):
         if self.every is not None and self.cron is not None:
             raise ValueError("give either `every` or `cron`, not both")
         return self
-
-
-def _period(spec: str) -> str:
-    parse_period(spec)
-    return spec
-
-
-#: A window or freeze, checked where it is written (errors name the list item's line).
-PeriodText = Annotated[str, AfterValidator(_period)]
-
-
-class Promotion(_Model):
-    """Where a promoted environment's versions come from, and the gates they pass first."""
-
-    from_: str = Field(
-        alias="from",
-        pattern=_NAME_RE,
-        description="the upstream environment whose history supplies the versions",
-    )
-    soak: str | None = Field(
-        default=None, description="how long upstream must have run a version, e.g. 1h, 2d"
-    )
-    checks: tuple[Annotated[str, Field(min_length=1, pattern=r"\S")], ...] = Field(
-        default=(),
-        description="commit status contexts that must be success on the upstream commit",
-    )
-    windows: tuple[PeriodText, ...] = Field(
-        default=(),
-        description="promote only inside one of these, e.g. 'Mon-Thu 09:00-16:00 Europe/Berlin'",
-    )
-    freeze: tuple[PeriodText, ...] = Field(
-        default=(),
-        description="never promote inside these, e.g. '2026-12-20 .. 2027-01-04 Europe/Berlin'",
-    )
-
-    @field_validator("soak")
-    @classmethod
-    def _soak(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
-
-    @field_validator("checks", "windows", "freeze", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return (value,) if isinstance(value, str) else value
-
-    @property
-    def soak_time(self) -> timedelta:
-        return parse_duration(self.soak) if self.soak else timedelta(0)
-
-    def periods(self) -> tuple[tuple[Period, ...], tuple[Period, ...]]:
-        """The parsed windows and freezes."""
-        return (
-            tuple(parse_period(w) for w in self.windows),
-            tuple(parse_period(f) for f in self.freeze),
-        )
 
 
 class EnvironmentPolicy(_Model):

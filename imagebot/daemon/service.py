@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,8 @@ from anyio.abc import TaskGroup
 
 from imagebot import livefile, logs
 from imagebot.core.policy import Schedule
-from imagebot.core.promotion.record import ImageRecord
 from imagebot.daemon.app import server_config
+from imagebot.daemon.events import Decisions
 from imagebot.daemon.leader import Elector, LeaseClient, LeaseSettings
 from imagebot.daemon.listener import Server, bind
 from imagebot.daemon.metrics import Metrics
@@ -39,6 +38,7 @@ from imagebot.daemon.policies import PolicyDirectory, PolicyRepository
 from imagebot.daemon.runtime import Runtime
 from imagebot.daemon.scheduler import Dispatcher, Timer, WallTimer, run_schedule
 from imagebot.daemon.shards import Shards
+from imagebot.daemon.status_api import Access
 from imagebot.daemon.webhooks import Push
 from imagebot.policysource import GitPolicies
 from imagebot.publisher import Publishers
@@ -83,15 +83,10 @@ class ServeOptions:
     """Seconds a webhook waits for more pushes before its cycle starts."""
     git_timeout: float = 300.0
     """Longest a git fetch or push may take."""
-
-
-@dataclass(frozen=True)
-class LastCycle:
-    ok: bool
-    at: datetime
-    error: str | None = None
-    #: the decision record of each image, as the cycle made it (kept when a cycle crashes)
-    images: tuple[ImageRecord, ...] = ()
+    status_page: bool = True
+    """Serve ``/`` and ``/api/v1/status``."""
+    status_access: Access | None = None
+    """Who may read them (None: anyone who reaches the port)."""
 
 
 class Service:
@@ -113,7 +108,8 @@ class Service:
             else PolicyDirectory(options.policies)
         )
         self._policy_wait: anyio.CancelScope | None = None  # cancelled: look now
-        self.last: dict[str, LastCycle] = {}
+        self.decisions = Decisions()
+        self.last = self.decisions.last
         self._monotonic = monotonic
         self._hard_exit = hard_exit
         self._elector: Elector | None = None
@@ -176,6 +172,7 @@ class Service:
         self.metrics.shards_owned.set(len(self._shards.owned) if self._shards else 0)
         self.metrics.environments.set(len(self.policies.state.environments))
         self.metrics.policy_problems.set(len(self.policies.state.problems))
+        self.metrics.show_decisions({n: (c.ok, c.at, c.images) for n, c in self.last.items()})
 
     def watchers(self) -> dict[str, set[str]]:
         """Each watched repository with the environments whose policies watch it."""
@@ -237,6 +234,7 @@ class Service:
                 schedule,
                 timer=self.timer,
                 fire=lambda env: self.dispatcher.request([env], "schedule"),
+                planned=self.decisions.next_due.__setitem__,
             )
 
     def look_at_policies(self) -> None:
@@ -257,7 +255,7 @@ class Service:
             removed = set(before) - set(state.environments)
             self.dispatcher.forget(removed)
             for name in removed:
-                self.last.pop(name, None)
+                self.decisions.forget(name)
             changed = [n for n, p in state.environments.items() if before.get(n) != p]
             self._reschedule()
             if changed:
@@ -304,7 +302,7 @@ class Service:
                     self.look_at_policies()  # that repository was just fetched: so are they
                 for env in result.environments:
                     error = env.error or "; ".join(env.plan.problems) or None
-                    self.last[env.plan.environment] = LastCycle(env.ok, now, error, env.images)
+                    self.decisions.record(env.plan.environment, env.ok, now, error, env, seconds)
                 log.info(
                     "cycle_finished",
                     ok=result.ok,
@@ -322,8 +320,7 @@ class Service:
         self.metrics.errors.labels("internal").inc()
         now = self.timer.now()
         for name in batch:
-            kept = self.last[name].images if name in self.last else ()
-            self.last[name] = LastCycle(False, now, f"internal error: {exc!r}", kept)
+            self.decisions.crashed(name, now, f"internal error: {exc!r}")
 
     def _cancel_cycles(self, environments: Iterable[str] | None = None) -> None:
         """Cancel the cycles running any of ``environments`` (default: every cycle)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from imagebot.errors import GitError
 from imagebot.git.repo import EnvRepo, redact, timed_out
 
 
@@ -27,15 +28,17 @@ class Refused:
 
 def push(repo: EnvRepo, sha: str) -> Refused | None:
     """Fast-forward the remote branch to ``sha`` (and the clone's record of it)."""
-    with repo.locked():
-        code, out, err = repo.try_git(
-            "push", "--porcelain", "origin", f"{sha}:refs/heads/{repo.branch}"
-        )
-        if code != 0:
-            return refusal(repo, f"push to {repo.branch!r}", out, err)
-        repo.run_git(
-            "update-ref", f"refs/remotes/origin/{repo.branch}", sha, what="record pushed head"
-        )
+    try:
+        with repo.locked():
+            code, out, err = repo.try_git(
+                "push", "--porcelain", "origin", f"{sha}:refs/heads/{repo.branch}"
+            )
+            if code != 0:
+                return refusal(repo, f"push to {repo.branch!r}", out, err)
+            ref = f"refs/remotes/origin/{repo.branch}"
+            repo.run_git("update-ref", ref, sha, what="record pushed head")
+    except GitError as exc:  # the clone stayed locked, or a stale lock holds its ref
+        return Refused(str(exc), moved=False)
     return None
 
 
@@ -47,7 +50,10 @@ def push_branches(repo: EnvRepo, updates: list[tuple[str, str, str | None]]) -> 
         return {}
     leases = [f"--force-with-lease=refs/heads/{b}:{e or ''}" for _, b, e in updates]
     refspecs = [f"{sha}:refs/heads/{b}" for sha, b, _ in updates]
-    code, out, err = _git_push(repo, *leases, "origin", *refspecs)
+    try:
+        code, out, err = _git_push(repo, *leases, "origin", *refspecs)
+    except GitError as exc:  # the clone stayed locked
+        return {b: Refused(str(exc), moved=False) for _, b, _ in updates}
     if code == 0:
         return {}
     refused: dict[str, Refused] = {}

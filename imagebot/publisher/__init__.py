@@ -31,11 +31,11 @@ from imagebot.forge import Forge, connect_forge
 from imagebot.git.signing import Signing
 from imagebot.livefile import secret_file
 from imagebot.publisher.base import (
-    Flushed,
     ImageInfoReader,
     ImageInfos,
     Publication,
     Publisher,
+    Settled,
     log,
     source_links,
 )
@@ -46,7 +46,6 @@ from imagebot.redact import SecretError, remember, secret
 
 __all__ = [
     "CommitPublisher",
-    "Flushed",
     "ImageInfoReader",
     "Publication",
     "Publisher",
@@ -86,14 +85,14 @@ class Publishers:
 
     async def settle(
         self, clone: str | None, *, attempts: int, again: Callable[[str], Awaitable[None]]
-    ) -> Flushed:
+    ) -> Settled:
         """Push what waits from this cycle (commit chains, pull-request branches) — of one
         clone directory, or all — and open or update the pull requests of the branches
         pushed. An environment whose push found the branch moved (or whose plan went stale
         before) is published again: ``again(environment)`` re-reads and re-plans it and hands
         the new plan to its publisher; then what waits is pushed again, ``attempts`` pushes
         at most. This is the one place a push race is retried."""
-        settled = Flushed(failed={}, notes={})
+        settled = Settled(failed={}, notes={})
         for attempt in range(1, attempts + 1):
             await anyio.lowlevel.checkpoint_if_cancelled()
             with anyio.CancelScope(shield=True):  # a pushed branch always gets its pull request
@@ -109,7 +108,7 @@ class Publishers:
                 break
         return settled
 
-    async def _push(self, clone: str | None, settled: Flushed) -> dict[str, str]:
+    async def _push(self, clone: str | None, settled: Settled) -> dict[str, str]:
         """One round of :meth:`settle`; the environments to publish again, with why."""
         moved = self.pending.take_again(clone)
         refused = await anyio.to_thread.run_sync(self.pending.push_all, clone)

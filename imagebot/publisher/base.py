@@ -28,7 +28,7 @@ class ImageInfoReader(Protocol):
 
 
 @dataclass(frozen=True)
-class Flushed:
+class Settled:
     """The end of a cycle's publishing: per environment, what failed and what it got."""
 
     failed: dict[str, str]

@@ -49,7 +49,7 @@ class CommitPublisher:
         if self.pending.touches(repo, paths):
             # An earlier environment's waiting commit changed these files: this plan is
             # stale. Once that commit is pushed, this environment is read and planned again.
-            why = f"{self.loaded.name}: files changed by an earlier environment"
+            why = "an earlier environment's waiting commit changed the same files"
             self.pending.again(repo, self.loaded.name, why)
             return Publication()
         links = await source_links(images, plan, infos=self.infos)

@@ -42,6 +42,7 @@ class Running:
     digest: str | None
     since: datetime | None
     commit: str | None
+    manual: str | None = None  # who put it there by hand, and why (imagebot promote/rollback)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Candidate:
     accepted: bool
     gate: str | None  # the first gate that rejected it
     reason: str
+    digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class ImageRecord:
             "since": {
                 "commit": self.running.commit,
                 "time": self.running.since.isoformat() if self.running.since else None,
+                "manual": self.running.manual,
             },
             "candidate": self.choice,
             "waiting_for": self.blocker,
@@ -96,6 +99,8 @@ class ImageRecord:
                     "commit": h.commit,
                     "author": h.author,
                     "since": h.time.isoformat(),
+                    "reason": h.reason,
+                    "manual": h.manual,
                 }
                 for h in self.holds
             ],
@@ -120,23 +125,22 @@ def approval(
     its pull request is merged. Returns what comes next and what it waits for."""
     if mode != "pull-request" or choice is None:
         return choice, None
-    if pr is None or pr.state in ("open", "draft", "merged"):
-        which = f" #{pr.number} ({pr.url})" if pr is not None and pr.state != "merged" else ""
-        return choice, Rejection(
-            "approval", f"the environment's pull request{which} must be merged"
-        )
-    if pr.state == "closed":
+    if pr is not None and pr.state == "closed":
         return None, Rejection(
             "approval",
             f"pull request #{pr.number} ({pr.url}) proposing {choice} was closed without"
             " merging; not proposed again until a newer version",
         )
-    held = sorted(v for r, v in pr.holds if r == repository)
-    return (held[0] if held else None), Rejection(
-        "approval",
-        f"pull request #{pr.number} ({pr.url}) holds {', '.join(held) or 'no version of it'}"
-        " and has commits imagebot did not write: a human owns it until it is merged or closed",
-    )
+    if pr is not None and pr.state == "human-edited":
+        held = sorted(v for r, v in pr.holds if r == repository)
+        return (held[0] if held else None), Rejection(
+            "approval",
+            f"pull request #{pr.number} ({pr.url}) holds {', '.join(held) or 'no version of it'}"
+            " and has commits imagebot did not write: a human owns it until it is merged or"
+            " closed",
+        )
+    which = f" #{pr.number} ({pr.url})" if pr is not None else ""
+    return choice, Rejection("approval", f"the environment's pull request{which} must be merged")
 
 
 def records(
@@ -167,7 +171,8 @@ def records(
             gate = v.rejection.gate if v.rejection is not None else None
             candidates[v.tag] = Candidate(v.tag, v.accepted, gate, v.reason)
         for tag, rejection in (view.blocked if view is not None else {}).items():
-            candidates[tag] = Candidate(tag, False, rejection.gate, rejection.reason)
+            digest = view.digests.get(tag) if view is not None else None
+            candidates[tag] = Candidate(tag, False, rejection.gate, rejection.reason, digest)
         choice = decision.tag if decision is not None else None
         choice = choice if choice not in (None, current, target.tag) else None
         choice, waiting = approval(policy.publish.mode, pull_request, g.repository, choice)
@@ -182,6 +187,7 @@ def records(
                     digest=target.digest or (last.digest if last else None),
                     since=last.start if last else None,
                     commit=last.commit if last else None,
+                    manual=last.manual if last else None,
                 ),
                 candidates=tuple(candidates.values()),
                 choice=choice,

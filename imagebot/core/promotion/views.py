@@ -111,7 +111,7 @@ def promotion_view(
         checks=promote.checks,
         statuses=statuses,
         closed=windows.closed(window_rule, freeze_rule, now),
-        holds={h.tag: h for h in holds},
+        holds={(h.tag, h.manual): h for h in holds},
         upstream_holds={h.tag: h for h in upstream_holds},
     )
     # A tag that ran with several digests (it was moved and pushed again): the newest digest
@@ -237,7 +237,12 @@ def prepare(
                 image,
                 current=target.tag,
                 tags=scan.tags,
-                blocked={h.tag: gates.hold_rejection(h) for h in holds},
+                blocked={
+                    t.name: gates.hold_rejection(h)
+                    for t in scan.tags
+                    for h in holds
+                    if h.blocks(t.name)
+                },
                 now=now,
                 digests=scan.digests,
                 holds=holds,
