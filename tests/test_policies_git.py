@@ -99,7 +99,7 @@ def test_serve_follows_pushed_policies_and_keeps_the_last_good_one(
 ) -> None:
     """serve runs the policies of the branch; a pushed change (announced by a forge push
     webhook) is picked up without a restart; a broken revision keeps the last good policies
-    running and /readyz names the file, line and commit."""
+    running and /readyz, the status API and the log name the file, line and commit."""
     remote, image = setup(tmp_path, registry, extra='    range: "<1.1.0"\n')
     source = f"git+file://{remote}#main:policies"
 
@@ -137,3 +137,5 @@ def test_serve_follows_pushed_policies_and_keeps_the_last_good_one(
         assert any(p.startswith("policies/dev.yaml:7:") for p in ready["policy_problems"])
         assert "dev" in ready["environments"]
         assert any(commit[:12] in e["detail"] for e in d.named("policy_problem"))
+        replica = d.get("/api/v1/status").json()["replica"]
+        assert replica["policy_problems"] == ready["policy_problems"]
