@@ -255,6 +255,8 @@ class StatusView:
             "api_version": API_VERSION,
             "generated_at": now.isoformat(timespec="seconds"),
             "filters": {"q": q, "environment": environment, "state": state},
+            # what /readyz says of this replica: leadership, shards, configuration problems
+            "replica": _redacted({k: v for k, v in service.readiness()[1].items() if k in REPLICA}),
             "environments": environments,
             # one C-level copy of the deque: safe beside the loop appending to it
             "events": _redacted(list(service.decisions.events)[::-1]),
@@ -313,6 +315,9 @@ class StatusView:
         return {s: (len(rows), Markup("\n".join(rows))) for s, rows in groups.items()}, len(
             by_image
         )
+
+
+REPLICA = ("leader", "shards", "policy_problems", "kept_last_good", "config_problems")
 
 
 def _epoch(doc: dict[str, Any]) -> str | None:
