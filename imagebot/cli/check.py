@@ -15,6 +15,7 @@ from imagebot.core.policy import LoadedPolicy
 from imagebot.errors import PolicyError
 from imagebot.registry.providers.spec import BasicSource
 from imagebot.registry.settings import RegistriesSettings
+from imagebot.registry.trust import TrustError, load_signature
 
 NAME = "check"
 
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         for warning in credential_warnings(settings):
             print(f"warning: {warning}", file=sys.stderr)
+    for loaded in policies.environments:
+        problems.extend(trust_problems(loaded))
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     known = {p.name: p for p in policies.catalog}
@@ -97,6 +100,25 @@ def credential_warnings(settings: RegistriesSettings) -> list[str]:
                 where = source.at or "registries.yaml"
                 out.append(f"{where}: credentials.{field}: environment variable {name} is not"
                            " set here")  # fmt: skip
+    return out
+
+
+def trust_problems(loaded: LoadedPolicy) -> list[str]:
+    """The keys and trusted roots of every ``verify`` block, loaded as a cycle loads them."""
+    policy, out = loaded.policy, []
+    blocks = [
+        ((), policy.verify),
+        *((("images", i), e.verify) for i, e in enumerate(policy.images)),
+    ]
+    if policy.defaults is not None:
+        blocks.append((("defaults",), policy.defaults.verify))
+    for at, spec in blocks:
+        for i, sig in enumerate(spec.signatures if spec is not None else ()):
+            try:
+                load_signature(sig, i, base=Path(loaded.source).parent)
+            except TrustError as exc:
+                where = yamldoc.dotted((*at, "verify", *exc.field))
+                out.append(f"{loaded.at(where)}: {where}: {exc}")
     return out
 
 

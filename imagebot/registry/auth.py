@@ -207,10 +207,16 @@ class RegistryAuth(httpx.Auth):
             return None, True
         if basic is not None:
             self._scheme = "basic"
-            creds = await self._creds()
             if sent is not None and sent.startswith("Basic "):
-                refused = creds.refused("basic") if creds else "credentials refused (401)"
-                raise AuthError(refused, registry=self.registry)
+                # Refused: the secret may have been rotated since it was cached. Ask its
+                # source once more; the same answer again is a refusal.
+                getattr(self._credentials, "forget", lambda registry: None)(self.registry)
+                creds = await self._creds()
+                if creds is None or basic_header(creds) == sent:
+                    refused = creds.refused("basic") if creds else "credentials refused (401)"
+                    raise AuthError(refused, registry=self.registry)
+                return basic_header(creds), False
+            creds = await self._creds()
             if creds is None:
                 raise AuthError(
                     "the registry requires credentials (Basic) and none are configured",
