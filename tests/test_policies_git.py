@@ -78,9 +78,9 @@ def test_check_names_file_line_and_commit_of_a_broken_policy(
     cache = {"IMAGEBOT_CACHE_DIR": str(tmp_path / "cache")}
     result = run_cli("check", "--policies", source, env=cache)
     assert result.returncode == 1
-    assert "policies/dev.yaml:7:" in result.stdout, result.stdout
-    assert f"(commit {head(remote)[:12]})" in result.stdout
-    assert str(tmp_path / "cache") not in result.stdout  # named as in the repository
+    assert "policies/dev.yaml:7:" in result.stderr, result.stderr
+    assert f"(commit {head(remote)[:12]})" in result.stderr
+    assert str(tmp_path / "cache") not in result.stderr  # named as in the repository
 
 
 def test_a_bad_source_is_a_clear_error(tmp_path: Path) -> None:
