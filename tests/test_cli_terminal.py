@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import structlog.testing
+
 from imagebot import logs, progress
 from imagebot.cli import progressbar
 from tests.support.cli import ROOT, run_cli
@@ -85,11 +87,10 @@ def test_status_and_plan_on_a_terminal_print_no_log_lines(
 def test_progress_is_drawn_only_on_a_terminal() -> None:
     """A step and a counter draw on a terminal (rich, forced here) and draw nothing on a
     pipe, where the command's stderr stays empty."""
-    logs.configure(level="error")
     log = logs.get_logger("test")
     for force, drawn in ((True, True), (False, False)):
         stream = io.StringIO()
-        with progressbar.shown(stream, force=force):
+        with progressbar.shown(stream, force=force), structlog.testing.capture_logs():
             counter = progress.Counter("environments planned", 2)
             with progress.step(log, "clone_started", "cloned", "clone https://example.com/env"):
                 counter.advance()
