@@ -37,6 +37,7 @@ from imagebot.git.repo import EnvRepo
 from imagebot.git.workspace import Workspace, read_workspace, repo_cache_dir
 from imagebot.publisher import Publishers
 from imagebot.registry.scan import Registry, resolve_digests, scan_repositories
+from imagebot.registry.trust import Store, verify_gate
 
 log = logs.get_logger("imagebot.engine")
 
@@ -103,18 +104,8 @@ async def run_cycle(
         if publishers is None:
             publishers = await stack.enter_async_context(Publishers())
         publishers.start_cycle()
-        cycle = _Cycle(
-            registry=registry,
-            repos_dir=repos_dir,
-            publish=publish,
-            clock=clock,
-            push_attempts=push_attempts,
-            git_timeout=git_timeout,
-            publishers=publishers,
-            memo=memo,
-            image_digests=image_digests,
-            cache=cache,
-        )
+        cycle = _Cycle(registry, repos_dir, publish, clock, push_attempts, git_timeout,
+                       publishers, memo, image_digests, cache, Store(cache))  # fmt: skip
         return await _run_cycle(
             policies, cycle, problems=problems, catalog=catalog, statuses=statuses
         )
@@ -134,6 +125,7 @@ class _Cycle:
     memo: SelectionMemo
     image_digests: bool
     cache: Cache | None
+    verified: Store
 
 
 async def _run_cycle(
@@ -178,8 +170,7 @@ async def _run_cycle(
         try:
             ws = workspaces[loaded.name]
             if isinstance(ws, str):
-                empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
-                results[loaded.name] = EnvironmentResult(plan=empty, error=ws)
+                results[loaded.name] = _failed(loaded, ws)
                 return
             for g in ws.governance.groups:
                 await scanned[g.repository].wait()
@@ -200,8 +191,7 @@ async def _run_cycle(
                 prepared_for[loaded.name] = prepared
             except GitError as exc:
                 log.error("history_unavailable", environment=loaded.name, error=str(exc))
-                empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
-                results[loaded.name] = EnvironmentResult(plan=empty, error=str(exc))
+                results[loaded.name] = _failed(loaded, str(exc))
                 return
             result = await _run_environment(loaded, ws, cycle, prepared)
             if result.commit:
@@ -233,14 +223,8 @@ async def _run_cycle(
     )
     for env, prepared in prepared_for.items():  # the record, once everything is published
         r = results[env]
-        found = records(
-            known[env],
-            r.plan,
-            prepared,
-            commit=r.commit,
-            pull_request=r.pull_request,
-            error=r.error,
-        )
+        found = records(known[env], r.plan, prepared, commit=r.commit,
+                        pull_request=r.pull_request, error=r.error)  # fmt: skip
         results[env] = replace(r, images=found)
     return CycleResult(
         environments=tuple(results[loaded.name] for loaded in policies),
@@ -348,22 +332,16 @@ async def _finish_publishing(
 async def _run_environment(
     loaded: LoadedPolicy, ws: Workspace, cycle: _Cycle, prepared: Prepared
 ) -> EnvironmentResult:
-    registry, clock, memo, scans = cycle.registry, cycle.clock, cycle.memo, prepared.scans
-    env = loaded.name
+    registry, clock, env = cycle.registry, cycle.clock, loaded.name
     bound = log.bind(environment=env)
     try:
         publisher = cycle.publishers.for_policy(loaded)
     except ForgeError as exc:
         bound.error("publish_failed", error=str(exc))
-        empty = EnvironmentPlan(environment=env, source=loaded.source)
-        return EnvironmentResult(plan=empty, error=f"{env}: {exc}")
+        return _failed(loaded, f"{env}: {exc}")
     # Planning is CPU work (selection over thousands of tags): off the event loop, so a
     # daemon's health checks and webhooks are answered meanwhile.
-    plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
-    needed = plan.digests_needed | (plan.trailer_digests if cycle.image_digests else frozenset())
-    if await resolve_digests(registry, needed, scans):
-        # The memo answers again for every image whose selection read only tag names.
-        plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
+    plan = await _planned(loaded, ws, cycle, prepared)
     for problem in plan.problems:
         bound.warning("problem", detail=problem)
     for change in plan.changes:
@@ -395,6 +373,27 @@ async def _run_environment(
     return EnvironmentResult(
         plan=plan, commit=done.commit, publication=done.note, pull_request=done.pull_request
     )
+
+
+def _failed(loaded: LoadedPolicy, error: str) -> EnvironmentResult:
+    return EnvironmentResult(EnvironmentPlan(loaded.name, loaded.source), error=error)
+
+
+async def _planned(
+    loaded: LoadedPolicy, ws: Workspace, cycle: _Cycle, prepared: Prepared
+) -> EnvironmentPlan:
+    """Plan; fetch the digests the plan asks for and plan again; then the verify gate."""
+
+    async def plan(p: Prepared) -> EnvironmentPlan:
+        args = (loaded, ws, p.scans, cycle.clock, p, cycle.memo)
+        made = await anyio.to_thread.run_sync(_plan, *args)
+        extra = made.trailer_digests if cycle.image_digests else frozenset()
+        if await resolve_digests(cycle.registry, made.digests_needed | extra, p.scans):
+            # The memo answers again for every image whose selection read only tag names.
+            made = await anyio.to_thread.run_sync(_plan, *args)
+        return made
+
+    return await verify_gate(loaded, prepared, plan, registry=cycle.registry, store=cycle.verified)
 
 
 def _plan(

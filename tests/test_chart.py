@@ -166,14 +166,34 @@ def test_dockerfile_runs_as_the_charts_user_with_git() -> None:
         assert choice in docs
 
 
-def test_kubernetes_api_token_is_mounted_only_for_leader_election() -> None:
-    """The pod mounts no service account token by default; leader election turns it on."""
+def test_kubernetes_api_token_is_mounted_only_for_leases() -> None:
+    """The pod mounts no service account token by default; leader election or shards turn
+    it on."""
     values = load(CHART / "values.yaml")
     assert values["serviceAccount"]["automount"] is False
-    assert values["leaderElection"]["enabled"] is False
+    assert values["leaderElection"]["enabled"] is False and values["shards"] == 0
     template = (CHART / "templates" / "deployment.yaml").read_text()
-    expression = "{{ or .Values.serviceAccount.automount .Values.leaderElection.enabled }}"
-    assert f"automountServiceAccountToken: {expression}" in template
+    leases = "{{- $leases := or .Values.leaderElection.enabled (gt (int .Values.shards) 0) }}"
+    assert leases in template
+    assert "automountServiceAccountToken: {{ or .Values.serviceAccount.automount $leases }}" in (
+        template
+    )
+
+
+def test_every_flag_the_chart_passes_is_one_serve_accepts() -> None:
+    """Each --flag in the Deployment's args (shards, lease, policies from git) is an option
+    of `imagebot serve`, so the chart cannot drift from the command line."""
+    from imagebot.cli.main import build_parser
+
+    template = (CHART / "templates" / "deployment.yaml").read_text()
+    flags = set(re.findall(r"^\s+- (--[a-z-]+)", template, flags=re.M))
+    assert {"--shards", "--lease-duration", "--leader-elect", "--reload-interval"} <= flags
+    parser = build_parser("serve")
+    serve = next(
+        a for a in parser._subparsers._group_actions[0].choices.values() if a.prog.endswith("serve")
+    )
+    known = {o for action in serve._actions for o in action.option_strings}
+    assert flags <= known, flags - known
 
 
 def test_secrets_reach_the_pod_as_files_not_environment_variables() -> None:
@@ -232,6 +252,17 @@ def test_dockerfile_pins_the_base_by_digest_and_dependencies_by_constraints() ->
     }
     assert wanted and wanted <= pins, wanted - pins
     assert "imagebot" not in pins
+
+
+def test_values_examples_in_the_chart_readme_validate() -> None:
+    """Each values example in charts/README.md, merged over values.yaml, validates (the
+    policy-file fragment there is a policy's, checked by the docs tests' rules)."""
+    text = (ROOT / "charts" / "README.md").read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S)]
+    overrides = [b for b in blocks if "publish" not in b]
+    assert any("policiesFromGit" in b for b in overrides)
+    for override in overrides:
+        jsonschema.validate(merged(load(CHART / "values.yaml"), override), schema())
 
 
 def test_example_alerts_fire_on_what_the_daemon_exports() -> None:

@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 
 from tests.support.cli import run_cli
+from tests.support.forges import run_forge
 from tests.support.gitenv import commits, make_remote, message, show, trailers
 from tests.support.registry import Registry, push_image
 
 NOW = datetime.now(UTC)
 ANN = "Ann Operator <ann@example.com>"
+TOKEN = "ghp-manual-ops"
 DEPLOY = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app}}\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: {image}:{tag}\n"  # noqa: E501
 
 
@@ -36,7 +38,7 @@ class World:
 
     def run(self, *args: str) -> Any:
         where = ("--policies", str(self.tmp / "policies"), "--cache-dir", str(self.tmp / "cache"))
-        return run_cli(*args, *where)
+        return run_cli(*args, *where, env={"FORGE_TOKEN": TOKEN})
 
     def runs(self, env: str) -> str:
         text = show(self.remote, f"envs/{env}/app.yaml").decode()
@@ -130,7 +132,7 @@ def test_hold_then_release(world: World) -> None:
     assert code == 0, out
     assert dict(trailers(world.remote))["Imagebot-Hold"] == "app 1.0.0"
     assert (
-        "app 1.0.0 held by Ann Operator: release freeze"
+        "hold app at 1.0.0 by Ann Operator: release freeze"
         in show(world.remote, "envs/dev/.imagebot/holds.txt").decode()
     )
     assert world.cli("apply")[0] == 0
@@ -170,3 +172,30 @@ def test_manual_commands_name_what_is_wrong(world: World) -> None:
     code, out = world.cli("hold", "dev", "web", "--author", ANN)
     assert code == 1 and "no image 'web'" in out and "dev.yaml" in out, out
     assert commits(world.remote) == head
+
+
+def test_in_pull_request_mode_a_hold_is_a_pull_request_honoured_once_merged(world: World) -> None:
+    """Where the environment publishes by pull request, ``hold`` opens one (the branch holds
+    the commit, the environment's branch is untouched); merged, the next cycle keeps the
+    image at its version."""
+    with run_forge("github", world.remote, token=TOKEN) as forge:
+        dev = world.tmp / "policies" / "dev.yaml"
+        dev.write_text(
+            dev.read_text().replace(
+                "images:",
+                f"publish:\n  mode: pull-request\n  forge: {{type: github, url: {forge.url},"
+                " project: acme/environments, token_env: FORGE_TOKEN}\nimages:",
+            )
+        )
+        head = commits(world.remote)
+        code, out = world.cli("hold", "dev", "app", "--reason", "freeze", "--author", ANN)
+        assert code == 0 and "pull request #1" in out, out
+        assert commits(world.remote) == head
+        (pull,) = forge.open_pulls()
+        assert pull.head == "imagebot/manual/dev-hold-app" and pull.base == "main"
+        forge.merge_by_human(1)
+        assert world.cli("apply")[0] == 0
+        assert world.runs("dev") == "1.0.0"
+        assert not forge.open_pulls()
+        (hold,) = world.status("dev")["holds"]
+        assert (hold["author"], hold["reason"], hold["manual"]) == (ANN, "freeze", True)

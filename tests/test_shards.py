@@ -113,6 +113,9 @@ def test_replicas_split_shards_and_take_over_a_killed_one(
             )
 
         wait_for(balanced, timeout=60, what="6 shards split 2/2/2 between 3 replicas")
+        for d in replicas:  # the status API says what /readyz says
+            replica = d.get("/api/v1/status").json()["replica"]
+            assert replica["shards"] == {"count": SHARDS, "owned": owned(d)}
         wait_for(
             lambda: len(published(remote)) == len(ENVIRONMENTS),
             timeout=60,

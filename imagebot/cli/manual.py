@@ -8,9 +8,12 @@ but never past a hold or a failing check; ``hold`` keeps an image at the version
 (``Imagebot-Hold``) until ``release`` lifts it (``Imagebot-Lift-Hold``); ``rollback`` puts
 back the version that ran before, which holds the version it left.
 
-Holds and releases change only ``.imagebot/holds.txt`` under the environment's path, a
-human-readable list of the manual holds: git lists a commit in a path's history only when it
-changes a file there.
+Where the environment publishes by pull request, the commit goes on a branch of its own
+with a pull request into the environment's branch: it takes effect once merged.
+
+Holds and releases each add a line to ``.imagebot/holds.txt`` under the environment's path,
+a human-readable log: git lists a commit in a path's history only when it changes a file
+there, and the trailers, not the file, are what the next cycle reads.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import argparse
 import os
 import subprocess
 from collections import defaultdict
+
+import anyio
 
 from imagebot import config
 from imagebot.cli import cycle, options
@@ -42,8 +47,10 @@ from imagebot.core.promotion.holds import (
 from imagebot.core.rewrite import Edit, apply
 from imagebot.errors import ImagebotError
 from imagebot.git.history import read_history
-from imagebot.git.push import push
+from imagebot.git.push import push, push_branches
+from imagebot.git.repo import EnvRepo
 from imagebot.git.workspace import Workspace, read_workspace
+from imagebot.publisher import Publishers
 from imagebot.registry.tags import newness
 
 #: Gates a manual promotion may pass: time-based ones, never holds, checks or verification.
@@ -95,11 +102,6 @@ def _policy(args: argparse.Namespace) -> tuple[LoadedPolicy, ImagePolicy]:
     if image is None or image.pattern is not None:
         known = ", ".join(i.name for i in loaded.policy.images if i.pattern is None)
         raise ImagebotError(f"{loaded.source}: no image {name!r} (known: {known})")
-    if loaded.policy.publish.mode != "commit":
-        raise ImagebotError(
-            f"{loaded.source}: {env} publishes by pull request; manual operations commit to"
-            f" {loaded.policy.repo.branch} directly and are only for publish: commit"
-        )
     return loaded, image
 
 
@@ -159,17 +161,8 @@ def run(op: str, args: argparse.Namespace) -> int:
     trailers = [f"{TRAILER_MANUAL}: {op} {name}"] + (
         [f"{TRAILER_REASON}: {reason}"] if reason else []
     )
-    holds_path = f"{loaded.policy.repo.path.strip('/')}/{HOLDS_FILE}".lstrip("/")
-    entry = next(
-        (
-            e
-            for e in repo.files(holds_path.rpartition("/")[0], suffixes=(".txt",))
-            if e.path == holds_path
-        ),
-        None,
-    )
-    listed = repo.read(entry).decode() if entry is not None else ""
     changes: dict[str, bytes] = {}
+    why = f": {reason}" if reason else ""
     if op in ("promote", "rollback"):
         if op == "promote":
             assert target is not None
@@ -194,21 +187,48 @@ def run(op: str, args: argparse.Namespace) -> int:
         if running is None or running.tag is None:
             raise ImagebotError(f"{env}: {name} runs no tagged version to hold")
         trailers.append(f"{TRAILER_HOLD}: {name} {running.tag}")
-        line = f"{name} {running.tag} held by {author[0]}" + (f": {reason}" if reason else "")
-        changes = {holds_path: (listed + line + "\n").encode()}
+        changes = _logged(loaded, repo, f"hold {name} at {running.tag} by {author[0]}{why}")
         what = f"at {running.tag}"
     else:
         trailers.append(f"{TRAILER_LIFT_HOLD}: {name}")
-        kept = [ln for ln in listed.splitlines(keepends=True) if ln.split(" ", 1)[0] != name]
-        changes = {holds_path: "".join(kept).encode() + f"# {name} released\n".encode()}
+        changes = _logged(loaded, repo, f"release {name} by {author[0]}{why}")
         what = "holds lifted"
     title = f"imagebot({env}): {op} {name} {what}"
     message = "\n\n".join([title, *([reason] if reason else []), "\n".join(trailers)]) + "\n"
     sha = repo.commit(
         changes, message=message, author_name=author[0], author_email=author[1], when=utc_now()
     )
+    if loaded.policy.publish.mode == "pull-request":
+        url = anyio.run(_propose, loaded, repo, sha, f"imagebot/manual/{env}-{op}-{name}", message)
+        print(f"{env}: {op} {name} {what}: proposed in {url}; it takes effect once merged")
+        return 0
     refused = push(repo, sha)
     if refused is not None:
         raise ImagebotError(f"{env}: {refused.message}; nothing changed, run it again")
     print(f"{env}: {op} {name} {what}: pushed {sha}")
     return 0
+
+
+def _logged(loaded: LoadedPolicy, repo: EnvRepo, line: str) -> dict[str, bytes]:
+    """The holds log with ``line`` added: the one file a hold or release changes."""
+    path = f"{loaded.policy.repo.path.strip('/')}/{HOLDS_FILE}".lstrip("/")
+    folder = path.rpartition("/")[0]
+    entry = next((e for e in repo.files(folder, suffixes=(".txt",)) if e.path == path), None)
+    text = repo.read(entry).decode() if entry is not None else ""
+    return {path: f"{text}{utc_now():%Y-%m-%d %H:%M} {line}\n".encode()}
+
+
+async def _propose(loaded: LoadedPolicy, repo: EnvRepo, sha: str, branch: str, message: str) -> str:
+    """Reviewed like every change of the environment: the commit on a branch of its own, and a
+    pull request into the environment's branch."""
+    refused = push_branches(repo, [(sha, branch, None)])
+    if refused:
+        raise ImagebotError(f"{loaded.name}: {refused[branch].message}; is {branch} left over?")
+    title, _, body = message.partition("\n\n")
+    async with Publishers() as publishers:
+        forge = publishers.forge_for(loaded)
+        assert forge is not None  # pull-request mode names its forge
+        pr = await forge.open(
+            head=branch, base=loaded.policy.repo.branch, title=title, body=body, draft=False
+        )
+    return f"pull request #{pr.number} ({pr.url})"

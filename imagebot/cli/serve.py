@@ -16,6 +16,7 @@ from imagebot.cli import cycle
 from imagebot.cli.options import (
     add_cache_dir_argument,
     add_git_timeout_argument,
+    add_policies_argument,
     add_registry_arguments,
     default_cache_dir,
 )
@@ -35,14 +36,7 @@ def _env_path(name: str) -> Path | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--policies",
-        type=Path,
-        default=Path(os.environ.get("IMAGEBOT_POLICIES", "policies")),
-        metavar="DIR",
-        help="directory of policy files, reloaded when it changes (default: $IMAGEBOT_POLICIES"
-        " or ./policies)",
-    )
+    add_policies_argument(parser, "policy files, reloaded when they change")
     parser.add_argument(
         "--listen",
         default=os.environ.get("IMAGEBOT_LISTEN", "127.0.0.1:8080"),
@@ -155,7 +149,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def read_secret(variable: str, path: Path | None, flag: str) -> str | None:
     """$``variable``, else the file's content (surrounding whitespace dropped); remembered
     so that no message shows it."""
-    from imagebot.redact import SecretError, remember, secret, secret_file
+    from imagebot.livefile import secret_file
+    from imagebot.redact import SecretError, remember, secret
 
     value = os.environ.get(variable)
     try:
@@ -179,8 +174,10 @@ def _return_freed_memory() -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: `imagebot --help` and the other commands do not pay for the HTTP stack.
     from imagebot.daemon.leader import SERVICE_ACCOUNT, LeaseSettings
-    from imagebot.daemon.service import ServeOptions, Service, parse_listen
+    from imagebot.daemon.listener import parse_listen
+    from imagebot.daemon.service import ServeOptions, Service
     from imagebot.daemon.status_api import Access
+    from imagebot.policysource import GitPolicies
 
     try:
         parse_listen(args.listen)
@@ -200,17 +197,26 @@ def run(args: argparse.Namespace) -> int:
             renew_deadline=args.lease_duration * 2 / 3,
             retry_period=args.lease_duration * 2 / 15,
         )
+    cache_dir = args.cache_dir or default_cache_dir()
+    policies: Path | GitPolicies = args.policies
+    # Policies from git are fetched when serve starts; registries.yaml beside them is read then.
+    beside = policies if isinstance(policies, Path) else policies.directory(cache_dir)
+    if isinstance(policies, Path):
+        cycle.registry_settings(args, beside)  # a broken file stops serve before it starts
+    secrets = [
+        ("IMAGEBOT_WEBHOOK_SECRET", args.webhook_secret_file, "--webhook-secret-file"),
+        ("IMAGEBOT_WEBHOOK_URL_TOKEN", args.webhook_url_token_file, "--webhook-url-token-file"),
+    ]
+    for secret in secrets:
+        read_secret(*secret)  # so does a secret that cannot be read
+    # Each is asked again where it is used (a changed file is read again: see livefile).
     options = ServeOptions(
-        policies=args.policies,
-        cache_dir=args.cache_dir or default_cache_dir(),
-        settings=cycle.registry_settings(args),
+        policies=policies,
+        cache_dir=cache_dir,
+        settings=lambda: cycle.registry_settings(args, beside),
         listen=args.listen,
-        webhook_secret=read_secret(
-            "IMAGEBOT_WEBHOOK_SECRET", args.webhook_secret_file, "--webhook-secret-file"
-        ),
-        url_token=read_secret(
-            "IMAGEBOT_WEBHOOK_URL_TOKEN", args.webhook_url_token_file, "--webhook-url-token-file"
-        ),
+        webhook_secret=lambda: read_secret(*secrets[0]),
+        url_token=lambda: read_secret(*secrets[1]),
         http_deadline=args.http_deadline,
         lease=lease,
         shards=args.shards,

@@ -56,6 +56,8 @@ def _cell(s: ImageRecord) -> list[str]:
     env = s.environment + (f" (from {s.upstream})" if s.upstream else "")
     if s.blocker:
         state = f"waiting: {s.blocker}"
+    elif s.holds:
+        state = f"held: {s.holds[0].words()}"
     elif s.choice:
         state = "moves next cycle"
     else:

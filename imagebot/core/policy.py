@@ -42,6 +42,7 @@ from imagebot.core.selection import (
     ignore_entry_kind,
     validate_rule,
 )
+from imagebot.core.verify_policy import VerifySpec
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
 
 
@@ -86,6 +87,9 @@ class ImageRule(_Model):
     unhold: tuple[str, ...] = Field(
         default=(),
         description="versions whose hold (from a human rollback) is lifted, e.g. ['1.4.0']",
+    )
+    verify: VerifySpec | None = Field(
+        default=None, description="signatures the image must carry (wins over the environment's)"
     )
 
     @field_validator("min_age", check_fields=False)
@@ -272,6 +276,9 @@ class EnvironmentPolicy(_Model):
         default=None, description="take versions from an upstream environment's history"
     )
     signing: SigningSpec | None = Field(default=None, description="sign imagebot's commits")
+    verify: VerifySpec | None = Field(
+        default=None, description="signatures and attestations every image must carry"
+    )
     defaults: ImageDefaults | None = Field(
         default=None,
         description="rule for every image referenced in the environment's files that no"

@@ -24,7 +24,14 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from imagebot import logs
 from imagebot.daemon import metrics as m
 from imagebot.daemon.status_api import routes as status_routes
-from imagebot.daemon.webhooks import MAX_BODY, REPLAY_WINDOW, SENDERS, BadPayload, Seen
+from imagebot.daemon.webhooks import (
+    MAX_BODY,
+    REPLAY_WINDOW,
+    SENDERS,
+    BadPayload,
+    Seen,
+    git_push,
+)
 from imagebot.daemon.webhooks import Request as WebhookRequest
 from imagebot.redact import redact_value
 
@@ -128,6 +135,10 @@ def build_app(service: Service, *, deadline: float = 10.0) -> Starlette:
         now = time.time()
         if sender.signed and stamp is not None and not _fresh(stamp, now):
             return refuse("unauthorized", "timestamp outside the 5-minute window", 401)
+        if git_push(req):  # whichever replica it reaches: every replica runs every policy
+            service.look_at_policies()
+            counter.labels(name, "accepted").inc()
+            return JSONResponse({"policies": "fetching"}, status_code=202)
         try:
             pushes = sender.pushes(req)
         except BadPayload as exc:

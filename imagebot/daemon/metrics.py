@@ -236,3 +236,6 @@ class _MeteredRegistry:
         except RegistryError as exc:
             self._failed(exc)
             raise
+
+    async def fetch(self, repository: str, path: str, *, accept: str) -> bytes | None:
+        return await self._inner.fetch(repository, path, accept=accept)

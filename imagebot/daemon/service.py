@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -26,36 +25,46 @@ from typing import Any
 
 import anyio
 import structlog
-import uvicorn
 from anyio.abc import TaskGroup
 
-from imagebot import logs
+from imagebot import livefile, logs
 from imagebot.core.policy import Schedule
 from imagebot.daemon.app import server_config
 from imagebot.daemon.events import Decisions
 from imagebot.daemon.leader import Elector, LeaseClient, LeaseSettings
+from imagebot.daemon.listener import Server, bind
 from imagebot.daemon.metrics import Metrics
-from imagebot.daemon.policies import PolicyDirectory
+from imagebot.daemon.policies import PolicyDirectory, PolicyRepository
 from imagebot.daemon.runtime import Runtime
 from imagebot.daemon.scheduler import Dispatcher, Timer, WallTimer, run_schedule
 from imagebot.daemon.shards import Shards
 from imagebot.daemon.status_api import Access
 from imagebot.daemon.webhooks import Push
-from imagebot.errors import ImagebotError
+from imagebot.policysource import GitPolicies
 from imagebot.publisher import Publishers
 from imagebot.registry.settings import RegistriesSettings
 
 log = logs.get_logger("imagebot.daemon")
 
+Secret = str | Callable[[], str | None] | None
+
+
+def _current(secret: Secret) -> str | None:
+    return secret() if callable(secret) else secret
+
 
 @dataclass(frozen=True)
 class ServeOptions:
-    policies: Path
+    policies: Path | GitPolicies
     cache_dir: Path
-    settings: RegistriesSettings = field(default_factory=RegistriesSettings)
+    settings: RegistriesSettings | Callable[[], RegistriesSettings] = field(
+        default_factory=RegistriesSettings
+    )
+    """A callable is asked before every cycle (registries.yaml, re-read when it changes)."""
     listen: str = "127.0.0.1:8080"
-    webhook_secret: str | None = None
-    url_token: str | None = None
+    webhook_secret: Secret = None
+    """A callable is asked on every webhook (a secret file, re-read when it changes)."""
+    url_token: Secret = None
     """The ``?token=`` of senders that cannot send headers (Docker Hub, Quay); None: off."""
     http_deadline: float = 10.0
     """Seconds a client has to send a request's headers, and a webhook's body."""
@@ -80,29 +89,6 @@ class ServeOptions:
     """Who may read them (None: anyone who reaches the port)."""
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn on our loop: the service handles signals, and there is no 0.1 s tick."""
-
-    def __init__(self, config: uvicorn.Config, stop: anyio.Event) -> None:
-        super().__init__(config)
-        self._stop = stop
-
-    def capture_signals(self) -> Any:
-        import contextlib
-
-        return contextlib.nullcontext()
-
-    async def main_loop(self) -> None:
-        await self._stop.wait()
-
-
 class Service:
     def __init__(
         self,
@@ -116,9 +102,12 @@ class Service:
         self.options = options
         self.timer = timer or WallTimer()
         self.metrics = metrics or Metrics()
-        self.webhook_secret = options.webhook_secret
-        self.url_token = options.url_token
-        self.policies = PolicyDirectory(options.policies)
+        self.policies = (
+            PolicyRepository(options.policies, options.cache_dir, timeout=options.git_timeout)
+            if isinstance(options.policies, GitPolicies)
+            else PolicyDirectory(options.policies)
+        )
+        self._policy_wait: anyio.CancelScope | None = None  # cancelled: look now
         self.decisions = Decisions()
         self.last = self.decisions.last
         self._monotonic = monotonic
@@ -142,6 +131,9 @@ class Service:
     @property
     def leading(self) -> bool:
         return self._elector is None or self._elector.leading
+
+    webhook_secret = property(lambda self: _current(self.options.webhook_secret))
+    url_token = property(lambda self: _current(self.options.url_token))
 
     def owns(self, environment: str) -> bool:
         """Whether this replica may run ``environment`` now (its shard, or the leader)."""
@@ -169,6 +161,7 @@ class Service:
             "environments": envs,
             "policy_problems": list(state.problems),
             "kept_last_good": list(state.kept),
+            "config_problems": livefile.problems(),
         }
         if self._shards:
             detail["shards"] = {"count": self._shards.count, "owned": self._shards.owned}
@@ -244,10 +237,18 @@ class Service:
                 planned=self.decisions.next_due.__setitem__,
             )
 
+    def look_at_policies(self) -> None:
+        """Look for policy changes now (a forge reported a push), not at the next interval."""
+        self._policy_wait = self._policy_wait or anyio.CancelScope()
+        self._policy_wait.cancel()
+
     async def _watch_policies(self) -> None:
         while True:
-            await self.timer.sleep(self.options.reload_interval)
-            if not self.policies.changed():
+            self._policy_wait = self._policy_wait or anyio.CancelScope()
+            with self._policy_wait:
+                await self.timer.sleep(self.options.reload_interval)
+            self._policy_wait = None
+            if not await anyio.to_thread.run_sync(self.policies.changed):
                 continue
             before = self.policies.state.environments
             state = self.policies.load()
@@ -297,6 +298,8 @@ class Service:
                 self.metrics.record_cycle(result, trigger=trigger, seconds=seconds, now=now)
                 async with Publishers() as publishers:
                     await self.metrics.read_open_pull_requests(policies, publishers)
+                if self.policies.fetched_with(self._runtime.repo_urls(policies)):
+                    self.look_at_policies()  # that repository was just fetched: so are they
                 for env in result.environments:
                     error = env.error or "; ".join(env.plan.problems) or None
                     self.decisions.record(env.plan.environment, env.ok, now, error, env, seconds)
@@ -347,27 +350,13 @@ class Service:
                 self.stop()
                 return
 
-    def _bind(self) -> socket.socket:
-        host, port = parse_listen(self.options.listen)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-            sock.listen(128)
-        except OSError as exc:
-            sock.close()
-            raise ImagebotError(f"--listen {self.options.listen}: {exc.strerror}") from None
-        sock.setblocking(False)
-        self.bound = sock.getsockname()[:2]
-        return sock
-
     async def run(self, *, handle_signals: bool = True) -> int:
         """Serve until stopped; the exit code."""
-        sock = self._bind()
+        sock = bind(self.options.listen)
+        self.bound = sock.getsockname()[:2]
         http_stop = anyio.Event()
         config = server_config(self, deadline=self.options.http_deadline)
-        server = _Server(config, http_stop)
+        server = Server(config, http_stop)
         state = self.policies.load()
         log.info(
             "serving",

@@ -186,7 +186,7 @@ _LEFT = re.compile("\x00(\\d+)\x00")
 _PART = re.compile('"\\\\u0000(\\d+)"')  # where an environment's images go in the JSON
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one is equal only to itself
 class _Rendered:
     """One environment's last cycle as served: its records' JSON, and each image's page cell
     (and, under ``<image``, the head of its row)."""
@@ -205,6 +205,7 @@ class StatusView:
     def __init__(self, service: Service) -> None:
         self.service = service
         self._rendered: dict[str, _Rendered] = {}
+        self._rows: tuple[tuple[Any, ...], tuple[dict[str, tuple[int, Markup]], int]] | None = None
 
     def _environment(self, name: str, last: LastCycle) -> _Rendered:
         kept = self._rendered.get(name)
@@ -230,11 +231,11 @@ class StatusView:
         loaded = service.policies.state.environments
         q = q.strip().lower()
         for name in set(self._rendered) - set(loaded):
-            del self._rendered[name]
+            self._rendered.pop(name, None)  # another request may have dropped it too
         environments = []
         for name in pipeline_order(loaded):
             last = service.last.get(name)
-            if (environment and name != environment) or name not in loaded:
+            if environment and name != environment:
                 continue
             rendered = self._environment(name, last) if last is not None else None
             docs = rendered.docs if rendered else ()
@@ -254,6 +255,8 @@ class StatusView:
             "api_version": API_VERSION,
             "generated_at": now.isoformat(timespec="seconds"),
             "filters": {"q": q, "environment": environment, "state": state},
+            # what /readyz says of this replica: leadership, shards, configuration problems
+            "replica": _redacted({k: v for k, v in service.readiness()[1].items() if k in REPLICA}),
             "environments": environments,
             # one C-level copy of the deque: safe beside the loop appending to it
             "events": _redacted(list(service.decisions.events)[::-1]),
@@ -273,6 +276,27 @@ class StatusView:
 
     def page(self, now: datetime, *, reload: str = "/", **filters: str) -> str:
         doc = self.context(now, **filters)
+        # The rows change only with a cycle or the filters: the last page's are kept.
+        key = (tuple(e["images"][0] for e in doc["environments"]), *filters.items())
+        if self._rows is None or self._rows[0] != key:
+            self._rows = key, self._group(doc)
+        groups, shown = self._rows[1]
+        html = _templates.get_template("status.html").render(
+            **doc,
+            groups=groups,
+            shown=shown,
+            states=STATES,
+            all_environments=pipeline_order(self.service.policies.state.environments),
+            reload=reload,
+        )
+        stamp = now.timestamp()
+        return _LEFT.sub(
+            lambda m: format_duration(timedelta(seconds=max(int(m[1]) - stamp, 0))), html
+        )
+
+    @staticmethod
+    def _group(doc: dict[str, Any]) -> tuple[dict[str, tuple[int, Markup]], int]:
+        """One row per image, grouped by the most urgent state of its cells."""
         names = [e["name"] for e in doc["environments"]]
         by_image: dict[str, dict[str, tuple[dict[str, Any], str, str]]] = {}
         for e in doc["environments"]:
@@ -288,18 +312,12 @@ class StatusView:
             row = "".join(cells[n][1] if n in cells else "<td>—</td>" for n in names)
             head = next(iter(cells.values()))[2]
             groups[STATES[state]].append(f"{head}{row}</tr>")
-        html = _templates.get_template("status.html").render(
-            **doc,
-            groups={s: (len(rows), Markup("\n".join(rows))) for s, rows in groups.items()},
-            shown=len(by_image),
-            states=STATES,
-            all_environments=pipeline_order(self.service.policies.state.environments),
-            reload=reload,
+        return {s: (len(rows), Markup("\n".join(rows))) for s, rows in groups.items()}, len(
+            by_image
         )
-        stamp = now.timestamp()
-        return _LEFT.sub(
-            lambda m: format_duration(timedelta(seconds=max(int(m[1]) - stamp, 0))), html
-        )
+
+
+REPLICA = ("leader", "shards", "policy_problems", "kept_last_good", "config_problems")
 
 
 def _epoch(doc: dict[str, Any]) -> str | None:

@@ -29,6 +29,7 @@ from imagebot.core.publish_policy import derive_project
 from imagebot.errors import ForgeError
 from imagebot.forge import Forge, connect_forge
 from imagebot.git.signing import Signing
+from imagebot.livefile import secret_file
 from imagebot.publisher.base import (
     ImageInfoReader,
     ImageInfos,
@@ -41,7 +42,7 @@ from imagebot.publisher.base import (
 from imagebot.publisher.commit import CommitPublisher
 from imagebot.publisher.pending import PendingPushes, RemoteBranches
 from imagebot.publisher.pull_request import PullRequestPublisher
-from imagebot.redact import SecretError, remember, secret, secret_file
+from imagebot.redact import SecretError, remember, secret
 
 __all__ = [
     "CommitPublisher",

@@ -73,6 +73,7 @@ class ImageRecord:
     commit: str | None = None  # the commit this cycle made
     pull_request: PullRequestRecord | None = None
     errors: tuple[str, ...] = ()
+    verified: str | None = None  # what the choice was verified with (the verify gate)
 
     @property
     def blocker(self) -> str | None:
@@ -115,6 +116,7 @@ class ImageRecord:
                 "holds": sorted(v for r, v in pr.holds if r == self.repository),
             },
             "errors": list(self.errors),
+            "verified": self.verified,
         }
 
 
@@ -170,7 +172,8 @@ def records(
         for v in decision.verdicts if decision is not None else ():
             gate = v.rejection.gate if v.rejection is not None else None
             candidates[v.tag] = Candidate(v.tag, v.accepted, gate, v.reason)
-        for tag, rejection in (view.blocked if view is not None else {}).items():
+        refused = plan.refused.get(g.image, {})
+        for tag, rejection in {**(view.blocked if view is not None else {}), **refused}.items():
             digest = view.digests.get(tag) if view is not None else None
             candidates[tag] = Candidate(tag, False, rejection.gate, rejection.reason, digest)
         choice = decision.tag if decision is not None else None
@@ -191,7 +194,9 @@ def records(
                 ),
                 candidates=tuple(candidates.values()),
                 choice=choice,
-                waiting=(view.blocker if view is not None else None) or waiting,
+                waiting=(view.blocker if view is not None else None)
+                or next(iter(refused.values()), None)
+                or waiting,
                 holds=view.holds if view is not None else (),
                 publish=policy.publish.mode,
                 commit=commit,
@@ -200,6 +205,7 @@ def records(
                     *(p for p in plan.problems if p.startswith(mine(g.image))),
                     *((error,) if error else ()),
                 ),
+                verified=plan.verified.get(g.image) if choice is not None else None,
             )
         )
     return tuple(out)
