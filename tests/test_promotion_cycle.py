@@ -383,6 +383,43 @@ def test_status_text_is_a_table(pipe: Pipeline) -> None:
     assert staging.index("1.0.0@sha256:") == lines[0].index("RUNNING")
 
 
+def test_status_and_explain_give_every_gate_verdict_selection_then_promotion(
+    pipe: Pipeline,
+) -> None:
+    """Each candidate in `status -o json` carries every gate's verdict in chain order — the
+    selection gates, then the promotion gates — and a version two gates refuse names both;
+    `plan --explain` gives each tag every selection gate's verdict."""
+    push_image(pipe.registry, "acme/app", "2.0.0-rc.1")
+    assert pipe.cycle().ok
+    assert pipe.running("dev").startswith("2.0.0-rc.1@"), "dev allows prereleases"
+    pipe.now += timedelta(minutes=20)
+    candidates = {c["tag"]: c for c in pipe.status()["staging"]["candidates"]}
+
+    def verdicts(tag: str) -> list[tuple[str, bool]]:
+        return [(v["gate"], v["passed"]) for v in candidates[tag]["verdicts"]]
+
+    rc = verdicts("2.0.0-rc.1")
+    promotion = [("hold", True), ("soak", False), ("checks", True), ("window", True)]
+    assert rc[-4:] == promotion, "promotion gates follow the selection gates"
+    assert ("prerelease", False) in rc[:-4] and ("read", True) in rc[:-4]
+    assert [g for g, ok in rc if not ok] == ["prerelease", "soak"], "two gates say no"
+    assert candidates["2.0.0-rc.1"]["gate"] == "prerelease", "the first in chain order"
+    assert all(ok for _, ok in verdicts("1.0.0")), "1.0.0 ran in dev for 30 days"
+    assert verdicts("1.0.0")[-4:] == [(g, True) for g, _ in promotion]
+
+    result = run_cli(
+        "plan", "--explain", "-o", "json", "--now", pipe.now.isoformat(),
+        "--policies", str(pipe.policies), "--cache-dir", str(pipe.cache / "cli"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    envs = {e["environment"]: e for e in json.loads(result.stdout)["environments"]}
+    (dev,) = envs["dev"]["decisions"]
+    explained = {v["tag"]: v["gates"] for v in dev["verdicts"]}
+    said_no = [g["gate"] for g in explained["1.0.0"] if not g["passed"]]
+    assert said_no == ["downgrade"], "1.0.0 is below the running 2.0.0-rc.1"
+    assert all(g["passed"] for g in explained["2.0.0-rc.1"])
+
+
 def test_rollback_in_an_environment_without_promotion_is_held_too(pipe: Pipeline) -> None:
     """dev follows the registry, yet after a human moves it back from 1.1.0, imagebot does
     not propose 1.1.0 again; `plan` says why; a newer tag moves dev on."""

@@ -367,6 +367,25 @@ def test_status_after_a_human_commit_shows_what_the_pr_holds_and_who_owns_it(
     assert "1.2.0" in accepted, "selection still says what is newest"
 
 
+def test_status_after_a_merged_pr_says_merged_from_the_closed_list_alone(world: World) -> None:
+    """After a human merged imagebot's PR, `imagebot status` says it was merged, with its
+    number and URL, read from the one closed-pull-request list it asks the forge for."""
+    assert world.cycle().ok
+    url = world.env(world.cycle()).pull_request.url
+    world.forge.merge_by_human(1)
+    before = len(world.forge.requests)
+    record, text = status(world)
+    asked = world.forge.requests[before:]
+    lists = [r for r in asked if r.method == "GET" and r.path.endswith(("pulls", "requests"))]
+    assert len(lists) == 2 * 2, "status -o json and status: one open, one closed list each"
+    merged = {"number": 1, "url": url, "state": "merged", "holds": ["1.1.0"]}
+    assert record["pull_request"] == merged
+    assert record["running"]["tag"] == "1.1.0" and record["candidate"] is None
+    assert record["waiting_for"] is None
+    (row,) = [line for line in text.splitlines() if line.startswith("staging")]
+    assert "up to date; pull request #1 merged" in row, row
+
+
 def test_crash_between_push_and_pr_is_completed_next_cycle(world: World) -> None:
     """A branch pushed without its PR (the forge failed after the push) gets its PR on the
     next cycle, without a second push."""

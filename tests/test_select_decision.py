@@ -57,3 +57,26 @@ def test_already_running_is_said() -> None:
     decision = select(["1.0.0", "0.9.0"], SelectionRule(), current="1.0.0")
     assert decision.tag == "1.0.0"
     assert decision.verdict("1.0.0").reason == "chosen: highest version, already running"
+
+
+def test_every_gate_of_the_chain_judges_every_tag_without_changing_the_choice() -> None:
+    """Each tag carries each gate's verdict in chain order — a tag the first gate rejects is
+    still judged by the later ones — and the choice is the one the first rejections give."""
+    tags = ["0.9.0-rc.1", "1.0.0", "1.2.0", "2.0.0", "junk"]
+    rule = SelectionRule(allow="minor")
+    decision = select(tags, rule, current="1.0.0")
+    assert decision.tag == "1.2.0"
+    chain = ("build-tag", "read", "partial", "prerelease", "variant", "allow", "downgrade")
+    assert decision.gates == chain
+
+    def failing(tag: str) -> list[str]:
+        return [g for g, r in decision.verdict(tag).by_gate(decision.gates) if r is not None]
+
+    assert failing("0.9.0-rc.1") == ["prerelease", "allow", "downgrade"], "all three said no"
+    assert failing("2.0.0") == ["allow"]
+    assert failing("1.2.0") == []
+    judged = decision.verdict("junk").by_gate(decision.gates)
+    assert [g for g, _ in judged] == ["build-tag", "read"], "nothing after read judges it"
+    assert judged[0][1] is None and judged[1][1] is not None
+    first = decision.verdict("0.9.0-rc.1")
+    assert first.rejection is not None and first.rejection.gate == "prerelease"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from imagebot.core.governing import Governed
 from imagebot.core.plan import Change, EnvironmentPlan
-from imagebot.core.selection import Decision, Rejection, Verdict, explain_lines
+from imagebot.core.selection import Decision, Rejection, Verdict, explain_lines, gates_json
 from imagebot.engine import CycleResult
 from imagebot.registry.tags import newness
 
@@ -46,6 +46,17 @@ def with_refused(plan: EnvironmentPlan, image: str, d: Decision) -> Decision:
     return replace(d, verdicts=by_version([*d.verdicts, *extra]))
 
 
+def verdict_json(v: Verdict, gates: tuple[str, ...], refused: Mapping[str, Any]) -> dict[str, Any]:
+    """One tag's verdict, with each gate's (a refused tag passed the chain, then verify)."""
+    r = v.rejection
+    chain = (*gates, r.gate) if r is not None and v.tag in refused else gates
+    return (
+        {"tag": v.tag, "accepted": v.accepted, "reason": v.reason}
+        | ({"gate": r.gate, "data": dict(r.data or {})} if r is not None else {})
+        | {"gates": gates_json(v.by_gate(chain))}
+    )
+
+
 def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]:
     """A plan as JSON; with ``explain``, every tag's verdict under each decision."""
     return {
@@ -62,12 +73,7 @@ def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]
                 **(
                     {
                         "verdicts": [
-                            {"tag": v.tag, "accepted": v.accepted, "reason": v.reason}
-                            | (
-                                {"gate": v.rejection.gate, "data": dict(v.rejection.data or {})}
-                                if v.rejection is not None
-                                else {}
-                            )
+                            verdict_json(v, d.gates, plan.refused.get(image, {}))
                             for v in with_refused(plan, image, d).verdicts
                         ]
                     }

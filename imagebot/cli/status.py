@@ -64,6 +64,8 @@ def _cell(s: ImageRecord) -> list[str]:
         state = "moves next cycle"
     else:
         state = "up to date"
+    if s.pull_request is not None and s.pull_request.state == "merged":
+        state += f"; pull request #{s.pull_request.number} merged"
     return [env, s.image, running, since, s.choice or "-", state]
 
 

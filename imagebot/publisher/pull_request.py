@@ -61,20 +61,18 @@ class PullRequestPublisher:
         pr = await self.forge.find_open(head=self.branch, base=self.base)
         if pr is not None and (await self._branch(repo, pr))[1]:
             return Publication(note=_human_owned(pr), pull_request=_record(pr, "human-edited"))
-        if not plan.changes:
-            if pr is not None and not plan.problems:
+        if pr is not None:
+            if not plan.changes and not plan.problems:
                 return Publication(
                     note=f"would close pull request #{pr.number} ({pr.url}): {self.base}"
                     " already holds what it proposes",
                     pull_request=_record(pr),
                 )
-            return Publication(pull_request=_record(pr) if pr is not None else None)
-        if pr is not None:
-            return Publication(
-                note=f"would update pull request #{pr.number} ({pr.url}) from {self.branch}",
-                pull_request=_record(pr),
-            )
-        declined = await self._declined_by(proposal.proposal(plan))
+            update = f"would update pull request #{pr.number} ({pr.url}) from {self.branch}"
+            return Publication(note=update if plan.changes else None, pull_request=_record(pr))
+        declined, merged = await self._closed(plan)
+        if not plan.changes:
+            return Publication(pull_request=merged)
         if declined is not None:
             return Publication(
                 note=f"would not propose these versions again: pull request #{declined.number}"
@@ -91,12 +89,10 @@ class PullRequestPublisher:
         head, foreign = await self._branch(repo, pr)
         if pr is not None and foreign:
             return await self._stand_aside(pr, foreign)
-        if not plan.changes:
-            if pr is not None and not plan.problems:
-                return await self._close_obsolete(repo, pr, head)
-            return Publication()
         if pr is None:
-            declined = await self._declined_by(proposal.proposal(plan))
+            declined, merged = await self._closed(plan)
+            if not plan.changes:
+                return Publication(pull_request=merged)
             if declined is not None:
                 self.log.info("proposal_declined_before", pull_request=declined.number)
                 return Publication(
@@ -104,6 +100,10 @@ class PullRequestPublisher:
                     f" ({declined.url}) was closed without merging; waiting for newer ones",
                     pull_request=_record(declined, "closed"),
                 )
+        elif not plan.changes:
+            if not plan.problems:
+                return await self._close_obsolete(repo, pr, head)
+            return Publication()
         links = await source_links(images, plan, infos=self.infos)
         title = proposal.title(self.spec, plan, branch=self.branch, base=self.base)
         body = proposal.body(self.spec, plan, branch=self.branch, base=self.base, links=links)
@@ -218,23 +218,28 @@ class PullRequestPublisher:
             pull_request=_record(pr, "closed"),
         )
 
-    async def _declined_by(self, wanted: frozenset[tuple[str, str]]) -> PullRequest | None:
-        """The newest pull request closed unmerged (by a human) that proposed all of
-        ``wanted``; None when something in ``wanted`` was never declined."""
+    async def _closed(
+        self, plan: EnvironmentPlan
+    ) -> tuple[PullRequest | None, PullRequestRecord | None]:
+        """With no open pull request, what the closed ones say (one forge call): the newest
+        pull request closed unmerged (by a human) that proposed all the plan proposes (None
+        when something in it was never declined); and the newest one, when it was merged."""
+        closed = await self.forge.closed(head=self.branch, base=self.base)
+        newest = max(closed, key=lambda pr: pr.number, default=None)
+        merged = _record(newest) if newest is not None and newest.state == "merged" else None
+        wanted = proposal.proposal(plan)
         declined = [
-            pr
-            for pr in await self.forge.closed(head=self.branch, base=self.base)
-            if pr.state == "closed" and proposal.OBSOLETE_MARKER not in pr.body
+            pr for pr in closed if pr.state == "closed" and proposal.OBSOLETE_MARKER not in pr.body
         ]
         offered: set[tuple[str, str]] = set()
         for pr in declined:
             offered |= proposal.proposed_in(pr.body)
         if not wanted or not wanted <= offered:
-            return None
+            return None, merged
         return max(
             (pr for pr in declined if proposal.proposed_in(pr.body) & wanted),
             key=lambda pr: pr.number,
-        )
+        ), merged
 
     async def _open(self, title: str, body: str) -> str:
         pr = await self.forge.open(

@@ -562,6 +562,7 @@ class ForgeServer:
                 "id": 1000 + p.number, "iid": p.number,
                 "web_url": f"{web}/{self.project}/-/merge_requests/{p.number}",
                 "title": p.title, "description": p.body, "state": self._gl_state(p),
+                "merged_at": "2025-01-01T00:00:00Z" if p.merged else None,
                 "draft": p.draft, "source_branch": p.head, "target_branch": p.base,
                 "sha": sha, "labels": list(p.labels),
                 "reviewers": [{"id": self.users[x], "username": x} for x in p.reviewers],
@@ -571,6 +572,7 @@ class ForgeServer:
             "id": 2000 + p.number, "number": p.number,
             "html_url": f"{web}/{self.project}/pulls/{p.number}",
             "title": p.title, "body": p.body, "state": p.state, "merged": p.merged,
+            "merged_at": "2025-01-01T00:00:00Z" if p.merged else None,
             "draft": p.draft, "head": {"ref": p.head, "sha": sha}, "base": {"ref": p.base},
             "labels": [{"id": self.labels[x], "name": x} for x in p.labels],
         }  # fmt: skip

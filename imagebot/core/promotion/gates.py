@@ -154,10 +154,6 @@ GATES: tuple[Gate, ...] = (
 )
 
 
-def rejection(version: UpstreamVersion, ctx: Context) -> Rejection | None:
-    """The first gate that rejects ``version``, if one does."""
-    for gate in GATES:
-        found = gate.check(version, ctx)
-        if found is not None:
-            return found
-    return None
+def rejections(version: UpstreamVersion, ctx: Context) -> tuple[Rejection, ...]:
+    """The rejections of every gate that rejects ``version``, in chain order."""
+    return tuple(r for gate in GATES if (r := gate.check(version, ctx)) is not None)

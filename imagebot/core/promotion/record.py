@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from imagebot.core.plan import EnvironmentPlan
 from imagebot.core.policy import LoadedPolicy
-from imagebot.core.selection import Rejection
+from imagebot.core.selection import GateVerdicts, Rejection, gates_json
 
 from .holds import Hold
 from .views import Prepared
@@ -47,13 +47,18 @@ class Running:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One version the image could move to, and the verdict of the gate chain on it."""
+    """One version the image could move to, and the verdict of each gate of the chain on it
+    (selection gates, then promotion gates), in chain order."""
 
     tag: str
     accepted: bool
     gate: str | None  # the first gate that rejected it
     reason: str
     digest: str | None = None
+    verdicts: GateVerdicts = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {**vars(self), "verdicts": gates_json(self.verdicts)}
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ class ImageRecord:
             "candidate": self.choice,
             "waiting_for": self.blocker,
             "gate": self.waiting.gate if self.waiting else None,
-            "candidates": [vars(c) for c in self.candidates],
+            "candidates": [c.to_json() for c in self.candidates],
             "holds": [
                 {
                     "version": h.tag,
@@ -169,13 +174,27 @@ def records(
         view = prepared.views.get(g.image)
         current, decision = chosen.get(g.image, (target.tag, None))
         candidates: dict[str, Candidate] = {}
+        sel = decision.gates if decision is not None else ()
+        promo = view.gates if view is not None else ()
+        passed = tuple((gate, None) for gate in promo)
         for v in decision.verdicts if decision is not None else ():
             gate = v.rejection.gate if v.rejection is not None else None
-            candidates[v.tag] = Candidate(v.tag, v.accepted, gate, v.reason)
+            verdicts = v.by_gate(sel) + passed
+            candidates[v.tag] = Candidate(v.tag, v.accepted, gate, v.reason, None, verdicts)
+        for tag, said in (view.blocked if view is not None else {}).items():
+            assert view is not None
+            by_name = {r.gate: r for r in said}
+            verdicts = view.judged.get(tag, ()) + tuple((n, by_name.get(n)) for n in promo)
+            first = next((r for _, r in verdicts if r is not None), said[0])
+            digest = view.digests.get(tag)
+            candidates[tag] = Candidate(tag, False, first.gate, first.reason, digest, verdicts)
         refused = plan.refused.get(g.image, {})
-        for tag, rejection in {**(view.blocked if view is not None else {}), **refused}.items():
+        for tag, rejection in refused.items():
             digest = view.digests.get(tag) if view is not None else None
-            candidates[tag] = Candidate(tag, False, rejection.gate, rejection.reason, digest)
+            verdicts = tuple((n, None) for n in sel) + passed + ((rejection.gate, rejection),)
+            candidates[tag] = Candidate(
+                tag, False, rejection.gate, rejection.reason, digest, verdicts
+            )
         choice = decision.tag if decision is not None else None
         choice = choice if choice not in (None, current, target.tag) else None
         choice, waiting = approval(policy.publish.mode, pull_request, g.repository, choice)

@@ -19,7 +19,7 @@ from imagebot.core.durations import format_duration
 from imagebot.core.governing import Governance, Governed, Ownership
 from imagebot.core.plan import EnvironmentPlan, ImageScan
 from imagebot.core.policy import EnvironmentPolicy, ImagePolicy, LoadedPolicy
-from imagebot.core.selection import Rejection, TagInfo, select
+from imagebot.core.selection import GateVerdicts, Rejection, TagInfo, select
 from imagebot.errors import SelectionError
 
 from . import gates
@@ -45,8 +45,12 @@ class ImageView:
     #: promoted: the upstream commit each candidate first ran in, as ``env@sha``
     origins: Mapping[str, str] = field(default_factory=dict)
     holds: tuple[Hold, ...] = ()
-    #: every candidate a promotion gate or hold turned away, with the first rejection
-    blocked: Mapping[str, Rejection] = field(default_factory=dict)
+    #: every candidate a promotion gate or hold turned away, with every rejection
+    blocked: Mapping[str, tuple[Rejection, ...]] = field(default_factory=dict)
+    #: the promotion gates that judged the candidates, in chain order
+    gates: tuple[str, ...] = ()
+    #: the selection gates' verdicts on the candidates in ``blocked``
+    judged: Mapping[str, GateVerdicts] = field(default_factory=dict)
     #: promoted, and no candidate is left: why, in words ("nothing has run in dev yet")
     nothing: str | None = None
 
@@ -60,21 +64,22 @@ def view_image(
     *,
     current: str | None,
     tags: Sequence[TagInfo],
-    blocked: Mapping[str, Rejection],
+    blocked: Mapping[str, tuple[Rejection, ...]],
     now: datetime,
+    gates: tuple[str, ...] = ("hold",),
     digests: Mapping[str, str] | None = None,
     origins: Mapping[str, str] | None = None,
     holds: Sequence[Hold] = (),
 ) -> ImageView:
-    """Apply ``blocked`` (tag -> rejection) to ``tags``; say what selection wants and gets."""
+    """Apply ``blocked`` (tag -> rejections) to ``tags``; say what selection wants and gets."""
     rule = image.rule()
-
-    def choose(among: Sequence[TagInfo]) -> str | None:
-        return select(among, rule, current=current, now=now).tag if among else None
-
     allowed = tuple(t for t in tags if t.name not in blocked)
-    chosen = choose(allowed)
-    wanted = choose(tags) if len(allowed) != len(tags) else chosen
+    chosen = select(allowed, rule, current=current, now=now).tag if allowed else None
+    wanted, judged = chosen, {}
+    if len(allowed) != len(tags):
+        every = select(tags, rule, current=current, now=now)
+        wanted = every.tag
+        judged = {v.tag: v.by_gate(every.gates) for v in every.verdicts if v.tag in blocked}
     # Something waits only when the rules want a version other than the running one.
     waits = wanted not in (None, current, chosen)
     return ImageView(
@@ -84,10 +89,12 @@ def view_image(
         digests=dict(digests or {}),
         wanted=wanted,
         chosen=chosen,
-        blocker=blocked.get(wanted) if waits and wanted is not None else None,
+        blocker=blocked[wanted][0] if waits and wanted and wanted in blocked else None,
         origins=dict(origins or {}),
         holds=tuple(holds),
         blocked=dict(blocked),
+        gates=gates,
+        judged=judged,
     )
 
 
@@ -124,12 +131,12 @@ def promotion_view(
     for v in sorted(ran, key=lambda v: v.start, reverse=True):
         by_tag.setdefault(v.tag, []).append(v)
     latest: dict[str, gates.UpstreamVersion] = {}
-    blocked: dict[str, Rejection] = {}
+    blocked: dict[str, tuple[Rejection, ...]] = {}
     for tag, versions in by_tag.items():
-        reasons = [gates.rejection(v, ctx) for v in versions]
-        passing = [v for v, r in zip(versions, reasons, strict=True) if r is None]
+        reasons = [gates.rejections(v, ctx) for v in versions]
+        passing = [v for v, r in zip(versions, reasons, strict=True) if not r]
         latest[tag] = passing[0] if passing else versions[0]
-        if not passing and reasons[0] is not None:
+        if not passing:
             blocked[tag] = reasons[0]
     tags = [
         replace(registry_tags.get(v.tag, TagInfo(name=v.tag)), name=v.tag, digest=v.digest)
@@ -138,7 +145,9 @@ def promotion_view(
     nothing = None
     if not latest:
         nothing = f"nothing has run in {promote.from_} yet"
-    elif len(blocked) == len(latest) and all(r.gate == "soak" for r in blocked.values()):
+    elif len(blocked) == len(latest) and all(
+        r.gate == "soak" for rs in blocked.values() for r in rs
+    ):
         soak = format_duration(promote.soak_time)
         nothing = f"nothing has run in {promote.from_} long enough yet (soak {soak})"
     view = view_image(
@@ -147,6 +156,7 @@ def promotion_view(
         tags=tags,
         blocked=blocked,
         now=now,
+        gates=tuple(g.name for g in gates.GATES),
         digests={v.tag: v.digest for v in latest.values() if v.digest},
         origins={v.tag: f"{promote.from_}@{v.commit}" for v in latest.values()},
         holds=holds,
@@ -248,7 +258,7 @@ def prepare(
                 current=target.tag,
                 tags=scan.tags,
                 blocked={
-                    t.name: gates.hold_rejection(h)
+                    t.name: (gates.hold_rejection(h),)
                     for t in scan.tags
                     for h in holds
                     if h.blocks(t.name)
@@ -282,9 +292,7 @@ def refuse(prepared: Prepared, g: Governed, refused: Mapping[str, Rejection]) ->
     )
     tags = tuple(t for t in view.tags if t.name not in refused)
     first = next(iter(refused.values()))
-    view = replace(
-        view, tags=tags, blocked={**view.blocked, **refused}, blocker=view.blocker or first
-    )
+    view = replace(view, tags=tags, blocker=view.blocker or first)
     scans = {**prepared.scans, g.repository: ImageScan(tags=tags, digests=view.digests)}
     return replace(prepared, scans=scans, views={**prepared.views, g.image: view})
 

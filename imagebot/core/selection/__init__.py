@@ -7,7 +7,17 @@ from __future__ import annotations
 from .compiled import CompiledRule, compile_rule, ignore_entry_kind, validate_rule
 from .gates import GATES
 from .ranges import parse_range
-from .rule import Decision, ImageScan, Rejection, SelectionRule, TagInfo, Verdict, explain_lines
+from .rule import (
+    Decision,
+    GateVerdicts,
+    ImageScan,
+    Rejection,
+    SelectionRule,
+    TagInfo,
+    Verdict,
+    explain_lines,
+    gates_json,
+)
 from .select import select
 from .strategies import STRATEGIES, Strategy
 from .versions import parse_tag
@@ -17,6 +27,7 @@ __all__ = [
     "STRATEGIES",
     "CompiledRule",
     "Decision",
+    "GateVerdicts",
     "ImageScan",
     "Rejection",
     "SelectionRule",
@@ -25,6 +36,7 @@ __all__ = [
     "Verdict",
     "compile_rule",
     "explain_lines",
+    "gates_json",
     "ignore_entry_kind",
     "parse_range",
     "parse_tag",

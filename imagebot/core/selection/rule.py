@@ -7,7 +7,7 @@ its fields, their types, defaults and the ``help`` in their metadata.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
@@ -106,6 +106,34 @@ class Verdict:
     accepted: bool
     reason: str
     rejection: Rejection | None = field(default=None, compare=False)
+    #: the rejections of the gates after ``rejection``'s, in chain order (the others pass)
+    later: tuple[Rejection, ...] = field(default=(), compare=False)
+
+    def by_gate(self, gates: Sequence[str]) -> GateVerdicts:
+        """Each gate's verdict in chain order: its rejection, or None where it passed. The
+        gates after read judge the version it read: a tag it cannot read stops there."""
+        if self.rejection is None:
+            return tuple((g, None) for g in gates)
+        said = {r.gate: r for r in (self.rejection, *self.later)}
+        out = []
+        for g in gates:
+            out.append((g, said.get(g)))
+            if g == "read" and g in said:
+                break
+        return tuple(out)
+
+
+#: (gate, its rejection or None where the tag passed it), in chain order
+GateVerdicts = tuple[tuple[str, Rejection | None], ...]
+
+
+def gates_json(verdicts: GateVerdicts) -> list[dict[str, object]]:
+    return [
+        {"gate": g, "passed": True}
+        if r is None
+        else {"gate": g, "passed": False, "reason": r.message, "data": dict(r.data or {})}
+        for g, r in verdicts
+    ]
 
 
 @dataclass(frozen=True)
@@ -117,6 +145,8 @@ class Decision:
     verdicts: tuple[Verdict, ...]
     #: digest of the chosen tag when the scan knew it (always set by strategy ``digest``).
     digest: str | None = None
+    #: the gates that judged every tag, in chain order
+    gates: tuple[str, ...] = ()
 
     def verdict(self, tag: str) -> Verdict:
         """The verdict for ``tag``; KeyError if it was not an input."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from imagebot.core.gcpause import gc_paused
@@ -16,7 +17,7 @@ from imagebot.errors import SelectionError
 
 from .build_tags import build_tag_kind
 from .compiled import compile_rule
-from .gates import GATES, Candidate, Context, Running, age_words, said_once, tag_age
+from .gates import GATES, Candidate, Context, Gate, Running, age_words, said_once, tag_age
 from .rule import Decision, Rejection, SelectionRule, TagInfo, Verdict
 
 _SUMMARY_REASONS = 3
@@ -58,8 +59,9 @@ def _select(
     gates = [g for g in GATES if g.applies(compiled, running)]
 
     checks = [gate.check for gate in gates]
+    after = {g.name: gates[i + 1 :] for i, g in enumerate(gates) if g.name != "read"}
     candidates: list[Candidate] = []
-    verdicts: list[tuple[Candidate, Rejection | None]] = []
+    verdicts: list[tuple[Candidate, Rejection | None, tuple[Rejection, ...]]] = []
     for item in tags:
         name = item if isinstance(item, str) else item.name
         tag = Candidate(name, infos.get(name), name)
@@ -70,8 +72,24 @@ def _select(
                 break
         else:
             candidates.append(tag)
-        verdicts.append((tag, rejection))
-    return _decide(candidates, verdicts, ctx)
+            verdicts.append((tag, None, ()))
+            continue
+        verdicts.append((tag, rejection, _later(tag, ctx, after.get(rejection.gate, ()))))
+    return replace(_decide(candidates, verdicts, ctx), gates=tuple(g.name for g in gates))
+
+
+def _later(tag: Candidate, ctx: Context, rest: Sequence[Gate]) -> tuple[Rejection, ...]:
+    """The verdicts of the gates after the first that rejected ``tag``: the rejections, in
+    chain order. The gates after read judge the version it read: a tag it cannot read
+    stops there."""
+    out = []
+    for gate in rest:
+        rejection = gate.check(tag, ctx)
+        if rejection is not None:
+            out.append(rejection)
+            if gate.name == "read":
+                break
+    return tuple(out)
 
 
 def _running(current: str | None, infos: dict[str, TagInfo], blank: Context) -> Running:
@@ -94,14 +112,14 @@ def _running(current: str | None, infos: dict[str, TagInfo], blank: Context) -> 
 
 def _decide(
     candidates: list[Candidate],
-    verdicts: list[tuple[Candidate, Rejection | None]],
+    verdicts: list[tuple[Candidate, Rejection | None, tuple[Rejection, ...]]],
     ctx: Context,
 ) -> Decision:
     rule, running = ctx.compiled.rule, ctx.running
     total = len(verdicts)
     note = f"; {running.unreadable}" if running.unreadable and not running.blocks else ""
     if not candidates:
-        counts = Counter(r.message for _, r in verdicts if r is not None)
+        counts = Counter(r.message for _, r, _ in verdicts if r is not None)
         top = "; ".join(f"{n} {m}" for m, n in counts.most_common(_SUMMARY_REASONS))
         summary = f"no tag qualifies among {total}" + (f": {top}" if top else "")
         return Decision(None, summary + note, _verdicts(verdicts, {}, "accepted"))
@@ -136,13 +154,13 @@ def _decide(
 
 
 def _verdicts(
-    verdicts: list[tuple[Candidate, Rejection | None]],
+    verdicts: list[tuple[Candidate, Rejection | None, tuple[Rejection, ...]]],
     accepted: dict[str, str],
     others: str,
 ) -> tuple[Verdict, ...]:
     return tuple(
         Verdict(tag.name, True, accepted.get(tag.name, others))
         if rejection is None
-        else Verdict(tag.name, False, rejection.reason, rejection)
-        for tag, rejection in verdicts
+        else Verdict(tag.name, False, rejection.reason, rejection, later)
+        for tag, rejection, later in verdicts
     )
