@@ -253,4 +253,4 @@ def test_apply_over_an_unreadable_cache_file_moves_it_aside_and_runs(
     assert (cache / "registry.sqlite.unreadable").read_bytes() == b"\x00garbage" * 512
     again = run_cli("plan", *args)
     assert again.returncode == 0 and "cache_unreadable" not in again.stderr, again.stderr
-    assert "dev: up to date" in again.stdout, again.stdout
+    assert "dev: 1 image up to date" in again.stdout.splitlines(), again.stdout
