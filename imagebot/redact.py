@@ -18,7 +18,9 @@ MAX_SECRET_BYTES = 16 * 1024
 """Longest secret accepted: a registry token or a JWT is a few KiB; a file longer than this
 is not a token (a certificate bundle, a log, /etc/shadow)."""
 
-_MIN_MASKED = 4  # masking "a" in every message would hide more than it protects
+#: Shorter values are not masked: a short password that is also a word ("config") would be
+#: masked in every message that uses the word, hiding more than it protects.
+_MIN_MASKED = 8
 _MAX_REMEMBERED = 256  # rotated secrets are re-read: keep the newest, bounded
 _known: dict[str, None] = {}
 

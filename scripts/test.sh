@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest "$@"
+# One worker per core unless the caller says otherwise (-n 0 runs in one process).
+exec .venv/bin/python -m pytest -n "${IMAGEBOT_TEST_WORKERS:-auto}" "$@"

@@ -116,6 +116,7 @@ def test_replicas_split_shards_and_take_over_a_killed_one(
         for d in replicas:  # the status API says what /readyz says
             replica = d.get("/api/v1/status").json()["replica"]
             assert replica["shards"] == {"count": SHARDS, "owned": owned(d)}
+            assert "imagebot_shards_owned 2.0" in d.get("/metrics").text
         wait_for(
             lambda: len(published(remote)) == len(ENVIRONMENTS),
             timeout=60,
