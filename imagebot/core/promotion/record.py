@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from imagebot.core.plan import EnvironmentPlan
 from imagebot.core.policy import LoadedPolicy
-from imagebot.core.selection import GateVerdicts, Rejection, gates_json
+from imagebot.core.selection import GateVerdicts, Rejection, gates_json, passed
 
 from .holds import Hold
 from .views import Prepared
@@ -176,10 +176,9 @@ def records(
         candidates: dict[str, Candidate] = {}
         sel = decision.gates if decision is not None else ()
         promo = view.gates if view is not None else ()
-        passed = tuple((gate, None) for gate in promo)
         for v in decision.verdicts if decision is not None else ():
             gate = v.rejection.gate if v.rejection is not None else None
-            verdicts = v.by_gate(sel) + passed
+            verdicts = v.by_gate(sel) + passed(promo) if gate else passed(sel + promo)
             candidates[v.tag] = Candidate(v.tag, v.accepted, gate, v.reason, None, verdicts)
         for tag, said in (view.blocked if view is not None else {}).items():
             assert view is not None
@@ -191,7 +190,7 @@ def records(
         refused = plan.refused.get(g.image, {})
         for tag, rejection in refused.items():
             digest = view.digests.get(tag) if view is not None else None
-            verdicts = tuple((n, None) for n in sel) + passed + ((rejection.gate, rejection),)
+            verdicts = (*passed(sel + promo), (rejection.gate, rejection))
             candidates[tag] = Candidate(
                 tag, False, rejection.gate, rejection.reason, digest, verdicts
             )

@@ -17,6 +17,7 @@ from .rule import (
     Verdict,
     explain_lines,
     gates_json,
+    passed,
 )
 from .select import select
 from .strategies import STRATEGIES, Strategy
@@ -40,6 +41,7 @@ __all__ = [
     "ignore_entry_kind",
     "parse_range",
     "parse_tag",
+    "passed",
     "select",
     "validate_rule",
 ]

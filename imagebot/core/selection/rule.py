@@ -7,6 +7,7 @@ its fields, their types, defaults and the ``help`` in their metadata.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -113,18 +114,25 @@ class Verdict:
         """Each gate's verdict in chain order: its rejection, or None where it passed. The
         gates after read judge the version it read: a tag it cannot read stops there."""
         if self.rejection is None:
-            return tuple((g, None) for g in gates)
+            return passed(tuple(gates))
         said = {r.gate: r for r in (self.rejection, *self.later)}
-        out = []
+        out: list[tuple[str, Rejection | None]] = []
         for g in gates:
-            out.append((g, said.get(g)))
-            if g == "read" and g in said:
+            out.append((g, r) if (r := said.get(g)) is not None else passed((g,))[0])
+            if g == "read" and r is not None:
                 break
         return tuple(out)
 
 
 #: (gate, its rejection or None where the tag passed it), in chain order
 GateVerdicts = tuple[tuple[str, Rejection | None], ...]
+
+
+@functools.cache
+def passed(gates: tuple[str, ...]) -> GateVerdicts:
+    """Every gate of ``gates`` passed: one shared value per chain (a daemon keeps one per
+    tag of every image)."""
+    return tuple((g, None) for g in gates)
 
 
 def gates_json(verdicts: GateVerdicts) -> list[dict[str, object]]:
