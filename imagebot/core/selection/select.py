@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
-from imagebot.core.gcpause import gc_paused
 from imagebot.errors import SelectionError
 
 from .build_tags import build_tag_kind
@@ -35,13 +34,6 @@ def select(
     strategy digest with nothing to follow, or an include/exclude pattern that backtracks
     past its time limit. A tag the strategy cannot read is rejected with a reason.
     """
-    with gc_paused():  # a third of the time went to full collections
-        return _select(tags, rule, current, now)
-
-
-def _select(
-    tags: Sequence[str | TagInfo], rule: SelectionRule, current: str | None, now: datetime | None
-) -> Decision:
     compiled = compile_rule(rule)
     follow = rule.follow or current
     if compiled.strategy.needs_digest and follow is None:
