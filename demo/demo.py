@@ -171,11 +171,17 @@ def main() -> int:
             code |= imagebot("apply", *env_args, *cache, *at(250))
             expect(dev="1.2.0", staging="1.2.0", production="1.2.0")
 
-            step("imagebot status at the end")
-            code |= imagebot("status", *env_args, *cache, *at(250))
             step("History of the environment repo")
             print(git("log", "--format=%h %ad %an: %s", "--date=format:%a %H:%M", "main",
                       cwd=remote))  # fmt: skip
+            step("imagebot status at the end — and where the daemon would show it")
+            print(
+                f"imagebot serve {' '.join(env_args)} --listen 127.0.0.1:8080 would serve this"
+                " as a page at http://127.0.0.1:8080/ and as JSON at"
+                " http://127.0.0.1:8080/api/v1/status",
+                flush=True,
+            )
+            code |= imagebot("status", *env_args, *cache, *at(250))
             for failure in failures:
                 print(f"unexpected: {failure}", file=sys.stderr)
             return 1 if failures else code

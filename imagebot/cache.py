@@ -57,6 +57,12 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE TABLE IF NOT EXISTS history (
     key TEXT PRIMARY KEY,
     doc TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS verifications (
+    digest TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    how    TEXT NOT NULL,
+    PRIMARY KEY (digest, policy)
 ) WITHOUT ROWID
 """
 #: ``repositories.first_seen`` holds first-seen times as JSON groups ``[[stamp, [tag, ...]],
@@ -65,11 +71,13 @@ CREATE TABLE IF NOT EXISTS history (
 #: ``decisions`` holds one selection decision per (repository, rule, running tag) with the
 #: fingerprint of the tag list it was made from; a changed tag list overwrites it.
 #: ``history`` holds the commits read of one environment's path (``imagebot.git.history``).
+#: ``verifications`` holds what verified a digest under a ``verify`` policy (its hash): a
+#: digest never changes, so a pass is never checked again (``imagebot.registry.trust``).
 
-#: The schema's version (``PRAGMA user_version``); 2 lacked ``decisions`` and ``history``, 1
-#: kept a row per first sighting (a ``first_seen`` table) and is started afresh like an
-#: unreadable file.
-_VERSION = 4
+#: The schema's version (``PRAGMA user_version``); 4 lacked ``verifications``, 2 lacked
+#: ``decisions`` and ``history``, 1 kept a row per first sighting (a ``first_seen`` table)
+#: and is started afresh like an unreadable file.
+_VERSION = 5
 
 #: Seconds to wait for another process's write to the cache file to finish.
 LOCK_TIMEOUT = 30.0
@@ -131,6 +139,7 @@ class Cache:
         self._pending_rows = 0
         self._decisions: list[tuple[str, str, str, str, str | None, str, str | None]] = []
         self._histories: dict[str, str] = {}
+        self._verifications: dict[tuple[str, str], str] = {}
         self._flush_lock = threading.Lock()
         # Batches are written on a second connection so a worker thread can commit them
         # while the event loop keeps reading (WAL lets readers and a writer overlap).
@@ -277,6 +286,23 @@ class Cache:
         with self._lock:
             self._histories[key] = doc
 
+    # ------------------------------------------------------------------- verifications
+
+    def verification(self, digest: str, policy: str) -> str | None:
+        """What verified ``digest`` under the policy hashed as ``policy``, if it passed."""
+        with self._lock:
+            pending = self._verifications.get((digest, policy))
+        if pending is not None:
+            return pending
+        row = self._one("SELECT how FROM verifications WHERE digest = ? AND policy = ?",
+                        digest, policy)  # fmt: skip
+        return None if row is None else str(row[0])
+
+    def store_verification(self, digest: str, policy: str, how: str) -> None:
+        """Keep a pass of the verify gate; written with the next flush."""
+        with self._lock:
+            self._verifications[(digest, policy)] = how
+
     # ------------------------------------------------------------------------ writing
 
     def flush(self) -> None:
@@ -286,7 +312,8 @@ class Cache:
             with self._lock:
                 decisions, self._decisions = self._decisions, []
                 histories, self._histories = self._histories, {}
-            if not pending and not decisions and not histories:
+                verified, self._verifications = self._verifications, {}
+            if not pending and not decisions and not histories and not verified:
                 return
             db = self._writer
             # IMMEDIATE: take the write lock before reading. A deferred transaction that
@@ -300,6 +327,10 @@ class Cache:
                     "INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)", decisions
                 )
                 db.executemany("INSERT OR REPLACE INTO history VALUES (?, ?)", histories.items())
+                db.executemany(
+                    "INSERT OR REPLACE INTO verifications VALUES (?, ?, ?)",
+                    [(d, p, how) for (d, p), how in verified.items()],
+                )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

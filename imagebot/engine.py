@@ -33,10 +33,11 @@ from imagebot.errors import ForgeError, GitError
 from imagebot.forge.statuses import StatusSource, forge_statuses, read_statuses
 from imagebot.git.history import read_history
 from imagebot.git.repo import DEFAULT_TIMEOUT as DEFAULT_GIT_TIMEOUT
-from imagebot.git.repo import EnvRepo, PushRejected
+from imagebot.git.repo import EnvRepo
 from imagebot.git.workspace import Workspace, read_workspace, repo_cache_dir
 from imagebot.publisher import Publishers
 from imagebot.registry.scan import Registry, resolve_digests, scan_repositories
+from imagebot.registry.trust import Store, verify_gate
 
 log = logs.get_logger("imagebot.engine")
 
@@ -103,18 +104,8 @@ async def run_cycle(
         if publishers is None:
             publishers = await stack.enter_async_context(Publishers())
         publishers.start_cycle()
-        cycle = _Cycle(
-            registry=registry,
-            repos_dir=repos_dir,
-            publish=publish,
-            clock=clock,
-            push_attempts=push_attempts,
-            git_timeout=git_timeout,
-            publishers=publishers,
-            memo=memo,
-            image_digests=image_digests,
-            cache=cache,
-        )
+        cycle = _Cycle(registry, repos_dir, publish, clock, push_attempts, git_timeout,
+                       publishers, memo, image_digests, cache, Store(cache))  # fmt: skip
         return await _run_cycle(
             policies, cycle, problems=problems, catalog=catalog, statuses=statuses
         )
@@ -134,6 +125,7 @@ class _Cycle:
     memo: SelectionMemo
     image_digests: bool
     cache: Cache | None
+    verified: Store
 
 
 async def _run_cycle(
@@ -178,8 +170,7 @@ async def _run_cycle(
         try:
             ws = workspaces[loaded.name]
             if isinstance(ws, str):
-                empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
-                results[loaded.name] = EnvironmentResult(plan=empty, error=ws)
+                results[loaded.name] = _failed(loaded, ws)
                 return
             for g in ws.governance.groups:
                 await scanned[g.repository].wait()
@@ -200,8 +191,7 @@ async def _run_cycle(
                 prepared_for[loaded.name] = prepared
             except GitError as exc:
                 log.error("history_unavailable", environment=loaded.name, error=str(exc))
-                empty = EnvironmentPlan(environment=loaded.name, source=loaded.source)
-                results[loaded.name] = EnvironmentResult(plan=empty, error=str(exc))
+                results[loaded.name] = _failed(loaded, str(exc))
                 return
             result = await _run_environment(loaded, ws, cycle, prepared)
             if result.commit:
@@ -233,14 +223,8 @@ async def _run_cycle(
     )
     for env, prepared in prepared_for.items():  # the record, once everything is published
         r = results[env]
-        found = records(
-            known[env],
-            r.plan,
-            prepared,
-            commit=r.commit,
-            pull_request=r.pull_request,
-            error=r.error,
-        )
+        found = records(known[env], r.plan, prepared, commit=r.commit,
+                        pull_request=r.pull_request, error=r.error)  # fmt: skip
         results[env] = replace(r, images=found)
     return CycleResult(
         environments=tuple(results[loaded.name] for loaded in policies),
@@ -323,116 +307,93 @@ async def _finish_publishing(
     prepared_for: Mapping[str, Prepared],
 ) -> None:
     """Make the pushes that waited for the last environment of a clone (once per repo, see
-    publisher.PendingPushes) and update ``results``; an environment whose push lost a race
-    is read, planned and published again on the new head, like a single push would be."""
-    push_attempts = cycle.push_attempts
-    for attempt in range(1, push_attempts + 1):
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        with anyio.CancelScope(shield=True):  # a pushed branch always gets its pull request
-            flushed = await cycle.publishers.flush(clone)
-        for loaded in policies:
-            env = loaded.name
-            note = flushed.notes.get(env)
-            if note is not None:
-                results[env] = replace(results[env], publication=note)
-            failure = flushed.failed.get(env)
-            if failure is None:
-                continue
-            if isinstance(failure, PushRejected) and attempt < push_attempts:
-                log.warning("push_race", environment=env, attempt=attempt, error=str(failure))
-                try:
-                    ws = await anyio.to_thread.run_sync(
-                        read_workspace, loaded, cycle.repos_dir, cycle.git_timeout
-                    )
-                except GitError as err:
-                    results[env] = replace(results[env], commit=None, error=f"{env}: {err}")
-                    continue
-                prepared = prepared_for.get(env) or Prepared(scans=dict(scans), views={}, runs={})
-                results[env] = await _run_environment(loaded, ws, cycle, prepared)
-            else:
-                log.error("publish_failed", environment=env, error=str(failure))
-                error = f"{env}: {failure}"
-                if isinstance(failure, PushRejected):
-                    error = f"{env}: gave up after {push_attempts} push attempts: {failure}"
-                results[env] = replace(results[env], commit=None, error=error)
-        if not flushed.failed:
-            break
+    publisher.PendingPushes) and update ``results``; the publishers publish again, read and
+    planned anew, an environment whose push lost a race (``Publishers.settle``)."""
+    known = {loaded.name: loaded for loaded in policies}
+
+    async def again(env: str) -> None:
+        try:
+            ws = await anyio.to_thread.run_sync(
+                read_workspace, known[env], cycle.repos_dir, cycle.git_timeout
+            )
+        except GitError as err:
+            results[env] = replace(results[env], commit=None, error=f"{env}: {err}")
+            return
+        prepared = prepared_for.get(env) or Prepared(scans=dict(scans), views={}, runs={})
+        results[env] = await _run_environment(known[env], ws, cycle, prepared)
+
+    settled = await cycle.publishers.settle(clone, attempts=cycle.push_attempts, again=again)
+    for env, note in settled.notes.items():
+        results[env] = replace(results[env], publication=note)
+    for env, error in settled.failed.items():
+        results[env] = replace(results[env], commit=None, error=f"{env}: {error}")
 
 
 async def _run_environment(
     loaded: LoadedPolicy, ws: Workspace, cycle: _Cycle, prepared: Prepared
 ) -> EnvironmentResult:
-    registry, repos_dir, git_timeout = cycle.registry, cycle.repos_dir, cycle.git_timeout
-    clock, memo, scans = cycle.clock, cycle.memo, prepared.scans
-    env = loaded.name
+    registry, clock, env = cycle.registry, cycle.clock, loaded.name
     bound = log.bind(environment=env)
     try:
         publisher = cycle.publishers.for_policy(loaded)
     except ForgeError as exc:
         bound.error("publish_failed", error=str(exc))
-        empty = EnvironmentPlan(environment=env, source=loaded.source)
-        return EnvironmentResult(plan=empty, error=f"{env}: {exc}")
-    if cycle.publish and ws.repo.head() != ws.head:
-        # An environment earlier in this cycle pushed to the same repo: start from its
-        # commit instead of losing a push race against ourselves.
-        try:
-            ws = await anyio.to_thread.run_sync(read_workspace, loaded, repos_dir, git_timeout)
-        except GitError as err:
-            empty = EnvironmentPlan(environment=env, source=loaded.source)
-            return EnvironmentResult(plan=empty, error=f"{env}: {err}")
-    for attempt in range(1, cycle.push_attempts + 1):
-        # Planning is CPU work (selection over thousands of tags): off the event loop, so a
-        # daemon's health checks and webhooks are answered meanwhile.
-        plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
-        needed = plan.digests_needed | (
-            plan.trailer_digests if cycle.image_digests else frozenset()
+        return _failed(loaded, f"{env}: {exc}")
+    # Planning is CPU work (selection over thousands of tags): off the event loop, so a
+    # daemon's health checks and webhooks are answered meanwhile.
+    plan = await _planned(loaded, ws, cycle, prepared)
+    for problem in plan.problems:
+        bound.warning("problem", detail=problem)
+    for change in plan.changes:
+        bound.info(
+            "change_planned",
+            image=change.image,
+            file=change.file,
+            old=change.old,
+            new=change.new,
+            reason=change.reason,
         )
-        if await resolve_digests(registry, needed, scans):
-            # The memo answers again for every image whose selection read only tag names.
-            plan = await anyio.to_thread.run_sync(_plan, loaded, ws, scans, clock, prepared, memo)
-        for problem in plan.problems:
-            bound.warning("problem", detail=problem)
-        for change in plan.changes:
-            bound.info(
-                "change_planned",
-                image=change.image,
-                file=change.file,
-                old=change.old,
-                new=change.new,
-                reason=change.reason,
+    try:
+        if not cycle.publish:
+            preview = await publisher.preview(ws.repo, plan)
+            return EnvironmentResult(
+                plan=plan, publication=preview.note, pull_request=preview.pull_request
             )
-        try:
-            if not cycle.publish:
-                preview = await publisher.preview(ws.repo, plan)
-                return EnvironmentResult(
-                    plan=plan, publication=preview.note, pull_request=preview.pull_request
-                )
-            # Shielded (as is the flush below): a cancelled cycle — daemon shutdown, lost
-            # leadership — stops before a publisher's writes or after them, never between.
-            await anyio.lowlevel.checkpoint_if_cancelled()
-            with anyio.CancelScope(shield=True):
-                done = await publisher.publish(ws.repo, plan, when=clock(), images=registry)
-        except ForgeError as exc:
-            bound.error("publish_failed", error=str(exc))
-            return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
-        except PushRejected as exc:
-            bound.warning("push_race", attempt=attempt, error=str(exc))
-            try:
-                ws = await anyio.to_thread.run_sync(read_workspace, loaded, repos_dir, git_timeout)
-            except GitError as err:
-                return EnvironmentResult(plan=plan, error=f"{env}: {err}")
-            continue
-        except GitError as exc:
-            bound.error("publish_failed", error=str(exc))
-            return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
-        if done.commit is not None:
-            bound.info("committed", commit=done.commit, changes=len(plan.changes))
-        return EnvironmentResult(
-            plan=plan, commit=done.commit, publication=done.note, pull_request=done.pull_request
-        )
-    message = f"{env}: gave up after {cycle.push_attempts} push attempts: the branch kept moving"
-    bound.error("publish_failed", error=message)
-    return EnvironmentResult(plan=plan, error=message)
+        # Shielded (as is the push in Publishers.settle): a cancelled cycle — daemon
+        # shutdown, lost leadership — stops before a publisher's writes or after them, never
+        # between.
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        with anyio.CancelScope(shield=True):
+            done = await publisher.publish(ws.repo, plan, when=clock(), images=registry)
+    except (ForgeError, GitError) as exc:
+        bound.error("publish_failed", error=str(exc))
+        return EnvironmentResult(plan=plan, error=f"{env}: {exc}")
+    if done.commit is not None:
+        bound.info("committed", commit=done.commit, changes=len(plan.changes))
+    return EnvironmentResult(
+        plan=plan, commit=done.commit, publication=done.note, pull_request=done.pull_request
+    )
+
+
+def _failed(loaded: LoadedPolicy, error: str) -> EnvironmentResult:
+    return EnvironmentResult(EnvironmentPlan(loaded.name, loaded.source), error=error)
+
+
+async def _planned(
+    loaded: LoadedPolicy, ws: Workspace, cycle: _Cycle, prepared: Prepared
+) -> EnvironmentPlan:
+    """Plan; fetch the digests the plan asks for and plan again; then the verify gate."""
+
+    async def plan(p: Prepared) -> EnvironmentPlan:
+        args = (loaded, ws, p.scans, cycle.clock, p, cycle.memo)
+        made = await anyio.to_thread.run_sync(_plan, *args)
+        extra = made.trailer_digests if cycle.image_digests else frozenset()
+        if await resolve_digests(cycle.registry, made.digests_needed | extra, p.scans):
+            # The memo answers again for every image whose selection read only tag names.
+            made = await anyio.to_thread.run_sync(_plan, *args)
+        return made
+
+    return await verify_gate(loaded, prepared, plan, registry=cycle.registry, store=cycle.verified)
 
 
 def _plan(

@@ -54,7 +54,9 @@ def secret(value: str, *, what: str) -> str:
 
 def secret_file(path: Path, *, what: str) -> str:
     """The secret held by the file at ``path`` (see :func:`secret`); OSError when unreadable.
-    At most MAX_SECRET_BYTES (plus a little whitespace) is read, whatever the file's size."""
+    At most MAX_SECRET_BYTES (plus a little whitespace) is read, whatever the file's size.
+    Where a daemon re-reads a file, :func:`imagebot.livefile.secret_file` keeps the last
+    good secret through a rotation that breaks it."""
     with path.open("rb") as f:
         raw = f.read(MAX_SECRET_BYTES + 64)
     try:

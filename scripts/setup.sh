@@ -30,3 +30,19 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
+# The status page's browser test: Debian's Chromium and its driver, and axe-core from npm
+# (into the venv, where the test looks for it).
+browser=()
+command -v chromium >/dev/null 2>&1 || browser+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || browser+=(chromium-driver)
+command -v npm >/dev/null 2>&1 || browser+=(npm)
+if ((${#browser[@]})); then
+  echo "setup: installing ${browser[*]} from Debian" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${browser[@]}" >/dev/null
+fi
+if [ ! -f .venv/node/node_modules/axe-core/axe.min.js ]; then
+  npm install --silent --no-save --no-audit --no-fund --prefix .venv/node axe-core@4 >/dev/null
+fi

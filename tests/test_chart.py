@@ -166,14 +166,34 @@ def test_dockerfile_runs_as_the_charts_user_with_git() -> None:
         assert choice in docs
 
 
-def test_kubernetes_api_token_is_mounted_only_for_leader_election() -> None:
-    """The pod mounts no service account token by default; leader election turns it on."""
+def test_kubernetes_api_token_is_mounted_only_for_leases() -> None:
+    """The pod mounts no service account token by default; leader election or shards turn
+    it on."""
     values = load(CHART / "values.yaml")
     assert values["serviceAccount"]["automount"] is False
-    assert values["leaderElection"]["enabled"] is False
+    assert values["leaderElection"]["enabled"] is False and values["shards"] == 0
     template = (CHART / "templates" / "deployment.yaml").read_text()
-    expression = "{{ or .Values.serviceAccount.automount .Values.leaderElection.enabled }}"
-    assert f"automountServiceAccountToken: {expression}" in template
+    leases = "{{- $leases := or .Values.leaderElection.enabled (gt (int .Values.shards) 0) }}"
+    assert leases in template
+    assert "automountServiceAccountToken: {{ or .Values.serviceAccount.automount $leases }}" in (
+        template
+    )
+
+
+def test_every_flag_the_chart_passes_is_one_serve_accepts() -> None:
+    """Each --flag in the Deployment's args (shards, lease, policies from git) is an option
+    of `imagebot serve`, so the chart cannot drift from the command line."""
+    from imagebot.cli.main import build_parser
+
+    template = (CHART / "templates" / "deployment.yaml").read_text()
+    flags = set(re.findall(r"^\s+- (--[a-z-]+)", template, flags=re.M))
+    assert {"--shards", "--lease-duration", "--leader-elect", "--reload-interval"} <= flags
+    parser = build_parser("serve")
+    serve = next(
+        a for a in parser._subparsers._group_actions[0].choices.values() if a.prog.endswith("serve")
+    )
+    known = {o for action in serve._actions for o in action.option_strings}
+    assert flags <= known, flags - known
 
 
 def test_secrets_reach_the_pod_as_files_not_environment_variables() -> None:
@@ -232,3 +252,49 @@ def test_dockerfile_pins_the_base_by_digest_and_dependencies_by_constraints() ->
     }
     assert wanted and wanted <= pins, wanted - pins
     assert "imagebot" not in pins
+
+
+def test_values_examples_in_the_chart_readme_validate() -> None:
+    """Each values example in charts/README.md, merged over values.yaml, validates (the
+    policy-file fragment there is a policy's, checked by the docs tests' rules)."""
+    text = (ROOT / "charts" / "README.md").read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S)]
+    overrides = [b for b in blocks if "publish" not in b]
+    assert any("policiesFromGit" in b for b in overrides)
+    for override in overrides:
+        jsonschema.validate(merged(load(CHART / "values.yaml"), override), schema())
+
+
+def test_example_alerts_fire_on_what_the_daemon_exports() -> None:
+    """Each example alert's selector matches a sample the daemon's metrics expose when the
+    condition holds: a failed last cycle, an image waiting on checks."""
+    from datetime import UTC, datetime
+
+    from imagebot.core.promotion.record import ImageRecord, Running
+    from imagebot.core.selection import Rejection
+    from imagebot.daemon.metrics import Metrics
+
+    waiting = ImageRecord(
+        environment="production",
+        image="app",
+        repository="ghcr.io/acme/app",
+        upstream="staging",
+        running=Running("1.0.0", None, None, None),
+        candidates=(),
+        choice=None,
+        waiting=Rejection("checks", "on staging@abc: ci=failure"),
+    )
+    metrics = Metrics()
+    metrics.show_decisions({"production": (False, datetime.now(UTC), [waiting])})
+    text = metrics.exposition().decode()
+    rule = (CHART / "templates" / "prometheusrule.yaml").read_text()
+    exprs = re.findall(r"expr: (\w+)(\{[^}]*\})? == (\d)", rule)
+    assert len(exprs) == 2, rule
+    for name, selector, value in exprs:
+        wanted = dict(re.findall(r'(\w+)="([^"]*)"', selector))
+        samples = re.findall(rf"^{name}\{{([^}}]*)\}} ([\d.]+)$", text, flags=re.M)
+        assert any(
+            wanted.items() <= dict(re.findall(r'(\w+)="([^"]*)"', labels)).items()
+            and float(got) == float(value)
+            for labels, got in samples
+        ), (name, selector, text)

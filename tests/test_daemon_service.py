@@ -21,7 +21,9 @@ from structlog.testing import capture_logs
 from imagebot.daemon.leader import LeaseSettings
 from imagebot.daemon.service import ServeOptions, Service
 from tests.support.clock import SteppedClock
+from tests.support.gitenv import commits, make_remote
 from tests.support.kubeapi import KubeAPI, run_kube_api, service_account
+from tests.support.registry import Registry, push_image
 
 SECRET = "hook-secret"
 
@@ -314,5 +316,35 @@ def test_a_leader_that_cannot_renew_stops_running_cycles(tmp_path: Path, api: Ku
             r = await http.post("/webhooks/generic", content=body, headers=signed)
             assert r.status_code == 503
             assert "imagebot_leader 0.0" in (await http.get("/metrics")).text
+
+    run(test)
+
+
+def test_the_daemon_keeps_the_decision_record_each_cycle_made(
+    tmp_path: Path, shared_registry: Registry
+) -> None:
+    """After a cycle the daemon holds each environment's decision record as the cycle made
+    it — what ran, what it moved to and the commit — for its status to serve unrecomputed."""
+    repository = f"acme/daemon-{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:8]}"
+    for tag in ("1.0.0", "1.1.0"):
+        push_image(shared_registry, repository, tag)
+    image = f"{shared_registry.host}/{repository}"
+    manifest = f"kind: Deployment\nspec:\n  containers:\n    - image: {image}:1.0.0\n"
+    remote = make_remote(tmp_path, {"envs/dev/app.yaml": manifest.encode()})
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "dev.yaml").write_text(
+        policy("dev", image=image, every="24h").replace("./no-such-repo.git", str(remote))
+    )
+    service = Service(options(tmp_path, policies), timer=SteppedClock())
+
+    async def test() -> None:
+        async with running(service):
+            await eventually(lambda: "dev" in service.last, "the startup cycle")
+        last = service.last["dev"]
+        assert last.ok, last.error
+        (record,) = last.images
+        assert (record.image, record.running.tag, record.choice) == ("web", "1.0.0", "1.1.0")
+        assert record.commit == commits(remote)[0], "the commit the cycle pushed"
 
     run(test)

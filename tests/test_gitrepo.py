@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from imagebot.errors import GitError
-from imagebot.git.repo import EnvRepo, PushRejected, redact
+from imagebot.git.push import is_race, push, push_status
+from imagebot.git.repo import EnvRepo, redact
 from tests.support.gitenv import commits, git, make_remote, message, push_files, show
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -32,7 +33,7 @@ def test_commit_and_push_keep_bytes_exactly(tmp_path: Path) -> None:
         when=WHEN,
     )
     assert len(commits(remote)) == 1, "nothing reaches the remote before push"
-    repo.push(sha)
+    assert push(repo, sha) is None
     assert show(remote, "envs/dev/pod.yaml") == new
     assert show(remote, "envs/dev/other.yml") == b"a: 1"
     assert message(remote).strip() == "bump"
@@ -43,7 +44,8 @@ def test_commit_and_push_keep_bytes_exactly(tmp_path: Path) -> None:
 
 
 def test_push_race_is_detected_and_leaves_remote_untouched(tmp_path: Path) -> None:
-    """When a human pushes after our fetch, our push is rejected and their commit stays."""
+    """When a human pushes after our fetch, our push is refused as a race (the branch
+    moved) and their commit stays."""
     remote = make_remote(tmp_path, {"a.yaml": b"x: 1\n"})
     repo = EnvRepo(str(remote), "main", tmp_path / "cache")
     repo.fetch()
@@ -51,10 +53,33 @@ def test_push_race_is_detected_and_leaves_remote_untouched(tmp_path: Path) -> No
     sha = repo.commit(
         {"a.yaml": b"x: 2\n"}, message="bot", author_name="b", author_email="b@x", when=WHEN
     )
-    with pytest.raises(PushRejected):
-        repo.push(sha)
+    refused = push(repo, sha)
+    assert refused is not None and refused.moved
+    assert "rejected: the branch moved ([rejected] fetch first)" in refused.message
     assert commits(remote)[0] == human
     assert repo.fetch() == human
+
+
+@pytest.mark.parametrize(
+    ("porcelain", "race"),
+    [
+        ("!\trefs/heads/main:refs/heads/main\t[rejected] (fetch first)", True),
+        ("!\trefs/heads/main:refs/heads/main\t[rejected] (non-fast-forward)", True),
+        ("!\trefs/heads/b:refs/heads/b\t[rejected] (stale info)", True),  # a stale lease
+        ("!\trefs/heads/main:refs/heads/main\t[remote rejected] (failed to update ref)", True),
+        ("!\trefs/heads/main:refs/heads/main\t[remote rejected] (cannot lock ref 'x')", True),
+        (
+            "!\trefs/heads/main:refs/heads/main\t[remote rejected] (pre-receive hook declined)",
+            False,
+        ),
+        ("!\trefs/heads/main:refs/heads/main\t[remote rejected] (permission denied)", False),
+    ],
+)
+def test_only_git_own_verdicts_make_a_push_race(porcelain: str, race: bool) -> None:
+    """A refused push is a race (worth a retry on the new head) only when git's porcelain
+    status says the branch moved or its lock was held, never for a hook or a permission."""
+    status = push_status(f"To /srv/env.git\n{porcelain}\nDone\n")
+    assert status is not None and is_race(status) is race
 
 
 def test_missing_branch_is_a_git_error_naming_it(tmp_path: Path) -> None:

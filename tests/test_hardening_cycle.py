@@ -156,6 +156,38 @@ def test_a_git_remote_that_never_answers_times_out(tmp_path: Path) -> None:
     assert "cannot fetch branch 'main': no answer within 1s (git_timeout)" in result.stdout
 
 
+def test_a_branch_that_keeps_moving_is_given_up_after_three_pushes(
+    tmp_path: Path, registry: Registry
+) -> None:
+    """When someone else lands a commit on the branch during every push, imagebot reads and
+    plans again on the new head each time, and after three pushes reports that it gave up,
+    leaving every other commit in place."""
+    image = f"{registry.host}/acme/app"
+    remote = make_remote(
+        tmp_path, {"envs/dev/app.yaml": DEPLOYMENT.format(image=image, tag="1.0.0").encode()}
+    )
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text(
+        "#!/bin/sh\n"
+        "unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES\n"
+        "head=$(git rev-parse refs/heads/main)\n"
+        "export GIT_AUTHOR_NAME=h GIT_AUTHOR_EMAIL=h@x GIT_COMMITTER_NAME=h"
+        " GIT_COMMITTER_EMAIL=h@x\n"
+        'new=$(echo human | git commit-tree "$head^{tree}" -p "$head")\n'
+        'git update-ref refs/heads/main "$new" "$head"\n'
+    )
+    hook.chmod(0o755)
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    policy(policies, "dev", url=remote, image=image)
+    result = cli(policies, tmp_path / "cache", "apply")
+    assert result.returncode == 1
+    assert "error: dev: gave up after 3 push attempts:" in result.stdout
+    assert "rejected: the branch moved ([remote rejected] failed to update ref)" in result.stdout
+    assert len(commits(remote)) == 4  # the first commit and one human commit per push
+    assert show(remote, "envs/dev/app.yaml") == DEPLOYMENT.format(image=image, tag="1.0.0").encode()
+
+
 def test_a_hook_saying_fetch_first_is_not_mistaken_for_a_race(
     tmp_path: Path, registry: Registry
 ) -> None:

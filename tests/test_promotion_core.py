@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from imagebot.core.governing import Ownership, govern
 from imagebot.core.policy import EnvironmentPolicy
-from imagebot.core.promotion.history import HistoryCommit, Ref, Run, runs_of
+from imagebot.core.promotion.history import HistoryCommit, Ref, Run, runs_by_image, runs_of
 from imagebot.core.promotion.holds import holds_of
 from imagebot.core.promotion.views import hold_back_groups, promotion_view
+from imagebot.core.rewrite import Target
 from imagebot.core.selection import select
 
 REPO = "ghcr.io/acme/app"
@@ -69,6 +71,18 @@ def test_rollback_by_a_human_holds_the_version_imagebot_set() -> None:
     assert holds_of(image, downgrade_by_imagebot) == []
     forward_by_human = [*history[:2], commit(2, "1.2.0", by_imagebot=False)]
     assert holds_of(image, forward_by_human) == []
+
+
+def test_holds_read_versions_in_selections_order() -> None:
+    """A human switching to another variant (1.2.3 -> 1.2.3-alpine) rolls nothing back, as
+    selection reads -alpine as a variant, not a prerelease; 1.2.4-alpine -> 1.2.3-alpine does."""
+    image = policy().images[0]
+    base = [commit(0, "1.2.2", by_imagebot=False), commit(1, "1.2.3", by_imagebot=True)]
+    assert holds_of(image, [*base, commit(2, "1.2.3-alpine", by_imagebot=False)]) == []
+    alpine = [commit(0, "1.2.2-alpine", by_imagebot=False),
+              commit(1, "1.2.4-alpine", by_imagebot=True),
+              commit(2, "1.2.3-alpine", by_imagebot=False)]  # fmt: skip
+    assert [h.tag for h in holds_of(image, alpine)] == ["1.2.4-alpine"]
 
 
 def test_hold_ends_with_a_newer_version_a_trailer_or_unhold() -> None:
@@ -293,3 +307,43 @@ def test_running_version_held_upstream_is_not_reported_as_waiting() -> None:
     )  # fmt: skip
     assert view.chosen is None
     assert view.blocker is None and not view.waiting
+
+
+def test_history_replay_owns_references_by_the_planners_rule() -> None:
+    """Runs are replayed under the entry that governs each reference in the plan: a Flux
+    marker naming the entry (``ns:app``), a pattern entry per repository, the defaults."""
+    env = EnvironmentPolicy.model_validate(
+        {
+            "environment": "dev",
+            "repo": {"url": "x"},
+            "defaults": {"range": "^1"},
+            "images": [
+                {"name": "app", "repository": REPO},
+                {"name": "tools", "repository": "ghcr.io/tools/*"},
+            ],
+        }
+    )
+    refs = {
+        "a.yaml": (Ref("a.yaml", 1, "docker.io/old/app", "flux-system:app", "1.0.0", None),),
+        "t.yaml": (Ref("t.yaml", 1, "ghcr.io/tools/lint", None, "2.0.0", None),),
+        "r.yaml": (Ref("r.yaml", 1, "docker.io/library/redis", None, "7.0.0", None),),
+    }
+    history = [HistoryCommit(f"{0:040x}", T0, "Ann", (), refs, snapshot=True)]
+    targets = {path: [_target(r) for r in found] for path, found in refs.items()}
+    planned = {g.image for g in govern(env, targets).groups}
+    runs = runs_by_image(Ownership(env.images, env.defaults), history)
+    assert set(runs) == planned == {"app", "ghcr.io/tools/lint", "docker.io/library/redis"}
+    assert runs["app"][0].tag == "1.0.0"
+
+
+def _target(ref: Ref) -> Target:
+    return Target(
+        source=ref.file,
+        line=ref.line,
+        kind="workload",
+        field="image",
+        repository=ref.repository,
+        policy=ref.policy,
+        tag=ref.tag,
+        digest=ref.digest,
+    )

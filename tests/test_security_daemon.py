@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from imagebot.daemon.app import MAX_BODIES_IN_FLIGHT
+from imagebot.daemon.app import MAX_BODIES_IN_FLIGHT, MAX_CONNECTIONS
 from tests.support.daemon import Daemon, run_daemon, wait_for
 
 SECRET = "webhook-shared-s3cret"
@@ -115,6 +115,25 @@ def test_bodies_in_flight_are_capped_and_health_still_answers(daemon: Daemon) ->
         assert [answer(sock)[0] for sock in stalled] == [408] * MAX_BODIES_IN_FLIGHT
     body = json.dumps({"repository": WATCHED, "tag": "1.0.1"}).encode()
     assert daemon.post("/webhooks/generic", body, signed(body)).status_code == 202
+
+
+def test_connections_are_capped(daemon: Daemon) -> None:
+    """With MAX_CONNECTIONS connections open and idle, a request on one more is answered 503
+    at once instead of waiting; the server closes the idle ones at the HTTP deadline, and
+    requests are served again while their clients still hold them open."""
+    with ExitStack() as stack:
+        for _ in range(MAX_CONNECTIONS):
+            stack.enter_context(connect(daemon))
+        wait_for(
+            lambda: daemon.get("/healthz").status_code == 503,
+            timeout=0.8,
+            what="a request past the connection cap to be refused",
+        )
+        wait_for(
+            lambda: daemon.get("/healthz").status_code == 200,
+            timeout=5,
+            what="the server to close the idle connections",
+        )
 
 
 def test_signed_webhook_cannot_be_replayed(daemon: Daemon) -> None:

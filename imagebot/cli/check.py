@@ -13,6 +13,7 @@ from imagebot.core import yamldoc
 from imagebot.core.governing import overlapping_patterns
 from imagebot.core.policy import LoadedPolicy
 from imagebot.errors import PolicyError
+from imagebot.registry.trust import TrustError, load_signature
 
 NAME = "check"
 
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         cycle.registry_settings(args)
     except PolicyError as exc:
         problems.extend(exc.problems)
+    for loaded in policies.environments:
+        problems.extend(trust_problems(loaded))
     for problem in problems:
         print(f"error: {problem}")
     known = {p.name: p for p in policies.catalog}
@@ -77,6 +80,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
     return 0
+
+
+def trust_problems(loaded: LoadedPolicy) -> list[str]:
+    """The keys and trusted roots of every ``verify`` block, loaded as a cycle loads them."""
+    policy, out = loaded.policy, []
+    blocks = [
+        ((), policy.verify),
+        *((("images", i), e.verify) for i, e in enumerate(policy.images)),
+    ]
+    if policy.defaults is not None:
+        blocks.append((("defaults",), policy.defaults.verify))
+    for at, spec in blocks:
+        for i, sig in enumerate(spec.signatures if spec is not None else ()):
+            try:
+                load_signature(sig, i, base=Path(loaded.source).parent)
+            except TrustError as exc:
+                where = yamldoc.dotted((*at, "verify", *exc.field))
+                out.append(f"{loaded.at(where)}: {where}: {exc}")
+    return out
 
 
 def token_warnings(loaded: LoadedPolicy) -> list[str]:

@@ -4,24 +4,39 @@ for and the registry settings, run the cycle, print it."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import anyio
 
-from imagebot import config
+from imagebot import config, livefile
 from imagebot.cli.options import default_cache_dir
 from imagebot.cli.render import print_result
 from imagebot.clock import utc_now
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.daemon.runtime import Runtime
 from imagebot.engine import CycleResult
+from imagebot.git.repo import DEFAULT_TIMEOUT
+from imagebot.policysource import GitPolicies
 from imagebot.registry.settings import RegistriesSettings, load_registries
+
+
+def policy_directory(args: argparse.Namespace) -> Path:
+    """``--policies``; from git, fetched and checked out first (once per command)."""
+    if isinstance(args.policies, GitPolicies):
+        cache_dir = getattr(args, "cache_dir", None) or default_cache_dir()
+        timeout = getattr(args, "git_timeout", DEFAULT_TIMEOUT)
+        args.policy_checkout = args.policies.fetch(cache_dir, timeout=timeout)
+        args.policies = args.policy_checkout.directory
+    return Path(args.policies)
 
 
 def load(args: argparse.Namespace) -> config.PolicySet:
     """Load the policy set, keeping only the environments asked for."""
-    policies = config.load_policies(args.policies)
+    policies = config.load_policies(policy_directory(args))
+    if checkout := getattr(args, "policy_checkout", None):
+        policies = replace(policies, problems=checkout.located(policies.problems))
     wanted = set(args.environment)
     if not wanted:
         return policies
@@ -81,12 +96,17 @@ def cycle(args: argparse.Namespace, *, publish: bool, verdicts: bool = False) ->
     return result
 
 
-def registry_settings(args: argparse.Namespace) -> RegistriesSettings:
-    """registries.yaml (given, or beside the policies) plus --insecure-registry hosts."""
+def registry_settings(args: argparse.Namespace, beside: Path | None = None) -> RegistriesSettings:
+    """registries.yaml (given, or beside the policies) plus --insecure-registry hosts; read
+    again only when the file changed (``serve`` asks before every cycle)."""
     path: Path | None = args.registries
     if path is None:
-        beside = getattr(args, "policies", None)
+        beside = beside or (policy_directory(args) if hasattr(args, "policies") else None)
         if beside is not None and (beside / "registries.yaml").is_file():
             path = beside / "registries.yaml"
-    settings = load_registries(path) if path is not None else RegistriesSettings()
+    settings = (
+        livefile.read(path, load_registries, what="registries file")
+        if path is not None
+        else RegistriesSettings()
+    )
     return settings.with_insecure(frozenset(getattr(args, "insecure_registry", ())))

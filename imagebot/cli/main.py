@@ -23,8 +23,14 @@ COMMANDS: dict[str, str] = {
     " file:line",
     "plan": "show what one cycle would change (unified diff + summary), publish nothing",
     "apply": "run one cycle: scan, plan, edit, commit and push",
-    "serve": "run as a daemon: cycles on schedules and webhooks, /healthz /readyz /metrics",
+    "serve": "run as a daemon: cycles on schedules and webhooks, the status page, /metrics",
     "status": "show what each environment runs, since when, its next version and what it waits for",
+    "promote": "promote an image now to a version its upstream ran, past soak and windows"
+    " (a commit)",
+    "hold": "keep an image at the version it runs until released (a commit)",
+    "release": "lift the holds on an image (a commit)",
+    "rollback": "move an image back to the version that ran before, holding the one it leaves"
+    " (a commit)",
     "select": "choose a tag from tags on stdin (one per line) the way an image policy would",
     "set_image": "set the tag (and digest) of an image in Kubernetes, Helm, kustomize and"
     " compose files",

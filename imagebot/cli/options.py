@@ -58,14 +58,21 @@ def add_git_timeout_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+def add_policies_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    from imagebot.policysource import source
+
     parser.add_argument(
         "--policies",
-        type=Path,
-        default=Path(os.environ.get("IMAGEBOT_POLICIES", "policies")),
-        metavar="DIR",
-        help="directory of policy files, one per environment (default: ./policies)",
+        type=source,
+        default=os.environ.get("IMAGEBOT_POLICIES", "policies"),  # argparse applies type=
+        metavar="DIR|git+URL#BRANCH:PATH",
+        help=help + "; or git+URL#BRANCH:PATH, the directory PATH of BRANCH in a git"
+        " repository (default: $IMAGEBOT_POLICIES or ./policies)",
     )
+
+
+def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    add_policies_argument(parser, "directory of policy files, one per environment")
     parser.add_argument(
         "--environment",
         "-e",

@@ -10,7 +10,7 @@ from typing import Any
 
 from imagebot.core.governing import Governed
 from imagebot.core.plan import Change, EnvironmentPlan
-from imagebot.core.selection import Verdict, explain_lines
+from imagebot.core.selection import Decision, Verdict, explain_lines
 from imagebot.engine import CycleResult
 from imagebot.registry.tags import newness
 
@@ -37,6 +37,14 @@ def by_version(verdicts: Sequence[Verdict]) -> tuple[Verdict, ...]:
     return tuple(sorted(verdicts, key=lambda v: newness(v.tag)))
 
 
+def with_refused(plan: EnvironmentPlan, image: str, d: Decision) -> Decision:
+    """``d`` with the versions the verify gate refused (planned again without them), oldest
+    to newest by version."""
+    refused = plan.refused.get(image, {})
+    extra = [Verdict(tag, False, r.reason, r) for tag, r in refused.items()]
+    return replace(d, verdicts=by_version([*d.verdicts, *extra]))
+
+
 def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]:
     """A plan as JSON; with ``explain``, every tag's verdict under each decision."""
     return {
@@ -49,6 +57,7 @@ def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]
                 "current": current,
                 "chosen": d.tag,
                 "reason": d.reason,
+                "verified": plan.verified.get(image) if d.tag != current else None,
                 **(
                     {
                         "verdicts": [
@@ -58,7 +67,7 @@ def plan_json(plan: EnvironmentPlan, *, explain: bool = False) -> dict[str, Any]
                                 if v.rejection is not None
                                 else {}
                             )
-                            for v in by_version(d.verdicts)
+                            for v in with_refused(plan, image, d).verdicts
                         ]
                     }
                     if explain
@@ -95,6 +104,7 @@ def print_result(
                     "commit": r.commit,
                     "publication": r.publication,
                     "error": r.error,
+                    "images": [record.to_json() for record in r.images],
                 }
                 for r in result.environments
             ],
@@ -116,7 +126,7 @@ def print_result(
                 out.writelines(f"    {path}:{t.line} {t.field}\n" for path, t in g.targets)
             for image, current, d in plan.decisions:
                 out.write(f"{plan.environment}: {image} (running {current or 'no tag'}):\n")
-                ordered = replace(d, verdicts=by_version(d.verdicts))
+                ordered = with_refused(plan, image, d)
                 out.writelines(f"    {line}\n" for line in explain_lines(ordered))
         waiting = {i.image: i.blocker for i in r.images if i.blocker and not i.choice}
         for image, current, d in plan.decisions:

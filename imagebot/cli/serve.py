@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from imagebot.cli import cycle
 from imagebot.cli.options import (
     add_cache_dir_argument,
     add_git_timeout_argument,
+    add_policies_argument,
     add_registry_arguments,
     default_cache_dir,
 )
@@ -34,14 +36,7 @@ def _env_path(name: str) -> Path | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--policies",
-        type=Path,
-        default=Path(os.environ.get("IMAGEBOT_POLICIES", "policies")),
-        metavar="DIR",
-        help="directory of policy files, reloaded when it changes (default: $IMAGEBOT_POLICIES"
-        " or ./policies)",
-    )
+    add_policies_argument(parser, "policy files, reloaded when they change")
     parser.add_argument(
         "--listen",
         default=os.environ.get("IMAGEBOT_LISTEN", "127.0.0.1:8080"),
@@ -61,7 +56,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lease-name",
         default=os.environ.get("IMAGEBOT_LEASE_NAME", "imagebot"),
-        help="name of the Lease in the pod's namespace (default: imagebot)",
+        help="name of the Lease in the pod's namespace, and the prefix of the shard Leases"
+        " (default: imagebot)",
+    )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=int(os.environ.get("IMAGEBOT_SHARDS", "0")),
+        metavar="N",
+        help="split the environments into N shards, each owned through its own Lease, so"
+        " replicas share the work (default: $IMAGEBOT_SHARDS or 0, one leader runs all)",
+    )
+    parser.add_argument(
+        "--lease-duration",
+        type=float,
+        default=_env_float("IMAGEBOT_LEASE_DURATION", 15.0),
+        metavar="SECONDS",
+        help="how long a Lease holds without renewal: a dead replica's work moves after it"
+        " (default: 15; renewals every 2/15 of it, giving up after 2/3 of it)",
     )
     parser.add_argument(
         "--webhook-secret-file",
@@ -87,6 +99,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="longest a client may take to send a request's headers, and a webhook's body"
         " (default: 10)",
     )
+    parser.add_argument(
+        "--status-page",
+        choices=["on", "off"],
+        default=os.environ.get("IMAGEBOT_STATUS_PAGE", "on"),
+        help="serve the status page / and /api/v1/status (default: $IMAGEBOT_STATUS_PAGE or on)",
+    )
+    for kind, holds in (("token", "a bearer token"), ("basic-auth", "USER:PASSWORD")):
+        variable = f"IMAGEBOT_STATUS_{kind.upper().replace('-', '_')}_FILE"
+        parser.add_argument(
+            f"--status-{kind}-file",
+            type=Path,
+            default=_env_path(variable),
+            metavar="FILE",
+            help=f"file holding {holds} the status page and API demand (default: ${variable})",
+        )
     add_git_timeout_argument(parser)
     parser.add_argument(
         "--grace",
@@ -122,7 +149,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def read_secret(variable: str, path: Path | None, flag: str) -> str | None:
     """$``variable``, else the file's content (surrounding whitespace dropped); remembered
     so that no message shows it."""
-    from imagebot.redact import SecretError, remember, secret, secret_file
+    from imagebot.livefile import secret_file
+    from imagebot.redact import SecretError, remember, secret
 
     value = os.environ.get(variable)
     try:
@@ -146,36 +174,59 @@ def _return_freed_memory() -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: `imagebot --help` and the other commands do not pay for the HTTP stack.
     from imagebot.daemon.leader import SERVICE_ACCOUNT, LeaseSettings
-    from imagebot.daemon.service import ServeOptions, Service, parse_listen
+    from imagebot.daemon.listener import parse_listen
+    from imagebot.daemon.service import ServeOptions, Service
+    from imagebot.daemon.status_api import Access
+    from imagebot.policysource import GitPolicies
 
     try:
         parse_listen(args.listen)
     except ValueError as exc:
         print(f"imagebot serve: {exc}", file=sys.stderr)
         return 2
+    if args.shards < 0 or args.lease_duration < 1:
+        print("imagebot serve: --shards must be >= 0 and --lease-duration >= 1", file=sys.stderr)
+        return 2
     _return_freed_memory()
     lease = None
-    if args.leader_elect:
+    if args.leader_elect or args.shards:
         mount = Path(os.environ.get("IMAGEBOT_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT)
-        lease = LeaseSettings.in_cluster(os.environ, name=args.lease_name, mount=mount)
+        lease = dataclasses.replace(
+            LeaseSettings.in_cluster(os.environ, name=args.lease_name, mount=mount),
+            lease_duration=args.lease_duration,
+            renew_deadline=args.lease_duration * 2 / 3,
+            retry_period=args.lease_duration * 2 / 15,
+        )
+    cache_dir = args.cache_dir or default_cache_dir()
+    policies: Path | GitPolicies = args.policies
+    # Policies from git are fetched when serve starts; registries.yaml beside them is read then.
+    beside = policies if isinstance(policies, Path) else policies.directory(cache_dir)
+    if isinstance(policies, Path):
+        cycle.registry_settings(args, beside)  # a broken file stops serve before it starts
+    secrets = [
+        ("IMAGEBOT_WEBHOOK_SECRET", args.webhook_secret_file, "--webhook-secret-file"),
+        ("IMAGEBOT_WEBHOOK_URL_TOKEN", args.webhook_url_token_file, "--webhook-url-token-file"),
+    ]
+    for secret in secrets:
+        read_secret(*secret)  # so does a secret that cannot be read
+    # Each is asked again where it is used (a changed file is read again: see livefile).
     options = ServeOptions(
-        policies=args.policies,
-        cache_dir=args.cache_dir or default_cache_dir(),
-        settings=cycle.registry_settings(args),
+        policies=policies,
+        cache_dir=cache_dir,
+        settings=lambda: cycle.registry_settings(args, beside),
         listen=args.listen,
-        webhook_secret=read_secret(
-            "IMAGEBOT_WEBHOOK_SECRET", args.webhook_secret_file, "--webhook-secret-file"
-        ),
-        url_token=read_secret(
-            "IMAGEBOT_WEBHOOK_URL_TOKEN", args.webhook_url_token_file, "--webhook-url-token-file"
-        ),
+        webhook_secret=lambda: read_secret(*secrets[0]),
+        url_token=lambda: read_secret(*secrets[1]),
         http_deadline=args.http_deadline,
         lease=lease,
+        shards=args.shards,
         grace=args.grace,
         max_cycles=args.max_cycles,
         reload_interval=args.reload_interval,
         debounce=args.webhook_debounce,
         git_timeout=args.git_timeout,
+        status_page=args.status_page == "on",
+        status_access=Access.from_files(args.status_token_file, args.status_basic_auth_file),
     )
     service = Service(options)
     return anyio.run(service.run)

@@ -52,9 +52,12 @@ def _cell(s: ImageRecord) -> list[str]:
     since = "-"
     if run.since is not None and run.commit is not None:
         since = f"{run.since:%Y-%m-%d %H:%M %Z} {run.commit[:10]}"
+        since += f" ({run.manual})" if run.manual else ""
     env = s.environment + (f" (from {s.upstream})" if s.upstream else "")
     if s.blocker:
         state = f"waiting: {s.blocker}"
+    elif s.holds:
+        state = f"held: {s.holds[0].words()}"
     elif s.choice:
         state = "moves next cycle"
     else:

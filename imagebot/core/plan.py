@@ -18,7 +18,14 @@ from imagebot.core.reference import normalize_repository
 from imagebot.core.rewrite import Edit, Target
 from imagebot.core.rewrite import apply as apply_edits
 from imagebot.core.rewrite.scalars import split_reference
-from imagebot.core.selection import Decision, SelectionRule, TagInfo, compile_rule, select
+from imagebot.core.selection import (
+    Decision,
+    Rejection,
+    SelectionRule,
+    TagInfo,
+    compile_rule,
+    select,
+)
 from imagebot.core.selection import ImageScan as ImageScan  # re-exported: its first home
 from imagebot.core.selectmemo import SelectionMemo
 from imagebot.core.yamldoc import dotted, line_at
@@ -30,6 +37,7 @@ TRAILER_FROM = "Imagebot-From"
 TRAILER_TO = "Imagebot-To"
 TRAILER_DIGEST = "Imagebot-Digest"
 TRAILER_PROMOTED_FROM = "Imagebot-Promoted-From"
+TRAILER_VERIFIED = "Imagebot-Verified"
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,10 @@ class EnvironmentPlan:
     trailer_digests: frozenset[tuple[str, str]] = frozenset()
     #: every governed repository with the entry governing it and its targets (--explain)
     governed: tuple[Governed, ...] = ()
+    #: image -> what its new version was verified with ("key cosign.pub"): the verify gate
+    verified: Mapping[str, str] = field(default_factory=dict)
+    #: image -> the versions the verify gate refused, newest first, with the reason
+    refused: Mapping[str, Mapping[str, Rejection]] = field(default_factory=dict)
 
     def diff(self) -> str:
         """A unified diff of every changed file, with a/ and b/ prefixes like git's."""
@@ -353,4 +365,6 @@ def commit_message(
             trailers.append(f"{TRAILER_DIGEST}: {digest}")
         if image in plan.promoted_from:
             trailers.append(f"{TRAILER_PROMOTED_FROM}: {plan.promoted_from[image]}")
+        if image in plan.verified:
+            trailers.append(f"{TRAILER_VERIFIED}: {plan.verified[image]}")
     return "\n".join([subject, "", *body, "", *trailers]) + "\n"

@@ -12,10 +12,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,6 +26,8 @@ from pydantic import (
 
 from imagebot.core import reference, yamldoc
 from imagebot.core.durations import parse_duration
+from imagebot.core.promote_policy import ENVIRONMENT_NAME as _NAME_RE
+from imagebot.core.promote_policy import Promotion as Promotion  # re-exported
 from imagebot.core.publish_policy import (
     PublishSpec,
     SigningSpec,
@@ -41,10 +42,8 @@ from imagebot.core.selection import (
     ignore_entry_kind,
     validate_rule,
 )
-from imagebot.core.windows import Period, parse_period
+from imagebot.core.verify_policy import VerifySpec
 from imagebot.errors import InvalidReference, PolicyError, SelectionError
-
-_NAME_RE = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 
 
 class _Model(BaseModel):
@@ -88,6 +87,9 @@ class ImageRule(_Model):
     unhold: tuple[str, ...] = Field(
         default=(),
         description="versions whose hold (from a human rollback) is lifted, e.g. ['1.4.0']",
+    )
+    verify: VerifySpec | None = Field(
+        default=None, description="signatures the image must carry (wins over the environment's)"
     )
 
     @field_validator("min_age", check_fields=False)
@@ -260,63 +262,6 @@ class Schedule(_Model):
         return self
 
 
-def _period(spec: str) -> str:
-    parse_period(spec)
-    return spec
-
-
-#: A window or freeze, checked where it is written (errors name the list item's line).
-PeriodText = Annotated[str, AfterValidator(_period)]
-
-
-class Promotion(_Model):
-    """Where a promoted environment's versions come from, and the gates they pass first."""
-
-    from_: str = Field(
-        alias="from",
-        pattern=_NAME_RE,
-        description="the upstream environment whose history supplies the versions",
-    )
-    soak: str | None = Field(
-        default=None, description="how long upstream must have run a version, e.g. 1h, 2d"
-    )
-    checks: tuple[Annotated[str, Field(min_length=1, pattern=r"\S")], ...] = Field(
-        default=(),
-        description="commit status contexts that must be success on the upstream commit",
-    )
-    windows: tuple[PeriodText, ...] = Field(
-        default=(),
-        description="promote only inside one of these, e.g. 'Mon-Thu 09:00-16:00 Europe/Berlin'",
-    )
-    freeze: tuple[PeriodText, ...] = Field(
-        default=(),
-        description="never promote inside these, e.g. '2026-12-20 .. 2027-01-04 Europe/Berlin'",
-    )
-
-    @field_validator("soak")
-    @classmethod
-    def _soak(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
-
-    @field_validator("checks", "windows", "freeze", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return (value,) if isinstance(value, str) else value
-
-    @property
-    def soak_time(self) -> timedelta:
-        return parse_duration(self.soak) if self.soak else timedelta(0)
-
-    def periods(self) -> tuple[tuple[Period, ...], tuple[Period, ...]]:
-        """The parsed windows and freezes."""
-        return (
-            tuple(parse_period(w) for w in self.windows),
-            tuple(parse_period(f) for f in self.freeze),
-        )
-
-
 class EnvironmentPolicy(_Model):
     """One environment: its repo, how changes are published, and its image policies."""
 
@@ -331,6 +276,9 @@ class EnvironmentPolicy(_Model):
         default=None, description="take versions from an upstream environment's history"
     )
     signing: SigningSpec | None = Field(default=None, description="sign imagebot's commits")
+    verify: VerifySpec | None = Field(
+        default=None, description="signatures and attestations every image must carry"
+    )
     defaults: ImageDefaults | None = Field(
         default=None,
         description="rule for every image referenced in the environment's files that no"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from imagebot.errors import InvalidReference
 
@@ -50,9 +50,6 @@ class ImageRef:
     def familiar(self) -> str:
         """The short form Docker prints: ``nginx``, ``bitnami/redis``, ``ghcr.io/a/b``."""
         return familiar_repository(self.repository)
-
-    def with_version(self, tag: str | None, digest: str | None) -> ImageRef:
-        return replace(self, tag=tag, digest=digest)
 
     def __str__(self) -> str:
         out = self.repository

@@ -23,7 +23,15 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from imagebot import logs
 from imagebot.daemon import metrics as m
-from imagebot.daemon.webhooks import MAX_BODY, REPLAY_WINDOW, SENDERS, BadPayload, Seen
+from imagebot.daemon.status_api import routes as status_routes
+from imagebot.daemon.webhooks import (
+    MAX_BODY,
+    REPLAY_WINDOW,
+    SENDERS,
+    BadPayload,
+    Seen,
+    git_push,
+)
 from imagebot.daemon.webhooks import Request as WebhookRequest
 from imagebot.redact import redact_value
 
@@ -97,10 +105,12 @@ def build_app(service: Service, *, deadline: float = 10.0) -> Starlette:
         )
 
         def refuse(outcome: str, message: str, status: int, **headers: str) -> Response:
-            counter.labels(name, outcome).inc()
+            counter.labels(name, "refused").inc()
             if outcome == "unauthorized":
                 service.metrics.errors.labels("webhook_auth").inc()
                 log.warning("webhook_unauthorized", sender=name, client=_client(request))
+            else:
+                log.info("webhook_refused", sender=name, reason=outcome)
             return _error(message, status, {**_CLOSE, **headers})
 
         if not sender.signed and not sender.authenticate(req, secret):
@@ -125,33 +135,40 @@ def build_app(service: Service, *, deadline: float = 10.0) -> Starlette:
         now = time.time()
         if sender.signed and stamp is not None and not _fresh(stamp, now):
             return refuse("unauthorized", "timestamp outside the 5-minute window", 401)
+        if git_push(req):  # whichever replica it reaches: every replica runs every policy
+            service.look_at_policies()
+            counter.labels(name, "accepted").inc()
+            return JSONResponse({"policies": "fetching"}, status_code=202)
         try:
             pushes = sender.pushes(req)
         except BadPayload as exc:
-            counter.labels(name, "bad_payload").inc()
+            counter.labels(name, "refused").inc()
             log.warning("webhook_bad_payload", sender=name, error=str(exc))
             return _error(str(exc), 400)
         if not service.leading:  # before any is remembered: the sender retries the same one
-            counter.labels(name, "not_leader").inc()
+            counter.labels(name, "refused").inc()
             return _error("not the leader; retry", 503, {"Retry-After": "2"})
         signature = hashlib.sha256(f"{stamp}.".encode() + body).hexdigest()
         if sender.signed and not seen.first(f"{name}:{signature}", now):
             return refuse("replayed", "this signature was already accepted", 409)
         pushes = [p for p in pushes if not p.event or seen.first(f"{name}#{p.event}", now)]
         environments, watched = service.on_pushes(pushes, sender=name)
-        counter.labels(name, "accepted").inc()
+        # Pulls, blob uploads and unwatched repositories are answered but start nothing.
+        counter.labels(name, "accepted" if environments else "ignored").inc()
         log.info(
             "webhook_received", sender=name, pushes=len(pushes), watched=watched,
             environments=environments,
         )  # fmt: skip
         return JSONResponse({"pushes": len(pushes), "environments": environments}, status_code=202)
 
+    status = service.options.status_page
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/webhooks/{sender}", webhook, methods=["POST"]),
+            *(status_routes(service, service.options.status_access) if status else ()),
         ]
     )
 
@@ -170,6 +187,7 @@ class _HeaderDeadline(H11Protocol):
     itself waits for a trickling client forever (slowloris)."""
 
     deadline = 10.0
+    _timer: Any = None
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -179,8 +197,15 @@ class _HeaderDeadline(H11Protocol):
         super().on_response_complete()
         self._arm()
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._timer is not None:
+            self._timer.cancel()  # nothing left to close: let the connection go now
+
     def _arm(self) -> None:
-        self.loop.call_later(self.deadline, self._expire)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_later(self.deadline, self._expire)
 
     def _expire(self) -> None:
         in_request = self.cycle is not None and not self.cycle.response_complete

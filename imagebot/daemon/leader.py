@@ -17,7 +17,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,8 +66,8 @@ class LeaseSettings:
         port = env.get("KUBERNETES_SERVICE_PORT", "443")
         if not host:
             raise LeaseError(
-                "--leader-elect needs the Kubernetes API: KUBERNETES_SERVICE_HOST is not set"
-                " (not running in a pod?)"
+                "--leader-elect and --shards need the Kubernetes API: KUBERNETES_SERVICE_HOST"
+                " is not set (not running in a pod?)"
             )
         if ":" in host:
             host = f"[{host}]"  # IPv6 service address
@@ -96,16 +96,28 @@ def micro_time(when: datetime) -> str:
 class LeaseClient:
     """GET/POST/PUT of one Lease; maps answers to None (absent), a dict, or a conflict."""
 
-    def __init__(self, settings: LeaseSettings, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        settings: LeaseSettings,
+        *,
+        timeout: float = 5.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
         self.settings = settings
-        try:
-            verify = ssl.create_default_context(cafile=str(settings.ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise LeaseError(f"{settings.ca_file}: cannot load the cluster CA: {exc}") from None
-        self._http = httpx.AsyncClient(base_url=settings.api_server, verify=verify, timeout=timeout)
+        if http is None:
+            try:
+                verify = ssl.create_default_context(cafile=str(settings.ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise LeaseError(f"{settings.ca_file}: cannot load the cluster CA: {exc}") from None
+            http = httpx.AsyncClient(base_url=settings.api_server, verify=verify, timeout=timeout)
+        self._http = http
         ns, name = settings.namespace, settings.name
         self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
         self.item = f"{self.collection}/{name}"
+
+    def named(self, name: str) -> LeaseClient:
+        """A client of another Lease in the same namespace, sharing this one's connections."""
+        return LeaseClient(replace(self.settings, name=name), http=self._http)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -128,6 +140,17 @@ class LeaseClient:
         if r.status_code == 404:
             return None
         return self._json(r, "GET")
+
+    async def list(self) -> list[dict[str, Any]]:
+        """Every Lease in the namespace."""
+        items = self._json(await self._send("GET", self.collection), "LIST").get("items")
+        return [i for i in items or () if isinstance(i, dict)]
+
+    async def delete(self, name: str) -> None:
+        """Delete the Lease ``name``; one already gone is no error."""
+        r = await self._send("DELETE", f"{self.collection}/{name}")
+        if r.status_code != 404:
+            self._json(r, "DELETE")
 
     async def create(self, lease: dict[str, Any]) -> dict[str, Any] | None:
         """The created Lease, or None when another replica created it first (409)."""
@@ -201,46 +224,57 @@ class Elector:
                 "spec": self._spec({}, taking_over=True),
             }
             return await self.client.create(body) is not None
-        spec: dict[str, Any] = lease.get("spec") or {}
-        record = (spec.get("holderIdentity"), spec.get("renewTime"), spec.get("leaseTransitions"))
-        if record != self._observed:
-            self._observed, self._observed_at = record, self._monotonic()
-        holder = spec.get("holderIdentity") or ""
-        mine = holder == self.settings.identity
-        duration = float(spec.get("leaseDurationSeconds") or self.settings.lease_duration)
-        if holder and not mine and self._observed_at + duration > self._monotonic():
+        if self.observe(lease):
             return False  # held by another replica that renewed within its duration
+        spec: dict[str, Any] = lease.get("spec") or {}
+        mine = spec.get("holderIdentity") == self.settings.identity
         lease["spec"] = self._spec(spec, taking_over=not mine)
         return await self.client.replace(lease) is not None
 
+    def observe(self, lease: Mapping[str, Any] | None) -> str:
+        """Note ``lease`` as read now; the identity of another replica holding it (renewed
+        within its duration as this replica's clock saw it), or "" when it is free or ours."""
+        spec: Mapping[str, Any] = (lease or {}).get("spec") or {}
+        record = (spec.get("holderIdentity"), spec.get("renewTime"), spec.get("leaseTransitions"))
+        if record != self._observed:
+            self._observed, self._observed_at = record, self._monotonic()
+        holder = str(spec.get("holderIdentity") or "")
+        duration = float(spec.get("leaseDurationSeconds") or self.settings.lease_duration)
+        fresh = self._observed_at + duration > self._monotonic()
+        return holder if holder != self.settings.identity and fresh else ""
+
     async def run(self, *, started: Callable[[], None], stopped: Callable[[], None]) -> None:
         """Campaign and renew until cancelled; call ``started``/``stopped`` on changes."""
-        s = self.settings
         while True:
-            attempt = self._monotonic()
-            # While leading, no attempt may outlast the renew deadline.
-            left = self._deadline_left(attempt) if self.leading else s.renew_deadline
-            try:
-                with anyio.fail_after(max(left, 0.01)):
-                    ok = await self.try_acquire_or_renew()
-            except (LeaseError, TimeoutError) as exc:
-                log.warning("lease_attempt_failed", error=str(exc) or "timed out")
-                ok = False
-            if ok:
-                self._renewed = attempt
-                if not self.leading:
-                    self.leading = True
-                    log.info("leadership_acquired", identity=s.identity, lease=s.name)
-                    started()
-            elif self.leading and self._deadline_left(self._monotonic()) <= 0:
-                self.leading = False
-                log.error("leadership_lost", identity=s.identity, lease=s.name)
-                stopped()
-            wait = s.retry_period
-            if self.leading and not ok:
-                # Wake at the deadline at the latest, to stop in time if renewing still fails.
-                wait = min(wait, max(self._deadline_left(self._monotonic()), 0.0))
-            await self._sleep(wait)
+            await self._sleep(await self.step(started=started, stopped=stopped))
+
+    async def step(self, *, started: Callable[[], None], stopped: Callable[[], None]) -> float:
+        """One attempt to acquire or renew; the seconds to wait before the next one."""
+        s = self.settings
+        attempt = self._monotonic()
+        # While leading, no attempt may outlast the renew deadline.
+        left = self._deadline_left(attempt) if self.leading else s.renew_deadline
+        try:
+            with anyio.fail_after(max(left, 0.01)):
+                ok = await self.try_acquire_or_renew()
+        except (LeaseError, TimeoutError) as exc:
+            log.warning("lease_attempt_failed", error=str(exc) or "timed out")
+            ok = False
+        if ok:
+            self._renewed = attempt
+            if not self.leading:
+                self.leading = True
+                log.info("leadership_acquired", identity=s.identity, lease=s.name)
+                started()
+        elif self.leading and self._deadline_left(self._monotonic()) <= 0:
+            self.leading = False
+            log.error("leadership_lost", identity=s.identity, lease=s.name)
+            stopped()
+        wait = s.retry_period
+        if self.leading and not ok:
+            # Wake at the deadline at the latest, to stop in time if renewing still fails.
+            wait = min(wait, max(self._deadline_left(self._monotonic()), 0.0))
+        return wait
 
     def _deadline_left(self, at: float) -> float:
         renewed = self._renewed if self._renewed is not None else at

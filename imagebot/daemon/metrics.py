@@ -3,7 +3,7 @@ global one, so two services in one test process never share counters)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import httpx
@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from imagebot import logs
 from imagebot.core.policy import LoadedPolicy
+from imagebot.core.promotion.record import ImageRecord
 from imagebot.engine import CycleResult
 from imagebot.errors import ForgeError, RegistryError
 from imagebot.publisher import Publishers
@@ -77,7 +78,9 @@ class Metrics:
         self.environments = Gauge("imagebot_environments", "Environments loaded", registry=r)
         self.webhooks = Counter(
             "imagebot_webhooks",
-            "Webhook requests by sender and outcome",
+            "Webhook requests by sender and outcome: accepted (a cycle follows), ignored"
+            " (pulls, unwatched repositories), refused (authentication, size, payload, not"
+            " the leader)",
             ["sender", "outcome"],
             registry=r,
         )
@@ -88,11 +91,53 @@ class Metrics:
             ["environment"],
             registry=r,
         )
+        self.waiting = Gauge(
+            "imagebot_waiting",
+            "1 for an image whose next version waits for a gate, per the last cycle",
+            ["environment", "image", "gate"],
+            registry=r,
+        )
+        self.held = Gauge(
+            "imagebot_held",
+            "Holds on an image (rolled back from, or imagebot hold), per the last cycle",
+            ["environment", "image"],
+            registry=r,
+        )
+        self.last_cycle = Gauge(
+            "imagebot_last_cycle_timestamp_seconds",
+            "When an environment's last cycle finished",
+            ["environment"],
+            registry=r,
+        )
+        self.last_cycle_success = Gauge(
+            "imagebot_last_cycle_success",
+            "1 when an environment's last cycle went through without error",
+            ["environment"],
+            registry=r,
+        )
         self.leader = Gauge(
             "imagebot_leader",
             "1 while this replica may run cycles (always 1 without election)",
             registry=r,
         )
+        self.shards_owned = Gauge(
+            "imagebot_shards_owned", "Shards this replica owns (serve --shards)", registry=r
+        )
+
+    def show_decisions(
+        self, last: Mapping[str, tuple[bool, datetime, Sequence[ImageRecord]]]
+    ) -> None:
+        """Set the decision gauges from each environment's last records (what is gone goes)."""
+        for gauge in (self.waiting, self.held, self.last_cycle, self.last_cycle_success):
+            gauge.clear()
+        for env, (ok, at, images) in last.items():
+            self.last_cycle.labels(env).set(at.timestamp())
+            self.last_cycle_success.labels(env).set(1 if ok else 0)
+            for r in images:
+                if r.waiting is not None:
+                    self.waiting.labels(env, r.image, r.waiting.gate).set(1)
+                if r.holds:
+                    self.held.labels(env, r.image).set(len(r.holds))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -191,3 +236,6 @@ class _MeteredRegistry:
         except RegistryError as exc:
             self._failed(exc)
             raise
+
+    async def fetch(self, repository: str, path: str, *, accept: str) -> bytes | None:
+        return await self._inner.fetch(repository, path, accept=accept)

@@ -8,6 +8,7 @@ cycles never share a clone at once.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -36,13 +37,17 @@ class Runtime:
     def __init__(
         self,
         *,
-        settings: RegistriesSettings,
+        settings: RegistriesSettings | Callable[[], RegistriesSettings],
         cache_dir: Path,
         clock: Clock = utc_now,
         event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
         wrap_registry: RegistryWrapper | None = None,
     ) -> None:
-        self.settings = settings
+        # A callable is asked before every cycle (serve's registries.yaml, re-read when it
+        # changes): new cycles use a client built from new settings, and the old client
+        # closes when the last cycle using it ends.
+        self._settings = settings if callable(settings) else lambda: settings
+        self.settings = self._settings()
         self.cache_dir = cache_dir
         self.repos_dir = cache_dir / "repos"
         self.clock = clock
@@ -52,20 +57,40 @@ class Runtime:
         self._registry: Registry | None = None
         self._cache: Cache | None = None
         self._client: RegistryClient | None = None
+        self._clients: dict[RegistryClient, AsyncExitStack] = {}
+        self._in_use: Counter[RegistryClient] = Counter()
         self._locks: dict[str, anyio.Lock] = {}
         self._memo = SelectionMemo()
         """Selection decisions kept from one cycle to the next (a daemon's warm cycles)."""
 
     async def __aenter__(self) -> Runtime:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        cache = self._cache = Cache(self.cache_dir / FILE_NAME)
-        self._stack.callback(cache.close)
-        client = await self._stack.enter_async_context(
-            connect(self.settings, cache=cache, event_hooks=self._event_hooks, clock=self.clock)
-        )
-        self._client = client
-        self._registry = self._wrap(client) if self._wrap else client
+        self._cache = Cache(self.cache_dir / FILE_NAME)
+        self._stack.callback(self._cache.close)
+        self._stack.push_async_callback(self._close_clients)
+        await self._connect(self.settings)
         return self
+
+    async def _connect(self, settings: RegistriesSettings) -> None:
+        assert self._cache is not None
+        stack = AsyncExitStack()
+        client = await stack.enter_async_context(
+            connect(settings, cache=self._cache, event_hooks=self._event_hooks, clock=self.clock)
+        )
+        self._clients[client] = stack
+        self.settings, self._client = settings, client
+        self._registry = self._wrap(client) if self._wrap else client
+
+    async def _retire(self, client: RegistryClient) -> None:
+        """Close a client built from settings since replaced, once no cycle uses it."""
+        if client is not self._client and not self._in_use[client]:
+            with anyio.CancelScope(shield=True):
+                await self._clients.pop(client).aclose()
+
+    async def _close_clients(self) -> None:
+        for stack in self._clients.values():
+            await stack.aclose()
+        self._clients.clear()
 
     async def __aexit__(
         self,
@@ -117,7 +142,16 @@ class Runtime:
         reported since their last listing reuse that listing instead of asking the registry:
         the webhook already said what changed. Every other cycle lists every repository.
         ``engine_options`` go to :func:`imagebot.engine.run_cycle` as they are."""
+        if (settings := self._settings()) != self.settings and self._client is not None:
+            old = self._client
+            await self._connect(settings)
+            await self._retire(old)
+        client, registry = self._client, self.registry
+        assert client is not None
+        self._in_use[client] += 1
         async with AsyncExitStack() as locks:
+            locks.push_async_callback(self._retire, client)
+            locks.callback(self._in_use.subtract, [client])
             for url in self.repo_urls(policies):
                 # Sorted acquisition: two cycles over overlapping repos cannot deadlock.
                 await locks.enter_async_context(self._locks.setdefault(url, anyio.Lock()))
@@ -125,7 +159,7 @@ class Runtime:
                 locks.enter_context(reusing_listings())
             return await engine.run_cycle(
                 policies,
-                registry=self.registry,
+                registry=registry,
                 repos_dir=self.repos_dir,
                 publish=publish,
                 clock=self.clock,

@@ -90,10 +90,13 @@ async def run_schedule(
     *,
     timer: Timer,
     fire: Callable[[str], None],
+    planned: Callable[[str, datetime], None] = lambda name, due: None,
 ) -> None:
-    """Fire ``name`` on its schedule forever (cancel to stop)."""
+    """Fire ``name`` on its schedule forever (cancel to stop); ``planned`` hears each due
+    time (the status page's next cycle)."""
     due = next_run(schedule, timer.now())
     while True:
+        planned(name, due)
         wait = (due - timer.now()).total_seconds()
         if wait > 0:
             await timer.sleep(wait)

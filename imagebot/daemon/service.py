@@ -16,50 +16,63 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
 import structlog
-import uvicorn
 from anyio.abc import TaskGroup
 
-from imagebot import logs
+from imagebot import livefile, logs
 from imagebot.core.policy import Schedule
-from imagebot.core.promotion.record import ImageRecord
 from imagebot.daemon.app import server_config
+from imagebot.daemon.events import Decisions
 from imagebot.daemon.leader import Elector, LeaseClient, LeaseSettings
+from imagebot.daemon.listener import Server, bind
 from imagebot.daemon.metrics import Metrics
-from imagebot.daemon.policies import PolicyDirectory
+from imagebot.daemon.policies import PolicyDirectory, PolicyRepository
 from imagebot.daemon.runtime import Runtime
 from imagebot.daemon.scheduler import Dispatcher, Timer, WallTimer, run_schedule
+from imagebot.daemon.shards import Shards
+from imagebot.daemon.status_api import Access
 from imagebot.daemon.webhooks import Push
-from imagebot.errors import ImagebotError
+from imagebot.policysource import GitPolicies
 from imagebot.publisher import Publishers
 from imagebot.registry.settings import RegistriesSettings
 
 log = logs.get_logger("imagebot.daemon")
 
+Secret = str | Callable[[], str | None] | None
+
+
+def _current(secret: Secret) -> str | None:
+    return secret() if callable(secret) else secret
+
 
 @dataclass(frozen=True)
 class ServeOptions:
-    policies: Path
+    policies: Path | GitPolicies
     cache_dir: Path
-    settings: RegistriesSettings = field(default_factory=RegistriesSettings)
+    settings: RegistriesSettings | Callable[[], RegistriesSettings] = field(
+        default_factory=RegistriesSettings
+    )
+    """A callable is asked before every cycle (registries.yaml, re-read when it changes)."""
     listen: str = "127.0.0.1:8080"
-    webhook_secret: str | None = None
-    url_token: str | None = None
+    webhook_secret: Secret = None
+    """A callable is asked on every webhook (a secret file, re-read when it changes)."""
+    url_token: Secret = None
     """The ``?token=`` of senders that cannot send headers (Docker Hub, Quay); None: off."""
     http_deadline: float = 10.0
     """Seconds a client has to send a request's headers, and a webhook's body."""
     lease: LeaseSettings | None = None
     """Leader election through this Lease; None runs cycles unconditionally."""
+    shards: int = 0
+    """With ``lease``: split environments into this many shards, one Lease each (0: one
+    leader runs them all)."""
     grace: float = 25.0
     """Seconds from SIGTERM to exit, in-flight cycles included."""
     max_cycles: int = 4
@@ -70,38 +83,10 @@ class ServeOptions:
     """Seconds a webhook waits for more pushes before its cycle starts."""
     git_timeout: float = 300.0
     """Longest a git fetch or push may take."""
-
-
-@dataclass(frozen=True)
-class LastCycle:
-    ok: bool
-    at: datetime
-    error: str | None = None
-    #: the decision record of each image, as the cycle made it (kept when a cycle crashes)
-    images: tuple[ImageRecord, ...] = ()
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn on our loop: the service handles signals, and there is no 0.1 s tick."""
-
-    def __init__(self, config: uvicorn.Config, stop: anyio.Event) -> None:
-        super().__init__(config)
-        self._stop = stop
-
-    def capture_signals(self) -> Any:
-        import contextlib
-
-        return contextlib.nullcontext()
-
-    async def main_loop(self) -> None:
-        await self._stop.wait()
+    status_page: bool = True
+    """Serve ``/`` and ``/api/v1/status``."""
+    status_access: Access | None = None
+    """Who may read them (None: anyone who reaches the port)."""
 
 
 class Service:
@@ -117,15 +102,20 @@ class Service:
         self.options = options
         self.timer = timer or WallTimer()
         self.metrics = metrics or Metrics()
-        self.webhook_secret = options.webhook_secret
-        self.url_token = options.url_token
-        self.policies = PolicyDirectory(options.policies)
-        self.last: dict[str, LastCycle] = {}
+        self.policies = (
+            PolicyRepository(options.policies, options.cache_dir, timeout=options.git_timeout)
+            if isinstance(options.policies, GitPolicies)
+            else PolicyDirectory(options.policies)
+        )
+        self._policy_wait: anyio.CancelScope | None = None  # cancelled: look now
+        self.decisions = Decisions()
+        self.last = self.decisions.last
         self._monotonic = monotonic
         self._hard_exit = hard_exit
         self._elector: Elector | None = None
+        self._shards: Shards | None = None
         self._runtime: Runtime | None = None
-        self._cycle_scopes: set[anyio.CancelScope] = set()
+        self._cycle_scopes: dict[anyio.CancelScope, list[str]] = {}
         self._schedules: dict[str, tuple[Schedule, anyio.CancelScope]] = {}
         self._debounced: set[str] = set()
         self._debouncing = False
@@ -141,6 +131,13 @@ class Service:
     @property
     def leading(self) -> bool:
         return self._elector is None or self._elector.leading
+
+    webhook_secret = property(lambda self: _current(self.options.webhook_secret))
+    url_token = property(lambda self: _current(self.options.url_token))
+
+    def owns(self, environment: str) -> bool:
+        """Whether this replica may run ``environment`` now (its shard, or the leader)."""
+        return self.leading and (self._shards is None or self._shards.owns(environment))
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         state = self.policies.state
@@ -164,13 +161,18 @@ class Service:
             "environments": envs,
             "policy_problems": list(state.problems),
             "kept_last_good": list(state.kept),
+            "config_problems": livefile.problems(),
         }
+        if self._shards:
+            detail["shards"] = {"count": self._shards.count, "owned": self._shards.owned}
         return ready, detail
 
     def refresh_gauges(self) -> None:
         self.metrics.leader.set(1 if self.leading else 0)
+        self.metrics.shards_owned.set(len(self._shards.owned) if self._shards else 0)
         self.metrics.environments.set(len(self.policies.state.environments))
         self.metrics.policy_problems.set(len(self.policies.state.problems))
+        self.metrics.show_decisions({n: (c.ok, c.at, c.images) for n, c in self.last.items()})
 
     def watchers(self) -> dict[str, set[str]]:
         """Each watched repository with the environments whose policies watch it."""
@@ -188,7 +190,8 @@ class Service:
         ignored: a flood of them costs nothing that stays."""
         watchers = self.watchers()
         watched = {p.repository: watchers[p.repository] for p in pushes if p.repository in watchers}
-        envs = sorted(set().union(*watched.values()))
+        # A replica triggers only the environments it owns; see docs/daemon.md.
+        envs = sorted(e for e in set().union(*watched.values()) if self.owns(e))
         if self._runtime is not None:
             for repository in watched:
                 self._runtime.pushed(repository)
@@ -231,19 +234,28 @@ class Service:
                 schedule,
                 timer=self.timer,
                 fire=lambda env: self.dispatcher.request([env], "schedule"),
+                planned=self.decisions.next_due.__setitem__,
             )
+
+    def look_at_policies(self) -> None:
+        """Look for policy changes now (a forge reported a push), not at the next interval."""
+        self._policy_wait = self._policy_wait or anyio.CancelScope()
+        self._policy_wait.cancel()
 
     async def _watch_policies(self) -> None:
         while True:
-            await self.timer.sleep(self.options.reload_interval)
-            if not self.policies.changed():
+            self._policy_wait = self._policy_wait or anyio.CancelScope()
+            with self._policy_wait:
+                await self.timer.sleep(self.options.reload_interval)
+            self._policy_wait = None
+            if not await anyio.to_thread.run_sync(self.policies.changed):
                 continue
             before = self.policies.state.environments
             state = self.policies.load()
             removed = set(before) - set(state.environments)
             self.dispatcher.forget(removed)
             for name in removed:
-                self.last.pop(name, None)
+                self.decisions.forget(name)
             changed = [n for n, p in state.environments.items() if before.get(n) != p]
             self._reschedule()
             if changed:
@@ -255,11 +267,8 @@ class Service:
         assert self._runtime is not None
         if self.stopping.is_set() or not self.leading:
             return  # queued behind the concurrency limit when the service stopped writing
-        policies = [
-            self.policies.state.environments[n]
-            for n in batch
-            if n in self.policies.state.environments
-        ]
+        batch = [n for n in batch if n in self.policies.state.environments and self.owns(n)]
+        policies = [self.policies.state.environments[n] for n in batch]
         if not policies:
             return
         cycle_id = uuid.uuid4().hex[:12]
@@ -267,7 +276,7 @@ class Service:
             structlog.contextvars.bound_contextvars(cycle_id=cycle_id, trigger=trigger),
             anyio.CancelScope() as scope,
         ):
-            self._cycle_scopes.add(scope)
+            self._cycle_scopes[scope] = batch
             try:
                 log.info("cycle_started", environments=batch)
                 start = self._monotonic()
@@ -289,9 +298,11 @@ class Service:
                 self.metrics.record_cycle(result, trigger=trigger, seconds=seconds, now=now)
                 async with Publishers() as publishers:
                     await self.metrics.read_open_pull_requests(policies, publishers)
+                if self.policies.fetched_with(self._runtime.repo_urls(policies)):
+                    self.look_at_policies()  # that repository was just fetched: so are they
                 for env in result.environments:
                     error = env.error or "; ".join(env.plan.problems) or None
-                    self.last[env.plan.environment] = LastCycle(env.ok, now, error, env.images)
+                    self.decisions.record(env.plan.environment, env.ok, now, error, env, seconds)
                 log.info(
                     "cycle_finished",
                     ok=result.ok,
@@ -299,7 +310,7 @@ class Service:
                     commits={e.plan.environment: e.commit for e in result.environments if e.commit},
                 )
             finally:
-                self._cycle_scopes.discard(scope)
+                self._cycle_scopes.pop(scope, None)
         if scope.cancelled_caught:
             log.warning("cycle_abandoned", cycle_id=cycle_id, trigger=trigger)
 
@@ -309,12 +320,13 @@ class Service:
         self.metrics.errors.labels("internal").inc()
         now = self.timer.now()
         for name in batch:
-            kept = self.last[name].images if name in self.last else ()
-            self.last[name] = LastCycle(False, now, f"internal error: {exc!r}", kept)
+            self.decisions.crashed(name, now, f"internal error: {exc!r}")
 
-    def _cancel_cycles(self) -> None:
-        for scope in list(self._cycle_scopes):
-            scope.cancel()
+    def _cancel_cycles(self, environments: Iterable[str] | None = None) -> None:
+        """Cancel the cycles running any of ``environments`` (default: every cycle)."""
+        for scope, batch in list(self._cycle_scopes.items()):
+            if environments is None or set(batch) & set(environments):
+                scope.cancel()
 
     def _leadership_started(self) -> None:
         self.dispatcher.request(self.policies.state.environments, "startup")
@@ -338,27 +350,13 @@ class Service:
                 self.stop()
                 return
 
-    def _bind(self) -> socket.socket:
-        host, port = parse_listen(self.options.listen)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-            sock.listen(128)
-        except OSError as exc:
-            sock.close()
-            raise ImagebotError(f"--listen {self.options.listen}: {exc.strerror}") from None
-        sock.setblocking(False)
-        self.bound = sock.getsockname()[:2]
-        return sock
-
     async def run(self, *, handle_signals: bool = True) -> int:
         """Serve until stopped; the exit code."""
-        sock = self._bind()
+        sock = bind(self.options.listen)
+        self.bound = sock.getsockname()[:2]
         http_stop = anyio.Event()
         config = server_config(self, deadline=self.options.http_deadline)
-        server = _Server(config, http_stop)
+        server = Server(config, http_stop)
         state = self.policies.load()
         log.info(
             "serving",
@@ -368,7 +366,16 @@ class Service:
             webhooks=self.webhook_secret is not None,
         )
         lease_client = LeaseClient(self.options.lease) if self.options.lease else None
-        if lease_client is not None:
+        if lease_client is not None and self.options.shards:
+            self._shards = Shards(
+                lease_client,
+                self.options.shards,
+                environments=lambda: self.policies.state.environments,
+                dispatcher=self.dispatcher,
+                cancel=self._cancel_cycles,
+                monotonic=self._monotonic,
+            )
+        elif lease_client is not None:
             self._elector = Elector(lease_client, monotonic=self._monotonic)
         try:
             async with Runtime(
@@ -387,7 +394,7 @@ class Service:
                     tg.start_soon(self._jobs, jobs, name="jobs")
                     cycles_done = anyio.Event()
                     tg.start_soon(self._dispatch, cycles_done, name="dispatcher")
-                    if self._elector is None:
+                    if self._elector is None and self._shards is None:
                         self.dispatcher.request(state.environments, "startup")
                     await self.stopping.wait()
                     # Stop: nothing new, cycles in flight cancelled (writes in progress end).
@@ -398,6 +405,8 @@ class Service:
                         await cycles_done.wait()
                         if self._elector is not None:
                             await self._elector.release()
+                        if self._shards is not None:
+                            await self._shards.release()
                     if grace.cancelled_caught:
                         # A write still running in a worker thread cannot be interrupted
                         # from here (that is what keeps it whole), and the loop would wait
@@ -425,6 +434,8 @@ class Service:
                 self._tg = tg
                 self._reschedule()
                 tg.start_soon(self._watch_policies, name="policy-watch")
+                if (shards := self._shards) is not None:
+                    tg.start_soon(lambda: shards.run(sleep=anyio.sleep), name="shards")
                 if self._elector is not None:
                     elector = self._elector
                     tg.start_soon(

@@ -226,6 +226,13 @@ class Seen:
         return True
 
 
+def git_push(req: Request) -> bool:
+    """A forge's push event (GitHub and Gitea send ``X-GitHub-Event: push``, GitLab
+    ``X-Gitlab-Event: Push Hook``): policies from git may have changed."""
+    h = req.headers
+    return h.get("x-github-event") == "push" or h.get("x-gitlab-event") == "Push Hook"
+
+
 @dataclass(frozen=True)
 class Sender:
     authenticate: Callable[[Request, str], bool]

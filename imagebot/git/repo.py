@@ -6,24 +6,17 @@ edited blobs. No checkout means no ``core.autocrlf``/``.gitattributes`` conversi
 touch a byte (the byte-exact promise holds for what is in git, not for a work tree), no
 stale files, and a monorepo costs only the blobs imagebot actually reads.
 
-A push that loses a race (the branch moved since our fetch) raises :class:`PushRejected`;
-the engine re-fetches, re-plans on the new head and tries again. Whether it was a race is
-read from ``git push --porcelain``'s status line, never from the remote's free text (a
-hook may say anything). Every git command has a timeout, and the clone is locked (a file
-lock beside it) while it is created, fetched into or pushed from, so imagebot processes
-sharing a cache directory take turns instead of breaking each other's refs.
-
-The history of an environment's path (commits, trailers, references) is read through an
-EnvRepo by :mod:`imagebot.git.history`.
+Every git command has a timeout, and the clone is locked (a file lock beside it) while it
+is created, fetched into, committed in or pushed from, so imagebot processes sharing a
+cache directory take turns instead of breaking each other's refs. Pushing is
+:mod:`imagebot.git.push`, signing :mod:`imagebot.git.signing`, the history of an
+environment's path :mod:`imagebot.git.history`.
 """
 
 from __future__ import annotations
 
 import fcntl
-import os
 import re
-import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Collection, Iterator, Mapping
@@ -39,6 +32,7 @@ from gitdb import IStream
 
 from imagebot import logs
 from imagebot.errors import GitError
+from imagebot.git.signing import Signing, signed_commit
 
 log = logs.get_logger("imagebot.git")
 
@@ -58,19 +52,6 @@ def redact(url: str) -> str:
 
 #: Seconds a git command (fetch, push) may run, and a process may wait for the clone lock.
 DEFAULT_TIMEOUT = 300.0
-
-
-class PushRejected(GitError):
-    """The remote branch moved since our fetch (non-fast-forward), or another push was
-    updating it at the same moment (the remote could not lock the ref)."""
-
-
-@dataclass(frozen=True)
-class Signing:
-    """Sign commits with git's own signing: ``gpg.format`` ssh or openpgp."""
-
-    format: str  # "ssh" | "openpgp"
-    key_file: Path
 
 
 @dataclass(frozen=True)
@@ -106,7 +87,7 @@ class EnvRepo:
         self._remote_ref = f"refs/remotes/origin/{branch}"
         self._lock_path = cache_dir.parent / f"{cache_dir.name}.lock"
         try:
-            with self._locked():
+            with self.locked():
                 if (cache_dir / "HEAD").exists():
                     self._repo = git.Repo(cache_dir)
                     if self._repo.remotes.origin.url != url:
@@ -124,7 +105,7 @@ class EnvRepo:
         self._repo.git.update_environment(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true")
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def locked(self) -> Iterator[None]:
         """Hold the clone's file lock, waiting at most ``timeout`` seconds for it."""
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock_path.open("a") as handle:
@@ -163,7 +144,7 @@ class EnvRepo:
 
     def fetch(self) -> str:
         """Fetch the branch; return the sha it points at."""
-        with self._locked():
+        with self.locked():
             self.run_git(
                 "fetch",
                 "--quiet",
@@ -267,13 +248,13 @@ class EnvRepo:
         """Commit ``changes`` (path → new content) on top of the fetched head (or
         ``parent_sha``); return the sha. With ``signing``, the commit is signed.
 
-        The new commit is not on any branch until :meth:`push` succeeds, so a failed push
-        leaves nothing behind.
+        The new commit is not on any branch until a push (:mod:`imagebot.git.push`)
+        succeeds, so a failed push leaves nothing behind.
         """
         parent = self._repo.commit(parent_sha or self.fetched or self._remote_ref)
         # GitPython builds the tree through a temporary index that it swaps in for the
-        # clone's own: processes sharing the clone take turns (see _locked).
-        with self._locked():
+        # clone's own: processes sharing the clone take turns (see locked).
+        with self.locked():
             index = git.IndexFile.from_tree(self._repo, parent.tree)
             entries = []
             for path, data in sorted(changes.items()):
@@ -286,9 +267,15 @@ class EnvRepo:
         actor = git.Actor(author_name, author_email)
         stamp = _git_date(when)
         if signing is not None:
-            return self._signed_commit(
-                tree.hexsha, parent.hexsha, message, actor=actor, stamp=stamp, signing=signing
-            )
+            env = {
+                "GIT_AUTHOR_NAME": author_name, "GIT_AUTHOR_EMAIL": author_email,
+                "GIT_COMMITTER_NAME": author_name, "GIT_COMMITTER_EMAIL": author_email,
+                "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp,
+            }  # fmt: skip
+            return signed_commit(
+                self.path, tree.hexsha, parent.hexsha, message, env=env, signing=signing,
+                timeout=self.timeout, where=redact(self.url),
+            )  # fmt: skip
         commit = git.Commit.create_from_tree(
             self._repo,
             tree,
@@ -301,28 +288,6 @@ class EnvRepo:
             commit_date=stamp,
         )
         return str(commit.hexsha)
-
-    def push(self, sha: str) -> None:
-        """Fast-forward the remote branch to ``sha``; PushRejected if it moved meanwhile."""
-        where = f"{redact(self.url)}: push to {self.branch!r}"
-        with self._locked():
-            code, out, err = self._repo.git.execute(
-                ["git", "push", "--porcelain", "origin", f"{sha}:refs/heads/{self.branch}"],
-                kill_after_timeout=self.timeout,
-                with_extended_output=True,
-                with_exceptions=False,
-            )
-            if code != 0:
-                status = push_status(out)
-                if status is not None and is_race(status):
-                    raise PushRejected(f"{where} rejected: the branch moved ({status})")
-                if _timed_out(err):
-                    raise GitError(f"{where}: no answer within {self.timeout:g}s (git_timeout)")
-                said = remote_text(err)
-                if status is not None:
-                    raise GitError(f"{where} rejected: {status}" + (f": {said}" if said else ""))
-                raise GitError(f"{where} failed: {redact(' '.join(err.split()))}")
-            self.run_git("update-ref", self._remote_ref, sha, what="record pushed head")
 
     def is_ancestor(self, old: str, new: str) -> bool:
         """Whether commit ``old`` is ``new`` or one of its ancestors."""
@@ -377,119 +342,22 @@ class EnvRepo:
         return True
 
     def fetch_ref(self, branch: str) -> None:
-        with self._locked():
+        with self.locked():
             self.run_git(
                 "fetch", "--quiet", "--no-tags", "origin",
                 f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
                 what=f"fetch branch {branch!r}",
             )  # fmt: skip
 
-    def push_branches(self, updates: list[tuple[str, str, str | None]]) -> dict[str, GitError]:
-        """Point each remote ``branch`` at ``sha`` in one ``git push`` — forced, but only
-        while it still is at ``expect`` (None: only if it does not exist). The branches that
-        were not updated, with why (PushRejected when someone else moved one)."""
-        if not updates:
-            return {}
-        leases = [f"--force-with-lease=refs/heads/{b}:{e or ''}" for _, b, e in updates]
-        refspecs = [f"{sha}:refs/heads/{b}" for sha, b, _ in updates]
-        code, out, err = self._push(*leases, "origin", *refspecs)
-        if code == 0:
-            return {}
-        failed: dict[str, GitError] = {}
-        for line in out.splitlines():
-            flag, _, rest = line.partition("\t")
-            if flag != "!":
-                continue
-            ref = rest.partition("\t")[0]
-            branch = ref.partition(":")[2].removeprefix("refs/heads/")
-            failed[branch] = self._push_error(f"push of {branch!r}", line, err)
-        if not failed:  # no per-ref report: the push as a whole failed
-            error = self._push_error("push", out, err)
-            return {b: error for _, b, _ in updates}
-        return failed
-
-    def delete_branch(self, branch: str, *, expect: str) -> None:
-        """Delete remote ``branch`` if it still points at ``expect``."""
-        self._leased_push(f":refs/heads/{branch}", branch, expect, what="delete")
-
-    def _leased_push(self, refspec: str, branch: str, expect: str | None, *, what: str) -> None:
-        lease = f"--force-with-lease=refs/heads/{branch}:{expect or ''}"
-        code, out, err = self._push(lease, "origin", refspec)
-        if code != 0:
-            raise self._push_error(f"{what} of {branch!r}", out, err)
-
-    def _push(self, *args: str) -> tuple[int, str, str]:
-        with self._locked():
-            code, out, err = self._repo.git.execute(
-                ["git", "push", "--porcelain", *args],
-                kill_after_timeout=self.timeout,
-                with_extended_output=True,
-                with_exceptions=False,
-            )
+    def try_git(self, *args: str) -> tuple[int, str, str]:
+        """``git *args`` in the clone, whatever it answers: (exit code, stdout, stderr)."""
+        code, out, err = self._repo.git.execute(
+            ["git", *args],
+            kill_after_timeout=self.timeout,
+            with_extended_output=True,
+            with_exceptions=False,
+        )
         return int(code), str(out), str(err)
-
-    def _push_error(self, what: str, out: str, err: str) -> GitError:
-        """PushRejected when the porcelain status says someone else moved the ref (a lease
-        that went stale is one), else GitError with what git or the remote said."""
-        where = f"{redact(self.url)}: {what}"
-        status = push_status(out)
-        if status is not None and is_race(status):
-            return PushRejected(f"{where} rejected: the branch moved ({status})")
-        if _timed_out(err):
-            return GitError(f"{where}: no answer within {self.timeout:g}s (git_timeout)")
-        said = remote_text(err)
-        if status is not None:
-            return GitError(f"{where} rejected: {status}" + (f": {said}" if said else ""))
-        return GitError(f"{where} failed: {redact(' '.join(err.split()))}")
-
-    def _signed_commit(
-        self, tree: str, parent: str, message: str, *, actor: git.Actor, stamp: str,
-        signing: Signing,
-    ) -> str:  # fmt: skip
-        """``git commit-tree -S``: git signs through its own ``gpg.format`` machinery.
-
-        The key is used from a private temporary directory: ssh-keygen refuses a key file
-        others can read (a mounted secret often is), and an OpenPGP key is imported into a
-        throw-away keyring so the user's own keyring and agent are never touched.
-        """
-        env = {
-            **os.environ,
-            "GIT_AUTHOR_NAME": actor.name or "", "GIT_AUTHOR_EMAIL": actor.email or "",
-            "GIT_COMMITTER_NAME": actor.name or "", "GIT_COMMITTER_EMAIL": actor.email or "",
-            "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp,
-        }  # fmt: skip
-        scratch = tempfile.mkdtemp(prefix="ib-sign-")  # short: gpg-agent's socket lives here
-        try:
-            os.chmod(scratch, 0o700)
-            if signing.format == "ssh":
-                key = Path(scratch) / "key"
-                key.write_bytes(_read_key(signing.key_file))
-                key.chmod(0o600)
-                config = ["-c", "gpg.format=ssh", "-c", f"user.signingKey={key}"]
-                flag = "-S"
-            else:
-                env["GNUPGHOME"] = scratch
-                fingerprint = _import_openpgp_key(signing.key_file, env)
-                config = ["-c", "gpg.format=openpgp"]
-                flag = f"-S{fingerprint}"
-            result = subprocess.run(
-                ["git", *config, "commit-tree", tree, "-p", parent, flag, "-F", "-"],
-                cwd=self.path, input=message.encode("utf-8"), env=env, capture_output=True,
-                check=False, timeout=self.timeout,
-            )  # fmt: skip
-            if signing.format == "openpgp":
-                subprocess.run(
-                    ["gpgconf", "--kill", "gpg-agent"], env=env, capture_output=True, check=False
-                )
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        if result.returncode != 0:
-            err = " ".join(result.stderr.decode("utf-8", "replace").split())
-            raise GitError(
-                f"{redact(self.url)}: cannot sign commit with {signing.format} key"
-                f" {signing.key_file}: {err}"
-            )
-        return result.stdout.decode().strip()
 
     def run_git(self, *args: str, what: str) -> str:
         """Git's output for ``git *args`` in the clone; GitError saying it cannot ``what``
@@ -499,7 +367,7 @@ class EnvRepo:
                 ["git", *args], strip_newline_in_stdout=False, kill_after_timeout=self.timeout
             )
         except git.GitCommandError as exc:
-            if _timed_out(str(exc.stderr or "")):
+            if timed_out(str(exc.stderr or "")):
                 raise GitError(
                     f"{redact(self.url)}: cannot {what}: no answer within {self.timeout:g}s"
                     " (git_timeout)"
@@ -508,66 +376,7 @@ class EnvRepo:
         return out
 
 
-def _read_key(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise GitError(f"signing key {path}: cannot read: {exc.strerror or exc}") from None
-
-
-def _import_openpgp_key(path: Path, env: Mapping[str, str]) -> str:
-    """Import an armoured secret key into ``env``'s GNUPGHOME; return its fingerprint."""
-    data = _read_key(path)
-    result = subprocess.run(
-        ["gpg", "--batch", "--import", "--import-options", "import-show", "--with-colons"],
-        input=data, env=dict(env), capture_output=True, check=False,
-    )  # fmt: skip
-    fingerprints = [
-        line.split(":")[9]
-        for line in result.stdout.decode("utf-8", "replace").splitlines()
-        if line.startswith("fpr:")
-    ]
-    if result.returncode != 0 or not fingerprints:
-        err = " ".join(result.stderr.decode("utf-8", "replace").split())
-        raise GitError(f"signing key {path}: not an OpenPGP secret key: {err}")
-    return fingerprints[0]
-
-
-_PORCELAIN_REJECTED = re.compile(r"^!\t[^\t]*\t(\[[a-z ]+\])(?: \((.*)\))?$", re.M)
-
-
-def push_status(stdout: str) -> str | None:
-    """The flag and reason of the rejected ref in ``git push --porcelain`` output, e.g.
-    ``[rejected] fetch first`` or ``[remote rejected] pre-receive hook declined``."""
-    m = _PORCELAIN_REJECTED.search(stdout)
-    if m is None:
-        return None
-    return f"{m.group(1)} {m.group(2)}" if m.group(2) else m.group(1)
-
-
-def is_race(status: str) -> bool:
-    """A rejection that means "someone else pushed first": git's own non-fast-forward
-    verdicts, and the remote failing to lock or update the ref because another push held it.
-    A hook's rejection ("pre-receive hook declined") is never a race, whatever it says."""
-    flag, _, reason = status.partition("] ")
-    if flag == "[rejected":
-        return reason in ("fetch first", "non-fast-forward", "stale info", "")
-    if flag == "[remote rejected":
-        return reason.startswith(("cannot lock ref", "failed to update ref", "failed to lock"))
-    return False
-
-
-def remote_text(stderr: str) -> str:
-    """What the remote (a hook) said: the ``remote:`` lines of git's stderr, joined."""
-    lines = [
-        line.removeprefix("remote:").strip()
-        for line in stderr.splitlines()
-        if line.startswith("remote:")
-    ]
-    return redact(" / ".join(line for line in lines if line))
-
-
-def _timed_out(stderr: str) -> bool:
+def timed_out(stderr: str) -> bool:
     # GitPython replaces stderr with this text when kill_after_timeout fired.
     return "Timeout: the command" in stderr and "did not complete in" in stderr
 

@@ -25,8 +25,7 @@ log = logs.get_logger("imagebot.git.workspace")
 class Workspace:
     """An environment's files as read from git in this cycle."""
 
-    repo: EnvRepo
-    head: str
+    repo: EnvRepo  # its ``fetched`` is the head the files were read at
     files: dict[str, str]
     targets: dict[str, list[rewrite.Target]]
     problems: list[str]
@@ -114,11 +113,4 @@ def read_workspace(
         files=len(files),
         targets=sum(len(t) for t in targets.values()),
     )
-    return Workspace(
-        repo=repo,
-        head=head,
-        files=files,
-        targets=targets,
-        problems=problems,
-        governance=governance,
-    )
+    return Workspace(repo, files, targets, problems, governance)

@@ -13,11 +13,12 @@ decides is read back from git and the forge, so a restart loses nothing.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import httpx
 
@@ -25,26 +26,26 @@ from imagebot import config
 from imagebot.clock import Clock, Sleep, utc_now
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.publish_policy import derive_project
-from imagebot.errors import ForgeError, ImagebotError
+from imagebot.errors import ForgeError
 from imagebot.forge import Forge, connect_forge
-from imagebot.git.repo import Signing
+from imagebot.git.signing import Signing
+from imagebot.livefile import secret_file
 from imagebot.publisher.base import (
-    Flushed,
     ImageInfoReader,
     ImageInfos,
     Publication,
     Publisher,
+    Settled,
     log,
     source_links,
 )
 from imagebot.publisher.commit import CommitPublisher
 from imagebot.publisher.pending import PendingPushes, RemoteBranches
 from imagebot.publisher.pull_request import PullRequestPublisher
-from imagebot.redact import SecretError, remember, secret, secret_file
+from imagebot.redact import SecretError, remember, secret
 
 __all__ = [
     "CommitPublisher",
-    "Flushed",
     "ImageInfoReader",
     "Publication",
     "Publisher",
@@ -82,24 +83,51 @@ class Publishers:
         self.infos: ImageInfos = {}
         self.branches = RemoteBranches()
 
-    async def flush(self, clone: str | None = None) -> Flushed:
+    async def settle(
+        self, clone: str | None, *, attempts: int, again: Callable[[str], Awaitable[None]]
+    ) -> Settled:
         """Push what waits from this cycle (commit chains, pull-request branches) — of one
-        clone directory, or all — then open or update the pull requests of the branches
-        pushed."""
-        failed: dict[str, ImagebotError] = {}
-        failed.update(await anyio.to_thread.run_sync(self.pending.push_all, clone))
-        pushed, branch_failures = await anyio.to_thread.run_sync(self.pending.push_branches, clone)
-        failed.update(branch_failures)
-        if branch_failures:
+        clone directory, or all — and open or update the pull requests of the branches
+        pushed. An environment whose push found the branch moved (or whose plan went stale
+        before) is published again: ``again(environment)`` re-reads and re-plans it and hands
+        the new plan to its publisher; then what waits is pushed again, ``attempts`` pushes
+        at most. This is the one place a push race is retried."""
+        settled = Settled(failed={}, notes={})
+        for attempt in range(1, attempts + 1):
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            with anyio.CancelScope(shield=True):  # a pushed branch always gets its pull request
+                moved = await self._push(clone, settled)
+            for environment, why in moved.items():
+                if attempt == attempts:
+                    log.error("publish_failed", environment=environment, error=why)
+                    settled.failed[environment] = f"gave up after {attempts} push attempts: {why}"
+                    continue
+                log.warning("push_race", environment=environment, attempt=attempt, error=why)
+                await again(environment)
+            if not moved:
+                break
+        return settled
+
+    async def _push(self, clone: str | None, settled: Settled) -> dict[str, str]:
+        """One round of :meth:`settle`; the environments to publish again, with why."""
+        moved = self.pending.take_again(clone)
+        refused = await anyio.to_thread.run_sync(self.pending.push_all, clone)
+        pushed, branches = await anyio.to_thread.run_sync(self.pending.push_branches, clone)
+        if branches:
             self.branches.forget_all()  # a branch moved under us: list them again
-        notes: dict[str, str] = {}
+        for environment, why in {**refused, **branches}.items():
+            if why.moved:
+                moved[environment] = why.message
+            else:
+                log.error("publish_failed", environment=environment, error=why.message)
+                settled.failed[environment] = why.message
         for push in pushed:
             try:
-                notes[push.environment] = await push.then()
+                settled.notes[push.environment] = await push.then()
             except ForgeError as exc:
                 log.error("publish_failed", environment=push.environment, error=str(exc))
-                failed[push.environment] = exc
-        return Flushed(failed=failed, notes=notes)
+                settled.failed[push.environment] = str(exc)
+        return moved
 
     async def __aenter__(self) -> Publishers:
         if self._client is None:

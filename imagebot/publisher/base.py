@@ -11,7 +11,7 @@ import anyio
 from imagebot import logs
 from imagebot.core.plan import EnvironmentPlan
 from imagebot.core.promotion.record import PullRequestRecord
-from imagebot.errors import ImagebotError, RegistryError
+from imagebot.errors import RegistryError
 from imagebot.git.repo import EnvRepo
 from imagebot.publisher import proposal
 from imagebot.registry.manifests import ImageInfo
@@ -28,10 +28,10 @@ class ImageInfoReader(Protocol):
 
 
 @dataclass(frozen=True)
-class Flushed:
-    """The end of a cycle's publishing: what failed, and what each pushed environment got."""
+class Settled:
+    """The end of a cycle's publishing: per environment, what failed and what it got."""
 
-    failed: dict[str, ImagebotError]
+    failed: dict[str, str]
     notes: dict[str, str]
 
 
@@ -52,8 +52,9 @@ class Publisher(Protocol):
     async def publish(
         self, repo: EnvRepo, plan: EnvironmentPlan, *, when: datetime, images: ImageInfoReader
     ) -> Publication:
-        """Publish ``plan`` (computed on ``repo``'s fetched head). A push that lost a race
-        raises PushRejected: the caller re-reads the repo, re-plans and calls again."""
+        """Publish ``plan`` (computed on ``repo``'s fetched head): commit now, push when the
+        clone's last environment is done (:meth:`Publishers.settle`), which also publishes
+        again, re-planned, an environment whose plan went stale."""
         ...
 
 

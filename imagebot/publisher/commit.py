@@ -9,7 +9,8 @@ import anyio.to_thread
 
 from imagebot.core.plan import EnvironmentPlan, commit_message
 from imagebot.core.policy import LoadedPolicy
-from imagebot.git.repo import EnvRepo, PushRejected, Signing
+from imagebot.git.repo import EnvRepo
+from imagebot.git.signing import Signing
 from imagebot.publisher.base import (
     ImageInfoReader,
     ImageInfos,
@@ -46,12 +47,11 @@ class CommitPublisher:
             return Publication()
         paths = set(plan.new_files)
         if self.pending.touches(repo, paths):
-            # An earlier environment's waiting commit changed these files: push it, and
-            # have the engine re-read and re-plan this one on top of it.
-            failed = await anyio.to_thread.run_sync(self.pending.push, repo)
-            if failed:
-                raise next(iter(failed.values()))
-            raise PushRejected(f"{self.loaded.name}: files changed by an earlier environment")
+            # An earlier environment's waiting commit changed these files: this plan is
+            # stale. Once that commit is pushed, this environment is read and planned again.
+            why = "an earlier environment's waiting commit changed the same files"
+            self.pending.again(repo, self.loaded.name, why)
+            return Publication()
         links = await source_links(images, plan, infos=self.infos)
         author = self.loaded.policy.repo.author
 

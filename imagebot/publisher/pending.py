@@ -7,7 +7,8 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from imagebot.errors import GitError
+from imagebot.git import push as git_push
+from imagebot.git.push import Refused
 from imagebot.git.repo import EnvRepo
 from imagebot.publisher.base import log
 
@@ -41,10 +42,24 @@ class PendingPushes:
 
     def __init__(self) -> None:
         # Environments of different clones publish concurrently (worker threads commit and
-        # push); the lock guards these two collections, never a git command.
+        # push); the lock guards these collections, never a git command.
         self._lock = threading.Lock()
         self._chains: dict[tuple[str, str], _Chain] = {}
         self._branches: list[_BranchPush] = []
+        self._again: list[tuple[str, str, str]] = []  # (clone, environment, why)
+
+    def again(self, repo: EnvRepo, environment: str, why: str) -> None:
+        """``environment``'s plan went stale (the branch moved, or a waiting commit changed its
+        files): publish it again, re-read and re-planned, once this clone's pushes are done."""
+        with self._lock:
+            self._again.append((str(repo.path), environment, why))
+
+    def take_again(self, clone: str | None = None) -> dict[str, str]:
+        """The environments to publish again (of ``clone`` only, if given), with why."""
+        with self._lock:
+            taken = [a for a in self._again if clone is None or a[0] == clone]
+            self._again = [a for a in self._again if a not in taken]
+        return {environment: why for _, environment, why in taken}
 
     def add_branch(self, push: _BranchPush) -> None:
         """Pull-request mode: a branch to force-push (with a lease), then ``push.then``."""
@@ -53,7 +68,7 @@ class PendingPushes:
 
     def push_branches(
         self, clone: str | None = None
-    ) -> tuple[list[_BranchPush], dict[str, GitError]]:
+    ) -> tuple[list[_BranchPush], dict[str, Refused]]:
         """One ``git push`` per repo for every waiting branch (of ``clone`` only, if given):
         (pushed, failed by environment)."""
         with self._lock:
@@ -64,9 +79,11 @@ class PendingPushes:
         for push in taken:
             by_repo.setdefault(str(push.repo.path), []).append(push)
         pushed: list[_BranchPush] = []
-        failed: dict[str, GitError] = {}
+        failed: dict[str, Refused] = {}
         for pushes in by_repo.values():
-            errors = pushes[0].repo.push_branches([(p.sha, p.branch, p.expect) for p in pushes])
+            errors = git_push.push_branches(
+                pushes[0].repo, [(p.sha, p.branch, p.expect) for p in pushes]
+            )
             for p in pushes:
                 if p.branch in errors:
                     failed[p.environment] = errors[p.branch]
@@ -94,30 +111,21 @@ class PendingPushes:
             chain.environments.append(environment)
             chain.paths |= paths
 
-    def push(self, repo: EnvRepo) -> dict[str, GitError]:
-        with self._lock:
-            chain = self._chains.pop(_chain_key(repo), None)
-        return self._push(chain) if chain is not None else {}
-
-    def push_all(self, clone: str | None = None) -> dict[str, GitError]:
+    def push_all(self, clone: str | None = None) -> dict[str, Refused]:
         """Push every chain (of ``clone`` only, if given); the environments whose push
         failed, with the error."""
         with self._lock:
             keys = [k for k in self._chains if clone is None or k[0] == clone]
             chains = [self._chains.pop(k) for k in keys]
-        failed: dict[str, GitError] = {}
+        failed: dict[str, Refused] = {}
         for chain in chains:
-            failed.update(self._push(chain))
+            refused = git_push.push(chain.repo, chain.head)
+            if refused is not None:
+                failed.update(dict.fromkeys(chain.environments, refused))
+                continue
+            log.info("pushed", commit=chain.head, branch=chain.repo.branch,
+                     environments=chain.environments)  # fmt: skip
         return failed
-
-    def _push(self, chain: _Chain) -> dict[str, GitError]:
-        try:
-            chain.repo.push(chain.head)
-        except GitError as exc:
-            return dict.fromkeys(chain.environments, exc)
-        log.info("pushed", commit=chain.head, branch=chain.repo.branch,
-                 environments=chain.environments)  # fmt: skip
-        return {}
 
 
 def _chain_key(repo: EnvRepo) -> tuple[str, str]:

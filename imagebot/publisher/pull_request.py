@@ -15,8 +15,11 @@ import anyio.to_thread
 from imagebot.core.plan import EnvironmentPlan, commit_message
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.promotion.record import PullRequestRecord, PullRequestState
+from imagebot.errors import GitError
 from imagebot.forge import Forge, PullRequest
-from imagebot.git.repo import EnvRepo, PushRejected, Signing
+from imagebot.git.push import delete_branch
+from imagebot.git.repo import EnvRepo
+from imagebot.git.signing import Signing
 from imagebot.publisher import proposal
 from imagebot.publisher.base import (
     ImageInfoReader,
@@ -200,11 +203,15 @@ class PullRequestPublisher:
         )
         await self.forge.close(pr, body=pr.body.rstrip("\n") + "\n\n" + proposal.OBSOLETE_MARKER)
         if head is not None:
-            try:
-                await anyio.to_thread.run_sync(lambda: repo.delete_branch(self.branch, expect=head))
-            except PushRejected:
+            refused = await anyio.to_thread.run_sync(
+                lambda: delete_branch(repo, self.branch, expect=head)
+            )
+            if refused is not None and not refused.moved:
+                raise GitError(refused.message)
+            if refused is not None:  # the branch moved: read it again, plan again
                 self.branches.forget(repo)
-                raise
+                self.pending.again(repo, self.loaded.name, refused.message)
+                return Publication()
         self.log.info("pull_request_obsolete", number=pr.number)
         return Publication(
             note=f"closed obsolete pull request #{pr.number} ({pr.url})",

@@ -205,7 +205,13 @@ class RegistryAuth(httpx.Auth):
         if basic is not None:
             self._scheme = "basic"
             if sent is not None and sent.startswith("Basic "):
-                raise AuthError("credentials refused (401)", registry=self.registry)
+                # Refused: the secret may have been rotated since it was cached. Ask its
+                # source once more; the same answer again is a refusal.
+                getattr(self._credentials, "forget", lambda registry: None)(self.registry)
+                creds = await self._creds()
+                if creds is None or basic_header(creds) == sent:
+                    raise AuthError("credentials refused (401)", registry=self.registry)
+                return basic_header(creds), False
             creds = await self._creds()
             if creds is None:
                 raise AuthError(

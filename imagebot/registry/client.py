@@ -316,6 +316,18 @@ class RegistryClient:
         """When this process's cache first saw each tag of ``repository``."""
         return self.cache.first_seen(self._repo(repository).name)
 
+    async def fetch(self, repository: str, path: str, *, accept: str) -> bytes | None:
+        """The body of ``GET /v2/<repository>/<path>`` (``manifests/<ref>``, ``blobs/<digest>``,
+        ``referrers/<digest>``), or None when the registry answers 404."""
+        repo = self._repo(repository)
+        reg = self._registry(repo.host)
+        url = f"{reg.base_url}/v2/{repo.path}/{path}"
+        try:
+            response = await self._call(reg, repo, "GET", url, {"Accept": accept}, what=path)
+        except NotFound:
+            return None
+        return response.content
+
     # ----------------------------------------------------------------- internals
 
     def _repo(self, repository: str) -> Repo:

@@ -36,6 +36,8 @@ class Registry(Protocol):
         self, repository: str, tag: str, *, created: bool = False, platform: str | None = None
     ) -> ImageInfo: ...
 
+    async def fetch(self, repository: str, path: str, *, accept: str) -> bytes | None: ...
+
 
 async def scan_repositories(
     registry: Registry, repositories: Sequence[str], *, with_created: Set[str] = frozenset()

@@ -1,7 +1,8 @@
 """A local Kubernetes API server for the one resource imagebot uses: coordination.k8s.io/v1
 Leases, over TLS, with bearer-token auth.
 
-Faithful to the API's semantics for GET/POST/PUT of a namespaced Lease: 404 with a
+Faithful to the API's semantics for GET/POST/PUT/DELETE of a namespaced Lease and GET
+(list) of the namespace's Leases: 404 with a
 ``Status`` body when absent, 409 ``AlreadyExists`` on a second create, 409 ``Conflict``
 when a PUT carries a stale ``metadata.resourceVersion``, 401 without the right token; every
 write bumps ``resourceVersion``. ``fail`` makes every request answer 500 (an API server
@@ -83,7 +84,7 @@ class KubeAPI:
                 return 401, _status(401, "Unauthorized", "Unauthorized")
             if self.fail:
                 return 500, _status(500, "InternalError", "etcdserver: request timed out")
-            if (m := _ITEM.match(path)) and method in ("GET", "PUT"):
+            if (m := _ITEM.match(path)) and method in ("GET", "PUT", "DELETE"):
                 key = (m[1], m[2])
                 current = self.leases.get(key)
                 if current is None:
@@ -91,6 +92,10 @@ class KubeAPI:
                     return 404, _status(404, "NotFound", msg)
                 if method == "GET":
                     return 200, json.loads(json.dumps(current))
+                if method == "DELETE":
+                    del self.leases[key]
+                    done = {**_status(200, "", ""), "status": "Success"}
+                    return 200, {**done, "details": {"name": m[2], "kind": "leases"}}
                 assert body is not None
                 if self.sneak is not None:
                     self._put(m[1], m[2], self.sneak)
@@ -110,6 +115,14 @@ class KubeAPI:
                 updated["metadata"]["resourceVersion"] = str(self._version)
                 self.leases[key] = updated
                 return 200, json.loads(json.dumps(updated))
+            if (m := _COLLECTION.match(path)) and method == "GET":
+                items = [v for (ns, _), v in sorted(self.leases.items()) if ns == m[1]]
+                return 200, {
+                    "kind": "LeaseList",
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "metadata": {"resourceVersion": str(self._version)},
+                    "items": json.loads(json.dumps(items)),
+                }
             if (m := _COLLECTION.match(path)) and method == "POST":
                 assert body is not None
                 name = body["metadata"]["name"]
@@ -153,7 +166,7 @@ def _handler(api: KubeAPI) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_PUT = do_POST = _serve
+        do_GET = do_PUT = do_POST = do_DELETE = _serve
 
     return Handler
 
@@ -168,8 +181,13 @@ def run_kube_api(directory: Path, *, token: str = "sa-token-for-tests") -> Itera
     server.RequestHandlerClass = _handler(api)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(pair.cert, pair.key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    # The handshake happens in each connection's thread: a slow client never blocks accept.
+    server.socket = context.wrap_socket(
+        server.socket, server_side=True, do_handshake_on_connect=False
+    )
     server.daemon_threads = True
+    # A client killed mid-handshake (a SIGKILLed replica) is its own business, not an error.
+    server.handle_error = lambda request, address: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -72,7 +72,7 @@ class Context:
     checks: Sequence[str]
     statuses: CommitStatuses | None
     closed: Closed | None  # the window or freeze closed now
-    holds: Mapping[str, Hold]  # by held tag, in this environment
+    holds: Mapping[tuple[str, bool], Hold]  # by held tag and manual, in this environment
     upstream_holds: Mapping[str, Hold]  # and in the upstream one
 
 
@@ -87,12 +87,13 @@ def hold_rejection(hold: Hold) -> Rejection:
 
 
 def _hold(version: UpstreamVersion, ctx: Context) -> Rejection | None:
-    """A version a human rolled back from, here or upstream, is not promoted."""
-    hold = ctx.holds.get(version.tag)
+    """A version a human rolled back from, here or upstream, is not promoted; an image held
+    here (``imagebot hold``) takes no other version."""
+    hold = next((h for h in ctx.holds.values() if h.blocks(version.tag)), None)
     if hold is not None:
         return hold_rejection(hold)
     hold = ctx.upstream_holds.get(version.tag)
-    if hold is None:
+    if hold is None or hold.manual:
         return None
     return Rejection("hold", f"in {ctx.upstream}: {hold.words()}", {"commit": hold.commit})
 

@@ -76,6 +76,8 @@ class Run:
     stop: datetime | None  # None: still running
     commit: str  # the commit that put it there
     by_imagebot: bool
+    #: "promote by <author>: <reason>" when ``imagebot promote`` or ``rollback`` put it there
+    manual: str | None = None
 
     def ran(self, now: datetime) -> timedelta:
         return (self.stop or now) - self.start
@@ -181,5 +183,15 @@ def _record(runs: list[Run], repository: str, ref: Ref, commit: HistoryCommit) -
             stop=None,
             commit=commit.sha,
             by_imagebot=commit.by_imagebot,
+            manual=_manual_note(commit),
         )
     )
+
+
+def _manual_note(commit: HistoryCommit) -> str | None:
+    said = dict(commit.trailers)
+    op = said.get("Imagebot-Manual", "").split()
+    if not op:
+        return None
+    reason = said.get("Imagebot-Reason")
+    return f"{op[0]} by {commit.author}" + (f": {reason}" if reason else "")

@@ -1,5 +1,7 @@
 """Holds: a human moving an image back from a version imagebot set holds that version
-until a newer one runs, or the hold is lifted (a trailer, or ``unhold`` in the policy)."""
+until a newer one runs, or the hold is lifted (a trailer, or ``unhold`` in the policy).
+``imagebot hold`` holds an image at the version it runs (an ``Imagebot-Hold`` trailer) until
+``imagebot release`` lifts it."""
 
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ from imagebot.core.selection.versions import SemverTag, parse_tag
 from .history import HistoryCommit, Run, runs_of
 
 TRAILER_LIFT_HOLD = "Imagebot-Lift-Hold"
+TRAILER_HOLD = "Imagebot-Hold"  # <image> <version>: keep the image at that version
+TRAILER_MANUAL = "Imagebot-Manual"  # <operation> <image>: promote, hold, release, rollback
+TRAILER_REASON = "Imagebot-Reason"
 
 
 @dataclass(frozen=True)
@@ -24,12 +29,25 @@ class Hold:
     commit: str  # the rollback
     time: datetime
     author: str
+    reason: str = ""
+    #: ``imagebot hold``: the image stays at ``tag`` (else ``tag`` is kept out)
+    manual: bool = False
+
+    def blocks(self, tag: str | None) -> bool:
+        return tag != self.tag if self.manual else tag == self.tag
 
     def words(self) -> str:
         """Why the version is held and how to lift it (the hold gate's message)."""
+        why = f": {self.reason}" if self.reason else ""
+        if self.manual:
+            return (
+                f"{self.image} is held at {self.tag} by {self.author} in {self.commit[:12]}"
+                f" ({self.time:%Y-%m-%d %H:%M %Z}){why}; lifted by `imagebot release` (a"
+                f" commit trailer `{TRAILER_LIFT_HOLD}: {self.image}`)"
+            )
         return (
             f"{self.tag} was rolled back by {self.author} in {self.commit[:12]}"
-            f" ({self.time:%Y-%m-%d %H:%M %Z}); lifted by a newer version, `unhold:"
+            f" ({self.time:%Y-%m-%d %H:%M %Z}){why}; lifted by a newer version, `unhold:"
             f" [{self.tag}]` or a commit trailer `{TRAILER_LIFT_HOLD}: {self.image} {self.tag}`"
         )
 
@@ -64,6 +82,13 @@ def _lifts(commit: HistoryCommit, image: str) -> set[str | None]:
     return out
 
 
+def manual(commit: HistoryCommit) -> tuple[str, str, str] | None:
+    """(operation, image, reason) of a commit ``imagebot promote/hold/release/rollback`` made."""
+    said = dict(commit.trailers)
+    words = said.get(TRAILER_MANUAL, "").split()
+    return (words[0], words[1], said.get(TRAILER_REASON, "")) if len(words) == 2 else None
+
+
 def holds_of(
     image: ImagePolicy, history: Sequence[HistoryCommit], runs: Sequence[Run] | None = None
 ) -> list[Hold]:
@@ -76,8 +101,6 @@ def holds_of(
     image's runs in ``history`` when already known."""
     if runs is None:
         runs = runs_of(image, history)
-    if len(runs) < 2:  # never moved: nothing was rolled back
-        return []
     by_sha = {c.sha: c for c in history}
     holds: dict[str, Hold] = {}
     for i in range(1, len(runs)):
@@ -85,9 +108,10 @@ def holds_of(
         commit = by_sha[run.commit]
         for tag in [t for t in holds if run.tag == t or _newer(run.tag, t)]:
             del holds[tag]
+        op = manual(commit)
         if (
             not run.by_imagebot
-            and prev.by_imagebot
+            and (prev.by_imagebot or (op is not None and op[:2] == ("rollback", image.name)))
             and prev.tag is not None
             and _older(run.tag, prev.tag, (r.tag for r in runs[: i - 1]))
         ):
@@ -97,13 +121,28 @@ def holds_of(
                 commit=commit.sha,
                 time=commit.time,
                 author=commit.author,
+                reason=op[2] if op else "",
             )
+    for commit in history:  # imagebot hold: the image stays at a version
+        for key, value in commit.trailers:
+            words = value.split()
+            if key == TRAILER_HOLD and len(words) == 2 and words[0] == image.name:
+                op = manual(commit)
+                holds[f"={words[1]}"] = Hold(
+                    image=image.name,
+                    tag=words[1],
+                    commit=commit.sha,
+                    time=commit.time,
+                    author=commit.author,
+                    reason=op[2] if op else "",
+                    manual=True,
+                )
     # Lifting trailers count from the commit that started each hold onwards.
     order = {c.sha: n for n, c in enumerate(history)}
     for tag, hold in list(holds.items()):
         for commit in history[order[hold.commit] :]:
             lifted = _lifts(commit, image.name)
-            if None in lifted or tag in lifted:
+            if None in lifted or hold.tag in lifted:
                 del holds[tag]
                 break
     return [h for t, h in holds.items() if t not in image.unhold]

@@ -42,6 +42,7 @@ class Running:
     digest: str | None
     since: datetime | None
     commit: str | None
+    manual: str | None = None  # who put it there by hand, and why (imagebot promote/rollback)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Candidate:
     accepted: bool
     gate: str | None  # the first gate that rejected it
     reason: str
+    digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class ImageRecord:
     commit: str | None = None  # the commit this cycle made
     pull_request: PullRequestRecord | None = None
     errors: tuple[str, ...] = ()
+    verified: str | None = None  # what the choice was verified with (the verify gate)
 
     @property
     def blocker(self) -> str | None:
@@ -85,6 +88,7 @@ class ImageRecord:
             "since": {
                 "commit": self.running.commit,
                 "time": self.running.since.isoformat() if self.running.since else None,
+                "manual": self.running.manual,
             },
             "candidate": self.choice,
             "waiting_for": self.blocker,
@@ -96,6 +100,8 @@ class ImageRecord:
                     "commit": h.commit,
                     "author": h.author,
                     "since": h.time.isoformat(),
+                    "reason": h.reason,
+                    "manual": h.manual,
                 }
                 for h in self.holds
             ],
@@ -110,6 +116,7 @@ class ImageRecord:
                 "holds": sorted(v for r, v in pr.holds if r == self.repository),
             },
             "errors": list(self.errors),
+            "verified": self.verified,
         }
 
 
@@ -120,23 +127,22 @@ def approval(
     its pull request is merged. Returns what comes next and what it waits for."""
     if mode != "pull-request" or choice is None:
         return choice, None
-    if pr is None or pr.state in ("open", "draft", "merged"):
-        which = f" #{pr.number} ({pr.url})" if pr is not None and pr.state != "merged" else ""
-        return choice, Rejection(
-            "approval", f"the environment's pull request{which} must be merged"
-        )
-    if pr.state == "closed":
+    if pr is not None and pr.state == "closed":
         return None, Rejection(
             "approval",
             f"pull request #{pr.number} ({pr.url}) proposing {choice} was closed without"
             " merging; not proposed again until a newer version",
         )
-    held = sorted(v for r, v in pr.holds if r == repository)
-    return (held[0] if held else None), Rejection(
-        "approval",
-        f"pull request #{pr.number} ({pr.url}) holds {', '.join(held) or 'no version of it'}"
-        " and has commits imagebot did not write: a human owns it until it is merged or closed",
-    )
+    if pr is not None and pr.state == "human-edited":
+        held = sorted(v for r, v in pr.holds if r == repository)
+        return (held[0] if held else None), Rejection(
+            "approval",
+            f"pull request #{pr.number} ({pr.url}) holds {', '.join(held) or 'no version of it'}"
+            " and has commits imagebot did not write: a human owns it until it is merged or"
+            " closed",
+        )
+    which = f" #{pr.number} ({pr.url})" if pr is not None else ""
+    return choice, Rejection("approval", f"the environment's pull request{which} must be merged")
 
 
 def records(
@@ -166,8 +172,10 @@ def records(
         for v in decision.verdicts if decision is not None else ():
             gate = v.rejection.gate if v.rejection is not None else None
             candidates[v.tag] = Candidate(v.tag, v.accepted, gate, v.reason)
-        for tag, rejection in (view.blocked if view is not None else {}).items():
-            candidates[tag] = Candidate(tag, False, rejection.gate, rejection.reason)
+        refused = plan.refused.get(g.image, {})
+        for tag, rejection in {**(view.blocked if view is not None else {}), **refused}.items():
+            digest = view.digests.get(tag) if view is not None else None
+            candidates[tag] = Candidate(tag, False, rejection.gate, rejection.reason, digest)
         choice = decision.tag if decision is not None else None
         choice = choice if choice not in (None, current, target.tag) else None
         choice, waiting = approval(policy.publish.mode, pull_request, g.repository, choice)
@@ -182,10 +190,13 @@ def records(
                     digest=target.digest or (last.digest if last else None),
                     since=last.start if last else None,
                     commit=last.commit if last else None,
+                    manual=last.manual if last else None,
                 ),
                 candidates=tuple(candidates.values()),
                 choice=choice,
-                waiting=(view.blocker if view is not None else None) or waiting,
+                waiting=(view.blocker if view is not None else None)
+                or next(iter(refused.values()), None)
+                or waiting,
                 holds=view.holds if view is not None else (),
                 publish=policy.publish.mode,
                 commit=commit,
@@ -194,6 +205,7 @@ def records(
                     *(p for p in plan.problems if p.startswith(mine(g.image))),
                     *((error,) if error else ()),
                 ),
+                verified=plan.verified.get(g.image) if choice is not None else None,
             )
         )
     return tuple(out)

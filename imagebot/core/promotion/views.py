@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from imagebot.core import windows
-from imagebot.core.governing import Governance, Ownership
+from imagebot.core.governing import Governance, Governed, Ownership
 from imagebot.core.plan import EnvironmentPlan, ImageScan
 from imagebot.core.policy import EnvironmentPolicy, ImagePolicy, LoadedPolicy
 from imagebot.core.selection import Rejection, TagInfo, select
@@ -111,7 +111,7 @@ def promotion_view(
         checks=promote.checks,
         statuses=statuses,
         closed=windows.closed(window_rule, freeze_rule, now),
-        holds={h.tag: h for h in holds},
+        holds={(h.tag, h.manual): h for h in holds},
         upstream_holds={h.tag: h for h in upstream_holds},
     )
     # A tag that ran with several digests (it was moved and pushed again): the newest digest
@@ -237,7 +237,12 @@ def prepare(
                 image,
                 current=target.tag,
                 tags=scan.tags,
-                blocked={h.tag: gates.hold_rejection(h) for h in holds},
+                blocked={
+                    t.name: gates.hold_rejection(h)
+                    for t in scan.tags
+                    for h in holds
+                    if h.blocks(t.name)
+                },
                 now=now,
                 digests=scan.digests,
                 holds=holds,
@@ -256,6 +261,22 @@ def prepare(
         if (chosen := views.get(g.image)) is not None:
             out[g.repository] = ImageScan(tags=chosen.tags, digests=chosen.digests)
     return Prepared(scans=out, views=views, runs=own_runs)
+
+
+def refuse(prepared: Prepared, g: Governed, refused: Mapping[str, Rejection]) -> Prepared:
+    """Turn away the versions of ``g`` a later gate refused (verify: run only on the versions
+    that would win, so it comes after selection), so the environment is planned again."""
+    scan = prepared.scans[g.repository]
+    view = prepared.views.get(g.image) or ImageView(
+        g.image, g.standing.tag, scan.tags, scan.digests, wanted=None, chosen=None
+    )
+    tags = tuple(t for t in view.tags if t.name not in refused)
+    first = next(iter(refused.values()))
+    view = replace(
+        view, tags=tags, blocked={**view.blocked, **refused}, blocker=view.blocker or first
+    )
+    scans = {**prepared.scans, g.repository: ImageScan(tags=tags, digests=view.digests)}
+    return replace(prepared, scans=scans, views={**prepared.views, g.image: view})
 
 
 def _guarded(build: Callable[..., ImageView], image: ImagePolicy, **kwargs: Any) -> ImageView | str:

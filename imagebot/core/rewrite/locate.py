@@ -9,7 +9,7 @@ from collections.abc import Collection
 from dataclasses import replace
 
 from imagebot.core.reference import parse
-from imagebot.core.rewrite import documents, kinds, markers, prefilter
+from imagebot.core.rewrite import documents, gitops, kinds, markers, prefilter
 from imagebot.core.rewrite.documents import Chunk, MappingNode, Node, ScalarNode, SequenceNode
 from imagebot.core.rewrite.kinds import Context, Found, format_path, pairs
 from imagebot.core.rewrite.scalars import is_templated, split_reference
@@ -92,7 +92,7 @@ class _Walker:
                 self._visit(root, (), "compose", None, kind, api)
                 return self._finish(root)
         area = "workload" if kind else "helm-values"
-        if isinstance(root, MappingNode) and kind is None and kinds.is_argocd_source(root):
+        if isinstance(root, MappingNode) and kind is None and gitops.is_argocd_source(root):
             area = "argocd-source"
         self._visit(root, (), area, None, kind, api)
         return self._finish(root)
@@ -142,7 +142,7 @@ class _Walker:
                 self._add(block, problem)
                 return
         if area != "compose" and any("." in k and k.endswith(".tag") for k in named):
-            for dotted in kinds.dotted_values(self.ctx, node, path, area):
+            for dotted in gitops.dotted_values(self.ctx, node, path, area):
                 self._add(dotted, problem)
         for key_node, value in node.value:
             if not isinstance(key_node, ScalarNode):
@@ -157,12 +157,12 @@ class _Walker:
                 continue
             if isinstance(value, SequenceNode):
                 if key == "images" and self._kustomize_images(path, node, value, kind, api):
-                    for entry in kinds.kustomize_images(self.ctx, value, child, area):
+                    for entry in gitops.kustomize_images(self.ctx, value, child, area):
                         self._add(entry, problem)
                     continue
                 if key == "parameters" and path[-1:] == ("helm",):
                     param_kind = area if area == "argocd-source" else "argocd-application"
-                    for param in kinds.argocd_parameters(self.ctx, value, child, param_kind):
+                    for param in gitops.argocd_parameters(self.ctx, value, child, param_kind):
                         self._add(param, problem)
                     continue
             child_area = area
@@ -183,7 +183,7 @@ class _Walker:
         if path == ():
             if kind in ("Kustomization", "Component") and (api or "").startswith("kustomize."):
                 return True
-            return kind is None and kinds.is_kustomize_images(value, parent)
+            return kind is None and gitops.is_kustomize_images(value, parent)
         if path == ("spec",) and kind == "Kustomization":
             return True  # Flux Kustomization spec.images
         return path[-1:] == ("kustomize",)  # HelmRelease postRenderers[].kustomize.images

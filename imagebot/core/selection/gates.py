@@ -3,7 +3,8 @@
 A gate is a small function ``(tag, context) -> Rejection | None``; the first gate that
 rejects a tag gives its reason, and the tags no gate rejects are ranked by the strategy.
 ``GATES`` is the whole chain; a rule runs the gates it switches on (``Gate.applies``).
-Promotion gates (soak, windows, holds) are added to this list, not to ``select``.
+The promotion gates (hold, soak, checks, window) continue the chain in
+``imagebot.core.promotion.gates``, on the versions an upstream environment ran.
 """
 
 from __future__ import annotations

@@ -101,6 +101,10 @@ class CachingProvider:
                 )
             return creds
 
+    def forget(self, registry: str) -> None:
+        """Ask the source again next time (the registry refused what it answered)."""
+        self._entries.pop(registry, None)
+
     def _fresh_until(self, creds: Credentials | None, now: datetime) -> datetime:
         if creds is None or creds.expires_at is None:
             return now + self._static_ttl

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagebot.errors import AuthError
-from imagebot.redact import SecretError, secret, secret_file
+from imagebot.livefile import secret_file
+from imagebot.redact import SecretError, secret
 
 
 @dataclass(frozen=True)

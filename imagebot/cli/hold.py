@@ -1,0 +1,17 @@
+"""``imagebot hold``: a manual operation as a git commit (see ``imagebot.cli.manual``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from imagebot.cli import manual
+
+NAME = "hold"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    manual.add_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    return manual.run(NAME, args)
