@@ -8,7 +8,6 @@ module (nor pydantic, structlog or httpx) and answer in a few milliseconds.
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import os
 import shutil
@@ -111,12 +110,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     level, fmt, reported = log_settings(args.command, args.log_level, args.log_format)
     logs.configure(level=level, fmt=fmt, reported=reported)
-    # A cycle allocates millions of small objects it keeps (tags, references, plans) and
-    # makes few reference cycles. At Python's default (a young collection every 700
-    # allocations) the collector walked the growing heap often enough to cost a quarter of a
-    # 5,000-image plan (bench/cycle.py); every 50,000 it costs a few percent, and what
-    # cycles there are wait for at most 50,000 allocations more.
-    gc.set_threshold(50_000, 10, 10)
     try:
         code: int = args._run(args)
         sys.stdout.flush()

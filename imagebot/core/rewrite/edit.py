@@ -5,7 +5,6 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
-from imagebot.core.gcpause import gc_paused
 from imagebot.core.rewrite import documents, splice, verify
 from imagebot.core.rewrite.documents import Chunk, MappingNode, Node
 from imagebot.core.rewrite.kinds import format_path
@@ -24,11 +23,6 @@ def apply(text: str, edits: Sequence[Edit], *, source: str = "<text>") -> str:
     encoded back the same way, so CRLF, a BOM and a missing final newline round-trip. The
     edits' targets must come from :func:`locate` on this same text.
     """
-    with gc_paused():
-        return _apply(text, edits, source)
-
-
-def _apply(text: str, edits: Sequence[Edit], source: str) -> str:
     changes: list[Replacement] = []
     expects: list[Expect] = []
     for edit in edits:

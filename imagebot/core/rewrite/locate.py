@@ -8,7 +8,6 @@ import re
 from collections.abc import Collection
 from dataclasses import replace
 
-from imagebot.core.gcpause import gc_paused
 from imagebot.core.reference import parse
 from imagebot.core.rewrite import documents, gitops, kinds, markers, prefilter
 from imagebot.core.rewrite.documents import Chunk, MappingNode, Node, ScalarNode, SequenceNode
@@ -35,11 +34,6 @@ def locate(
     returned. Raises :class:`EditError` naming ``source`` and line if a parsed document is not
     YAML.
     """
-    with gc_paused():
-        return _locate(text, source, repositories)
-
-
-def _locate(text: str, source: str, repositories: Collection[str] | None) -> list[Target]:
     wanted = None if repositories is None else _normalise_all(frozenset(repositories))
     needles = None if wanted is None else prefilter.matcher(wanted)
     found: list[Target] = []

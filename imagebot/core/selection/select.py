@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from imagebot.core.gcpause import gc_paused
 from imagebot.errors import SelectionError
 
 from .build_tags import build_tag_kind
@@ -36,13 +35,6 @@ def select(
     strategy digest with nothing to follow, or an include/exclude pattern that backtracks
     past its time limit. A tag the strategy cannot read is rejected with a reason.
     """
-    with gc_paused():  # a third of the time went to full collections
-        return _select(tags, rule, current, now)
-
-
-def _select(
-    tags: Sequence[str | TagInfo], rule: SelectionRule, current: str | None, now: datetime | None
-) -> Decision:
     compiled = compile_rule(rule)
     follow = rule.follow or current
     if compiled.strategy.needs_digest and follow is None:
