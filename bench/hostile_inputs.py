@@ -36,7 +36,7 @@ import anyio
 import httpx
 
 from imagebot.core import yamldoc
-from imagebot.core.policy import parse_policy
+from imagebot.core.policy_file import parse_policy
 from imagebot.errors import PolicyError, RegistryError
 from imagebot.registry.client import RegistryClient
 from imagebot.registry.settings import RegistriesSettings, parse_registries

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from imagebot.core import yamldoc
 from imagebot.core.envgraph import order_environments
-from imagebot.core.policy import LoadedPolicy, parse_policy
+from imagebot.core.policy import LoadedPolicy
+from imagebot.core.policy_file import parse_policy
 from imagebot.errors import PolicyError
 
 #: Files in a policies directory that are configuration, not environments.

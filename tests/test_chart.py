@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import imagebot
-from imagebot.core.policy import parse_policy
+from imagebot.core.policy_file import parse_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "imagebot"

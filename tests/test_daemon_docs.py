@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from imagebot.cli import serve
-from imagebot.core.policy import parse_policy
+from imagebot.core.policy_file import parse_policy
 from imagebot.daemon.metrics import Metrics
 from imagebot.daemon.webhooks import SENDERS
 

@@ -177,7 +177,7 @@ def test_a_follower_drops_triggers() -> None:
 )
 def test_bad_schedules_name_file_line_and_field(schedule: str, message: str) -> None:
     """A bad schedule is a policy problem naming file, line and field."""
-    from imagebot.core.policy import parse_policy
+    from imagebot.core.policy_file import parse_policy
     from imagebot.errors import PolicyError
 
     text = (

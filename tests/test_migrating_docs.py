@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imagebot.core.policy import parse_policy
+from imagebot.core.policy_file import parse_policy
 from imagebot.migrate import CONVERTERS
 from imagebot.migrate.model import checked
 

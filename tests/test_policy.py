@@ -11,7 +11,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from imagebot.config import load_policies
-from imagebot.core.policy import EnvironmentPolicy, parse_policy, policy_json_schema
+from imagebot.core.policy import EnvironmentPolicy, policy_json_schema
+from imagebot.core.policy_file import parse_policy
 from imagebot.errors import PolicyError
 from tests.support.cli import run_cli
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from imagebot.core.governing import govern, overlapping_patterns
-from imagebot.core.policy import EnvironmentPolicy, parse_policy
+from imagebot.core.policy import EnvironmentPolicy
+from imagebot.core.policy_file import parse_policy
 from imagebot.core.repopattern import compile_pattern
 from imagebot.core.rewrite import locate
 from imagebot.errors import PolicyError

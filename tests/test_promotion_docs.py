@@ -10,7 +10,8 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from imagebot.config import load_policies
-from imagebot.core.policy import EnvironmentPolicy, Promotion, parse_policy
+from imagebot.core.policy import EnvironmentPolicy, Promotion
+from imagebot.core.policy_file import parse_policy
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "promotion.md"
 FILLER: dict[str, Any] = {

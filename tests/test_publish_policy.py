@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-from imagebot.core.policy import parse_policy, policy_json_schema
+from imagebot.core.policy import policy_json_schema
+from imagebot.core.policy_file import parse_policy
 from imagebot.core.publish_policy import derive_project
 from tests.support.cli import run_cli
 

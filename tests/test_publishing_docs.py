@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from imagebot.core.policy import parse_policy
+from imagebot.core.policy_file import parse_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 

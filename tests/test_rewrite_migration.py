@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from imagebot.core.plan import ImageScan, plan_environment
-from imagebot.core.policy import parse_policy
+from imagebot.core.policy_file import parse_policy
 from imagebot.core.rewrite import Edit, apply, locate
 from imagebot.core.selection import TagInfo
 from imagebot.errors import EditError

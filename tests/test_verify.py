@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from imagebot.core.policy import parse_policy
+from imagebot.core.policy_file import parse_policy
 from tests.support.cli import run_cli
 from tests.support.cosign import (
     PrivateKey,

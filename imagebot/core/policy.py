@@ -8,7 +8,7 @@ Pure: the caller reads the file and passes its text.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -18,7 +18,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     create_model,
     field_validator,
     model_validator,
@@ -31,19 +30,15 @@ from imagebot.core.promote_policy import Promotion as Promotion  # re-exported
 from imagebot.core.publish_policy import (
     PublishSpec,
     SigningSpec,
-    derive_project,
     publish_schema,
     publish_short_form,
 )
 from imagebot.core.repopattern import RepositoryPattern, compile_pattern, is_pattern
 from imagebot.core.selection import (
     SelectionRule,
-    compile_rule,
-    ignore_entry_kind,
-    validate_rule,
 )
 from imagebot.core.verify_policy import VerifySpec
-from imagebot.errors import InvalidReference, PolicyError, SelectionError
+from imagebot.errors import InvalidReference
 
 
 class _Model(BaseModel):
@@ -342,96 +337,12 @@ class LoadedPolicy:
         return self.policy.environment
 
 
-def parse_policy(text: str, *, source: str) -> LoadedPolicy:
-    """Validate one policy file's text; raise PolicyError listing every problem found."""
-    doc = yamldoc.load_mapping(text, source=source, what="policy file")
-    if doc is None:
-        raise PolicyError([f"{source}:1: empty policy file"])
-    data = yamldoc.plain_mapping(doc, source=source)
-    try:
-        model = EnvironmentPolicy.model_validate(data)
-    except ValidationError as exc:
-        from imagebot.core.policy_problems import all_problems  # it imports this module
-
-        raise PolicyError(all_problems(source, doc, data, exc)) from None
-    problems = [
-        yamldoc.problem_at(source, doc, loc, message)
-        for loc, message in [*_rule_problems(model), *_publish_problems(model)]
-    ]
-    if problems:
-        raise PolicyError(problems)
-    lines = yamldoc.written_lines(doc)
-    warnings = tuple(
-        yamldoc.problem_at(source, doc, loc, message) for loc, message in _rule_warnings(model)
-    )
-    return LoadedPolicy(source=source, policy=model, lines=lines, warnings=warnings)
-
-
-def _rules(model: EnvironmentPolicy) -> list[tuple[tuple[str | int, ...], ImageRule]]:
-    """Every rule of the file with where it is written: ``images[i]``, then ``defaults``."""
-    out: list[tuple[tuple[str | int, ...], ImageRule]] = [
-        (("images", i), image) for i, image in enumerate(model.images)
-    ]
-    if model.defaults is not None:
-        out.append((("defaults",), model.defaults))
-    return out
-
-
-def _rule_warnings(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
-    for at, image in _rules(model):
-        rule = image.rule()
-        compiled = compile_rule(rule)
-        if compiled.needs_digest and rule.follow is None:
-            yield (
-                (*at, "strategy"),
-                "strategy digest without follow follows whatever tag each file runs, and an"
-                " image pinned by digest alone cannot be followed; set follow (e.g. latest)",
-            )
-        if compiled.named_cores and "range_style" not in image.model_fields_set:
-            yield (
-                (*at, "range"),
-                f"range {rule.range!r} spells a prerelease: npm (imagebot's default) admits only"
-                " that release's prereleases, Flux and Argo CD (Masterminds) every prerelease in"
-                " range; set range_style: npm or masterminds to say which you mean",
-            )
-        for entry in rule.ignore:
-            if ignore_entry_kind(entry, rule.strategy) is None:
-                yield (
-                    (*at, "ignore"),
-                    f"ignore entry {entry!r} is not a tag, a glob or a semver range:"
-                    " it ignores nothing",
-                )
-
-
-def _rule_problems(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
-    if not model.images and model.defaults is None:
-        yield ("images",), "give at least one image entry, or `defaults`"
-    for at, image in _rules(model):
-        try:
-            validate_rule(image.rule())
-        except SelectionError as exc:
-            yield (*at, *rule_field_path(exc.field)), str(exc)
-
-
 def rule_field_path(name: str) -> tuple[str, ...]:
     """Where a policy file writes the SelectionRule field ``name`` (``tags.include``)."""
     for f in dataclasses.fields(SelectionRule):
         if f.name == name:
             return (f.metadata["block"], name) if f.metadata["block"] else (name,)
     return (name,) if name else ()
-
-
-def _publish_problems(model: EnvironmentPolicy) -> Iterator[tuple[tuple[Any, ...], str]]:
-    publish = model.publish
-    if publish.mode != "pull-request" or publish.forge is None:
-        return
-    if publish.branch_for(model.environment) == model.repo.branch:
-        yield ("publish", "branch"), f"must differ from repo.branch {model.repo.branch!r}"
-    if publish.forge.project is None and derive_project(model.repo.url) is None:
-        yield (
-            ("publish", "forge", "project"),
-            f"cannot be derived from repo.url {model.repo.url!r}; give owner/name",
-        )
 
 
 def policy_json_schema() -> dict[str, Any]:

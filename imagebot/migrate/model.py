@@ -8,7 +8,7 @@ import re
 import textwrap
 from dataclasses import dataclass, field
 
-from imagebot.core.policy import parse_policy
+from imagebot.core.policy_file import parse_policy
 from imagebot.core.rewrite.splice import render_plain
 from imagebot.errors import PolicyError
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from imagebot.core.policy import LoadedPolicy, parse_policy
+from imagebot.core.policy import LoadedPolicy
+from imagebot.core.policy_file import parse_policy
 from imagebot.core.selection import TagInfo, select
 from imagebot.migrate import CONVERTERS
 from imagebot.migrate.model import checked

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from imagebot.core.plan import ImageScan, plan_environment
-from imagebot.core.policy import parse_policy
+from imagebot.core.policy_file import parse_policy
 from imagebot.core.rewrite import locate
 from imagebot.core.selection import TagInfo
 from imagebot.migrate import CONVERTERS
