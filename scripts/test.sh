@@ -4,5 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The tests write thousands of git objects, registry blobs and SQLite pages; on a slow disk
+# they wait on it more than they compute. Their temporary files go to memory (/dev/shm)
+# where the machine has it, and are removed afterwards.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  TMPDIR="$(mktemp -d /dev/shm/imagebot-tests.XXXXXX)"
+  export TMPDIR
+  trap 'rm -rf "$TMPDIR"' EXIT
+fi
 # One worker per core unless the caller says otherwise (-n 0 runs in one process).
-exec .venv/bin/python -m pytest -n "${IMAGEBOT_TEST_WORKERS:-auto}" "$@"
+.venv/bin/python -m pytest -n "${IMAGEBOT_TEST_WORKERS:-auto}" "$@"
