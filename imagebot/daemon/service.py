@@ -416,6 +416,7 @@ class Service:
                         self._hard_exit(1)
                     http_stop.set()
         finally:
+            sock.close()  # uvicorn closes it once serving; not when stopped before that
             if lease_client is not None:
                 await lease_client.aclose()
             self._runtime = None
