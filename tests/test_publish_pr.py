@@ -335,16 +335,16 @@ def test_status_after_a_closed_pr_says_closed_and_not_proposed_again(world: Worl
     record, text = status(world)
     assert "closed without merging; not proposed again" in record["waiting_for"]
     assert record["candidate"] is None, "nothing moves: the version is not proposed again"
-    assert record["gate"] == "approval"
+    assert record["gate"] == "declined", "a closed PR waits for no approval"
     assert record["pull_request"]["state"] == "closed"
     assert record["pull_request"]["number"] == 1
     assert record["pull_request"]["holds"] == ["1.1.0"]
     (row,) = [line for line in text.splitlines() if line.startswith("staging")]
-    assert "waiting: approval: pull request #1" in row and "closed without merging" in row
+    assert "waiting: declined: pull request #1" in row and "closed without merging" in row
     assert "must be merged" not in text
     result = world.cycle()
     (applied,) = world.env(result).images
-    assert applied.blocker == f"approval: {record['waiting_for'].split(': ', 1)[1]}"
+    assert applied.blocker == f"declined: {record['waiting_for'].split(': ', 1)[1]}"
 
 
 def test_status_after_a_human_commit_shows_what_the_pr_holds_and_who_owns_it(

@@ -300,6 +300,10 @@ def test_a_closed_pull_request_shows_closed(pipeline: Pipeline) -> None:
         what="production's pull request to show closed",
     )
     assert "PR #1 closed" in pipeline.page()
+    # Closed unmerged: not proposed again, so production waits for no approval.
+    waiting = pipeline.image("production", "app")["waiting"] or {}
+    assert waiting.get("gate") == "declined", waiting
+    assert "declined: not proposed again" in pipeline.page()
     assert pipeline.push("1", "example.com/nobody/watches") == 0
     text = pipeline.daemon.get("/metrics").text
     assert 'imagebot_webhooks_total{outcome="ignored",sender="generic"} 1.0' in text

@@ -132,16 +132,16 @@ def approval(
     its pull request is merged. Returns what comes next and what it waits for."""
     if mode != "pull-request" or choice is None:
         return choice, None
-    if pr is not None and pr.state == "closed":
+    if pr is not None and pr.state == "closed":  # declined: nothing waits for approval
         return None, Rejection(
-            "approval",
+            "declined",
             f"pull request #{pr.number} ({pr.url}) proposing {choice} was closed without"
             " merging; not proposed again until a newer version",
         )
     if pr is not None and pr.state == "human-edited":
         held = sorted(v for r, v in pr.holds if r == repository)
         return (held[0] if held else None), Rejection(
-            "approval",
+            "human-owned",
             f"pull request #{pr.number} ({pr.url}) holds {', '.join(held) or 'no version of it'}"
             " and has commits imagebot did not write: a human owns it until it is merged or"
             " closed",
