@@ -18,8 +18,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.daemon import wait_for  # noqa: E402
 from tests.support.gitenv import commits, make_remote, show  # noqa: E402
 from tests.support.registry import Notify, free_port, push_image, run_registry  # noqa: E402
 
@@ -48,15 +48,6 @@ spec:
 
 def say(text: str) -> None:
     print(f"smoke: {text}", flush=True)
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise SystemExit(f"smoke: timed out after {timeout:.0f} s waiting for {what}")
 
 
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
