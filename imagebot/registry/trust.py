@@ -7,15 +7,19 @@ once, and verification outcomes kept per digest and signer in the cache.
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
+import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -30,12 +34,17 @@ from imagebot.core.yamldoc import dotted
 from imagebot.errors import RegistryError
 from imagebot.registry.scan import Registry
 from imagebot.registry.signatures import (
+    CERTIFICATE,
+    REKOR_BUNDLE,
     Checker,
     Fetcher,
+    Found,
     Outcome,
+    PublicKey,
     Trust,
     certificate_identity,
     find_and_check,
+    key_verifies,
 )
 
 
@@ -117,15 +126,78 @@ def _checker(spec: Keyless, base: Path, at: tuple[str | int, ...]) -> Checker:
         field = (*at, "keyless", "trusted_root")
         raise TrustError(field, f"unusable trusted root: {exc}") from None
 
-    def check(raw: bytes) -> tuple[bytes, tuple[str, str]]:
+    def check(item: Found) -> tuple[bytes, tuple[str, str]]:
+        if item.kind == "simple":
+            return _classic_keyless(item, verifier)
         try:
-            bundle = Bundle.from_json(raw)
+            bundle = Bundle.from_json(item.payload)
             _, payload = verifier.verify_dsse(bundle, _AnyIdentity())
         except Exception as exc:  # sigstore raises many kinds; any of them is "not valid"
             raise ValueError(str(exc)) from None
         return payload, certificate_identity(bundle.signing_certificate)
 
     return check
+
+
+def _classic_keyless(item: Found, verifier: Any) -> tuple[bytes, tuple[str, str]]:
+    """cosign's classic keyless ``.sig`` layer, checked as cosign checks it: the signature
+    with the certificate's key; Rekor's promise (SET) by a Rekor key of the trusted root;
+    the hashedrekord entry naming this payload, signature and certificate; the certificate
+    chaining to a Fulcio CA of the trusted root, valid at the entry's integrated time, with
+    a valid SCT. sigstore-python checks only entries that carry an inclusion proof, which
+    this layout lacks, so its parts are used here one by one. The ``chain`` annotation is
+    not trusted: the chain is built from the trusted root."""
+    from sigstore._internal.sct import verify_sct
+    from sigstore._internal.timestamp import TimestampSource, TimestampVerificationResult
+    from sigstore._internal.trust import KeyringPurpose
+    from sigstore._utils import KeyID
+    from sigstore.errors import Error as SigstoreError
+
+    try:
+        cert = x509.load_pem_x509_certificate(str(item.notes[CERTIFICATE]).encode())
+        rekor = json.loads(item.notes[REKOR_BUNDLE])
+        promise = {k: rekor["Payload"][k] for k in ("body", "integratedTime", "logIndex", "logID")}
+        stamp = base64.b64decode(rekor["SignedEntryTimestamp"], validate=True)
+        entry = json.loads(base64.b64decode(promise["body"], validate=True))["spec"]
+        at = datetime.fromtimestamp(promise["integratedTime"], UTC)
+        log_id = KeyID(bytes.fromhex(promise["logID"]))
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise ValueError("no Fulcio certificate and Rekor bundle (a key signature?)") from None
+    key = cert.public_key()
+    if not isinstance(key, PublicKey) or not key_verifies(key, item.signature, item.payload):
+        raise ValueError("the signature does not verify with its certificate's key")
+    root = verifier._trusted_root
+    try:  # cosign's canonical JSON of the promise: sorted keys, no blanks
+        canonical = json.dumps(promise, sort_keys=True, separators=(",", ":")).encode()
+        root.rekor_keyring(KeyringPurpose.VERIFY).verify(
+            key_id=log_id, signature=stamp, data=canonical
+        )
+    except SigstoreError:
+        raise ValueError("Rekor's promise (SET) does not verify") from None
+    if not _logs(entry, item, cert):
+        raise ValueError("the Rekor entry is for another payload, signature or certificate")
+    try:
+        when = TimestampVerificationResult(source=TimestampSource.TRANSPARENCY_SERVICE, time=at)
+        chain = verifier._verify_chain_at_time(cert, when)
+        verify_sct(cert, chain, root.ct_keyring(KeyringPurpose.VERIFY))
+    except SigstoreError as exc:
+        raise ValueError(f"certificate: {exc}") from None
+    return item.payload, certificate_identity(cert)
+
+
+def _logs(entry: Any, item: Found, cert: x509.Certificate) -> bool:
+    """Whether a hashedrekord entry's spec names ``item``'s payload, signature and ``cert``."""
+    try:
+        digest = entry["data"]["hash"]
+        signature = entry["signature"]
+        logged = base64.b64decode(signature["publicKey"]["content"], validate=True)
+        return (
+            digest == {"algorithm": "sha256", "value": hashlib.sha256(item.payload).hexdigest()}
+            and base64.b64decode(signature["content"], validate=True) == item.signature
+            and x509.load_pem_x509_certificate(logged) == cert
+        )
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 class Store:
@@ -199,7 +271,7 @@ async def verify_gate(
     the first that passes. Only versions every cheaper gate let through are verified."""
     plan = await replan(prepared)
     groups = {g.image: g for g in plan.governed}
-    loaded_trust: dict[int, list[Trust] | str] = {}
+    loaded_trust: dict[VerifySpec, list[Trust] | TrustError] = {}
     refused_all: dict[str, dict[str, Rejection]] = {}
     while True:
         outcomes: dict[Change, Outcome] = {}
@@ -238,21 +310,21 @@ async def _verify_change(
     g: Governed,
     change: Change,
     spec: VerifySpec,
-    loaded_trust: dict[int, list[Trust] | str],
+    loaded_trust: dict[VerifySpec, list[Trust] | TrustError],
     registry: Registry,
     store: Store,
 ) -> Outcome:
-    trust = loaded_trust.get(id(spec))
-    if trust is None:
+    trust = loaded_trust.get(spec)
+    if trust is None:  # once per distinct block: a hundred entries may share one key
         try:
             trust = load_trust(spec, base=Path(loaded.source).parent)
         except TrustError as exc:
-            at = g.written_at if g.rule.verify is not None else ()
-            where = dotted((*at, "verify", *exc.field))
-            trust = f"{loaded.at(where)}: {where}: {exc}"
-        loaded_trust[id(spec)] = trust
-    if isinstance(trust, str):
-        return Outcome(None, trust)
+            trust = exc
+        loaded_trust[spec] = trust
+    if isinstance(trust, TrustError):
+        at = g.written_at if g.rule.verify is not None else ()
+        where = dotted((*at, "verify", *trust.field))
+        return Outcome(None, f"{loaded.at(where)}: {where}: {trust}")
     digest = change.image_digest
     if digest is None:
         try:
