@@ -283,9 +283,10 @@ def test_classic_keyless_signatures_verify_offline_against_a_private_trusted_roo
     setup: Setup,
 ) -> None:
     """cosign's classic keyless .sig layer (certificate, chain and Rekor bundle annotations):
-    signed for the trusted workflow (1.2.0, issuer in the v2 extension) is promoted; another
-    identity (1.5.0), another issuer (1.4.0, v1 extension) and a Rekor promise that does not
-    verify (1.3.0) are each refused with their reason."""
+    signed for the trusted workflow (1.1.0, issuer in the v2 extension) is promoted; another
+    identity (1.5.0), another issuer (1.4.0, v1 extension), a Rekor promise that does not
+    verify (1.3.0) and a Rekor entry logging another payload (1.2.0) are each refused with
+    their reason."""
     sigstore = PrivateSigstore()
     (setup.policies / "trusted_root.json").write_text(json.dumps(sigstore.trusted_root()))
     setup.policy(
@@ -300,7 +301,8 @@ def test_classic_keyless_signatures_verify_offline_against_a_private_trusted_roo
     now = datetime.now(UTC)
     evil = "https://github.com/evil/x/.github/workflows/r.yml@refs/heads/main"
     signers: dict[str, dict[str, Any]] = {
-        "1.2.0": {"identity": WORKFLOW, "issuer": ACTIONS, "issuer_v2": True},
+        "1.1.0": {"identity": WORKFLOW, "issuer": ACTIONS, "issuer_v2": True},
+        "1.2.0": {"identity": WORKFLOW, "issuer": ACTIONS, "logged": b"another payload"},
         "1.3.0": {"identity": WORKFLOW, "issuer": ACTIONS, "tamper_set": True},
         "1.4.0": {"identity": WORKFLOW, "issuer": "https://gitlab.com"},
         "1.5.0": {"identity": evil, "issuer": ACTIONS},
@@ -315,10 +317,13 @@ def test_classic_keyless_signatures_verify_offline_against_a_private_trusted_roo
     assert reasons["1.4.0"] == f"{untrusted}{WORKFLOW} (https://gitlab.com)"
     assert reasons["1.3.0"].startswith("rejected: no signature verifies with keyless")
     assert reasons["1.3.0"].endswith("(1 found: Rekor's promise (SET) does not verify)")
-    assert reasons["1.2.0"].startswith("chosen:")
+    assert reasons["1.2.0"].endswith(
+        "(1 found: the Rekor entry is for another payload, signature or certificate)"
+    )
+    assert reasons["1.1.0"].startswith("chosen:")
     code, out = setup.cli("apply")
     assert code == 0, out
-    assert b"app:1.2.0" in show(setup.remote, "envs/dev/app.yaml")
+    assert b"app:1.1.0" in show(setup.remote, "envs/dev/app.yaml")
     assert (
         "Imagebot-Verified",
         f"keyless {WORKFLOW.removesuffix('v1')}* ({ACTIONS})",

@@ -238,11 +238,13 @@ class PrivateSigstore:
         now: datetime,
         issuer_v2: bool = False,
         tamper_set: bool = False,
+        logged: bytes | None = None,
     ) -> dict[str, str]:
         """The annotations of cosign's classic keyless ``.sig`` layer for ``payload``: its
         signature by a fresh key certified for ``identity``, the certificate, the chain,
         and the Rekor bundle — a hashedrekord entry and its promise (SET); ``tamper_set``:
-        the promise signed over another log index than the bundle states."""
+        the promise signed over another log index than the bundle states; ``logged``: the
+        payload the entry records, if not ``payload``."""
         key = ec.generate_private_key(ec.SECP256R1())
         cert = self.leaf(key, identity, issuer, now, issuer_v2=issuer_v2)
         sig = _sign(key, payload)
@@ -255,7 +257,7 @@ class PrivateSigstore:
                     "data": {
                         "hash": {
                             "algorithm": "sha256",
-                            "value": hashlib.sha256(payload).hexdigest(),
+                            "value": hashlib.sha256(logged or payload).hexdigest(),
                         }
                     },
                     "signature": {"content": b64(sig), "publicKey": {"content": b64(pem)}},
