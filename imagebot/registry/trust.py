@@ -127,14 +127,14 @@ def _checker(spec: Keyless, base: Path, at: tuple[str | int, ...]) -> Checker:
         raise TrustError(field, f"unusable trusted root: {exc}") from None
 
     def check(item: Found) -> tuple[bytes, tuple[str, str]]:
-        if item.kind == "simple":
-            return _classic_keyless(item, verifier)
         try:
+            if item.kind == "simple":
+                return _classic_keyless(item, verifier)
             bundle = Bundle.from_json(item.payload)
             _, payload = verifier.verify_dsse(bundle, _AnyIdentity())
-        except Exception as exc:  # sigstore raises many kinds; any of them is "not valid"
+            return payload, certificate_identity(bundle.signing_certificate)
+        except Exception as exc:  # sigstore and cryptography raise many kinds: "not valid"
             raise ValueError(str(exc)) from None
-        return payload, certificate_identity(bundle.signing_certificate)
 
     return check
 
