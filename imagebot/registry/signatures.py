@@ -256,9 +256,10 @@ def judge(found: Sequence[Found], digest: str, spec: VerifySpec, trust: Sequence
         if strangers:
             return Outcome(None, f"signed by an identity the policy does not trust: {strangers[0]}")
         because = broken[0] if broken else "signed by another key, or altered"
-        signers_words = " or ".join(t.spec.words() for t in trust)
         return Outcome(
-            None, f"no signature verifies with {signers_words} ({len(found)} found: {because})"
+            None,
+            f"no signature verifies with {' or '.join(t.spec.words() for t in trust)}"
+            f" ({len(found)} found: {because})",
         )
     for wanted in spec.attestations:
         why = _attested(wanted, vouched, digest)
@@ -269,6 +270,7 @@ def judge(found: Sequence[Found], digest: str, spec: VerifySpec, trust: Sequence
 
 def _vouch(item: Found, t: Trust, strangers: list[str], broken: list[str]) -> _Statement | None:
     """The payload of ``item`` if signer ``t`` signed it, else None."""
+    kind = "simple" if item.kind == "simple" else "statement"
     if t.keyless is not None:
         if item.kind == "dsse":
             return None  # keyless attestations are read from bundles
@@ -281,16 +283,12 @@ def _vouch(item: Found, t: Trust, strangers: list[str], broken: list[str]) -> _S
         if not t.spec.keyless.trusts(identity, issuer):
             strangers.append(f"{identity} ({issuer})")
             return None
-        kind = "simple" if item.kind == "simple" else "statement"
         return _Statement(t.spec.words(), kind, _json(payload))
     if item.kind == "bundle":
         return _key_bundle(item, t)
-    if t.key is None:
-        return None
     signed = item.payload if item.kind == "simple" else pae(item.payload_type, item.payload)
-    if not key_verifies(t.key, item.signature, signed):
+    if t.key is None or not key_verifies(t.key, item.signature, signed):
         return None
-    kind = "simple" if item.kind == "simple" else "statement"
     return _Statement(t.spec.words(), kind, _json(item.payload))
 
 

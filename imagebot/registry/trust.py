@@ -140,64 +140,47 @@ def _checker(spec: Keyless, base: Path, at: tuple[str | int, ...]) -> Checker:
 
 
 def _classic_keyless(item: Found, verifier: Any) -> tuple[bytes, tuple[str, str]]:
-    """cosign's classic keyless ``.sig`` layer, checked as cosign checks it: the signature
-    with the certificate's key; Rekor's promise (SET) by a Rekor key of the trusted root;
-    the hashedrekord entry naming this payload, signature and certificate; the certificate
-    chaining to a Fulcio CA of the trusted root, valid at the entry's integrated time, with
-    a valid SCT. sigstore-python checks only entries that carry an inclusion proof, which
-    this layout lacks, so its parts are used here one by one. The ``chain`` annotation is
-    not trusted: the chain is built from the trusted root."""
+    """cosign's classic keyless ``.sig`` layer, checked as cosign checks it. sigstore-python
+    takes only Rekor entries with an inclusion proof, which this layout lacks, so its parts
+    are used one by one. The chain is built from the trusted root, never the annotation's."""
     from sigstore._internal.sct import verify_sct
     from sigstore._internal.timestamp import TimestampSource, TimestampVerificationResult
     from sigstore._internal.trust import KeyringPurpose
     from sigstore._utils import KeyID
-    from sigstore.errors import Error as SigstoreError
+
+    def b64(text: Any) -> bytes:
+        return base64.b64decode(text, validate=True)
 
     try:
         cert = x509.load_pem_x509_certificate(str(item.notes[CERTIFICATE]).encode())
         rekor = json.loads(item.notes[REKOR_BUNDLE])
         promise = {k: rekor["Payload"][k] for k in ("body", "integratedTime", "logIndex", "logID")}
-        stamp = base64.b64decode(rekor["SignedEntryTimestamp"], validate=True)
-        entry = json.loads(base64.b64decode(promise["body"], validate=True))["spec"]
-        at = datetime.fromtimestamp(promise["integratedTime"], UTC)
-        log_id = KeyID(bytes.fromhex(promise["logID"]))
+        spec = json.loads(b64(promise["body"]))["spec"]  # a hashedrekord entry
+        sig = spec["signature"]
+        logged = (spec["data"]["hash"], b64(sig["content"]),
+                  x509.load_pem_x509_certificate(b64(sig["publicKey"]["content"])))  # fmt: skip
+        when = datetime.fromtimestamp(promise["integratedTime"], UTC)
+        stamp, log_id = b64(rekor["SignedEntryTimestamp"]), KeyID(bytes.fromhex(promise["logID"]))
     except (KeyError, TypeError, ValueError, OverflowError):
         raise ValueError("no Fulcio certificate and Rekor bundle (a key signature?)") from None
     key = cert.public_key()
     if not isinstance(key, PublicKey) or not key_verifies(key, item.signature, item.payload):
         raise ValueError("the signature does not verify with its certificate's key")
     root = verifier._trusted_root
-    try:  # cosign's canonical JSON of the promise: sorted keys, no blanks
+    try:  # the promise signs its canonical JSON: sorted keys, no blanks
         canonical = json.dumps(promise, sort_keys=True, separators=(",", ":")).encode()
         root.rekor_keyring(KeyringPurpose.VERIFY).verify(
             key_id=log_id, signature=stamp, data=canonical
         )
-    except SigstoreError:
+    except Exception:  # sigstore's errors and cryptography's alike
         raise ValueError("Rekor's promise (SET) does not verify") from None
-    if not _logs(entry, item, cert):
+    sha256 = {"algorithm": "sha256", "value": hashlib.sha256(item.payload).hexdigest()}
+    if logged != (sha256, item.signature, cert):
         raise ValueError("the Rekor entry is for another payload, signature or certificate")
-    try:
-        when = TimestampVerificationResult(source=TimestampSource.TRANSPARENCY_SERVICE, time=at)
-        chain = verifier._verify_chain_at_time(cert, when)
-        verify_sct(cert, chain, root.ct_keyring(KeyringPurpose.VERIFY))
-    except SigstoreError as exc:
-        raise ValueError(f"certificate: {exc}") from None
+    at = TimestampVerificationResult(source=TimestampSource.TRANSPARENCY_SERVICE, time=when)
+    chain = verifier._verify_chain_at_time(cert, at)  # valid when Rekor logged it
+    verify_sct(cert, chain, root.ct_keyring(KeyringPurpose.VERIFY))
     return item.payload, certificate_identity(cert)
-
-
-def _logs(entry: Any, item: Found, cert: x509.Certificate) -> bool:
-    """Whether a hashedrekord entry's spec names ``item``'s payload, signature and ``cert``."""
-    try:
-        digest = entry["data"]["hash"]
-        signature = entry["signature"]
-        logged = base64.b64decode(signature["publicKey"]["content"], validate=True)
-        return (
-            digest == {"algorithm": "sha256", "value": hashlib.sha256(item.payload).hexdigest()}
-            and base64.b64decode(signature["content"], validate=True) == item.signature
-            and x509.load_pem_x509_certificate(logged) == cert
-        )
-    except (KeyError, TypeError, ValueError):
-        return False
 
 
 class Store:
