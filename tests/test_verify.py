@@ -308,7 +308,7 @@ def test_classic_keyless_signatures_verify_offline_against_a_private_trusted_roo
         "1.5.0": {"identity": evil, "issuer": ACTIONS},
     }
     for tag, signer in signers.items():
-        payload = simple_signing(f"{setup.image}", setup.digests[tag])
+        payload = simple_signing(setup.image, setup.digests[tag])
         notes = sigstore.classic(payload, now=now, **signer)
         push_sig_layers(setup.registry, "acme/app", setup.digests[tag], [(payload, notes)])
     reasons = verdicts(setup)
@@ -328,6 +328,28 @@ def test_classic_keyless_signatures_verify_offline_against_a_private_trusted_roo
         "Imagebot-Verified",
         f"keyless {WORKFLOW.removesuffix('v1')}* ({ACTIONS})",
     ) in trailers(setup.remote)
+
+
+def test_a_stored_keyless_pass_holds_only_for_the_trusted_root_it_was_checked_against(
+    setup: Setup,
+) -> None:
+    """A keyless signature verified once is not taken from the cache after the trusted root
+    file changes: checked again against the new root (another Sigstore's), it is refused."""
+    sigstore = PrivateSigstore()
+    root = setup.policies / "trusted_root.json"
+    root.write_text(json.dumps(sigstore.trusted_root()))
+    setup.policy(
+        f"""\
+        signatures:
+          - keyless: {{identity: "{WORKFLOW}", issuer: {ACTIONS}, trusted_root: trusted_root.json}}
+        """
+    )
+    payload = simple_signing(setup.image, setup.digests["1.5.0"])
+    notes = sigstore.classic(payload, identity=WORKFLOW, issuer=ACTIONS, now=datetime.now(UTC))
+    push_sig_layers(setup.registry, "acme/app", setup.digests["1.5.0"], [(payload, notes)])
+    assert verdicts(setup)["1.5.0"].startswith("chosen:")
+    root.write_text(json.dumps(PrivateSigstore().trusted_root()))
+    assert verdicts(setup)["1.5.0"].endswith("(1 found: Rekor's promise (SET) does not verify)")
 
 
 def test_a_key_signature_does_not_satisfy_a_keyless_policy(setup: Setup) -> None:

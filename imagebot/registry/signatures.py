@@ -68,6 +68,7 @@ class Trust:
     spec: Signature
     key: PublicKey | None = None
     keyless: Checker | None = None
+    root: str = ""  # the sha256 of the trusted root file a keyless checker trusts
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,6 @@ from imagebot.registry.scan import Registry
 from imagebot.registry.signatures import (
     CERTIFICATE,
     REKOR_BUNDLE,
-    Checker,
     Fetcher,
     Found,
     Outcome,
@@ -69,7 +68,7 @@ def load_signature(
     """``signatures[i]`` made usable: its public key read, or its trusted root loaded."""
     at = ("signatures", i)
     if sig.keyless is not None:
-        return Trust(sig, keyless=_checker(sig.keyless, base, at))
+        return _keyless(sig, sig.keyless, base, at)
     return Trust(sig, key=_key(sig, base, environ, at))
 
 
@@ -115,13 +114,14 @@ def _verifier(path: str | None, changed: int) -> Any:
     return Verifier(trusted_root=TrustedRoot.from_file(path))
 
 
-def _checker(spec: Keyless, base: Path, at: tuple[str | int, ...]) -> Checker:
+def _keyless(sig: Signature, spec: Keyless, base: Path, at: tuple[str | int, ...]) -> Trust:
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import Bundle
 
     try:
         path = base / Path(spec.trusted_root).expanduser() if spec.trusted_root else None
         verifier = _verifier(path and str(path), path.stat().st_mtime_ns if path else 0)
+        root = hashlib.sha256(path.read_bytes()).hexdigest() if path else ""
     except (OSError, ValueError, SigstoreError) as exc:
         field = (*at, "keyless", "trusted_root")
         raise TrustError(field, f"unusable trusted root: {exc}") from None
@@ -136,7 +136,7 @@ def _checker(spec: Keyless, base: Path, at: tuple[str | int, ...]) -> Checker:
         except Exception as exc:  # sigstore and cryptography raise many kinds: "not valid"
             raise ValueError(str(exc)) from None
 
-    return check
+    return Trust(sig, keyless=check, root=root)
 
 
 def _classic_keyless(item: Found, verifier: Any) -> tuple[bytes, tuple[str, str]]:
@@ -205,7 +205,8 @@ class Store:
 
 
 def policy_key(spec: VerifySpec, trust: list[Trust], where: str) -> str:
-    """What a stored outcome depends on: the block, its keys' bytes, where signatures live."""
+    """What a stored outcome depends on: the block, its keys' bytes and trusted roots' (a
+    root that no longer trusts a CA must not keep its passes), where signatures live."""
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     keys = [
@@ -213,7 +214,7 @@ def policy_key(spec: VerifySpec, trust: list[Trust], where: str) -> str:
         for t in trust
         if t.key is not None
     ]
-    text = f"{spec.model_dump_json()}|{'|'.join(keys)}|{where}"
+    text = f"{spec.model_dump_json()}|{'|'.join(keys + [t.root for t in trust if t.root])}|{where}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
