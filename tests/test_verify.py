@@ -352,6 +352,29 @@ def test_a_stored_keyless_pass_holds_only_for_the_trusted_root_it_was_checked_ag
     assert verdicts(setup)["1.5.0"].endswith("(1 found: Rekor's promise (SET) does not verify)")
 
 
+def test_a_classic_keyless_certificate_from_a_ca_the_root_does_not_hold_is_refused(
+    setup: Setup,
+) -> None:
+    """A classic keyless signature logged in the trusted Rekor but certified by another CA,
+    whose certificate the layer's chain annotation carries, is refused: the chain is built
+    from the trusted root only."""
+    sigstore, foreign = PrivateSigstore(), PrivateSigstore()
+    foreign.rekor_key, foreign.ct_key = sigstore.rekor_key, sigstore.ct_key
+    (setup.policies / "trusted_root.json").write_text(json.dumps(sigstore.trusted_root()))
+    setup.policy(
+        f"""\
+        signatures:
+          - keyless: {{identity: "{WORKFLOW}", issuer: {ACTIONS}, trusted_root: trusted_root.json}}
+        """
+    )
+    payload = simple_signing(setup.image, setup.digests["1.5.0"])
+    notes = foreign.classic(payload, identity=WORKFLOW, issuer=ACTIONS, now=datetime.now(UTC))
+    push_sig_layers(setup.registry, "acme/app", setup.digests["1.5.0"], [(payload, notes)])
+    reason = verdicts(setup)["1.5.0"]
+    assert reason.startswith("rejected: no signature verifies with keyless"), reason
+    assert "(1 found: failed to build timestamp certificate chain: " in reason
+
+
 def test_a_key_signature_does_not_satisfy_a_keyless_policy(setup: Setup) -> None:
     """A .sig layer signed with a key carries no certificate: a keyless policy refuses it and
     says so."""
