@@ -50,6 +50,8 @@ leave_out='^/etc/(hosts|hostname|resolv\.conf)$|^/usr/share/(doc|man|info|locale
 leave_out="$leave_out"'|/git-core/(git-daemon|git-http-backend|git-http-push|git-http-fetch|git-imap-send|git-shell|scalar|git-sh-i18n--envsubst)$'
 leave_out="$leave_out"'|^/usr/bin/(git-shell|scalar|scp|sftp|ssh-add|ssh-agent|ssh-keyscan)$|^/usr/lib/openssh/'
 leave_out="$leave_out"'|/python3[.0-9]*/(test|idlelib|tkinter|turtledemo|ensurepip|lib2to3|distutils)/|/gconv/'
+# The slim Python image's own pip, setuptools and wheel (the venv has its packages).
+leave_out="$leave_out"'|^/usr/local/lib/python3[.0-9]*/site-packages/|^/usr/local/bin/(pip|wheel)'
 
 mkdir -p "$root"
 # The merged-/usr symlinks (/bin -> usr/bin...) as the base has them.
