@@ -16,6 +16,7 @@ import json
 import queue
 import re
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -223,7 +224,7 @@ class StatusView:
         self._rendered: dict[str, _Rendered] = {}
         self._rows: tuple[tuple[Any, ...], tuple[dict[str, tuple[int, Markup]], int]] | None = None
         self._lock = threading.Lock()
-        self._rendering: set[str] = set()  # environments with new records to render
+        self._queued: Counter[str] = Counter()  # renders asked for and not done, by environment
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._renderer: threading.Thread | None = None
         service.decisions.listeners.append(self.refresh)
@@ -231,41 +232,30 @@ class StatusView:
     def refresh(self, name: str) -> None:
         """``name``'s cycle left new records: have them rendered in the background."""
         with self._lock:
-            if name in self._rendering:
-                return  # the renderer looks at the newest records when it gets to them
-            self._rendering.add(name)
+            self._queued[name] += 1
             if self._renderer is None:
                 self._renderer = threading.Thread(target=self._render, daemon=True)
                 self._renderer.start()
         self._queue.put(name)
 
     def _render(self) -> None:
-        """The renderer's thread: each environment's newest records, as they come."""
+        """The renderer's thread: each environment's newest records (and the unfiltered page's
+        rows, as a request asks for them), as cycles leave them."""
         while True:
-            name, last = self._queue.get(), None
-            while True:
-                with self._lock:
-                    now = self.service.last.get(name)
-                    if now is last or now is None or name not in self._environments():
-                        self._rendering.discard(name)
-                        break
-                last = now
-                try:
+            name = self._queue.get()
+            last = self.service.last.get(name)
+            try:
+                if last is not None and name in self.service.policies.state.environments:
                     self._environment(name, last, fresh=True)
-                    # and the unfiltered page's rows, as a request asks for them
                     self.page(self.service.timer.now(), **dict.fromkeys(FILTERS, ""))
-                except Exception as exc:  # a request renders them then, and says what failed
-                    log.error("status_render_failed", environment=name, error=repr(exc))
-                    with self._lock:
-                        self._rendering.discard(name)
-                    break
-
-    def _environments(self) -> Mapping[str, LoadedPolicy]:
-        return self.service.policies.state.environments
+            except Exception as exc:  # a request renders them then, and says what failed
+                log.error("status_render_failed", environment=name, error=repr(exc))
+            with self._lock:
+                self._queued[name] -= 1
 
     def _environment(self, name: str, last: LastCycle, *, fresh: bool = False) -> _Rendered:
         kept = self._rendered.get(name)
-        if kept is not None and (kept.last is last or (name in self._rendering and not fresh)):
+        if kept is not None and (kept.last is last or (self._queued[name] > 0 and not fresh)):
             return kept
         loaded = self.service.policies.state.environments[name]
         # One document at a time: the C encoder holds the GIL while it runs, and the event
