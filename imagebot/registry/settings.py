@@ -220,12 +220,6 @@ class RegistriesSettings(BaseModel):
             values["max_pages"] = default_max_pages(values["tag_cap"], values["page_size"])
         return RegistryConfig(host=host, **values)
 
-    def credentials_for(self, host: str) -> CredentialSource | None:
-        own = self.registries.get(host)
-        if own is not None and own.credentials is not None:
-            return own.credentials
-        return self.defaults.credentials
-
     def with_insecure(self, hosts: set[str] | frozenset[str]) -> RegistriesSettings:
         return self.model_copy(update={"insecure_registries": self.insecure_registries | hosts})
 
