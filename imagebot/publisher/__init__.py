@@ -16,7 +16,6 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 
 import anyio
 import anyio.lowlevel
@@ -137,12 +136,7 @@ class Publishers:
             self._client = httpx.AsyncClient(timeout=30.0)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self._own_client and self._client is not None:
             await self._client.aclose()
             self._client = None
