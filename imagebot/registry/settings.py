@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from imagebot.core import yamldoc
 from imagebot.core.reference import is_loopback_host
 from imagebot.errors import PolicyError
+from imagebot.livefile import read_capped
 from imagebot.registry.providers.spec import CredentialSource
 
 TagOrder = Literal["lexical", "oldest-first", "newest-first"]
@@ -250,11 +251,3 @@ def parse_registries(text: str, *, source: str) -> RegistriesSettings:
             line = yamldoc.line_of(doc, (*at, "credentials"))
             entry.credentials._at = f"{source}:{line}"
     return settings
-
-
-def read_capped(path: Path) -> str:
-    """A configuration file's text, read no further than one byte past the size limit, so
-    a huge file is refused by the parser without being read whole."""
-    with path.open("rb") as f:
-        data = f.read(yamldoc.MAX_FILE_BYTES + 1)
-    return data.decode("utf-8", "replace" if len(data) > yamldoc.MAX_FILE_BYTES else "strict")
