@@ -162,7 +162,6 @@ class ForgeHTTP:
                     f" ({_detail(response) or 'no detail'})",
                     action=action,
                     status=response.status_code,
-                    retry_after=wait,
                 )
             log.warning(
                 "forge_rate_limited", forge=self.forge, project=self.project, action=action,
