@@ -188,7 +188,7 @@ def run_kube_api(directory: Path, *, token: str = "sa-token-for-tests") -> Itera
     server.daemon_threads = True
     # A client killed mid-handshake (a SIGKILLed replica) is its own business, not an error.
     server.handle_error = lambda request, address: None  # type: ignore[method-assign]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield api
