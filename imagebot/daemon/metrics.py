@@ -3,7 +3,8 @@ global one, so two services in one test process never share counters)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
 
@@ -189,25 +190,24 @@ class _MeteredRegistry:
         self._inner = inner
         self._metrics = metrics
 
-    def _failed(self, exc: RegistryError) -> None:
-        kind = type(exc).__name__  # RegistryError, AuthError, NotFound, RateLimited
-        self._metrics.errors.labels(f"registry.{kind}").inc()
+    @contextmanager
+    def _counted(self) -> Iterator[None]:
+        try:
+            yield
+        except RegistryError as exc:
+            kind = type(exc).__name__  # RegistryError, AuthError, NotFound, RateLimited
+            self._metrics.errors.labels(f"registry.{kind}").inc()
+            raise
 
     async def list_tags(self, repository: str) -> list[str]:
-        try:
+        with self._counted():
             tags = await self._inner.list_tags(repository)
-        except RegistryError as exc:
-            self._failed(exc)
-            raise
         self._metrics.tags_seen.labels(repository).set(len(tags))
         return tags
 
     async def digest(self, repository: str, tag: str) -> str:
-        try:
+        with self._counted():
             return await self._inner.digest(repository, tag)
-        except RegistryError as exc:
-            self._failed(exc)
-            raise
 
     async def first_seen(self, repository: str) -> dict[str, datetime]:
         return await self._inner.first_seen(repository)
@@ -215,11 +215,8 @@ class _MeteredRegistry:
     async def image_info(
         self, repository: str, tag: str, *, created: bool = False, platform: str | None = None
     ) -> ImageInfo:
-        try:
+        with self._counted():
             return await self._inner.image_info(repository, tag, created=created, platform=platform)
-        except RegistryError as exc:
-            self._failed(exc)
-            raise
 
     async def fetch(self, repository: str, path: str, *, accept: str) -> bytes | None:
         return await self._inner.fetch(repository, path, accept=accept)
