@@ -14,28 +14,43 @@ FROM ${BASE} AS build
 # pip trusts the system CA bundle (a network that intercepts TLS mounts its bundle there at
 # build time, see scripts/image.sh), in this stage only.
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_CERT=/etc/ssl/certs/ca-certificates.crt
-RUN python3 -m venv /venv
+# binutils: strip, below.
+RUN apt-get update && apt-get install -y --no-install-recommends binutils && python3 -m venv /venv
 COPY pyproject.toml README.md constraints.txt /src/
 COPY imagebot /src/imagebot
 # constraints.txt pins every dependency to the version the release was tested with.
 # pip and setuptools are build tools: the runtime venv keeps neither. botocore ships the API
 # models of every AWS service (33 MB); imagebot calls ECR, and STS and SSO for credentials.
+# Some wheels ship their own tests, and extension modules with symbol tables (11 MB) that
+# only a debugger reads.
 RUN /venv/bin/pip install --constraint /src/constraints.txt /src \
  && /venv/bin/pip uninstall --yes pip setuptools >/dev/null \
- && find /venv/lib/python3*/site-packages/botocore/data -mindepth 1 -maxdepth 1 -type d \
-      ! -name ecr ! -name ecr-public ! -name sts ! -name sso ! -name sso-oidc -exec rm -rf {} +
+ && cd /venv/lib/python3*/site-packages \
+ && find botocore/data -mindepth 1 -maxdepth 1 -type d \
+      ! -name ecr ! -name ecr-public ! -name sts ! -name sso ! -name sso-oidc -exec rm -rf {} + \
+ && find . -depth -type d \( -name tests -o -name test \) -exec rm -rf {} + \
+ && find . -name '*.so' -exec strip --strip-unneeded {} +
 
-# Runtime stage: Debian slim (glibc: the wheels of cryptography, regex, pyahocorasick and
-# PyYAML's libyaml install as published) plus git and ssh for the environment repos.
-FROM ${BASE}
+# Root filesystem stage: the base with git and ssh, from which scripts/image_rootfs.sh copies
+# only what imagebot runs and the libraries it loads into /rootfs. A later layer cannot make
+# an earlier one smaller, so the runtime image starts empty and takes /rootfs as one layer:
+# no apt, no dpkg, no perl, no coreutils; python, git, ssh, ssh-keygen and sh.
+FROM ${BASE} AS rootfs
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
- && apt-get clean \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get install -y --no-install-recommends git openssh-client ca-certificates tzdata \
  && groupadd --gid 10001 imagebot \
  && useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin imagebot
 COPY --from=build /venv /venv
-ENV PATH=/venv/bin:$PATH \
+COPY scripts/image_rootfs.sh /tmp/
+RUN sh /tmp/image_rootfs.sh /rootfs
+
+# Runtime stage: glibc Debian (the wheels of cryptography, regex, pyahocorasick and PyYAML's
+# libyaml run as published), python, the venv, git and ssh for the environment repos.
+FROM scratch
+COPY --from=rootfs /rootfs /
+COPY --from=build /venv /venv
+ENV PATH=/venv/bin:/usr/local/bin:/usr/bin:/bin \
+    LANG=C.UTF-8 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
@@ -43,7 +58,6 @@ ENV PATH=/venv/bin:$PATH \
     IMAGEBOT_LOG_FORMAT=json
 # The only writable paths at run time: the cache and /tmp (volumes in the chart), so the
 # root filesystem can be mounted read-only.
-RUN mkdir -p /var/cache/imagebot && chown 10001:10001 /var/cache/imagebot
 VOLUME ["/var/cache/imagebot", "/tmp"]
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001

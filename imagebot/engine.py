@@ -218,8 +218,10 @@ async def _run_cycle(
     planned = progress.Counter("environments planned", len(policies))
     try:
         async with anyio.create_task_group() as tg:
-            for repository in sorted(wanted):
+            for n, repository in enumerate(sorted(wanted), 1):
                 tg.start_soon(scan, repository)
+                if n % 50 == 0:  # a thousand first steps at once held the loop (status page)
+                    await anyio.lowlevel.checkpoint()
             for position, loaded in enumerate(policies):
                 tg.start_soon(environment, position, loaded)
     finally:

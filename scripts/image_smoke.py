@@ -104,6 +104,23 @@ def main() -> int:
         "('ecr', 'ecr-public', 'sts', 'sso', 'sso-oidc')]",
     )  # fmt: skip
     say("botocore: the ECR, STS and SSO clients load")
+    # The image's git has no perl and few helpers: its https transport still loads (it only
+    # fails to connect), and ssh-keygen signs as git's SSH commit signing asks it to.
+    run = ("run", "--rm", "--read-only", "--user", "10001", "--network", "none")
+    https = podman(
+        *run, "--entrypoint", "git", args.image, "ls-remote", "https://127.0.0.1:9/x.git",
+        check=False,
+    )  # fmt: skip
+    if "unable to access 'https://127.0.0.1:9/x.git/'" not in https.stderr:
+        raise SystemExit(f"smoke: git's https transport does not run:\n{https.stderr}")
+    signed = podman(
+        *run, "--entrypoint", "sh", args.image, "-c",
+        "ssh-keygen -q -t ed25519 -N '' -f /tmp/key"
+        " && echo x | ssh-keygen -Y sign -f /tmp/key -n git",
+    )  # fmt: skip
+    if "BEGIN SSH SIGNATURE" not in signed.stdout:
+        raise SystemExit(f"smoke: ssh-keygen does not sign:\n{signed.stdout}{signed.stderr}")
+    say("git: the https transport loads; ssh-keygen signs")
 
     with tempfile.TemporaryDirectory(prefix="imagebot-smoke-") as tmp:
         work = Path(tmp)

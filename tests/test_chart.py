@@ -231,12 +231,13 @@ def test_network_policy_limits_egress_to_dns_and_the_configured_ports() -> None:
 
 
 def test_dockerfile_pins_the_base_by_digest_and_dependencies_by_constraints() -> None:
-    """Both stages build FROM one base pinned by sha256 digest, and pip installs with
-    constraints.txt, which pins every dependency of pyproject.toml (and not imagebot)."""
+    """Both build stages start FROM one base pinned by sha256 digest (the runtime image from
+    scratch), and pip installs with constraints.txt, which pins every dependency of
+    pyproject.toml (and not imagebot)."""
     dockerfile = (ROOT / "Dockerfile").read_text()
     base = re.search(r"^ARG BASE=python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}$", dockerfile, re.M)
     assert base is not None
-    assert re.findall(r"^FROM (\S+)", dockerfile, flags=re.M) == ["${BASE}", "${BASE}"]
+    assert re.findall(r"^FROM (\S+)", dockerfile, flags=re.M) == ["${BASE}", "${BASE}", "scratch"]
     assert "pip install --constraint /src/constraints.txt /src" in dockerfile
     pins = {
         line.split("==")[0].lower().replace("_", "-")

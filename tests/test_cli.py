@@ -14,8 +14,8 @@ from tests.support.cli import ROOT, run_cli
 
 
 def test_version() -> None:
-    """`imagebot --version` prints the package version."""
-    result = run_cli("--version")
+    """`python -m imagebot --version`, in a new interpreter, prints the package version."""
+    result = run_cli("--version", fresh=True)
     assert result.returncode == 0
     assert result.stdout.strip() == f"imagebot {imagebot.__version__}"
 

@@ -11,10 +11,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx
 import pytest
 
+from imagebot.core.promotion.record import (
+    ImageRecord,
+    PendingManual,
+    PullRequestRecord,
+    Running,
+    approval,
+)
+from imagebot.daemon.app import build_app
+from imagebot.daemon.events import LastCycle
+from imagebot.daemon.service import ServeOptions, Service
 from tests.support.cli import run_cli
-from tests.support.forges import run_forge
+from tests.support.forges import ForgeServer, run_forge
 from tests.support.gitenv import commits, make_remote, message, show, trailers
 from tests.support.registry import Registry, push_image
 
@@ -40,9 +52,20 @@ class World:
         where = ("--policies", str(self.tmp / "policies"), "--cache-dir", str(self.tmp / "cache"))
         return run_cli(*args, *where, env={"FORGE_TOKEN": TOKEN})
 
-    def runs(self, env: str) -> str:
-        text = show(self.remote, f"envs/{env}/app.yaml").decode()
+    def runs(self, env: str, *, ref: str = "main") -> str:
+        text = show(self.remote, f"envs/{env}/app.yaml", ref=ref).decode()
         return text.rsplit(":", 1)[1].strip()
+
+    def pull_requests(self, env: str, forge: ForgeServer) -> None:
+        """``env`` publishes by pull request through ``forge``."""
+        policy = self.tmp / "policies" / f"{env}.yaml"
+        policy.write_text(
+            policy.read_text().replace(
+                "images:",
+                f"publish:\n  mode: pull-request\n  forge: {{type: github, url: {forge.url},"
+                " project: acme/environments, token_env: FORGE_TOKEN}\nimages:",
+            )
+        )
 
     def status(self, env: str) -> dict[str, Any]:
         doc = json.loads(self.run("status", "-o", "json", "-e", env).stdout)
@@ -52,15 +75,21 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, shared_registry: Registry) -> World:
+    return make_world(tmp_path, shared_registry)
+
+
+def make_world(tmp_path: Path, shared_registry: Registry, *, staging: str = "1.0.0") -> World:
+    """dev and staging (promoted from dev, soak 24h) at 1.0.0 (staging at ``staging``) for
+    ten days; 1.1.0 is in the registry."""
     name = f"acme/manual-{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:8]}"
     image = f"{shared_registry.host}/{name}"
-    for tag in ("1.0.0", "1.1.0"):
+    for tag in ("0.9.0", "1.0.0", "1.1.0"):
         push_image(shared_registry, name, tag)
     remote = make_remote(
         tmp_path,
         {
             "envs/dev/app.yaml": DEPLOY.format(image=image, tag="1.0.0").encode(),
-            "envs/staging/app.yaml": DEPLOY.format(image=image, tag="1.0.0").encode(),
+            "envs/staging/app.yaml": DEPLOY.format(image=image, tag=staging).encode(),
         },
         when=NOW - timedelta(days=10),
     )
@@ -174,28 +203,163 @@ def test_manual_commands_name_what_is_wrong(world: World) -> None:
     assert commits(world.remote) == head
 
 
-def test_in_pull_request_mode_a_hold_is_a_pull_request_honoured_once_merged(world: World) -> None:
-    """Where the environment publishes by pull request, ``hold`` opens one (the branch holds
-    the commit, the environment's branch is untouched); merged, the next cycle keeps the
-    image at its version."""
+def test_in_pull_request_mode_promote_goes_through_the_environments_pull_request(
+    tmp_path: Path, shared_registry: Registry
+) -> None:
+    """Where staging publishes by pull request, ``promote`` replaces the cycle's proposal in
+    the environment's open pull request with its commit (who and why in the trailers, the
+    title and body), the environment's branch untouched; the next cycle leaves that pull
+    request as it is and status shows the waiting promotion with who and why; once merged,
+    staging runs the promoted version and the next cycle neither undoes it nor proposes
+    anything."""
+    world = make_world(tmp_path, shared_registry, staging="0.9.0")
     with run_forge("github", world.remote, token=TOKEN) as forge:
-        dev = world.tmp / "policies" / "dev.yaml"
-        dev.write_text(
-            dev.read_text().replace(
-                "images:",
-                f"publish:\n  mode: pull-request\n  forge: {{type: github, url: {forge.url},"
-                " project: acme/environments, token_env: FORGE_TOKEN}\nimages:",
-            )
+        world.pull_requests("staging", forge)
+        assert world.cli("apply")[0] == 0
+        (pull,) = forge.open_pulls()
+        assert (pull.number, pull.head) == (1, "imagebot/staging")
+        assert world.runs("staging", ref="imagebot/staging") == "1.0.0"  # 1.1.0 soaks
+        head = commits(world.remote)
+        code, out = world.cli("promote", "staging", "app", "--reason", "hotfix", "--author", ANN)
+        assert code == 0 and "updated pull request #1" in out, out
+        assert commits(world.remote) == head
+        branch = commits(world.remote, ref="imagebot/staging")
+        assert branch[1:] == head  # one commit on the environment's branch
+        assert world.runs("staging", ref="imagebot/staging") == "1.1.0"
+        said = dict(trailers(world.remote, ref="imagebot/staging"))
+        assert (said["Imagebot-Manual"], said["Imagebot-Reason"]) == ("promote app", "hotfix")
+        (pull,) = forge.open_pulls()
+        assert pull.title == "imagebot(staging): promote app 0.9.0 -> 1.1.0"
+        assert f"promote app 0.9.0 -> 1.1.0 by {ANN}: hotfix" in pull.body
+        record = world.status("staging")
+        assert record["gate"] == "manual" and record["candidate"] is None
+        assert record["waiting_for"] == (
+            f"manual: promote app 0.9.0 -> 1.1.0 by {ANN}: hotfix: waits in pull request #1"
+            f" ({forge.url}/acme/environments/pull/1) to be merged"
         )
+        (pending,) = record["pull_request"]["manual"]
+        assert (pending["operation"], pending["author"], pending["reason"]) == (
+            "promote",
+            ANN,
+            "hotfix",
+        )
+        code, out = world.cli("apply")
+        assert code == 0 and "carries manual operations" in out, out
+        assert commits(world.remote, ref="imagebot/staging") == branch
+        assert [p.title for p in forge.open_pulls()] == [pull.title]
+        forge.merge_by_human(1)
+        assert world.cli("apply")[0] == 0
+        assert world.runs("staging") == "1.1.0"
+        assert not forge.open_pulls()
+        record = world.status("staging")
+        assert record["since"]["manual"] == f"promote by {ANN}: hotfix"
+        assert (record["candidate"], record["gate"]) == (None, None)
+
+
+def test_in_pull_request_mode_a_hold_goes_through_the_pull_request_and_holds_once_merged(
+    world: World,
+) -> None:
+    """Where dev publishes by pull request, ``hold`` opens the environment's pull request
+    (the branch holds the commit, dev's branch is untouched); the next cycle proposes no other
+    version beside it; merged, the next cycle keeps the image at its version and the record
+    says who holds it and why."""
+    with run_forge("github", world.remote, token=TOKEN) as forge:
+        world.pull_requests("dev", forge)
         head = commits(world.remote)
         code, out = world.cli("hold", "dev", "app", "--reason", "freeze", "--author", ANN)
-        assert code == 0 and "pull request #1" in out, out
+        assert code == 0 and "opened pull request #1" in out, out
         assert commits(world.remote) == head
         (pull,) = forge.open_pulls()
-        assert pull.head == "imagebot/manual/dev-hold-app" and pull.base == "main"
+        assert (pull.head, pull.base) == ("imagebot/dev", "main")
+        assert pull.title == "imagebot(dev): hold app at 1.0.0"
+        branch = commits(world.remote, ref="imagebot/dev")
+        assert world.cli("apply")[0] == 0
+        assert commits(world.remote, ref="imagebot/dev") == branch
+        assert world.runs("dev", ref="imagebot/dev") == "1.0.0"
+        record = world.status("dev")
+        assert record["gate"] == "manual"
+        assert f"hold app at 1.0.0 by {ANN}: freeze" in record["waiting_for"]
         forge.merge_by_human(1)
         assert world.cli("apply")[0] == 0
         assert world.runs("dev") == "1.0.0"
         assert not forge.open_pulls()
         (hold,) = world.status("dev")["holds"]
         assert (hold["author"], hold["reason"], hold["manual"]) == (ANN, "freeze", True)
+
+
+def test_in_pull_request_mode_manual_operations_stack_in_one_pull_request(world: World) -> None:
+    """A second manual operation goes on top of the first in the same pull request, which
+    lists both; once merged, the hold and its release are both history and the next cycle
+    proposes the newer version again."""
+    with run_forge("github", world.remote, token=TOKEN) as forge:
+        world.pull_requests("dev", forge)
+        assert world.cli("hold", "dev", "app", "--reason", "freeze", "--author", ANN)[0] == 0
+        code, out = world.cli("release", "dev", "app", "--reason", "thawed", "--author", ANN)
+        assert code == 0 and "updated pull request #1" in out, out
+        assert len(commits(world.remote, ref="imagebot/dev")) == len(commits(world.remote)) + 2
+        log = show(world.remote, "envs/dev/.imagebot/holds.txt", ref="imagebot/dev").decode()
+        assert "hold app at 1.0.0 by Ann Operator: freeze" in log
+        assert "release app by Ann Operator: thawed" in log
+        (pull,) = forge.open_pulls()
+        assert pull.title == "imagebot(dev): release app holds lifted (and 1 more)"
+        assert "freeze" in pull.body and "thawed" in pull.body
+        forge.merge_by_human(1)
+        assert world.cli("apply")[0] == 0
+        (pull,) = forge.open_pulls()
+        assert pull.number == 2 and world.runs("dev", ref="imagebot/dev") == "1.1.0"
+        assert world.status("dev")["holds"] == []
+
+
+def test_api_and_page_show_a_pending_manual_operation_with_who_and_why(tmp_path: Path) -> None:
+    """A manual operation waiting in the environment's pull request is in the API (the pull
+    request's ``manual`` list, the ``manual`` gate with its words) and on the page, with who
+    ran it and why."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "staging.yaml").write_text(
+        "environment: staging\nrepo: {url: https://git.example.com/acme/env.git, path: s}\n"
+        "images:\n  - {name: app, repository: ghcr.io/acme/app}\n"
+    )
+    service = Service(ServeOptions(policies=policies, cache_dir=tmp_path))
+    service.policies.load()
+    pending = PendingManual("promote", "app", "promote app 1.0.0 -> 1.1.0", ANN, "hotfix", "c0ffee")
+    pr = PullRequestRecord(3, "https://github.com/acme/env/pull/3", "open", manual=(pending,))
+    choice, waiting = approval("pull-request", pr, "app", "ghcr.io/acme/app", "1.0.1")
+    record = ImageRecord(
+        environment="staging",
+        image="app",
+        repository="ghcr.io/acme/app",
+        upstream=None,
+        running=Running("1.0.0", None, None, None),
+        candidates=(),
+        choice=choice,
+        waiting=waiting,
+        publish="pull-request",
+        pull_request=pr,
+    )
+    service.decisions.last["staging"] = LastCycle(True, NOW, None, (record,))
+
+    async def get(path: str) -> str:
+        transport = httpx.ASGITransport(app=build_app(service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://imagebot") as client:
+            return (await client.get(path)).text
+
+    doc = json.loads(anyio.run(get, "/api/v1/status"))
+    (image,) = doc["environments"][0]["images"]
+    assert image["pull_request"]["manual"] == [
+        {
+            "operation": "promote",
+            "image": "app",
+            "what": "promote app 1.0.0 -> 1.1.0",
+            "author": ANN,
+            "reason": "hotfix",
+            "commit": "c0ffee",
+        }
+    ]
+    assert (image["candidate"], image["waiting"]["gate"]) == (None, "manual")
+    assert image["waiting"]["reason"].startswith(f"promote app 1.0.0 -> 1.1.0 by {ANN}: hotfix")
+    page = anyio.run(get, "/")
+    assert (
+        "pending: promote app 1.0.0 -&gt; 1.1.0 (Ann Operator &lt;ann@example.com&gt;: hotfix)"
+        in page
+    )

@@ -378,7 +378,7 @@ def test_status_after_a_merged_pr_says_merged_from_the_closed_list_alone(world: 
     asked = world.forge.requests[before:]
     lists = [r for r in asked if r.method == "GET" and r.path.endswith(("pulls", "requests"))]
     assert len(lists) == 2 * 2, "status -o json and status: one open, one closed list each"
-    merged = {"number": 1, "url": url, "state": "merged", "holds": ["1.1.0"]}
+    merged = {"number": 1, "url": url, "state": "merged", "holds": ["1.1.0"], "manual": []}
     assert record["pull_request"] == merged
     assert record["running"]["tag"] == "1.1.0" and record["candidate"] is None
     assert record["waiting_for"] is None

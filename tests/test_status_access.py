@@ -11,12 +11,15 @@ import anyio
 import httpx
 import pytest
 
+from imagebot.core.plan import EnvironmentPlan
 from imagebot.core.promotion.record import ImageRecord, Running
 from imagebot.daemon.app import build_app
 from imagebot.daemon.events import LastCycle
 from imagebot.daemon.service import ServeOptions, Service
-from imagebot.daemon.status_api import Access
+from imagebot.daemon.status_api import Access, StatusView
+from imagebot.engine import EnvironmentResult
 from imagebot.errors import ImagebotError
+from tests.support.daemon import wait_for
 
 SECRET_URL = "https://bot:tok3n-never-shown@git.example.com/acme/env.git"
 
@@ -101,3 +104,21 @@ def test_bad_access_files_are_errors_naming_the_option(
             paths[name].write_text(content)
     with pytest.raises(ImagebotError, match=words):
         Access.from_files(paths.get("token"), paths.get("basic"))
+
+
+def test_a_cycles_records_are_rendered_in_the_background(tmp_path: Path) -> None:
+    """When a cycle records new decisions, they are rendered without any request asking
+    (the renderer's thread), and the API then serves them."""
+    service = _service(tmp_path, None)
+    view = StatusView(service)
+    assert b'"1.0.0"' in view.api(datetime.now(UTC))
+    newer = ImageRecord("dev", "app", "ghcr.io/acme/app", None, Running("1.1.0", None, None, None),
+                        candidates=(), choice=None, waiting=None)  # fmt: skip
+    result = EnvironmentResult(EnvironmentPlan("dev", "dev.yaml"), images=(newer,))
+    service.decisions.record("dev", True, datetime.now(UTC), None, result, 1.0)
+    wait_for(
+        lambda: view._rendered["dev"].last is service.last["dev"],
+        timeout=30,
+        what="the renderer to render dev's new records",
+    )
+    assert b'"1.1.0"' in view.api(datetime.now(UTC))

@@ -23,7 +23,9 @@ from tests.support.cosign import (
     public_pem,
     push_attestation,
     push_bundle,
+    push_sig_layers,
     push_signature,
+    simple_signing,
     slsa,
     statement,
 )
@@ -275,6 +277,96 @@ def test_keyless_bundles_verify_offline_against_a_private_trusted_root(setup: Se
         "Imagebot-Verified",
         f"keyless {WORKFLOW.removesuffix('v1')}* ({ACTIONS})",
     ) in trailers(setup.remote)
+
+
+def test_classic_keyless_signatures_verify_offline_against_a_private_trusted_root(
+    setup: Setup,
+) -> None:
+    """cosign's classic keyless .sig layer (certificate, chain and Rekor bundle annotations):
+    signed for the trusted workflow (1.1.0, issuer in the v2 extension) is promoted; another
+    identity (1.5.0), another issuer (1.4.0, v1 extension), a Rekor promise that does not
+    verify (1.3.0) and a Rekor entry logging another payload (1.2.0) are each refused with
+    their reason."""
+    sigstore = PrivateSigstore()
+    (setup.policies / "trusted_root.json").write_text(json.dumps(sigstore.trusted_root()))
+    setup.policy(
+        f"""\
+        signatures:
+          - keyless:
+              identity: "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/*"
+              issuer: {ACTIONS}
+              trusted_root: trusted_root.json
+        """
+    )
+    now = datetime.now(UTC)
+    evil = "https://github.com/evil/x/.github/workflows/r.yml@refs/heads/main"
+    signers: dict[str, dict[str, Any]] = {
+        "1.1.0": {"identity": WORKFLOW, "issuer": ACTIONS, "issuer_v2": True},
+        "1.2.0": {"identity": WORKFLOW, "issuer": ACTIONS, "logged": b"another payload"},
+        "1.3.0": {"identity": WORKFLOW, "issuer": ACTIONS, "tamper_set": True},
+        "1.4.0": {"identity": WORKFLOW, "issuer": "https://gitlab.com"},
+        "1.5.0": {"identity": evil, "issuer": ACTIONS},
+    }
+    for tag, signer in signers.items():
+        payload = simple_signing(setup.image, setup.digests[tag])
+        notes = sigstore.classic(payload, now=now, **signer)
+        push_sig_layers(setup.registry, "acme/app", setup.digests[tag], [(payload, notes)])
+    reasons = verdicts(setup)
+    untrusted = "rejected: signed by an identity the policy does not trust: "
+    assert reasons["1.5.0"] == f"{untrusted}{evil} ({ACTIONS})"
+    assert reasons["1.4.0"] == f"{untrusted}{WORKFLOW} (https://gitlab.com)"
+    assert reasons["1.3.0"].startswith("rejected: no signature verifies with keyless")
+    assert reasons["1.3.0"].endswith("(1 found: Rekor's promise (SET) does not verify)")
+    assert reasons["1.2.0"].endswith(
+        "(1 found: the Rekor entry is for another payload, signature or certificate)"
+    )
+    assert reasons["1.1.0"].startswith("chosen:")
+    code, out = setup.cli("apply")
+    assert code == 0, out
+    assert b"app:1.1.0" in show(setup.remote, "envs/dev/app.yaml")
+    assert (
+        "Imagebot-Verified",
+        f"keyless {WORKFLOW.removesuffix('v1')}* ({ACTIONS})",
+    ) in trailers(setup.remote)
+
+
+def test_a_stored_keyless_pass_holds_only_for_the_trusted_root_it_was_checked_against(
+    setup: Setup,
+) -> None:
+    """A keyless signature verified once is not taken from the cache after the trusted root
+    file changes: checked again against the new root (another Sigstore's), it is refused."""
+    sigstore = PrivateSigstore()
+    root = setup.policies / "trusted_root.json"
+    root.write_text(json.dumps(sigstore.trusted_root()))
+    setup.policy(
+        f"""\
+        signatures:
+          - keyless: {{identity: "{WORKFLOW}", issuer: {ACTIONS}, trusted_root: trusted_root.json}}
+        """
+    )
+    payload = simple_signing(setup.image, setup.digests["1.5.0"])
+    notes = sigstore.classic(payload, identity=WORKFLOW, issuer=ACTIONS, now=datetime.now(UTC))
+    push_sig_layers(setup.registry, "acme/app", setup.digests["1.5.0"], [(payload, notes)])
+    assert verdicts(setup)["1.5.0"].startswith("chosen:")
+    root.write_text(json.dumps(PrivateSigstore().trusted_root()))
+    assert verdicts(setup)["1.5.0"].endswith("(1 found: Rekor's promise (SET) does not verify)")
+
+
+def test_a_key_signature_does_not_satisfy_a_keyless_policy(setup: Setup) -> None:
+    """A .sig layer signed with a key carries no certificate: a keyless policy refuses it and
+    says so."""
+    (setup.policies / "trusted_root.json").write_text(json.dumps(PrivateSigstore().trusted_root()))
+    setup.policy(
+        f"""\
+        signatures:
+          - keyless: {{identity: "{WORKFLOW}", issuer: {ACTIONS}, trusted_root: trusted_root.json}}
+        """
+    )
+    setup.sign("1.5.0")
+    reasons = verdicts(setup)
+    assert reasons["1.5.0"].endswith(
+        "(1 found: no Fulcio certificate and Rekor bundle (a key signature?))"
+    )
 
 
 def test_a_bundle_from_another_sigstore_is_not_trusted(setup: Setup) -> None:

@@ -8,8 +8,10 @@ but never past a hold or a failing check; ``hold`` keeps an image at the version
 (``Imagebot-Hold``) until ``release`` lifts it (``Imagebot-Lift-Hold``); ``rollback`` puts
 back the version that ran before, which holds the version it left.
 
-Where the environment publishes by pull request, the commit goes on a branch of its own
-with a pull request into the environment's branch: it takes effect once merged.
+Where the environment publishes by pull request, the commit goes on the environment's pull
+request branch, on top of the manual operations already waiting there, and the pull request
+says what it carries: it takes effect once merged, and the cycle leaves the pull request as
+it is until then (``imagebot.publisher.pull_request``).
 
 Holds and releases each add a line to ``.imagebot/holds.txt`` under the environment's path,
 a human-readable log: git lists a commit in a path's history only when it changes a file
@@ -22,6 +24,7 @@ import argparse
 import os
 import subprocess
 from collections import defaultdict
+from collections.abc import Callable
 
 import anyio
 
@@ -47,10 +50,10 @@ from imagebot.core.promotion.holds import (
 from imagebot.core.rewrite import Edit, apply
 from imagebot.errors import ImagebotError
 from imagebot.git.history import read_history
-from imagebot.git.push import push, push_branches
+from imagebot.git.push import push
 from imagebot.git.repo import EnvRepo
 from imagebot.git.workspace import Workspace, read_workspace
-from imagebot.publisher import Publishers
+from imagebot.publisher import Publishers, PullRequestPublisher
 from imagebot.registry.tags import newness
 
 #: Gates a manual promotion may pass: time-based ones, never holds, checks or verification.
@@ -153,16 +156,16 @@ def run(op: str, args: argparse.Namespace) -> int:
     author = _author(args.author)
     env, name, reason = loaded.name, image.name, " ".join(args.reason.split())
     target = _promotion(args, loaded) if op == "promote" else None
-    cache_dir = args.cache_dir or options.default_cache_dir()
-    ws = read_workspace(loaded, cache_dir / "repos", args.git_timeout)
-    repo = ws.repo
-    runs = runs_of(image, read_history(loaded, repo))
+    repos_dir = (args.cache_dir or options.default_cache_dir()) / "repos"
+    ws = read_workspace(loaded, repos_dir, args.git_timeout)
+    runs = runs_of(image, read_history(loaded, ws.repo))
     running = runs[-1] if runs else None
     trailers = [f"{TRAILER_MANUAL}: {op} {name}"] + (
         [f"{TRAILER_REASON}: {reason}"] if reason else []
     )
-    changes: dict[str, bytes] = {}
     why = f": {reason}" if reason else ""
+    edit: tuple[str, str | None] | None = None  # promote, rollback: the version to write
+    line = ""  # hold, release: the line for the holds log
     if op in ("promote", "rollback"):
         if op == "promote":
             assert target is not None
@@ -181,27 +184,37 @@ def run(op: str, args: argparse.Namespace) -> int:
             if running is None or not earlier:
                 raise ImagebotError(f"{env}: {name} has no earlier version to roll back to")
             tag, digest = earlier[-1].tag or "", earlier[-1].digest
-        changes = _edits(ws, name, tag, digest)
-        what = f"{running.tag if running else '(none)'} -> {tag}"
+        edit, what = (tag, digest), f"{running.tag if running else '(none)'} -> {tag}"
     elif op == "hold":
         if running is None or running.tag is None:
             raise ImagebotError(f"{env}: {name} runs no tagged version to hold")
         trailers.append(f"{TRAILER_HOLD}: {name} {running.tag}")
-        changes = _logged(loaded, repo, f"hold {name} at {running.tag} by {author[0]}{why}")
-        what = f"at {running.tag}"
+        line, what = f"hold {name} at {running.tag} by {author[0]}{why}", f"at {running.tag}"
     else:
         trailers.append(f"{TRAILER_LIFT_HOLD}: {name}")
-        changes = _logged(loaded, repo, f"release {name} by {author[0]}{why}")
-        what = "holds lifted"
+        line, what = f"release {name} by {author[0]}{why}", "holds lifted"
     title = f"imagebot({env}): {op} {name} {what}"
     message = "\n\n".join([title, *([reason] if reason else []), "\n".join(trailers)]) + "\n"
-    sha = repo.commit(
-        changes, message=message, author_name=author[0], author_email=author[1], when=utc_now()
-    )
+
+    def make(parent: str) -> str:
+        """The commit on top of ``parent``, its files read there."""
+        here = (
+            ws
+            if parent == ws.repo.fetched
+            else read_workspace(loaded, repos_dir, args.git_timeout, at=parent)
+        )
+        changes = _edits(here, name, *edit) if edit else _logged(loaded, here.repo, line)
+        return here.repo.commit(
+            changes, message=message, author_name=author[0], author_email=author[1],
+            when=utc_now(), parent_sha=parent,
+        )  # fmt: skip
+
     if loaded.policy.publish.mode == "pull-request":
-        url = anyio.run(_propose, loaded, repo, sha, f"imagebot/manual/{env}-{op}-{name}", message)
-        print(f"{env}: {op} {name} {what}: proposed in {url}; it takes effect once merged")
+        done = anyio.run(_propose, loaded, ws.repo, make)
+        print(f"{env}: {op} {name} {what}: {done}; it takes effect once merged")
         return 0
+    repo = ws.repo
+    sha = make(repo.fetched or repo.head())
     refused = push(repo, sha)
     if refused is not None:
         raise ImagebotError(f"{env}: {refused.message}; nothing changed, run it again")
@@ -218,17 +231,12 @@ def _logged(loaded: LoadedPolicy, repo: EnvRepo, line: str) -> dict[str, bytes]:
     return {path: f"{text}{utc_now():%Y-%m-%d %H:%M} {line}\n".encode()}
 
 
-async def _propose(loaded: LoadedPolicy, repo: EnvRepo, sha: str, branch: str, message: str) -> str:
-    """Reviewed like every change of the environment: the commit on a branch of its own, and a
-    pull request into the environment's branch."""
-    refused = push_branches(repo, [(sha, branch, None)])
-    if refused:
-        raise ImagebotError(f"{loaded.name}: {refused[branch].message}; is {branch} left over?")
-    title, _, body = message.partition("\n\n")
+async def _propose(loaded: LoadedPolicy, repo: EnvRepo, make: Callable[[str], str]) -> str:
+    """Reviewed like every change of the environment: through its pull request."""
     async with Publishers() as publishers:
         forge = publishers.forge_for(loaded)
         assert forge is not None  # pull-request mode names its forge
-        pr = await forge.open(
-            head=branch, base=loaded.policy.repo.branch, title=title, body=body, draft=False
+        pr = PullRequestPublisher(
+            loaded, forge, None, infos={}, pending=publishers.pending, branches=publishers.branches
         )
-    return f"pull request #{pr.number} ({pr.url})"
+        return await pr.carry(repo, make)

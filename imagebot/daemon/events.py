@@ -7,7 +7,7 @@ page."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,8 @@ class Decisions:
         self.next_due: dict[str, datetime] = {}
         #: the latest decision changes, oldest first
         self.events: deque[dict[str, Any]] = deque(maxlen=EVENTS_KEPT)
+        #: called with an environment's name when a cycle left new records (the status page)
+        self.listeners: list[Callable[[str], None]] = []
 
     def record(
         self,
@@ -56,6 +58,8 @@ class Decisions:
         before = self.last[name].images if name in self.last else None
         self.events.extend(decision_events(before, result.images, now))
         self.last[name] = LastCycle(ok, now, error, result.images, seconds)
+        for listener in self.listeners:
+            listener(name)
 
     def crashed(self, name: str, now: datetime, error: str) -> None:
         kept = self.last[name].images if name in self.last else ()

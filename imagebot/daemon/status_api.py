@@ -13,7 +13,10 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import queue
 import re
+import threading
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from imagebot import logs
 from imagebot.core.durations import format_duration
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.promotion.record import ImageRecord
@@ -36,6 +40,8 @@ from imagebot.git.repo import redact
 if TYPE_CHECKING:
     from imagebot.daemon.events import LastCycle
     from imagebot.daemon.service import Service
+
+log = logs.get_logger("imagebot.daemon.status")
 
 API_VERSION = "v1"
 #: States an image can be in, most urgent first (the page's groups, the ``state`` filter).
@@ -150,11 +156,20 @@ def image_json(r: ImageRecord, loaded: LoadedPolicy, decided: datetime) -> dict[
     doc["commands"] = {
         op: f"imagebot {op} {env} {image}" for op in ("promote", "hold", "release", "rollback")
     }
-    return _redacted(doc)  # type: ignore[no-any-return]
+    return doc
+
+
+def _served(doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The record's JSON, and its text, with URL credentials taken out: the one point before
+    a record is served. One pass of the pattern over the text instead of a walk over every
+    string: ``json.dumps`` puts a space between tokens, so a match never spans two strings."""
+    text = json.dumps(doc)
+    clean = redact(text) if "@" in text else text
+    return (doc if clean == text else json.loads(clean)), clean
 
 
 def _redacted(value: Any) -> Any:
-    """Every string with URL credentials taken out: the one point before anything is served."""
+    """Every string with URL credentials taken out (the records: :func:`_served`)."""
     if isinstance(value, str):
         return redact(value) if "@" in value else value
     if isinstance(value, dict):
@@ -193,32 +208,66 @@ class _Rendered:
 
     last: LastCycle
     docs: tuple[dict[str, Any], ...]
-    json: str
+    json: bytes  # every image's, as served
+    texts: Mapping[str, str]  # each image's JSON
     cells: Mapping[str, str]
 
 
 class StatusView:
     """``/api/v1/status`` and ``/`` over the service's last records. Each environment's records
-    are turned into JSON and page cells once, on the first request after its cycle, in a
-    worker thread; a request then only filters and joins."""
+    are turned into JSON and page cells once, in the renderer's thread as soon as its cycle
+    has left them: neither the cycle nor a request waits for it. A request filters and joins
+    the newest rendering (the one before, while the next one is made)."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
         self._rendered: dict[str, _Rendered] = {}
         self._rows: tuple[tuple[Any, ...], tuple[dict[str, tuple[int, Markup]], int]] | None = None
+        self._lock = threading.Lock()
+        self._queued: Counter[str] = Counter()  # renders asked for and not done, by environment
+        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._renderer: threading.Thread | None = None
+        service.decisions.listeners.append(self.refresh)
 
-    def _environment(self, name: str, last: LastCycle) -> _Rendered:
+    def refresh(self, name: str) -> None:
+        """``name``'s cycle left new records: have them rendered in the background."""
+        with self._lock:
+            self._queued[name] += 1
+            if self._renderer is None:
+                self._renderer = threading.Thread(target=self._render, daemon=True)
+                self._renderer.start()
+        self._queue.put(name)
+
+    def _render(self) -> None:
+        """The renderer's thread: each environment's newest records (and the unfiltered page's
+        rows, as a request asks for them), as cycles leave them."""
+        while True:
+            name = self._queue.get()
+            last = self.service.last.get(name)
+            try:
+                if last is not None and name in self.service.policies.state.environments:
+                    self._environment(name, last, fresh=True)
+                    self.page(self.service.timer.now(), **dict.fromkeys(FILTERS, ""))
+            except Exception as exc:  # a request renders them then, and says what failed
+                log.error("status_render_failed", environment=name, error=repr(exc))
+            with self._lock:
+                self._queued[name] -= 1
+
+    def _environment(self, name: str, last: LastCycle, *, fresh: bool = False) -> _Rendered:
         kept = self._rendered.get(name)
-        if kept is not None and kept.last is last:
+        if kept is not None and (kept.last is last or (self._queued[name] > 0 and not fresh)):
             return kept
         loaded = self.service.policies.state.environments[name]
-        docs = tuple(image_json(r, loaded, last.at) for r in last.images)
+        # One document at a time: the C encoder holds the GIL while it runs, and the event
+        # loop must get it back every few milliseconds.
+        served = [_served(image_json(r, loaded, last.at)) for r in last.images]
+        docs = tuple(doc for doc, _ in served)
+        texts = {doc["image"]: text for doc, text in served}
         cell = _templates.get_template("cell.html").module.cell  # type: ignore[attr-defined]
         cells = {d["image"]: str(cell(d, _epoch(d))) for d in docs}
         cells |= {f"<{d['image']}": f'<tr><th scope="row">{escape(d["image"])}</th>' for d in docs}
-        # One document at a time: the C encoder holds the GIL while it runs, and the event
-        # loop must get it back every few milliseconds.
-        kept = _Rendered(last, docs, "[" + ",".join(json.dumps(d) for d in docs) + "]", cells)
+        whole = ("[" + ",".join(texts.values()) + "]").encode()
+        kept = _Rendered(last, docs, whole, texts, cells)
         self._rendered[name] = kept
         return kept
 
@@ -262,17 +311,20 @@ class StatusView:
             "events": _redacted(list(service.decisions.events)[::-1]),
         }
 
-    def api(self, now: datetime, **filters: str) -> str:
+    def api(self, now: datetime, **filters: str) -> bytes:
         """The JSON document: each environment's images as rendered once, unless filtered."""
         doc = self.context(now, **filters)
         parts = []
         for n, env in enumerate(doc["environments"]):
             rendered, docs = env["images"]
-            whole = rendered is not None and len(docs) == len(rendered.docs)
-            parts.append(rendered.json if whole and rendered else json.dumps(docs))
+            if rendered is None or len(docs) == len(rendered.docs):
+                parts.append(rendered.json if rendered else b"[]")
+            else:
+                shown = ",".join(rendered.texts[d["image"]] for d in docs)
+                parts.append(f"[{shown}]".encode())
             env["images"] = f"\x00{n}"
         pieces = _PART.split(json.dumps(doc))  # text, part number, text, …
-        return "".join(parts[int(p)] if i % 2 else p for i, p in enumerate(pieces))
+        return b"".join(parts[int(p)] if i % 2 else p.encode() for i, p in enumerate(pieces))
 
     def page(self, now: datetime, *, reload: str = "/", **filters: str) -> str:
         doc = self.context(now, **filters)
@@ -317,6 +369,7 @@ class StatusView:
         )
 
 
+FILTERS = ("q", "environment", "state")
 REPLICA = ("leader", "shards", "policy_problems", "kept_last_good", "config_problems")
 
 
@@ -349,15 +402,15 @@ def routes(service: Service, access: Access | None) -> list[Route]:
         )
 
     def filters(request: Request) -> dict[str, str]:
-        return {k: request.query_params.get(k, "") for k in ("q", "environment", "state")}
+        return {k: request.query_params.get(k, "") for k in FILTERS}
 
     async def api(request: Request) -> Response:
         refused = allowed(request)
         if refused is not None:
             return refused
         now = service.timer.now()
-        text = await anyio.to_thread.run_sync(lambda: view.api(now, **filters(request)))
-        return Response(text, media_type="application/json")
+        body = await anyio.to_thread.run_sync(lambda: view.api(now, **filters(request)))
+        return Response(body, media_type="application/json")
 
     async def page(request: Request) -> Response:
         refused = allowed(request)

@@ -61,6 +61,7 @@ class CommitInfo:
     tree: str
     parents: tuple[str, ...]
     message: str
+    author: str = ""  # "name <email>"
 
 
 @dataclass(frozen=True)
@@ -308,15 +309,15 @@ class EnvRepo:
     def commits_between(self, base: str, head: str) -> list[CommitInfo]:
         """Commits reachable from ``head`` but not from ``base``, newest first."""
         out = self.run_git(
-            "log", "--format=%H%x1f%ce%x1f%T%x1f%P%x1f%B%x1e", f"{base}..{head}",
+            "log", "--format=%H%x1f%ce%x1f%T%x1f%P%x1f%B%x1f%an <%ae>%x1e", f"{base}..{head}",
             what=f"list commits {base[:12]}..{head[:12]}",
         )  # fmt: skip
         infos = []
         for record in out.split("\x1e"):
             fields = record.strip("\n").split("\x1f")
-            if len(fields) == 5:
-                sha, email, tree, parents, message = fields
-                infos.append(CommitInfo(sha, email, tree, tuple(parents.split()), message))
+            if len(fields) == 6:
+                sha, email, tree, parents, message, author = fields
+                infos.append(CommitInfo(sha, email, tree, tuple(parents.split()), message, author))
         return infos
 
     def describe(self, sha: str) -> CommitInfo:

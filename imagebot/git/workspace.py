@@ -41,14 +41,19 @@ def read_workspace(
     repos_dir: Path,
     git_timeout: float = DEFAULT_GIT_TIMEOUT,
     fetched: set[tuple[str, str]] | None = None,
+    *,
+    at: str | None = None,
 ) -> Workspace:
     """Read an environment's files; ``fetched`` lists the branches already fetched this
-    cycle, which are read as they are instead of fetched again."""
+    cycle, which are read as they are instead of fetched again; ``at``, a commit the clone
+    holds, is read instead of the branch."""
     spec = loaded.policy.repo
     url = config.resolve_repo_url(spec.url, loaded.source)
     repo = EnvRepo(url, spec.branch, repo_cache_dir(repos_dir, url), timeout=git_timeout)
     key = (str(repo.path), spec.branch)
-    if fetched is not None and key in fetched:
+    if at is not None:
+        head = repo.fetched = at
+    elif fetched is not None and key in fetched:
         head = repo.fetched = repo.head()
     else:
         head = repo.fetch()

@@ -3,10 +3,15 @@
 Each cycle the branch is rebuilt as exactly one imagebot commit on top of the base
 branch's head, from the current plan, and force-pushed with a lease; everything decided is
 read back from git and the forge, so a restart loses nothing.
+
+A manual operation (``imagebot promote/hold/release/rollback``) goes through the same pull
+request (:meth:`PullRequestPublisher.carry`): while it carries one, the cycle leaves it as it
+is, and proposes again once it is merged or closed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import anyio
@@ -14,11 +19,12 @@ import anyio.to_thread
 
 from imagebot.core.plan import EnvironmentPlan, commit_message
 from imagebot.core.policy import LoadedPolicy
-from imagebot.core.promotion.record import PullRequestRecord, PullRequestState
-from imagebot.errors import GitError
+from imagebot.core.promotion.holds import TRAILER_MANUAL, TRAILER_REASON
+from imagebot.core.promotion.record import PendingManual, PullRequestRecord, PullRequestState
+from imagebot.errors import ForgeError, GitError
 from imagebot.forge import Forge, PullRequest
-from imagebot.git.push import delete_branch
-from imagebot.git.repo import EnvRepo
+from imagebot.git.push import delete_branch, push_branches
+from imagebot.git.repo import CommitInfo, EnvRepo
 from imagebot.git.signing import Signing
 from imagebot.publisher import proposal
 from imagebot.publisher.base import (
@@ -59,8 +65,11 @@ class PullRequestPublisher:
 
     async def preview(self, repo: EnvRepo, plan: EnvironmentPlan) -> Publication:
         pr = await self.forge.find_open(head=self.branch, base=self.base)
-        if pr is not None and (await self._branch(repo, pr))[1]:
+        _, foreign, manual = await self._branch(repo, pr) if pr else (None, [], [])
+        if pr is not None and foreign:
             return Publication(note=_human_owned(pr), pull_request=_record(pr, "human-edited"))
+        if pr is not None and manual:
+            return _carrying(pr, manual)
         if pr is not None:
             if not plan.changes and not plan.problems:
                 return Publication(
@@ -86,9 +95,11 @@ class PullRequestPublisher:
     ) -> Publication:
         pr = await self.forge.find_open(head=self.branch, base=self.base)
         base_head = repo.fetched or repo.head()  # the head the plan was made on
-        head, foreign = await self._branch(repo, pr)
+        head, foreign, manual = await self._branch(repo, pr)
         if pr is not None and foreign:
             return await self._stand_aside(pr, foreign)
+        if pr is not None and manual:
+            return _carrying(pr, manual)
         if pr is None:
             declined, merged = await self._closed(plan)
             if not plan.changes:
@@ -160,24 +171,67 @@ class PullRequestPublisher:
                 return head
         return sha
 
-    async def _branch(self, repo: EnvRepo, pr: PullRequest | None) -> tuple[str | None, list[str]]:
-        """The branch's head, and (with an open pull request) the commits on it imagebot
-        did not write."""
+    async def _branch(
+        self, repo: EnvRepo, pr: PullRequest | None
+    ) -> tuple[str | None, list[str], list[PendingManual]]:
+        """The branch's head and, with an open pull request, what is on it beside imagebot's
+        own commit (see :meth:`_commits`)."""
         head = await anyio.to_thread.run_sync(self.branches.head, repo, self.branch)
         if pr is None or head is None:
-            return head, []
+            return head, [], []
         base_head = repo.fetched or repo.head()
-        return head, await anyio.to_thread.run_sync(self._foreign_commits, repo, base_head, head)
+        return head, *await anyio.to_thread.run_sync(self._commits, repo, base_head, head)
 
-    def _foreign_commits(self, repo: EnvRepo, base_head: str, head: str) -> list[str]:
-        """Commits on the branch that imagebot did not write: ``sha (email)``."""
+    def _commits(
+        self, repo: EnvRepo, base_head: str, head: str
+    ) -> tuple[list[str], list[PendingManual]]:
+        """The branch's commits that imagebot did not write (``sha (email)``), and the manual
+        operations on it, oldest first."""
         email = self.loaded.policy.repo.author.email
         mark = f"Imagebot-Environment: {self.loaded.name}"
-        return [
-            f"{c.sha[:12]} ({c.committer_email})"
-            for c in repo.commits_between(base_head, head)
-            if c.committer_email != email or mark not in c.message
-        ]
+        foreign: list[str] = []
+        manual: list[PendingManual] = []
+        for c in repo.commits_between(base_head, head):
+            if (op := _manual(c)) is not None:
+                manual.insert(0, op)
+            elif c.committer_email != email or mark not in c.message:
+                foreign.append(f"{c.sha[:12]} ({c.committer_email})")
+        return foreign, manual
+
+    async def carry(self, repo: EnvRepo, make: Callable[[str], str]) -> str:
+        """Put a manual operation on the environment's branch, to be reviewed like any
+        change: ``make(parent)`` commits it on top of the manual operations already there
+        (else on the base's head: imagebot's own proposal is dropped, and made again once
+        the pull request is merged or closed). Opens the pull request, or updates it to say
+        what it carries; returns which, in words."""
+        pr = await self.forge.find_open(head=self.branch, base=self.base)
+        head, foreign, manual = await self._branch(repo, pr)
+        if pr is not None and foreign:
+            raise ForgeError(
+                f"{_human_owned(pr)}: merge or close it first",
+                forge=self.forge.kind, project=self.forge.project, action="add to pull request",
+            )  # fmt: skip
+        base_head = repo.fetched or repo.head()
+        sha = await anyio.to_thread.run_sync(make, manual[-1].commit if manual else base_head)
+        refused = await anyio.to_thread.run_sync(push_branches, repo, [(sha, self.branch, head)])
+        if refused:
+            raise GitError(f"{refused[self.branch].message}; nothing changed, run it again")
+        manual = (await anyio.to_thread.run_sync(self._commits, repo, base_head, sha))[1]
+        title = f"imagebot({self.loaded.name}): {manual[-1].what}"
+        if len(manual) > 1:
+            title += f" (and {len(manual) - 1} more)"
+        listed = "\n".join(f"- {m.words()} ({m.commit[:12]})" for m in manual)
+        body = (
+            f"Manual operations on `{self.loaded.name}`; each takes effect once this pull"
+            f" request is merged into `{self.base}`:\n\n{listed}\n\nimagebot leaves this pull"
+            " request as it is until it is merged or closed, then proposes newer versions"
+            " again.\n"
+        )
+        if pr is None:
+            return await self._open(title, body)
+        await self.forge.update(pr, title=title, body=body)
+        self.log.info("pull_request_updated", number=pr.number)
+        return f"updated pull request #{pr.number} ({pr.url})"
 
     async def _stand_aside(self, pr: PullRequest, foreign: list[str]) -> Publication:
         """A human pushed to the branch: say so once on the pull request, change nothing."""
@@ -255,11 +309,37 @@ class PullRequestPublisher:
         return f"opened pull request #{pr.number} ({pr.url})"
 
 
-def _record(pr: PullRequest, state: PullRequestState | None = None) -> PullRequestRecord:
+def _record(
+    pr: PullRequest, state: PullRequestState | None = None, manual: Sequence[PendingManual] = ()
+) -> PullRequestRecord:
     """The pull request as the decision record shows it (``state`` when imagebot knows more
     than the forge says: a human closed it, or pushed to its branch)."""
     shown: PullRequestState = state or ("draft" if pr.draft and pr.state == "open" else pr.state)
-    return PullRequestRecord(pr.number, pr.url, shown, proposal.proposed_in(pr.body))
+    holds = proposal.proposed_in(pr.body)
+    return PullRequestRecord(pr.number, pr.url, shown, holds, tuple(manual))
+
+
+def _manual(commit: CommitInfo) -> PendingManual | None:
+    """The operation of a commit ``imagebot promote/hold/release/rollback`` made (read from
+    its trailers); None for any other commit."""
+    message = commit.message.strip()
+    said = dict(line.partition(": ")[::2] for line in message.rpartition("\n\n")[2].splitlines())
+    words = said.get(TRAILER_MANUAL, "").split()
+    if len(words) != 2:
+        return None
+    subject = message.partition("\n")[0]
+    what = subject.partition("): ")[2] or subject
+    reason = said.get(TRAILER_REASON, "")
+    return PendingManual(words[0], words[1], what, commit.author, reason, commit.sha)
+
+
+def _carrying(pr: PullRequest, manual: list[PendingManual]) -> Publication:
+    """The pull request carries manual operations: left as it is until merged or closed."""
+    return Publication(
+        note=f"pull request #{pr.number} ({pr.url}) carries manual operations"
+        f" ({'; '.join(m.words() for m in manual)}); left as it is until it is merged or closed",
+        pull_request=_record(pr, manual=manual),
+    )
 
 
 def _human_owned(pr: PullRequest) -> str:

@@ -18,8 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cryptography import x509
@@ -41,6 +41,9 @@ SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE = "application/vnd.dsse.envelope.v1+json"
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+#: a classic keyless signature's Fulcio certificate (PEM) and Rekor bundle (SET and entry)
+CERTIFICATE = "dev.sigstore.cosign/certificate"
+REKOR_BUNDLE = "dev.sigstore.cosign/bundle"
 SIGNATURE_TYPE = "cosign container image signature"
 #: the predicate of the statement a Sigstore bundle signs to sign an image
 SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
@@ -53,9 +56,9 @@ class Fetcher(Protocol):
     async def fetch(self, repository: str, path: str, *, accept: str) -> bytes | None: ...
 
 
-#: Checks one keyless bundle (sigstore's Verifier over a trusted root): the DSSE payload and
-#: the certificate's (identity, issuer), or raises ValueError.
-Checker = Callable[[bytes], tuple[bytes, tuple[str, str]]]
+#: Checks one keyless signature (a bundle, or a classic ``.sig`` layer) against a trusted
+#: root: the signed payload and the certificate's (identity, issuer), or ValueError saying why.
+Checker = Callable[["Found"], tuple[bytes, tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class Trust:
     spec: Signature
     key: PublicKey | None = None
     keyless: Checker | None = None
+    root: str = ""  # the sha256 of the trusted root file a keyless checker trusts
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class Found:
     payload: bytes  # the simple-signing payload, the DSSE payload, or the bundle JSON
     signature: bytes = b""
     payload_type: str = ""
+    notes: Mapping[str, str] = field(default_factory=dict)  # a layer's annotations
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,9 @@ async def _classic(registry: Fetcher, where: str, tag: str, media_type: str) -> 
         if media_type == DSSE:
             out.append(_envelope(blob))
         else:
-            out.append(Found("simple", blob, _b64(str(notes.get(SIGNATURE_ANNOTATION, "")))))
+            out.append(
+                Found("simple", blob, _b64(str(notes.get(SIGNATURE_ANNOTATION, ""))), notes=notes)
+            )
     return out
 
 
@@ -225,9 +232,10 @@ def judge(found: Sequence[Found], digest: str, spec: VerifySpec, trust: Sequence
         return Outcome(None, "no signature")
     vouched: list[_Statement] = []
     strangers: list[str] = []
+    broken: list[str] = []  # why keyless signatures did not verify
     for item in found:
         for t in trust:
-            stmt = _vouch(item, t, strangers)
+            stmt = _vouch(item, t, strangers, broken)
             if stmt is not None:
                 vouched.append(stmt)
     signers: dict[str, str] = {}  # signer -> why its signatures do not count ("" if one does)
@@ -248,10 +256,11 @@ def judge(found: Sequence[Found], digest: str, spec: VerifySpec, trust: Sequence
             return Outcome(None, reasons[0])
         if strangers:
             return Outcome(None, f"signed by an identity the policy does not trust: {strangers[0]}")
+        because = broken[0] if broken else "signed by another key, or altered"
         return Outcome(
             None,
             f"no signature verifies with {' or '.join(t.spec.words() for t in trust)}"
-            f" ({len(found)} found: signed by another key, or altered)",
+            f" ({len(found)} found: {because})",
         )
     for wanted in spec.attestations:
         why = _attested(wanted, vouched, digest)
@@ -260,26 +269,27 @@ def judge(found: Sequence[Found], digest: str, spec: VerifySpec, trust: Sequence
     return Outcome(", ".join(passed))
 
 
-def _vouch(item: Found, t: Trust, strangers: list[str]) -> _Statement | None:
+def _vouch(item: Found, t: Trust, strangers: list[str], broken: list[str]) -> _Statement | None:
     """The payload of ``item`` if signer ``t`` signed it, else None."""
-    if item.kind == "bundle":
-        if t.keyless is None:
-            return _key_bundle(item, t)
+    kind = "simple" if item.kind == "simple" else "statement"
+    if t.keyless is not None:
+        if item.kind == "dsse":
+            return None  # keyless attestations are read from bundles
         try:
-            payload, (identity, issuer) = t.keyless(item.payload)
-        except ValueError:
+            payload, (identity, issuer) = t.keyless(item)
+        except ValueError as exc:
+            broken.append(str(exc))
             return None
         assert t.spec.keyless is not None
         if not t.spec.keyless.trusts(identity, issuer):
             strangers.append(f"{identity} ({issuer})")
             return None
-        return _Statement(t.spec.words(), "statement", _json(payload))
-    if t.key is None:
-        return None  # classic keyless signatures need the Rekor bundle: see docs/verify.md
+        return _Statement(t.spec.words(), kind, _json(payload))
+    if item.kind == "bundle":
+        return _key_bundle(item, t)
     signed = item.payload if item.kind == "simple" else pae(item.payload_type, item.payload)
-    if not key_verifies(t.key, item.signature, signed):
+    if t.key is None or not key_verifies(t.key, item.signature, signed):
         return None
-    kind = "simple" if item.kind == "simple" else "statement"
     return _Statement(t.spec.words(), kind, _json(item.payload))
 
 

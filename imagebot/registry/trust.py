@@ -7,15 +7,19 @@ once, and verification outcomes kept per digest and signer in the cache.
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
+import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -30,12 +34,16 @@ from imagebot.core.yamldoc import dotted
 from imagebot.errors import RegistryError
 from imagebot.registry.scan import Registry
 from imagebot.registry.signatures import (
-    Checker,
+    CERTIFICATE,
+    REKOR_BUNDLE,
     Fetcher,
+    Found,
     Outcome,
+    PublicKey,
     Trust,
     certificate_identity,
     find_and_check,
+    key_verifies,
 )
 
 
@@ -60,7 +68,7 @@ def load_signature(
     """``signatures[i]`` made usable: its public key read, or its trusted root loaded."""
     at = ("signatures", i)
     if sig.keyless is not None:
-        return Trust(sig, keyless=_checker(sig.keyless, base, at))
+        return _keyless(sig, sig.keyless, base, at)
     return Trust(sig, key=_key(sig, base, environ, at))
 
 
@@ -106,26 +114,73 @@ def _verifier(path: str | None, changed: int) -> Any:
     return Verifier(trusted_root=TrustedRoot.from_file(path))
 
 
-def _checker(spec: Keyless, base: Path, at: tuple[str | int, ...]) -> Checker:
+def _keyless(sig: Signature, spec: Keyless, base: Path, at: tuple[str | int, ...]) -> Trust:
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import Bundle
 
     try:
         path = base / Path(spec.trusted_root).expanduser() if spec.trusted_root else None
         verifier = _verifier(path and str(path), path.stat().st_mtime_ns if path else 0)
+        root = hashlib.sha256(path.read_bytes()).hexdigest() if path else ""
     except (OSError, ValueError, SigstoreError) as exc:
         field = (*at, "keyless", "trusted_root")
         raise TrustError(field, f"unusable trusted root: {exc}") from None
 
-    def check(raw: bytes) -> tuple[bytes, tuple[str, str]]:
+    def check(item: Found) -> tuple[bytes, tuple[str, str]]:
         try:
-            bundle = Bundle.from_json(raw)
+            if item.kind == "simple":
+                return _classic_keyless(item, verifier)
+            bundle = Bundle.from_json(item.payload)
             _, payload = verifier.verify_dsse(bundle, _AnyIdentity())
-        except Exception as exc:  # sigstore raises many kinds; any of them is "not valid"
+            return payload, certificate_identity(bundle.signing_certificate)
+        except Exception as exc:  # sigstore and cryptography raise many kinds: "not valid"
             raise ValueError(str(exc)) from None
-        return payload, certificate_identity(bundle.signing_certificate)
 
-    return check
+    return Trust(sig, keyless=check, root=root)
+
+
+def _classic_keyless(item: Found, verifier: Any) -> tuple[bytes, tuple[str, str]]:
+    """cosign's classic keyless ``.sig`` layer, checked as cosign checks it. sigstore-python
+    takes only Rekor entries with an inclusion proof, which this layout lacks, so its parts
+    are used one by one. The chain is built from the trusted root, never the annotation's."""
+    from sigstore._internal.sct import verify_sct
+    from sigstore._internal.timestamp import TimestampSource, TimestampVerificationResult
+    from sigstore._internal.trust import KeyringPurpose
+    from sigstore._utils import KeyID
+
+    def b64(text: Any) -> bytes:
+        return base64.b64decode(text, validate=True)
+
+    try:
+        cert = x509.load_pem_x509_certificate(str(item.notes[CERTIFICATE]).encode())
+        rekor = json.loads(item.notes[REKOR_BUNDLE])
+        promise = {k: rekor["Payload"][k] for k in ("body", "integratedTime", "logIndex", "logID")}
+        spec = json.loads(b64(promise["body"]))["spec"]  # a hashedrekord entry
+        sig = spec["signature"]
+        logged = (spec["data"]["hash"], b64(sig["content"]),
+                  x509.load_pem_x509_certificate(b64(sig["publicKey"]["content"])))  # fmt: skip
+        when = datetime.fromtimestamp(promise["integratedTime"], UTC)
+        stamp, log_id = b64(rekor["SignedEntryTimestamp"]), KeyID(bytes.fromhex(promise["logID"]))
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise ValueError("no Fulcio certificate and Rekor bundle (a key signature?)") from None
+    key = cert.public_key()
+    if not isinstance(key, PublicKey) or not key_verifies(key, item.signature, item.payload):
+        raise ValueError("the signature does not verify with its certificate's key")
+    root = verifier._trusted_root
+    try:  # the promise signs its canonical JSON: sorted keys, no blanks
+        canonical = json.dumps(promise, sort_keys=True, separators=(",", ":")).encode()
+        root.rekor_keyring(KeyringPurpose.VERIFY).verify(
+            key_id=log_id, signature=stamp, data=canonical
+        )
+    except Exception:  # sigstore's errors and cryptography's alike
+        raise ValueError("Rekor's promise (SET) does not verify") from None
+    sha256 = {"algorithm": "sha256", "value": hashlib.sha256(item.payload).hexdigest()}
+    if logged != (sha256, item.signature, cert):
+        raise ValueError("the Rekor entry is for another payload, signature or certificate")
+    at = TimestampVerificationResult(source=TimestampSource.TRANSPARENCY_SERVICE, time=when)
+    chain = verifier._verify_chain_at_time(cert, at)  # valid when Rekor logged it
+    verify_sct(cert, chain, root.ct_keyring(KeyringPurpose.VERIFY))
+    return item.payload, certificate_identity(cert)
 
 
 class Store:
@@ -150,7 +205,8 @@ class Store:
 
 
 def policy_key(spec: VerifySpec, trust: list[Trust], where: str) -> str:
-    """What a stored outcome depends on: the block, its keys' bytes, where signatures live."""
+    """What a stored outcome depends on: the block, its keys' bytes and trusted roots' (a
+    root that no longer trusts a CA must not keep its passes), where signatures live."""
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     keys = [
@@ -158,7 +214,7 @@ def policy_key(spec: VerifySpec, trust: list[Trust], where: str) -> str:
         for t in trust
         if t.key is not None
     ]
-    text = f"{spec.model_dump_json()}|{'|'.join(keys)}|{where}"
+    text = f"{spec.model_dump_json()}|{'|'.join(keys + [t.root for t in trust if t.root])}|{where}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -199,7 +255,7 @@ async def verify_gate(
     the first that passes. Only versions every cheaper gate let through are verified."""
     plan = await replan(prepared)
     groups = {g.image: g for g in plan.governed}
-    loaded_trust: dict[int, list[Trust] | str] = {}
+    loaded_trust: dict[VerifySpec, list[Trust] | TrustError] = {}
     refused_all: dict[str, dict[str, Rejection]] = {}
     while True:
         outcomes: dict[Change, Outcome] = {}
@@ -238,21 +294,21 @@ async def _verify_change(
     g: Governed,
     change: Change,
     spec: VerifySpec,
-    loaded_trust: dict[int, list[Trust] | str],
+    loaded_trust: dict[VerifySpec, list[Trust] | TrustError],
     registry: Registry,
     store: Store,
 ) -> Outcome:
-    trust = loaded_trust.get(id(spec))
-    if trust is None:
+    trust = loaded_trust.get(spec)
+    if trust is None:  # once per distinct block: a hundred entries may share one key
         try:
             trust = load_trust(spec, base=Path(loaded.source).parent)
         except TrustError as exc:
-            at = g.written_at if g.rule.verify is not None else ()
-            where = dotted((*at, "verify", *exc.field))
-            trust = f"{loaded.at(where)}: {where}: {exc}"
-        loaded_trust[id(spec)] = trust
-    if isinstance(trust, str):
-        return Outcome(None, trust)
+            trust = exc
+        loaded_trust[spec] = trust
+    if isinstance(trust, TrustError):
+        at = g.written_at if g.rule.verify is not None else ()
+        where = dotted((*at, "verify", *trust.field))
+        return Outcome(None, f"{loaded.at(where)}: {where}: {trust}")
     digest = change.image_digest
     if digest is None:
         try:

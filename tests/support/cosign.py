@@ -145,10 +145,17 @@ def push_signature(
         signed = payload
         if tamper:
             signed = payload.replace(b'"optional": null', b'"optional": {"by": "mallory"}')
-        layers.append((SIMPLE_SIGNING, signed, {"dev.cosignproject.cosign/signature": signature}))
+        layers.append((signed, {"dev.cosignproject.cosign/signature": signature}))
+    push_sig_layers(registry, repository, digest, layers)
+
+
+def push_sig_layers(
+    registry: Registry, repository: str, digest: str, layers: list[tuple[bytes, dict[str, str]]]
+) -> None:
+    """The ``sha256-<hex>.sig`` manifest: one simple-signing layer per (payload, annotations)."""
     pusher = _Pusher(registry, repository, None)
     try:
-        body = _artifact(pusher, layers)
+        body = _artifact(pusher, [(SIMPLE_SIGNING, data, notes) for data, notes in layers])
         pusher.manifest(digest.replace(":", "-") + ".sig", body, OCI_MANIFEST)
     finally:
         pusher.client.close()

@@ -2,6 +2,8 @@
 Rekor log key, their trusted_root.json, and v0.3 bundles that sigstore-python verifies
 offline against it — a leaf certificate for a workflow identity with its embedded SCT, a
 DSSE envelope, and a dsse/0.0.1 Rekor entry with inclusion proof, checkpoint and promise.
+Also cosign's classic keyless ``.sig`` layer: the signature of a simple-signing payload and
+its certificate, chain and Rekor bundle (a hashedrekord entry and its promise) annotations.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tests.support.cosign import b64, pae
 
 SCT_OID = ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
 ISSUER_OID = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
+ISSUER_V2_OID = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")  # its successor: a DER UTF8String
 ORIGIN = "rekor.test - 1"
 START = "2020-01-01T00:00:00Z"
 
@@ -102,9 +105,23 @@ class PrivateSigstore:
         }
 
     def leaf(
-        self, key: ec.EllipticCurvePrivateKey, identity: str, issuer: str, now: datetime
+        self,
+        key: ec.EllipticCurvePrivateKey,
+        identity: str,
+        issuer: str,
+        now: datetime,
+        *,
+        issuer_v2: bool = False,
     ) -> x509.Certificate:
-        """A Fulcio-like certificate for ``identity`` with its SCT embedded."""
+        """A Fulcio-like certificate for ``identity`` with its SCT embedded; the issuer in the
+        v1 extension (raw text) or, with ``issuer_v2``, the v2 one (a DER UTF8String)."""
+        oidc = (
+            x509.UnrecognizedExtension(
+                ISSUER_V2_OID, b"\x0c" + bytes([len(issuer)]) + issuer.encode()
+            )
+            if issuer_v2
+            else x509.UnrecognizedExtension(ISSUER_OID, issuer.encode())
+        )
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([]))
@@ -128,7 +145,7 @@ class PrivateSigstore:
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca_key.public_key()),
                 critical=False,
             )
-            .add_extension(x509.UnrecognizedExtension(ISSUER_OID, issuer.encode()), critical=False)
+            .add_extension(oidc, critical=False)
         )
         # The SCT signs the certificate without the SCT list (RFC 6962's precertificate);
         # appended last, it leaves every other byte of the TBS as signed.
@@ -211,3 +228,58 @@ class PrivateSigstore:
                 "dsseEnvelope": envelope,
             }
         ).encode()
+
+    def classic(
+        self,
+        payload: bytes,
+        *,
+        identity: str,
+        issuer: str,
+        now: datetime,
+        issuer_v2: bool = False,
+        tamper_set: bool = False,
+        logged: bytes | None = None,
+    ) -> dict[str, str]:
+        """The annotations of cosign's classic keyless ``.sig`` layer for ``payload``: its
+        signature by a fresh key certified for ``identity``, the certificate, the chain,
+        and the Rekor bundle — a hashedrekord entry and its promise (SET); ``tamper_set``:
+        the promise signed over another log index than the bundle states; ``logged``: the
+        payload the entry records, if not ``payload``."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self.leaf(key, identity, issuer, now, issuer_v2=issuer_v2)
+        sig = _sign(key, payload)
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        body = json.dumps(
+            {
+                "apiVersion": "0.0.1",
+                "kind": "hashedrekord",
+                "spec": {
+                    "data": {
+                        "hash": {
+                            "algorithm": "sha256",
+                            "value": hashlib.sha256(logged or payload).hexdigest(),
+                        }
+                    },
+                    "signature": {"content": b64(sig), "publicKey": {"content": b64(pem)}},
+                },
+            }
+        ).encode()
+        log_id = hashlib.sha256(_der(self.rekor_key.public_key())).digest().hex()
+        promise = {
+            "body": b64(body),
+            "integratedTime": int(now.timestamp()),
+            "logIndex": 7,
+            "logID": log_id,
+        }
+        signed = {**promise, "logIndex": 8} if tamper_set else promise
+        stamp = _sign(
+            self.rekor_key, json.dumps(signed, separators=(",", ":"), sort_keys=True).encode()
+        )
+        return {
+            "dev.cosignproject.cosign/signature": b64(sig),
+            "dev.sigstore.cosign/certificate": pem.decode(),
+            "dev.sigstore.cosign/chain": self.ca.public_bytes(serialization.Encoding.PEM).decode(),
+            "dev.sigstore.cosign/bundle": json.dumps(
+                {"SignedEntryTimestamp": b64(stamp), "Payload": promise}
+            ),
+        }

@@ -24,6 +24,22 @@ PullRequestState = Literal["open", "draft", "closed", "human-edited", "merged"]
 
 
 @dataclass(frozen=True)
+class PendingManual:
+    """A manual operation (``imagebot promote/hold/release/rollback``) waiting in the
+    environment's pull request: it takes effect once the pull request is merged."""
+
+    operation: str
+    image: str
+    what: str  # the commit's subject without its prefix: "promote app 1.0.0 -> 1.1.0"
+    author: str
+    reason: str
+    commit: str
+
+    def words(self) -> str:
+        return f"{self.what} by {self.author}" + (f": {self.reason}" if self.reason else "")
+
+
+@dataclass(frozen=True)
 class PullRequestRecord:
     """The environment's pull request as the forge shows it."""
 
@@ -32,6 +48,8 @@ class PullRequestRecord:
     state: PullRequestState
     #: (repository, version) pairs the pull request proposes
     holds: frozenset[tuple[str, str]] = frozenset()
+    #: the manual operations it carries, oldest first (imagebot leaves it as it is meanwhile)
+    manual: tuple[PendingManual, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,7 @@ class ImageRecord:
                 "url": pr.url,
                 "state": pr.state,
                 "holds": sorted(v for r, v in pr.holds if r == self.repository),
+                "manual": [vars(m) for m in pr.manual if m.image == self.image],
             },
             "errors": list(self.errors),
             "verified": self.verified,
@@ -126,10 +145,21 @@ class ImageRecord:
 
 
 def approval(
-    mode: str, pr: PullRequestRecord | None, repository: str, choice: str | None
+    mode: str, pr: PullRequestRecord | None, image: str, repository: str, choice: str | None
 ) -> tuple[str | None, Rejection | None]:
     """The last gate of an environment that publishes by pull request: a version lands once
     its pull request is merged. Returns what comes next and what it waits for."""
+    if pr is not None and pr.manual:  # imagebot proposes nothing beside a person's operation
+        mine = [m.words() for m in pr.manual if m.image == image]
+        where = f"pull request #{pr.number} ({pr.url})"
+        if mine:
+            return None, Rejection("manual", f"{'; '.join(mine)}: waits in {where} to be merged")
+        if choice is not None:
+            return choice, Rejection(
+                "manual",
+                f"{where} carries manual operations; {choice} is proposed once it is merged"
+                " or closed",
+            )
     if mode != "pull-request" or choice is None:
         return choice, None
     if pr is not None and pr.state == "closed":  # declined: nothing waits for approval
@@ -196,7 +226,7 @@ def records(
             )
         choice = decision.tag if decision is not None else None
         choice = choice if choice not in (None, current, target.tag) else None
-        choice, waiting = approval(policy.publish.mode, pull_request, g.repository, choice)
+        choice, waiting = approval(policy.publish.mode, pull_request, g.image, g.repository, choice)
         out.append(
             ImageRecord(
                 environment=loaded.name,
@@ -212,7 +242,9 @@ def records(
                 ),
                 candidates=tuple(candidates.values()),
                 choice=choice,
-                waiting=(view.blocker if view is not None else None)
+                # a person's operation waiting in the pull request says more than any gate
+                waiting=(waiting if waiting is not None and choice is None else None)
+                or (view.blocker if view is not None else None)
                 or next(iter(refused.values()), None)
                 or waiting,
                 holds=view.holds if view is not None else (),
