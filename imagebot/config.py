@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imagebot.core import yamldoc
 from imagebot.core.envgraph import order_environments
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.policy_file import parse_policy
 from imagebot.errors import PolicyError
+from imagebot.livefile import read_capped
 
 #: Files in a policies directory that are configuration, not environments.
 NOT_ENVIRONMENTS = frozenset({"registries.yaml", "registries.yml"})
@@ -86,9 +86,7 @@ def resolve_repo_url(url: str, policy_file: str) -> str:
     return str((Path(policy_file).resolve().parent / url).resolve())
 
 
-def read_capped(path: Path) -> str:
-    """A configuration file's text, read no further than one byte past the size limit, so
-    a huge file is refused by the parser without being read whole."""
-    with path.open("rb") as f:
-        data = f.read(yamldoc.MAX_FILE_BYTES + 1)
-    return data.decode("utf-8", "replace" if len(data) > yamldoc.MAX_FILE_BYTES else "strict")
+def path_beside(raw: str, policy_file: str) -> Path:
+    """A configured file: ``~`` expanded, a relative path taken from the policy's directory."""
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else Path(policy_file).resolve().parent / path

@@ -75,13 +75,11 @@ class ForgeError(ImagebotError):
         project: str = "",
         action: str = "",
         status: int | None = None,
-        retry_after: float | None = None,
     ) -> None:
         self.forge = forge
         self.project = project
         self.action = action
         self.status = status
-        self.retry_after = retry_after
         where = " ".join(p for p in (forge, project) if p)
         prefix = ": ".join(p for p in (where, action) if p)
         super().__init__(f"{prefix}: {message}" if prefix else message)

@@ -35,6 +35,14 @@ def _content(path: Path) -> bytes | None:
         return None
 
 
+def read_capped(path: Path) -> str:
+    """A configuration file's text, read no further than one byte past the size limit, so
+    a huge file is refused by the parser without being read whole."""
+    with path.open("rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    return data.decode("utf-8", "replace" if len(data) > MAX_FILE_BYTES else "strict")
+
+
 def read(path: Path, parse: Callable[[Path], T], *, what: str) -> T:
     """``parse(path)``, parsed again only when the file changed; when a changed file fails
     to parse (ImagebotError, OSError, ValueError), the last good value with a problem."""

@@ -11,6 +11,7 @@ import anyio
 from imagebot.config import load_policies
 from imagebot.daemon.metrics import Metrics
 from imagebot.daemon.runtime import Runtime
+from imagebot.errors import NotFound
 from imagebot.registry.settings import RegistriesSettings
 from tests.support.faultproxy import Respond, Seen, run_fault_proxy
 from tests.support.gitenv import make_remote
@@ -80,3 +81,27 @@ def test_registry_requests_and_rate_limit_waits_are_counted(
     assert sample(text, "imagebot_cycles_total", trigger="schedule", outcome="failed") == 1
     assert sample(text, "imagebot_last_success_timestamp_seconds", environment="dev") > 0
     assert sample(text, "imagebot_last_success_timestamp_seconds", environment="qa") == 0
+
+
+def test_registry_errors_are_counted_by_kind(tmp_path: Path, registry: Registry) -> None:
+    """A listing of a repository the registry does not hold counts as a registry.NotFound
+    error, and the error still reaches the caller."""
+    metrics = Metrics()
+    missing = f"{registry.host}/acme/nothing-here"
+
+    async def main() -> str:
+        async with Runtime(
+            settings=RegistriesSettings(),
+            cache_dir=tmp_path / "c",
+            wrap_registry=metrics.metered,
+        ) as rt:
+            try:
+                await rt.registry.list_tags(missing)
+            except NotFound as exc:
+                return type(exc).__name__
+            return "no error"
+
+    assert anyio.run(main) == "NotFound"
+    text = metrics.exposition().decode()
+    assert sample(text, "imagebot_errors_total", kind="registry.NotFound") == 1
+    assert sample(text, "imagebot_tags_seen", repository=missing) == 0

@@ -14,7 +14,7 @@ from imagebot.cli.tags import list_each
 from imagebot.errors import AuthError
 from imagebot.registry import RegistryClient
 from imagebot.registry.auth import Challenge, RegistryAuth, parse_challenges
-from imagebot.registry.credentials import IDENTITY_TOKEN_USERNAME, Credentials, StaticProvider
+from imagebot.registry.credentials import IDENTITY_TOKEN_USERNAME, Credentials
 from tests.conftest import BASIC_USERS, TOKEN_USERS
 from tests.support.clock import FakeClock
 from tests.support.faultproxy import Seen, run_fault_proxy
@@ -23,6 +23,16 @@ from tests.support.tokenserver import SERVICE, TokenServer, run_token_registry
 
 BASIC_USER, BASIC_PASSWORD = next(iter(BASIC_USERS.items()))
 TOKEN_USER, TOKEN_PASSWORD = next(iter(TOKEN_USERS.items()))
+
+
+class StaticProvider:
+    """Fixed credentials per registry host."""
+
+    def __init__(self, by_registry: dict[str, Credentials]) -> None:
+        self._by_registry = dict(by_registry)
+
+    async def get(self, registry: str, *, now: datetime) -> Credentials | None:
+        return self._by_registry.get(registry)
 
 
 def test_parse_bearer_challenge_with_quoted_commas() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from imagebot.cli import cycle, options
 from imagebot.cli.options import add_registry_arguments
+from imagebot.config import path_beside
 from imagebot.core import yamldoc
 from imagebot.core.governing import overlapping_patterns
 from imagebot.core.policy import LoadedPolicy
@@ -131,15 +132,11 @@ def token_warnings(loaded: LoadedPolicy) -> list[str]:
     if forge.token_env is not None and not os.environ.get(forge.token_env):
         field, why = "token_env", f"environment variable {forge.token_env} is not set here"
     elif forge.token_file is not None:
-        path = Path(forge.token_file).expanduser()
-        path = path if path.is_absolute() else Path(loaded.source).resolve().parent / path
+        path = path_beside(forge.token_file, loaded.source)
         if path.is_file():
             return []
         field, why = "token_file", f"{path} does not exist here"
     else:
         return []
-    doc = yamldoc.load_mapping(Path(loaded.source).read_text(encoding="utf-8"),
-                               source=loaded.source, what="policy file")  # fmt: skip
-    loc = ("publish", "forge", field)
-    line = yamldoc.line_of(doc, loc) if doc is not None else 1
-    return [f"{loaded.source}:{line}: {yamldoc.dotted(loc)}: {why}"]
+    where = f"publish.forge.{field}"
+    return [f"{loaded.at(where)}: {where}: {why}"]

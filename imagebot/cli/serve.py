@@ -25,17 +25,8 @@ from imagebot.errors import ImagebotError
 NAME = "serve"
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
-
-
-def _env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value) if value else None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # A default from the environment is text: argparse applies type= to it.
     add_policies_argument(parser, "policy files, reloaded when they change")
     parser.add_argument(
         "--listen",
@@ -70,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lease-duration",
         type=float,
-        default=_env_float("IMAGEBOT_LEASE_DURATION", 15.0),
+        default=os.environ.get("IMAGEBOT_LEASE_DURATION") or "15",
         metavar="SECONDS",
         help="how long a Lease holds without renewal: a dead replica's work moves after it"
         " (default: 15; renewals every 2/15 of it, giving up after 2/3 of it)",
@@ -78,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--webhook-secret-file",
         type=Path,
-        default=_env_path("IMAGEBOT_WEBHOOK_SECRET_FILE"),
+        default=os.environ.get("IMAGEBOT_WEBHOOK_SECRET_FILE") or None,
         metavar="FILE",
         help="file holding the webhook secret (or set $IMAGEBOT_WEBHOOK_SECRET);"
         " without a secret, webhooks are off",
@@ -86,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--webhook-url-token-file",
         type=Path,
-        default=_env_path("IMAGEBOT_WEBHOOK_URL_TOKEN_FILE"),
+        default=os.environ.get("IMAGEBOT_WEBHOOK_URL_TOKEN_FILE") or None,
         metavar="FILE",
         help="file holding the ?token= of Docker Hub and Quay webhooks, which cannot send"
         " headers (or set $IMAGEBOT_WEBHOOK_URL_TOKEN); without it, those two are off",
@@ -94,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--http-deadline",
         type=float,
-        default=_env_float("IMAGEBOT_HTTP_DEADLINE", 10.0),
+        default=os.environ.get("IMAGEBOT_HTTP_DEADLINE") or "10",
         metavar="SECONDS",
         help="longest a client may take to send a request's headers, and a webhook's body"
         " (default: 10)",
@@ -110,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             f"--status-{kind}-file",
             type=Path,
-            default=_env_path(variable),
+            default=os.environ.get(variable) or None,
             metavar="FILE",
             help=f"file holding {holds} the status page and API demand (default: ${variable})",
         )
@@ -118,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--grace",
         type=float,
-        default=_env_float("IMAGEBOT_SHUTDOWN_GRACE", 25.0),
+        default=os.environ.get("IMAGEBOT_SHUTDOWN_GRACE") or "25",
         metavar="SECONDS",
         help="longest shutdown after SIGTERM (default: 25; keep it under the pod's"
         " terminationGracePeriodSeconds)",
@@ -133,14 +124,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reload-interval",
         type=float,
-        default=_env_float("IMAGEBOT_RELOAD_INTERVAL", 5.0),
+        default=os.environ.get("IMAGEBOT_RELOAD_INTERVAL") or "5",
         metavar="SECONDS",
         help="how often the policy directory is checked for changes (default: 5)",
     )
     parser.add_argument(
         "--webhook-debounce",
         type=float,
-        default=_env_float("IMAGEBOT_WEBHOOK_DEBOUNCE", 0.2),
+        default=os.environ.get("IMAGEBOT_WEBHOOK_DEBOUNCE") or "0.2",
         metavar="SECONDS",
         help="wait this long after a webhook for more pushes before the cycle (default: 0.2)",
     )

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from imagebot.core.reference import familiar_repository, normalize_repository
+from imagebot.core.reference import familiar_repository, join_reference, normalize_repository
 from imagebot.core.rewrite import Edit, Target, apply, locate
 from imagebot.errors import EditError, InvalidReference
 
@@ -32,15 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--digest",
         help="pin this digest (sha256:...); required when a reference already pins one",
     )
-
-
-def _describe(repository: str, tag: str | None, digest: str | None) -> str:
-    out = familiar_repository(repository)
-    if tag:
-        out += f":{tag}"
-    if digest:
-        out += f"@{digest}"
-    return out
 
 
 def _edit_file(
@@ -71,16 +62,13 @@ def _edit_file(
                 " registry)"
             )
     new = apply(text, [Edit(t, tag, digest) for t in targets], source=str(path))
-    report = []
+    report, name = [], familiar_repository(repository)
     for t in targets:
         # A digest-only pin takes only the digest; without --tag the tag written stays.
         new_tag = None if t.digest_only and digest else tag or t.tag
         if (t.tag, t.digest) != (new_tag, digest):
-            old_text = _describe(repository, t.tag, t.digest)
-            report.append(
-                f"{path}:{t.line}: {t.field}: {old_text} -> "
-                f"{_describe(repository, new_tag, digest)}"
-            )
+            was, now = join_reference(name, t.tag, t.digest), join_reference(name, new_tag, digest)
+            report.append(f"{path}:{t.line}: {t.field}: {was} -> {now}")
     return text, new, report, len(targets)
 
 

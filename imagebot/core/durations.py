@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -23,6 +26,15 @@ def parse_duration(text: str) -> timedelta:
     if pos != len(s):
         raise ValueError(f"invalid duration {text!r} (expected e.g. 90s, 15m, 1h30m, 2d, 1w)")
     return timedelta(seconds=total)
+
+
+def _checked(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+#: A duration as a policy file writes it (``2d``), checked where it is written.
+Duration = Annotated[str, AfterValidator(_checked)]
 
 
 def format_duration(value: timedelta) -> str:

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from imagebot.core import reference, yamldoc
-from imagebot.core.durations import parse_duration
+from imagebot.core.durations import Duration, parse_duration
 from imagebot.core.promote_policy import ENVIRONMENT_NAME as _NAME_RE
 from imagebot.core.promote_policy import Promotion as Promotion  # re-exported
 from imagebot.core.publish_policy import (
@@ -54,7 +54,7 @@ def _rule_fields(block: str) -> dict[str, Any]:
         name = f.name
         if (f.metadata["block"] or "") == block:
             # min_age is written as a duration ("2d"): text here, a timedelta in the rule.
-            kind = str | None if hints[f.name] == timedelta | None else hints[f.name]
+            kind = Duration | None if hints[f.name] == timedelta | None else hints[f.name]
             out[name] = (kind, Field(default=f.default, description=f.metadata["help"]))
     return out
 
@@ -86,13 +86,6 @@ class ImageRule(_Model):
     verify: VerifySpec | None = Field(
         default=None, description="signatures the image must carry (wins over the environment's)"
     )
-
-    @field_validator("min_age", check_fields=False)
-    @classmethod
-    def _min_age(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
 
     def rule(self) -> SelectionRule:
         """The selection rule this policy stands for (one object per policy, so the memos it

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from imagebot.core import yamldoc
-from imagebot.core.durations import parse_duration
+from imagebot.core.durations import Duration, parse_duration
 from imagebot.core.windows import Period, parse_period
 
 #: An environment's name, as ``environment:`` gives it and ``promote.from`` names it.
@@ -40,7 +40,7 @@ class Promotion(BaseModel):
         pattern=ENVIRONMENT_NAME,
         description="the upstream environment whose history supplies the versions",
     )
-    soak: str | None = Field(
+    soak: Duration | None = Field(
         default=None, description="how long upstream must have run a version, e.g. 1h, 2d"
     )
     checks: tuple[Annotated[str, Field(min_length=1, pattern=r"\S")], ...] = Field(
@@ -55,13 +55,6 @@ class Promotion(BaseModel):
         default=(),
         description="never promote inside these, e.g. '2026-12-20 .. 2027-01-04 Europe/Berlin'",
     )
-
-    @field_validator("soak")
-    @classmethod
-    def _soak(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
 
     @field_validator("checks", "windows", "freeze", mode="before")
     @classmethod

@@ -52,12 +52,12 @@ class ImageRef:
         return familiar_repository(self.repository)
 
     def __str__(self) -> str:
-        out = self.repository
-        if self.tag:
-            out += f":{self.tag}"
-        if self.digest:
-            out += f"@{self.digest}"
-        return out
+        return join_reference(self.repository, self.tag, self.digest)
+
+
+def join_reference(name: str, tag: str | None, digest: str | None) -> str:
+    """``name[:tag][@digest]``."""
+    return name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
 
 
 def split_domain(name: str) -> tuple[str, str]:

@@ -3,8 +3,10 @@ global one, so two services in one test process never share counters)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -26,11 +28,9 @@ log = logs.get_logger("imagebot.daemon.metrics")
 class Metrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry(auto_describe=True)
-        self.cycles = Counter(
-            "imagebot_cycles",
-            "Cycles run, by trigger and outcome",
-            ["trigger", "outcome"],
-            registry=r,
+        counter, gauge = partial(Counter, registry=r), partial(Gauge, registry=r)
+        self.cycles = counter(
+            "imagebot_cycles", "Cycles run, by trigger and outcome", ["trigger", "outcome"]
         )
         self.cycle_seconds = Histogram(
             "imagebot_cycle_duration_seconds",
@@ -38,90 +38,75 @@ class Metrics:
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
             registry=r,
         )
-        self.registry_requests = Counter(
+        self.registry_requests = counter(
             "imagebot_registry_requests",
             "HTTP responses from registries and their token endpoints",
             ["registry", "status"],
-            registry=r,
         )
-        self.rate_limited = Counter(
+        self.rate_limited = counter(
             "imagebot_registry_rate_limit_waits",
             "HTTP 429 answers (each one a wait, or a fail-fast when the wait is too long)",
             ["registry"],
-            registry=r,
         )
-        self.tags_seen = Gauge(
-            "imagebot_tags_seen", "Tags listed in the last scan", ["repository"], registry=r
+        self.tags_seen = gauge("imagebot_tags_seen", "Tags listed in the last scan", ["repository"])
+        self.changes_planned = counter(
+            "imagebot_changes_planned", "Image changes planned", ["environment"]
         )
-        self.changes_planned = Counter(
-            "imagebot_changes_planned", "Image changes planned", ["environment"], registry=r
-        )
-        self.changes_published = Counter(
+        self.changes_published = counter(
             "imagebot_changes_published",
             "Image changes pushed to the environment repo",
             ["environment"],
-            registry=r,
         )
-        self.errors = Counter("imagebot_errors", "Errors by kind", ["kind"], registry=r)
-        self.last_success = Gauge(
+        self.errors = counter("imagebot_errors", "Errors by kind", ["kind"])
+        self.last_success = gauge(
             "imagebot_last_success_timestamp_seconds",
             "When an environment's cycle last went through without error",
             ["environment"],
-            registry=r,
         )
-        self.policy_problems = Gauge(
+        self.policy_problems = gauge(
             "imagebot_policy_problems",
             "Problems in the policy directory as of the last load (bad files keep their last"
             " good version)",
-            registry=r,
         )
-        self.environments = Gauge("imagebot_environments", "Environments loaded", registry=r)
-        self.webhooks = Counter(
+        self.environments = gauge("imagebot_environments", "Environments loaded")
+        self.webhooks = counter(
             "imagebot_webhooks",
             "Webhook requests by sender and outcome: accepted (a cycle follows), ignored"
             " (pulls, unwatched repositories), refused (authentication, size, payload, not"
             " the leader)",
             ["sender", "outcome"],
-            registry=r,
         )
-        self.open_pull_requests = Gauge(
+        self.open_pull_requests = gauge(
             "imagebot_open_pull_requests",
             "Pull requests imagebot has open, per environment in pull-request mode, as the forge"
             " answered after the environment's last cycle",
             ["environment"],
-            registry=r,
         )
-        self.waiting = Gauge(
+        self.waiting = gauge(
             "imagebot_waiting",
             "1 for an image whose next version waits for a gate, per the last cycle",
             ["environment", "image", "gate"],
-            registry=r,
         )
-        self.held = Gauge(
+        self.held = gauge(
             "imagebot_held",
             "Holds on an image (rolled back from, or imagebot hold), per the last cycle",
             ["environment", "image"],
-            registry=r,
         )
-        self.last_cycle = Gauge(
+        self.last_cycle = gauge(
             "imagebot_last_cycle_timestamp_seconds",
             "When an environment's last cycle finished",
             ["environment"],
-            registry=r,
         )
-        self.last_cycle_success = Gauge(
+        self.last_cycle_success = gauge(
             "imagebot_last_cycle_success",
             "1 when an environment's last cycle went through without error",
             ["environment"],
-            registry=r,
         )
-        self.leader = Gauge(
-            "imagebot_leader",
-            "1 while this replica may run cycles (always 1 without election)",
-            registry=r,
+        self.leader = gauge(
+            "imagebot_leader", "1 while this replica may run cycles (always 1 without election)"
         )
-        self.shards_owned = Gauge(
-            "imagebot_shards_owned", "Shards this replica owns (serve --shards)", registry=r
+        self.shards_owned = gauge(
+            "imagebot_shards_owned", "Shards this replica owns (serve --shards)"
         )
 
     def show_decisions(
@@ -205,25 +190,24 @@ class _MeteredRegistry:
         self._inner = inner
         self._metrics = metrics
 
-    def _failed(self, exc: RegistryError) -> None:
-        kind = type(exc).__name__  # RegistryError, AuthError, NotFound, RateLimited
-        self._metrics.errors.labels(f"registry.{kind}").inc()
+    @contextmanager
+    def _counted(self) -> Iterator[None]:
+        try:
+            yield
+        except RegistryError as exc:
+            kind = type(exc).__name__  # RegistryError, AuthError, NotFound, RateLimited
+            self._metrics.errors.labels(f"registry.{kind}").inc()
+            raise
 
     async def list_tags(self, repository: str) -> list[str]:
-        try:
+        with self._counted():
             tags = await self._inner.list_tags(repository)
-        except RegistryError as exc:
-            self._failed(exc)
-            raise
         self._metrics.tags_seen.labels(repository).set(len(tags))
         return tags
 
     async def digest(self, repository: str, tag: str) -> str:
-        try:
+        with self._counted():
             return await self._inner.digest(repository, tag)
-        except RegistryError as exc:
-            self._failed(exc)
-            raise
 
     async def first_seen(self, repository: str) -> dict[str, datetime]:
         return await self._inner.first_seen(repository)
@@ -231,11 +215,8 @@ class _MeteredRegistry:
     async def image_info(
         self, repository: str, tag: str, *, created: bool = False, platform: str | None = None
     ) -> ImageInfo:
-        try:
+        with self._counted():
             return await self._inner.image_info(repository, tag, created=created, platform=platform)
-        except RegistryError as exc:
-            self._failed(exc)
-            raise
 
     async def fetch(self, repository: str, path: str, *, accept: str) -> bytes | None:
         return await self._inner.fetch(repository, path, accept=accept)

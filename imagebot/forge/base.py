@@ -162,7 +162,6 @@ class ForgeHTTP:
                     f" ({_detail(response) or 'no detail'})",
                     action=action,
                     status=response.status_code,
-                    retry_after=wait,
                 )
             log.warning(
                 "forge_rate_limited", forge=self.forge, project=self.project, action=action,
@@ -209,22 +208,8 @@ class ForgeHTTP:
             url, query = self._next_page(response, url, query, action=action)
         return items
 
-    def error(
-        self,
-        message: str,
-        *,
-        action: str,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> ForgeError:
-        return ForgeError(
-            message,
-            forge=self.forge,
-            project=self.project,
-            action=action,
-            status=status,
-            retry_after=retry_after,
-        )
+    def error(self, message: str, *, action: str, **more: Any) -> ForgeError:
+        return ForgeError(message, forge=self.forge, project=self.project, action=action, **more)
 
     def _next_page(
         self,
@@ -273,6 +258,22 @@ class ForgeHTTP:
         if status == 429 or "secondary rate limit" in response.text.lower():
             return 60.0
         return None
+
+
+def statuses(
+    items: list[Any], *, context: str, state: str, states: Mapping[str, StatusState]
+) -> list[CommitStatus]:
+    """A forge's list of commit statuses: ``context`` and ``state`` name its fields, ``states``
+    maps its state words (any other word is pending)."""
+    return [
+        CommitStatus(
+            context=s.get(context, ""),
+            state=states.get(s.get(state, ""), "pending"),
+            url=s.get("target_url"),
+            description=s.get("description"),
+        )
+        for s in items
+    ]
 
 
 def _failure(exc: httpx.HTTPError) -> str:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict, cast
+from typing import TypedDict, cast
 
-from imagebot.forge.base import CommitStatus, PullRequest, PullState, StatusState
-from imagebot.forge.repos import RepoPulls
+from imagebot.forge.base import CommitStatus, PullRequest, StatusState, statuses
+from imagebot.forge.repos import RepoPulls, pull
 
 #: Gitea marks a work-in-progress (draft) pull request by this title prefix.
 DRAFT_PREFIX = "WIP: "
@@ -35,13 +35,6 @@ class GiteaComment(TypedDict, total=False):
 class GiteaLabel(TypedDict, total=False):
     id: int
     name: str
-
-
-class GiteaStatus(TypedDict, total=False):
-    context: str
-    status: str  # pending | success | error | failure | warning
-    target_url: str | None
-    description: str | None
 
 
 _STATUS: dict[str, StatusState] = {
@@ -82,10 +75,11 @@ class Gitea(RepoPulls):
         return _pull(cast(GiteaPull, data))
 
     async def update(self, pr: PullRequest, *, title: str, body: str) -> PullRequest:
-        data = await self._patch(
-            pr,
-            {"title": (DRAFT_PREFIX if pr.draft else "") + title, "body": body},
+        data = await self.http.json(
+            "PATCH",
+            f"{self._repo}/pulls/{pr.number}",
             action=f"update pull request #{pr.number}",
+            json={"title": (DRAFT_PREFIX if pr.draft else "") + title, "body": body},
         )
         return _pull(cast(GiteaPull, data))
 
@@ -127,37 +121,12 @@ class Gitea(RepoPulls):
             action=f"read statuses of commit {sha[:12]}",
             params={"limit": 50},
         )
-        return [
-            CommitStatus(
-                context=s.get("context", ""),
-                state=_STATUS.get(s.get("status", ""), "pending"),
-                url=s.get("target_url"),
-                description=s.get("description"),
-            )
-            for s in cast(list[GiteaStatus], items)
-        ]
-
-    async def _patch(self, pr: PullRequest, payload: dict[str, Any], *, action: str) -> Any:
-        return await self.http.json(
-            "PATCH", f"{self._repo}/pulls/{pr.number}", action=action, json=payload
-        )
+        # Gitea's states: pending | success | error | failure | warning
+        return statuses(items, context="context", state="status", states=_STATUS)
 
 
 def _pull(data: GiteaPull) -> PullRequest:
-    state: PullState = "open"
-    if data.get("state") == "closed":
-        state = "merged" if data.get("merged") else "closed"
-    title = data.get("title", "")
-    return PullRequest(
-        number=int(data["number"]),
-        url=data.get("html_url", ""),
-        title=title.removeprefix(DRAFT_PREFIX),
-        body=data.get("body") or "",
-        state=state,
-        head=data["head"]["ref"],
-        base=data["base"]["ref"],
-        draft=bool(data.get("draft")) or title.startswith(DRAFT_PREFIX),
-    )
+    return pull(data, merged=bool(data.get("merged")), draft_prefix=DRAFT_PREFIX)
 
 
 def headers(token: str) -> dict[str, str]:

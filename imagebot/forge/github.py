@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TypedDict, cast
 
-from imagebot.forge.base import CommitStatus, ForgeHTTP, PullRequest, PullState, StatusState
-from imagebot.forge.repos import RepoPulls
+from imagebot.forge.base import CommitStatus, ForgeHTTP, PullRequest, StatusState, statuses
+from imagebot.forge.repos import RepoPulls, pull
 
 
 class _Ref(TypedDict):
@@ -31,13 +31,6 @@ class GitHubComment(TypedDict, total=False):
     body: str
 
 
-class GitHubStatus(TypedDict, total=False):
-    context: str
-    state: str  # error | failure | pending | success
-    target_url: str | None
-    description: str | None
-
-
 class GitHubCheckRun(TypedDict, total=False):
     name: str
     status: str  # queued | in_progress | completed …
@@ -45,6 +38,7 @@ class GitHubCheckRun(TypedDict, total=False):
     html_url: str | None
 
 
+_STATUS: dict[str, StatusState] = {"success": "success", "failure": "failure", "error": "error"}
 _CHECK_STATE: dict[str, StatusState] = {
     "success": "success",
     "neutral": "success",
@@ -133,19 +127,11 @@ class GitHub(RepoPulls):
         action = f"read statuses of commit {sha[:12]}"
         # Both lists are paged (Link headers) inside an object: a commit can carry more
         # than one page of check runs (a monorepo's CI), and every one of them counts.
-        statuses = await self.http.pages(
+        items = await self.http.pages(
             f"{self._repo}/commits/{sha}/status", action=action, params={"per_page": 100},
             within="statuses",
         )  # fmt: skip
-        out = [
-            CommitStatus(
-                context=s.get("context", ""),
-                state=cast(StatusState, s.get("state", "pending")),
-                url=s.get("target_url"),
-                description=s.get("description"),
-            )
-            for s in cast(list[GitHubStatus], statuses)
-        ]
+        out = statuses(items, context="context", state="state", states=_STATUS)
         runs = await self.http.pages(
             f"{self._repo}/commits/{sha}/check-runs", action=action, params={"per_page": 100},
             within="check_runs",
@@ -167,20 +153,7 @@ def _graphql_url(base_url: str) -> str:
 
 
 def _pull(data: GitHubPull) -> PullRequest:
-    state: PullState = "open"
-    if data.get("state") == "closed":
-        state = "merged" if data.get("merged_at") else "closed"
-    return PullRequest(
-        number=int(data["number"]),
-        url=data.get("html_url", ""),
-        title=data.get("title", ""),
-        body=data.get("body") or "",
-        state=state,
-        head=data["head"]["ref"],
-        base=data["base"]["ref"],
-        draft=bool(data.get("draft")),
-        node_id=data.get("node_id", ""),
-    )
+    return pull(data, merged=bool(data.get("merged_at")))
 
 
 def headers(token: str) -> dict[str, str]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any, TypedDict, cast
 from urllib.parse import quote
 
-from imagebot.forge.base import CommitStatus, ForgeHTTP, PullRequest, PullState, StatusState
+from imagebot.forge.base import (
+    CommitStatus,
+    ForgeHTTP,
+    PullRequest,
+    PullState,
+    StatusState,
+    statuses,
+)
 
 #: GitLab marks a draft merge request by this title prefix.
 DRAFT_PREFIX = "Draft: "
@@ -31,13 +38,6 @@ class GitLabNote(TypedDict, total=False):
 class GitLabUser(TypedDict, total=False):
     id: int
     username: str
-
-
-class GitLabStatus(TypedDict, total=False):
-    name: str
-    status: str  # created | pending | running | success | failed | canceled | skipped | manual
-    target_url: str | None
-    description: str | None
 
 
 _STATUS: dict[str, StatusState] = {
@@ -155,15 +155,8 @@ class GitLab:
             action=f"read statuses of commit {sha[:12]}",
             params={"per_page": 100},
         )
-        return [
-            CommitStatus(
-                context=s.get("name", ""),
-                state=_STATUS.get(s.get("status", ""), "pending"),
-                url=s.get("target_url"),
-                description=s.get("description"),
-            )
-            for s in cast(list[GitLabStatus], items)
-        ]
+        # GitLab's: created | pending | running | success | failed | canceled | skipped | manual
+        return statuses(items, context="name", state="status", states=_STATUS)
 
     async def _put(self, pr: PullRequest, payload: dict[str, Any], *, action: str) -> Any:
         return await self.http.json("PUT", f"{self._mrs}/{pr.number}", action=action, json=payload)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from imagebot.forge.base import ForgeHTTP, PullRequest
+from imagebot.forge.base import ForgeHTTP, PullRequest, PullState
 
 
 class RepoPulls(ABC):
@@ -58,3 +58,23 @@ class RepoPulls(ABC):
             action=f"request reviewers on pull request #{pr.number}",
             json={"reviewers": list(reviewers)},
         )
+
+
+def pull(data: Any, *, merged: bool, draft_prefix: str = "") -> PullRequest:
+    """A pull request from GitHub's or Gitea's answer; a forge that marks a draft by a title
+    prefix names it."""
+    state: PullState = "open"
+    if data.get("state") == "closed":
+        state = "merged" if merged else "closed"
+    title = data.get("title", "")
+    return PullRequest(
+        number=int(data["number"]),
+        url=data.get("html_url", ""),
+        title=title.removeprefix(draft_prefix),
+        body=data.get("body") or "",
+        state=state,
+        head=data["head"]["ref"],
+        base=data["base"]["ref"],
+        draft=bool(data.get("draft")) or (bool(draft_prefix) and title.startswith(draft_prefix)),
+        node_id=data.get("node_id", ""),
+    )

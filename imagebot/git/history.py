@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection
+from dataclasses import astuple
 from datetime import UTC, datetime
 
 from imagebot.cache import Cache
@@ -190,7 +191,8 @@ def _refs(
     )
 
 
-_HISTORY_FORMAT = 1
+#: What a cached history looks like: 2 is one list per commit (1 was an object per commit).
+_HISTORY_FORMAT = 2
 
 
 def _is_manifest(path: str) -> bool:
@@ -212,14 +214,14 @@ def _load_history(cache: Cache | None, key: str) -> tuple[str, list[HistoryCommi
             return None
         commits = [
             HistoryCommit(
-                sha=c["sha"],
-                time=datetime.fromisoformat(c["time"]),
-                author=c["author"],
-                trailers=tuple((k, v) for k, v in c["trailers"]),
-                files={f: tuple(Ref(*r) for r in refs) for f, refs in c["files"].items()},
-                snapshot=c["snapshot"],
+                sha,
+                datetime.fromisoformat(time),
+                author,
+                tuple((k, v) for k, v in trailers),
+                {f: tuple(Ref(*r) for r in refs) for f, refs in files.items()},
+                snapshot,
             )
-            for c in doc["commits"]
+            for sha, time, author, trailers, files, snapshot in doc["commits"]
         ]
         return str(doc["head"]), commits
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -227,22 +229,15 @@ def _load_history(cache: Cache | None, key: str) -> tuple[str, list[HistoryCommi
 
 
 def _save_history(cache: Cache, key: str, head: str, commits: list[HistoryCommit]) -> None:
-    doc = {
-        "format": _HISTORY_FORMAT,
-        "head": head,
-        "commits": [
-            {
-                "sha": c.sha,
-                "time": c.time.isoformat(),
-                "author": c.author,
-                "trailers": [list(t) for t in c.trailers],
-                "files": {
-                    f: [[r.file, r.line, r.repository, r.policy, r.tag, r.digest] for r in refs]
-                    for f, refs in c.files.items()
-                },
-                "snapshot": c.snapshot,
-            }
-            for c in commits
-        ],
-    }
-    cache.store_history(key, json.dumps(doc))
+    rows = [
+        [
+            c.sha,
+            c.time.isoformat(),
+            c.author,
+            c.trailers,
+            {f: [astuple(r) for r in refs] for f, refs in c.files.items()},
+            c.snapshot,
+        ]
+        for c in commits
+    ]
+    cache.store_history(key, json.dumps({"format": _HISTORY_FORMAT, "head": head, "commits": rows}))

@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from pathlib import Path
-from types import TracebackType
 
 import anyio
 import anyio.lowlevel
@@ -137,12 +135,7 @@ class Publishers:
             self._client = httpx.AsyncClient(timeout=30.0)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self._own_client and self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -153,7 +146,7 @@ class Publishers:
         policy = loaded.policy
         signing = None
         if policy.signing is not None:
-            key = _path_beside(policy.signing.key_file, loaded.source)
+            key = config.path_beside(policy.signing.key_file, loaded.source)
             signing = Signing(format=policy.signing.format, key_file=key)
         try:
             forge = self.forge_for(loaded)
@@ -209,7 +202,7 @@ class Publishers:
                     )
                 return remember(secret(value, what=f"environment variable {forge.token_env}"))
             assert forge.token_file is not None
-            path = _path_beside(forge.token_file, loaded.source)
+            path = config.path_beside(forge.token_file, loaded.source)
             try:
                 return remember(secret_file(path, what="token file"))
             except OSError as exc:
@@ -234,9 +227,3 @@ class _Tokenless:
         self, repo: EnvRepo, plan: EnvironmentPlan, *, when: datetime, images: ImageInfoReader
     ) -> Publication:
         raise self.error
-
-
-def _path_beside(raw: str, policy_file: str) -> Path:
-    """A configured file: ``~`` expanded, a relative path taken from the policy's directory."""
-    path = Path(raw).expanduser()
-    return path if path.is_absolute() else Path(policy_file).resolve().parent / path

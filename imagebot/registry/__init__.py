@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from imagebot.registry.client import RegistryClient
-from imagebot.registry.manifests import ImageInfo
 from imagebot.registry.politeness import RetryPolicy
 from imagebot.registry.settings import (
     RegistriesSettings,
@@ -13,7 +12,6 @@ from imagebot.registry.settings import (
 )
 
 __all__ = [
-    "ImageInfo",
     "RegistriesSettings",
     "RegistryClient",
     "RegistryConfig",

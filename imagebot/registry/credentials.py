@@ -61,13 +61,3 @@ class AnonymousProvider:
 
     async def get(self, registry: str, *, now: datetime) -> Credentials | None:
         return None
-
-
-class StaticProvider:
-    """Fixed credentials per registry host."""
-
-    def __init__(self, by_registry: dict[str, Credentials]) -> None:
-        self._by_registry = dict(by_registry)
-
-    async def get(self, registry: str, *, now: datetime) -> Credentials | None:
-        return self._by_registry.get(registry)

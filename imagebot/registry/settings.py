@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from imagebot.core import yamldoc
 from imagebot.core.reference import is_loopback_host
 from imagebot.errors import PolicyError
+from imagebot.livefile import read_capped
 from imagebot.registry.providers.spec import CredentialSource
 
 TagOrder = Literal["lexical", "oldest-first", "newest-first"]
@@ -220,12 +221,6 @@ class RegistriesSettings(BaseModel):
             values["max_pages"] = default_max_pages(values["tag_cap"], values["page_size"])
         return RegistryConfig(host=host, **values)
 
-    def credentials_for(self, host: str) -> CredentialSource | None:
-        own = self.registries.get(host)
-        if own is not None and own.credentials is not None:
-            return own.credentials
-        return self.defaults.credentials
-
     def with_insecure(self, hosts: set[str] | frozenset[str]) -> RegistriesSettings:
         return self.model_copy(update={"insecure_registries": self.insecure_registries | hosts})
 
@@ -256,11 +251,3 @@ def parse_registries(text: str, *, source: str) -> RegistriesSettings:
             line = yamldoc.line_of(doc, (*at, "credentials"))
             entry.credentials._at = f"{source}:{line}"
     return settings
-
-
-def read_capped(path: Path) -> str:
-    """A configuration file's text, read no further than one byte past the size limit, so
-    a huge file is refused by the parser without being read whole."""
-    with path.open("rb") as f:
-        data = f.read(yamldoc.MAX_FILE_BYTES + 1)
-    return data.decode("utf-8", "replace" if len(data) > yamldoc.MAX_FILE_BYTES else "strict")

@@ -119,7 +119,6 @@ class TagCollector:
     cap: int
     order: TagOrder
     seen: int = 0
-    skipped_artifacts: int = 0
     stopped_early: bool = False
     """Set when paging stopped with pages left (the cap was full)."""
     dropped: list[str] = field(default_factory=list)
@@ -132,7 +131,6 @@ class TagCollector:
     def add(self, tags: Iterable[str]) -> None:
         for tag in tags:
             if is_artifact_tag(tag):
-                self.skipped_artifacts += 1
                 continue
             self.seen += 1
             if self.order == "lexical":

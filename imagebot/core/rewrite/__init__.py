@@ -11,26 +11,10 @@ from __future__ import annotations
 from imagebot.core.rewrite.edit import apply
 from imagebot.core.rewrite.locate import locate
 from imagebot.core.rewrite.prefilter import mentions
-from imagebot.core.rewrite.targets import Edit, KeyInsert, KeyRemoval, Slot, Target
-
-KINDS = (
-    "workload",
-    "helm-values",
-    "kustomization",
-    "helmrelease",
-    "argocd-application",
-    "argocd-source",
-    "compose",
-    "marker",
-    "flux-setter",
-)
+from imagebot.core.rewrite.targets import Edit, Target
 
 __all__ = [
-    "KINDS",
     "Edit",
-    "KeyInsert",
-    "KeyRemoval",
-    "Slot",
     "Target",
     "apply",
     "locate",

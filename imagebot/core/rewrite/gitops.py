@@ -14,15 +14,15 @@ from imagebot.core.rewrite.kinds import (
     Found,
     first,
     format_path,
+    found,
     image_string,
     is_image_key,
     normalised,
     pairs,
     version_slot,
-    whole_reference,
 )
 from imagebot.core.rewrite.scalars import is_templated, split_reference
-from imagebot.core.rewrite.targets import KeyInsert, KeyRemoval, Slot, Target, YamlPath
+from imagebot.core.rewrite.targets import KeyInsert, KeyRemoval, Slot, YamlPath
 
 KUSTOMIZE_KEYS = frozenset(
     (
@@ -74,13 +74,13 @@ def kustomize_images(
     ``.argocd-source-<app>.yaml`` file."""
     string_kind = "argocd-source" if area == "argocd-source" else "argocd-application"
     for index, item in enumerate(seq.value):
-        found = None
+        entry = None
         if isinstance(item, MappingNode):
-            found = _kustomize_entry(ctx, item, (*path, index))
+            entry = _kustomize_entry(ctx, item, (*path, index))
         elif isinstance(item, ScalarNode) and path[-2:-1] == ("kustomize",):
-            found = _argocd_image_string(ctx, item, (*path, index), string_kind)
-        if found:
-            yield found
+            entry = _argocd_image_string(ctx, item, (*path, index), string_kind)
+        if entry:
+            yield entry
 
 
 def _argocd_image_string(ctx: Context, node: ScalarNode, path: YamlPath, kind: str) -> Found | None:
@@ -97,7 +97,7 @@ def _argocd_image_string(ctx: Context, node: ScalarNode, path: YamlPath, kind: s
     if repository is None:
         return None
     slot = replace(ctx.slot(node, "ref", path), alias=alias + eq)
-    return whole_reference(ctx, node, path, kind, slot, repository, tag, digest)
+    return found(ctx, kind, format_path(path), repository, [slot], [id(node)], tag, digest)
 
 
 def _kustomize_entry(ctx: Context, item: MappingNode, path: YamlPath) -> Found | None:
@@ -136,8 +136,8 @@ def _kustomize_entry(ctx: Context, item: MappingNode, path: YamlPath) -> Found |
             inserts.append(insert)
 
     if "newTag" in entries:
-        tag_slot, ok = version_slot(ctx, entries["newTag"][1], (*path, "newTag"))
-        if not ok or tag_slot is None:
+        tag_slot = version_slot(ctx, entries["newTag"][1], (*path, "newTag"))
+        if tag_slot is None:
             return None
         slots.append(tag_slot)
         nodes.append(id(entries["newTag"][1]))
@@ -161,22 +161,9 @@ def _kustomize_entry(ctx: Context, item: MappingNode, path: YamlPath) -> Found |
         )
     else:
         insert_after(anchor, "digest", "digest")
-    problem = "templated value" if any(is_templated(s.value) for s in slots) else None
-    target = Target(
-        source=ctx.source,
-        line=slots[0].line if slots else ctx.line(name_entry[1]),
-        kind="kustomization",
-        field=format_path(path),
-        repository=repository,
-        policy=None,
-        tag=tag,
-        digest=digest,
-        problem=problem,
-        slots=tuple(slots),
-        inserts=tuple(inserts),
-        removal=removal,
-    )
-    return Found(target, nodes)
+    line = None if slots else ctx.line(name_entry[1])
+    return found(ctx, "kustomization", format_path(path), repository, slots, nodes, tag, digest,
+                 line=line, inserts=tuple(inserts), removal=removal)  # fmt: skip
 
 
 _PARAM_ROLES = {
@@ -231,10 +218,9 @@ def _parameter_groups(
     for param, value_node, value_path in params:
         prefix, _, last = param.rpartition(".")
         if strings and is_image_key(last):
-            found = image_string(ctx, value_node, value_path, kind)
-            if found:
-                labelled = replace(found.target, field=label.format(param))
-                yield Found(labelled, found.nodes)
+            whole = image_string(ctx, value_node, value_path, kind)
+            if whole:
+                yield Found(replace(whole.target, field=label.format(param)), whole.nodes)
         elif last in _PARAM_ROLES:
             groups.setdefault(prefix, {})[_PARAM_ROLES[last]] = (value_path, value_node)
     for prefix, group in groups.items():
@@ -257,17 +243,5 @@ def _parameter_groups(
             slots.append(ctx.slot(digest_node, "digest", digest_path))
             nodes.append(id(digest_node))
             digest = slots[-1].value or None
-        problem = "templated value" if any(is_templated(s.value) for s in slots) else None
-        target = Target(
-            source=ctx.source,
-            line=tag_slot.line,
-            kind=kind,
-            field=label.format(f"{prefix}.tag" if prefix else "tag"),
-            repository=repository,
-            policy=None,
-            tag=tag or None,
-            digest=digest,
-            problem=problem,
-            slots=tuple(slots),
-        )
-        yield Found(target, nodes)
+        field = label.format(f"{prefix}.tag" if prefix else "tag")
+        yield found(ctx, kind, field, repository, slots, nodes, tag or None, digest)

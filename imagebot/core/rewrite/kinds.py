@@ -9,8 +9,9 @@ untouched.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from imagebot.core.reference import parse
 from imagebot.core.rewrite import spans
@@ -114,45 +115,44 @@ def image_string(ctx: Context, node: ScalarNode, path: YamlPath, kind: str) -> F
     if not is_str(node) or not node.value:
         return None
     value = str(node.value)
-    slot = ctx.slot(node, "ref", path)
     name, tag, digest = split_reference(value)
-    problem = None
     if is_templated(value):
         if is_templated(name):
             return None
-        problem = "templated value"
-        tag = digest = None
+        tag = digest = None  # the problem: a templated value
     repository = normalised(name)
     if repository is None:
         return None
-    return whole_reference(ctx, node, path, kind, slot, repository, tag, digest, problem)
+    slot = ctx.slot(node, "ref", path)
+    return found(ctx, kind, format_path(path), repository, [slot], [id(node)], tag, digest)
 
 
-def whole_reference(
-    ctx: Context, node: ScalarNode, path: YamlPath, kind: str, slot: Slot, repository: str,
-    tag: str | None, digest: str | None, problem: str | None = None,
+def found(
+    ctx: Context, kind: str, field: str, repository: str, slots: Sequence[Slot], nodes: list[int],
+    tag: str | None, digest: str | None, *, line: int | None = None, **more: Any,
 ) -> Found:  # fmt: skip
-    """The target of a reference written whole in one scalar (its one slot)."""
+    """The target of a reference held by ``slots`` (a templated one is its problem), on the
+    line of its first slot unless ``line`` says otherwise."""
+    problem = "templated value" if any(is_templated(s.value) for s in slots) else None
     target = Target(
         source=ctx.source,
-        line=slot.line,
+        line=line or slots[0].line,
         kind=kind,
-        field=format_path(path),
+        field=field,
         repository=repository,
         policy=None,
         tag=tag,
         digest=digest,
         problem=problem,
-        slots=(slot,),
+        slots=tuple(slots),
+        **more,
     )
-    return Found(target, [id(node)])
+    return Found(target, nodes)
 
 
-def version_slot(ctx: Context, node: Node, path: YamlPath) -> tuple[Slot | None, bool]:
-    """(slot, ok): ok is False when the node cannot be a tag at all (a mapping, a list)."""
-    if not isinstance(node, ScalarNode):
-        return None, False
-    return ctx.slot(node, "tag", path), True
+def version_slot(ctx: Context, node: Node, path: YamlPath) -> Slot | None:
+    """The tag slot of ``node``; None when it cannot be a tag at all (a mapping, a list)."""
+    return ctx.slot(node, "tag", path) if isinstance(node, ScalarNode) else None
 
 
 def may_be_block(named: list[str], path: YamlPath) -> bool:
@@ -189,7 +189,6 @@ def image_block(ctx: Context, mapping: MappingNode, path: YamlPath, kind: str) -
     registry = entries.get("registry")
     if registry and is_str(registry[1]) and registry[1].value:
         name = f"{registry[1].value}/{name}"
-    problem = None
     if is_templated(name):
         return None
     repository = normalised(name)
@@ -199,8 +198,8 @@ def image_block(ctx: Context, mapping: MappingNode, path: YamlPath, kind: str) -
     nodes = [id(repo_node)]
     tag = digest = None
     if "tag" in entries:
-        tag_slot, ok = version_slot(ctx, entries["tag"][1], (*path, "tag"))
-        if not ok or tag_slot is None:
+        tag_slot = version_slot(ctx, entries["tag"][1], (*path, "tag"))
+        if tag_slot is None:
             return None
         slots.append(tag_slot)
         nodes.append(id(entries["tag"][1]))
@@ -230,20 +229,6 @@ def image_block(ctx: Context, mapping: MappingNode, path: YamlPath, kind: str) -
             document=ctx.document,
         )
         inserts = (insert,) if insert else ()
-    if any(is_templated(s.value) for s in slots):
-        problem = "templated value"
-    first_slot = slots[0] if slots else None
-    target = Target(
-        source=ctx.source,
-        line=first_slot.line if first_slot else ctx.line(repo_node),
-        kind=kind,
-        field=format_path(path),
-        repository=repository,
-        policy=None,
-        tag=tag,
-        digest=digest,
-        problem=problem,
-        slots=tuple(slots),
-        inserts=inserts,
-    )
-    return Found(target, nodes)
+    line = None if slots else ctx.line(repo_node)
+    return found(ctx, kind, format_path(path), repository, slots, nodes, tag, digest,
+                 line=line, inserts=inserts)  # fmt: skip

@@ -47,15 +47,6 @@ def split_reference(value: str) -> tuple[str, str | None, str | None]:
     return name, None, digest if at else None
 
 
-def join_reference(name: str, tag: str | None, digest: str | None) -> str:
-    out = name
-    if tag:
-        out += f":{tag}"
-    if digest:
-        out += f"@{digest}"
-    return out
-
-
 def check_version(tag: str | None, digest: str | None) -> None:
     """Refuse a tag or digest Docker would not accept, before it reaches a file."""
     if tag is not None and not TAG_RE.match(tag):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from imagebot.core.reference import join_reference
 from imagebot.core.rewrite.scalars import (
     _PLAIN_SAFE,
-    join_reference,
     reads_as_string,
     rewrite_scalar,
     split_reference,

@@ -4,7 +4,7 @@ the strategy (``strategies.STRATEGIES``) ranks the survivors."""
 
 from __future__ import annotations
 
-from .compiled import CompiledRule, compile_rule, ignore_entry_kind, validate_rule
+from .compiled import compile_rule, ignore_entry_kind, validate_rule
 from .gates import GATES
 from .ranges import parse_range
 from .rule import (
@@ -20,19 +20,17 @@ from .rule import (
     passed,
 )
 from .select import select
-from .strategies import STRATEGIES, Strategy
+from .strategies import STRATEGIES
 from .versions import parse_tag
 
 __all__ = [
     "GATES",
     "STRATEGIES",
-    "CompiledRule",
     "Decision",
     "GateVerdicts",
     "ImageScan",
     "Rejection",
     "SelectionRule",
-    "Strategy",
     "TagInfo",
     "Verdict",
     "compile_rule",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,7 +23,7 @@ from imagebot.errors import AuthError
 from imagebot.redact import remember
 from imagebot.registry.credentials import Credentials
 from imagebot.registry.providers.env import Environment, read_secret_file
-from imagebot.registry.providers.oauth import access_token, lifetime_seconds, token_request
+from imagebot.registry.providers.oauth import access_token, expiring_token, token_request
 from imagebot.registry.providers.spec import AcrSource
 
 USERNAME = "00000000-0000-0000-0000-000000000000"
@@ -116,9 +116,7 @@ class AcrProvider:
                 "or managed identity)",
                 registry=registry,
             )
-        token = access_token(body, registry=registry, what=what)
-        lifetime = lifetime_seconds(body, registry=registry, what=what)
-        return token, now + timedelta(seconds=lifetime), tenant
+        return (*expiring_token(body, registry=registry, what=what, now=now), tenant)
 
     def _client_secret(self, registry: str) -> str | None:
         if self._source.client_secret_env is not None:

@@ -24,7 +24,7 @@ import jwt
 from imagebot.errors import AuthError
 from imagebot.registry.credentials import Credentials
 from imagebot.registry.providers.env import Environment
-from imagebot.registry.providers.oauth import access_token, lifetime_seconds, token_request
+from imagebot.registry.providers.oauth import expiring_token, token_request
 from imagebot.registry.providers.spec import GarSource
 
 USERNAME = "oauth2accesstoken"
@@ -56,9 +56,8 @@ class GarProvider:
         else:
             key = _load_key(key_file, registry)
             body, what = await self._from_key(key, key_file, registry, now)
-        token = access_token(body, registry=registry, what=what)
-        lifetime = lifetime_seconds(body, registry=registry, what=what)
-        return Credentials(USERNAME, token, expires_at=now + timedelta(seconds=lifetime))
+        token, expires_at = expiring_token(body, registry=registry, what=what, now=now)
+        return Credentials(USERNAME, token, expires_at=expires_at)
 
     def _key_file(self) -> Path | None:
         if self._source.key_file is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -69,10 +70,13 @@ def _error_detail(body: Any, text: str) -> str:
     return " ".join(text.split())[:200]
 
 
-def lifetime_seconds(body: Mapping[str, Any], *, registry: str, what: str) -> float:
-    """``expires_in`` as a number; Azure IMDS sends it as a string."""
+def expiring_token(
+    body: Mapping[str, Any], *, registry: str, what: str, now: datetime
+) -> tuple[str, datetime]:
+    """The access token and when it expires (``expires_in``: Azure IMDS sends it as text)."""
+    token = access_token(body, registry=registry, what=what)
     try:
-        return float(body["expires_in"])
+        return token, now + timedelta(seconds=float(body["expires_in"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise AuthError(
             f"{what} failed: answer has no valid expires_in", registry=registry
