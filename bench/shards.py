@@ -40,7 +40,7 @@ from tests.support.daemon import Daemon, run_daemon
 from tests.support.gitenv import make_remote
 from tests.support.kubeapi import run_kube_api, service_account
 from tests.support.registry import run_registry
-from tests.test_shards import DEPLOYMENT, owned, published
+from tests.test_daemon_shards_replicas import DEPLOYMENT, owned, published
 
 ENVIRONMENTS = [f"env{i:02d}" for i in range(12)]
 SHARDS = 6

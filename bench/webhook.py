@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from bench.registry_scan import write_tags
 from tests.support.gitenv import make_remote
 from tests.support.registry import free_port, push_image, run_registry
-from tests.test_serve import SECRET, readme_notification
+from tests.test_daemon_serve import SECRET, readme_notification
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
