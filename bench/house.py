@@ -40,9 +40,13 @@ def main() -> int:
     contracts = subprocess.run(
         [str(BIN / "lint-imports")], cwd=ROOT, capture_output=True, text=True, check=False
     )
-    kept = next(
-        (line for line in contracts.stdout.splitlines() if "kept" in line and "broken" in line),
-        contracts.stdout.strip().splitlines()[-1] if contracts.stdout.strip() else "no output",
+    kept = (
+        next(
+            (line for line in contracts.stdout.splitlines() if "kept" in line and "broken" in line),
+            contracts.stdout.strip().splitlines()[-1] if contracts.stdout.strip() else "no output",
+        )
+        .removeprefix("Contracts: ")
+        .rstrip(".")
     )
     checks: list[tuple[str, str, bool]] = [
         (f"lines of imagebot/**/*.py ({len(modules)} modules)", f"{sum(modules.values()):,}",
