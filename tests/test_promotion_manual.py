@@ -56,13 +56,13 @@ class World:
         text = show(self.remote, f"envs/{env}/app.yaml", ref=ref).decode()
         return text.rsplit(":", 1)[1].strip()
 
-    def pull_requests(self, env: str, forge: ForgeServer) -> None:
-        """``env`` publishes by pull request through ``forge``."""
+    def pull_requests(self, env: str, forge: ForgeServer, kind: str = "github") -> None:
+        """``env`` publishes by pull request through ``forge`` (a ``kind`` server)."""
         policy = self.tmp / "policies" / f"{env}.yaml"
         policy.write_text(
             policy.read_text().replace(
                 "images:",
-                f"publish:\n  mode: pull-request\n  forge: {{type: github, url: {forge.url},"
+                f"publish:\n  mode: pull-request\n  forge: {{type: {kind}, url: {forge.url},"
                 " project: acme/environments, token_env: FORGE_TOKEN}\nimages:",
             )
         )
@@ -203,8 +203,9 @@ def test_manual_commands_name_what_is_wrong(world: World) -> None:
     assert commits(world.remote) == head
 
 
+@pytest.mark.parametrize("kind", ["github", "gitlab", "gitea"])
 def test_in_pull_request_mode_promote_goes_through_the_environments_pull_request(
-    tmp_path: Path, shared_registry: Registry
+    tmp_path: Path, shared_registry: Registry, kind: str
 ) -> None:
     """Where staging publishes by pull request, ``promote`` replaces the cycle's proposal in
     the environment's open pull request with its commit (who and why in the trailers, the
@@ -213,8 +214,8 @@ def test_in_pull_request_mode_promote_goes_through_the_environments_pull_request
     staging runs the promoted version and the next cycle neither undoes it nor proposes
     anything."""
     world = make_world(tmp_path, shared_registry, staging="0.9.0")
-    with run_forge("github", world.remote, token=TOKEN) as forge:
-        world.pull_requests("staging", forge)
+    with run_forge(kind, world.remote, token=TOKEN) as forge:
+        world.pull_requests("staging", forge, kind)
         assert world.cli("apply")[0] == 0
         (pull,) = forge.open_pulls()
         assert (pull.number, pull.head) == (1, "imagebot/staging")
@@ -235,8 +236,10 @@ def test_in_pull_request_mode_promote_goes_through_the_environments_pull_request
         assert record["gate"] == "manual" and record["candidate"] is None
         assert record["waiting_for"] == (
             f"manual: promote app 0.9.0 -> 1.1.0 by {ANN}: hotfix: waits in pull request #1"
-            f" ({forge.url}/acme/environments/pull/1) to be merged"
+            f" ({record['pull_request']['url']}) to be merged"
         )
+        assert "/acme/environments/" in record["pull_request"]["url"]
+        assert record["pull_request"]["url"].endswith("/1")
         (pending,) = record["pull_request"]["manual"]
         assert (pending["operation"], pending["author"], pending["reason"]) == (
             "promote",
@@ -256,15 +259,16 @@ def test_in_pull_request_mode_promote_goes_through_the_environments_pull_request
         assert (record["candidate"], record["gate"]) == (None, None)
 
 
+@pytest.mark.parametrize("kind", ["github", "gitlab", "gitea"])
 def test_in_pull_request_mode_a_hold_goes_through_the_pull_request_and_holds_once_merged(
-    world: World,
+    world: World, kind: str
 ) -> None:
     """Where dev publishes by pull request, ``hold`` opens the environment's pull request
     (the branch holds the commit, dev's branch is untouched); the next cycle proposes no other
     version beside it; merged, the next cycle keeps the image at its version and the record
     says who holds it and why."""
-    with run_forge("github", world.remote, token=TOKEN) as forge:
-        world.pull_requests("dev", forge)
+    with run_forge(kind, world.remote, token=TOKEN) as forge:
+        world.pull_requests("dev", forge, kind)
         head = commits(world.remote)
         code, out = world.cli("hold", "dev", "app", "--reason", "freeze", "--author", ANN)
         assert code == 0 and "opened pull request #1" in out, out
