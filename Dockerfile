@@ -34,10 +34,10 @@ RUN /venv/bin/pip install --constraint /src/constraints.txt /src \
 # Root filesystem stage: the base with git and ssh, from which scripts/image_rootfs.sh copies
 # only what imagebot runs and the libraries it loads into /rootfs. A later layer cannot make
 # an earlier one smaller, so the runtime image starts empty and takes /rootfs as one layer:
-# no apt, no dpkg, no perl, no coreutils; python, git, ssh, ssh-keygen and sh.
+# no apt, no dpkg, no perl, no coreutils; python, git, ssh, ssh-keygen, pgrep and sh.
 FROM ${BASE} AS rootfs
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git openssh-client ca-certificates tzdata \
+ && apt-get install -y --no-install-recommends git openssh-client ca-certificates tzdata procps \
  && groupadd --gid 10001 imagebot \
  && useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin imagebot
 COPY --from=build /venv /venv

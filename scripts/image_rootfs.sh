@@ -3,7 +3,9 @@
 # Dockerfile's `rootfs` stage, on the base image with git, openssh-client, ca-certificates,
 # tzdata and /venv installed. Only what imagebot runs is copied: python with the venv, git
 # (the commands imagebot runs are built into the `git` binary, plus the https transport),
-# ssh and ssh-keygen (git over ssh, SSH commit signing), /bin/sh — with the Debian packages
+# ssh and ssh-keygen (git over ssh, SSH commit signing), pgrep (a git command that outlives
+# its timeout is killed with the transport helpers it started, which GitPython finds with
+# pgrep; without it they would linger), /bin/sh — with the Debian packages
 # of every library they load (found with ldd, as the official Python images find theirs),
 # /usr/local (where the slim Python image keeps python), and /etc. Left behind: apt and dpkg,
 # perl (git needs it only for commands imagebot never runs), git's servers and other
@@ -14,7 +16,7 @@ root="$1"
 
 venv_python=/venv/bin/python3
 programs="$venv_python /usr/lib/git-core/git /usr/lib/git-core/git-remote-http /usr/bin/ssh
-  /usr/bin/ssh-keygen /bin/sh"
+  /usr/bin/ssh-keygen /usr/bin/pgrep /bin/sh"
 extensions="$(find /venv /usr/local /usr/lib/python3* -name '*.so*' -type f 2>/dev/null || true)"
 # shellcheck disable=SC2086 # word splitting wanted: lists of paths without spaces
 libraries="$(ldd $programs $extensions 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u)"

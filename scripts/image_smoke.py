@@ -120,7 +120,11 @@ def main() -> int:
     )  # fmt: skip
     if "BEGIN SSH SIGNATURE" not in signed.stdout:
         raise SystemExit(f"smoke: ssh-keygen does not sign:\n{signed.stdout}{signed.stderr}")
-    say("git: the https transport loads; ssh-keygen signs")
+    # GitPython finds the helpers of a git command that timed out with pgrep, to kill them.
+    found = podman(*run, "--entrypoint", "sh", args.image, "-c", "pgrep -x sh", check=False)
+    if not found.stdout.strip().isdigit():
+        raise SystemExit(f"smoke: pgrep does not run:\n{found.stdout}{found.stderr}")
+    say("git: the https transport loads; ssh-keygen signs; pgrep finds processes")
 
     with tempfile.TemporaryDirectory(prefix="imagebot-smoke-") as tmp:
         work = Path(tmp)
