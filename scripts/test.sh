@@ -12,5 +12,7 @@ if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
   export TMPDIR
   trap 'rm -rf "$TMPDIR"' EXIT
 fi
-# One worker per core unless the caller says otherwise (-n 0 runs in one process).
-.venv/bin/python -m pytest -n "${IMAGEBOT_TEST_WORKERS:-auto}" "$@"
+# One worker per core unless the caller says otherwise (-n 0 runs in one process); a worker
+# that runs out of tests takes some of another's, so a slow test late in a worker's share
+# does not leave the other core idle.
+.venv/bin/python -m pytest -n "${IMAGEBOT_TEST_WORKERS:-auto}" --dist worksteal "$@"
