@@ -38,23 +38,12 @@ from imagebot.engine import CycleResult, run_cycle
 from imagebot.publisher import Publishers
 from imagebot.registry.client import RegistryClient
 from tests.support.forges import ForgeServer, run_forge
-from tests.support.gitenv import make_remote
+from tests.support.gitenv import DEPLOYMENT, make_remote
 from tests.support.registry import Registry, push_image, run_registry
 
 TOKEN = "bench-token"
 BUDGET_COMMIT = 3.0
 BUDGET_PULL = 5.0
-APP = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: app}}
-spec:
-  template:
-    spec:
-      containers:
-        - name: app
-          image: {image}:1.0.0
-"""
 
 
 def write_policies(
@@ -105,7 +94,9 @@ def cycle(policies: Path, cache: Path) -> tuple[float, CycleResult]:
 
 
 def one_round(registry: Registry, image: str, count: int) -> tuple[float, float, float, int]:
-    files = {f"envs/env-{i:02d}/app.yaml": APP.format(image=image).encode() for i in range(count)}
+    files = {
+        f"envs/env-{i:02d}/app.yaml": DEPLOYMENT.format(image=image).encode() for i in range(count)
+    }
     with tempfile.TemporaryDirectory() as work:
         root = Path(work)
         remote = make_remote(root / "commit", files)

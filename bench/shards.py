@@ -37,10 +37,10 @@ from bench.registry_scan import write_tags
 from bench.webhook import memory
 from imagebot.daemon.shards import shard_of
 from tests.support.daemon import Daemon, run_daemon
-from tests.support.gitenv import make_remote
+from tests.support.gitenv import DEPLOYMENT, make_remote
 from tests.support.kubeapi import run_kube_api, service_account
 from tests.support.registry import run_registry
-from tests.test_daemon_shards_replicas import DEPLOYMENT, owned, published
+from tests.test_daemon_shards_replicas import owned, published
 
 ENVIRONMENTS = [f"env{i:02d}" for i in range(12)]
 SHARDS = 6

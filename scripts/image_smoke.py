@@ -28,22 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.daemon import wait_for  # noqa: E402
-from tests.support.gitenv import commits, make_remote, show  # noqa: E402
+from tests.support.gitenv import DEPLOYMENT, commits, make_remote, show  # noqa: E402
 from tests.support.registry import Notify, free_port, push_image, run_registry  # noqa: E402
 
 SECRET = "smoke-webhook-secret-not-logged"
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-spec:
-  template:
-    spec:
-      containers:
-        - name: app
-          image: {image}:1.0.0
-"""
 
 
 def say(text: str) -> None:

@@ -17,22 +17,10 @@ from imagebot.core.selectmemo import SelectionMemo
 from imagebot.engine import run_cycle
 from imagebot.registry.client import RegistryClient
 from tests.support.cli import run_cli
-from tests.support.gitenv import make_remote
+from tests.support.gitenv import DEPLOYMENT, make_remote
 from tests.support.registry import Registry, push_image
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: app}}
-spec:
-  template:
-    spec:
-      containers:
-        - name: app
-          image: {image}:1.0.0
-"""
 
 
 def requests(registry: Registry, method: str, kind: str) -> int:

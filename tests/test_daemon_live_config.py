@@ -14,23 +14,10 @@ from pathlib import Path
 import httpx
 
 from tests.support.daemon import Daemon, run_daemon, wait_for
-from tests.support.gitenv import make_remote, show
+from tests.support.gitenv import DEPLOYMENT, make_remote, show
 from tests.support.registry import Htpasswd, free_port, push_image, run_registry
 
 USER = "puller"
-
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-spec:
-  template:
-    spec:
-      containers:
-        - name: app
-          image: {image}:1.0.0
-"""
 
 
 def webhook(d: Daemon, secret: str, image: str, tag: str) -> int:

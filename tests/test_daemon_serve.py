@@ -20,25 +20,12 @@ import yaml
 
 from tests.support.daemon import Daemon, run_daemon, wait_for
 from tests.support.faultproxy import Delay, Seen, run_fault_proxy
-from tests.support.gitenv import commits, make_remote, show
+from tests.support.gitenv import DEPLOYMENT, commits, make_remote, show
 from tests.support.registry import Htpasswd, Notify, Registry, free_port, push_image, run_registry
 
 SECRET = "whsec-3f9a1c0e-never-log-me"
 REG_USER, REG_PASSWORD = "pusher", "reg-pass-7d2b-never-log-me"
 AUTH = httpx.BasicAuth(REG_USER, REG_PASSWORD)
-
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-spec:
-  template:
-    spec:
-      containers:
-        - name: app
-          image: {image}:1.0.0
-"""
 
 
 def write_policies(directory: Path, remote: Path, image: str, *, host: str) -> None:

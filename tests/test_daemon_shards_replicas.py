@@ -16,26 +16,13 @@ import pytest
 
 from imagebot.daemon.shards import shard_of
 from tests.support.daemon import Daemon, run_daemon, wait_for
-from tests.support.gitenv import git, make_remote
+from tests.support.gitenv import DEPLOYMENT, git, make_remote
 from tests.support.kubeapi import KubeAPI, run_kube_api, service_account
 from tests.support.registry import Registry, push_image
 
 ENVIRONMENTS = [f"env{i:02d}" for i in range(12)]
 SHARDS = 6
 LEASE = 6.0  # seconds: renewals every 0.8 s, a replica that cannot renew stops after 4 s
-
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-spec:
-  template:
-    spec:
-      containers:
-        - name: app
-          image: {image}:1.0.0
-"""
 
 
 @pytest.fixture

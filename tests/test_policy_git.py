@@ -11,23 +11,10 @@ from pathlib import Path
 
 from tests.support.cli import run_cli
 from tests.support.daemon import run_daemon, wait_for
-from tests.support.gitenv import git, make_remote, push_files, show
+from tests.support.gitenv import DEPLOYMENT, git, make_remote, push_files, show
 from tests.support.registry import Registry, push_image
 
 SECRET = "whsec-policies-from-git"
-
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-spec:
-  template:
-    spec:
-      containers:
-        - name: app
-          image: {image}:1.0.0
-"""
 
 
 def policy(remote: Path, image: str, *, extra: str = "") -> bytes:

@@ -29,21 +29,10 @@ from tests.support.cosign import (
     slsa,
     statement,
 )
-from tests.support.gitenv import make_remote, push_files, show, trailers
+from tests.support.gitenv import DEPLOYMENT, make_remote, push_files, show, trailers
 from tests.support.registry import Registry, push_image, run_registry
 from tests.support.sigstore import PrivateSigstore
 
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: app}}
-spec:
-  template:
-    spec:
-      containers:
-        - name: app
-          image: {image}:1.0.0
-"""
 TAGS = ("1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0", "1.5.0")
 SLSA = "https://slsa.dev/provenance/v1"
 RUNNER = "https://github.com/actions/runner"

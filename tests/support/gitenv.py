@@ -10,6 +10,20 @@ from pathlib import Path
 
 GIT_ENV_ARGS = ("-c", "user.name=Test Human", "-c", "user.email=human@example.com")
 
+#: An environment file: one Deployment running ``{image}`` at 1.0.0 (``.format(image=...)``).
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          image: {image}:1.0.0
+"""
+
 
 def git(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> str:
     out = subprocess.run(
