@@ -64,6 +64,23 @@ class Setup:
             + extra
         )
 
+    def trust_keyless(self, sigstore: PrivateSigstore, identity: str | None = None) -> Path:
+        """A keyless verify block trusting ``identity`` (default: the release workflow) as
+        issued to GitHub Actions, with ``sigstore``'s trusted root beside the policy, whose
+        path this returns."""
+        root = self.policies / "trusted_root.json"
+        root.write_text(json.dumps(sigstore.trusted_root()))
+        self.policy(
+            f"""\
+            signatures:
+              - keyless:
+                  identity: "{identity or WORKFLOW}"
+                  issuer: {ACTIONS}
+                  trusted_root: trusted_root.json
+            """
+        )
+        return root
+
     def cli(self, *args: str) -> tuple[int, str]:
         result = run_cli(*args, "--policies", str(self.policies), "--cache-dir", str(self.cache))
         return result.returncode, result.stdout + result.stderr
@@ -234,15 +251,8 @@ def test_keyless_bundles_verify_offline_against_a_private_trusted_root(setup: Se
     workflow identity (1.3.0) is promoted; another identity (1.5.0) and another issuer
     (1.4.0) are refused with whose signature it was."""
     sigstore = PrivateSigstore()
-    (setup.policies / "trusted_root.json").write_text(json.dumps(sigstore.trusted_root()))
-    setup.policy(
-        f"""\
-        signatures:
-          - keyless:
-              identity: "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/*"
-              issuer: {ACTIONS}
-              trusted_root: trusted_root.json
-        """
+    setup.trust_keyless(
+        sigstore, "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/*"
     )
     now = datetime.now(UTC)
     signers = {
@@ -277,15 +287,8 @@ def test_classic_keyless_signatures_verify_offline_against_a_private_trusted_roo
     verify (1.3.0) and a Rekor entry logging another payload (1.2.0) are each refused with
     their reason."""
     sigstore = PrivateSigstore()
-    (setup.policies / "trusted_root.json").write_text(json.dumps(sigstore.trusted_root()))
-    setup.policy(
-        f"""\
-        signatures:
-          - keyless:
-              identity: "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/*"
-              issuer: {ACTIONS}
-              trusted_root: trusted_root.json
-        """
+    setup.trust_keyless(
+        sigstore, "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/*"
     )
     now = datetime.now(UTC)
     evil = "https://github.com/evil/x/.github/workflows/r.yml@refs/heads/main"
@@ -325,14 +328,7 @@ def test_a_stored_keyless_pass_holds_only_for_the_trusted_root_it_was_checked_ag
     """A keyless signature verified once is not taken from the cache after the trusted root
     file changes: checked again against the new root (another Sigstore's), it is refused."""
     sigstore = PrivateSigstore()
-    root = setup.policies / "trusted_root.json"
-    root.write_text(json.dumps(sigstore.trusted_root()))
-    setup.policy(
-        f"""\
-        signatures:
-          - keyless: {{identity: "{WORKFLOW}", issuer: {ACTIONS}, trusted_root: trusted_root.json}}
-        """
-    )
+    root = setup.trust_keyless(sigstore)
     payload = simple_signing(setup.image, setup.digests["1.5.0"])
     notes = sigstore.classic(payload, identity=WORKFLOW, issuer=ACTIONS, now=datetime.now(UTC))
     push_sig_layers(setup.registry, "acme/app", setup.digests["1.5.0"], [(payload, notes)])
@@ -349,13 +345,7 @@ def test_a_classic_keyless_certificate_from_a_ca_the_root_does_not_hold_is_refus
     from the trusted root only."""
     sigstore, foreign = PrivateSigstore(), PrivateSigstore()
     foreign.rekor_key, foreign.ct_key = sigstore.rekor_key, sigstore.ct_key
-    (setup.policies / "trusted_root.json").write_text(json.dumps(sigstore.trusted_root()))
-    setup.policy(
-        f"""\
-        signatures:
-          - keyless: {{identity: "{WORKFLOW}", issuer: {ACTIONS}, trusted_root: trusted_root.json}}
-        """
-    )
+    setup.trust_keyless(sigstore)
     payload = simple_signing(setup.image, setup.digests["1.5.0"])
     notes = foreign.classic(payload, identity=WORKFLOW, issuer=ACTIONS, now=datetime.now(UTC))
     push_sig_layers(setup.registry, "acme/app", setup.digests["1.5.0"], [(payload, notes)])
@@ -367,13 +357,7 @@ def test_a_classic_keyless_certificate_from_a_ca_the_root_does_not_hold_is_refus
 def test_a_key_signature_does_not_satisfy_a_keyless_policy(setup: Setup) -> None:
     """A .sig layer signed with a key carries no certificate: a keyless policy refuses it and
     says so."""
-    (setup.policies / "trusted_root.json").write_text(json.dumps(PrivateSigstore().trusted_root()))
-    setup.policy(
-        f"""\
-        signatures:
-          - keyless: {{identity: "{WORKFLOW}", issuer: {ACTIONS}, trusted_root: trusted_root.json}}
-        """
-    )
+    setup.trust_keyless(PrivateSigstore())
     setup.sign("1.5.0")
     reasons = verdicts(setup)
     assert reasons["1.5.0"].endswith(
@@ -384,13 +368,7 @@ def test_a_key_signature_does_not_satisfy_a_keyless_policy(setup: Setup) -> None
 def test_a_bundle_from_another_sigstore_is_not_trusted(setup: Setup) -> None:
     """A bundle whose certificate chains to another CA fails sigstore's verification: the
     image counts as carrying no valid signature."""
-    (setup.policies / "trusted_root.json").write_text(json.dumps(PrivateSigstore().trusted_root()))
-    setup.policy(
-        f"""\
-        signatures:
-          - keyless: {{identity: "{WORKFLOW}", issuer: {ACTIONS}, trusted_root: trusted_root.json}}
-        """
-    )
+    setup.trust_keyless(PrivateSigstore())
     digest = setup.digests["1.5.0"]
     bundle = PrivateSigstore().bundle(
         statement(digest, SIGN, {}), identity=WORKFLOW, issuer=ACTIONS, now=datetime.now(UTC)
