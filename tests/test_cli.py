@@ -32,8 +32,8 @@ def test_unknown_option_is_a_usage_error() -> None:
     assert run_cli("check", "--no-such-option").returncode == 2
 
 
-def test_logs_are_json_lines_off_a_terminal(tmp_path: Path) -> None:
-    """Without a terminal, every log line on stderr is a JSON object with an event name."""
+def unreachable_policy(tmp_path: Path) -> tuple[str, ...]:
+    """A policy whose repo and registry do not exist; the CLI arguments that use it."""
     (tmp_path / "dev.yaml").write_text(
         textwrap.dedent(
             f"""\
@@ -44,7 +44,12 @@ def test_logs_are_json_lines_off_a_terminal(tmp_path: Path) -> None:
             """
         )
     )
-    args = ("--policies", str(tmp_path), "--cache-dir", str(tmp_path / "c"))
+    return ("--policies", str(tmp_path), "--cache-dir", str(tmp_path / "c"))
+
+
+def test_logs_are_json_lines_off_a_terminal(tmp_path: Path) -> None:
+    """Without a terminal, every log line on stderr is a JSON object with an event name."""
+    args = unreachable_policy(tmp_path)
     result = run_cli("--log-level", "info", "plan", *args)
     assert result.returncode == 1
     lines = result.stderr.splitlines()
@@ -57,17 +62,7 @@ def test_logs_are_json_lines_off_a_terminal(tmp_path: Path) -> None:
 def test_each_error_is_said_once_on_stderr_and_stdout_keeps_results(tmp_path: Path) -> None:
     """At the default log level a failing environment gives exactly one line on stderr, its
     error: line naming the environment and repo; stdout has no error line."""
-    (tmp_path / "dev.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            environment: dev
-            repo: {{url: {tmp_path / "nowhere.git"}}}
-            images:
-              - {{name: app, repository: 127.0.0.1:1/acme/app}}
-            """
-        )
-    )
-    args = ("--policies", str(tmp_path), "--cache-dir", str(tmp_path / "c"))
+    args = unreachable_policy(tmp_path)
     for command in ("plan", "apply", "status"):
         result = run_cli(command, *args, env={"IMAGEBOT_LOG_FORMAT": "auto"})
         assert result.returncode == 1
