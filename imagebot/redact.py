@@ -10,6 +10,7 @@ The log processor, error messages and ``/readyz`` all go through these two.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,10 @@ class SecretError(ValueError):
 def remember(value: str) -> str:
     """Mask ``value`` from now on wherever imagebot shows text; returns it unchanged."""
     if len(value) >= _MIN_MASKED:
-        _known.pop(value, None)
-        _known[value] = None
+        # as written, and as a JSON text writes it (a quote or backslash escaped)
+        for form in {value, json.dumps(value)[1:-1]}:
+            _known.pop(form, None)
+            _known[form] = None
         while len(_known) > _MAX_REMEMBERED:
             del _known[next(iter(_known))]
     return value

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import base64
+import html
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import anyio
 import httpx
 import pytest
 
+from imagebot import redact as secrets
 from imagebot.core.plan import EnvironmentPlan
 from imagebot.core.promotion.record import ImageRecord, Running
 from imagebot.daemon.app import build_app
@@ -82,6 +85,21 @@ def test_no_credential_is_ever_served(tmp_path: Path) -> None:
         text = _get(service, path).text
         assert "tok3n-never-shown" not in text
         assert "git.example.com/acme/env.git" in text
+
+
+def test_a_secret_imagebot_read_is_never_served_even_outside_a_url(tmp_path: Path) -> None:
+    """A forge token imagebot read (and so knows as a secret) that a forge echoed into an
+    image's error and the cycle's problem is masked in the API and the page, also where it
+    holds a character JSON escapes."""
+    token = secrets.remember('forge-"tok3n"-echoed-back')
+    service = _service(tmp_path, None)
+    last = service.decisions.last["dev"]
+    record = replace(last.images[0], errors=(f"dev: the forge said: bad token {token}",))
+    service.decisions.last["dev"] = replace(last, error=f"token {token} refused", images=(record,))
+    for path in ("/", "/api/v1/status"):
+        text = _get(service, path).text
+        assert "tok3n" not in text
+        assert "the forge said: bad token ***" in html.unescape(text)
 
 
 @pytest.mark.parametrize(

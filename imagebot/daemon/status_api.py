@@ -31,11 +31,12 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from imagebot import logs
+from imagebot import redact as secrets
 from imagebot.core.durations import format_duration
 from imagebot.core.policy import LoadedPolicy
 from imagebot.core.promotion.record import ImageRecord
 from imagebot.errors import ImagebotError
-from imagebot.git.repo import redact
+from imagebot.git.repo import redact as redact_url
 
 if TYPE_CHECKING:
     from imagebot.daemon.events import LastCycle
@@ -160,18 +161,25 @@ def image_json(r: ImageRecord, loaded: LoadedPolicy, decided: datetime) -> dict[
 
 
 def _served(doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The record's JSON, and its text, with URL credentials taken out: the one point before
-    a record is served. One pass of the pattern over the text instead of a walk over every
-    string: ``json.dumps`` puts a space between tokens, so a match never spans two strings."""
+    """The record's JSON, and its text, with URL credentials and remembered secrets taken
+    out: the one point before a record is served. One pass over the text instead of a walk
+    over every string: ``json.dumps`` puts a space between tokens, so a URL's match never
+    spans two strings, and a secret is looked for as JSON writes it too."""
     text = json.dumps(doc)
-    clean = redact(text) if "@" in text else text
+    clean = redact(text)
     return (doc if clean == text else json.loads(clean)), clean
 
 
+def redact(text: str) -> str:
+    """``text`` without URL credentials or any secret imagebot read (forge tokens, the
+    webhook secret, registry passwords)."""
+    return secrets.redact(redact_url(text) if "@" in text else text)
+
+
 def _redacted(value: Any) -> Any:
-    """Every string with URL credentials taken out (the records: :func:`_served`)."""
+    """Every string through :func:`redact` (the records: :func:`_served`)."""
     if isinstance(value, str):
-        return redact(value) if "@" in value else value
+        return redact(value)
     if isinstance(value, dict):
         return {k: _redacted(v) for k, v in value.items()}
     if isinstance(value, list):
