@@ -11,6 +11,7 @@ import re
 import signal
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,21 +207,11 @@ def test_registry_push_lands_commit_and_bad_signatures_trigger_nothing(stack: St
         assert secret not in output
 
 
-def _blocking_hook(remote: Path, started: Path, release: Path) -> None:
-    hook = remote / "hooks" / "pre-receive"
-    hook.write_text(
-        "#!/bin/sh\n"
-        f"touch '{started}'\n"
-        "i=0\n"
-        f"while [ ! -e '{release}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n"
-        "exit 0\n"
-    )
-    hook.chmod(0o755)
-
-
-def test_sigterm_during_push_finishes_the_push_and_exits_zero(tmp_path: Path) -> None:
-    """SIGTERM while the push is in flight: the push completes (a whole commit on the
-    remote), nothing else starts, and the process exits 0 within the grace period."""
+@contextmanager
+def blocked_push(tmp_path: Path) -> Iterator[tuple[str, Path, Path, Path]]:
+    """A registry holding acme/app 1.0.0 and 1.1.0, and a remote whose dev runs 1.0.0 and
+    whose pre-receive hook, once a push arrives, touches ``started`` and waits until
+    ``release`` exists: (image, remote, started, release)."""
     with run_registry(tmp_path / "registry") as registry:
         image = f"{registry.host}/acme/app"
         for tag in ("1.0.0", "1.1.0"):
@@ -228,10 +219,25 @@ def test_sigterm_during_push_finishes_the_push_and_exits_zero(tmp_path: Path) ->
         remote = make_remote(
             tmp_path, {"envs/dev/app.yaml": DEPLOYMENT.format(image=image).encode()}
         )
-        history = commits(remote)
         started, release = tmp_path / "push-started", tmp_path / "push-release"
-        _blocking_hook(remote, started, release)
-        write_policies(tmp_path / "policies", remote, image, host=registry.host)
+        hook = remote / "hooks" / "pre-receive"
+        hook.write_text(
+            "#!/bin/sh\n"
+            f"touch '{started}'\n"
+            "i=0\n"
+            f"while [ ! -e '{release}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n"
+            "exit 0\n"
+        )
+        hook.chmod(0o755)
+        yield image, remote, started, release
+
+
+def test_sigterm_during_push_finishes_the_push_and_exits_zero(tmp_path: Path) -> None:
+    """SIGTERM while the push is in flight: the push completes (a whole commit on the
+    remote), nothing else starts, and the process exits 0 within the grace period."""
+    with blocked_push(tmp_path) as (image, remote, started, release):
+        history = commits(remote)
+        write_policies(tmp_path / "policies", remote, image, host=image.split("/")[0])
         with run_daemon(
             tmp_path,
             "--policies", str(tmp_path / "policies"),
@@ -300,15 +306,9 @@ def test_a_push_outlasting_the_grace_period_exits_1_without_a_partial_commit(
 ) -> None:
     """When a push is still blocked when the grace period ends, the process leaves at once
     with exit code 1; the remote then holds either the old commit or the whole new one."""
-    with run_registry(tmp_path / "registry") as registry:
-        image = f"{registry.host}/acme/app"
-        for tag in ("1.0.0", "1.1.0"):
-            push_image(registry, "acme/app", tag)
+    with blocked_push(tmp_path) as (image, remote, started, release):
         before = DEPLOYMENT.format(image=image).encode()
-        remote = make_remote(tmp_path, {"envs/dev/app.yaml": before})
-        started, release = tmp_path / "push-started", tmp_path / "push-release"
-        _blocking_hook(remote, started, release)
-        write_policies(tmp_path / "policies", remote, image, host=registry.host)
+        write_policies(tmp_path / "policies", remote, image, host=image.split("/")[0])
         with run_daemon(
             tmp_path,
             "--policies", str(tmp_path / "policies"),
@@ -332,55 +332,49 @@ def test_sigterm_during_a_pull_request_push_still_opens_the_pull_request(
     from tests.support.forges import run_forge
 
     token = "forge-token-never-log-me"
-    with run_registry(tmp_path / "registry") as registry:
-        image = f"{registry.host}/acme/app"
-        for tag in ("1.0.0", "1.1.0"):
-            push_image(registry, "acme/app", tag)
-        remote = make_remote(
-            tmp_path, {"envs/dev/app.yaml": DEPLOYMENT.format(image=image).encode()}
+    with (
+        blocked_push(tmp_path) as (image, remote, started, release),
+        run_forge("github", remote, token=token) as forge,
+    ):
+        policies = tmp_path / "policies"
+        policies.mkdir()
+        (policies / "dev.yaml").write_text(
+            textwrap.dedent(
+                f"""\
+                environment: dev
+                repo: {{url: "file://{remote}", branch: main, path: envs/dev}}
+                schedule: {{every: 24h}}
+                publish:
+                  mode: pull-request
+                  forge: {{type: github, url: "{forge.url}", project: acme/environments,
+                           token_env: FORGE_TOKEN}}
+                images:
+                  - name: app
+                    repository: {image}
+                """
+            )
         )
-        started, release = tmp_path / "push-started", tmp_path / "push-release"
-        _blocking_hook(remote, started, release)
-        with run_forge("github", remote, token=token) as forge:
-            policies = tmp_path / "policies"
-            policies.mkdir()
-            (policies / "dev.yaml").write_text(
-                textwrap.dedent(
-                    f"""\
-                    environment: dev
-                    repo: {{url: "file://{remote}", branch: main, path: envs/dev}}
-                    schedule: {{every: 24h}}
-                    publish:
-                      mode: pull-request
-                      forge: {{type: github, url: "{forge.url}", project: acme/environments,
-                               token_env: FORGE_TOKEN}}
-                    images:
-                      - name: app
-                        repository: {image}
-                    """
-                )
-            )
-            with run_daemon(
-                tmp_path,
-                "--policies", str(policies),
-                "--cache-dir", str(tmp_path / "cache"),
-                "--grace", "20",
-                env={"FORGE_TOKEN": token},
-            ) as d:  # fmt: skip
-                wait_for(started.exists, timeout=30, what="the branch push to reach the remote")
-                d.proc.send_signal(signal.SIGTERM)
-                wait_for(lambda: bool(d.named("shutdown_requested")), timeout=10, what="SIGTERM")
-                assert forge.open_pulls() == []
-                release.touch()
-                code = d.proc.wait(timeout=20)
-            assert code == 0, d.log_text()
-            pulls = forge.open_pulls()
-            assert [p.head for p in pulls] == ["imagebot/dev"]
-            assert (
-                show(remote, "envs/dev/app.yaml", ref="imagebot/dev")
-                == DEPLOYMENT.format(image=image).replace("1.0.0", "1.1.0").encode()
-            )
-            assert token not in d.log_text()
+        with run_daemon(
+            tmp_path,
+            "--policies", str(policies),
+            "--cache-dir", str(tmp_path / "cache"),
+            "--grace", "20",
+            env={"FORGE_TOKEN": token},
+        ) as d:  # fmt: skip
+            wait_for(started.exists, timeout=30, what="the branch push to reach the remote")
+            d.proc.send_signal(signal.SIGTERM)
+            wait_for(lambda: bool(d.named("shutdown_requested")), timeout=10, what="SIGTERM")
+            assert forge.open_pulls() == []
+            release.touch()
+            code = d.proc.wait(timeout=20)
+        assert code == 0, d.log_text()
+        pulls = forge.open_pulls()
+        assert [p.head for p in pulls] == ["imagebot/dev"]
+        assert (
+            show(remote, "envs/dev/app.yaml", ref="imagebot/dev")
+            == DEPLOYMENT.format(image=image).replace("1.0.0", "1.1.0").encode()
+        )
+        assert token not in d.log_text()
 
 
 def test_an_unreadable_cache_file_is_moved_aside_and_serve_keeps_running(tmp_path: Path) -> None:
