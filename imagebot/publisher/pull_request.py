@@ -19,7 +19,7 @@ import anyio.to_thread
 
 from imagebot.core.plan import EnvironmentPlan, commit_message
 from imagebot.core.policy import LoadedPolicy
-from imagebot.core.promotion.holds import TRAILER_MANUAL, TRAILER_REASON
+from imagebot.core.promotion import holds
 from imagebot.core.promotion.record import PendingManual, PullRequestRecord, PullRequestState
 from imagebot.errors import ForgeError, GitError
 from imagebot.forge import Forge, PullRequest
@@ -315,22 +315,19 @@ def _record(
     """The pull request as the decision record shows it (``state`` when imagebot knows more
     than the forge says: a human closed it, or pushed to its branch)."""
     shown: PullRequestState = state or ("draft" if pr.draft and pr.state == "open" else pr.state)
-    holds = proposal.proposed_in(pr.body)
-    return PullRequestRecord(pr.number, pr.url, shown, holds, tuple(manual))
+    return PullRequestRecord(pr.number, pr.url, shown, proposal.proposed_in(pr.body), tuple(manual))
 
 
 def _manual(commit: CommitInfo) -> PendingManual | None:
     """The operation of a commit ``imagebot promote/hold/release/rollback`` made (read from
     its trailers); None for any other commit."""
     message = commit.message.strip()
-    said = dict(line.partition(": ")[::2] for line in message.rpartition("\n\n")[2].splitlines())
-    words = said.get(TRAILER_MANUAL, "").split()
-    if len(words) != 2:
+    lines = message.rpartition("\n\n")[2].splitlines()
+    if (op := holds.manual((k, v) for k, _, v in (line.partition(": ") for line in lines))) is None:
         return None
     subject = message.partition("\n")[0]
     what = subject.partition("): ")[2] or subject
-    reason = said.get(TRAILER_REASON, "")
-    return PendingManual(words[0], words[1], what, commit.author, reason, commit.sha)
+    return PendingManual(op[0], op[1], what, commit.author, op[2], commit.sha)
 
 
 def _carrying(pr: PullRequest, manual: list[PendingManual]) -> Publication:

@@ -82,9 +82,10 @@ def _lifts(commit: HistoryCommit, image: str) -> set[str | None]:
     return out
 
 
-def manual(commit: HistoryCommit) -> tuple[str, str, str] | None:
-    """(operation, image, reason) of a commit ``imagebot promote/hold/release/rollback`` made."""
-    said = dict(commit.trailers)
+def manual(trailers: Iterable[tuple[str, str]]) -> tuple[str, str, str] | None:
+    """(operation, image, reason) of a commit ``imagebot promote/hold/release/rollback`` made,
+    read from its trailers; None for any other commit."""
+    said = dict(trailers)
     words = said.get(TRAILER_MANUAL, "").split()
     return (words[0], words[1], said.get(TRAILER_REASON, "")) if len(words) == 2 else None
 
@@ -108,7 +109,7 @@ def holds_of(
         commit = by_sha[run.commit]
         for tag in [t for t in holds if run.tag == t or _newer(run.tag, t)]:
             del holds[tag]
-        op = manual(commit)
+        op = manual(commit.trailers)
         if (
             not run.by_imagebot
             and (prev.by_imagebot or (op is not None and op[:2] == ("rollback", image.name)))
@@ -127,7 +128,7 @@ def holds_of(
         for key, value in commit.trailers:
             words = value.split()
             if key == TRAILER_HOLD and len(words) == 2 and words[0] == image.name:
-                op = manual(commit)
+                op = manual(commit.trailers)
                 holds[f"={words[1]}"] = Hold(
                     image=image.name,
                     tag=words[1],
